@@ -1,0 +1,55 @@
+"""Celery bound to the Flask app the Pallets way: every task runs inside an app context."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery, Task
+from flask import Flask
+
+from . import redis_conn
+
+
+def celery_config(app: Flask) -> dict:
+    queue = app.config["CELERY_TASK_QUEUE"]
+    return {
+        "broker_url": redis_conn.celery_url(app.config["REDIS_URL"]),
+        "task_ignore_result": True,
+        "result_backend": None,
+        # A task is acknowledged only once it has run, and a worker that dies mid-task
+        # hands it back: with the per-delivery rows that makes a killed batch resumable.
+        "task_acks_late": True,
+        "task_reject_on_worker_lost": True,
+        "worker_prefetch_multiplier": 1,
+        # Longer than any task may run (time limit below) so Redis never re-delivers a
+        # task that is still being worked on.
+        "broker_transport_options": {"visibility_timeout": 3600},
+        "task_time_limit": 1800,
+        "task_soft_time_limit": 1700,
+        "task_default_queue": queue,
+        "broker_connection_retry_on_startup": True,
+        "worker_hijack_root_logger": False,
+        "worker_send_task_events": True,
+        "task_send_sent_event": True,
+        "beat_schedule": {
+            "sweep-stuck-deliveries": {
+                "task": "alerts.tasks.sweep",
+                "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
+            },
+        },
+        "timezone": "UTC",
+        **app.config.get("CELERY", {}),
+    }
+
+
+def celery_init_app(app: Flask) -> Celery:
+    class FlaskTask(Task):
+        def __call__(self, *args: object, **kwargs: object) -> object:
+            with app.app_context():
+                return self.run(*args, **kwargs)
+
+    celery = Celery(app.name, task_cls=FlaskTask)
+    celery.config_from_object(celery_config(app))
+    celery.set_default()
+    app.extensions["celery"] = celery
+    return celery

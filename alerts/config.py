@@ -1,0 +1,80 @@
+"""Configuration from the environment (and `.env`), so one image runs everywhere."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from dotenv import load_dotenv
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def _int(name: str, default: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _dev_secret_key(instance_path: Path) -> str:
+    """Keep a generated key in instance/ so dev sessions and tokens survive restarts."""
+    key_file = instance_path / "secret_key"
+    if key_file.exists():
+        return key_file.read_text().strip()
+    instance_path.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48)
+    key_file.write_text(key)
+    key_file.chmod(0o600)
+    return key
+
+
+def load_config(instance_path: Path) -> dict:
+    """Read every setting once; the names are part of the outside contract."""
+    load_dotenv(PROJECT_ROOT / ".env", override=False)
+    secret = _env("SECRET_KEY") or _dev_secret_key(instance_path)
+    keys = [k.strip() for k in secret.split(",") if k.strip()]
+    database_url = _env("DATABASE_URL", f"sqlite:///{instance_path / 'alerts.db'}")
+    return {
+        "SECRET_KEY": keys[0],
+        "SECRET_KEYS": keys,
+        "SQLALCHEMY_DATABASE_URI": database_url,
+        "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+        "REDIS_URL": _env("REDIS_URL"),
+        "SMTP_URL": _env("SMTP_URL", "smtp://127.0.0.1:1025"),
+        "BASE_URL": (_env("BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
+        "MAIL_FROM": _env("MAIL_FROM", "Action Alerts <alerts@localhost>"),
+        "ORG_NAME": _env("ORG_NAME", "Your Organisation (set ORG_NAME)"),
+        "ORG_POSTAL_ADDRESS": _env(
+            "ORG_POSTAL_ADDRESS", "Postal address not configured (set ORG_POSTAL_ADDRESS)"
+        ),
+        "DKIM_DOMAIN": _env("DKIM_DOMAIN"),
+        "DKIM_SELECTOR": _env("DKIM_SELECTOR"),
+        "DKIM_PRIVATE_KEY_FILE": _env("DKIM_PRIVATE_KEY_FILE"),
+        "LIST_ID": _env("LIST_ID"),
+        # Abuse controls: per-IP limit on the form and a per-address cooldown between
+        # confirmation emails, so the form cannot be used to flood someone's inbox.
+        "SUBSCRIBE_RATE_LIMIT": _env("SUBSCRIBE_RATE_LIMIT", "10/minute;60/hour"),
+        "CONFIRM_COOLDOWN_SECONDS": _int("CONFIRM_COOLDOWN_SECONDS", 15 * 60),
+        "CONFIRM_MAX_AGE_SECONDS": _int("CONFIRM_MAX_AGE_SECONDS", 48 * 3600),
+        "CONSENT_TEXT_VERSION": _env("CONSENT_TEXT_VERSION", "2026-11-advocate-for-kids-v1"),
+        "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 30),
+        "MAIL_RETRY_BACKOFF_MAX": _int("MAIL_RETRY_BACKOFF_MAX", 600),
+        "MAIL_RETRY_BACKOFF": _int("MAIL_RETRY_BACKOFF", 5),
+        "MAIL_MAX_RETRIES": _int("MAIL_MAX_RETRIES", 20),
+        "RATELIMIT_HEADERS_ENABLED": True,
+        "WTF_CSRF_TIME_LIMIT": None,
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_SECONDS", 8 * 3600),
+        "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
+    }

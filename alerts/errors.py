@@ -1,0 +1,42 @@
+"""Every 4xx/5xx answer is a readable page, never a stack trace or a blank 500."""
+
+from __future__ import annotations
+
+from flask import Flask, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+MESSAGES = {
+    400: "Something in that request wasn't right. Please go back and try again.",
+    403: "You don't have access to this page.",
+    404: "We couldn't find that page.",
+    405: "That page can't be used this way.",
+    413: "That was more than we can accept.",
+    429: "Too many requests from your connection. Please wait a little and try again.",
+}
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc: CSRFError):
+        return (
+            render_template(
+                "error.html",
+                code=400,
+                title="This form has expired",
+                message="Please reload the page and submit the form again.",
+            ),
+            400,
+        )
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        code = exc.code or 500
+        if request.path.startswith("/healthz"):
+            return exc
+        message = MESSAGES.get(code, exc.description)
+        title = "Slow down" if code == 429 else exc.name
+        response = exc.get_response()
+        response.data = render_template("error.html", code=code, title=title, message=message)
+        response.content_type = "text/html; charset=utf-8"
+        return response

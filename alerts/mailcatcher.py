@@ -1,0 +1,155 @@
+"""A real SMTP server on loopback that keeps what it receives: the dev inbox and the test sink."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope as SMTPEnvelope
+
+
+@dataclass
+class Received:
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    @property
+    def message(self) -> EmailMessage:
+        return email.message_from_bytes(self.data, policy=email.policy.default)
+
+
+class CatcherHandler:
+    """Stores each message; `reply` lets a test make the server answer 4xx/5xx per recipient."""
+
+    def __init__(self) -> None:
+        self.messages: list[Received] = []
+        self.lock = threading.Lock()
+        self.arrived = threading.Condition(self.lock)
+        self.rcpt_reply = None  # callable(address) -> None | "451 ..." | "550 ..."
+
+    async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
+        reply = self.rcpt_reply(address) if self.rcpt_reply else None
+        if reply:
+            return reply
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope: SMTPEnvelope):
+        item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        with self.arrived:
+            self.messages.append(item)
+            self.arrived.notify_all()
+        return "250 Message accepted for delivery"
+
+    def wait_for(self, count: int, timeout: float) -> list[Received]:
+        with self.arrived:
+            self.arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
+            return list(self.messages)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.messages.clear()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """aiosmtpd's Controller cannot bind port 0, so ask the OS for a free one first."""
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+class MailCatcher:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0):
+        self.handler = CatcherHandler()
+        port = port or free_port(host)
+        self.controller = Controller(
+            self.handler, hostname=host, port=port, decode_data=False, data_size_limit=10_000_000
+        )
+
+    def start(self) -> MailCatcher:
+        self.controller.start()
+        return self
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    @property
+    def port(self) -> int:
+        return self.controller.port
+
+    @property
+    def url(self) -> str:
+        return f"smtp://{self.controller.hostname}:{self.port}"
+
+    @property
+    def messages(self) -> list[Received]:
+        with self.handler.lock:
+            return list(self.handler.messages)
+
+
+def inbox_app(catcher: MailCatcher):
+    """The dev inbox in the browser: a list of received messages and each one's parts."""
+    from flask import Flask, abort, render_template_string
+
+    app = Flask("mailcatcher")
+
+    @app.get("/")
+    def index():
+        items = list(enumerate(catcher.messages))[::-1]
+        return render_template_string(INBOX, items=items)
+
+    @app.get("/<int:i>")
+    def show(i: int):
+        msgs = catcher.messages
+        if not 0 <= i < len(msgs):
+            abort(404)
+        msg = msgs[i].message
+        html = msg.get_body(("html",))
+        text = msg.get_body(("plain",))
+        return render_template_string(
+            MESSAGE,
+            i=i,
+            msg=msg,
+            item=msgs[i],
+            html=html.get_content() if html else None,
+            text=text.get_content() if text else None,
+        )
+
+    @app.get("/<int:i>/raw")
+    def raw(i: int):
+        msgs = catcher.messages
+        if not 0 <= i < len(msgs):
+            abort(404)
+        return msgs[i].data, 200, {"Content-Type": "text/plain; charset=utf-8"}
+
+    return app
+
+
+_STYLE = (
+    "<style>body{font-family:system-ui,sans-serif;margin:24px;color:#1c2430}"
+    "table{border-collapse:collapse;width:100%}td,th{padding:6px 10px;border-bottom:1px solid #ddd;"
+    "text-align:left}iframe{width:100%;height:70vh;border:1px solid #ccc}pre{white-space:pre-wrap;"
+    "background:#f6f7f9;padding:12px}</style>"
+)
+INBOX = (
+    "<!doctype html><meta charset=utf-8><title>Dev inbox</title>" + _STYLE +
+    "<h1>Dev inbox</h1><p>{{ items|length }} message(s). Reload to refresh.</p>"
+    "<table><tr><th>Received</th><th>To</th><th>Subject</th></tr>"
+    "{% for i, m in items %}<tr><td>{{ m.at.strftime('%H:%M:%S') }}</td><td>{{ m.rcpt_tos|join(', ') }}</td>"
+    "<td><a href='/{{ i }}'>{{ m.message['subject'] }}</a></td></tr>{% endfor %}</table>"
+)
+MESSAGE = (
+    "<!doctype html><meta charset=utf-8><title>{{ msg['subject'] }}</title>" + _STYLE +
+    "<p><a href='/'>&larr; Inbox</a> · <a href='/{{ i }}/raw'>raw</a></p>"
+    "<h1>{{ msg['subject'] }}</h1><p>To: {{ item.rcpt_tos|join(', ') }}<br>From: {{ msg['from'] }}</p>"
+    "{% if html %}<h2>HTML</h2><iframe sandbox srcdoc='{{ html }}'></iframe>{% endif %}"
+    "{% if text %}<h2>Text</h2><pre>{{ text|urlize(target='_blank') }}</pre>{% endif %}"
+)

@@ -1,0 +1,95 @@
+"""MIME bytes assembled directly: multipart/alternative, quoted-printable, CRLF line ends.
+
+`email.message.EmailMessage` costs about 1.9 ms a message; the bytes built here are the
+same shape at a small fraction of that, and are what DKIM signs and SMTP sends as-is.
+"""
+
+from __future__ import annotations
+
+import binascii
+import secrets
+import uuid
+from dataclasses import dataclass
+from email.header import Header
+from email.utils import formatdate, parseaddr
+
+
+@dataclass(frozen=True)
+class Envelope:
+    sender: str
+    recipient: str
+    data: bytes
+    message_id: str
+
+
+def _qp(text: str) -> bytes:
+    body = text.replace("\r\n", "\n").replace("\r", "\n").encode("utf-8")
+    return binascii.b2a_qp(body, istext=True).replace(b"\n", b"\r\n")
+
+
+def encode_header(value: str) -> str:
+    """RFC 2047 only where needed; a header value never carries a line break."""
+    value = " ".join(value.split())
+    if value.isascii():
+        return value
+    return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
+
+
+def format_from(mail_from: str) -> str:
+    name, addr = parseaddr(mail_from)
+    if not name:
+        return addr
+    if name.isascii():
+        quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+        return f'"{quoted}" <{addr}>'
+    return f"{encode_header(name)} <{addr}>"
+
+
+def domain_of(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2] or "localhost"
+
+
+def new_message_id(domain: str) -> str:
+    return f"<{uuid.uuid4().hex}@{domain}>"
+
+
+def build_message(
+    *,
+    from_header: str,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    extra_headers: list[tuple[str, str]] = (),
+) -> bytes:
+    """One personalised message; header values must already be single-line."""
+    boundary = "=_aa_" + secrets.token_hex(12)
+    head = [
+        ("From", from_header),
+        ("To", to),
+        ("Subject", encode_header(subject)),
+        ("Date", formatdate(usegmt=True)),
+        ("Message-ID", message_id),
+        ("MIME-Version", "1.0"),
+        *extra_headers,
+        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+    ]
+    for name, value in head:
+        if "\n" in value.replace("\r\n ", "") or "\r" in value.replace("\r\n ", ""):
+            raise ValueError(f"header {name} carries a line break")
+    b = boundary.encode()
+    return b"".join(
+        [
+            "".join(f"{name}: {value}\r\n" for name, value in head).encode("utf-8"),
+            b"\r\n--", b, b"\r\n",
+            b'Content-Type: text/plain; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            _qp(text),
+            b"\r\n--", b, b"\r\n",
+            b'Content-Type: text/html; charset="utf-8"\r\n',
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            _qp(html),
+            b"\r\n--", b, b"--\r\n",
+        ]
+    )

@@ -1,0 +1,151 @@
+"""Double opt-in: who may be mailed, and what each visitor action does to a subscriber."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy.exc import IntegrityError
+
+from .extensions import db
+from .models import ConsentRecord, Subscriber, SubscriberStatus, Suppression, email_hash, utcnow
+from .tokens import TokenError, read_confirm_token
+
+MAX_EMAIL_LENGTH = 254
+
+
+class InvalidEmail(ValueError):
+    pass
+
+
+def normalize_email(raw: str) -> str:
+    """A deliverable-looking ASCII address with a lower-cased domain, or InvalidEmail."""
+    if raw is None or not raw.strip():
+        raise InvalidEmail("Please enter your email address.")
+    raw = raw.strip()
+    if len(raw) > MAX_EMAIL_LENGTH or any(ch in raw for ch in "\r\n\0"):
+        raise InvalidEmail("That doesn't look like an email address.")
+    try:
+        result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(str(exc)) from exc
+    local, _, domain = result.ascii_email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def is_suppressed(email: str) -> bool:
+    return (
+        db.session.scalar(sa.select(Suppression.id).where(Suppression.email_hash == email_hash(email)))
+        is not None
+    )
+
+
+@dataclass(frozen=True)
+class Request:
+    """Where a consent came from; recorded with every event."""
+
+    ip: str | None
+    user_agent: str | None
+    source: str = "web-form"
+
+
+def _record(sub: Subscriber, event: str, req: Request) -> None:
+    sub.consents.append(
+        ConsentRecord(
+            event=event,
+            ip=req.ip,
+            user_agent=(req.user_agent or "")[:512] or None,
+            consent_text_version=current_app.config["CONSENT_TEXT_VERSION"],
+            source=req.source,
+        )
+    )
+
+
+def _get_or_create(email: str) -> Subscriber:
+    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    if sub is not None:
+        return sub
+    try:
+        with db.session.begin_nested():
+            sub = Subscriber(email=email, status=SubscriberStatus.PENDING)
+            db.session.add(sub)
+    except IntegrityError:  # a concurrent signup for the same address won the insert
+        sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    return sub
+
+
+def request_subscription(email: str, req: Request) -> int | None:
+    """Record a signup; return the subscriber id to mail a confirmation to, or None.
+
+    The caller commits, then enqueues. None covers every case in which no email may go
+    out: already confirmed, suppressed, or the address is in its cooldown (which is what
+    stops the form from being used to bomb someone else's inbox).
+    """
+    if is_suppressed(email):
+        return None
+    sub = _get_or_create(email)
+    if sub.status == SubscriberStatus.CONFIRMED:
+        return None
+    if sub.status == SubscriberStatus.UNSUBSCRIBED or sub.confirm_nonce is None:
+        sub.status = SubscriberStatus.PENDING
+        sub.confirm_nonce = secrets.token_hex(16)
+    _record(sub, "signup", req)
+    db.session.flush()
+    return sub.id if _claim_cooldown(sub.id) else None
+
+
+def _claim_cooldown(subscriber_id: int) -> bool:
+    """Atomically take the right to send a confirmation now (one per cooldown window)."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=current_app.config["CONFIRM_COOLDOWN_SECONDS"])
+    result = db.session.execute(
+        sa.update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            sa.or_(Subscriber.last_confirmation_at.is_(None), Subscriber.last_confirmation_at < cutoff),
+        )
+        .values(last_confirmation_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+class ConfirmOutcome:
+    CONFIRMED = "confirmed"
+    ALREADY = "already"  # the link was used before: single use
+
+
+def confirm(token: str, req: Request) -> str:
+    """Confirm the subscriber a token names; raises TokenError for links that can't count."""
+    claim = read_confirm_token(token)
+    sub = db.session.get(Subscriber, claim.subscriber_id, with_for_update=True)
+    if sub is None:
+        raise TokenError("invalid")
+    if sub.status == SubscriberStatus.CONFIRMED and sub.confirm_nonce is None:
+        return ConfirmOutcome.ALREADY
+    if sub.status != SubscriberStatus.PENDING or sub.confirm_nonce != claim.nonce:
+        raise TokenError("used")
+    if is_suppressed(sub.email):
+        raise TokenError("invalid")
+    sub.status = SubscriberStatus.CONFIRMED
+    sub.confirmed_at = utcnow()
+    sub.confirm_nonce = None
+    _record(sub, "confirm", req)
+    return ConfirmOutcome.CONFIRMED
+
+
+def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subscriber | None:
+    """Takes effect at once; idempotent; the consent history stays as proof."""
+    sub = db.session.get(Subscriber, subscriber_id)
+    if sub is None:
+        return None
+    if sub.status != SubscriberStatus.UNSUBSCRIBED:
+        sub.status = SubscriberStatus.UNSUBSCRIBED
+        sub.unsubscribed_at = datetime.now(UTC)
+        sub.confirm_nonce = None
+        _record(sub, f"unsubscribe:{via}", req)
+    return sub

@@ -1,0 +1,37 @@
+"""Celery tasks: thin wrappers that add retries and logging around plain functions."""
+
+from __future__ import annotations
+
+import logging
+import random
+import smtplib
+
+from celery import shared_task
+from flask import current_app
+
+from . import mailer, transactional
+
+log = logging.getLogger(__name__)
+
+
+def backoff_seconds(retries: int) -> float:
+    """Exponential backoff with full jitter, capped; base and cap come from config."""
+    cfg = current_app.config
+    cap = min(cfg["MAIL_RETRY_BACKOFF_MAX"], cfg["MAIL_RETRY_BACKOFF"] * (2**retries))
+    return random.uniform(cap / 2, cap)
+
+
+@shared_task(bind=True, name="alerts.tasks.send_confirmation", max_retries=None)
+def send_confirmation(self, subscriber_id: int) -> bool:
+    try:
+        return transactional.send_confirmation(subscriber_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        if mailer.is_permanent(exc):
+            log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc)
+            return False
+        if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            log.error("confirmation to subscriber %s given up: %s", subscriber_id, exc)
+            raise
+        delay = backoff_seconds(self.request.retries)
+        log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc)
+        raise self.retry(exc=exc, countdown=delay) from exc

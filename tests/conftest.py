@@ -121,12 +121,13 @@ def csrf_token(client, path: str = "/") -> str:
     return match.group(1)
 
 
-def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", **extra):
+def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None):
     token = csrf_token(client)
     return client.post(
         "/subscribe",
-        data={"email": email, "website": website, "csrf_token": token, **extra},
+        data={"email": email, "website": website, "csrf_token": token},
         environ_base={"REMOTE_ADDR": ip},
+        headers=headers or {},
     )
 
 

@@ -1,0 +1,71 @@
+"""A headless Chromium for browser tests: the system's browser, never a downloaded one.
+
+Test modules take the fixtures by importing this module and naming them at module level:
+
+    from tests import browser
+
+    browser_page = browser.browser_page
+
+`browser_page` is a fresh page (own cookies) in a desktop-sized window; `browser` is the
+running Chromium, for tests that want other contexts too (a phone viewport, a second user).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 900}
+PHONE = {"width": 390, "height": 844}
+# Playwright waits this long for an element or a navigation before failing a test.
+TIMEOUT_MS = 15_000
+
+
+def _require_chromium() -> None:
+    if not os.access(CHROMIUM, os.X_OK):
+        pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM} (apt-get install chromium)")
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    _require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+def new_page(browser, *, phone: bool = False):
+    """A page in a fresh context: a phone (touch, meta viewport honoured) or a desktop."""
+    if phone:
+        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,
+                                      device_scale_factor=2)
+    else:
+        context = browser.new_context(viewport=DESKTOP)
+    context.set_default_timeout(TIMEOUT_MS)
+    return context.new_page()
+
+
+@pytest.fixture
+def browser_page(browser) -> Iterator[object]:
+    page = new_page(browser)
+    try:
+        yield page
+    finally:
+        page.context.close()

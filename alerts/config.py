@@ -76,5 +76,15 @@ def load_config(instance_path: Path) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_SECONDS", 8 * 3600),
+        # The blast engine: rows per batch task, how often a batch records its outcomes
+        # (the window between the server's 250 and the commit), when a claimed row counts
+        # as abandoned by a dead worker, and when a blast with no progress is re-dispatched.
+        "BLAST_BATCH_SIZE": _int("BLAST_BATCH_SIZE", 500),
+        "BLAST_FLUSH_EVERY": _int("BLAST_FLUSH_EVERY", 20),
+        "BLAST_STUCK_SECONDS": _int("BLAST_STUCK_SECONDS", 600),
+        "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 120),
+        "BLAST_MAX_ATTEMPTS": _int("BLAST_MAX_ATTEMPTS", 8),
+        "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60),
+        "UNSUBSCRIBE_MAILTO": _env("UNSUBSCRIBE_MAILTO"),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
     }

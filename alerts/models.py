@@ -143,9 +143,12 @@ class Alert(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_dispatch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(sa.String(254))
 
-    actions: Mapped[list[Action]] = relationship(secondary=alert_actions, order_by=Action.position)
+    actions: Mapped[list[Action]] = relationship(
+        secondary=alert_actions, order_by=(Action.position, Action.id)
+    )
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -175,7 +178,6 @@ class Delivery(db.Model):
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claim_id: Mapped[str | None] = mapped_column(sa.String(36))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    message_id: Mapped[str | None] = mapped_column(sa.String(200))
     error: Mapped[str | None] = mapped_column(sa.Text)
 
 

@@ -110,3 +110,23 @@ def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context
 def render_email(env: Environment, name: str, **context) -> Rendered:
     """The pure, uncached path: everything known up front (used by previews and tests)."""
     return compile_email(env, name, (), **context).personalize()
+
+
+_ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "a", "ul", "ol", "li", "blockquote", "h2", "h3"}
+
+
+def markdown_html(source: str) -> Markup:
+    """Staff-written Markdown to HTML that is safe to put in an email (no raw HTML, no scripts)."""
+    import nh3
+    from markdown_it import MarkdownIt
+
+    html = MarkdownIt("commonmark", {"html": False, "linkify": False}).render(source or "")
+    return Markup(
+        nh3.clean(
+            html,
+            tags=_ALLOWED_TAGS,
+            attributes={"a": {"href", "title"}},
+            url_schemes={"http", "https", "mailto"},
+            link_rel="noopener",
+        )
+    )

@@ -9,7 +9,7 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from . import mailer, transactional
+from . import blasts, mailer, transactional
 
 log = logging.getLogger(__name__)
 
@@ -35,3 +35,31 @@ def send_confirmation(self, subscriber_id: int) -> bool:
         delay = backoff_seconds(self.request.retries)
         log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc)
         raise self.retry(exc=exc, countdown=delay) from exc
+
+
+def _enqueue_batch(alert_id: int, first: int, last: int) -> None:
+    send_batch.delay(alert_id, first, last)
+
+
+@shared_task(name="alerts.tasks.dispatch_blast")
+def dispatch_blast(alert_id: int) -> int:
+    return blasts.dispatch(alert_id, _enqueue_batch)
+
+
+@shared_task(bind=True, name="alerts.tasks.send_batch", max_retries=None)
+def send_batch(self, alert_id: int, first: int, last: int) -> dict:
+    result = blasts.send_batch(alert_id, first, last)
+    log.info("alert %s batch %s-%s: %s", alert_id, first, last, result)
+    # Rows that went back to the queue (4xx, SMTP down) are tried again later; past the
+    # last retry the sweep's re-dispatch still finds them, so nothing is lost.
+    if result.needs_retry and self.request.retries < current_app.config["MAIL_MAX_RETRIES"]:
+        raise self.retry(countdown=backoff_seconds(self.request.retries))
+    return {"sent": result.sent, "failed": result.failed, "requeued": result.requeued}
+
+
+@shared_task(name="alerts.tasks.sweep")
+def sweep() -> dict:
+    result = blasts.sweep(_enqueue_batch)
+    if result["returned"] or result["redispatched"]:
+        log.warning("sweep: %s", result)
+    return result

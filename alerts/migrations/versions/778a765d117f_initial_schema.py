@@ -1,15 +1,16 @@
 """initial schema
 
-Revision ID: 7202e90073cf
+Revision ID: 778a765d117f
 Revises: 
-Create Date: 2026-11-24 23:02:28.794706
+Create Date: 2026-11-24 23:06:59.243732
 
 """
-import sqlalchemy as sa
 from alembic import op
+import sqlalchemy as sa
+
 
 # revision identifiers, used by Alembic.
-revision = '7202e90073cf'
+revision = '778a765d117f'
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -41,6 +42,7 @@ def upgrade():
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('started_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('finished_at', sa.DateTime(timezone=True), nullable=True),
+    sa.Column('last_dispatch_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('created_by', sa.String(length=254), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_alerts'))
     )
@@ -110,7 +112,6 @@ def upgrade():
     sa.Column('claimed_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('claim_id', sa.String(length=36), nullable=True),
     sa.Column('sent_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('message_id', sa.String(length=200), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.ForeignKeyConstraint(['alert_id'], ['alerts.id'], name=op.f('fk_deliveries_alert_id_alerts'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_deliveries_subscriber_id_subscribers'), ondelete='SET NULL'),

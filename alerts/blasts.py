@@ -1,0 +1,637 @@
+"""The blast engine: fixed recipients, one delivery row each, atomic batch claims, exactly-once sends.
+
+Life of a blast:
+1. `start_blast` fixes the recipients (confirmed, not suppressed, at that moment) by writing
+   one `queued` row per (alert, subscriber); the unique key makes a second start harmless.
+2. `dispatch` cuts the queued rows into id ranges and queues one batch task per range.
+3. `send_batch` claims its range's queued rows in one UPDATE (a row is claimed by exactly one
+   worker, whatever the database), renders and sends them over one SMTP connection and
+   records outcomes every few messages; transient failures go back to `queued`.
+4. `sweep` (Celery beat) returns rows whose worker died to `queued` and re-dispatches
+   blasts that stopped moving (a lost task, a restarted Redis).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import logging
+import smtplib
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from email.utils import parseaddr
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import mailer
+from .dkim_signing import signer_for
+from .extensions import db
+from .messages import build_message, domain_of, format_from, new_message_id
+from .models import (
+    Action,
+    Alert,
+    AlertState,
+    Delivery,
+    DeliveryStatus,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    email_hash,
+    utcnow,
+)
+from .rendering import CompiledEmail, compile_email, markdown_html
+from .tokens import unsubscribe_serializer
+from .transactional import external_url, org_context
+
+log = logging.getLogger(__name__)
+
+ALERT_SLOTS = ("unsubscribe_url", "email")
+
+
+class BlastError(Exception):
+    """A request the alert's state does not allow; the message says why."""
+
+
+# -- what an alert says -----------------------------------------------------------------
+
+
+def rendered_actions(alert: Alert) -> list[Action]:
+    """The alert's chosen actions that are still open when the message is rendered."""
+    return [a for a in alert.actions if a.is_open]
+
+
+def action_link(action: Action) -> str:
+    return action.url or external_url("public.action", slug=action.slug)
+
+
+def alert_context(alert: Alert) -> dict:
+    actions = [
+        {
+            "title": a.title,
+            "summary": a.summary,
+            "call_to_action": a.call_to_action,
+            "link": action_link(a),
+        }
+        for a in rendered_actions(alert)
+    ]
+    return {
+        **org_context(),
+        "subject": alert.subject,
+        "preheader": alert.preheader or "",
+        "intro_html": markdown_html(alert.intro_md),
+        "intro_text": (alert.intro_md or "").strip(),
+        "actions": actions,
+    }
+
+
+def compiled_alert(alert: Alert) -> CompiledEmail:
+    """Compiled once per process for each (alert, set of open actions): premailer runs once."""
+    cache: dict = current_app.extensions.setdefault("alerts.compiled_alerts", {})
+    key = (alert.id, alert.subject, alert.preheader, alert.intro_md,
+           tuple((a.id, a.updated_at) for a in rendered_actions(alert)))
+    if key not in cache:
+        if len(cache) > 32:
+            cache.clear()
+        cache[key] = compile_email(current_app.jinja_env, "alert", ALERT_SLOTS, **alert_context(alert))
+    return cache[key]
+
+
+def list_id() -> str:
+    cfg = current_app.config
+    if cfg.get("LIST_ID"):
+        return cfg["LIST_ID"]
+    name = " ".join(f"{cfg['ORG_NAME']} action alerts".replace('"', "").split())
+    return f'"{name}" <alerts.{domain_of(cfg["MAIL_FROM"])}>'
+
+
+def unsubscribe_mailto() -> str:
+    cfg = current_app.config
+    return cfg.get("UNSUBSCRIBE_MAILTO") or f"unsubscribe@{domain_of(cfg['MAIL_FROM'])}"
+
+
+@dataclass
+class MessageFactory:
+    """Everything per-blast computed once; `build` is the per-recipient path."""
+
+    alert: Alert
+    compiled: CompiledEmail
+    from_header: str
+    domain: str
+    list_id: str
+    mailto: str
+    unsubscribe_base: str
+    serializer: object
+    signer: object
+    id_key: bytes = field(repr=False)
+
+    @classmethod
+    def for_alert(cls, alert: Alert) -> MessageFactory:
+        cfg = current_app.config
+        base = external_url("public.unsubscribe", token="T").rsplit("/", 1)[0] + "/"
+        return cls(
+            alert=alert,
+            compiled=compiled_alert(alert),
+            from_header=format_from(cfg["MAIL_FROM"]),
+            domain=domain_of(cfg["MAIL_FROM"]),
+            list_id=list_id(),
+            mailto=unsubscribe_mailto(),
+            unsubscribe_base=base,
+            serializer=unsubscribe_serializer(),
+            signer=signer_for(current_app),
+            id_key=cfg["SECRET_KEYS"][0].encode(),
+        )
+
+    def message_id(self, delivery_id: int) -> str:
+        """Stable per delivery: a resend after a crash carries the same Message-ID."""
+        tag = hmac.new(self.id_key, f"{delivery_id}".encode(), hashlib.sha256).hexdigest()[:12]
+        return f"<alert{self.alert.id}.d{delivery_id}.{tag}@{self.domain}>"
+
+    def build(self, delivery_id: int | None, subscriber_id: int | None, email: str,
+              subject_prefix: str = "") -> bytes:
+        """One recipient's signed message; no delivery or subscriber means a staff test send."""
+        token = "test-send" if subscriber_id is None else self.serializer.dumps(subscriber_id)
+        unsubscribe_url = self.unsubscribe_base + token
+        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email)
+        data = build_message(
+            from_header=self.from_header,
+            to=email,
+            subject=subject_prefix + out.subject,
+            text=out.text,
+            html=out.html,
+            message_id=(
+                self.message_id(delivery_id) if delivery_id is not None else new_message_id(self.domain)
+            ),
+            extra_headers=[
+                ("List-Unsubscribe",
+                 f"<{unsubscribe_url}>, <mailto:{self.mailto}?subject=unsubscribe-{token}>"),
+                ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
+                ("List-Id", self.list_id),
+                ("Feedback-ID", f"alert{self.alert.id}:alerts:{self.domain}"),
+            ],
+        )
+        return self.signer.sign(data) if self.signer else data
+
+
+# -- starting, pausing, resuming, cancelling -----------------------------------------
+
+
+def _locked_alert(alert_id: int) -> Alert:
+    alert = db.session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+    if alert is None:
+        raise BlastError(f"there is no alert {alert_id}")
+    return alert
+
+
+def start_blast(alert_id: int) -> int:
+    """Fix the recipients and mark the alert sending; the caller enqueues `dispatch` after."""
+    alert = _locked_alert(alert_id)
+    if alert.state != AlertState.DRAFT:
+        raise BlastError(f"alert {alert_id} is {alert.state}; only a draft can be sent")
+    recipients = (
+        sa.select(
+            sa.literal(alert_id), Subscriber.id, sa.literal(str(DeliveryStatus.QUEUED)), sa.literal(0)
+        )
+        .where(Subscriber.status == SubscriberStatus.CONFIRMED)
+        .where(~sa.exists().where(Suppression.email == Subscriber.email))
+        .order_by(Subscriber.id)
+    )
+    db.session.execute(
+        sa.insert(Delivery).from_select(["alert_id", "subscriber_id", "status", "attempts"], recipients)
+    )
+    alert.state = AlertState.SENDING
+    alert.started_at = utcnow()
+    db.session.commit()
+    return counts(alert_id)["total"]
+
+
+def pause(alert_id: int) -> None:
+    alert = _locked_alert(alert_id)
+    if alert.state != AlertState.SENDING:
+        raise BlastError(f"alert {alert_id} is {alert.state}; only a sending alert can be paused")
+    alert.state = AlertState.PAUSED
+    db.session.commit()
+
+
+def resume(alert_id: int) -> None:
+    """The caller enqueues `dispatch` after this commits."""
+    alert = _locked_alert(alert_id)
+    if alert.state != AlertState.PAUSED:
+        raise BlastError(f"alert {alert_id} is {alert.state}; only a paused alert can be resumed")
+    alert.state = AlertState.SENDING
+    db.session.commit()
+
+
+def cancel(alert_id: int) -> None:
+    """Rows not yet sent are skipped; a batch in flight stops at its next check."""
+    alert = _locked_alert(alert_id)
+    if alert.state not in (AlertState.SENDING, AlertState.PAUSED, AlertState.DRAFT):
+        raise BlastError(f"alert {alert_id} is {alert.state} and cannot be cancelled")
+    alert.state = AlertState.CANCELLED
+    alert.finished_at = utcnow()
+    db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
+        .values(status=DeliveryStatus.SKIPPED, error="cancelled")
+    )
+    db.session.commit()
+
+
+# -- dispatching ------------------------------------------------------------------------
+
+
+def batch_ranges(alert_id: int, size: int) -> Iterator[tuple[int, int]]:
+    """(first id, last id) of each run of `size` queued rows, streamed from the database."""
+    ids = db.session.scalars(
+        sa.select(Delivery.id)
+        .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
+        .order_by(Delivery.id)
+        .execution_options(yield_per=10_000)
+    )
+    first = last = None
+    n = 0
+    for delivery_id in ids:
+        if first is None:
+            first = delivery_id
+        last = delivery_id
+        n += 1
+        if n == size:
+            yield first, last
+            first, n = None, 0
+    if first is not None:
+        yield first, last
+
+
+def dispatch(alert_id: int, enqueue) -> int:
+    """Queue one batch task per range of queued rows; returns how many were queued."""
+    alert = db.session.get(Alert, alert_id)
+    if alert is None or alert.state != AlertState.SENDING:
+        return 0
+    ranges = list(batch_ranges(alert_id, current_app.config["BLAST_BATCH_SIZE"]))
+    alert.last_dispatch_at = utcnow()
+    db.session.commit()
+    for first, last in ranges:
+        enqueue(alert_id, first, last)
+    if not ranges:
+        finish_if_done(alert_id)
+    return len(ranges)
+
+
+# -- sending a batch ----------------------------------------------------------------------
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requeued: int = 0
+    stopped: str | None = None  # why the batch stopped early, if it did
+
+    @property
+    def needs_retry(self) -> bool:
+        return self.requeued > 0 and self.stopped not in ("paused", "cancelled", "lost-claim")
+
+
+class _Batch:
+    """One claimed batch; records outcomes in groups to keep database writes per batch few."""
+
+    def __init__(self, alert_id: int, claim: str):
+        self.alert_id = alert_id
+        self.claim = claim
+        self.sent: list[int] = []
+        self.result = BatchResult()
+
+    def _mine(self, ids):
+        return sa.and_(Delivery.id.in_(ids), Delivery.claim_id == self.claim)
+
+    def flush(self) -> bool:
+        """Record what was sent and heartbeat the rest; False when the claim was taken away."""
+        now = utcnow()
+        ok = True
+        if self.sent:
+            res = db.session.execute(
+                sa.update(Delivery)
+                .where(self._mine(self.sent))
+                .values(status=DeliveryStatus.SENT, sent_at=now, error=None)
+            )
+            ok = res.rowcount == len(self.sent)
+            self.result.sent += len(self.sent)
+            self.sent = []
+        db.session.execute(
+            sa.update(Delivery)
+            .where(Delivery.claim_id == self.claim, Delivery.status == DeliveryStatus.SENDING)
+            .values(claimed_at=now)
+        )
+        db.session.commit()
+        return ok
+
+    def mark(self, ids: list[int], status: str, error: str | None, *, attempt: bool = False) -> None:
+        if not ids:
+            return
+        values: dict = {"status": status, "error": error}
+        if status == DeliveryStatus.QUEUED:
+            values["claim_id"] = None
+        if attempt:
+            values["attempts"] = Delivery.attempts + 1
+        db.session.execute(sa.update(Delivery).where(self._mine(ids)).values(**values))
+
+    def release(self, ids: list[int], why: str) -> None:
+        """Unsent rows go back to the queue, or are skipped if the alert was cancelled."""
+        if self.result.stopped == "cancelled":
+            self.mark(ids, DeliveryStatus.SKIPPED, "cancelled")
+            self.result.skipped += len(ids)
+        else:
+            self.mark(ids, DeliveryStatus.QUEUED, why)
+            self.result.requeued += len(ids)
+
+
+def _claim(alert_id: int, first: int, last: int) -> str | None:
+    claim = uuid.uuid4().hex
+    res = db.session.execute(
+        sa.update(Delivery)
+        .where(
+            Delivery.alert_id == alert_id,
+            Delivery.id >= first,
+            Delivery.id <= last,
+            Delivery.status == DeliveryStatus.QUEUED,
+        )
+        .values(status=DeliveryStatus.SENDING, claim_id=claim, claimed_at=utcnow())
+    )
+    db.session.commit()
+    return claim if res.rowcount else None
+
+
+def _alert_state(alert_id: int) -> str | None:
+    return db.session.scalar(sa.select(Alert.state).where(Alert.id == alert_id))
+
+
+def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
+    """Claim the queued rows in [first, last], send each one once, record every outcome."""
+    cfg = current_app.config
+    if _alert_state(alert_id) != AlertState.SENDING:
+        return BatchResult(stopped="not-sending")
+    claim = _claim(alert_id, first, last)
+    if claim is None:
+        finish_if_done(alert_id)
+        return BatchResult()
+    batch = _Batch(alert_id, claim)
+    rows = db.session.execute(
+        sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
+                  Subscriber.status)
+        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.claim_id == claim)
+        .order_by(Delivery.id)
+    ).all()
+
+    suppressed = _suppressed_hashes([r.email for r in rows if r.email])
+    todo = []
+    gone, blocked = [], []
+    for row in rows:
+        if row.email is None or row.status != SubscriberStatus.CONFIRMED:
+            gone.append(row.id)  # unsubscribed (or erased) after the blast started
+        elif email_hash(row.email) in suppressed:
+            blocked.append(row.id)
+        else:
+            todo.append(row)
+    batch.mark(gone, DeliveryStatus.SKIPPED, "not subscribed")
+    batch.mark(blocked, DeliveryStatus.SKIPPED, "suppressed")
+    batch.result.skipped += len(gone) + len(blocked)
+    db.session.commit()
+    if not todo:
+        finish_if_done(alert_id)
+        return batch.result
+
+    alert = db.session.get(Alert, alert_id)
+    factory = MessageFactory.for_alert(alert)
+    sender = mailer.envelope_sender(cfg)
+    flush_every = cfg["BLAST_FLUSH_EVERY"]
+    max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
+    try:
+        conn = mailer.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
+    except (OSError, smtplib.SMTPException) as exc:
+        batch.release([r.id for r in todo], f"connect: {exc}")
+        db.session.commit()
+        batch.result.stopped = "smtp-unavailable"
+        return batch.result
+
+    i = 0
+    row = None
+    try:
+        while i < len(todo):
+            row = todo[i]
+            i += 1
+            data = factory.build(row.id, row.subscriber_id, row.email)
+            try:
+                conn.sendmail(sender, [row.email], data)
+            except smtplib.SMTPRecipientsRefused as exc:
+                code, text = next(iter(exc.recipients.values()))
+                _recipient_error(batch, row, code, text, max_attempts, hard_bounce=True)
+                _reset(conn)
+            except (smtplib.SMTPDataError, smtplib.SMTPResponseException) as exc:
+                if isinstance(exc, smtplib.SMTPSenderRefused) or exc.smtp_code in (421,):
+                    raise
+                _recipient_error(batch, row, exc.smtp_code, exc.smtp_error, max_attempts,
+                                 hard_bounce=False)
+                _reset(conn)
+            else:
+                batch.sent.append(row.id)
+            if len(batch.sent) >= flush_every or i == len(todo):
+                if not batch.flush():
+                    batch.result.stopped = "lost-claim"
+                    log.error("alert %s: claim %s was taken over; stopping", alert_id, claim)
+                    return batch.result
+                state = _alert_state(alert_id)
+                if state != AlertState.SENDING:
+                    batch.result.stopped = "cancelled" if state == AlertState.CANCELLED else "paused"
+                    break
+    except (OSError, smtplib.SMTPException) as exc:
+        # The connection died: this row's outcome was not a 250, so it goes back too.
+        i -= 1
+        batch.result.stopped = "smtp-disconnected"
+        log.warning("alert %s: SMTP failed mid-batch (%s); %d rows requeued", alert_id, exc, len(todo) - i)
+    finally:
+        try:
+            conn.quit()
+        except (OSError, smtplib.SMTPException):
+            conn.close()
+    batch.flush()
+    batch.release([r.id for r in todo[i:]], batch.result.stopped or "requeued")
+    db.session.commit()
+    finish_if_done(alert_id)
+    return batch.result
+
+
+def _reset(conn: smtplib.SMTP) -> None:
+    with contextlib.suppress(smtplib.SMTPException):
+        conn.rset()
+
+
+def _recipient_error(batch: _Batch, row, code: int, text, max_attempts: int, *, hard_bounce: bool):
+    detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    if 500 <= code < 600:
+        batch.mark([row.id], DeliveryStatus.FAILED, detail, attempt=True)
+        batch.result.failed += 1
+        if hard_bounce:
+            suppress(row.email, "hard-bounce", detail)
+    elif row.attempts + 1 >= max_attempts:
+        batch.mark([row.id], DeliveryStatus.FAILED, f"gave up after {max_attempts} tries: {detail}",
+                   attempt=True)
+        batch.result.failed += 1
+    else:
+        batch.mark([row.id], DeliveryStatus.QUEUED, detail, attempt=True)
+        batch.result.requeued += 1
+
+
+def _suppressed_hashes(emails: list[str]) -> set[str]:
+    if not emails:
+        return set()
+    hashes = [email_hash(e) for e in emails]
+    query = sa.select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes))
+    return set(db.session.scalars(query))
+
+
+def suppress(email: str, reason: str, detail: str | None = None) -> None:
+    """Never mail this address again (idempotent; the first reason stands)."""
+    key = email_hash(email)
+    if db.session.scalar(sa.select(Suppression.id).where(Suppression.email_hash == key)) is None:
+        db.session.add(Suppression(email_hash=key, email=email, reason=reason, detail=detail))
+        db.session.flush()
+
+
+def finish_if_done(alert_id: int) -> bool:
+    """Mark the alert sent once no row is queued or being sent (one conditional UPDATE)."""
+    busy = sa.exists().where(
+        Delivery.alert_id == alert_id,
+        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+    )
+    res = db.session.execute(
+        sa.update(Alert)
+        .where(Alert.id == alert_id, Alert.state == AlertState.SENDING, ~busy)
+        .values(state=AlertState.SENT, finished_at=utcnow())
+    )
+    db.session.commit()
+    return res.rowcount == 1
+
+
+# -- recovering ---------------------------------------------------------------------------
+
+
+def sweep(enqueue) -> dict:
+    """Return abandoned rows to the queue and re-dispatch blasts that stopped moving."""
+    cfg = current_app.config
+    now = utcnow()
+    stuck_before = now - timedelta(seconds=cfg["BLAST_STUCK_SECONDS"])
+    reset = db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < stuck_before)
+        .values(status=DeliveryStatus.QUEUED, claim_id=None, error="returned by sweep")
+    ).rowcount
+    db.session.commit()
+    stall_before = now - timedelta(seconds=cfg["BLAST_STALL_SECONDS"])
+    redispatched = []
+    for alert in db.session.scalars(sa.select(Alert).where(Alert.state == AlertState.SENDING)).all():
+        if finish_if_done(alert.id):
+            continue
+        last_claim = db.session.scalar(
+            sa.select(sa.func.max(Delivery.claimed_at)).where(Delivery.alert_id == alert.id)
+        )
+        recent = [t for t in (alert.last_dispatch_at, last_claim) if t is not None]
+        if reset or not recent or max(recent) < stall_before:
+            dispatch(alert.id, enqueue)
+            redispatched.append(alert.id)
+    return {"returned": reset, "redispatched": redispatched}
+
+
+# -- progress ------------------------------------------------------------------------------
+
+
+def counts(alert_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        sa.select(Delivery.status, sa.func.count())
+        .where(Delivery.alert_id == alert_id)
+        .group_by(Delivery.status)
+    ).all()
+    by = {status: n for status, n in rows}
+    out = {s.value: by.get(s.value, 0) for s in DeliveryStatus}
+    out["total"] = sum(by.values())
+    return out
+
+
+def status(alert_id: int) -> dict:
+    """What the CLI and the staff page show: counts, rate, time left."""
+    alert = db.session.get(Alert, alert_id, populate_existing=True)
+    if alert is None:
+        raise BlastError(f"there is no alert {alert_id}")
+    c = counts(alert_id)
+    now = utcnow()
+    window = 30
+    recent = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Delivery)
+        .where(Delivery.alert_id == alert_id, Delivery.sent_at >= now - timedelta(seconds=window))
+    )
+    elapsed = ((alert.finished_at or now) - alert.started_at).total_seconds() if alert.started_at else 0
+    rate = recent / window if alert.state == AlertState.SENDING else (c["sent"] / elapsed if elapsed else 0)
+    remaining = c["queued"] + c["sending"]
+    done = c["sent"] + c["failed"] + c["skipped"]
+    return {
+        "id": alert.id,
+        "state": alert.state,
+        **c,
+        "done": done,
+        "percent": round(100 * done / c["total"], 1) if c["total"] else float(alert.state == "sent") * 100,
+        "rate_per_second": round(rate, 1),
+        "seconds_left": round(remaining / rate) if rate and remaining else None,
+        "started_at": alert.started_at.isoformat() if alert.started_at else None,
+        "finished_at": alert.finished_at.isoformat() if alert.finished_at else None,
+    }
+
+
+# -- previews and test sends -----------------------------------------------------------
+
+
+def preview(alert: Alert, email: str = "subscriber@example.org"):
+    """The message as a subscriber will see it (the unsubscribe link is a sample)."""
+    return compiled_alert(alert).personalize(
+        unsubscribe_url=external_url("public.unsubscribe", token="preview"), email=email
+    )
+
+
+def send_test(alert_id: int, to: str) -> None:
+    """One copy to a staff address, through the same builder, signer and relay as a blast."""
+    cfg = current_app.config
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise BlastError(f"there is no alert {alert_id}")
+    if _suppressed_hashes([to]):
+        raise BlastError(f"{to} is on the suppression list")
+    data = MessageFactory.for_alert(alert).build(None, None, to, subject_prefix="[TEST] ")
+    mailer.send_one(cfg["SMTP_URL"], parseaddr(cfg["MAIL_FROM"])[1], to, data, cfg["SMTP_TIMEOUT"])
+
+
+# -- entry points for the CLI and the staff pages ---------------------------------------
+
+
+def _dispatch_later(alert_id: int) -> None:
+    """Enqueue after the commit; if the broker is away, the sweep re-dispatches the blast."""
+    from .tasks import dispatch_blast
+
+    try:
+        dispatch_blast.delay(alert_id)
+    except Exception:
+        log.exception("alert %s: could not queue the dispatch; the sweep will", alert_id)
+
+
+def launch(alert_id: int) -> int:
+    total = start_blast(alert_id)
+    _dispatch_later(alert_id)
+    return total
+
+
+def relaunch(alert_id: int) -> None:
+    resume(alert_id)
+    _dispatch_later(alert_id)

@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import logging
 import smtplib
+import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -296,38 +297,42 @@ class BatchResult:
         return self.requeued > 0 and self.stopped not in ("paused", "cancelled", "lost-claim")
 
 
-class _Batch:
-    """One claimed batch; records outcomes in groups to keep database writes per batch few."""
+class Recorder:
+    """Commits a batch's outcomes from a thread of its own, every few milliseconds.
 
-    def __init__(self, alert_id: int, claim: str):
+    The send loop only appends to lists, so database writes stay a few per second per
+    batch, and an SMTP server that stalls on one message cannot hold earlier 250s
+    unrecorded: the window between a server's 250 and its commit is one flush interval.
+    The same flush heartbeats the claim and reads the alert's state (pause, cancel).
+    """
+
+    def __init__(self, engine: sa.Engine, alert_id: int, claim: str, interval: float):
+        self.engine = engine
         self.alert_id = alert_id
         self.claim = claim
-        self.sent: list[int] = []
+        self.interval = interval
         self.result = BatchResult()
+        self.stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # the thread and the final flush never overlap
+        self._sent: list[int] = []
+        self._marks: list[tuple[list[int], dict]] = []
+        self._suppress: list[tuple[str, str, str]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{claim[:8]}", daemon=True)
 
-    def _mine(self, ids):
-        return sa.and_(Delivery.id.in_(ids), Delivery.claim_id == self.claim)
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
 
-    def flush(self) -> bool:
-        """Record what was sent and heartbeat the rest; False when the claim was taken away."""
-        now = utcnow()
-        ok = True
-        if self.sent:
-            res = db.session.execute(
-                sa.update(Delivery)
-                .where(self._mine(self.sent))
-                .values(status=DeliveryStatus.SENT, sent_at=now, error=None)
-            )
-            ok = res.rowcount == len(self.sent)
-            self.result.sent += len(self.sent)
-            self.sent = []
-        db.session.execute(
-            sa.update(Delivery)
-            .where(Delivery.claim_id == self.claim, Delivery.status == DeliveryStatus.SENDING)
-            .values(claimed_at=now)
-        )
-        db.session.commit()
-        return ok
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        self.flush()
+
+    def sent(self, delivery_id: int) -> None:
+        with self._lock:
+            self._sent.append(delivery_id)
 
     def mark(self, ids: list[int], status: str, error: str | None, *, attempt: bool = False) -> None:
         if not ids:
@@ -337,16 +342,66 @@ class _Batch:
             values["claim_id"] = None
         if attempt:
             values["attempts"] = Delivery.attempts + 1
-        db.session.execute(sa.update(Delivery).where(self._mine(ids)).values(**values))
+        with self._lock:
+            self._marks.append((list(ids), values))
+        key = {DeliveryStatus.FAILED: "failed", DeliveryStatus.SKIPPED: "skipped",
+               DeliveryStatus.QUEUED: "requeued"}[status]
+        setattr(self.result, key, getattr(self.result, key) + len(ids))
+
+    def suppress(self, email: str, reason: str, detail: str) -> None:
+        with self._lock:
+            self._suppress.append((email, reason, detail))
 
     def release(self, ids: list[int], why: str) -> None:
         """Unsent rows go back to the queue, or are skipped if the alert was cancelled."""
-        if self.result.stopped == "cancelled":
+        if self.stop_reason == "cancelled":
             self.mark(ids, DeliveryStatus.SKIPPED, "cancelled")
-            self.result.skipped += len(ids)
         else:
             self.mark(ids, DeliveryStatus.QUEUED, why)
-            self.result.requeued += len(ids)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # the database is away: the send loop stops at its next check
+                log.exception("alert %s: recording outcomes failed", self.alert_id)
+                self.stop_reason = self.stop_reason or "database-error"
+
+    def flush(self) -> None:
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            sent, self._sent = self._sent, []
+            marks, self._marks = self._marks, []
+            suppress, self._suppress = self._suppress, []
+        mine = Delivery.claim_id == self.claim
+        now = utcnow()
+        with self.engine.begin() as conn:
+            if sent:
+                res = conn.execute(
+                    sa.update(Delivery)
+                    .where(Delivery.id.in_(sent), mine)
+                    .values(status=DeliveryStatus.SENT, sent_at=now, error=None)
+                )
+                if res.rowcount != len(sent):
+                    self.stop_reason = "lost-claim"
+            for ids, values in marks:
+                conn.execute(sa.update(Delivery).where(Delivery.id.in_(ids), mine).values(**values))
+            for email, reason, detail in suppress:
+                _suppress_on(conn, email, reason, detail)
+            conn.execute(
+                sa.update(Delivery)
+                .where(mine, Delivery.status == DeliveryStatus.SENDING)
+                .values(claimed_at=now)
+            )
+            state = conn.scalar(sa.select(Alert.state).where(Alert.id == self.alert_id))
+        self.result.sent += len(sent)
+        if state == AlertState.CANCELLED:
+            self.stop_reason = "cancelled"
+        elif state != AlertState.SENDING and self.stop_reason is None:
+            self.stop_reason = "paused"
 
 
 def _claim(alert_id: int, first: int, last: int) -> str | None:
@@ -378,7 +433,6 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     if claim is None:
         finish_if_done(alert_id)
         return BatchResult()
-    batch = _Batch(alert_id, claim)
     rows = db.session.execute(
         sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
                   Subscriber.status)
@@ -386,83 +440,75 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
         .where(Delivery.claim_id == claim)
         .order_by(Delivery.id)
     ).all()
-
-    suppressed = _suppressed_hashes([r.email for r in rows if r.email])
-    todo = []
-    gone, blocked = [], []
-    for row in rows:
-        if row.email is None or row.status != SubscriberStatus.CONFIRMED:
-            gone.append(row.id)  # unsubscribed (or erased) after the blast started
-        elif email_hash(row.email) in suppressed:
-            blocked.append(row.id)
-        else:
-            todo.append(row)
-    batch.mark(gone, DeliveryStatus.SKIPPED, "not subscribed")
-    batch.mark(blocked, DeliveryStatus.SKIPPED, "suppressed")
-    batch.result.skipped += len(gone) + len(blocked)
-    db.session.commit()
-    if not todo:
-        finish_if_done(alert_id)
-        return batch.result
-
     alert = db.session.get(Alert, alert_id)
     factory = MessageFactory.for_alert(alert)
-    sender = mailer.envelope_sender(cfg)
-    flush_every = cfg["BLAST_FLUSH_EVERY"]
-    max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
+    suppressed = _suppressed_hashes([r.email for r in rows if r.email])
+    db.session.commit()  # no transaction stays open while the batch sends
+
+    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000)
+    with recorder:
+        todo = []
+        for row in rows:
+            if row.email is None or row.status != SubscriberStatus.CONFIRMED:
+                recorder.mark([row.id], DeliveryStatus.SKIPPED, "not subscribed")
+            elif email_hash(row.email) in suppressed:
+                recorder.mark([row.id], DeliveryStatus.SKIPPED, "suppressed")
+            else:
+                todo.append(row)
+        done = _send_rows(recorder, factory, todo, cfg)
+        recorder.flush()  # the state as of now decides between requeue and skip
+        recorder.release([r.id for r in todo[done:]], recorder.result.stopped or "requeued")
+    result = recorder.result
+    result.stopped = result.stopped or recorder.stop_reason
+    if result.stopped == "lost-claim":
+        log.error("alert %s: claim %s was taken over; batch stopped", alert_id, claim)
+    finish_if_done(alert_id)
+    return result
+
+
+def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> int:
+    """Send over one connection; returns how many rows have an outcome (the rest go back)."""
+    if not todo:
+        return 0
     try:
         conn = mailer.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
     except (OSError, smtplib.SMTPException) as exc:
-        batch.release([r.id for r in todo], f"connect: {exc}")
-        db.session.commit()
-        batch.result.stopped = "smtp-unavailable"
-        return batch.result
-
+        recorder.result.stopped = "smtp-unavailable"
+        log.warning("alert %s: SMTP unavailable (%s)", recorder.alert_id, exc)
+        return 0
+    sender = mailer.envelope_sender(cfg)
+    max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
     i = 0
-    row = None
     try:
-        while i < len(todo):
+        while i < len(todo) and recorder.stop_reason is None:
             row = todo[i]
-            i += 1
             data = factory.build(row.id, row.subscriber_id, row.email)
             try:
                 conn.sendmail(sender, [row.email], data)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
-                _recipient_error(batch, row, code, text, max_attempts, hard_bounce=True)
+                _recipient_error(recorder, row, code, text, max_attempts, hard_bounce=True)
                 _reset(conn)
-            except (smtplib.SMTPDataError, smtplib.SMTPResponseException) as exc:
-                if isinstance(exc, smtplib.SMTPSenderRefused) or exc.smtp_code in (421,):
+            except smtplib.SMTPResponseException as exc:
+                if isinstance(exc, smtplib.SMTPSenderRefused) or exc.smtp_code == 421:
                     raise
-                _recipient_error(batch, row, exc.smtp_code, exc.smtp_error, max_attempts,
+                _recipient_error(recorder, row, exc.smtp_code, exc.smtp_error, max_attempts,
                                  hard_bounce=False)
                 _reset(conn)
             else:
-                batch.sent.append(row.id)
-            if len(batch.sent) >= flush_every or i == len(todo):
-                if not batch.flush():
-                    batch.result.stopped = "lost-claim"
-                    log.error("alert %s: claim %s was taken over; stopping", alert_id, claim)
-                    return batch.result
-                state = _alert_state(alert_id)
-                if state != AlertState.SENDING:
-                    batch.result.stopped = "cancelled" if state == AlertState.CANCELLED else "paused"
-                    break
+                recorder.sent(row.id)
+            i += 1
     except (OSError, smtplib.SMTPException) as exc:
-        # The connection died: this row's outcome was not a 250, so it goes back too.
-        i -= 1
-        batch.result.stopped = "smtp-disconnected"
-        log.warning("alert %s: SMTP failed mid-batch (%s); %d rows requeued", alert_id, exc, len(todo) - i)
+        # The connection died before this row's 250: it goes back with the rest.
+        recorder.result.stopped = "smtp-disconnected"
+        log.warning("alert %s: SMTP failed mid-batch (%s); %d rows requeued",
+                    recorder.alert_id, exc, len(todo) - i)
     finally:
         try:
             conn.quit()
         except (OSError, smtplib.SMTPException):
             conn.close()
-    batch.flush()
-    batch.release([r.id for r in todo[i:]], batch.result.stopped or "requeued")
-    db.session.commit()
-    finish_if_done(alert_id)
-    return batch.result
+    return i
 
 
 def _reset(conn: smtplib.SMTP) -> None:
@@ -470,20 +516,18 @@ def _reset(conn: smtplib.SMTP) -> None:
         conn.rset()
 
 
-def _recipient_error(batch: _Batch, row, code: int, text, max_attempts: int, *, hard_bounce: bool):
+def _recipient_error(rec: Recorder, row, code: int, text, max_attempts: int, *, hard_bounce: bool):
+    """5xx is final (and, at RCPT, a hard bounce that suppresses); 4xx is tried again later."""
     detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
     if 500 <= code < 600:
-        batch.mark([row.id], DeliveryStatus.FAILED, detail, attempt=True)
-        batch.result.failed += 1
+        rec.mark([row.id], DeliveryStatus.FAILED, detail, attempt=True)
         if hard_bounce:
-            suppress(row.email, "hard-bounce", detail)
+            rec.suppress(row.email, "hard-bounce", detail)
     elif row.attempts + 1 >= max_attempts:
-        batch.mark([row.id], DeliveryStatus.FAILED, f"gave up after {max_attempts} tries: {detail}",
-                   attempt=True)
-        batch.result.failed += 1
+        rec.mark([row.id], DeliveryStatus.FAILED, f"gave up after {max_attempts} tries: {detail}",
+                 attempt=True)
     else:
-        batch.mark([row.id], DeliveryStatus.QUEUED, detail, attempt=True)
-        batch.result.requeued += 1
+        rec.mark([row.id], DeliveryStatus.QUEUED, detail, attempt=True)
 
 
 def _suppressed_hashes(emails: list[str]) -> set[str]:
@@ -494,12 +538,13 @@ def _suppressed_hashes(emails: list[str]) -> set[str]:
     return set(db.session.scalars(query))
 
 
-def suppress(email: str, reason: str, detail: str | None = None) -> None:
+def _suppress_on(conn: sa.Connection, email: str, reason: str, detail: str | None) -> None:
     """Never mail this address again (idempotent; the first reason stands)."""
     key = email_hash(email)
-    if db.session.scalar(sa.select(Suppression.id).where(Suppression.email_hash == key)) is None:
-        db.session.add(Suppression(email_hash=key, email=email, reason=reason, detail=detail))
-        db.session.flush()
+    if conn.scalar(sa.select(Suppression.id).where(Suppression.email_hash == key)) is None:
+        conn.execute(sa.insert(Suppression).values(
+            email_hash=key, email=email, reason=reason, detail=detail, created_at=utcnow()
+        ))
 
 
 def finish_if_done(alert_id: int) -> bool:

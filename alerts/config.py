@@ -80,7 +80,7 @@ def load_config(instance_path: Path) -> dict:
         # (the window between the server's 250 and the commit), when a claimed row counts
         # as abandoned by a dead worker, and when a blast with no progress is re-dispatched.
         "BLAST_BATCH_SIZE": _int("BLAST_BATCH_SIZE", 500),
-        "BLAST_FLUSH_EVERY": _int("BLAST_FLUSH_EVERY", 20),
+        "BLAST_FLUSH_MS": _int("BLAST_FLUSH_MS", 50),
         "BLAST_STUCK_SECONDS": _int("BLAST_STUCK_SECONDS", 600),
         "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 120),
         "BLAST_MAX_ATTEMPTS": _int("BLAST_MAX_ATTEMPTS", 8),

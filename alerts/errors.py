@@ -8,6 +8,7 @@ from werkzeug.exceptions import HTTPException
 
 MESSAGES = {
     400: "Something in that request wasn't right. Please go back and try again.",
+    401: "Please log in to use the staff pages.",
     403: "You don't have access to this page.",
     404: "We couldn't find that page.",
     405: "That page can't be used this way.",

@@ -34,6 +34,7 @@ class CatcherHandler:
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.rcpt_reply = None  # callable(address) -> None | "451 ..." | "550 ..."
+        self.data_reply = None  # callable(rcpt_tos) -> None | reply; may block (tests stall here)
 
     async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
         reply = self.rcpt_reply(address) if self.rcpt_reply else None
@@ -43,6 +44,9 @@ class CatcherHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope: SMTPEnvelope):
+        reply = self.data_reply(list(envelope.rcpt_tos)) if self.data_reply else None
+        if reply:
+            return reply
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
         with self.arrived:
             self.messages.append(item)

@@ -98,6 +98,7 @@ def _clean(app, smtp):
         limiter.reset()
     smtp.handler.clear()
     smtp.handler.rcpt_reply = None
+    smtp.handler.data_reply = None
     yield
     with app.app_context():
         db.session.remove()

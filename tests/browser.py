@@ -1,10 +1,12 @@
 """A headless Chromium for browser tests: the system's browser, never a downloaded one.
 
-Test modules take the fixtures by importing this module and naming them at module level:
+Test modules take the fixtures by importing this module and naming both at module level
+(`browser_page` needs `browser`):
 
-    from tests import browser
+    from tests import browser as browsers
 
-    browser_page = browser.browser_page
+    browser = browsers.browser
+    browser_page = browsers.browser_page
 
 `browser_page` is a fresh page (own cookies) in a desktop-sized window; `browser` is the
 running Chromium, for tests that want other contexts too (a phone viewport, a second user).
@@ -29,6 +31,7 @@ CHROMIUM_ARGS = [
 ]
 DESKTOP = {"width": 1280, "height": 900}
 PHONE = {"width": 390, "height": 844}
+SMALL_PHONE = {"width": 320, "height": 568}
 # Playwright waits this long for an element or a navigation before failing a test.
 TIMEOUT_MS = 15_000
 
@@ -51,13 +54,14 @@ def browser() -> Iterator[object]:
             chromium.close()
 
 
-def new_page(browser, *, phone: bool = False):
+def new_page(browser, *, phone: bool = False, viewport: dict | None = None):
     """A page in a fresh context: a phone (touch, meta viewport honoured) or a desktop."""
     if phone:
-        context = browser.new_context(viewport=PHONE, is_mobile=True, has_touch=True,
-                                      device_scale_factor=2)
+        context = browser.new_context(
+            viewport=viewport or PHONE, is_mobile=True, has_touch=True, device_scale_factor=2
+        )
     else:
-        context = browser.new_context(viewport=DESKTOP)
+        context = browser.new_context(viewport=viewport or DESKTOP)
     context.set_default_timeout(TIMEOUT_MS)
     return context.new_page()
 

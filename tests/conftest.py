@@ -64,7 +64,10 @@ def app(tmp_path_factory, smtp):
     )
     with app.app_context():
         _fresh_schema()
-    return app
+    yield app
+    from alerts.redis_conn import stop_embedded
+
+    stop_embedded()
 
 
 def _fresh_schema() -> None:

@@ -53,9 +53,11 @@ def workers(app, smtp, own_redis, tmp_path):
         redis = own_redis
         name = queue
 
-        def start(self, *, beat: bool = True, name: str = "w", **extra) -> WorkerProcess:
+        def start(self, *, beat: bool = True, name: str = "w", concurrency: int = 2,
+                  **extra) -> WorkerProcess:
             env = worker_env(app, redis_url=own_redis.url, smtp_url=smtp.url, queue=queue, **extra)
-            proc = WorkerProcess(env, tmp_path / f"{name}.log", beat=beat, name=name)
+            proc = WorkerProcess(env, tmp_path / f"{name}.log", beat=beat, name=name,
+                                 concurrency=concurrency)
             started.append(proc)
             return proc
 
@@ -85,7 +87,10 @@ def test_worker_killed_mid_blast_then_restarted(app, ctx, smtp, workers, tmp_pat
         return None
 
     smtp.handler.data_reply = data_reply
-    first = workers.start(name="doomed")
+    # One connection, so no other message is half-way through DATA when the server
+    # stalls (a message the server took after its client died would be the window's
+    # other side, which no sender can close).
+    first = workers.start(name="doomed", concurrency=1)
     workers.launch(alert_id)
     assert stall.wait(60), "the blast never reached the stalled message"
     # Everything that got a 250 is committed within one flush interval, even mid-stall.

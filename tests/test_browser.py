@@ -47,6 +47,23 @@ def _no_horizontal_overflow(page) -> tuple[int, int]:
     return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
 
 
+def _assert_cards_in_column(page) -> None:
+    """The action cards keep to the page's column: their edges line up with the signup box."""
+    cards, column = page.evaluate(
+        """() => {
+          const box = document.querySelector("section.signup").getBoundingClientRect();
+          const cards = [...document.querySelectorAll(".actions .card")].map(c => {
+            const r = c.getBoundingClientRect();
+            return [r.left, r.right];
+          });
+          return [cards, [box.left, box.right]];
+        }"""
+    )
+    assert cards
+    for left, right in cards:
+        assert column[0] - 0.5 <= left and right <= column[1] + 0.5, (left, right, column)
+
+
 def test_signup_and_confirm_in_a_browser(
     app, live_server, celery_worker, smtp, browser, browser_page, monkeypatch, tmp_path
 ):
@@ -55,17 +72,19 @@ def test_signup_and_confirm_in_a_browser(
         assert seed_actions() == (len(SEED_ACTIONS), 0)
 
     # The Action Center at a phone's width: all there, nothing wider than the screen.
-    phone = browsers.new_page(browser, phone=True)
-    try:
-        phone.goto(live_server.url + "/")
-        _assert_action_center(phone)
-        _assert_honeypot_hidden(phone)
-        phone.screenshot(path=tmp_path / "action-center-phone.png", full_page=True)
-        scroll_width, inner_width = _no_horizontal_overflow(phone)
-        assert inner_width == browsers.PHONE["width"]
-        assert scroll_width <= inner_width, "the page scrolls sideways on a phone"
-    finally:
-        phone.context.close()
+    for viewport in (browsers.PHONE, browsers.SMALL_PHONE):
+        phone = browsers.new_page(browser, phone=True, viewport=viewport)
+        try:
+            phone.goto(live_server.url + "/")
+            _assert_action_center(phone)
+            _assert_honeypot_hidden(phone)
+            phone.screenshot(path=tmp_path / f"action-center-phone-{viewport['width']}.png", full_page=True)
+            scroll_width, inner_width = _no_horizontal_overflow(phone)
+            assert inner_width == viewport["width"]
+            assert scroll_width <= inner_width, f"the page scrolls sideways at {inner_width}px"
+            _assert_cards_in_column(phone)
+        finally:
+            phone.context.close()
 
     # The whole signup on a desktop.
     page = browser_page
@@ -75,6 +94,7 @@ def test_signup_and_confirm_in_a_browser(
     page.screenshot(path=tmp_path / "action-center-desktop.png", full_page=True)
     scroll_width, inner_width = _no_horizontal_overflow(page)
     assert scroll_width <= inner_width
+    _assert_cards_in_column(page)
 
     page.get_by_label("Email address").fill("grace@example.org")
     page.get_by_role("button", name="Sign up").click()

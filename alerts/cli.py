@@ -95,28 +95,40 @@ def alert_send(alert_id: int, wait: bool) -> None:
 
 
 def _wait(alert_id: int, total: int) -> None:
+    """A progress bar on a terminal; a line every few seconds in a log."""
     import time
 
     from . import blasts
     from .extensions import db
 
-    done = 0
-    with click.progressbar(length=total, label=f"Alert {alert_id}", file=sys.stderr,
-                           show_pos=True, show_percent=True) as bar:
-        while True:
-            status = blasts.status(alert_id)
-            db.session.rollback()  # see other workers' commits on the next read
-            bar.update(status["done"] - done)
-            done = status["done"]
-            if status["state"] not in ("sending",):
-                break
+    def poll() -> dict:
+        db.session.rollback()  # see the workers' commits
+        return blasts.status(alert_id)
+
+    status = poll()
+    if sys.stderr.isatty():
+        with click.progressbar(length=total, label=f"Alert {alert_id}", file=sys.stderr,
+                               show_pos=True, show_percent=True, show_eta=True) as bar:
+            while status["state"] == "sending":
+                time.sleep(0.5)
+                before, status = status["done"], poll()
+                bar.update(status["done"] - before)
+            bar.update(status["done"] - bar.pos)
+    else:
+        last = 0.0
+        while status["state"] == "sending":
+            if time.monotonic() - last >= 2:
+                click.echo(f"Alert {alert_id}: {status['done']}/{total} ({status['percent']}%)", err=True)
+                last = time.monotonic()
             time.sleep(0.5)
+            status = poll()
+        click.echo(f"Alert {alert_id}: {status['done']}/{total} ({status['percent']}%)", err=True)
     click.echo(
         f"Alert {alert_id} {status['state']}: {status['sent']} sent, {status['failed']} failed, "
         f"{status['skipped']} skipped, {status['queued'] + status['sending']} not sent.",
         err=True,
     )
-    if status["state"] not in ("sent",):
+    if status["state"] != "sent":
         sys.exit(1)
 
 

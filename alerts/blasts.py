@@ -47,6 +47,7 @@ from .models import (
 from .rendering import CompiledEmail, compile_email, markdown_html
 from .tokens import unsubscribe_serializer
 from .transactional import external_url, org_context
+from .verp import return_path
 
 log = logging.getLogger(__name__)
 
@@ -476,6 +477,7 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
         recorder.result.stopped = "smtp-unavailable"
         log.warning("alert %s: SMTP unavailable (%s)", recorder.alert_id, exc)
         return 0
+    verp = bool(cfg.get("BOUNCE_DOMAIN"))
     sender = mailer.envelope_sender(cfg)
     max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
     i = 0
@@ -484,7 +486,7 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
             row = todo[i]
             data = factory.build(row.id, row.subscriber_id, row.email)
             try:
-                conn.sendmail(sender, [row.email], data)
+                conn.sendmail(return_path("d", row.id) if verp else sender, [row.email], data)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
                 _recipient_error(recorder, row, code, text, max_attempts, hard_bounce=True)

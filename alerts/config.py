@@ -86,5 +86,7 @@ def load_config(instance_path: Path) -> dict:
         "BLAST_MAX_ATTEMPTS": _int("BLAST_MAX_ATTEMPTS", 8),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60),
         "UNSUBSCRIBE_MAILTO": _env("UNSUBSCRIBE_MAILTO"),
+        # Bounces: the VERP return-path domain (its MX points at `alerts bounces serve`).
+        "BOUNCE_DOMAIN": _env("BOUNCE_DOMAIN"),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
     }

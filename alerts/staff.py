@@ -20,6 +20,7 @@ from flask import (
     session,
     url_for,
 )
+from wtforms import SelectChoice
 
 from . import auth, blasts
 from .compose import ComposeError, save_alert
@@ -74,7 +75,8 @@ def require_login():
     if request.endpoint in OPEN_ENDPOINTS or auth.current_staff() is not None:
         return None
     had_session = auth.SESSION_USER in session
-    session.clear()
+    if had_session:
+        session.clear()  # expired, or the account is gone: nothing of it stays
     if request.endpoint == "staff.alert_status":
         return jsonify(error="login required"), 401
     if request.method not in ("GET", "HEAD"):
@@ -103,6 +105,25 @@ def staff_context() -> dict:
 @bp.app_template_filter("when")
 def format_when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+@bp.app_template_filter("percent")
+def format_percent(value: float) -> str:
+    """100.0 as 100 and 33.3 as 33.3, as JavaScript's String() writes them."""
+    return f"{value:g}"
+
+
+@bp.app_template_filter("duration")
+def format_duration(seconds: float | None) -> str:
+    """Time left as a person says it; staff.js formats the live values the same way."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
 
 
 def _login_rate_limit() -> str:
@@ -294,11 +315,11 @@ def _alert_form(alert: Alert | None) -> AlertForm:
     choices = []
     for action in ordered_actions():
         if action.is_open:
-            choices.append((action.slug, action.title))
+            choices.append(SelectChoice(action.slug, action.title))
         elif chosen and action.slug in chosen:
-            choices.append((action.slug, f"{action.title} (closed: will not be included)"))
+            choices.append(SelectChoice(action.slug, f"{action.title} (closed: will not be included)"))
     if alert is None:
-        initial = {"actions": [slug for slug, _ in choices]}
+        initial = {"actions": [choice.value for choice in choices]}
     else:
         initial = {
             "subject": alert.subject,

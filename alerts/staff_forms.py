@@ -2,27 +2,42 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
     HiddenField,
     PasswordField,
+    SelectChoice,
     SelectField,
     SelectMultipleField,
     StringField,
     TextAreaField,
 )
-from wtforms.validators import URL, DataRequired, InputRequired, Length, Optional, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 # Loose on purpose: staff addresses like staff@localhost (dev mode) must work for test sends.
 ADDRESS = Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address like name@example.org.")
 
 
+def web_address(form, field) -> None:
+    parts = urlsplit(field.data or "")
+    if parts.scheme not in ("http", "https") or not parts.netloc or " " in field.data:
+        raise ValidationError("Enter a full address starting with https://")
+
+
 class LoginForm(FlaskForm):
-    email = EmailField("Email", validators=[DataRequired("Enter your email address.")])
-    password = PasswordField("Password", validators=[DataRequired("Enter your password.")])
+    email = EmailField(
+        "Email", validators=[DataRequired("Enter your email address.")],
+        render_kw={"autocomplete": "username", "autofocus": True},
+    )
+    password = PasswordField(
+        "Password", validators=[DataRequired("Enter your password.")],
+        render_kw={"autocomplete": "current-password"},
+    )
     next = HiddenField()
 
 
@@ -41,24 +56,33 @@ class ActionForm(FlaskForm):
                    message="Use lower-case letters, digits and single hyphens only."),
         ],
     )
-    summary = TextAreaField("Summary", description="One paragraph, as on the Action Center.")
+    summary = TextAreaField(
+        "Summary", description="One paragraph, as on the Action Center.", render_kw={"rows": 4}
+    )
     call_to_action = StringField(
         "Call to action",
         description="The button's words, e.g. “Sign the Petition”.",
         validators=[DataRequired("The call to action is required."), Length(max=80)],
     )
-    kind = SelectField("Kind", choices=[("petition", "Petition"), ("pledge", "Pledge")])
+    kind = SelectField(
+        "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge")]
+    )
     url = StringField(
         "Link (optional)",
         description="Where the button goes; leave blank for the action's own page here.",
         validators=[
             Optional(),
             Length(max=500),
-            URL(require_tld=False, message="Enter a full address starting with https://"),
-            Regexp(r"^https?://", message="Enter a full address starting with https://"),
+            web_address,
         ],
     )
     is_open = BooleanField("Open (listed on the Action Center and in new alerts)", default=True)
+
+
+def at_least_one(form, field) -> None:
+    """Not InputRequired: its `required` flag would make a browser demand every checkbox."""
+    if not field.data:
+        raise ValidationError("Choose at least one action.")
 
 
 class MultiCheckboxField(SelectMultipleField):
@@ -80,10 +104,9 @@ class AlertForm(FlaskForm):
         description="**bold**, *italic*, [a link](https://example.org), lists with - . "
         "HTML is not allowed and is shown as text.",
         validators=[Length(max=20_000)],
+        render_kw={"rows": 10},
     )
-    actions = MultiCheckboxField(
-        "Actions", validators=[InputRequired("Choose at least one action.")]
-    )
+    actions = MultiCheckboxField("Actions", validators=[at_least_one])
 
 
 class SendTestForm(FlaskForm):

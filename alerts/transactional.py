@@ -58,8 +58,9 @@ def send_confirmation(subscriber_id: int) -> bool:
         message_id=new_message_id(domain_of(cfg["MAIL_FROM"])),
         extra_headers=[("Auto-Submitted", "auto-generated")],
     )
-    sender = mailer.envelope_sender(cfg)
-    mailer.send_one(cfg["SMTP_URL"], sender, sub.email, sign(data), cfg["SMTP_TIMEOUT"])
+    from .verp import return_path
+
+    mailer.send_one(cfg["SMTP_URL"], return_path("c", sub.id), sub.email, sign(data), cfg["SMTP_TIMEOUT"])
     return True
 
 

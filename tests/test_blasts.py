@@ -60,3 +60,32 @@ def test_small_blast_arrives_once_each_with_every_header(app, ctx, smtp, celery_
         assert lu[1:].split(">")[0] in html  # the visible link is the header's link
         assert dkim.verify(m.data, dnsfunc=dns_for(dkim_key))
     assert len(ids) == 40
+
+
+def test_verp_return_path_names_the_delivery_not_the_address(app, ctx, smtp, celery_worker,
+                                                               monkeypatch):
+    from alerts import verp
+    from alerts.models import Delivery, Subscriber
+
+    monkeypatch.setitem(app.config, "BOUNCE_DOMAIN", "bounce.example.org")
+    emails = add_confirmed(3)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    assert wait_for_state(alert_id)["state"] == "sent"
+    for m in smtp.handler.wait_for(3, timeout=10):
+        assert m.mail_from.endswith("@bounce.example.org")
+        assert "example.org" not in m.mail_from.split("@")[0] and "sub0" not in m.mail_from
+        target = verp.parse(m.mail_from)
+        delivery = ctx_get(Delivery, target.ident)
+        assert target.kind == "d" and delivery.alert_id == alert_id
+        assert ctx_get(Subscriber, delivery.subscriber_id).email == m.rcpt_tos[0]
+    forged = smtp.messages[0].mail_from.replace("+d", "+d9")
+    assert verp.parse(forged) is None
+    assert verp.parse("someone@bounce.example.org") is None
+    assert len(emails) == 3
+
+
+def ctx_get(model, ident):
+    from alerts.extensions import db
+
+    return db.session.get(model, ident)

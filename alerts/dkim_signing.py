@@ -27,7 +27,12 @@ _TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
 
 
 def canon_body_relaxed(body: bytes) -> bytes:
-    body = _TRAILING_WSP.sub(b"\r\n", _WSP.sub(b" ", body))
+    """RFC 6376 3.4.4, touching only what changes: most bodies have no tab or double space."""
+    body = body.replace(b"\t", b" ")
+    while b"  " in body:  # bytes.replace runs in C; a regex over the body costs ~0.3 ms
+        body = body.replace(b"  ", b" ")
+    if b" \r\n" in body:
+        body = _TRAILING_WSP.sub(b"\r\n", body)
     body = body.rstrip(b"\r\n")
     return body + b"\r\n" if body else b""
 

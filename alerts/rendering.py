@@ -89,6 +89,11 @@ def inline_css(html: str) -> str:
     ).transform()
 
 
+def _strip_indentation(html: str) -> str:
+    """Template indentation is bytes to send and sign for nothing (emails have no <pre>)."""
+    return "\n".join(line.strip() for line in html.splitlines() if line.strip())
+
+
 def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context) -> CompiledEmail:
     """Render `templates/email/<name>.{html,txt}` once with slots for per-recipient values."""
     holders = {slot: Slot(slot) for slot in slots}
@@ -97,7 +102,7 @@ def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context
     full = {**context, **holders}
     subject = "".join(text_t.blocks["subject"](text_t.new_context(full))).strip()
     subject = " ".join(subject.split())  # a header is one line, whatever the template did
-    html = inline_css(html_t.render(full))
+    html = _strip_indentation(inline_css(html_t.render(full)))
     text = text_t.render(full).strip() + "\n"
     return CompiledEmail(
         subject=Part.of(subject, html=False),

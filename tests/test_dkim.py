@@ -1,0 +1,76 @@
+"""Our OpenSSL-backed DKIM signer agrees with dkimpy, the reference verifier."""
+
+from __future__ import annotations
+
+import dkim
+import pytest
+from dkim.canonicalization import Relaxed
+
+from alerts.dkim_signing import DkimSigner, canon_body_relaxed, generate_rsa_key
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"\r\n\r\n",
+        b"plain line\r\n",
+        b"tabs\there \t and  double   spaces \r\nnext\t\r\n\r\n\r\n",
+        b"  leading\r\n\t\ttabs\r\n trailing   \r\n",
+        b"no final newline",
+    ],
+)
+def test_relaxed_body_canonicalization_matches_dkimpy(body):
+    assert canon_body_relaxed(body) == Relaxed.canonicalize_body(body)
+
+
+@pytest.fixture(scope="module")
+def key():
+    return generate_rsa_key(2048)
+
+
+def _message() -> bytes:
+    return (
+        b"From: \"Kids Org\" <alerts@example.org>\r\nTo: a@b.org\r\n"
+        b"Subject: Folded\r\n  subject\twith  tabs\r\nDate: Tue, 24 Nov 2026 22:00:00 +0000\r\n"
+        b"Message-ID: <1@example.org>\r\nMIME-Version: 1.0\r\n"
+        b"List-Unsubscribe: <https://x.org/u/T>, <mailto:u@x.org?subject=unsubscribe-T>\r\n"
+        b"List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n"
+        b"Content-Type: text/plain; charset=utf-8\r\n\r\nHello  there\t!\r\n\r\n"
+    )
+
+
+def dnsfunc_for(record: str):
+    return lambda name, timeout=5: record.encode()
+
+
+def test_signature_verifies_and_covers_both_unsubscribe_headers(key):
+    pem, record = key
+    signed = DkimSigner("example.org", "s1", pem).sign(_message())
+    assert dkim.verify(signed, dnsfunc=dnsfunc_for(record))
+    header = signed.split(b"\r\n", 1)[0]
+    assert b"list-unsubscribe:list-unsubscribe-post" in header
+    tampered = [
+        signed.replace(b"Hello", b"Hallo"),
+        signed.replace(b"https://x.org/u/T", b"https://evil.example/u/T"),
+        signed.replace(b"List-Unsubscribe=One-Click\r\n", b"List-Unsubscribe=Nope\r\n"),
+        signed.replace(b"To: a@b.org\r\n", b"To: a@b.org\r\nFrom: evil@x.org\r\n"),
+    ]
+    for bad in tampered:
+        assert bad != signed
+        assert not dkim.verify(bad, dnsfunc=dnsfunc_for(record))
+
+
+def test_ed25519_signature_verifies():
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    private = ed25519.Ed25519PrivateKey.generate()
+    pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    raw = private.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    record = "v=DKIM1; k=ed25519; p=" + base64.b64encode(raw).decode()
+    signed = DkimSigner("example.org", "s1", pem).sign(_message())
+    assert dkim.verify(signed, dnsfunc=dnsfunc_for(record))

@@ -13,7 +13,6 @@ Life of a blast:
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import logging
@@ -486,17 +485,15 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
             row = todo[i]
             data = factory.build(row.id, row.subscriber_id, row.email)
             try:
-                conn.sendmail(return_path("d", row.id) if verp else sender, [row.email], data)
+                mailer.send_message(conn, return_path("d", row.id) if verp else sender, row.email, data)
             except smtplib.SMTPRecipientsRefused as exc:
                 code, text = next(iter(exc.recipients.values()))
                 _recipient_error(recorder, row, code, text, max_attempts, hard_bounce=True)
-                _reset(conn)
             except smtplib.SMTPResponseException as exc:
                 if isinstance(exc, smtplib.SMTPSenderRefused) or exc.smtp_code == 421:
                     raise
                 _recipient_error(recorder, row, exc.smtp_code, exc.smtp_error, max_attempts,
                                  hard_bounce=False)
-                _reset(conn)
             else:
                 recorder.sent(row.id)
             i += 1
@@ -511,11 +508,6 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
         except (OSError, smtplib.SMTPException):
             conn.close()
     return i
-
-
-def _reset(conn: smtplib.SMTP) -> None:
-    with contextlib.suppress(smtplib.SMTPException):
-        conn.rset()
 
 
 def _recipient_error(rec: Recorder, row, code: int, text, max_attempts: int, *, hard_bounce: bool):

@@ -36,6 +36,14 @@ class CatcherHandler:
         self.rcpt_reply = None  # callable(address) -> None | "451 ..." | "550 ..."
         self.data_reply = None  # callable(rcpt_tos) -> None | reply; may block (tests stall here)
 
+    pipelining = True  # advertised like Postfix does, so senders exercise RFC 2920
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        if self.pipelining:
+            responses.insert(-1, "250-PIPELINING")
+        return responses
+
     async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
         reply = self.rcpt_reply(address) if self.rcpt_reply else None
         if reply:

@@ -126,7 +126,7 @@ def worker_env(app, *, redis_url: str, smtp_url: str, queue: str, **extra: str) 
 
 def send_task(redis_url: str, queue: str, name: str, *args) -> None:
     """Enqueue on another broker than the session's (what `blasts.launch` does in production)."""
-    client = Celery(broker=redis_url)
+    client = Celery(broker=redis_url, set_as_current=False)  # the session app stays current
     try:
         client.send_task(name, args=list(args), queue=queue)
     finally:

@@ -89,3 +89,27 @@ def ctx_get(model, ident):
     from alerts.extensions import db
 
     return db.session.get(model, ident)
+
+
+@pytest.mark.parametrize("pipelining", [True, False])
+def test_message_bytes_survive_smtp_with_and_without_pipelining(app, ctx, smtp, pipelining,
+                                                                monkeypatch):
+    """Dot-stuffing and CRLF: what the server stores is byte for byte what was signed."""
+    from alerts import mailer
+
+    monkeypatch.setattr(smtp.handler, "pipelining", pipelining)
+    data = b"Subject: t\r\nTo: a@b.org\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n"
+    conn = mailer.connect(smtp.url)
+    try:
+        assert conn.has_extn("pipelining") == pipelining
+        mailer.send_message(conn, "from@x.org", "a@b.org", data)
+        mailer.send_message(conn, "from@x.org", "c@d.org", data)
+        smtp.handler.rcpt_reply = lambda a: "550 5.1.1 no such user" if a == "bad@x.org" else None
+        with pytest.raises(__import__("smtplib").SMTPRecipientsRefused):
+            mailer.send_message(conn, "from@x.org", "bad@x.org", data)
+        mailer.send_message(conn, "from@x.org", "e@f.org", data)  # the connection still works
+    finally:
+        conn.quit()
+    got = smtp.handler.wait_for(3, timeout=5)
+    assert [m.rcpt_tos for m in got] == [["a@b.org"], ["c@d.org"], ["e@f.org"]]
+    assert all(m.data == data for m in got)

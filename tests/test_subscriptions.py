@@ -380,3 +380,34 @@ def test_action_center_lists_open_actions_in_order(app, client):
     assert positions == sorted(positions)
     assert "Sign the Healthy Kids" not in page
     assert "Advocate for Kids" in page and "Please leave this field empty" in page
+
+
+def test_concurrent_signups_for_one_new_address(app, smtp, celery_worker):
+    """Racing inserts of the same address: every request answers normally, one row, one email."""
+    import threading
+
+    results = []
+    barrier = threading.Barrier(6)
+
+    def run(i):
+        client = app.test_client()
+        token = csrf_token(client)
+        barrier.wait()
+        resp = client.post("/subscribe", data={"email": "race@example.org", "csrf_token": token},
+                           environ_base={"REMOTE_ADDR": f"198.51.100.{60 + i}"})
+        results.append(resp.status_code)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert results == [200] * 6
+    with app.app_context():
+        assert db.session.scalar(
+            sa.select(sa.func.count()).select_from(Subscriber).where(Subscriber.email == "race@example.org")
+        ) == 1
+        assert len(consents(app, "race@example.org")) == 6
+    smtp.handler.wait_for(1, timeout=20)
+    time.sleep(1)
+    assert len(smtp.messages) == 1

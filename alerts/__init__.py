@@ -22,6 +22,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.config.from_mapping(load_config(Path(app.instance_path)))
     if test_config:
         app.config.from_mapping(test_config)
+    from .logs import configure_logging
+
+    configure_logging(app)
     _resolve_redis(app)
     if app.config.get("PROXY_FIX_X_FOR"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
@@ -39,9 +42,17 @@ def create_app(test_config: dict | None = None) -> Flask:
     celery_init_app(app)
 
     # Blueprints.
-    from . import errors, public, staff
+    from . import (
+        errors,
+        privacy_views,
+        public,
+        staff,
+        staff_data,  # noqa: F401  (adds its views to the staff blueprint)
+        staff_suppressions,  # noqa: F401  (adds its views to the staff blueprint)
+    )
 
     app.register_blueprint(public.bp)
+    app.register_blueprint(privacy_views.bp)
     app.register_blueprint(staff.bp)
     errors.register(app)
 

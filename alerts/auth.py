@@ -98,8 +98,8 @@ def lockout_seconds_left(email: str) -> int:
 def record_failure(email: str) -> bool:
     """Count a failed login for this address; True when that failure locked the account."""
     cfg = current_app.config
-    window = cfg.get("STAFF_LOCKOUT_WINDOW_SECONDS", 15 * 60)
-    limit = cfg.get("STAFF_LOCKOUT_FAILURES", 5)
+    window = cfg["STAFF_LOCKOUT_WINDOW_SECONDS"]
+    limit = cfg["STAFF_LOCKOUT_FAILURES"]
     fail_key = _key("fail", email)
     try:
         pipe = _redis().pipeline()
@@ -108,7 +108,7 @@ def record_failure(email: str) -> bool:
         failures = pipe.execute()[1]
         if failures >= limit:
             pipe = _redis().pipeline()
-            pipe.set(_key("lock", email), 1, ex=cfg.get("STAFF_LOCKOUT_SECONDS", 15 * 60))
+            pipe.set(_key("lock", email), 1, ex=cfg["STAFF_LOCKOUT_SECONDS"])
             pipe.delete(fail_key)
             pipe.execute()
             log.warning("staff login locked after %d failures (account hash %s)",

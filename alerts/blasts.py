@@ -187,19 +187,28 @@ def _locked_alert(alert_id: int) -> Alert:
     return alert
 
 
+def _recipients(query: sa.Select) -> sa.Select:
+    """Who a blast goes to: confirmed and not suppressed, at the moment it starts."""
+    return query.where(Subscriber.status == SubscriberStatus.CONFIRMED).where(
+        ~sa.exists().where(Suppression.email == Subscriber.email)
+    )
+
+
+def recipient_count() -> int:
+    """How many a blast started now would go to (the staff confirmation page shows it)."""
+    return db.session.scalar(_recipients(sa.select(sa.func.count()).select_from(Subscriber)))
+
+
 def start_blast(alert_id: int) -> int:
     """Fix the recipients and mark the alert sending; the caller enqueues `dispatch` after."""
     alert = _locked_alert(alert_id)
     if alert.state != AlertState.DRAFT:
         raise BlastError(f"alert {alert_id} is {alert.state}; only a draft can be sent")
-    recipients = (
+    recipients = _recipients(
         sa.select(
             sa.literal(alert_id), Subscriber.id, sa.literal(str(DeliveryStatus.QUEUED)), sa.literal(0)
         )
-        .where(Subscriber.status == SubscriberStatus.CONFIRMED)
-        .where(~sa.exists().where(Suppression.email == Subscriber.email))
-        .order_by(Subscriber.id)
-    )
+    ).order_by(Subscriber.id)
     db.session.execute(
         sa.insert(Delivery).from_select(["alert_id", "subscriber_id", "status", "attempts"], recipients)
     )
@@ -614,7 +623,11 @@ def status(alert_id: int) -> dict:
         .where(Delivery.alert_id == alert_id, Delivery.sent_at >= now - timedelta(seconds=window))
     )
     elapsed = ((alert.finished_at or now) - alert.started_at).total_seconds() if alert.started_at else 0
-    rate = recent / window if alert.state == AlertState.SENDING else (c["sent"] / elapsed if elapsed else 0)
+    if alert.state == AlertState.SENDING:
+        # The last 30 s, or since the start when the blast is younger than that.
+        rate = recent / max(1.0, min(window, elapsed))
+    else:
+        rate = c["sent"] / elapsed if elapsed else 0
     remaining = c["queued"] + c["sending"]
     done = c["sent"] + c["failed"] + c["skipped"]
     return {

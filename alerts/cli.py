@@ -6,8 +6,9 @@ import sys
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
+from flask.cli import AppGroup, FlaskGroup, with_appcontext
 
+from .cli_bounces import bounces_group
 from .dev import dev_command
 
 
@@ -27,9 +28,16 @@ def register(app: Flask) -> None:
     app.cli.add_command(create_staff_command)
     app.cli.add_command(dev_command)
     app.cli.add_command(alert_group)
+    app.cli.add_command(bounces_group)
+    from .cli_ops import dkim_group
+    from .cli_subscribers import subscribers_group
+
+    app.cli.add_command(subscribers_group)
+    app.cli.add_command(dkim_group)
 
 
 @click.command("seed-actions")
+@with_appcontext
 def seed_actions_command() -> None:
     """Load the seven Action Center actions (idempotent)."""
     from .seed import seed_actions
@@ -41,6 +49,7 @@ def seed_actions_command() -> None:
 @click.command("create-staff")
 @click.argument("email")
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@with_appcontext
 def create_staff_command(email: str, password_stdin: bool) -> None:
     """Create a staff login (password from a prompt or --password-stdin)."""
     from .staff_accounts import StaffError, create_staff
@@ -56,7 +65,7 @@ def create_staff_command(email: str, password_stdin: bool) -> None:
     click.echo(f"Staff account {user.email} created.")
 
 
-@click.group("alert")
+@click.group("alert", cls=AppGroup)  # its commands run inside the app context
 def alert_group() -> None:
     """Compose, send and follow action alerts."""
 

@@ -76,6 +76,12 @@ def load_config(instance_path: Path) -> dict:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_SECONDS", 8 * 3600),
+        # Staff logins: a per-IP limit on login attempts, and a per-account lock after
+        # STAFF_LOCKOUT_FAILURES failures within the window (whatever the IP).
+        "STAFF_LOGIN_RATE_LIMIT": _env("STAFF_LOGIN_RATE_LIMIT", "10/minute"),
+        "STAFF_LOCKOUT_FAILURES": _int("STAFF_LOCKOUT_FAILURES", 5),
+        "STAFF_LOCKOUT_WINDOW_SECONDS": _int("STAFF_LOCKOUT_WINDOW_SECONDS", 15 * 60),
+        "STAFF_LOCKOUT_SECONDS": _int("STAFF_LOCKOUT_SECONDS", 15 * 60),
         # The blast engine: rows per batch task, how often a batch records its outcomes
         # (the window between the server's 250 and the commit), when a claimed row counts
         # as abandoned by a dead worker, and when a blast with no progress is re-dispatched.
@@ -89,4 +95,8 @@ def load_config(instance_path: Path) -> dict:
         # Bounces: the VERP return-path domain (its MX points at `alerts bounces serve`).
         "BOUNCE_DOMAIN": _env("BOUNCE_DOMAIN"),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
+        # Logs: "json" writes one JSON object per line (see alerts/logs.py); "text" leaves
+        # logging as Flask, gunicorn and Celery set it up.
+        "LOG_FORMAT": (_env("LOG_FORMAT", "text") or "text").lower(),
+        "LOG_LEVEL": (_env("LOG_LEVEL", "INFO") or "INFO").upper(),
     }

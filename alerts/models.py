@@ -98,6 +98,62 @@ class Suppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class SuppressionLift(db.Model):
+    """The audit trail of lifted suppressions: lifting deletes the entry and writes this row.
+
+    So the suppression list only ever holds entries in force, and every send path's check
+    stays a plain lookup.
+    """
+
+    __tablename__ = "suppression_lifts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email_hash: Mapped[str] = mapped_column(sa.String(64), index=True)
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    reason: Mapped[str] = mapped_column(sa.String(32))  # the suppression's own reason
+    detail: Mapped[str | None] = mapped_column(sa.Text)
+    suppressed_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    lifted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    lifted_by: Mapped[str] = mapped_column(sa.String(254))
+    lift_reason: Mapped[str] = mapped_column(sa.Text)
+
+
+class BounceKind(enum.StrEnum):
+    HARD = "hard"
+    SOFT = "soft"
+    DELAYED = "delayed"
+    COMPLAINT = "complaint"
+
+
+class BounceEvent(db.Model):
+    """One delivery report (DSN) or complaint (ARF) about one recipient, as received.
+
+    No address is kept here: the subscriber and delivery are found from the VERP return
+    path or the original Message-ID, and the diagnostic has the recipient's address blanked.
+    """
+
+    __tablename__ = "bounce_events"
+    __table_args__ = (
+        sa.Index("ix_bounce_events_subscriber_kind_at", "subscriber_id", "kind", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    source: Mapped[str] = mapped_column(sa.String(8))  # smtp | imap
+    kind: Mapped[str] = mapped_column(sa.String(16))  # a BounceKind
+    subscriber_id: Mapped[int | None] = mapped_column(sa.ForeignKey("subscribers.id", ondelete="SET NULL"))
+    delivery_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("deliveries.id", ondelete="SET NULL"), index=True
+    )
+    matched_by: Mapped[str | None] = mapped_column(sa.String(16))  # verp | message-id | address
+    status: Mapped[str | None] = mapped_column(sa.String(16))  # RFC 3463 code, e.g. 5.1.1
+    diagnostic: Mapped[str | None] = mapped_column(sa.Text)
+    reporter: Mapped[str | None] = mapped_column(sa.String(255))  # Reporting-MTA or sender
+    # The report's own Message-ID (hashed): the same report seen twice is applied once.
+    report_key: Mapped[str] = mapped_column(sa.String(64), index=True)
+    outcome: Mapped[str] = mapped_column(sa.String(120))
+
+
 class Action(db.Model):
     """A petition or pledge on the Action Center."""
 

@@ -1,0 +1,125 @@
+"""`alerts subscribers import|export`: the command-line side of alerts/importing.py."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import click
+
+from .importing import CONSENT_MODES, DOCUMENTED, ImportFileError, parse_mapping
+from .models import SubscriberStatus
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Import subscribers from CSV, export them as CSV."""
+
+
+@subscribers_group.command("import")
+@click.argument("file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option(
+    "--consent", type=click.Choice(CONSENT_MODES), required=True,
+    help="documented: you hold proof of consent; the rows become confirmed subscribers with "
+         "--source recorded as their consent. confirm-first: the rows become pending and each "
+         "is sent a confirmation email.",
+)
+@click.option("--source", help="Where and how the consent was given, e.g. \"Paper petition, "
+              "Pride march 2026\" (required with --consent documented).")
+@click.option("--map", "mappings", multiple=True, metavar="FIELD=HEADER",
+              help="Which column holds a field, e.g. --map \"email=E-mail Address\" (repeatable; "
+                   "fields: email, source). Default: a column named email (or e-mail, email address).")
+@click.option("--dry-run", is_flag=True, help="Check every row and report what would happen; change nothing.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the rows not imported as they stand, with the reason, to this CSV file.")
+@click.option("--consent-text-version", help="The version of the consent wording the people agreed to "
+              "(default: CONSENT_TEXT_VERSION).")
+def import_command(file: str, consent: str, source: str | None, mappings: tuple[str, ...], dry_run: bool,
+                   report_path: str | None, consent_text_version: str | None) -> None:
+    """Import subscribers from FILE.csv, whose header row names at least the email column.
+
+    Duplicates within the file are merged, suppressed addresses stay suppressed, confirmed
+    subscribers are left as they are, and no one who unsubscribed is resubscribed. A summary
+    goes to standard output and a progress bar to standard error.
+    """
+    from . import importing
+
+    if consent == DOCUMENTED and not (source or "").strip():
+        raise click.UsageError(
+            "--source is required with --consent documented: say where and how these people "
+            "consented, e.g. --source \"Paper petition, Pride march 2026\"; it is recorded as their consent."
+        )
+    try:
+        mapping = parse_mapping(mappings)
+    except ImportFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--map") from exc
+    with open(file, "rb") as binary:
+        try:
+            total = importing.check_file(binary)
+        except ImportFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="FILE.csv") from exc
+        with _Progress(total, "Checking" if dry_run else "Importing") as progress:
+            try:
+                report = importing.import_file(
+                    binary, consent=consent, source=source, mapping=mapping, dry_run=dry_run,
+                    consent_text_version=consent_text_version, progress=progress.update,
+                )
+            except ImportFileError as exc:
+                raise click.BadParameter(str(exc), param_hint="FILE.csv") from exc
+    for line in report.summary_lines():
+        click.echo(line)
+    if report_path:
+        with open(report_path, "w", newline="", encoding="utf-8") as out:
+            importing.write_problems(report.problems, out)
+        click.echo(f"{len(report.problems)} row(s) listed with their reasons in {report_path}.")
+    elif report.problems:
+        click.echo("Use --report FILE to list those rows with their reasons.")
+
+
+class _Progress:
+    """A progress bar on a terminal; a line every few seconds when stderr is a log."""
+
+    def __init__(self, total: int, label: str):
+        self.total = total
+        self.label = label
+        self.done = 0
+        self.bar = None
+        self.last = 0.0
+
+    def __enter__(self) -> _Progress:
+        self.last = time.monotonic()
+        if sys.stderr.isatty():
+            self.bar = click.progressbar(length=self.total, label=self.label, file=sys.stderr,
+                                         show_pos=True, show_percent=True, show_eta=True)
+            self.bar.__enter__()
+        return self
+
+    def update(self, lines: int) -> None:
+        self.done += lines
+        if self.bar is not None:
+            self.bar.update(lines)
+        elif time.monotonic() - self.last >= 2:
+            self.last = time.monotonic()
+            click.echo(f"{self.label}: line {self.done}/{self.total}", err=True)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+        elif exc[0] is None:
+            click.echo(f"{self.label}: {self.total} line(s) done", err=True)
+
+
+@subscribers_group.command("export")
+@click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]),
+              help="Only subscribers with this status.")
+def export_command(status: str | None) -> None:
+    """Write the subscribers as CSV to standard output.
+
+    Columns: email, status, created_at, confirmed_at, unsubscribed_at, source.
+    """
+    from .importing import export_csv
+
+    out = sys.stdout
+    for piece in export_csv(status):
+        out.write(piece)
+    out.flush()

@@ -95,6 +95,9 @@ def load_config(instance_path: Path) -> dict:
         # Bounces: the VERP return-path domain (its MX points at `alerts bounces serve`).
         "BOUNCE_DOMAIN": _env("BOUNCE_DOMAIN"),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
+        # Behind a reverse proxy: how many X-Forwarded-For hops to trust (0: none), so that
+        # rate limits and consent records see the visitor's address, not the proxy's.
+        "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),
         # Logs: "json" writes one JSON object per line (see alerts/logs.py); "text" leaves
         # logging as Flask, gunicorn and Celery set it up.
         "LOG_FORMAT": (_env("LOG_FORMAT", "text") or "text").lower(),

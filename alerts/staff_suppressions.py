@@ -28,7 +28,7 @@ class SuppressForm(FlaskForm):
         render_kw={"autocomplete": "off", "placeholder": "name@example.org"},
     )
     note = StringField(
-        "Why", description="Recorded with the entry, with your name.",
+        "Why",
         validators=[DataRequired("Say why; it is recorded."), Length(max=500)],
     )
 
@@ -61,8 +61,7 @@ def _list_page(form: SuppressForm, status: int = 200):
     ).all()
     total = db.session.scalar(sa.select(sa.func.count()).select_from(Suppression))
     return render_template(
-        "staff/suppressions.html", pagination=pagination, q=q, form=form, lift_form=LiftForm(),
-        lifts=lifts, total=total,
+        "staff/suppressions.html", pagination=pagination, q=q, form=form, lifts=lifts, total=total,
     ), status
 
 

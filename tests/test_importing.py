@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import subprocess
+import sys
 from datetime import timedelta
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -17,6 +21,7 @@ from tests.conftest import csrf_token, link_in
 from tests.data_helpers import log_in_staff, write_csv
 
 SOURCE = "Paper petition, Pride march 2026"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def run(app, *args):
@@ -311,3 +316,17 @@ def test_data_pages_need_a_login(client):
     assert client.get("/staff/subscribers/export.csv").status_code == 302
     assert client.get("/staff/subscribers/import").status_code == 302
     assert client.post("/staff/subscribers/import").status_code in (400, 401)
+
+
+def test_bench_script_runs(app, tmp_path):
+    """bench/import_csv.py, small: it checks its own counts; here it must just finish."""
+    out = tmp_path / "figures.json"
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "import_csv.py"), "--rows", "3000", "--json", str(out),
+         "--redis-url", app.config["REDIS_URL"]],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )
+    assert result.returncode == 0, result.stderr
+    figures = json.loads(out.read_text())
+    assert figures["first"]["created"] == figures["kinds"]["valid_unique"]
+    assert figures["again"]["reasons"]["already-confirmed"] == figures["kinds"]["valid_unique"]

@@ -57,7 +57,8 @@ class BounceHandler:
 
     def process(self, raw: bytes, rcpt_tos: list[str], mail_from: str | None) -> bounces.Outcome:
         with self.app.app_context():
-            return bounces.process(raw, source="smtp", envelope_rcpts=rcpt_tos, envelope_sender=mail_from)
+            return bounces.process(raw, source="smtp", envelope_rcpts=rcpt_tos,
+                                   envelope_sender=mail_from, match_addresses=False)
 
 
 class BounceServer:

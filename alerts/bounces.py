@@ -542,8 +542,14 @@ def _apply(report: Report, rcpt: RecipientReport, target: Target, source: str) -
 
 
 def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
-            envelope_sender: str | None = None, record_unmatched: bool = True) -> Outcome:
-    """Read one message and act on it; commits. Safe to call twice with the same report."""
+            envelope_sender: str | None = None, record_unmatched: bool = True,
+            match_addresses: bool = True) -> Outcome:
+    """Read one message and act on it; commits. Safe to call twice with the same report.
+
+    `match_addresses=False` acts only on reports that name a delivery by its signed VERP
+    address or Message-ID: the open SMTP receiver uses it, so that nobody can get a
+    subscriber suppressed by mailing it a forged report that merely names their address.
+    """
     report = parse_report(raw, envelope_rcpts, envelope_sender)
     if report is None:
         return Outcome()
@@ -560,7 +566,7 @@ def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
         outcome.events.append(_apply(report, worst, target, source))
     else:
         for rcpt in report.recipients:
-            sub = subscriber_by_address(rcpt.address)
+            sub = subscriber_by_address(rcpt.address) if match_addresses else None
             if sub is not None:
                 outcome.matched = True
                 outcome.events.append(_apply(report, rcpt, Target(sub, None, "address"), source))

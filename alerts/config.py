@@ -94,6 +94,11 @@ def load_config(instance_path: Path) -> dict:
         "UNSUBSCRIBE_MAILTO": _env("UNSUBSCRIBE_MAILTO"),
         # Bounces: the VERP return-path domain (its MX points at `alerts bounces serve`).
         "BOUNCE_DOMAIN": _env("BOUNCE_DOMAIN"),
+        # Soft bounces suppress after this many within the window (listmonk records soft
+        # bounces without acting by default; Mailman scores them half a hard bounce).
+        "BOUNCE_SOFT_THRESHOLD": _int("BOUNCE_SOFT_THRESHOLD", 3),
+        "BOUNCE_SOFT_WINDOW_DAYS": _int("BOUNCE_SOFT_WINDOW_DAYS", 7),
+        "BOUNCE_MAX_MESSAGE_BYTES": _int("BOUNCE_MAX_MESSAGE_BYTES", 10_000_000),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
         # Behind a reverse proxy: how many X-Forwarded-For hops to trust (0: none), so that
         # rate limits and consent records see the visitor's address, not the proxy's.

@@ -506,7 +506,7 @@ class _Applier:
         db.session.execute(sa.insert(table), params)
         emails = [row.email for row in rows]
         query = sa.select(table.c.email, table.c.id).where(_in(table.c.email, emails))
-        ids = dict(db.session.execute(query).tuples().all())
+        ids = dict(db.session.execute(query).all())
         return [ids[email] for email in emails]
 
     def _consent_records(self, consents: list[tuple[int, str | None]], event: str, now: datetime) -> None:
@@ -544,7 +544,7 @@ class _Applier:
             sa.update(Subscriber).where(_in(Subscriber.id, ids)).values(last_confirmation_at=None)
         )
         query = sa.select(Subscriber.id, Subscriber.email).where(_in(Subscriber.id, ids))
-        emails = dict(db.session.execute(query).tuples().all())
+        emails = dict(db.session.execute(query).all())
         db.session.commit()
         for sub_id in ids:
             row = rows_by_email.get(emails.get(sub_id, ""))

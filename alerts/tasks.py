@@ -9,7 +9,7 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from . import blasts, mailer, transactional
+from . import blasts, bounces, mailer, transactional
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +28,7 @@ def send_confirmation(self, subscriber_id: int) -> bool:
     except (OSError, smtplib.SMTPException) as exc:
         if mailer.is_permanent(exc):
             log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc)
+            bounces.confirmation_refused(subscriber_id, exc)  # a 5xx at RCPT: a hard bounce
             return False
         if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
             log.error("confirmation to subscriber %s given up: %s", subscriber_id, exc)

@@ -223,6 +223,31 @@ def test_confirm_first_sends_each_a_confirmation_and_respects_the_cooldown(
     assert smtp.handler.wait_for(1, timeout=1) == []
 
 
+def test_confirm_first_with_the_broker_away_frees_the_cooldown(app, ctx, tmp_path, smtp, monkeypatch):
+    from alerts import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OSError("Connection refused")
+
+    monkeypatch.setattr(tasks.queue_confirmations, "delay", broker_down)
+    path = write_csv(tmp_path / "list.csv", "email\nq1@example.org\nq2@example.org\n")
+    report_path = tmp_path / "report.csv"
+    result = run(app, "import", str(path), "--consent", "confirm-first", "--report", str(report_path))
+    assert result.exit_code == 0, result.output
+    assert "0 confirmation email(s) queued." in result.stdout and "2 not-queued" in result.stdout
+    assert [r["reason"] for r in read_report(report_path)] == ["not-queued", "not-queued"]
+    subs = subscribers()
+    assert {s.status for s in subs.values()} == {"pending"}
+    # The cooldown slot was given back, so running the import again sends the confirmations.
+    assert {s.last_confirmation_at for s in subs.values()} == {None}
+    monkeypatch.undo()
+    calls = []
+    monkeypatch.setattr(tasks.queue_confirmations, "delay", lambda ids: calls.append(sorted(ids)))
+    again = run(app, "import", str(path), "--consent", "confirm-first")
+    assert "2 pending subscriber(s) sent a fresh confirmation." in again.stdout
+    assert calls == [sorted(s.id for s in subs.values())]
+
+
 def test_cli_export_streams_csv(app, ctx, tmp_path):
     add("a@example.org", "confirmed", confirmed_at=utcnow(), source="web-form")
     add("b@example.org", "pending")

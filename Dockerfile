@@ -18,7 +18,7 @@ COPY alerts ./alerts
 RUN pip install .
 
 COPY . .
-RUN useradd --system --uid 10001 --home-dir /app --shell /usr/sbin/nologin alerts \
+RUN useradd --system --uid 10001 --create-home --home-dir /home/alerts --shell /usr/sbin/nologin alerts \
     && mkdir -p /app/instance \
     && chown alerts:alerts /app/instance
 

@@ -291,10 +291,11 @@ def import_csv(
     seen: dict[str, int] = {}
     chunk: list[_Row] = []
     applier = _Applier(consent, version, dry_run, report)
-    line_offset, reported_line = 1, 1  # the header was line 1
-    line = 1
+    line = reported_line = 1  # the header was line 1
+    if progress is not None:
+        progress(1)
     for record in reader:
-        line = line_offset + reader.line_num
+        line = 1 + reader.line_num
         if progress is not None and line - reported_line >= 1000:
             progress(line - reported_line)
             reported_line = line

@@ -178,3 +178,16 @@ def test_docker_compose_file_is_valid():
                               capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert set(services.stdout.split()) >= {
         "web", "worker", "beat", "redis", "postgres", "bounces", "mailpit", "migrate", "flower"}
+
+
+def test_gunicorn_logs_as_json_only_with_log_format_json(monkeypatch):
+    import runpy
+
+    monkeypatch.setenv("LOG_FORMAT", "text")
+    assert "logconfig_dict" not in runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+    monkeypatch.setenv("LOG_FORMAT", "json")
+    conf = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["logconfig_dict"]
+    assert conf["formatters"]["json"]["()"] == "alerts.logs.JsonFormatter"
+    assert conf["root"]["handlers"] == []  # the app's own handler, added by create_app, is the one
+    for name in ("gunicorn.error", "gunicorn.access"):
+        assert conf["loggers"][name]["handlers"] == ["json"]

@@ -118,7 +118,7 @@ def unsubscribe_mailto() -> str:
 class MessageFactory:
     """Everything per-blast computed once; `build` is the per-recipient path."""
 
-    alert: Alert
+    alert_id: int  # an id, not the ORM object: no lazy load may open a transaction mid-batch
     compiled: CompiledEmail
     from_header: str
     domain: str
@@ -134,7 +134,7 @@ class MessageFactory:
         cfg = current_app.config
         base = external_url("public.unsubscribe", token="T").rsplit("/", 1)[0] + "/"
         return cls(
-            alert=alert,
+            alert_id=alert.id,
             compiled=compiled_alert(alert),
             from_header=format_from(cfg["MAIL_FROM"]),
             domain=domain_of(cfg["MAIL_FROM"]),
@@ -149,7 +149,7 @@ class MessageFactory:
     def message_id(self, delivery_id: int) -> str:
         """Stable per delivery: a resend after a crash carries the same Message-ID."""
         tag = hmac.new(self.id_key, f"{delivery_id}".encode(), hashlib.sha256).hexdigest()[:12]
-        return f"<alert{self.alert.id}.d{delivery_id}.{tag}@{self.domain}>"
+        return f"<alert{self.alert_id}.d{delivery_id}.{tag}@{self.domain}>"
 
     def build(self, delivery_id: int | None, subscriber_id: int | None, email: str,
               subject_prefix: str = "") -> bytes:
@@ -171,7 +171,7 @@ class MessageFactory:
                  f"<{unsubscribe_url}>, <mailto:{self.mailto}?subject=unsubscribe-{token}>"),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("List-Id", self.list_id),
-                ("Feedback-ID", f"alert{self.alert.id}:alerts:{self.domain}"),
+                ("Feedback-ID", f"alert{self.alert_id}:alerts:{self.domain}"),
             ],
         )
         return self.signer.sign(data) if self.signer else data
@@ -315,10 +315,12 @@ class Recorder:
     The same flush heartbeats the claim and reads the alert's state (pause, cancel).
     """
 
-    def __init__(self, engine: sa.Engine, alert_id: int, claim: str, interval: float):
+    def __init__(self, engine: sa.Engine, alert_id: int, claim: str, interval: float,
+                 first: int, last: int):
         self.engine = engine
         self.alert_id = alert_id
         self.claim = claim
+        self.first, self.last = first, last
         self.interval = interval
         self.result = BatchResult()
         self.stop_reason: str | None = None
@@ -385,7 +387,8 @@ class Recorder:
             sent, self._sent = self._sent, []
             marks, self._marks = self._marks, []
             suppress, self._suppress = self._suppress, []
-        mine = Delivery.claim_id == self.claim
+        # The id range lets the database find the batch's rows by primary key.
+        mine = sa.and_(Delivery.id.between(self.first, self.last), Delivery.claim_id == self.claim)
         now = utcnow()
         with self.engine.begin() as conn:
             if sent:
@@ -446,7 +449,7 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
         sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
                   Subscriber.status)
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.claim_id == claim)
+        .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
         .order_by(Delivery.id)
     ).all()
     alert = db.session.get(Alert, alert_id)
@@ -454,7 +457,7 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     suppressed = _suppressed_hashes([r.email for r in rows if r.email])
     db.session.commit()  # no transaction stays open while the batch sends
 
-    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000)
+    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000, first, last)
     with recorder:
         todo = []
         for row in rows:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -10,8 +12,16 @@ from .extensions import db
 from .models import StaffUser, utcnow
 
 _hasher = PasswordHasher()
-# Verifying against this when the account does not exist keeps the timing the same.
-_DUMMY_HASH = _hasher.hash("not a real password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so the timing is the same.
+
+    Made on first use: hashing at import would cost every worker and CLI process 64 MiB.
+    """
+    return _hasher.hash("not a real password")
+
 MIN_PASSWORD_LENGTH = 10
 
 
@@ -46,7 +56,7 @@ def ensure_dev_staff(email: str, password: str) -> str:
 def check_password(email: str, password: str) -> StaffUser | None:
     user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email.strip().lower()))
     try:
-        _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
     except (VerificationError, InvalidHashError):
         return None
     if user is None:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
 from .models import ConsentRecord, Subscriber, SubscriberStatus, Suppression, email_hash, utcnow
@@ -53,29 +53,44 @@ class Request:
     source: str = "web-form"
 
 
+def _consent(event: str, req: Request) -> dict:
+    return {
+        "event": event,
+        "at": utcnow(),
+        "ip": req.ip,
+        "user_agent": (req.user_agent or "")[:512] or None,
+        "consent_text_version": current_app.config["CONSENT_TEXT_VERSION"],
+        "source": req.source,
+    }
+
+
 def _record(sub: Subscriber, event: str, req: Request) -> None:
-    sub.consents.append(
-        ConsentRecord(
-            event=event,
-            ip=req.ip,
-            user_agent=(req.user_agent or "")[:512] or None,
-            consent_text_version=current_app.config["CONSENT_TEXT_VERSION"],
-            source=req.source,
-        )
+    sub.consents.append(ConsentRecord(**_consent(event, req)))
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def _insert_new(email: str, req: Request) -> int | None:
+    """A new address in two statements: the pending subscriber, with its nonce and its
+    cooldown already taken, and the consent record. None when the address is known.
+
+    `INSERT … ON CONFLICT DO NOTHING` also settles racing signups for one address: one
+    insert wins, the others see a known address.
+    """
+    insert = _INSERTS[db.session.get_bind().dialect.name]
+    now = utcnow()
+    subscriber_id = db.session.scalar(
+        insert(Subscriber)
+        .values(email=email, status=SubscriberStatus.PENDING, confirm_nonce=secrets.token_hex(16),
+                created_at=now, last_confirmation_at=now)
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(Subscriber.id)
     )
-
-
-def _get_or_create(email: str) -> Subscriber:
-    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
-    if sub is not None:
-        return sub
-    try:
-        with db.session.begin_nested():
-            sub = Subscriber(email=email, status=SubscriberStatus.PENDING)
-            db.session.add(sub)
-    except IntegrityError:  # a concurrent signup for the same address won the insert
-        sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
-    return sub
+    if subscriber_id is not None:
+        db.session.execute(sa.insert(ConsentRecord).values(subscriber_id=subscriber_id,
+                                                          **_consent("signup", req)))
+    return subscriber_id
 
 
 def request_subscription(email: str, req: Request) -> int | None:
@@ -87,9 +102,12 @@ def request_subscription(email: str, req: Request) -> int | None:
     """
     if is_suppressed(email):
         return None
-    sub = _get_or_create(email)
-    if sub.status == SubscriberStatus.CONFIRMED:
-        return None
+    new_id = _insert_new(email, req)
+    if new_id is not None:
+        return new_id
+    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    if sub is None or sub.status == SubscriberStatus.CONFIRMED:
+        return None  # (None: erased between the two statements)
     if sub.status == SubscriberStatus.UNSUBSCRIBED or sub.confirm_nonce is None:
         sub.status = SubscriberStatus.PENDING
         sub.confirm_nonce = secrets.token_hex(16)

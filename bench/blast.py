@@ -1,0 +1,493 @@
+"""Blast benchmark: N subscribers, the real send path, messages per second end to end.
+
+    python bench/blast.py --subscribers 10000 [--database-url URL] [--json out.json]
+
+Seeds N confirmed subscribers and the seven actions into a fresh database, starts an SMTP sink
+in its own process, Redis (REDIS_URL, or a redis-server of its own) and real `celery -A worker
+worker` processes, DKIM-signs with a new 2048-bit RSA key, starts the blast through
+`alerts.blasts.launch` and waits until the sink has counted every message. In the same run it
+measures the sink's own ceiling (pre-built messages pushed as fast as it takes them) and a naive
+reference sender (premailer per message, EmailMessage, dkimpy, smtplib, one process) sending the
+same alert to the first 1,000 subscribers. Prints one table; --json writes the same figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import benchlib
+from benchlib import BenchError
+
+TARGET_RATE = 1000
+TARGET_RATIO = 10
+TARGET_RSS_MB = 200
+
+ORG = {
+    "BASE_URL": "https://alerts.example.org",
+    "MAIL_FROM": "Action Alerts <alerts@example.org>",
+    "ORG_NAME": "Advocates for Children (bench)",
+    "ORG_POSTAL_ADDRESS": "1 Bench Street, New York, NY 10001",
+}
+DKIM_DOMAIN = "example.org"
+DKIM_SELECTOR = "bench"
+SUBJECT = "Three things you can do for kids this week"
+INTRO = (
+    "Thank you for **standing up** for children. This week three petitions need your name, and "
+    "the pledges below take less than a minute. [Read our latest report](https://example.org/report)."
+)
+PREHEADER = "Two minutes that matter"
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Blast benchmark (see the module docstring).")
+    p.add_argument("--subscribers", type=int, default=1000, help="confirmed subscribers to seed")
+    p.add_argument("--database-url", default=None,
+                   help="SQLAlchemy URL of a database the bench may wipe (name must contain 'bench'); "
+                        "default: a fresh SQLite file in a temporary directory")
+    p.add_argument("--force-drop", action="store_true", help="allow a --database-url without 'bench'")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None,
+                   help="default: $REDIS_URL, else a redis-server of the bench's own")
+    p.add_argument("--sink", choices=("auto", "python", "postfix"), default="auto",
+                   help="auto: Postfix's smtp-sink when installed, else bench/smtpsink.py")
+    p.add_argument("--workers", type=int, default=1, help="celery worker processes (each with a pool)")
+    p.add_argument("--pool", default="prefork", choices=("prefork", "threads", "solo", "gevent"))
+    p.add_argument("--concurrency", type=int, default=2,
+                   help="pool size of each worker (2 = one process per core measured best)")
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment setting for the app and workers, e.g. BLAST_BATCH_SIZE=1000")
+    p.add_argument("--reference", type=int, default=1000,
+                   help="messages the naive reference sender sends (capped at --subscribers)")
+    p.add_argument("--ceiling-seconds", type=float, default=2.0)
+    p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the sink")
+    p.add_argument("--json", dest="json_path", default=None, help="also write the figures here")
+    p.add_argument("--keep", action="store_true", help="keep the temporary directory (worker logs)")
+    return p.parse_args(argv)
+
+
+# -- set-up ----------------------------------------------------------------------------------
+
+
+def write_dkim_key(workdir: Path) -> tuple[Path, str]:
+    from alerts.dkim_signing import generate_rsa_key
+
+    pem, txt = generate_rsa_key(2048)
+    path = workdir / "dkim.pem"
+    path.write_bytes(pem)
+    path.chmod(0o600)
+    return path, txt
+
+
+def seed(app, n: int) -> int:
+    import sqlalchemy as sa
+
+    from alerts.compose import save_alert
+    from alerts.extensions import db
+    from alerts.models import Subscriber, utcnow
+    from alerts.seed import seed_actions
+
+    with app.app_context():
+        seed_actions()
+        now = utcnow()
+        chunk = 10_000
+        for start in range(0, n, chunk):
+            db.session.execute(
+                sa.insert(Subscriber),
+                [{"email": f"reader{i:07d}@example.net", "status": "confirmed", "confirmed_at": now,
+                  "source": "bench"} for i in range(start, min(n, start + chunk))],
+            )
+            db.session.commit()
+        alert = save_alert(None, subject=SUBJECT, intro_md=INTRO, preheader=PREHEADER,
+                           action_slugs=None, created_by="bench")
+        alert_id = alert.id
+        db.session.remove()
+        return alert_id
+
+
+def sample_message(app, alert_id: int) -> bytes:
+    """One message exactly as a worker builds it (for the sink ceiling and the DKIM check)."""
+    import sqlalchemy as sa
+
+    from alerts import blasts
+    from alerts.extensions import db
+    from alerts.models import Alert, Subscriber
+
+    with app.app_context():
+        alert = db.session.get(Alert, alert_id)
+        sub = db.session.scalars(sa.select(Subscriber).order_by(Subscriber.id).limit(1)).one()
+        data = blasts.MessageFactory.for_alert(alert).build(0, sub.id, sub.email)
+        db.session.remove()
+        return data
+
+
+def dkim_verifies(message: bytes, txt_record: str) -> bool:
+    import dkim
+
+    wanted = f"{DKIM_SELECTOR}._domainkey.{DKIM_DOMAIN}"
+
+    def dnsfunc(name, timeout=5):
+        name = name.decode() if isinstance(name, bytes) else name
+        return txt_record.encode() if name.rstrip(".") == wanted else None
+
+    return bool(dkim.verify(message, dnsfunc=dnsfunc))
+
+
+# -- the naive reference sender ------------------------------------------------------------------
+
+
+def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_path: Path) -> dict:
+    """The tutorial way, one process: Jinja + premailer per message, EmailMessage, dkimpy, smtplib."""
+    import email.policy
+    import logging
+    import smtplib
+    from email.message import EmailMessage
+    from email.utils import formatdate, make_msgid
+
+    import dkim
+    import sqlalchemy as sa
+    from premailer import Premailer
+
+    from alerts import blasts
+    from alerts.extensions import db
+    from alerts.models import Alert, Subscriber
+    from alerts.tokens import unsubscribe_serializer
+    from alerts.transactional import external_url
+
+    logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
+    pem = key_path.read_bytes()
+    headers = [b"from", b"to", b"subject", b"date", b"message-id", b"mime-version", b"content-type",
+               b"list-unsubscribe", b"list-unsubscribe-post", b"list-id"]
+    with app.app_context():
+        cfg = app.config
+        alert = db.session.get(Alert, alert_id)
+        context = blasts.alert_context(alert)
+        subs = db.session.execute(
+            sa.select(Subscriber.id, Subscriber.email).order_by(Subscriber.id).limit(count)
+        ).all()
+        html_t = app.jinja_env.get_template("email/alert.html")
+        text_t = app.jinja_env.get_template("email/alert.txt")
+        serializer = unsubscribe_serializer()
+        before = sink.settle(0.1)
+        t0 = time.perf_counter()
+        conn = smtplib.SMTP(sink.host, sink.port)
+        for sub_id, address in subs:
+            token = serializer.dumps(sub_id)
+            url = external_url("public.unsubscribe", token=token)
+            full = {**context, "unsubscribe_url": url, "email": address}
+            subject = " ".join("".join(text_t.blocks["subject"](text_t.new_context(full))).split())
+            html = Premailer(html_t.render(full), allow_network=False, keep_style_tags=True,
+                             disable_validation=True, cssutils_logging_level=logging.CRITICAL).transform()
+            msg = EmailMessage()
+            msg["From"] = cfg["MAIL_FROM"]
+            msg["To"] = address
+            msg["Subject"] = subject
+            msg["Date"] = formatdate(usegmt=True)
+            msg["Message-ID"] = make_msgid(domain=DKIM_DOMAIN)
+            msg["List-Unsubscribe"] = f"<{url}>, <mailto:unsubscribe@{DKIM_DOMAIN}?subject={token}>"
+            msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+            msg["List-Id"] = blasts.list_id()
+            msg.set_content(text_t.render(full))
+            msg.add_alternative(html, subtype="html")
+            data = msg.as_bytes(policy=email.policy.SMTP)
+            signature = dkim.sign(data, DKIM_SELECTOR.encode(), DKIM_DOMAIN.encode(), pem,
+                                  include_headers=headers)
+            conn.sendmail("alerts@example.org", [address], signature + data)
+        conn.quit()
+        elapsed = time.perf_counter() - t0
+        db.session.remove()
+    counted = sink.wait_for(before + len(subs), 30) - before
+    return {"messages": counted, "seconds": round(elapsed, 3), "per_second": round(counted / elapsed, 1)}
+
+
+# -- the workers ----------------------------------------------------------------------------------
+
+
+def start_workers(args, env: dict, queue: str, workdir: Path) -> list[tuple[str, subprocess.Popen]]:
+    procs = []
+    for i in range(args.workers):
+        name = f"bench{i + 1}-{queue}@localhost"
+        log = open(workdir / f"worker{i + 1}.log", "wb")  # noqa: SIM115 (closed with the process)
+        cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", args.pool,
+               "-c", str(args.concurrency), "-Q", queue, "-n", name, "--without-gossip",
+               "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
+        proc = subprocess.Popen(cmd, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=log,
+                                start_new_session=True)
+        log.close()
+        procs.append((name, proc))
+    return procs
+
+
+def wait_workers_ready(app, procs, timeout: float = 60) -> None:
+    celery = app.extensions["celery"]
+    names = {name for name, _ in procs}
+    deadline = time.monotonic() + timeout
+    while True:
+        for name, proc in procs:
+            if proc.poll() is not None:
+                raise BenchError(f"worker {name} exited with {proc.returncode} (see its log)")
+        replies = celery.control.ping(destination=list(names), timeout=0.5) or []
+        answered = {n for reply in replies for n in reply}
+        if names <= answered:
+            return
+        if time.monotonic() > deadline:
+            raise BenchError(f"workers not ready after {timeout}s: {sorted(names - answered)}")
+
+
+def alert_status(app, alert_id: int, wait_for_end: float) -> dict:
+    from alerts import blasts
+    from alerts.extensions import db
+
+    deadline = time.monotonic() + wait_for_end
+    with app.app_context():
+        while True:
+            db.session.rollback()
+            status = blasts.status(alert_id)
+            if status["state"] != "sending" or time.monotonic() > deadline:
+                db.session.remove()
+                return status
+            time.sleep(0.2)
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+def run(args, workdir: Path) -> dict:
+    n = args.subscribers
+    if n < 1:
+        raise BenchError("--subscribers must be at least 1")
+    run_id = secrets.token_hex(4)
+    queue = f"bench-blast-{run_id}"
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    benchlib.check_database_url(database_url, args.force_drop)
+
+    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    sink = None
+    workers: list[tuple[str, subprocess.Popen]] = []
+    try:
+        sink = benchlib.Sink(args.sink)
+        key_path, txt_record = write_dkim_key(workdir)
+        env_settings = {
+            **ORG,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis.url,
+            "SMTP_URL": sink.url,
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "DKIM_DOMAIN": DKIM_DOMAIN,
+            "DKIM_SELECTOR": DKIM_SELECTOR,
+            "DKIM_PRIVATE_KEY_FILE": str(key_path),
+            "CELERY_TASK_QUEUE": queue,
+        }
+        for item in args.settings:
+            name, sep, value = item.partition("=")
+            if not sep or not name:
+                raise BenchError(f"--set wants NAME=VALUE, got {item!r}")
+            env_settings[name] = value
+        os.environ.update(env_settings)
+        env = {**os.environ, **env_settings}
+
+        from alerts import create_app
+
+        app = create_app()
+        print(f"[bench] fresh schema in {benchlib.database_label(database_url)}; seeding {n:,} "
+              "subscribers", file=sys.stderr)
+        benchlib.fresh_schema(app)
+        alert_id = seed(app, n)
+
+        message = sample_message(app, alert_id)
+        dkim_ok = dkim_verifies(message, txt_record)
+        if not dkim_ok:
+            raise BenchError("the sample message's DKIM signature does not verify")
+
+        print(f"[bench] sink ceiling ({sink.name})", file=sys.stderr)
+        ceiling = benchlib.sink_ceiling(sink, message, seconds=args.ceiling_seconds)
+
+        ref_n = min(args.reference, n)
+        print(f"[bench] naive reference sender, {ref_n:,} messages", file=sys.stderr)
+        reference = naive_reference(app, alert_id, ref_n, sink, key_path)
+
+        print(f"[bench] starting {args.workers} worker(s): {args.pool} -c {args.concurrency}",
+              file=sys.stderr)
+        workers = start_workers(args, env, queue, workdir)
+        wait_workers_ready(app, workers)
+        rss = benchlib.PeakRss({name: proc.pid for name, proc in workers})
+        rss.baseline()
+        sampler = benchlib.Sampler(rss.sample, every=0.25)
+        sampler.start()
+
+        from alerts import blasts
+
+        before = sink.settle(0.1)
+        cpu_before = sink.cpu_seconds()
+        timeout = args.timeout or max(120.0, n / 100)
+
+        def alive():
+            for name, proc in workers:
+                if proc.poll() is not None:
+                    raise BenchError(f"worker {name} exited with {proc.returncode} during the blast")
+
+        print(f"[bench] blast to {n:,} subscribers", file=sys.stderr)
+        machine = benchlib.MachineCpu().start()
+        procs_before = benchlib.cpu_by_process()
+        t0 = time.perf_counter()
+        with app.app_context():
+            total = blasts.launch(alert_id)
+            from alerts.extensions import db
+
+            db.session.remove()
+        got = sink.wait_for(before + total, timeout, alive) - before
+        wall = time.perf_counter() - t0
+        sink_cpu = sink.cpu_seconds() - cpu_before
+        busy = machine.stop()
+        procs_after = benchlib.cpu_by_process()
+        cpu_top = benchlib.cpu_top(procs_before, procs_after)
+        foreign = benchlib.foreign_cpu(procs_before, procs_after, wall, machine.busy_seconds)
+        timeline = sink.timeline(t0, before, total)
+        sampler.stop()
+        status = alert_status(app, alert_id, wait_for_end=30)
+        complete = got >= total and status["state"] == "sent" and status["sent"] == total
+        worker_rows = rss.result()
+        rate = got / wall if wall else 0.0
+        ratio = rate / reference["per_second"] if reference["per_second"] else None
+        peak = max((r["peak_rss_mb"] for r in worker_rows), default=0.0)
+        worker_cpu = sum(r["cpu_seconds"] for r in worker_rows)
+        return {
+            "subscribers": n,
+            "complete": complete,
+            "database": benchlib.database_label(database_url),
+            "database_url": benchlib.redact(database_url) if args.database_url else "sqlite (temporary file)",
+            "redis": redis.description,
+            "cpus": benchlib.cpu_count(),
+            "dkim": {"algorithm": "rsa-sha256", "key_bits": 2048, "sample_verified": dkim_ok},
+            "workers": {"processes": args.workers, "pool": args.pool, "concurrency": args.concurrency},
+            "settings": {k: v for k, v in sorted(app.config.items()) if k.startswith("BLAST_")},
+            "blast": {
+                "messages": got,
+                "expected": total,
+                "wall_seconds": round(wall, 3),
+                "messages_per_second": round(rate, 1),
+                "alert_state": status["state"],
+                "sent": status["sent"],
+                "failed": status["failed"],
+                "skipped": status["skipped"],
+                **timeline,
+                "machine_cpu_busy_percent": busy,
+                "worker_cpu_ms_per_message": round(1000 * worker_cpu / max(got, 1), 3),
+                "sink_cpu_ms_per_message": round(1000 * sink_cpu / max(got, 1), 3),
+            },
+            "worker_processes": worker_rows,
+            "peak_worker_rss_mb": peak,
+            "cpu_by_process": cpu_top,
+            "other_load": foreign,
+            "sink": {"name": sink.name, "count": sink.count, "ceiling": ceiling},
+            "reference": {**reference, "how": "Jinja+premailer per message, EmailMessage, dkimpy "
+                          "dkim.sign, smtplib, one process"},
+            "ratio_to_reference": round(ratio, 1) if ratio else None,
+            "targets": {
+                "rate_met": rate >= TARGET_RATE,
+                "ratio_met": bool(ratio and ratio >= TARGET_RATIO),
+                "rss_met": bool(worker_rows) and peak < TARGET_RSS_MB,
+            },
+        }
+    finally:
+        for _, proc in workers:
+            benchlib.stop_process(proc, timeout=20, group=True)
+        if sink:
+            sink.stop()
+        _drop_queue(redis.url, queue)
+        redis.stop()
+
+
+def _drop_queue(url: str, queue: str) -> None:
+    """On a shared Redis, leave nothing behind (the queue, its unacked bookkeeping is Celery's)."""
+    try:
+        import redis as redis_lib
+
+        from alerts.redis_conn import client
+
+        conn = client(url)
+        conn.delete(queue)
+        conn.close()
+    except (ImportError, redis_lib.RedisError, OSError):
+        pass
+
+
+def render_table(r: dict) -> str:
+    b = r["blast"]
+    ok = {True: "met", False: "NOT met"}
+    rows = [
+        ("subscribers", f"{r['subscribers']:,}"),
+        ("database", r["database"]),
+        ("workers", f"{r['workers']['processes']} x celery -P {r['workers']['pool']} "
+                    f"-c {r['workers']['concurrency']} on {r['cpus']} CPUs"),
+        ("settings", " ".join(f"{k}={v}" for k, v in r["settings"].items()) or "-"),
+        ("DKIM", f"rsa-sha256, 2048-bit key (sample verified: {r['dkim']['sample_verified']})"),
+        ("-", ""),
+        ("messages at the sink", f"{b['messages']:,} of {b['expected']:,} "
+                                 f"(alert {b['alert_state']}: {b['sent']:,} sent, {b['failed']} failed)"),
+        ("wall seconds", f"{b['wall_seconds']:.2f}"),
+        ("messages per second", f"{b['messages_per_second']:,.1f} "
+                                f"(target >= {TARGET_RATE:,}: {ok[r['targets']['rate_met']]})"),
+    ]
+    for w in r["worker_processes"]:
+        rows.append((f"peak RSS {w['worker'].split('-')[0]} {w['role']} {w['pid']}",
+                     f"{w['peak_rss_mb']:.1f} MB (cpu {w['cpu_seconds']:.1f} s)"))
+    rows += [
+        ("peak RSS, highest", f"{r['peak_worker_rss_mb']:.1f} MB "
+                              f"(target < {TARGET_RSS_MB} MB: {ok[r['targets']['rss_met']]})"),
+        ("first message after", f"{b['first_message_seconds']} s (launch: recipients fixed, dispatch, "
+                                "first batch claimed)"),
+        ("steady rate (10%-90%)", f"{b['steady_per_second']} msg/s"),
+        ("CPU per message", f"workers {b['worker_cpu_ms_per_message']:.3f} ms, "
+                            f"sink {b['sink_cpu_ms_per_message']:.3f} ms; machine "
+                            f"{b['machine_cpu_busy_percent']}% busy"),
+        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        ("-", ""),
+        ("sink", r["sink"]["name"]),
+        ("sink ceiling", f"{r['sink']['ceiling']['per_second']:,.1f} msg/s "
+                         f"({r['sink']['ceiling']['messages']:,} pre-built "
+                         f"{r['sink']['ceiling']['message_bytes']:,}-byte messages, "
+                         f"{r['sink']['ceiling']['connections']} pipelined connections)"),
+        ("naive reference", f"{r['reference']['per_second']:,.1f} msg/s ({r['reference']['messages']:,} "
+                            f"messages in {r['reference']['seconds']:.1f} s)"),
+        ("blast / naive", f"{r['ratio_to_reference']}x "
+                          f"(target >= {TARGET_RATIO}x: {ok[r['targets']['ratio_met']]})"),
+    ]
+    title = f"Blast benchmark: {r['subscribers']:,} subscribers, {r['database']}, {r['sink']['name']}"
+    if not r["complete"]:
+        title += "  ** INCOMPLETE: not every message arrived **"
+    return benchlib.table(rows, title)
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    benchlib.exit_cleanly_on_sigterm()
+    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-blast-"))
+    try:
+        result = run(args, workdir)
+    except BenchError as exc:
+        print(f"bench/blast.py: {exc}", file=sys.stderr)
+        for log in sorted(workdir.glob("worker*.log")):
+            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
+            print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
+        return 2
+    finally:
+        if args.keep:
+            print(f"[bench] kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(render_table(result))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if result["complete"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,171 @@
+"""Subscriber import benchmark: N CSV rows through alerts.importing, rows per second.
+
+    python bench/import_csv.py [--rows 100000] [--database-url URL] [--consent documented]
+
+Writes a CSV of N rows (about 1% invalid addresses and 2% repeats of an earlier row, in
+mixed case, with a name column beside the email column) and imports it into a fresh database:
+a new SQLite file in a temporary directory, or the PostgreSQL (or other) database given by
+--database-url, which the bench wipes (its name must contain "bench"). It times three things
+on the same data: the import into the empty list, the same file again (every address now
+known: the "already confirmed" path), and an export of everything to CSV.
+
+With --consent confirm-first the confirmation tasks are queued on a throwaway Redis queue
+(REDIS_URL, or redis://127.0.0.1:6379/15) that nobody consumes and that is deleted afterwards,
+so the figure includes queueing one task per row but no mail is sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import random
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import sqlalchemy as sa  # noqa: E402
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Subscriber import benchmark (see the module docstring).")
+    p.add_argument("--rows", type=int, default=100_000, help="CSV data rows to generate (default 100000)")
+    p.add_argument("--invalid", type=float, default=0.01, help="share of invalid addresses (0.01)")
+    p.add_argument("--duplicates", type=float, default=0.02, help="share of repeated addresses (0.02)")
+    p.add_argument("--consent", choices=("documented", "confirm-first"), default="documented")
+    p.add_argument("--database-url", default=None,
+                   help="a database the bench may wipe (name must contain 'bench'); default: fresh SQLite")
+    p.add_argument("--force-drop", action="store_true", help="allow a --database-url without 'bench'")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/15")
+    p.add_argument("--chunk-size", type=int, default=None, help="rows per transaction (default: the app's)")
+    p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--json", dest="json_path", help="also write the figures to this JSON file")
+    return p.parse_args(argv)
+
+
+def generate(path: Path, rows: int, invalid: float, duplicates: float, seed: int) -> dict:
+    """The CSV file; returns how many rows of each kind it holds."""
+    rnd = random.Random(seed)
+    emitted: list[str] = []
+    counts = {"valid_unique": 0, "invalid": 0, "duplicate": 0}
+    with open(path, "w", encoding="utf-8", newline="") as out:
+        out.write("Name,E-mail Address,Signed up\r\n")
+        for i in range(rows):
+            roll = rnd.random()
+            if roll < invalid:
+                email = rnd.choice([f"person{i}@", f"person{i}.example.org", f"person {i}@example.org", ""])
+                counts["invalid"] += 1
+            elif roll < invalid + duplicates and emitted:
+                local, _, domain = rnd.choice(emitted).partition("@")
+                email = f"{local}@{domain.upper()}"  # a domain's case does not make a new address
+                counts["duplicate"] += 1
+            else:
+                email = f"person{i}@{rnd.choice(['example.org', 'Example.NET', 'mail.example.com'])}"
+                emitted.append(email)
+                counts["valid_unique"] += 1
+            out.write(f"Person {i},{email},2026-0{1 + i % 9}-1{i % 10}\r\n")
+    return counts
+
+
+def fresh_schema(app) -> None:
+    from flask_migrate import upgrade
+
+    from alerts.extensions import db
+
+    with app.app_context():
+        meta = sa.MetaData()
+        meta.reflect(db.engine)
+        meta.drop_all(db.engine)
+        upgrade()
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    url = args.database_url
+    if url and "bench" not in sa.engine.make_url(url).database and not args.force_drop:
+        print(f"refusing to wipe {url}: its name does not contain 'bench' (--force-drop to insist)",
+              file=sys.stderr)
+        return 2
+
+    import logging
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    from alerts import create_app, importing, redis_conn
+    from alerts.extensions import db
+    from alerts.models import ConsentRecord, Subscriber
+
+    with tempfile.TemporaryDirectory(prefix="alerts-import-bench-") as tmp:
+        tmpdir = Path(tmp)
+        queue = f"bench-import-{uuid.uuid4().hex[:8]}"
+        app = create_app({
+            "SECRET_KEY": "bench", "SECRET_KEYS": ["bench"],
+            "SQLALCHEMY_DATABASE_URI": url or f"sqlite:///{tmpdir / 'bench.db'}",
+            "REDIS_URL": args.redis_url,
+            "CELERY_TASK_QUEUE": queue,
+        })
+        backend = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name()
+        fresh_schema(app)
+        csv_path = tmpdir / "subscribers.csv"
+        t0 = time.perf_counter()
+        kinds = generate(csv_path, args.rows, args.invalid, args.duplicates, args.seed)
+        gen_s = time.perf_counter() - t0
+        size_mb = csv_path.stat().st_size / 1e6
+        print(f"{args.rows:,} rows ({size_mb:.1f} MB) generated in {gen_s:.1f}s: {kinds['valid_unique']:,} "
+              f"unique valid, {kinds['invalid']:,} invalid, {kinds['duplicate']:,} repeats; "
+              f"database: {backend}; consent: {args.consent}", file=sys.stderr)
+
+        options = {"consent": args.consent, "source": "bench import"}
+        if args.chunk_size:
+            options["chunk_size"] = args.chunk_size
+        figures: dict[str, object] = {"rows": args.rows, "backend": backend, "consent": args.consent,
+                                      "kinds": kinds}
+        try:
+            with app.app_context():
+                for label in ("first", "again"):
+                    with open(csv_path, "rb") as fh:
+                        t0 = time.perf_counter()
+                        report = importing.import_file(fh, **options)
+                        seconds = time.perf_counter() - t0
+                    figures[label] = {
+                        "seconds": round(seconds, 2),
+                        "rows_per_second": round(args.rows / seconds),
+                        "created": report.created,
+                        "queued": report.queued,
+                        "reasons": dict(report.reasons),
+                    }
+                    print(f"import ({label}): {args.rows:,} rows in {seconds:.2f}s = "
+                          f"{args.rows / seconds:,.0f} rows/s; {report.created:,} created, "
+                          f"{report.queued:,} confirmations queued, {dict(report.reasons)}")
+                subscribers = db.session.scalar(sa.select(sa.func.count()).select_from(Subscriber))
+                consents = db.session.scalar(sa.select(sa.func.count()).select_from(ConsentRecord))
+                assert subscribers == kinds["valid_unique"], (subscribers, kinds)
+                assert consents == kinds["valid_unique"], (consents, kinds)
+
+                t0 = time.perf_counter()
+                out = io.StringIO()
+                for piece in importing.export_csv():
+                    out.write(piece)
+                seconds = time.perf_counter() - t0
+                exported = out.getvalue().count("\n") - 1
+                assert exported == subscribers
+                figures["export"] = {"seconds": round(seconds, 2),
+                                     "rows_per_second": round(exported / seconds)}
+                print(f"export: {exported:,} rows in {seconds:.2f}s = {exported / seconds:,.0f} rows/s")
+        finally:
+            if args.consent == "confirm-first":  # the queue and kombu's records of it
+                r = redis_conn.client(app.config["REDIS_URL"])
+                r.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+            with app.app_context():
+                db.engine.dispose()
+        if args.json_path:
+            Path(args.json_path).write_text(json.dumps(figures, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

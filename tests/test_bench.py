@@ -1,0 +1,133 @@
+"""The benchmark scripts keep working: each runs with a tiny N and writes complete, consistent JSON.
+
+No timing is asserted here: the figures belong to the benchmarks (see bench/), not to the tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import smtplib
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+
+
+@pytest.fixture(autouse=True)
+def _clean():
+    """The benchmarks run in subprocesses with databases of their own: nothing to clean here."""
+    yield
+
+
+def run_bench(script: str, tmp_path: Path, *args: str, timeout: float = 240) -> tuple[dict, str]:
+    out = tmp_path / f"{Path(script).stem}.json"
+    # The benchmarks wipe the database they are given: never hand them the suite's.
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
+    proc = subprocess.run(
+        [sys.executable, str(BENCH / script), *args, "--json", str(out)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
+    )
+    assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
+    return json.loads(out.read_text()), proc.stdout
+
+
+def test_blast_bench_delivers_every_message(tmp_path):
+    n = 200
+    r, table = run_bench(
+        "blast.py", tmp_path, "--subscribers", str(n), "--reference", "40", "--ceiling-seconds", "0.5",
+        "--sink", "python", "--workers", "1", "--concurrency", "2",
+    )
+    b = r["blast"]
+    assert r["complete"] is True
+    assert r["subscribers"] == n
+    assert b["expected"] == b["messages"] == b["sent"] == n
+    assert b["failed"] == 0 and b["alert_state"] == "sent"
+    assert b["wall_seconds"] > 0 and b["messages_per_second"] > 0
+    assert r["sink"]["count"] >= n + r["reference"]["messages"] + r["sink"]["ceiling"]["messages"]
+    assert r["sink"]["name"].startswith("bench/smtpsink.py")
+    assert r["sink"]["ceiling"]["messages"] > 0 and r["sink"]["ceiling"]["per_second"] > 0
+    assert r["reference"]["messages"] == 40 and r["reference"]["per_second"] > 0
+    assert r["ratio_to_reference"] and r["ratio_to_reference"] > 0
+    assert r["dkim"] == {"algorithm": "rsa-sha256", "key_bits": 2048, "sample_verified": True}
+    workers = r["worker_processes"]
+    assert {w["role"] for w in workers} == {"main", "pool child"}
+    assert len([w for w in workers if w["role"] == "pool child"]) == 2
+    assert all(w["peak_rss_mb"] > 0 for w in workers)
+    assert r["peak_worker_rss_mb"] == max(w["peak_rss_mb"] for w in workers)
+    assert set(r["targets"]) == {"rate_met", "ratio_met", "rss_met"}
+    for words in ("subscribers", "wall seconds", "messages per second", "peak RSS", "sink ceiling",
+                  "naive reference", "blast / naive"):
+        assert words in table
+
+
+def test_signup_bench_loses_nothing(tmp_path):
+    n, warm = 300, 20
+    r, table = run_bench(
+        "signup.py", tmp_path, "--signups", str(n), "--warmup", str(warm), "--clients", "8",
+        "--gunicorn-workers", "2",
+    )
+    c = r["check"]
+    assert r["statuses"] == {"200": n} and r["errors"] == 0
+    assert c["accepted"] == c["subscriber_rows"] == c["pending_rows"] == n + warm
+    assert c["consent_records"] == n + warm
+    assert c["queue_length"] == c["queued_confirmations"] == n + warm
+    assert c["lost"] == c["missing_rows"] == c["not_queued"] == c["duplicate_confirmations"] == 0
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert r["requests_per_second"] > 0
+    assert "SUBSCRIBE_RATE_LIMIT" in r["rate_limit"] and "SUBSCRIBE_RATE_LIMIT" in table
+    for words in ("signups per second", "latency p99", "queued confirmations", "lost"):
+        assert words in table
+
+
+def test_blast_profile_runs(tmp_path):
+    r, table = run_bench("profile_blast.py", tmp_path, "--subscribers", "300", "--steps", "50",
+                         "--sink", "python")
+    assert r["send_batch"]["sent"] == 300
+    assert set(r["steps_ms_per_message"]) >= {
+        "personalize (token, unsubscribe URL, slot fill)", "MIME build (messages.build_message)",
+        "DKIM sign (dkim_signing, RSA-2048 via OpenSSL)", "SMTP send, one kept connection (wall)",
+    }
+    assert all(v > 0 for v in r["steps_ms_per_message"].values())
+    assert r["top_functions"]
+    assert "milliseconds per message" in table
+
+
+@pytest.fixture
+def sink():
+    sys.path.insert(0, str(BENCH))
+    try:
+        import benchlib
+
+        s = benchlib.Sink("python")
+        yield s
+        s.stop()
+    finally:
+        sys.path.remove(str(BENCH))
+
+
+def test_python_sink_counts_what_it_accepts(sink):
+    with smtplib.SMTP(sink.host, sink.port, timeout=10) as conn:
+        conn.sendmail("a@example.org", ["b@example.org"], b"Subject: one\r\n\r\n.leading dot\r\n..\r\n")
+        conn.sendmail("a@example.org", ["b@example.org"], b"")  # an empty message
+        conn.sendmail("a@example.org", ["b@example.org"], b"Subject: big\r\n\r\n" + b"x" * 200_000 + b"\r\n")
+    # A terminator split across writes, and a pipelined envelope.
+    with socket.create_connection((sink.host, sink.port), timeout=10) as raw:
+        f = raw.makefile("rb")
+        assert f.readline().startswith(b"220")
+        raw.sendall(b"EHLO t\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        replies = [f.readline() for _ in range(5 + 1 + 1 + 1)]
+        assert replies[-1].startswith(b"354")
+        raw.sendall(b"Subject: split\r\n\r\nbody\r")
+        raw.sendall(b"\n.")
+        raw.sendall(b"\r\n")
+        assert f.readline().startswith(b"250")
+        raw.sendall(b"QUIT\r\n")
+        assert f.readline().startswith(b"221")
+    assert sink.wait_for(4, timeout=10) == 4

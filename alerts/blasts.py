@@ -375,7 +375,8 @@ class Recorder:
             try:
                 self.flush()
             except Exception:  # the database is away: the send loop stops at its next check
-                log.exception("alert %s: recording outcomes failed", self.alert_id)
+                log.exception("alert %s: recording outcomes failed", self.alert_id,
+                              extra={"alert_id": self.alert_id, "claim": self.claim})
                 self.stop_reason = self.stop_reason or "database-error"
 
     def flush(self) -> None:
@@ -473,7 +474,8 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     result = recorder.result
     result.stopped = result.stopped or recorder.stop_reason
     if result.stopped == "lost-claim":
-        log.error("alert %s: claim %s was taken over; batch stopped", alert_id, claim)
+        log.error("alert %s: claim %s was taken over; batch stopped", alert_id, claim,
+                  extra={"alert_id": alert_id, "claim": claim})
     finish_if_done(alert_id)
     return result
 
@@ -486,7 +488,8 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
         conn = mailer.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
     except (OSError, smtplib.SMTPException) as exc:
         recorder.result.stopped = "smtp-unavailable"
-        log.warning("alert %s: SMTP unavailable (%s)", recorder.alert_id, exc)
+        log.warning("alert %s: SMTP unavailable (%s)", recorder.alert_id, exc,
+                    extra={"alert_id": recorder.alert_id})
         return 0
     verp = bool(cfg.get("BOUNCE_DOMAIN"))
     sender = mailer.envelope_sender(cfg)
@@ -513,7 +516,8 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
         # The connection died before this row's 250: it goes back with the rest.
         recorder.result.stopped = "smtp-disconnected"
         log.warning("alert %s: SMTP failed mid-batch (%s); %d rows requeued",
-                    recorder.alert_id, exc, len(todo) - i)
+                    recorder.alert_id, exc, len(todo) - i,
+                    extra={"alert_id": recorder.alert_id, "requeued": len(todo) - i})
     finally:
         try:
             conn.quit()
@@ -525,6 +529,8 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
 def _recipient_error(rec: Recorder, row, code: int, text, max_attempts: int, *, hard_bounce: bool):
     """5xx is final (and, at RCPT, a hard bounce that suppresses); 4xx is tried again later."""
     detail = f"{code} {text.decode(errors='replace') if isinstance(text, bytes) else text}"
+    log.info("delivery %s refused: %s", row.id, detail,
+             extra={"alert_id": rec.alert_id, "delivery_id": row.id, "smtp_code": code})
     if 500 <= code < 600:
         rec.mark([row.id], DeliveryStatus.FAILED, detail, attempt=True)
         if hard_bounce:
@@ -678,7 +684,8 @@ def _dispatch_later(alert_id: int) -> None:
     try:
         dispatch_blast.delay(alert_id)
     except Exception:
-        log.exception("alert %s: could not queue the dispatch; the sweep will", alert_id)
+        log.exception("alert %s: could not queue the dispatch; the sweep will", alert_id,
+                      extra={"alert_id": alert_id})
 
 
 def launch(alert_id: int) -> int:

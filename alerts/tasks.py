@@ -27,14 +27,17 @@ def send_confirmation(self, subscriber_id: int) -> bool:
         return transactional.send_confirmation(subscriber_id)
     except (OSError, smtplib.SMTPException) as exc:
         if mailer.is_permanent(exc):
-            log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc)
+            log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc,
+                        extra={"subscriber_id": subscriber_id})
             bounces.confirmation_refused(subscriber_id, exc)  # a 5xx at RCPT: a hard bounce
             return False
         if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
-            log.error("confirmation to subscriber %s given up: %s", subscriber_id, exc)
+            log.error("confirmation to subscriber %s given up: %s", subscriber_id, exc,
+                      extra={"subscriber_id": subscriber_id})
             raise
         delay = backoff_seconds(self.request.retries)
-        log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc)
+        log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc,
+                 extra={"subscriber_id": subscriber_id})
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
@@ -50,7 +53,10 @@ def dispatch_blast(alert_id: int) -> int:
 @shared_task(bind=True, name="alerts.tasks.send_batch", max_retries=None)
 def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     result = blasts.send_batch(alert_id, first, last)
-    log.info("alert %s batch %s-%s: %s", alert_id, first, last, result)
+    log.info("alert %s batch %s-%s: %s", alert_id, first, last, result,
+             extra={"alert_id": alert_id, "first_delivery_id": first, "last_delivery_id": last,
+                    "sent": result.sent, "failed": result.failed, "skipped": result.skipped,
+                    "requeued": result.requeued, "stopped": result.stopped})
     # Rows that went back to the queue (4xx, SMTP down) are tried again later; past the
     # last retry the sweep's re-dispatch still finds them, so nothing is lost.
     if result.needs_retry and self.request.retries < current_app.config["MAIL_MAX_RETRIES"]:

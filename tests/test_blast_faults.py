@@ -5,7 +5,6 @@ from __future__ import annotations
 import collections
 import threading
 import time
-import uuid
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +14,6 @@ from alerts.extensions import db
 from alerts.mailcatcher import MailCatcher
 from alerts.models import Action, Delivery, Subscriber, Suppression
 from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.processes import RedisServer, WorkerProcess, send_task, worker_env
 
 
 def per_recipient(catcher) -> collections.Counter:
@@ -34,41 +32,6 @@ def assert_exactly_once(catcher, emails, status):
 def sent_count(alert_id: int) -> int:
     db.session.rollback()
     return blasts.counts(alert_id)["sent"]
-
-
-@pytest.fixture
-def own_redis(tmp_path):
-    server = RedisServer(tmp_path).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
-def workers(app, smtp, own_redis, tmp_path):
-    """Start worker processes on the test's own Redis and queue; all stopped at the end."""
-    queue = f"fault-{uuid.uuid4().hex[:8]}"
-    started: list[WorkerProcess] = []
-
-    class Pool:
-        redis = own_redis
-        name = queue
-
-        def start(self, *, beat: bool = True, name: str = "w", concurrency: int = 2,
-                  **extra) -> WorkerProcess:
-            env = worker_env(app, redis_url=own_redis.url, smtp_url=smtp.url, queue=queue, **extra)
-            proc = WorkerProcess(env, tmp_path / f"{name}.log", beat=beat, name=name,
-                                 concurrency=concurrency)
-            started.append(proc)
-            return proc
-
-        def launch(self, alert_id: int) -> int:
-            total = blasts.start_blast(alert_id)
-            send_task(own_redis.url, queue, "alerts.tasks.dispatch_blast", alert_id)
-            return total
-
-    yield Pool()
-    for proc in started:
-        proc.stop()
 
 
 def test_worker_killed_mid_blast_then_restarted(app, ctx, smtp, workers, tmp_path):

@@ -218,29 +218,30 @@ def start_blast(alert_id: int) -> int:
     return counts(alert_id)["total"]
 
 
-def pause(alert_id: int) -> None:
+def _move(alert_id: int, allowed: tuple[str, ...], to: str, verb: str) -> Alert:
     alert = _locked_alert(alert_id)
-    if alert.state != AlertState.SENDING:
-        raise BlastError(f"alert {alert_id} is {alert.state}; only a sending alert can be paused")
-    alert.state = AlertState.PAUSED
+    if alert.state not in allowed:
+        raise BlastError(f"alert {alert_id} is {alert.state}; only a {' or '.join(allowed)} alert "
+                         f"can be {verb}")
+    alert.state = to
+    return alert
+
+
+def pause(alert_id: int) -> None:
+    _move(alert_id, (AlertState.SENDING,), AlertState.PAUSED, "paused")
     db.session.commit()
 
 
 def resume(alert_id: int) -> None:
     """The caller enqueues `dispatch` after this commits."""
-    alert = _locked_alert(alert_id)
-    if alert.state != AlertState.PAUSED:
-        raise BlastError(f"alert {alert_id} is {alert.state}; only a paused alert can be resumed")
-    alert.state = AlertState.SENDING
+    _move(alert_id, (AlertState.PAUSED,), AlertState.SENDING, "resumed")
     db.session.commit()
 
 
 def cancel(alert_id: int) -> None:
     """Rows not yet sent are skipped; a batch in flight stops at its next check."""
-    alert = _locked_alert(alert_id)
-    if alert.state not in (AlertState.SENDING, AlertState.PAUSED, AlertState.DRAFT):
-        raise BlastError(f"alert {alert_id} is {alert.state} and cannot be cancelled")
-    alert.state = AlertState.CANCELLED
+    alert = _move(alert_id, (AlertState.SENDING, AlertState.PAUSED, AlertState.DRAFT),
+                  AlertState.CANCELLED, "cancelled")
     alert.finished_at = utcnow()
     db.session.execute(
         sa.update(Delivery)

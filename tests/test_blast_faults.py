@@ -150,7 +150,8 @@ def _slow_sink(smtp, seconds=0.003):
     smtp.handler.data_reply = lambda rcpt: time.sleep(seconds)
 
 
-def test_pause_then_resume(app, ctx, smtp, celery_worker, monkeypatch):
+def _blast_under_way(app, smtp, monkeypatch) -> tuple[int, list[str]]:
+    """600 subscribers, a slow server, and the blast 50 messages in."""
     monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 100)
     emails = add_confirmed(600)
     alert_id = make_alert()
@@ -158,11 +159,20 @@ def test_pause_then_resume(app, ctx, smtp, celery_worker, monkeypatch):
     blasts.launch(alert_id)
     while sent_count(alert_id) < 50:
         time.sleep(0.02)
-    blasts.pause(alert_id)
+    return alert_id, emails
+
+
+def _until_nothing_is_sending(alert_id: int) -> None:
     deadline = time.monotonic() + 20
     while blasts.counts(alert_id)["sending"] and time.monotonic() < deadline:
         db.session.rollback()
         time.sleep(0.05)
+
+
+def test_pause_then_resume(app, ctx, smtp, celery_worker, monkeypatch):
+    alert_id, emails = _blast_under_way(app, smtp, monkeypatch)
+    blasts.pause(alert_id)
+    _until_nothing_is_sending(alert_id)
     paused = wait_for_state(alert_id, ("paused",))
     assert paused["state"] == "paused" and paused["sending"] == 0
     assert 0 < paused["sent"] < 600
@@ -175,18 +185,9 @@ def test_pause_then_resume(app, ctx, smtp, celery_worker, monkeypatch):
 
 
 def test_cancel_stops_the_blast_and_skips_the_rest(app, ctx, smtp, celery_worker, monkeypatch):
-    monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 100)
-    add_confirmed(600)
-    alert_id = make_alert()
-    _slow_sink(smtp)
-    blasts.launch(alert_id)
-    while sent_count(alert_id) < 50:
-        time.sleep(0.02)
+    alert_id, _ = _blast_under_way(app, smtp, monkeypatch)
     blasts.cancel(alert_id)
-    deadline = time.monotonic() + 20
-    while blasts.counts(alert_id)["sending"] and time.monotonic() < deadline:
-        db.session.rollback()
-        time.sleep(0.05)
+    _until_nothing_is_sending(alert_id)
     time.sleep(0.5)
     db.session.rollback()
     status = blasts.status(alert_id)

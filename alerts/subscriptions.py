@@ -132,6 +132,27 @@ def _claim_cooldown(subscriber_id: int) -> bool:
     return result.rowcount == 1
 
 
+def claim_unsent_confirmations(limit: int = 1000) -> list[int]:
+    """Pending signups whose confirmation never got queued (the broker was away: the cooldown
+    was released then), still young enough for a link to be worth sending; each is claimed
+    as if just requested. The sweep queues them, so a signup is not lost to a Redis outage."""
+    young = utcnow() - timedelta(seconds=current_app.config["CONFIRM_MAX_AGE_SECONDS"])
+    ids = db.session.scalars(
+        sa.select(Subscriber.id)
+        .where(
+            Subscriber.status == SubscriberStatus.PENDING,
+            Subscriber.confirm_nonce.is_not(None),
+            Subscriber.last_confirmation_at.is_(None),
+            Subscriber.created_at > young,
+        )
+        .order_by(Subscriber.id)
+        .limit(limit)
+    ).all()
+    claimed = [i for i in ids if _claim_cooldown(i)]
+    db.session.commit()
+    return claimed
+
+
 class ConfirmOutcome:
     CONFIRMED = "confirmed"
     ALREADY = "already"  # the link was used before: single use

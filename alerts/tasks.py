@@ -9,7 +9,7 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from . import blasts, bounces, mailer, transactional
+from . import blasts, bounces, mailer, subscriptions, transactional
 
 log = logging.getLogger(__name__)
 
@@ -67,8 +67,12 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
 @shared_task(name="alerts.tasks.sweep")
 def sweep() -> dict:
     result = blasts.sweep(_enqueue_batch)
-    if result["returned"] or result["redispatched"]:
-        log.warning("sweep: %s", result)
+    unsent = subscriptions.claim_unsent_confirmations()
+    for subscriber_id in unsent:
+        send_confirmation.delay(subscriber_id)
+    result["confirmations_queued"] = len(unsent)
+    if result["returned"] or result["redispatched"] or unsent:
+        log.warning("sweep: %s", result, extra=result)
     return result
 
 

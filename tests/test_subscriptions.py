@@ -413,3 +413,31 @@ def test_concurrent_signups_for_one_new_address(app, smtp, celery_worker):
     smtp.handler.wait_for(1, timeout=20)
     time.sleep(1)
     assert len(smtp.messages) == 1
+
+
+def test_a_confirmation_that_could_not_be_queued_is_sent_by_the_sweep(app, client, smtp, celery_worker,
+                                                                      monkeypatch):
+    """The broker is away when the form is posted: the visitor gets the usual answer, the
+    cooldown is released, and the next sweep queues the confirmation."""
+    from kombu.exceptions import OperationalError
+
+    from alerts import tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    monkeypatch.setattr(tasks.send_confirmation, "delay", broker_down)
+    resp = subscribe(client, "unlucky@example.org")
+    assert resp.status_code == 200 and "Check your inbox" in resp.get_data(as_text=True)
+    sub = subscriber(app, "unlucky@example.org")
+    assert sub.status == "pending" and sub.last_confirmation_at is None
+    monkeypatch.undo()
+    time.sleep(0.5)
+    assert smtp.messages == []
+    with app.app_context():
+        result = tasks.sweep.run()
+    assert result["confirmations_queued"] == 1
+    [msg] = smtp.handler.wait_for(1, timeout=20)
+    assert msg.rcpt_tos == ["unlucky@example.org"]
+    with app.app_context():
+        assert tasks.sweep.run()["confirmations_queued"] == 0  # claimed once, not again

@@ -26,6 +26,18 @@ class BenchError(RuntimeError):
     pass
 
 
+def apply_settings(settings: dict[str, str], overrides: list[str]) -> dict[str, str]:
+    """`--set NAME=VALUE` items on top of the bench's settings, exported for the app and
+    every process the bench starts; returns the environment for those processes."""
+    for item in overrides:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise BenchError(f"--set wants NAME=VALUE, got {item!r}")
+        settings[name] = value
+    os.environ.update(settings)
+    return {**os.environ, **settings}
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as sock:
         sock.bind((host, 0))

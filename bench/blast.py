@@ -285,13 +285,7 @@ def run(args, workdir: Path) -> dict:
             "DKIM_PRIVATE_KEY_FILE": str(key_path),
             "CELERY_TASK_QUEUE": queue,
         }
-        for item in args.settings:
-            name, sep, value = item.partition("=")
-            if not sep or not name:
-                raise BenchError(f"--set wants NAME=VALUE, got {item!r}")
-            env_settings[name] = value
-        os.environ.update(env_settings)
-        env = {**os.environ, **env_settings}
+        env = benchlib.apply_settings(env_settings, args.settings)
 
         from alerts import create_app
 

@@ -290,13 +290,7 @@ def run(args, workdir: Path) -> dict:
             "BASE_URL": "https://alerts.example.org",
             "SMTP_URL": "smtp://127.0.0.1:9",  # nothing sends: no worker runs during the bench
         }
-        for item in args.settings:
-            name, sep, value = item.partition("=")
-            if not sep or not name:
-                raise BenchError(f"--set wants NAME=VALUE, got {item!r}")
-            settings[name] = value
-        os.environ.update(settings)
-        env = {**os.environ, **settings}
+        env = benchlib.apply_settings(settings, args.settings)
 
         from alerts import create_app
         from alerts.extensions import db

@@ -9,17 +9,8 @@ from __future__ import annotations
 import binascii
 import secrets
 import uuid
-from dataclasses import dataclass
 from email.header import Header
 from email.utils import formatdate, parseaddr
-
-
-@dataclass(frozen=True)
-class Envelope:
-    sender: str
-    recipient: str
-    data: bytes
-    message_id: str
 
 
 def _qp(text: str) -> bytes:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
@@ -65,7 +65,6 @@ class CompiledEmail:
     subject: Part
     html: Part
     text: Part
-    slots: frozenset[str] = field(default_factory=frozenset)
 
     def personalize(self, **values: str) -> Rendered:
         return Rendered(
@@ -108,13 +107,7 @@ def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context
         subject=Part.of(subject, html=False),
         html=Part.of(html, html=True),
         text=Part.of(text, html=False),
-        slots=frozenset(slots),
     )
-
-
-def render_email(env: Environment, name: str, **context) -> Rendered:
-    """The pure, uncached path: everything known up front (used by previews and tests)."""
-    return compile_email(env, name, (), **context).personalize()
 
 
 _ALLOWED_TAGS = {"p", "br", "strong", "em", "b", "i", "a", "ul", "ol", "li", "blockquote", "h2", "h3"}

@@ -231,6 +231,16 @@ def _pending(app, email="p@example.org", nonce="n1") -> int:
         return sub.id
 
 
+def signed_ago(app, monkeypatch, seconds: int, make):
+    """A token as signed `seconds` ago (the signer's clock is turned back, then restored)."""
+    real = TimestampSigner.get_timestamp
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - seconds)
+    with app.app_context():
+        token = make()
+    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+    return token
+
+
 def test_tampered_confirm_token(app, client):
     sid = _pending(app)
     with app.app_context():
@@ -245,11 +255,7 @@ def test_tampered_confirm_token(app, client):
 
 def test_expired_confirm_token(app, client, monkeypatch):
     sid = _pending(app)
-    real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 48 * 3600 - 5)
-    with app.app_context():
-        token = make_confirm_token(sid, "n1")
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+    token = signed_ago(app, monkeypatch, 48 * 3600 + 5, lambda: make_confirm_token(sid, "n1"))
     resp = client.post(f"/confirm/{token}")
     assert resp.status_code == 410
     assert "expired" in resp.get_data(as_text=True)
@@ -258,11 +264,7 @@ def test_expired_confirm_token(app, client, monkeypatch):
 
 def test_confirm_token_just_inside_48_hours_works(app, client, monkeypatch):
     sid = _pending(app)
-    real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 47 * 3600)
-    with app.app_context():
-        token = make_confirm_token(sid, "n1")
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+    token = signed_ago(app, monkeypatch, 47 * 3600, lambda: make_confirm_token(sid, "n1"))
     assert client.post(f"/confirm/{token}").status_code == 200
     assert subscriber(app, "p@example.org").status == "confirmed"
 
@@ -333,11 +335,9 @@ def test_key_rotation_keeps_old_links_working(app, client, monkeypatch):
 
 def test_unsubscribe_tokens_never_expire(app, client, monkeypatch):
     sid = _pending(app)
-    real = TimestampSigner.get_timestamp
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", lambda self: real(self) - 5 * 365 * 86400)
+    token = signed_ago(app, monkeypatch, 5 * 365 * 86400, lambda: make_unsubscribe_token(sid))
     with app.app_context():
-        token = make_unsubscribe_token(sid)
-    monkeypatch.setattr(TimestampSigner, "get_timestamp", real)
+        assert token == make_unsubscribe_token(sid)  # no timestamp in it: nothing can expire
     assert client.post(f"/unsubscribe/{token}").status_code == 200
 
 

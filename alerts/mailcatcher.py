@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import socket
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -12,6 +11,8 @@ from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
+
+from .mail.smtp import free_port
 
 
 @dataclass
@@ -69,13 +70,6 @@ class CatcherHandler:
     def clear(self) -> None:
         with self.lock:
             self.messages.clear()
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """aiosmtpd's Controller cannot bind port 0, so ask the OS for a free one first."""
-    with socket.socket() as sock:
-        sock.bind((host, 0))
-        return sock.getsockname()[1]
 
 
 class MailCatcher:

@@ -1,4 +1,8 @@
-"""Celery tasks: thin wrappers that add retries and logging around plain functions."""
+"""Celery tasks: thin wrappers that commit, retry and log around plain functions.
+
+Task names are the contract with the workers and with `queueing` (domain code queues by
+name and never imports this module).
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,11 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from . import blasts, bounces, mailer, subscriptions, transactional
+from .blasts import dispatch, recovery, sending
+from .bounces import processing
+from .extensions import db
+from .mail import smtp
+from .subscribers import confirmations, subscriptions
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +32,13 @@ def backoff_seconds(retries: int) -> float:
 @shared_task(bind=True, name="alerts.tasks.send_confirmation", max_retries=None)
 def send_confirmation(self, subscriber_id: int) -> bool:
     try:
-        return transactional.send_confirmation(subscriber_id)
+        return confirmations.send_confirmation(subscriber_id)
     except (OSError, smtplib.SMTPException) as exc:
-        if mailer.is_permanent(exc):
+        if smtp.refusal(exc).permanent:
             log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc,
                         extra={"subscriber_id": subscriber_id})
-            bounces.confirmation_refused(subscriber_id, exc)  # a 5xx at RCPT: a hard bounce
+            processing.confirmation_refused(subscriber_id, exc)  # a 5xx at RCPT: a hard bounce
+            db.session.commit()
             return False
         if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
             log.error("confirmation to subscriber %s given up: %s", subscriber_id, exc,
@@ -41,18 +50,14 @@ def send_confirmation(self, subscriber_id: int) -> bool:
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
-def _enqueue_batch(alert_id: int, first: int, last: int) -> None:
-    send_batch.delay(alert_id, first, last)
-
-
 @shared_task(name="alerts.tasks.dispatch_blast")
 def dispatch_blast(alert_id: int) -> int:
-    return blasts.dispatch(alert_id, _enqueue_batch)
+    return dispatch.dispatch(alert_id)
 
 
 @shared_task(bind=True, name="alerts.tasks.send_batch", max_retries=None)
 def send_batch(self, alert_id: int, first: int, last: int) -> dict:
-    result = blasts.send_batch(alert_id, first, last)
+    result = sending.send_batch(alert_id, first, last)
     log.info("alert %s batch %s-%s: %s", alert_id, first, last, result,
              extra={"alert_id": alert_id, "first_delivery_id": first, "last_delivery_id": last,
                     "sent": result.sent, "failed": result.failed, "skipped": result.skipped,
@@ -66,10 +71,11 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
 
 @shared_task(name="alerts.tasks.sweep")
 def sweep() -> dict:
-    result = blasts.sweep(_enqueue_batch)
+    result = recovery.sweep()
     unsent = subscriptions.claim_unsent_confirmations()
     for subscriber_id in unsent:
-        send_confirmation.delay(subscriber_id)
+        confirmations.queue(subscriber_id)
+    db.session.commit()
     result["confirmations_queued"] = len(unsent)
     if result["returned"] or result["redispatched"] or unsent:
         log.warning("sweep: %s", result, extra=result)

@@ -5,7 +5,7 @@
 Seeds N confirmed subscribers and the seven actions into a fresh database, starts an SMTP sink
 in its own process, Redis (REDIS_URL, or a redis-server of its own) and real `celery -A worker
 worker` processes, DKIM-signs with a new 2048-bit RSA key, starts the blast through
-`alerts.blasts.launch` and waits until the sink has counted every message. In the same run it
+`alerts.blasts.control.launch` and waits until the sink has counted every message. In the same run it
 measures the sink's own ceiling (pre-built messages pushed as fast as it takes them) and a naive
 reference sender (premailer per message, EmailMessage, dkimpy, smtplib, one process) sending the
 same alert to the first 1,000 subscribers. Prints one table; --json writes the same figures.
@@ -77,7 +77,7 @@ def parse_args(argv=None):
 
 
 def write_dkim_key(workdir: Path) -> tuple[Path, str]:
-    from alerts.dkim_signing import generate_rsa_key
+    from alerts.mail.dkim import generate_rsa_key
 
     pem, txt = generate_rsa_key(2048)
     path = workdir / "dkim.pem"
@@ -89,10 +89,10 @@ def write_dkim_key(workdir: Path) -> tuple[Path, str]:
 def seed(app, n: int) -> int:
     import sqlalchemy as sa
 
-    from alerts.compose import save_alert
+    from alerts.actions import seed_actions
+    from alerts.blasts.compose import save_alert
     from alerts.extensions import db
     from alerts.models import Subscriber, utcnow
-    from alerts.seed import seed_actions
 
     with app.app_context():
         seed_actions()
@@ -108,6 +108,7 @@ def seed(app, n: int) -> int:
         alert = save_alert(None, subject=SUBJECT, intro_md=INTRO, preheader=PREHEADER,
                            action_slugs=None, created_by="bench")
         alert_id = alert.id
+        db.session.commit()
         db.session.remove()
         return alert_id
 
@@ -116,14 +117,14 @@ def sample_message(app, alert_id: int) -> bytes:
     """One message exactly as a worker builds it (for the sink ceiling and the DKIM check)."""
     import sqlalchemy as sa
 
-    from alerts import blasts
+    from alerts.blasts import content
     from alerts.extensions import db
     from alerts.models import Alert, Subscriber
 
     with app.app_context():
         alert = db.session.get(Alert, alert_id)
         sub = db.session.scalars(sa.select(Subscriber).order_by(Subscriber.id).limit(1)).one()
-        data = blasts.MessageFactory.for_alert(alert).build(0, sub.id, sub.email)
+        data = content.MessageFactory.for_alert(alert).build(0, sub.id, sub.email)
         db.session.remove()
         return data
 
@@ -155,11 +156,11 @@ def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_pat
     import sqlalchemy as sa
     from premailer import Premailer
 
-    from alerts import blasts
+    from alerts.blasts import content
     from alerts.extensions import db
+    from alerts.mail.context import external_url
     from alerts.models import Alert, Subscriber
-    from alerts.tokens import unsubscribe_serializer
-    from alerts.transactional import external_url
+    from alerts.subscribers.tokens import unsubscribe_serializer
 
     logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
     pem = key_path.read_bytes()
@@ -168,7 +169,7 @@ def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_pat
     with app.app_context():
         cfg = app.config
         alert = db.session.get(Alert, alert_id)
-        context = blasts.alert_context(alert)
+        context = content.alert_context(alert)
         subs = db.session.execute(
             sa.select(Subscriber.id, Subscriber.email).order_by(Subscriber.id).limit(count)
         ).all()
@@ -193,7 +194,7 @@ def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_pat
             msg["Message-ID"] = make_msgid(domain=DKIM_DOMAIN)
             msg["List-Unsubscribe"] = f"<{url}>, <mailto:unsubscribe@{DKIM_DOMAIN}?subject={token}>"
             msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-            msg["List-Id"] = blasts.list_id()
+            msg["List-Id"] = content.list_id()
             msg.set_content(text_t.render(full))
             msg.add_alternative(html, subtype="html")
             data = msg.as_bytes(policy=email.policy.SMTP)
@@ -242,14 +243,14 @@ def wait_workers_ready(app, procs, timeout: float = 60) -> None:
 
 
 def alert_status(app, alert_id: int, wait_for_end: float) -> dict:
-    from alerts import blasts
+    from alerts.blasts import progress
     from alerts.extensions import db
 
     deadline = time.monotonic() + wait_for_end
     with app.app_context():
         while True:
             db.session.rollback()
-            status = blasts.status(alert_id)
+            status = progress.status(alert_id)
             if status["state"] != "sending" or time.monotonic() > deadline:
                 db.session.remove()
                 return status
@@ -316,7 +317,7 @@ def run(args, workdir: Path) -> dict:
         sampler = benchlib.Sampler(rss.sample, every=0.25)
         sampler.start()
 
-        from alerts import blasts
+        from alerts.blasts import control
 
         before = sink.settle(0.1)
         cpu_before = sink.cpu_seconds()
@@ -332,9 +333,10 @@ def run(args, workdir: Path) -> dict:
         procs_before = benchlib.cpu_by_process()
         t0 = time.perf_counter()
         with app.app_context():
-            total = blasts.launch(alert_id)
             from alerts.extensions import db
 
+            total = control.launch(alert_id)
+            db.session.commit()
             db.session.remove()
         got = sink.wait_for(before + total, timeout, alive) - before
         wall = time.perf_counter() - t0

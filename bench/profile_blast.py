@@ -5,7 +5,7 @@
 Seeds N subscribers like bench/blast.py, fixes the recipients with `blasts.start_blast`, then
 (1) times each step of the per-recipient path on its own over the first rows (personalize,
 MIME build, DKIM sign, SMTP to the sink over one kept connection), and (2) runs every batch
-through `blasts.send_batch` in this process, timed (and under cProfile with --cprofile), so
+through `sending.send_batch` in this process, timed (and under cProfile with --cprofile), so
 that what the steps do not explain (claims, outcome writes, per-batch set-up) shows as the
 remainder. Prints a table of milliseconds per message.
 """
@@ -71,16 +71,21 @@ def run(args, workdir: Path) -> dict:
             settings[name] = value
         os.environ.update(settings)
 
-        from alerts import blasts, create_app, mailer
+        from alerts.mail.mime import build_message
+
+        from alerts import create_app
+        from alerts.blasts import content, dispatch, progress, sending, state
         from alerts.extensions import db
-        from alerts.messages import build_message
+        from alerts.mail import smtp as mailer
+        from alerts.mail.signed_ids import envelope_sender
         from alerts.models import Alert, Delivery, Subscriber
 
         app = create_app()
         benchlib.fresh_schema(app)
         alert_id = seed(app, args.subscribers)
         with app.app_context():
-            total = blasts.start_blast(alert_id)
+            total = state.start_blast(alert_id)
+            db.session.commit()
             alert = db.session.get(Alert, alert_id)
             rows = db.session.execute(
                 sa.select(Delivery.id, Delivery.subscriber_id, Subscriber.email)
@@ -88,37 +93,25 @@ def run(args, workdir: Path) -> dict:
                 .where(Delivery.alert_id == alert_id).order_by(Delivery.id).limit(args.steps)
             ).all()
             t0 = time.perf_counter()
-            factory = blasts.MessageFactory.for_alert(alert)
+            factory = content.MessageFactory.for_alert(alert)
             factory_s = time.perf_counter() - t0
             n = len(rows)
 
             # (1) each step alone, over the same rows
             def personalize(row):
-                token = factory.serializer.dumps(row.subscriber_id)
-                url = factory.unsubscribe_base + token
-                return url, token, factory.compiled.personalize(unsubscribe_url=url, email=row.email)
+                return factory.fields(row.id, row.subscriber_id, row.email)
 
             t_pers, personal = timed(personalize, rows)
 
-            def mime(pair):
-                row, (url, token, out) = pair
-                return build_message(
-                    from_header=factory.from_header, to=row.email, subject=out.subject, text=out.text,
-                    html=out.html, message_id=factory.message_id(row.id),
-                    extra_headers=[
-                        ("List-Unsubscribe",
-                         f"<{url}>, <mailto:{factory.mailto}?subject=unsubscribe-{token}>"),
-                        ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
-                        ("List-Id", factory.list_id),
-                        ("Feedback-ID", f"alert{alert_id}:alerts:{factory.domain}"),
-                    ])
+            def mime(fields):
+                return build_message(**fields)
 
-            t_mime, raw = timed(mime, list(zip(rows, personal, strict=True)))
+            t_mime, raw = timed(mime, personal)
             t_sign, signed = timed(factory.signer.sign, raw)
             t_build, _ = timed(lambda r: factory.build(r.id, r.subscriber_id, r.email), rows)
 
             cfg = app.config
-            sender = mailer.envelope_sender(cfg)
+            sender = envelope_sender(cfg)
             conn = mailer.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
             before = sink.settle(0.1)
             # The app's own send (pipelined where the server offers it), else smtplib's.
@@ -141,13 +134,13 @@ def run(args, workdir: Path) -> dict:
 
             # (2) the whole path: every batch through send_batch, in this process; the first
             # half timed plainly, the second half under cProfile (which slows small calls)
-            ranges = list(blasts.batch_ranges(alert_id, cfg["BLAST_BATCH_SIZE"]))
+            ranges = list(dispatch.batch_ranges(alert_id, cfg["BLAST_BATCH_SIZE"]))
             db.session.remove()
             half = max(1, len(ranges) // 2)
             before = sink.settle(0.1)
             c0, t0 = time.process_time(), time.perf_counter()
             for first, last in ranges[:half]:
-                blasts.send_batch(alert_id, first, last)
+                sending.send_batch(alert_id, first, last)
                 db.session.remove()
             t_all, c_all = time.perf_counter() - t0, time.process_time() - c0
             got = sink.wait_for(before + int(total * half / len(ranges)) - 1, 30) - before
@@ -155,11 +148,11 @@ def run(args, workdir: Path) -> dict:
             profiler = cProfile.Profile()
             profiler.enable()
             for first, last in ranges[half:]:
-                blasts.send_batch(alert_id, first, last)
+                sending.send_batch(alert_id, first, last)
                 db.session.remove()
             profiler.disable()
             profiled = sink.wait_for(before + total, 30) - before - got
-            status = blasts.status(alert_id)
+            status = progress.status(alert_id)
             db.session.remove()
 
         ms = lambda seconds, count: round(1000 * seconds / max(count, 1), 4)  # noqa: E731

@@ -293,13 +293,14 @@ def run(args, workdir: Path) -> dict:
         env = benchlib.apply_settings(settings, args.settings)
 
         from alerts import create_app
+        from alerts.actions import seed_actions
         from alerts.extensions import db
-        from alerts.seed import seed_actions
 
         app = create_app()
         benchlib.fresh_schema(app)
         with app.app_context():
             seed_actions()
+            db.session.commit()
             db.session.remove()
 
         port = benchlib.free_port()

@@ -6,11 +6,9 @@ import time
 
 import sqlalchemy as sa
 
-from alerts import blasts
-from alerts.compose import save_alert
 from alerts.extensions import db
 from alerts.models import Subscriber
-from alerts.seed import seed_actions
+from tests.helpers import blasts, save_alert, seed_actions
 
 
 def add_confirmed(n: int, prefix: str = "sub") -> list[str]:

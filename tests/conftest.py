@@ -14,9 +14,10 @@ import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 from werkzeug.serving import make_server
 
-from alerts import blasts, create_app
+from alerts import create_app
 from alerts.extensions import db, limiter
 from alerts.mailcatcher import MailCatcher, Received
+from tests.helpers import blasts
 from tests.processes import RedisServer, WorkerProcess, send_task, worker_env
 
 RUN_ID = uuid.uuid4().hex[:8]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from alerts.staff_accounts import create_staff
 from tests.conftest import csrf_token
+from tests.helpers import create_staff
 
 STAFF_EMAIL = "data-staff@example.org"
 STAFF_PASSWORD = "a long data password"

@@ -9,11 +9,13 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from alerts import blasts
 from alerts.extensions import db
 from alerts.mailcatcher import MailCatcher
 from alerts.models import Action, Delivery, Subscriber, Suppression
 from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
+from tests.helpers import blasts
+
+pytestmark = pytest.mark.slow
 
 
 def per_recipient(catcher) -> collections.Counter:
@@ -209,7 +211,7 @@ def test_unsubscribe_during_blast_is_skipped(app, ctx, smtp, celery_worker, monk
     blasts.launch(alert_id)
     time.sleep(0.5)  # the first batches are claimed and stalled at the server
     leaving = emails[200:210]
-    from alerts import subscriptions
+    from alerts.subscribers import subscriptions
 
     for sub in db.session.scalars(sa.select(Subscriber).where(Subscriber.email.in_(leaving))):
         subscriptions.unsubscribe(sub.id, subscriptions.Request(ip=None, user_agent=None))

@@ -7,13 +7,13 @@ import collections
 import dkim
 import pytest
 
-from alerts import blasts
 from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
+from tests.helpers import blasts
 
 
 @pytest.fixture
 def dkim_key(app, tmp_path, monkeypatch):
-    from alerts.dkim_signing import generate_rsa_key
+    from alerts.mail.dkim import generate_rsa_key
 
     pem, record = generate_rsa_key(2048)
     key_file = tmp_path / "dkim.pem"
@@ -102,7 +102,7 @@ def test_blast_to_2000_by_two_worker_processes(app, ctx, smtp, workers, dkim_key
 
 def test_verp_return_path_names_the_delivery_not_the_address(app, ctx, smtp, celery_worker,
                                                                monkeypatch):
-    from alerts import verp
+    from alerts.mail import signed_ids as verp
     from alerts.models import Delivery, Subscriber
 
     monkeypatch.setitem(app.config, "BOUNCE_DOMAIN", "bounce.example.org")
@@ -113,13 +113,13 @@ def test_verp_return_path_names_the_delivery_not_the_address(app, ctx, smtp, cel
     for m in smtp.handler.wait_for(3, timeout=10):
         assert m.mail_from.endswith("@bounce.example.org")
         assert "example.org" not in m.mail_from.split("@")[0] and "sub0" not in m.mail_from
-        target = verp.parse(m.mail_from)
+        target = verp.parse_return_path(m.mail_from)
         delivery = ctx_get(Delivery, target.ident)
         assert target.kind == "d" and delivery.alert_id == alert_id
         assert ctx_get(Subscriber, delivery.subscriber_id).email == m.rcpt_tos[0]
     forged = smtp.messages[0].mail_from.replace("+d", "+d9")
-    assert verp.parse(forged) is None
-    assert verp.parse("someone@bounce.example.org") is None
+    assert verp.parse_return_path(forged) is None
+    assert verp.parse_return_path("someone@bounce.example.org") is None
     assert len(emails) == 3
 
 
@@ -133,7 +133,7 @@ def ctx_get(model, ident):
 def test_message_bytes_survive_smtp_with_and_without_pipelining(app, ctx, smtp, pipelining,
                                                                 monkeypatch):
     """Dot-stuffing and CRLF: what the server stores is byte for byte what was signed."""
-    from alerts import mailer
+    from alerts.mail import smtp as mailer
 
     monkeypatch.setattr(smtp.handler, "pipelining", pipelining)
     data = b"Subject: t\r\nTo: a@b.org\r\n\r\n.starts with a dot\r\n..two dots\r\n.\r\nend\r\n"

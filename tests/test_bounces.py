@@ -27,11 +27,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from alerts import blasts, bounces, transactional, verp
-from alerts.bounce_poller import MailboxConfig, poll_once
-from alerts.bounce_server import BounceServer
-from alerts.compose import save_alert
+from alerts.bounces.poller import MailboxConfig, poll_once
+from alerts.bounces.server import BounceServer
 from alerts.extensions import db
+from alerts.mail import signed_ids as verp
 from alerts.mailcatcher import free_port
 from alerts.models import (
     Alert,
@@ -45,10 +44,10 @@ from alerts.models import (
     email_hash,
     utcnow,
 )
-from alerts.seed import seed_actions
-from alerts.staff_accounts import create_staff
 from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
 from tests.conftest import csrf_token, subscribe
+from tests.helpers import blasts, bounces, create_staff, save_alert, seed_actions
+from tests.helpers import send_confirmation as _send_confirmation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 BOUNCE_DOMAIN = "bounce.example.org"
@@ -202,7 +201,7 @@ def test_bounce_of_a_real_blast_suppresses_and_the_next_blast_leaves_them_out(
     send(receiver, data, bounced.mail_from)
     fresh()
     assert suppression(emails[1]).reason == "hard-bounce"
-    delivery = db.session.get(Delivery, verp.parse(bounced.mail_from).ident)
+    delivery = db.session.get(Delivery, verp.parse_return_path(bounced.mail_from).ident)
     assert delivery.status == "failed" and delivery.error.startswith("bounced (hard): 5.1.1")
     assert blasts.status(first)["failed"] == 1
 
@@ -230,7 +229,7 @@ def test_forged_tags_are_ignored_and_unknown_addresses_change_nothing(ctx, recei
     good_verp, good_mid = addresses_for(alert_id, delivery_id)
     forged_verp = re.sub(r"-[0-9a-f]{10}@", "-0000000000@", good_verp)
     forged_mid = re.sub(r"\.[0-9a-f]{12}@", ".000000000000@", good_mid)
-    assert verp.parse(forged_verp) is None
+    assert verp.parse_return_path(forged_verp) is None
     send(receiver, report("postfix_hard.eml", rcpt="stranger@example.net", verp_addr=forged_verp,
                           message_id=forged_mid), forged_verp)
     fresh()
@@ -363,7 +362,7 @@ def test_a_bounced_confirmation_suppresses_the_address(ctx, receiver):
     fresh()
     assert suppression("typo@gmial.example").reason == "hard-bounce"
     assert db.session.get(Subscriber, sub.id).status == "pending"
-    assert transactional.send_confirmation(sub.id) is False
+    assert _send_confirmation(sub.id) is False
 
 
 def test_a_confirmation_refused_at_rcpt_is_a_hard_bounce(ctx):
@@ -402,7 +401,7 @@ def test_a_suppressed_address_gets_nothing_from_any_path(app, client, smtp, cele
 
     with app.app_context():
         # A confirmation queued before the address was suppressed is not sent.
-        assert transactional.send_confirmation(pending_id) is False
+        assert _send_confirmation(pending_id) is False
         # A blast leaves the address out, even when it is a confirmed subscriber.
         db.session.execute(sa.update(Subscriber).values(status="confirmed"))
         db.session.add(Subscriber(email="reader@example.org", status="confirmed"))

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from alerts.extensions import db
 from alerts.models import Subscriber
-from alerts.seed import SEED_ACTIONS, seed_actions
 from tests import browser as browsers
 from tests.conftest import link_in
+from tests.helpers import SEED_ACTIONS, seed_actions
+
+pytestmark = pytest.mark.slow
 
 browser = browsers.browser
 browser_page = browsers.browser_page

@@ -23,8 +23,8 @@ from pathlib import Path
 
 import pytest
 
+from alerts.actions import SEED_ACTIONS
 from alerts.mailcatcher import free_port
-from alerts.seed import SEED_ACTIONS
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
@@ -32,7 +32,7 @@ START_TIMEOUT = 45
 MAIL_TIMEOUT = 20
 STOP_TIMEOUT = 20
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 
 @pytest.fixture(autouse=True)

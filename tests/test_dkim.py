@@ -6,7 +6,7 @@ import dkim
 import pytest
 from dkim.canonicalization import Relaxed
 
-from alerts.dkim_signing import DkimSigner, canon_body_relaxed, generate_rsa_key
+from alerts.mail.dkim import DkimSigner, canon_body_relaxed, generate_rsa_key
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,10 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from alerts import importing
 from alerts.extensions import db
 from alerts.models import ConsentRecord, Subscriber, Suppression, email_hash, utcnow
+from alerts.subscribers import importing
+from alerts.subscribers.exporting import export_csv
 from tests.conftest import csrf_token, link_in
 from tests.data_helpers import log_in_staff, write_csv
 
@@ -224,12 +225,12 @@ def test_confirm_first_sends_each_a_confirmation_and_respects_the_cooldown(
 
 
 def test_confirm_first_with_the_broker_away_frees_the_cooldown(app, ctx, tmp_path, smtp, monkeypatch):
-    from alerts import tasks
+    from alerts import queueing
 
     def broker_down(*args, **kwargs):
         raise OSError("Connection refused")
 
-    monkeypatch.setattr(tasks.queue_confirmations, "delay", broker_down)
+    monkeypatch.setattr(queueing, "_send", broker_down)
     path = write_csv(tmp_path / "list.csv", "email\nq1@example.org\nq2@example.org\n")
     report_path = tmp_path / "report.csv"
     result = run(app, "import", str(path), "--consent", "confirm-first", "--report", str(report_path))
@@ -242,7 +243,7 @@ def test_confirm_first_with_the_broker_away_frees_the_cooldown(app, ctx, tmp_pat
     assert {s.last_confirmation_at for s in subs.values()} == {None}
     monkeypatch.undo()
     calls = []
-    monkeypatch.setattr(tasks.queue_confirmations, "delay", lambda ids: calls.append(sorted(ids)))
+    monkeypatch.setattr(queueing, "_send", lambda name, args: calls.append(sorted(args[0])))
     again = run(app, "import", str(path), "--consent", "confirm-first")
     assert "2 pending subscriber(s) sent a fresh confirmation." in again.stdout
     assert calls == [sorted(s.id for s in subs.values())]
@@ -274,7 +275,7 @@ def test_export_is_chunked(app, ctx):
     db.session.execute(sa.insert(Subscriber), [{"email": f"s{i}@example.org", "status": "confirmed"}
                                                 for i in range(25)])
     db.session.commit()
-    pieces = list(importing.export_csv("confirmed", chunk_size=10))
+    pieces = list(export_csv("confirmed", chunk_size=10))
     assert len(pieces) == 4  # the header, then 10 + 10 + 5 rows
     assert sum(p.count("\r\n") for p in pieces) == 26
 

@@ -16,8 +16,8 @@ import dkim
 import pytest
 
 from alerts import logs
-from alerts.cli_ops import txt_chunks
-from alerts.dkim_signing import DkimSigner
+from alerts.cli.ops import txt_chunks
+from alerts.mail.dkim import DkimSigner
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,12 +8,12 @@ from urllib.parse import urlsplit
 import pytest
 import sqlalchemy as sa
 
-from alerts import privacy
 from alerts.extensions import db
 from alerts.models import Alert, ConsentRecord, Delivery, Subscriber, Suppression, email_hash, utcnow
-from alerts.tokens import make_unsubscribe_token
+from alerts.subscribers.tokens import make_unsubscribe_token
 from tests.conftest import csrf_token, link_in, subscribe
 from tests.data_helpers import log_in_staff
+from tests.helpers import privacy_steps as privacy
 
 EMAIL = "Ada.Lovelace@example.org"
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from alerts.messages import build_message
-from alerts.rendering import compile_email, inline_css
+from alerts.mail.mime import build_message
+from alerts.mail.rendering import compile_email, inline_css
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 ORG = {"org_name": "Kids Org", "org_postal_address": "1 Test St, NY", "base_url": "https://x.org"}

@@ -9,14 +9,13 @@ import pytest
 import sqlalchemy as sa
 from flask import url_for
 
-from alerts import auth, blasts, redis_conn
-from alerts.compose import save_alert
+from alerts import redis_conn
 from alerts.extensions import db
 from alerts.models import Action, Alert, Delivery, StaffUser, Subscriber
-from alerts.seed import SEED_ACTIONS, seed_actions
-from alerts.staff_accounts import create_staff
+from alerts.web.staff import auth
 from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
 from tests.conftest import csrf_token
+from tests.helpers import SEED_ACTIONS, blasts, create_staff, save_alert, seed_actions
 
 EMAIL = "staff@example.org"
 PASSWORD = "correct horse battery"

@@ -10,13 +10,13 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from alerts import blasts
 from alerts.extensions import db
 from alerts.models import Alert
-from alerts.seed import SEED_ACTIONS, seed_actions
-from alerts.staff_accounts import create_staff
 from tests import browser as browsers
 from tests.blast_helpers import add_confirmed, make_alert
+from tests.helpers import SEED_ACTIONS, blasts, create_staff, seed_actions
+
+pytestmark = pytest.mark.slow
 
 browser = browsers.browser
 browser_page = browsers.browser_page

@@ -11,7 +11,7 @@ from itsdangerous import TimestampSigner
 from alerts.extensions import db
 from alerts.mailcatcher import MailCatcher
 from alerts.models import ConsentRecord, Subscriber
-from alerts.tokens import make_confirm_token, make_unsubscribe_token, read_confirm_token
+from alerts.subscribers.tokens import make_confirm_token, make_unsubscribe_token, read_confirm_token
 from tests.conftest import csrf_token, link_in, subscribe
 
 
@@ -368,7 +368,7 @@ def test_healthz_reports_each_dependency(app, client, monkeypatch):
 
 def test_action_center_lists_open_actions_in_order(app, client):
     from alerts.models import Action
-    from alerts.seed import SEED_ACTIONS, seed_actions
+    from tests.helpers import SEED_ACTIONS, seed_actions
 
     with app.app_context():
         seed_actions()
@@ -421,12 +421,12 @@ def test_a_confirmation_that_could_not_be_queued_is_sent_by_the_sweep(app, clien
     cooldown is released, and the next sweep queues the confirmation."""
     from kombu.exceptions import OperationalError
 
-    from alerts import tasks
+    from alerts import queueing, tasks
 
     def broker_down(*args, **kwargs):
         raise OperationalError("Error 111 connecting to redis: Connection refused.")
 
-    monkeypatch.setattr(tasks.send_confirmation, "delay", broker_down)
+    monkeypatch.setattr(queueing, "_send", broker_down)
     resp = subscribe(client, "unlucky@example.org")
     assert resp.status_code == 200 and "Check your inbox" in resp.get_data(as_text=True)
     sub = subscriber(app, "unlucky@example.org")

@@ -1,0 +1,66 @@
+"""Staff accounts: argon2id hashes, and the one place passwords are checked."""
+
+from __future__ import annotations
+
+import functools
+
+import sqlalchemy as sa
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+
+from .extensions import db
+from .models import StaffUser, utcnow
+
+_hasher = PasswordHasher()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the account does not exist, so the timing is the same.
+
+    Made on first use: hashing at import would cost every worker and CLI process 64 MiB.
+    """
+    return _hasher.hash("not a real password")
+
+MIN_PASSWORD_LENGTH = 10
+
+
+class StaffError(ValueError):
+    pass
+
+
+def create_staff(email: str, password: str) -> StaffUser:
+    email = email.strip().lower()
+    if "@" not in email:
+        raise StaffError(f"not an email address: {email!r}")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email)):
+        raise StaffError(f"staff account {email} already exists")
+    user = StaffUser(email=email, password_hash=_hasher.hash(password))
+    db.session.add(user)
+    return user
+
+
+def ensure_dev_staff(email: str, password: str) -> str:
+    user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email))
+    if user is None:
+        create_staff(email, password)
+    elif not check_password(email, password):
+        user.password_hash = _hasher.hash(password)
+    return email
+
+
+def check_password(email: str, password: str) -> StaffUser | None:
+    """The account if the password matches (the caller commits the login time and any rehash)."""
+    user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email.strip().lower()))
+    try:
+        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
+    except (VerificationError, InvalidHashError):
+        return None
+    if user is None:
+        return None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    user.last_login_at = utcnow()
+    return user

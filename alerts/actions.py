@@ -1,0 +1,180 @@
+"""The Action Center's actions: the seven seeded ones, which are open, their order, their links, edits."""
+
+from __future__ import annotations
+
+import re
+
+import sqlalchemy as sa
+
+from .extensions import db
+from .mail.context import external_url
+from .models import Action
+
+SEED_ACTIONS: list[tuple[str, str, str]] = [
+    (
+        "Detention is No Place for a Child",
+        "Sign the Petition",
+        "President Biden promised to end family detention, but right now, his Administration is "
+        "considering returning to the use of this cruel practice. We demand policies that "
+        "recognize the humanity and dignity of immigrant children—and will ensure children are "
+        "valued, not targeted or vilified.",
+    ),
+    (
+        "Call on Mayor Adams to Follow the Law and Close Rikers Island",
+        "Sign the Petition",
+        "Rikers incarcerates hundreds of young adults who are more often there because their "
+        "mental health conditions have been criminalized. Join us in calling for Mayor Adams to "
+        "close Rikers Island, help end the foster system-to-prison pipeline, and invest in the "
+        "preventive services our communities need.",
+    ),
+    (
+        "Stop Criminalizing Children, Invest In Their Healing",
+        "Sign the Petition",
+        "In communities across the nation, police—not a trained health professional—are the "
+        "first to respond to a child’s mental health or social crisis. Call on your policymakers "
+        "to stop prison pipelines and fund community services that will allow young people to "
+        "develop and heal.",
+    ),
+    (
+        "Sign the Healthy Kids Healthy Minds Pledge",
+        "Sign the Pledge",
+        "We’re asking you to take our #HealthyKidsHealthyMinds Pledge to bring child mental "
+        "illness out of the shadows and into the light. By adding your name, you will be a "
+        "difference maker who is helping to build awareness for this national crisis.",
+    ),
+    (
+        "Disrupt Institutional Racism in Child Welfare Systems",
+        "Sign the Pledge",
+        "Pledge to help end the unjust, unnecessary, and devastating surveillance, "
+        "investigation, and removal of Black children from their families. Add your name.",
+    ),
+    (
+        "We Need Laws and Policies that Celebrate and Empower LGBTQ+ Youth",
+        "Sign the Petition",
+        "LGBTQ+ youth are overrepresented in child welfare systems, where they are more likely "
+        "to suffer from harassment and abuse in foster care, juvenile justice settings, and "
+        "homeless shelters. Demand equality NOW and call on your senators to pass the Equality "
+        "Act.",
+    ),
+    (
+        "Fight Against Discrimination, Demand More Loving Homes for Children",
+        "Sign the Petition",
+        "Urge Congress to pass the John Lewis Every Child Deserves a Family Act (ECDFA). By "
+        "banning discrimination in child welfare, the ECDFA would increase the number of foster "
+        "and adoptive homes available to youth, giving them the best possible chance to find a "
+        "safe, stable, and loving home.",
+    ),
+]
+
+
+def slugify(title: str) -> str:
+    slug = re.sub(r"[^a-z0-9]+", "-", title.lower().replace("+", " plus ")).strip("-")
+    return slug[:120] or "action"
+
+
+def seed_actions() -> tuple[int, int]:
+    """Insert the missing seed actions; returns (added, already there). Never edits staff work."""
+    existing = set(db.session.scalars(sa.select(Action.slug)))
+    added = 0
+    for position, (title, cta, summary) in enumerate(SEED_ACTIONS, start=1):
+        slug = slugify(title)
+        if slug in existing:
+            continue
+        db.session.add(
+            Action(
+                slug=slug,
+                title=title,
+                summary=summary,
+                call_to_action=cta,
+                kind="pledge" if "Pledge" in cta else "petition",
+                position=position * 10,
+                is_open=True,
+            )
+        )
+        added += 1
+    return added, len(SEED_ACTIONS) - added
+
+
+class ActionError(ValueError):
+    """A change that cannot be made as asked; the message says why (and to which field)."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+def open_actions() -> list[Action]:
+    """What the Action Center shows, in its order."""
+    query = sa.select(Action).where(Action.is_open.is_(True)).order_by(Action.position, Action.id)
+    return list(db.session.scalars(query))
+
+
+def ordered_actions() -> list[Action]:
+    return list(db.session.scalars(sa.select(Action).order_by(Action.position, Action.id)))
+
+
+def by_slug(slug: str) -> Action | None:
+    return db.session.scalar(sa.select(Action).where(Action.slug == slug))
+
+
+def action_link(action: Action) -> str:
+    """Where an email's button for this action leads: its external URL, else its page here."""
+    return action.url or external_url("public.action", slug=action.slug)
+
+
+def _slug_owner(slug: str, exclude_id: int | None) -> Action | None:
+    query = sa.select(Action).where(Action.slug == slug)
+    if exclude_id is not None:
+        query = query.where(Action.id != exclude_id)
+    return db.session.scalar(query)
+
+
+def _free_slug(base: str, exclude_id: int | None) -> str:
+    slug, n = base, 1
+    while _slug_owner(slug, exclude_id) is not None:
+        n += 1
+        suffix = f"-{n}"
+        slug = base[: 120 - len(suffix)] + suffix
+    return slug
+
+
+def save(action: Action | None, *, title: str, slug: str | None, summary: str | None,
+         call_to_action: str, kind: str, url: str | None, is_open: bool) -> Action:
+    """Create or edit an action; raises ActionError("slug", …) when the slug is taken."""
+    exclude = action.id if action else None
+    slug = (slug or "").strip()
+    if slug:
+        owner = _slug_owner(slug, exclude)
+        if owner is not None:
+            raise ActionError("slug", f"The slug “{slug}” is already used by “{owner.title}”.")
+    else:
+        slug = _free_slug(slugify(title), exclude)
+    if action is None:
+        last = db.session.scalar(sa.select(sa.func.max(Action.position))) or 0
+        action = Action(position=last + 10)
+        db.session.add(action)
+    action.slug = slug
+    action.title = " ".join(title.split())
+    action.summary = (summary or "").strip()
+    action.call_to_action = " ".join(call_to_action.split())
+    action.kind = kind
+    action.url = (url or "").strip() or None
+    action.is_open = bool(is_open)
+    return action
+
+
+def move(action_id: int, direction: str) -> bool:
+    """Swap with the neighbour ("up" or "down"), then renumber, so equal or gappy positions move.
+
+    False when there is no such action.
+    """
+    items = ordered_actions()
+    index = next((i for i, a in enumerate(items) if a.id == action_id), None)
+    if index is None:
+        return False
+    other = index - 1 if direction == "up" else index + 1
+    if 0 <= other < len(items):
+        items[index], items[other] = items[other], items[index]
+        for position, item in enumerate(items, start=1):
+            item.position = position * 10
+    return True

@@ -1,0 +1,61 @@
+"""Composing alerts: the checks shared by the staff pages and the command line."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from ..actions import open_actions
+from ..extensions import db
+from ..models import Action, Alert, AlertState
+
+
+class ComposeError(ValueError):
+    pass
+
+
+def _clean_line(value: str | None, name: str, limit: int, required: bool) -> str:
+    value = " ".join((value or "").split())
+    if required and not value:
+        raise ComposeError(f"{name} is required")
+    if len(value) > limit:
+        raise ComposeError(f"{name} is {len(value)} characters; at most {limit}")
+    return value
+
+
+def resolve_actions(slugs: list[str] | None) -> list[Action]:
+    """The chosen actions by slug, or every open action when none are named."""
+    if not slugs:
+        return open_actions()
+    found = {a.slug: a for a in db.session.scalars(sa.select(Action).where(Action.slug.in_(slugs)))}
+    missing = [s for s in slugs if s not in found]
+    if missing:
+        raise ComposeError(f"no action with slug {', '.join(missing)}")
+    return [found[s] for s in dict.fromkeys(slugs)]
+
+
+def save_alert(
+    alert: Alert | None,
+    *,
+    subject: str,
+    intro_md: str,
+    preheader: str = "",
+    action_slugs: list[str] | None = None,
+    created_by: str | None = None,
+) -> Alert:
+    """Create a draft, or edit one; only drafts can change."""
+    if alert is not None and alert.state != AlertState.DRAFT:
+        raise ComposeError(f"alert {alert.id} is {alert.state}; only a draft can be edited")
+    subject = _clean_line(subject, "subject", 200, True)
+    preheader = _clean_line(preheader, "preheader", 200, False)
+    if len(intro_md or "") > 20_000:
+        raise ComposeError("the intro is longer than 20,000 characters")
+    actions = resolve_actions(action_slugs)
+    if alert is None:
+        alert = Alert(created_by=created_by)
+        db.session.add(alert)
+    alert.subject = subject
+    alert.preheader = preheader
+    alert.intro_md = (intro_md or "").strip()
+    alert.actions = actions
+    db.session.flush()  # the id, for the caller to show; the caller commits
+    return alert

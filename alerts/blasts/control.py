@@ -1,0 +1,35 @@
+"""What staff and operators do to a blast: launch, pause, resume, cancel.
+
+The caller commits; the dispatch task is queued after that commit (if the broker is away
+then, the sweep re-dispatches the blast within BLAST_STALL_SECONDS).
+"""
+
+from __future__ import annotations
+
+from .. import queueing
+from . import state
+
+DISPATCH = "alerts.tasks.dispatch_blast"
+
+
+def launch(alert_id: int) -> int:
+    """Fix the recipients, mark the alert sending, dispatch after commit; returns how many."""
+    total = state.start_blast(alert_id)
+    queueing.after_commit(DISPATCH, alert_id)
+    return total
+
+
+def pause(alert_id: int) -> None:
+    state.pause(alert_id)
+
+
+def resume(alert_id: int) -> None:
+    state.resume(alert_id)
+    queueing.after_commit(DISPATCH, alert_id)
+
+
+def cancel(alert_id: int) -> None:
+    state.cancel(alert_id)
+
+
+OPERATIONS = {"pause": (pause, "paused"), "resume": (resume, "resumed"), "cancel": (cancel, "cancelled")}

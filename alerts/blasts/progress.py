@@ -1,0 +1,59 @@
+"""Where a blast stands: counts, rate, time left (the CLI and the staff page read this)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
+from .state import BlastError
+
+RATE_WINDOW_SECONDS = 30
+
+
+def counts(alert_id: int) -> dict[str, int]:
+    rows = db.session.execute(
+        sa.select(Delivery.status, sa.func.count())
+        .where(Delivery.alert_id == alert_id)
+        .group_by(Delivery.status)
+    ).all()
+    by = {status: n for status, n in rows}
+    out = {s.value: by.get(s.value, 0) for s in DeliveryStatus}
+    out["total"] = sum(by.values())
+    return out
+
+
+def status(alert_id: int) -> dict:
+    """What the CLI and the staff page show: counts, rate, time left."""
+    alert = db.session.get(Alert, alert_id, populate_existing=True)
+    if alert is None:
+        raise BlastError(f"there is no alert {alert_id}")
+    c = counts(alert_id)
+    now = utcnow()
+    window = RATE_WINDOW_SECONDS
+    recent = db.session.scalar(
+        sa.select(sa.func.count())
+        .select_from(Delivery)
+        .where(Delivery.alert_id == alert_id, Delivery.sent_at >= now - timedelta(seconds=window))
+    )
+    elapsed = ((alert.finished_at or now) - alert.started_at).total_seconds() if alert.started_at else 0
+    if alert.state == AlertState.SENDING:
+        # The last 30 s, or since the start when the blast is younger than that.
+        rate = recent / max(1.0, min(window, elapsed))
+    else:
+        rate = c["sent"] / elapsed if elapsed else 0
+    remaining = c["queued"] + c["sending"]
+    done = c["sent"] + c["failed"] + c["skipped"]
+    return {
+        "id": alert.id,
+        "state": alert.state,
+        **c,
+        "done": done,
+        "percent": round(100 * done / c["total"], 1) if c["total"] else float(alert.state == "sent") * 100,
+        "rate_per_second": round(rate, 1),
+        "seconds_left": round(remaining / rate) if rate and remaining else None,
+        "started_at": alert.started_at.isoformat() if alert.started_at else None,
+        "finished_at": alert.finished_at.isoformat() if alert.finished_at else None,
+    }

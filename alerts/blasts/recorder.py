@@ -1,0 +1,149 @@
+"""Outcomes of a batch, committed from a thread of their own every few milliseconds."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from .. import suppressions
+from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class BatchResult:
+    sent: int = 0
+    failed: int = 0
+    skipped: int = 0
+    requeued: int = 0
+    stopped: str | None = None  # why the batch stopped early, if it did
+
+    @property
+    def needs_retry(self) -> bool:
+        return self.requeued > 0 and self.stopped not in ("paused", "cancelled", "lost-claim")
+
+
+class Recorder:
+    """Commits a batch's outcomes from a thread of its own, every few milliseconds.
+
+    The send loop only appends to lists, so database writes stay a few per second per
+    batch, and an SMTP server that stalls on one message cannot hold earlier 250s
+    unrecorded: the window between a server's 250 and its commit is one flush interval.
+    The same flush heartbeats the claim and reads the alert's state (pause, cancel).
+    Engine internal: it commits, on its own connection.
+    """
+
+    def __init__(self, engine: sa.Engine, alert_id: int, claim: str, interval: float,
+                 first: int, last: int):
+        self.engine = engine
+        self.alert_id = alert_id
+        self.claim = claim
+        self.first, self.last = first, last
+        self.interval = interval
+        self.result = BatchResult()
+        self.stop_reason: str | None = None
+        self._lock = threading.Lock()
+        self._flushing = threading.Lock()  # the thread and the final flush never overlap
+        self._sent: list[int] = []
+        self._marks: list[tuple[list[int], dict]] = []
+        self._suppress: list[tuple[str, str, str]] = []
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"recorder-{claim[:8]}", daemon=True)
+
+    def __enter__(self) -> Recorder:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
+        self.flush()
+
+    def sent(self, delivery_id: int) -> None:
+        with self._lock:
+            self._sent.append(delivery_id)
+
+    def mark(self, ids: list[int], status: str, error: str | None, *, attempt: bool = False) -> None:
+        if not ids:
+            return
+        values: dict = {"status": status, "error": error}
+        if status == DeliveryStatus.QUEUED:
+            values["claim_id"] = None
+        if attempt:
+            values["attempts"] = Delivery.attempts + 1
+        with self._lock:
+            self._marks.append((list(ids), values))
+        key = {DeliveryStatus.FAILED: "failed", DeliveryStatus.SKIPPED: "skipped",
+               DeliveryStatus.QUEUED: "requeued"}[status]
+        setattr(self.result, key, getattr(self.result, key) + len(ids))
+
+    def suppress(self, email: str, reason: str, detail: str) -> None:
+        with self._lock:
+            self._suppress.append((email, reason, detail))
+
+    def release(self, ids: list[int], why: str) -> None:
+        """Unsent rows go back to the queue, or are skipped if the alert was cancelled."""
+        if self.stop_reason == "cancelled":
+            self.mark(ids, DeliveryStatus.SKIPPED, "cancelled")
+        else:
+            self.mark(ids, DeliveryStatus.QUEUED, why)
+
+    def _run(self) -> None:
+        while not self._done.wait(self.interval):
+            try:
+                self.flush()
+            except Exception:  # the database is away: the send loop stops at its next check
+                log.exception("alert %s: recording outcomes failed", self.alert_id,
+                              extra={"alert_id": self.alert_id, "claim": self.claim})
+                self.stop_reason = self.stop_reason or "database-error"
+
+    def flush(self) -> None:
+        with self._flushing:
+            self._flush()
+
+    def _flush(self) -> None:
+        with self._lock:
+            sent, self._sent = self._sent, []
+            marks, self._marks = self._marks, []
+            suppress, self._suppress = self._suppress, []
+        try:
+            state = self._write(sent, marks, suppress)
+        except Exception:
+            # Nothing was written: keep it all for the next flush, so a 250 is never forgotten.
+            with self._lock:
+                self._sent[:0], self._marks[:0], self._suppress[:0] = sent, marks, suppress
+            raise
+        self.result.sent += len(sent)
+        if state == AlertState.CANCELLED:
+            self.stop_reason = "cancelled"
+        elif state != AlertState.SENDING and self.stop_reason is None:
+            self.stop_reason = "paused"
+
+    def _write(self, sent: list[int], marks: list, suppress: list) -> str | None:
+        """One transaction: outcomes, suppressions, the claim's heartbeat; returns the alert's state."""
+        # The id range lets the database find the batch's rows by primary key.
+        mine = sa.and_(Delivery.id.between(self.first, self.last), Delivery.claim_id == self.claim)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            if sent:
+                res = conn.execute(
+                    sa.update(Delivery)
+                    .where(Delivery.id.in_(sent), mine)
+                    .values(status=DeliveryStatus.SENT, sent_at=now, error=None)
+                )
+                if res.rowcount != len(sent):
+                    self.stop_reason = "lost-claim"
+            for ids, values in marks:
+                conn.execute(sa.update(Delivery).where(Delivery.id.in_(ids), mine).values(**values))
+            for email, reason, detail in suppress:
+                suppressions.add(email, reason, detail, conn=conn)
+            conn.execute(
+                sa.update(Delivery)
+                .where(mine, Delivery.status == DeliveryStatus.SENDING)
+                .values(claimed_at=now)
+            )
+            return conn.scalar(sa.select(Alert.state).where(Alert.id == self.alert_id))

@@ -1,0 +1,46 @@
+"""The sweep: rows whose worker died go back to the queue, blasts that stopped moving go again."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from ..extensions import db
+from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
+from .dispatch import dispatch
+from .state import finish_if_done
+
+
+def sweep() -> dict:
+    """Return abandoned rows to the queue and re-dispatch blasts that stopped moving.
+
+    Engine internal: commits as it goes (each step must be visible to the workers).
+    """
+    cfg = current_app.config
+    now = utcnow()
+    stuck_before = now - timedelta(seconds=cfg["BLAST_STUCK_SECONDS"])
+    reset = db.session.execute(
+        sa.update(Delivery)
+        .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < stuck_before)
+        .values(status=DeliveryStatus.QUEUED, claim_id=None, error="returned by sweep")
+    ).rowcount
+    db.session.commit()
+    stall_before = now - timedelta(seconds=cfg["BLAST_STALL_SECONDS"])
+    redispatched = []
+    sending = db.session.scalars(sa.select(Alert.id).where(Alert.state == AlertState.SENDING)).all()
+    for alert_id in sending:
+        if finish_if_done(alert_id):
+            continue
+        last_dispatch, last_claim = db.session.execute(
+            sa.select(Alert.last_dispatch_at,
+                      sa.select(sa.func.max(Delivery.claimed_at))
+                      .where(Delivery.alert_id == alert_id).scalar_subquery())
+            .where(Alert.id == alert_id)
+        ).one()
+        recent = [t for t in (last_dispatch, last_claim) if t is not None]
+        if reset or not recent or max(recent) < stall_before:
+            dispatch(alert_id)
+            redispatched.append(alert_id)
+    return {"returned": reset, "redispatched": redispatched}

@@ -1,0 +1,245 @@
+"""Bounces and complaints: read a report, find whom it is about, and act on it.
+
+
+Whom it is about is decided by what only we can have made, in this order:
+1. a VERP return path (`bounces+d<delivery>-<tag>@BOUNCE_DOMAIN`, `+c<subscriber>` for
+   confirmations) that the report was sent to: the SMTP envelope, `Delivered-To`,
+   `X-Original-To`, `To`, the ARF `Original-Mail-From`, the returned message's
+   `Return-Path`, `Original-Envelope-Id`, or anywhere in the report's text;
+2. the returned message's `Message-ID` (`<alert{A}.d{D}.{tag}@…>`, tagged like VERP);
+3. only then an address in the report's body (Final-Recipient, Original-Rcpt-To, flufl's
+   findings), and only when it is exactly a known subscriber's address.
+A VERP address or Message-ID whose tag does not verify is ignored, so a forged report can
+at most name a subscriber by address (3).
+
+What is done (the defaults follow listmonk and Mailman, see SOFT_* below):
+- hard bounce: the address is suppressed at once (reason "hard-bounce") and the delivery,
+  if it was recorded as sent, is marked failed;
+- soft bounce: recorded; BOUNCE_SOFT_THRESHOLD of them within BOUNCE_SOFT_WINDOW_DAYS
+  suppress the address (reason "soft-bounce");
+- delayed (a DSN with Action: delayed): recorded, nothing else;
+- complaint (ARF feedback type abuse or fraud): unsubscribed (consent event
+  "unsubscribe:complaint") and suppressed (reason "complaint") at once.
+Every report is recorded as a BounceEvent (without the address), once: the same report
+seen again (a retried SMTP delivery, a second poll of a mailbox) changes nothing.
+"""
+
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import suppressions
+from ..extensions import db
+from ..mail import smtp
+from ..mail.signed_ids import parse_message_id, parse_return_path
+from ..models import (
+    BounceEvent,
+    BounceKind,
+    Delivery,
+    DeliveryStatus,
+    Subscriber,
+    SuppressionLift,
+    email_hash,
+    utcnow,
+)
+from ..subscribers.subscriptions import Request, unsubscribe
+from .parsing import SEVERITY, RecipientReport, Report, addresses, one_line, parse_report
+
+log = logging.getLogger(__name__)
+
+
+# -- finding whom it is about ---------------------------------------------------------------
+
+
+@dataclass
+class Target:
+    subscriber: Subscriber | None
+    delivery: Delivery | None
+    matched_by: str | None
+
+
+def _delivery_target(delivery_id: int, matched_by: str, alert_id: int | None = None) -> Target:
+    delivery = db.session.get(Delivery, delivery_id)
+    if delivery is None or (alert_id is not None and delivery.alert_id != alert_id):
+        return Target(None, None, matched_by)  # ours, but the alert has been deleted since
+    sub = db.session.get(Subscriber, delivery.subscriber_id) if delivery.subscriber_id else None
+    return Target(sub, delivery, matched_by)
+
+
+def trusted_target(report: Report) -> Target | None:
+    """The delivery or subscriber a VERP address or Message-ID of ours names, if any."""
+    for address in report.return_paths:
+        for candidate in addresses([address]) or [address]:
+            target = parse_return_path(candidate)
+            if target is None:
+                continue
+            if target.kind == "d":
+                return _delivery_target(target.ident, "verp")
+            return Target(db.session.get(Subscriber, target.ident), None, "verp")
+    for message_id in report.message_ids:
+        found = parse_message_id(message_id)
+        if found is not None:
+            return _delivery_target(found[1], "message-id", alert_id=found[0])
+    return None
+
+
+def subscriber_by_address(address: str | None) -> Subscriber | None:
+    if not address or "@" not in address:
+        return None
+    return db.session.scalar(
+        sa.select(Subscriber).where(sa.func.lower(Subscriber.email) == address.strip().lower())
+    )
+
+
+# -- acting on it ------------------------------------------------------------------------------
+
+
+@dataclass
+class Outcome:
+    is_report: bool = False
+    matched: bool = False  # about one of ours: a subscriber, a delivery, a VERP address
+    duplicate: bool = False
+    events: list[str] = field(default_factory=list)  # what was done, one line per recipient
+
+
+def _redact(text: str | None, addresses: Iterable[str | None]) -> str | None:
+    if not text:
+        return text
+    for addr in {a.strip().lower() for a in addresses if a and "@" in a}:
+        text = re.sub(re.escape(addr), "<recipient>", text, flags=re.IGNORECASE)
+    return text
+
+
+def _soft_count(sub: Subscriber) -> int:
+    """Soft bounces since the window opened (or the last lift), one per message."""
+    since = utcnow() - timedelta(days=current_app.config["BOUNCE_SOFT_WINDOW_DAYS"])
+    lifted = db.session.scalar(
+        sa.select(sa.func.max(SuppressionLift.lifted_at))
+        .where(SuppressionLift.email_hash == email_hash(sub.email))
+    )
+    if lifted is not None and lifted > since:
+        since = lifted
+    row = db.session.execute(
+        sa.select(
+            sa.func.count(sa.distinct(BounceEvent.delivery_id)),
+            sa.func.count(BounceEvent.id).filter(BounceEvent.delivery_id.is_(None)),
+        ).where(
+            BounceEvent.subscriber_id == sub.id,
+            BounceEvent.kind == BounceKind.SOFT,
+            BounceEvent.received_at >= since,
+        )
+    ).one()
+    return int(row[0] or 0) + int(row[1] or 0)
+
+
+def _fail_delivery(delivery: Delivery | None, kind: str, status: str | None, diagnostic: str | None) -> None:
+    if delivery is not None and delivery.status == DeliveryStatus.SENT:
+        delivery.status = DeliveryStatus.FAILED
+        delivery.error = one_line(f"bounced ({kind}): {status or ''} {diagnostic or ''}", 1000)
+
+
+def _apply(report: Report, rcpt: RecipientReport, target: Target, source: str) -> str:
+    """Record one recipient's event and do what its kind calls for; returns the outcome line."""
+    sub = target.subscriber
+    diagnostic = _redact(rcpt.diagnostic, [rcpt.address, sub.email if sub else None])
+    event = BounceEvent(
+        source=source,
+        kind=rcpt.kind,
+        subscriber_id=sub.id if sub else None,
+        delivery_id=target.delivery.id if target.delivery else None,
+        matched_by=target.matched_by,
+        status=rcpt.status,
+        diagnostic=diagnostic,
+        reporter=report.reporter,
+        report_key=report.report_key,
+        outcome="recorded",
+    )
+    db.session.add(event)
+    detail = one_line(f"{rcpt.status or ''} {diagnostic or ''}", 1000)
+    if rcpt.kind in (BounceKind.HARD, BounceKind.SOFT):
+        _fail_delivery(target.delivery, rcpt.kind, rcpt.status, diagnostic)
+    if sub is None:
+        gone = target.matched_by is not None
+        event.outcome = "subscriber no longer exists" if gone else "no subscriber matched"
+    elif rcpt.kind == BounceKind.HARD:
+        added = suppressions.add(sub.email, "hard-bounce", detail)
+        event.outcome = "suppressed" if added else "already suppressed"
+    elif rcpt.kind == BounceKind.SOFT:
+        db.session.flush()
+        count, threshold = _soft_count(sub), current_app.config["BOUNCE_SOFT_THRESHOLD"]
+        days = current_app.config["BOUNCE_SOFT_WINDOW_DAYS"]
+        if count >= threshold:
+            added = suppressions.add(sub.email, "soft-bounce",
+                             f"{count} soft bounces within {days} days; last: {detail or 'no detail'}")
+            event.outcome = f"suppressed after {count} soft bounces" if added else "already suppressed"
+        else:
+            event.outcome = f"soft bounce {count} of {threshold} within {days} days"
+    elif rcpt.kind == BounceKind.COMPLAINT:
+        source_text = f"feedback report from {report.reporter}" if report.reporter else "feedback report"
+        unsubscribe(sub.id, Request(ip=None, user_agent=None, source=source_text[:200]), via="complaint")
+        suppressions.add(sub.email, "complaint", source_text)
+        event.outcome = "unsubscribed and suppressed"
+    else:
+        event.outcome = "recorded (delayed: no action)"
+    return event.outcome
+
+
+def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
+            envelope_sender: str | None = None, record_unmatched: bool = True,
+            match_addresses: bool = True) -> Outcome:
+    """Read one message and act on it; the caller commits. Safe to call twice with the same report.
+
+    `match_addresses=False` acts only on reports that name a delivery by its signed VERP
+    address or Message-ID: the open SMTP receiver uses it, so that nobody can get a
+    subscriber suppressed by mailing it a forged report that merely names their address.
+    """
+    report = parse_report(raw, envelope_rcpts, envelope_sender)
+    if report is None:
+        return Outcome()
+    seen = db.session.scalar(
+        sa.select(BounceEvent.id).where(BounceEvent.report_key == report.report_key).limit(1)
+    )
+    if seen is not None:
+        return Outcome(is_report=True, matched=True, duplicate=True)
+    outcome = Outcome(is_report=True)
+    target = trusted_target(report)
+    if target is not None:
+        worst = max(report.recipients, key=lambda r: SEVERITY[r.kind])
+        outcome.matched = True
+        outcome.events.append(_apply(report, worst, target, source))
+    else:
+        for rcpt in report.recipients:
+            sub = subscriber_by_address(rcpt.address) if match_addresses else None
+            if sub is not None:
+                outcome.matched = True
+                outcome.events.append(_apply(report, rcpt, Target(sub, None, "address"), source))
+            elif record_unmatched:
+                outcome.events.append(_apply(report, rcpt, Target(None, None, None), source))
+    log.info("%s report %s: %s", report.form, report.report_key[:12], "; ".join(outcome.events) or "nothing")
+    return outcome
+
+
+
+
+def confirmation_refused(subscriber_id: int, exc: BaseException) -> bool:
+    """A 5xx at RCPT for a confirmation is a hard bounce, as it is for an alert; the caller commits."""
+    refusal = smtp.refusal(exc)
+    if not refusal.hard_bounce:
+        return False
+    sub = db.session.get(Subscriber, subscriber_id)
+    if sub is None:
+        return False
+    return suppressions.add(sub.email, "hard-bounce", one_line(refusal.detail))
+
+
+def suppress_manually(address: str, *, by: str, note: str) -> bool:
+    """Staff add an address by hand; the caller commits."""
+    return suppressions.add(suppressions.stored_form(address), "manual", one_line(f"Added by {by}: {note}"))

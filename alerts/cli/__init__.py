@@ -1,0 +1,36 @@
+"""The `alerts` command line: the Flask CLI plus the operator commands, one module per group."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask
+from flask.cli import FlaskGroup
+
+from . import accounts, actions, alerts, bounces, dev, ops, subscribers
+
+
+def _create_app() -> Flask:
+    from .. import create_app  # here: alerts/__init__ imports this package
+
+    return create_app()
+
+
+@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+def main() -> None:
+    """Action Alerts: subscriptions, action alerts and their delivery."""
+
+
+COMMANDS = (
+    actions.seed_actions_command,
+    accounts.create_staff_command,
+    dev.dev_command,
+    alerts.alert_group,
+    bounces.bounces_group,
+    subscribers.subscribers_group,
+    ops.dkim_group,
+)
+
+
+def register(app: Flask) -> None:
+    for command in COMMANDS:
+        app.cli.add_command(command)

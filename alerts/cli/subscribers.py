@@ -1,0 +1,90 @@
+"""`alerts subscribers import|export`: the command-line side of subscribers/importing and exporting."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from ..models import SubscriberStatus
+from ..subscribers import importing
+from ..subscribers.exporting import export_csv
+from ..subscribers.importing import CONSENT_MODES, DOCUMENTED, ImportFileError, parse_mapping
+from .progress import Progress
+
+
+@click.group("subscribers")
+def subscribers_group() -> None:
+    """Import subscribers from CSV, export them as CSV."""
+
+
+@subscribers_group.command("import")
+@click.argument("file", metavar="FILE.csv", type=click.Path(exists=True, dir_okay=False, readable=True))
+@click.option(
+    "--consent", type=click.Choice(CONSENT_MODES), required=True,
+    help="documented: you hold proof of consent; the rows become confirmed subscribers with "
+         "--source recorded as their consent. confirm-first: the rows become pending and each "
+         "is sent a confirmation email.",
+)
+@click.option("--source", help="Where and how the consent was given, e.g. \"Paper petition, "
+              "Pride march 2026\" (required with --consent documented).")
+@click.option("--map", "mappings", multiple=True, metavar="FIELD=HEADER",
+              help="Which column holds a field, e.g. --map \"email=E-mail Address\" (repeatable; "
+                   "fields: email, source). Default: a column named email (or e-mail, email address).")
+@click.option("--dry-run", is_flag=True, help="Check every row and report what would happen; change nothing.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
+              help="Write the rows not imported as they stand, with the reason, to this CSV file.")
+@click.option("--consent-text-version", help="The version of the consent wording the people agreed to "
+              "(default: CONSENT_TEXT_VERSION).")
+def import_command(file: str, consent: str, source: str | None, mappings: tuple[str, ...], dry_run: bool,
+                   report_path: str | None, consent_text_version: str | None) -> None:
+    """Import subscribers from FILE.csv, whose header row names at least the email column.
+
+    Duplicates within the file are merged, suppressed addresses stay suppressed, confirmed
+    subscribers are left as they are, and no one who unsubscribed is resubscribed. A summary
+    goes to standard output and a progress bar to standard error.
+    """
+    if consent == DOCUMENTED and not (source or "").strip():
+        raise click.UsageError(
+            "--source is required with --consent documented: say where and how these people "
+            "consented, e.g. --source \"Paper petition, Pride march 2026\"; it is recorded as their consent."
+        )
+    try:
+        mapping = parse_mapping(mappings)
+    except ImportFileError as exc:
+        raise click.BadParameter(str(exc), param_hint="--map") from exc
+    with open(file, "rb") as binary:
+        try:
+            total = importing.check_file(binary)
+        except ImportFileError as exc:
+            raise click.BadParameter(str(exc), param_hint="FILE.csv") from exc
+        with Progress(total, "Checking" if dry_run else "Importing") as progress:
+            try:
+                report = importing.import_file(
+                    binary, consent=consent, source=source, mapping=mapping, dry_run=dry_run,
+                    consent_text_version=consent_text_version, progress=progress.update,
+                )
+            except ImportFileError as exc:
+                raise click.BadParameter(str(exc), param_hint="FILE.csv") from exc
+    for line in report.summary_lines():
+        click.echo(line)
+    if report_path:
+        with open(report_path, "w", newline="", encoding="utf-8") as out:
+            importing.write_problems(report.problems, out)
+        click.echo(f"{len(report.problems)} row(s) listed with their reasons in {report_path}.")
+    elif report.problems:
+        click.echo("Use --report FILE to list those rows with their reasons.")
+
+
+@subscribers_group.command("export")
+@click.option("--status", type=click.Choice([s.value for s in SubscriberStatus]),
+              help="Only subscribers with this status.")
+def export_command(status: str | None) -> None:
+    """Write the subscribers as CSV to standard output.
+
+    Columns: email, status, created_at, confirmed_at, unsubscribed_at, source.
+    """
+    out = sys.stdout
+    for piece in export_csv(status):
+        out.write(piece)
+    out.flush()

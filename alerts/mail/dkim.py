@@ -1,0 +1,142 @@
+"""DKIM signing (RFC 6376, rsa-sha256 or ed25519-sha256, relaxed/relaxed) through OpenSSL.
+
+dkimpy does RSA in pure Python (about 9 ms a signature); `cryptography` takes about
+0.4 ms. The key is parsed once per process. dkimpy stays the verifier in the tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+import time
+from pathlib import Path
+
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
+# Headers the signature covers, when present. Both RFC 8058 headers are in it, and From
+# is listed twice so that a second From cannot be added without breaking the signature.
+SIGNED_HEADERS = (
+    "from", "to", "subject", "date", "message-id", "mime-version", "content-type",
+    "list-unsubscribe", "list-unsubscribe-post", "list-id", "reply-to", "from",
+)
+
+_WSP = re.compile(rb"[ \t]+")
+_TRAILING_WSP = re.compile(rb"[ \t]+\r\n")
+
+
+def canon_body_relaxed(body: bytes) -> bytes:
+    """RFC 6376 3.4.4, touching only what changes: most bodies have no tab or double space."""
+    body = body.replace(b"\t", b" ")
+    while b"  " in body:  # bytes.replace runs in C; a regex over the body costs ~0.3 ms
+        body = body.replace(b"  ", b" ")
+    if b" \r\n" in body:
+        body = _TRAILING_WSP.sub(b"\r\n", body)
+    body = body.rstrip(b"\r\n")
+    return body + b"\r\n" if body else b""
+
+
+def canon_header_relaxed(name: bytes, value: bytes) -> bytes:
+    value = re.sub(rb"\r\n(?=[ \t])", b"", value)
+    value = _WSP.sub(b" ", value).strip()
+    return name.strip().lower() + b":" + value + b"\r\n"
+
+
+def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
+    headers: list[tuple[bytes, bytes]] = []
+    for line in head.split(b"\r\n"):
+        if line[:1] in (b" ", b"\t") and headers:
+            name, value = headers[-1]
+            headers[-1] = (name, value + b"\r\n" + line)
+        elif line:
+            name, _, value = line.partition(b":")
+            headers.append((name, value))
+    return headers
+
+
+class DkimSigner:
+    def __init__(self, domain: str, selector: str, private_key_pem: bytes):
+        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        if isinstance(key, rsa.RSAPrivateKey):
+            self.algorithm = b"rsa-sha256"
+        elif isinstance(key, ed25519.Ed25519PrivateKey):
+            self.algorithm = b"ed25519-sha256"
+        else:
+            raise ValueError("DKIM key must be RSA or Ed25519")
+        self.key = key
+        self.domain = domain.encode()
+        self.selector = selector.encode()
+
+    def _sign(self, data: bytes) -> bytes:
+        if isinstance(self.key, rsa.RSAPrivateKey):
+            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        return self.key.sign(hashlib.sha256(data).digest())
+
+    def sign(self, message: bytes) -> bytes:
+        """The message with a DKIM-Signature header prepended."""
+        head, sep, body = message.partition(b"\r\n\r\n")
+        if not sep:
+            raise ValueError("message has no header/body separator")
+        headers = split_headers(head)
+        by_name: dict[bytes, list[bytes]] = {}
+        for name, value in headers:
+            by_name.setdefault(name.strip().lower(), []).append(value)
+        # Each listed name takes the next occurrence from the bottom; a name listed more
+        # often than it occurs signs the empty "null" header, which is what oversigning is.
+        used: dict[bytes, int] = {}
+        signed_names: list[bytes] = []
+        canon: list[bytes] = []
+        for name in (n.encode() for n in SIGNED_HEADERS):
+            values = by_name.get(name)
+            if not values:
+                continue
+            signed_names.append(name)
+            i = used.get(name, 0)
+            used[name] = i + 1
+            if i < len(values):
+                canon.append(canon_header_relaxed(name, values[len(values) - 1 - i]))
+        body_hash = base64.b64encode(hashlib.sha256(canon_body_relaxed(body)).digest())
+        tags = b"".join(
+            [
+                b"v=1; a=", self.algorithm, b"; c=relaxed/relaxed; d=", self.domain,
+                b"; s=", self.selector, b"; t=", str(int(time.time())).encode(),
+                b"; h=", b":".join(signed_names), b"; bh=", body_hash, b"; b=",
+            ]
+        )
+        to_sign = b"".join(canon) + canon_header_relaxed(b"dkim-signature", tags)[:-2]
+        signature = base64.b64encode(self._sign(to_sign))
+        return b"DKIM-Signature: " + tags + signature + b"\r\n" + message
+
+
+class NoSigner:
+    """DKIM not configured: messages go out as built, through the same call."""
+
+    def sign(self, data: bytes) -> bytes:
+        return data
+
+
+def signer_for(app) -> DkimSigner | NoSigner:
+    """The app's signer, built once; a NoSigner when DKIM is not configured."""
+    if "alerts.dkim" not in app.extensions:
+        cfg = app.config
+        signer: DkimSigner | NoSigner = NoSigner()
+        if cfg.get("DKIM_DOMAIN") and cfg.get("DKIM_SELECTOR") and cfg.get("DKIM_PRIVATE_KEY_FILE"):
+            pem = Path(cfg["DKIM_PRIVATE_KEY_FILE"]).read_bytes()
+            signer = DkimSigner(cfg["DKIM_DOMAIN"], cfg["DKIM_SELECTOR"], pem)
+        app.extensions["alerts.dkim"] = signer
+    return app.extensions["alerts.dkim"]
+
+
+def generate_rsa_key(bits: int = 2048) -> tuple[bytes, str]:
+    """A new private key (PEM) and the DNS TXT record value that publishes it."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    public_der = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return pem, "v=DKIM1; k=rsa; p=" + base64.b64encode(public_der).decode()

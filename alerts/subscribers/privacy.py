@@ -1,0 +1,135 @@
+"""A subscriber's own data: a copy of it (GDPR art. 15/20) and its erasure (art. 17).
+
+Erasure deletes the subscriber row and with it the consent history; deliveries stay as
+anonymous rows (subscriber_id NULL, error text dropped) so alert counts still add up. What
+remains is a suppression keyed by the SHA-256 of the address, with no address in it: the
+address is not mailed again by any path, and a new signup for it gets the usual "check
+your inbox" page and no email, exactly as for any other suppressed address.
+
+Unsubscribing is not erasure: after an unsubscribe the consent records stay, so the
+organisation can still prove what was agreed to and when.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .. import suppressions
+from ..extensions import db
+from ..models import (
+    Alert,
+    BounceEvent,
+    Delivery,
+    Subscriber,
+    Suppression,
+    SuppressionLift,
+    email_hash,
+    utcnow,
+)
+
+log = logging.getLogger(__name__)
+
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
+    """Everything kept about one subscriber, as JSON-ready data; None if there is no such row."""
+    sub = db.session.get(Subscriber, sub_id)
+    if sub is None:
+        return None
+    deliveries = db.session.execute(
+        sa.select(Delivery.alert_id, Alert.subject, Delivery.status, Delivery.attempts,
+                  Delivery.sent_at, Delivery.error)
+        .join(Alert, Alert.id == Delivery.alert_id)
+        .where(Delivery.subscriber_id == sub.id)
+        .order_by(Delivery.id)
+    ).all()
+    suppression = db.session.scalar(
+        sa.select(Suppression).where(Suppression.email_hash == email_hash(sub.email))
+    )
+    return {
+        "exported_at": _iso(utcnow()),
+        "subscriber": {
+            "id": sub.id,
+            "email": sub.email,
+            "status": sub.status,
+            "created_at": _iso(sub.created_at),
+            "confirmed_at": _iso(sub.confirmed_at),
+            "unsubscribed_at": _iso(sub.unsubscribed_at),
+            "last_confirmation_email_at": _iso(sub.last_confirmation_at),
+            "source": sub.source,
+        },
+        "consent_records": [
+            {
+                "event": c.event,
+                "at": _iso(c.at),
+                "ip": c.ip,
+                "user_agent": c.user_agent,
+                "consent_text_version": c.consent_text_version,
+                "source": c.source,
+            }
+            for c in sub.consents
+        ],
+        "deliveries": [
+            {
+                "alert_id": d.alert_id,
+                "subject": d.subject,
+                "status": d.status,
+                "attempts": d.attempts,
+                "sent_at": _iso(d.sent_at),
+                "error": d.error,
+            }
+            for d in deliveries
+        ],
+        "suppression": (
+            {"reason": suppression.reason, "since": _iso(suppression.created_at)} if suppression else None
+        ),
+    }
+
+
+def erase_subscriber(sub_id: int, *, by: str) -> bool:
+    """Delete a subscriber's personal data and keep the address suppressed, by hash only.
+
+    `by` says who asked ("subscriber" or "staff:EMAIL"); it is recorded in the suppression's
+    detail, with the date. Returns False when there was no such subscriber (already erased).
+    The caller commits.
+
+    What it clears, table by table: the subscriber row and its consent records (cascade);
+    deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
+    (it may quote the address); every table with both `email` and `email_hash` (the
+    suppression list, its lift audit) keeps the hash and loses the address and any detail
+    that may quote it.
+    """
+    sub = db.session.get(Subscriber, sub_id, with_for_update=True)
+    if sub is None:
+        return False
+    email = sub.email
+    key = email_hash(email)
+    detail = f"erased {utcnow():%Y-%m-%d} at the request of {by}"
+    suppressions.erase(key, detail)
+    # Deliveries stay for the alerts' counts, anonymous: no subscriber, no SMTP text (which
+    # often quotes the address).
+    db.session.execute(
+        sa.update(Delivery).where(Delivery.subscriber_id == sub.id).values(subscriber_id=None, error=None)
+    )
+    # Any other table that remembers an address beside its hash (the audit trail of lifted
+    # suppressions, say) keeps the hash and loses the address.
+    for table in db.metadata.sorted_tables:
+        if table.name != Suppression.__tablename__ and {"email", "email_hash"} <= set(table.c.keys()):
+            db.session.execute(sa.update(table).where(table.c.email_hash == key).values(email=None))
+    db.session.execute(
+        sa.update(BounceEvent).where(BounceEvent.subscriber_id == sub.id).values(diagnostic=None)
+    )
+    db.session.execute(
+        sa.update(SuppressionLift).where(SuppressionLift.email_hash == key).values(detail=None)
+    )
+    db.session.delete(sub)  # its consent records go with it (cascade)
+    log.info("subscriber erased", extra={"subscriber_id": sub_id, "erased_by": by.split(":")[0]})
+    return True

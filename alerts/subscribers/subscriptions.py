@@ -1,0 +1,196 @@
+"""Double opt-in: who may be mailed, and what each visitor action does to a subscriber."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from email_validator import EmailNotValidError, validate_email
+from flask import current_app
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ..extensions import db
+from ..models import ConsentRecord, Subscriber, SubscriberStatus, utcnow
+from ..suppressions import is_suppressed
+from .tokens import TokenError, read_confirm_token
+
+MAX_EMAIL_LENGTH = 254
+
+
+class InvalidEmail(ValueError):
+    pass
+
+
+def normalize_email(raw: str) -> str:
+    """A deliverable-looking ASCII address with a lower-cased domain, or InvalidEmail."""
+    if raw is None or not raw.strip():
+        raise InvalidEmail("Please enter your email address.")
+    raw = raw.strip()
+    if len(raw) > MAX_EMAIL_LENGTH or any(ch in raw for ch in "\r\n\0"):
+        raise InvalidEmail("That doesn't look like an email address.")
+    try:
+        result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmail(str(exc)) from exc
+    local, _, domain = result.ascii_email.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+@dataclass(frozen=True)
+class Request:
+    """Where a consent came from; recorded with every event."""
+
+    ip: str | None
+    user_agent: str | None
+    source: str = "web-form"
+
+
+def _consent(event: str, req: Request) -> dict:
+    return {
+        "event": event,
+        "at": utcnow(),
+        "ip": req.ip,
+        "user_agent": (req.user_agent or "")[:512] or None,
+        "consent_text_version": current_app.config["CONSENT_TEXT_VERSION"],
+        "source": req.source,
+    }
+
+
+def _record(sub: Subscriber, event: str, req: Request) -> None:
+    sub.consents.append(ConsentRecord(**_consent(event, req)))
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def _insert_new(email: str, req: Request) -> int | None:
+    """A new address in two statements: the pending subscriber, with its nonce and its
+    cooldown already taken, and the consent record. None when the address is known.
+
+    `INSERT … ON CONFLICT DO NOTHING` also settles racing signups for one address: one
+    insert wins, the others see a known address.
+    """
+    insert = _INSERTS[db.session.get_bind().dialect.name]
+    now = utcnow()
+    subscriber_id = db.session.scalar(
+        insert(Subscriber)
+        .values(email=email, status=SubscriberStatus.PENDING, confirm_nonce=secrets.token_hex(16),
+                created_at=now, last_confirmation_at=now)
+        .on_conflict_do_nothing(index_elements=["email"])
+        .returning(Subscriber.id)
+    )
+    if subscriber_id is not None:
+        db.session.execute(sa.insert(ConsentRecord).values(subscriber_id=subscriber_id,
+                                                          **_consent("signup", req)))
+    return subscriber_id
+
+
+def request_subscription(email: str, req: Request) -> int | None:
+    """Record a signup; return the subscriber id to mail a confirmation to, or None.
+
+    The caller commits, then enqueues. None covers every case in which no email may go
+    out: already confirmed, suppressed, or the address is in its cooldown (which is what
+    stops the form from being used to bomb someone else's inbox).
+    """
+    if is_suppressed(email):
+        return None
+    new_id = _insert_new(email, req)
+    if new_id is not None:
+        return new_id
+    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    if sub is None or sub.status == SubscriberStatus.CONFIRMED:
+        return None  # (None: erased between the two statements)
+    if sub.status == SubscriberStatus.UNSUBSCRIBED or sub.confirm_nonce is None:
+        sub.status = SubscriberStatus.PENDING
+        sub.confirm_nonce = secrets.token_hex(16)
+    _record(sub, "signup", req)
+    db.session.flush()
+    return sub.id if _claim_cooldown(sub.id) else None
+
+
+def _claim_cooldown(subscriber_id: int) -> bool:
+    """Atomically take the right to send a confirmation now (one per cooldown window)."""
+    now = utcnow()
+    cutoff = now - timedelta(seconds=current_app.config["CONFIRM_COOLDOWN_SECONDS"])
+    result = db.session.execute(
+        sa.update(Subscriber)
+        .where(
+            Subscriber.id == subscriber_id,
+            sa.or_(Subscriber.last_confirmation_at.is_(None), Subscriber.last_confirmation_at < cutoff),
+        )
+        .values(last_confirmation_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return result.rowcount == 1
+
+
+def claim_unsent_confirmations(limit: int = 1000) -> list[int]:
+    """Pending signups whose confirmation never got queued (the broker was away: the cooldown
+    was released then), still young enough for a link to be worth sending; each is claimed
+    as if just requested. The sweep queues them, so a signup is not lost to a Redis outage.
+    The caller commits, then queues."""
+    young = utcnow() - timedelta(seconds=current_app.config["CONFIRM_MAX_AGE_SECONDS"])
+    ids = db.session.scalars(
+        sa.select(Subscriber.id)
+        .where(
+            Subscriber.status == SubscriberStatus.PENDING,
+            Subscriber.confirm_nonce.is_not(None),
+            Subscriber.last_confirmation_at.is_(None),
+            Subscriber.created_at > young,
+        )
+        .order_by(Subscriber.id)
+        .limit(limit)
+    ).all()
+    return [i for i in ids if _claim_cooldown(i)]
+
+
+def release_cooldown(subscriber_ids: list[int]) -> None:
+    """Give back cooldown slots whose email never got queued, so a retry (or the sweep) sends it.
+
+    Runs after the signup's commit, when the broker refused the task: on its own connection.
+    """
+    with db.engine.begin() as conn:
+        conn.execute(
+            sa.update(Subscriber)
+            .where(Subscriber.id.in_(subscriber_ids))
+            .values(last_confirmation_at=None)
+        )
+
+
+class ConfirmOutcome:
+    CONFIRMED = "confirmed"
+    ALREADY = "already"  # the link was used before: single use
+
+
+def confirm(token: str, req: Request) -> str:
+    """Confirm the subscriber a token names; raises TokenError for links that can't count."""
+    claim = read_confirm_token(token)
+    sub = db.session.get(Subscriber, claim.subscriber_id, with_for_update=True)
+    if sub is None:
+        raise TokenError("invalid")
+    if sub.status == SubscriberStatus.CONFIRMED and sub.confirm_nonce is None:
+        return ConfirmOutcome.ALREADY
+    if sub.status != SubscriberStatus.PENDING or sub.confirm_nonce != claim.nonce:
+        raise TokenError("used")
+    if is_suppressed(sub.email):
+        raise TokenError("invalid")
+    sub.status = SubscriberStatus.CONFIRMED
+    sub.confirmed_at = utcnow()
+    sub.confirm_nonce = None
+    _record(sub, "confirm", req)
+    return ConfirmOutcome.CONFIRMED
+
+
+def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subscriber | None:
+    """Takes effect at once; idempotent; the consent history stays as proof."""
+    sub = db.session.get(Subscriber, subscriber_id)
+    if sub is None:
+        return None
+    if sub.status != SubscriberStatus.UNSUBSCRIBED:
+        sub.status = SubscriberStatus.UNSUBSCRIBED
+        sub.unsubscribed_at = datetime.now(UTC)
+        sub.confirm_nonce = None
+        _record(sub, f"unsubscribe:{via}", req)
+    return sub

@@ -1,0 +1,77 @@
+"""The subscriber's own privacy pages, reached from the unsubscribe link in every email.
+
+The unsubscribe token is the credential here too: it is signed, names one subscriber and,
+as the contract wants for unsubscribe links, never expires. So whoever holds an email
+of ours can download that subscriber's data or erase it, as they can unsubscribe them.
+"""
+
+from __future__ import annotations
+
+import json
+
+from flask import Blueprint, Response, render_template
+
+from ..extensions import db
+from ..models import Subscriber
+from ..subscribers import privacy
+from ..subscribers.tokens import TokenError, read_unsubscribe_token
+from .forms import ButtonForm
+
+bp = Blueprint("privacy", __name__)
+
+PRIVATE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Referrer-Policy": "no-referrer",
+    "X-Robots-Tag": "noindex",
+    "X-Content-Type-Options": "nosniff",
+}
+
+
+def _subscriber_id(token: str) -> int | None:
+    try:
+        return read_unsubscribe_token(token)
+    except TokenError:
+        return None
+
+
+def _bad_link():
+    return render_template("token_error.html", reason="invalid", kind="unsubscribe"), 400, PRIVATE_HEADERS
+
+
+def _gone():
+    """The subscriber was erased (or never existed): say so, without saying which."""
+    return render_template("privacy_gone.html"), 404, PRIVATE_HEADERS
+
+
+@bp.get("/unsubscribe/<token>/data.json")
+def data(token: str):
+    sub_id = _subscriber_id(token)
+    if sub_id is None:
+        return _bad_link()
+    payload = privacy.export_subscriber_data(sub_id)
+    if payload is None:
+        return _gone()
+    body = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
+    headers = dict(PRIVATE_HEADERS)
+    headers["Content-Disposition"] = 'attachment; filename="my-action-alerts-data.json"'
+    return Response(body, mimetype="application/json", headers=headers)
+
+
+@bp.route("/unsubscribe/<token>/erase", methods=["GET", "POST"])
+def erase(token: str):
+    sub_id = _subscriber_id(token)
+    if sub_id is None:
+        return _bad_link()
+    form = ButtonForm()
+    sub = db.session.get(Subscriber, sub_id)
+    if form.validate_on_submit():
+        if sub is not None:
+            privacy.erase_subscriber(sub_id, by="subscriber")
+            db.session.commit()
+        # Erasing twice (a double click, the back button) ends on the same page.
+        return render_template("privacy_erased.html"), 200, PRIVATE_HEADERS
+    if sub is None:
+        return _gone()
+    status = 400 if form.is_submitted() else 200
+    return render_template("privacy_erase.html", form=form, token=token, subscriber=sub), status, \
+        PRIVATE_HEADERS

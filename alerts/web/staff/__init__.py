@@ -1,0 +1,95 @@
+"""Staff pages (behind login): one blueprint, a module per area.
+
+Every view module adds its routes to `bp`; the gate in front of them (login required,
+security headers) lives here, so no staff route can be added without it.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from flask import Blueprint, abort, flash, jsonify, redirect, request, session, url_for
+
+from . import auth
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+# The only staff endpoints reachable without a login.
+OPEN_ENDPOINTS = {"staff.login"}
+PER_PAGE = 50
+
+# Staff pages load only this site's files and cannot be framed elsewhere.
+STAFF_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+# -- login, and the gate in front of every other page ------------------------------
+
+
+def current_staff():
+    user = auth.current_staff()
+    assert user is not None  # the before_request gate let this request through
+    return user
+
+
+@bp.before_request
+def require_login():
+    if request.endpoint in OPEN_ENDPOINTS or auth.current_staff() is not None:
+        return None
+    had_session = auth.SESSION_USER in session
+    if had_session:
+        session.clear()  # expired, or the account is gone: nothing of it stays
+    if request.endpoint == "staff.alert_status":
+        return jsonify(error="login required"), 401
+    if request.method not in ("GET", "HEAD"):
+        abort(401)
+    if had_session:
+        flash("Your session has ended. Please log in again.", "info")
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("staff.login", next=target))
+
+
+@bp.after_request
+def security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", STAFF_CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.context_processor
+def staff_context() -> dict:
+    return {"staff_user": auth.current_staff()}
+
+
+@bp.app_template_filter("when")
+def format_when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+@bp.app_template_filter("percent")
+def format_percent(value: float) -> str:
+    """100.0 as 100 and 33.3 as 33.3, as JavaScript's String() writes them."""
+    return f"{value:g}"
+
+
+@bp.app_template_filter("duration")
+def format_duration(seconds: float | None) -> str:
+    """Time left as a person says it; staff.js formats the live values the same way."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
+
+
+
+# The view modules: imported last, each adds its routes to `bp`.
+from . import actions, alerts, dashboard, data, login, subscribers, suppressions  # noqa: E402, F401

@@ -1,0 +1,126 @@
+"""Staff sessions: who is logged in, for how long, and the per-account lockout after failed logins."""
+
+from __future__ import annotations
+
+import logging
+import time
+from urllib.parse import urlsplit
+
+import redis
+from flask import current_app, g, session
+
+from ... import redis_conn
+from ...extensions import db
+from ...models import StaffUser, email_hash
+
+log = logging.getLogger(__name__)
+
+SESSION_USER = "staff_id"
+SESSION_LOGIN_AT = "staff_login_at"
+
+
+# -- the session -----------------------------------------------------------------------
+
+
+def login(user: StaffUser) -> None:
+    """A fresh session on every login: nothing set before it (a planted value) survives."""
+    session.clear()
+    session.permanent = True
+    session[SESSION_USER] = user.id
+    session[SESSION_LOGIN_AT] = int(time.time())
+
+
+def logout() -> None:
+    session.clear()
+    g.pop("staff", None)
+
+
+def session_lifetime() -> float:
+    return current_app.permanent_session_lifetime.total_seconds()
+
+
+def session_expired() -> bool:
+    """Sessions end a fixed time after login, however busy; Flask alone would extend them."""
+    login_at = session.get(SESSION_LOGIN_AT)
+    if not isinstance(login_at, int):
+        return True
+    return time.time() - login_at > session_lifetime()
+
+
+def current_staff() -> StaffUser | None:
+    """The logged-in staff user, or None (no session, an expired one, a deleted account)."""
+    if "staff" in g:
+        return g.staff
+    user = None
+    user_id = session.get(SESSION_USER)
+    if isinstance(user_id, int) and not session_expired():
+        user = db.session.get(StaffUser, user_id)
+    g.staff = user
+    return user
+
+
+def safe_next(target: str | None) -> str | None:
+    """Only a path on this site: never another host, scheme or a `//host` shortcut."""
+    if not target or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return None
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or any(ord(c) < 32 for c in target):
+        return None
+    return target
+
+
+# -- the per-account lockout ----------------------------------------------------------
+
+
+def _redis() -> redis.Redis:
+    clients = current_app.extensions.setdefault("alerts.auth_redis", {})
+    url = current_app.config["REDIS_URL"]
+    if url not in clients:
+        clients[url] = redis_conn.client(url)
+    return clients[url]
+
+
+def _key(kind: str, email: str) -> str:
+    prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
+    return f"{prefix}:staff-login:{kind}:{email_hash(email)}"
+
+
+def lockout_seconds_left(email: str) -> int:
+    """How long this account stays locked; 0 when it is not (or Redis cannot say)."""
+    try:
+        ttl = _redis().ttl(_key("lock", email))
+    except redis.RedisError:
+        log.warning("login lockout check skipped: Redis unavailable", exc_info=True)
+        return 0
+    return max(int(ttl), 0)
+
+
+def record_failure(email: str) -> bool:
+    """Count a failed login for this address; True when that failure locked the account."""
+    cfg = current_app.config
+    window = cfg["STAFF_LOCKOUT_WINDOW_SECONDS"]
+    limit = cfg["STAFF_LOCKOUT_FAILURES"]
+    fail_key = _key("fail", email)
+    try:
+        pipe = _redis().pipeline()
+        pipe.set(fail_key, 0, ex=window, nx=True)  # the window starts at the first failure
+        pipe.incr(fail_key)
+        failures = pipe.execute()[1]
+        if failures >= limit:
+            pipe = _redis().pipeline()
+            pipe.set(_key("lock", email), 1, ex=cfg["STAFF_LOCKOUT_SECONDS"])
+            pipe.delete(fail_key)
+            pipe.execute()
+            log.warning("staff login locked after %d failures (account hash %s)",
+                        failures, email_hash(email)[:12])
+            return True
+    except redis.RedisError:
+        log.warning("login failure not counted: Redis unavailable", exc_info=True)
+    return False
+
+
+def clear_failures(email: str) -> None:
+    try:
+        _redis().delete(_key("fail", email))
+    except redis.RedisError:
+        log.warning("could not clear login failures: Redis unavailable", exc_info=True)

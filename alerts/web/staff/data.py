@@ -1,0 +1,162 @@
+"""Staff pages for subscriber data: CSV import and export, one subscriber's record, erasure.
+
+The views join the staff blueprint, so its login gate and security headers apply to them.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+
+import sqlalchemy as sa
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, RadioField, SelectChoice, StringField
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
+
+from ...extensions import db
+from ...models import Alert, Delivery, Subscriber, SubscriberStatus, Suppression, email_hash
+from ...subscribers import exporting, importing, privacy
+from ..forms import ButtonForm
+from . import auth, bp
+
+REPORT_ROWS_SHOWN = 200
+DELIVERIES_SHOWN = 100
+
+
+class ImportForm(FlaskForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")],
+                     description="UTF-8 CSV with a header row that names the email column.")
+    consent = RadioField(
+        "How did these people consent?",
+        choices=[
+            SelectChoice(importing.DOCUMENTED,
+                         "We hold documented consent: add them as confirmed subscribers"),
+            SelectChoice(importing.CONFIRM_FIRST,
+                         "Send each a confirmation email first: add them as pending"),
+        ],
+        validators=[InputRequired("Choose how these people consented.")],
+    )
+    source = StringField(
+        "Source of consent", validators=[Length(max=importing.SOURCE_MAX)],
+        description="Where and how they agreed, e.g. “Paper petition, Pride march 2026”. "
+                    "Recorded as their consent; required for documented consent.",
+    )
+    email_column = StringField(
+        "Email column", validators=[Optional(), Length(max=200)],
+        description="Only if the column is not called email, e-mail or email address.",
+    )
+    source_column = StringField(
+        "Source column", validators=[Optional(), Length(max=200)],
+        description="Optional: a column giving each row its own source.",
+    )
+    dry_run = BooleanField("Dry run: check the file and show what would happen, change nothing",
+                           default=True)
+
+    def validate_source(self, field) -> None:
+        if self.consent.data == importing.DOCUMENTED and not (field.data or "").strip():
+            raise ValidationError(
+                "Say where and how these people consented; it is recorded as their consent."
+            )
+
+
+# -- import and export -------------------------------------------------------------------
+
+
+@bp.route("/subscribers/import", methods=["GET", "POST"])
+def data_import():
+    form = ImportForm()
+    if not form.validate_on_submit():
+        status = 400 if form.is_submitted() else 200
+        return render_template("staff/data_import.html", form=form), status
+    mapping = {}
+    if form.email_column.data:
+        mapping["email"] = form.email_column.data.strip()
+    if form.source_column.data:
+        mapping["source"] = form.source_column.data.strip()
+    try:
+        report = importing.import_file(
+            form.file.data.stream, consent=form.consent.data, source=form.source.data,
+            mapping=mapping, dry_run=form.dry_run.data,
+        )
+    except importing.ImportFileError as exc:
+        form.file.errors = [str(exc)]
+        return render_template("staff/data_import.html", form=form), 400
+    return render_template(
+        "staff/data_import_report.html", report=report, filename=form.file.data.filename,
+        problems=report.problems[:REPORT_ROWS_SHOWN], reasons=importing.REASONS,
+        rejected_reasons=importing.REJECTED,
+    )
+
+
+@bp.get("/subscribers/export.csv")
+def data_export():
+    status = request.args.get("status") or None
+    if status is not None and status not in {s.value for s in SubscriberStatus}:
+        abort(400)
+    name = f"subscribers-{status or 'all'}-{datetime.now(UTC):%Y-%m-%d}.csv"
+    return Response(
+        stream_with_context(exporting.export_csv(status)),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+# -- one subscriber ----------------------------------------------------------------------
+
+
+def _subscriber_or_404(subscriber_id: int) -> Subscriber:
+    sub = db.session.get(Subscriber, subscriber_id)
+    if sub is None:
+        abort(404)
+    return sub
+
+
+@bp.get("/subscribers/<int:subscriber_id>")
+def data_subscriber(subscriber_id: int):
+    sub = _subscriber_or_404(subscriber_id)
+    deliveries = db.session.execute(
+        sa.select(Delivery, Alert.subject)
+        .join(Alert, Alert.id == Delivery.alert_id)
+        .where(Delivery.subscriber_id == sub.id)
+        .order_by(Delivery.id.desc())
+        .limit(DELIVERIES_SHOWN)
+    ).all()
+    delivery_count = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Delivery).where(Delivery.subscriber_id == sub.id)
+    )
+    suppression = db.session.scalar(
+        sa.select(Suppression).where(Suppression.email_hash == email_hash(sub.email))
+    )
+    return render_template(
+        "staff/data_subscriber.html", sub=sub, deliveries=deliveries, delivery_count=delivery_count,
+        suppression=suppression,
+    )
+
+
+@bp.get("/subscribers/<int:subscriber_id>/data.json")
+def data_subscriber_json(subscriber_id: int):
+    payload = privacy.export_subscriber_data(subscriber_id)
+    if payload is None:
+        abort(404)
+    return Response(
+        json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="subscriber-{subscriber_id}-data.json"'},
+    )
+
+
+@bp.route("/subscribers/<int:subscriber_id>/erase", methods=["GET", "POST"])
+def data_subscriber_erase(subscriber_id: int):
+    sub = _subscriber_or_404(subscriber_id)
+    form = ButtonForm()
+    if form.validate_on_submit():
+        user = auth.current_staff()
+        privacy.erase_subscriber(sub.id, by=f"staff:{user.email if user else 'unknown'}")
+        db.session.commit()
+        flash("Erased. The address is gone; only its hash stays on the suppression list, "
+              "so it is never mailed again.", "success")
+        return redirect(url_for("staff.subscribers"), code=303)
+    status = 400 if form.is_submitted() else 200
+    return render_template("staff/data_erase.html", sub=sub, form=form), status

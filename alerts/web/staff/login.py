@@ -1,0 +1,62 @@
+"""Logging in and out; the per-IP limit and the per-account lockout are checked here."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import current_app, flash, redirect, render_template, request, url_for
+
+from ...accounts import check_password
+from ...extensions import db, limiter
+from . import auth, bp
+from .forms import LoginForm
+
+log = logging.getLogger(__name__)
+BAD_LOGIN = "That email and password don't match a staff account."
+LOCKED = ("Too many failed logins for this account. It is locked for {minutes} more minute(s); "
+          "try again later or ask another staff member to check the account.")
+
+
+def _login_rate_limit() -> str:
+    return current_app.config["STAFF_LOGIN_RATE_LIMIT"]
+
+
+def _locked_page(form: LoginForm, seconds: int):
+    minutes = max(1, -(-seconds // 60))
+    return render_template("staff/login.html", form=form, error=LOCKED.format(minutes=minutes)), 429
+
+
+@bp.route("/login", methods=["GET", "POST"])
+@limiter.limit(_login_rate_limit, methods=["POST"], deduct_when=lambda r: r.status_code >= 400)
+def login():
+    form = LoginForm()
+    if request.method == "GET":
+        if auth.current_staff() is not None:
+            return redirect(auth.safe_next(request.args.get("next")) or url_for("staff.dashboard"))
+        form.next.data = auth.safe_next(request.args.get("next")) or ""
+        return render_template("staff/login.html", form=form)
+    if not form.validate_on_submit():
+        return render_template("staff/login.html", form=form), 400
+    email = form.email.data.strip().lower()
+    if seconds := auth.lockout_seconds_left(email):
+        return _locked_page(form, seconds)
+    user = check_password(email, form.password.data)
+    if user is None:
+        if auth.record_failure(email):
+            seconds = auth.lockout_seconds_left(email) or current_app.config["STAFF_LOCKOUT_SECONDS"]
+            return _locked_page(form, seconds)
+        log.info("failed staff login from %s", request.remote_addr)
+        return render_template("staff/login.html", form=form, error=BAD_LOGIN), 401
+    db.session.commit()  # the login time, and a rehashed password
+    auth.clear_failures(email)
+    auth.login(user)
+    return redirect(auth.safe_next(form.next.data) or url_for("staff.dashboard"), code=303)
+
+
+@bp.post("/logout")
+def logout():
+    auth.logout()
+    flash("You are logged out.", "info")
+    return redirect(url_for("staff.login"), code=303)
+
+

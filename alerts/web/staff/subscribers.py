@@ -1,0 +1,34 @@
+"""The staff subscriber list: search, filter by status, page."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import render_template, request
+
+from ...extensions import db
+from ...models import Subscriber, SubscriberStatus
+from . import PER_PAGE, bp
+from .dashboard import subscriber_counts
+
+
+@bp.get("/subscribers")
+def subscribers():
+    status = request.args.get("status", "")
+    if status not in {s.value for s in SubscriberStatus}:
+        status = ""
+    q = " ".join(request.args.get("q", "").split())[:254]
+    page = request.args.get("page", 1, type=int)
+    query = sa.select(Subscriber).order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
+    if status:
+        query = query.where(Subscriber.status == status)
+    if q:
+        query = query.where(sa.func.lower(Subscriber.email).contains(q.lower(), autoescape=True))
+    pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
+    return render_template(
+        "staff/subscribers.html",
+        pagination=pagination,
+        counts=subscriber_counts(),
+        status=status,
+        q=q,
+        statuses=[s.value for s in SubscriberStatus],
+    )

@@ -71,12 +71,11 @@ def run(args, workdir: Path) -> dict:
             settings[name] = value
         os.environ.update(settings)
 
-        from alerts.mail.mime import build_message
-
         from alerts import create_app
         from alerts.blasts import content, dispatch, progress, sending, state
         from alerts.extensions import db
         from alerts.mail import smtp as mailer
+        from alerts.mail.mime import build_message
         from alerts.mail.signed_ids import envelope_sender
         from alerts.models import Alert, Delivery, Subscriber
 

@@ -10,17 +10,26 @@ from ..actions import action_link
 from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
-from ..mail.rendering import CompiledEmail, Rendered, compiled, markdown_html
+from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_html
 from ..mail.signed_ids import MessageIds
 from ..models import Action, Alert
 from ..subscribers.tokens import unsubscribe_serializer
 
-ALERT_SLOTS = ("unsubscribe_url", "email")
+RECIPIENT_SLOTS = ("unsubscribe_url", "email")
 
 
 def rendered_actions(alert: Alert) -> list[Action]:
     """The alert's chosen actions that are still open when the message is rendered."""
     return [a for a in alert.actions if a.is_open]
+
+
+def action_slot(index: int) -> str:
+    """Each action's link is a per-recipient slot: where it leads may differ per person."""
+    return f"action_{index}"
+
+
+def alert_slots(actions: list[Action]) -> tuple[str, ...]:
+    return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))))
 
 
 def alert_context(alert: Alert) -> dict:
@@ -29,9 +38,9 @@ def alert_context(alert: Alert) -> dict:
             "title": a.title,
             "summary": a.summary,
             "call_to_action": a.call_to_action,
-            "link": action_link(a),
+            "link": Slot(action_slot(i)),
         }
-        for a in rendered_actions(alert)
+        for i, a in enumerate(rendered_actions(alert))
     ]
     return {
         **org_context(),
@@ -45,9 +54,10 @@ def alert_context(alert: Alert) -> dict:
 
 def compiled_alert(alert: Alert) -> CompiledEmail:
     """Compiled once per process for each (alert, its text, its open actions)."""
+    actions = rendered_actions(alert)
     version = (alert.id, alert.subject, alert.preheader, alert.intro_md,
-               tuple((a.id, a.updated_at) for a in rendered_actions(alert)))
-    return compiled("alert", ALERT_SLOTS, lambda: alert_context(alert), version)
+               tuple((a.id, a.updated_at) for a in actions))
+    return compiled("alert", alert_slots(actions), lambda: alert_context(alert), version)
 
 
 def list_id() -> str:
@@ -77,6 +87,7 @@ class MessageFactory:
     serializer: object
     signer: object
     message_id: MessageIds
+    action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -94,14 +105,20 @@ class MessageFactory:
             serializer=unsubscribe_serializer(),
             signer=signer_for(current_app),
             message_id=MessageIds.for_alert(alert.id, domain),
+            action_links=tuple(action_link(a) for a in rendered_actions(alert)),
         )
+
+    def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
+        """The per-recipient value of each action's slot."""
+        return {action_slot(i): link for i, link in enumerate(self.action_links)}
 
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
                subject_prefix: str = "") -> dict:
         """One recipient's message before MIME: what `build_message` takes."""
         token = "test-send" if subscriber_id is None else self.serializer.dumps(subscriber_id)
         unsubscribe_url = self.unsubscribe_base + token
-        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email)
+        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email,
+                                        **self.action_urls(delivery_id, subscriber_id))
         return {
             "from_header": self.from_header,
             "to": email,
@@ -129,6 +146,7 @@ class MessageFactory:
 
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:
     """The message as a subscriber will see it (the unsubscribe link is a sample)."""
+    links = {action_slot(i): action_link(a) for i, a in enumerate(rendered_actions(alert))}
     return compiled_alert(alert).personalize(
-        unsubscribe_url=external_url("public.unsubscribe", token="preview"), email=email
+        unsubscribe_url=external_url("public.unsubscribe", token="preview"), email=email, **links
     )

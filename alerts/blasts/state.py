@@ -54,12 +54,13 @@ def start_blast(alert_id: int) -> int:
             sa.literal(alert_id), Subscriber.id, sa.literal(str(DeliveryStatus.QUEUED)), sa.literal(0)
         )
     ).order_by(Subscriber.id)
-    result = db.session.execute(
+    db.session.execute(
         sa.insert(Delivery).from_select(["alert_id", "subscriber_id", "status", "attempts"], recipients)
     )
     alert.state = AlertState.SENDING
     alert.started_at = utcnow()
-    return result.rowcount
+    # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
+    return db.session.scalar(sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
 
 
 def _move(alert_id: int, allowed: tuple[str, ...], to: str, verb: str) -> Alert:

@@ -17,7 +17,7 @@ from jinja2 import Environment
 from markupsafe import Markup, escape
 from premailer import Premailer
 
-SLOT_RE = re.compile(r"XSLOTX([a-z_]+)XSLOTX")
+SLOT_RE = re.compile(r"XSLOTX([a-z0-9_]+)XSLOTX")
 
 
 class Slot(Markup):

@@ -37,22 +37,28 @@ from alerts.models import (
     BounceEvent,
     ConsentRecord,
     Delivery,
-    StaffUser,
     Subscriber,
     Suppression,
     SuppressionLift,
     email_hash,
     utcnow,
 )
-from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.conftest import csrf_token, subscribe
-from tests.helpers import blasts, bounces, create_staff, save_alert, seed_actions
+from tests.helpers import (
+    STAFF_EMAIL,
+    add_confirmed,
+    blasts,
+    bounces,
+    csrf_token,
+    make_alert,
+    save_alert,
+    seed_actions,
+    subscribe,
+    wait_for_state,
+)
 from tests.helpers import send_confirmation as _send_confirmation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 BOUNCE_DOMAIN = "bounce.example.org"
-STAFF_EMAIL = "staff@example.org"
-STAFF_PASSWORD = "correct horse battery"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -423,19 +429,6 @@ def test_a_suppressed_address_gets_nothing_from_any_path(app, client, smtp, cele
 
 
 # -- staff pages --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff_client(app, client):
-    with app.app_context():
-        if not db.session.scalar(sa.select(StaffUser).where(StaffUser.email == STAFF_EMAIL)):
-            create_staff(STAFF_EMAIL, STAFF_PASSWORD)
-    token = csrf_token(client, "/staff/login")
-    response = client.post("/staff/login", data={
-        "email": STAFF_EMAIL, "password": STAFF_PASSWORD, "csrf_token": token,
-    }, environ_base={"REMOTE_ADDR": "203.0.113.77"})
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return client
 
 
 def post(client, path: str, data: dict):

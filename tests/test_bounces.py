@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from alerts.bounces import processing
 from alerts.bounces.poller import MailboxConfig, poll_once
 from alerts.bounces.server import BounceServer
 from alerts.extensions import db
@@ -296,6 +297,46 @@ def test_receiver_takes_mail_only_for_its_domain_and_caps_the_size(app, ctx, bou
         assert events() == []
     finally:
         server.stop()
+
+def test_a_report_with_raw_utf8_in_its_fields_is_applied(ctx, receiver):
+    """Such a report made the reader raise, and the receiver answered 451 for days."""
+    alert_id = make_alert()
+    sub_id, delivery_id = sent_delivery("utf8@example.net", alert_id)
+    verp_addr, message_id = addresses_for(alert_id, delivery_id)
+    send(receiver, report("utf8_delivery_status.eml", rcpt="utf8@example.net", verp_addr=verp_addr,
+                          message_id=message_id), verp_addr)
+    fresh()
+    (event,) = events()
+    assert (event.kind, event.subscriber_id, event.matched_by) == ("hard", sub_id, "verp")
+    assert suppression("utf8@example.net").reason == "hard-bounce"
+
+
+def test_a_report_naming_many_unknown_recipients_records_a_few(ctx, bounce_domain):
+    """Security issue item 7: one DSN with 50,000 recipient blocks made 50,001 rows."""
+    blocks = "".join(f"Final-Recipient: rfc822; stranger{i}@example.net\r\nAction: failed\r\n"
+                     "Status: 5.1.1\r\n\r\n" for i in range(5_000))
+    data = (b"From: MAILER-DAEMON@mx.example.net\r\nTo: alerts@example.org\r\n"
+            b"Message-ID: <many@mx.example.net>\r\n"
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=BB\r\n\r\n"
+            b"--BB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+            + blocks.encode() + b"--BB--\r\n")
+    outcome = bounces.process(data, source="imap")
+    assert outcome.is_report and not outcome.matched
+    fresh()
+    assert len(events()) == processing.MAX_UNMATCHED_EVENTS
+
+
+def test_a_report_that_cannot_be_read_is_accepted_not_retried(ctx, receiver, monkeypatch):
+    """Reading it again will not help: a 451 would only have the sender retry it for days."""
+    def choke(*args, **kwargs):
+        raise ValueError("a parser bug")
+
+    monkeypatch.setattr(processing, "parse_report", choke)
+    rcpt = f"bounces@{BOUNCE_DOMAIN}"
+    send(receiver, report("postfix_hard.eml", rcpt="jane.doe@example.net", verp_addr=rcpt,
+                          message_id="<someone@example.org>"), rcpt)  # no SMTPDataError: a 250
+    fresh()
+    assert events() == []
 
 
 def test_the_same_report_twice_counts_once(ctx, receiver):

@@ -60,9 +60,19 @@ def test_blast_bench_delivers_every_message(tmp_path):
     assert len([w for w in workers if w["role"] == "pool child"]) == 2
     assert all(w["peak_rss_mb"] > 0 for w in workers)
     assert r["peak_worker_rss_mb"] == max(w["peak_rss_mb"] for w in workers)
-    assert set(r["targets"]) == {"rate_met", "ratio_met", "rss_met"}
+    assert set(r["targets"]) == {"rate_met", "ratio_met", "rss_met", "cpu_ratio_met"}
+    # The per-message CPU floor: one RSA-2048 signature through OpenSSL, measured in the same run.
+    floor = r["rsa_floor"]
+    assert "RSA-2048" in floor["what"]
+    for when in ("before_blast", "after_blast"):
+        assert floor[when]["samples"] > 0 and floor[when]["cpu_ms_median"] > 0
+    assert floor["cpu_ms"] > 0
+    assert b["worker_cpu_seconds"] > 0 and b["worker_cpu_ms_per_message"] > 0
+    assert r["worker_cpu_ratio_to_rsa_floor"] == pytest.approx(
+        b["worker_cpu_ms_per_message"] / floor["cpu_ms"], rel=0.01)
     for words in ("subscribers", "wall seconds", "messages per second", "peak RSS", "sink ceiling",
-                  "naive reference", "blast / naive"):
+                  "naive reference", "blast / naive", "RSA floor", "worker CPU per message",
+                  "worker CPU / RSA floor"):
         assert words in table
 
 

@@ -818,20 +818,29 @@ class Phase:
     cpu_top: list[dict]
     other_load: dict
     connects: int
+    server_cpu_seconds: float | None = None  # user+sys of the server's processes meanwhile
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(process_cpu_seconds(p) for p in descendants(pid))
 
 
 async def measured(visitors: list[Visitor], items: list, action, rate: float | None, out: Outcome,
-                   ok: tuple[int, ...] = (200,), form_path: str | None = "/") -> Phase:
-    """`drive`, with the machine's CPU (ours and others') counted around it."""
+                   ok: tuple[int, ...] = (200,), form_path: str | None = "/",
+                   server_pid: int | None = None) -> Phase:
+    """`drive`, with the machine's CPU (ours and others') counted around it, and the CPU of
+    the server's process tree when `server_pid` is given."""
     if form_path is not None:
         await asyncio.gather(*(v.get_token(form_path) for v in visitors if v.token is None))
     machine = MachineCpu().start()
     before = cpu_by_process()
+    server_before = tree_cpu_seconds(server_pid) if server_pid else None
     wall = await drive(visitors, items, action, rate, out, ok, form_path)
+    server_cpu = tree_cpu_seconds(server_pid) - server_before if server_pid else None
     busy = machine.stop()
     after = cpu_by_process()
     return Phase(wall, busy, cpu_top(before, after), foreign_cpu(before, after, wall, machine.busy_seconds),
-                 sum(v.connects for v in visitors))
+                 sum(v.connects for v in visitors), server_cpu)
 
 
 def wait_healthy(port: int, server: subprocess.Popen, path: str = "/healthz", timeout: float = 30) -> None:

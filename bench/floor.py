@@ -117,7 +117,7 @@ def measure(settings: GunicornSettings, workdir: Path, env: dict, *, requests: i
             try:
                 await benchlib.drive(visitors, list(range(warmup)), action, None, warm_out, ok, form_path)
                 return await benchlib.measured(visitors, list(range(warmup, warmup + requests)), action,
-                                               rate, out, ok, form_path)
+                                               rate, out, ok, form_path, server.proc.pid)
             finally:
                 for v in visitors:
                     await v.close()
@@ -139,6 +139,8 @@ def measure(settings: GunicornSettings, workdir: Path, env: dict, *, requests: i
         "wall_seconds": round(phase.wall, 3),
         "requests_per_second": round(rps, 1),
         "latency_ms": benchlib.latency_summary(out.latencies_ms),
+        "server_cpu_ms_per_request": round(1000 * phase.server_cpu_seconds / max(len(out.latencies_ms), 1),
+                                           3),
         "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
         "errors": len(out.errors) + len(warm_out.errors),
         "error_samples": (warm_out.errors + out.errors)[:5],
@@ -183,6 +185,8 @@ def table_rows(floor: dict, ratios: dict, unit: str = "requests") -> list[tuple[
         ("floor requests per second", f"{floor['requests_per_second']:,.1f} ({floor['requests']:,} requests, "
                                       f"{floor['errors']} errors)"),
         ("floor latency p50 / p99", f"{lat['p50']} ms / {lat['p99']} ms"),
+        ("floor server CPU per request", f"{floor['server_cpu_ms_per_request']:.3f} ms (gunicorn processes, "
+                                         "user+sys)"),
         ("floor: other load", benchlib.other_load_text(floor["other_load"])),
         (f"ratio throughput ({unit}/floor)",
          f"{ratios['throughput_ratio']}x (goal >= {GOAL_THROUGHPUT_RATIO}x: {ok[ratios['throughput_met']]})"),
@@ -226,6 +230,7 @@ def main(argv=None) -> int:
         ("-", ""),
         ("requests per second", f"{r['requests_per_second']:,.1f}"),
         ("latency p50 / p90 / p99", f"{lat['p50']} ms / {lat['p90']} ms / {lat['p99']} ms"),
+        ("server CPU per request", f"{r['server_cpu_ms_per_request']:.3f} ms (gunicorn processes, user+sys)"),
         ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
         ("errors", str(r["errors"])),
         ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),

@@ -164,7 +164,8 @@ def run(args, workdir: Path) -> dict:
             visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
             try:
                 await benchlib.drive(visitors, warm, subscribe, None, warm_out)
-                return await benchlib.measured(visitors, emails, subscribe, args.rate, out)
+                return await benchlib.measured(visitors, emails, subscribe, args.rate, out,
+                                               server_pid=server.proc.pid)
             finally:
                 for v in visitors:
                     await v.close()
@@ -204,6 +205,7 @@ def run(args, workdir: Path) -> dict:
             "wall_seconds": round(wall, 3),
             "requests_per_second": round(rps, 1),
             "latency_ms": latency,
+            "server_cpu_ms_per_signup": round(1000 * phase.server_cpu_seconds / max(len(latencies), 1), 3),
             "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
             "errors": errors,
             "error_samples": (warm_out.errors + out.errors)[:5],
@@ -248,6 +250,8 @@ def render_table(r: dict) -> str:
         ("latency p50 / p90", f"{lat['p50']} ms / {lat['p90']} ms"),
         ("latency p99", f"{lat['p99']} ms"),
         ("latency max", f"{lat['max']} ms"),
+        ("server CPU per signup", f"{r['server_cpu_ms_per_signup']:.3f} ms (gunicorn processes, user+sys; "
+                                  f"floor: {r['floor']['server_cpu_ms_per_request']:.3f} ms)"),
         ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
         ("errors", f"{r['errors']}"),
         ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),

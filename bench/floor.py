@@ -151,9 +151,13 @@ def measure(settings: GunicornSettings, workdir: Path, env: dict, *, requests: i
     }
 
 
-def compare(app_rps: float, app_p99: float | None, floor: dict, lost: int, errors: int) -> dict:
+def compare(app_rps: float, app_p99: float | None, floor: dict, lost: int, errors: int,
+            app_server_cpu_ms: float | None = None) -> dict:
     """The app's figures as ratios to the floor's, and whether the project's goal is reached:
-    throughput >= 0.5x the floor's, p99 <= 3x the floor's, nothing lost, no errors."""
+    throughput >= 0.5x the floor's, p99 <= 3x the floor's, nothing lost, no errors.
+
+    Also (no goal) the server CPU per request as a ratio: on a machine shared with other load,
+    throughput and p99 move with the competition, CPU per request much less."""
     floor_rps = floor["requests_per_second"]
     floor_p99 = floor["latency_ms"]["p99"]
     throughput = app_rps / floor_rps if floor_rps else None
@@ -163,9 +167,12 @@ def compare(app_rps: float, app_p99: float | None, floor: dict, lost: int, error
         "p99_met": p99 is not None and p99 <= GOAL_P99_RATIO,
         "nothing_lost": lost == 0 and errors == 0 and floor["errors"] == 0,
     }
+    floor_cpu = floor.get("server_cpu_ms_per_request")
+    cpu = app_server_cpu_ms / floor_cpu if app_server_cpu_ms is not None and floor_cpu else None
     return {
         "throughput_ratio": round(throughput, 3) if throughput is not None else None,
         "p99_ratio": round(p99, 2) if p99 is not None else None,
+        "server_cpu_ratio": round(cpu, 2) if cpu is not None else None,
         "goal": {"throughput_ratio_at_least": GOAL_THROUGHPUT_RATIO, "p99_ratio_at_most": GOAL_P99_RATIO,
                  "lost": 0},
         **checks,
@@ -193,6 +200,8 @@ def table_rows(floor: dict, ratios: dict, unit: str = "requests") -> list[tuple[
         ("ratio p99 (app/floor)", f"{ratios['p99_ratio']}x (goal <= {GOAL_P99_RATIO:g}x: "
                                   f"{ok[ratios['p99_met']]})"),
         ("goal (throughput, p99, lost 0)", verdict),
+        ("ratio server CPU (app/floor)", f"{ratios['server_cpu_ratio']}x per request (no goal; steadier "
+                                         "than throughput when other load shares the machine)"),
     ]
 
 

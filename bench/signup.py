@@ -192,6 +192,7 @@ def run(args, workdir: Path) -> dict:
         rps = len(latencies) / wall if wall else 0.0
         latency = benchlib.latency_summary(latencies)
         errors = len(out.errors) + len(warm_out.errors)
+        server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
         return {
             "signups": args.signups,
             "warmup": args.warmup,
@@ -205,7 +206,7 @@ def run(args, workdir: Path) -> dict:
             "wall_seconds": round(wall, 3),
             "requests_per_second": round(rps, 1),
             "latency_ms": latency,
-            "server_cpu_ms_per_signup": round(1000 * phase.server_cpu_seconds / max(len(latencies), 1), 3),
+            "server_cpu_ms_per_signup": round(server_cpu_ms, 3),
             "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
             "errors": errors,
             "error_samples": (warm_out.errors + out.errors)[:5],
@@ -227,7 +228,8 @@ def run(args, workdir: Path) -> dict:
                 "lost": lost,
             },
             "floor": floor_figures,
-            "ratio_to_floor": floor.compare(rps, latency["p99"], floor_figures, lost, errors),
+            "ratio_to_floor": floor.compare(rps, latency["p99"], floor_figures, lost, errors,
+                                            app_server_cpu_ms=server_cpu_ms),
         }
     finally:
         if server is not None:

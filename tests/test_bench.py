@@ -103,11 +103,14 @@ def test_signup_bench_loses_nothing(tmp_path):
                                                       rel=0.01)
     assert ratio["p99_ratio"] == pytest.approx(lat["p99"] / f["latency_ms"]["p99"], rel=0.01)
     assert ratio["goal"] == {"throughput_ratio_at_least": 0.5, "p99_ratio_at_most": 3.0, "lost": 0}
+    assert r["server_cpu_ms_per_signup"] > 0 and f["server_cpu_ms_per_request"] > 0
+    assert ratio["server_cpu_ratio"] == pytest.approx(
+        r["server_cpu_ms_per_signup"] / f["server_cpu_ms_per_request"], rel=0.02)
     assert ratio["nothing_lost"] is True
     assert ratio["met"] == (ratio["throughput_met"] and ratio["p99_met"])
     for words in ("signups per second", "latency p99", "queued confirmations", "lost",
                   "floor requests per second", "floor latency p50 / p99", "ratio throughput",
-                  "ratio p99", "goal"):
+                  "ratio p99", "goal", "server CPU per signup", "ratio server CPU"):
         assert words in table
 
 

@@ -17,12 +17,9 @@ Celery publish): they measure what that part costs, they are not proposals.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import benchlib
@@ -235,16 +232,7 @@ def render(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-ab-"))
-    try:
-        result = run(args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return benchlib.run_bench("ab-signup", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

@@ -862,3 +862,33 @@ def wait_healthy(port: int, server: subprocess.Popen, path: str = "/healthz", ti
         if time.monotonic() > deadline:
             raise BenchError(f"the server's {path} did not answer 200")
         time.sleep(0.2)
+
+
+def run_bench(name: str, args, run, render, *, logs: tuple[str, ...] = (), keep: bool = False,
+              ok=lambda result: True) -> int:
+    """Every bench's end: run in a scratch directory, print the table, write --json, exit code.
+
+    On a BenchError the tails of `logs` (glob patterns in the scratch directory) are printed.
+    """
+    import json
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"alerts-bench-{name}-"))
+    try:
+        result = run(args, workdir)
+    except BenchError as exc:
+        print(f"bench/{name}.py: {exc}", file=sys.stderr)
+        for pattern in logs:
+            for log in sorted(workdir.glob(pattern)):
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
+        return 2
+    finally:
+        if keep:
+            print(f"[bench] kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(render(result))
+    if getattr(args, "json_path", None):
+        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if ok(result) else 1

@@ -14,13 +14,10 @@ same alert to the first 1,000 subscribers. Prints one table; --json writes the s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -499,24 +496,8 @@ def render_table(r: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-blast-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench/blast.py: {exc}", file=sys.stderr)
-        for log in sorted(workdir.glob("worker*.log")):
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-            print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"[bench] kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(render_table(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if result["complete"] else 1
+    return benchlib.run_bench("blast", args, run, render_table, logs=("worker*.log",), keep=args.keep,
+                              ok=lambda result: result["complete"])
 
 
 if __name__ == "__main__":

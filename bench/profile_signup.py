@@ -29,9 +29,7 @@ import os
 import pstats
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -327,19 +325,11 @@ def render(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-profile-signup-"))
-    try:
-        result = run(args, workdir)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render(result))
-    if "cprofile_cumulative" in result:
-        print(result["cprofile_cumulative"])
-        print(result["cprofile_tottime"])
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    def render_all(result) -> str:
+        extra = [result[k] for k in ("cprofile_cumulative", "cprofile_tottime") if k in result]
+        return "\n".join([render(result), *extra])
+
+    return benchlib.run_bench("profile_signup", parse_args(argv), run, render_all)
 
 
 if __name__ == "__main__":

@@ -30,9 +30,7 @@ import base64
 import json
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import benchlib
@@ -275,24 +273,13 @@ def render_table(r: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-signup-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench/signup.py: {exc}", file=sys.stderr)
-        for log in (workdir / "floor-gunicorn.log", workdir / "gunicorn.log"):
-            if log.exists():
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render_table(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    ok = (result["check"]["lost"] == 0 and result["errors"] == 0 and result["check"]["accepted"] > 0
-          and result["floor"]["errors"] == 0)
-    return 0 if ok else 1
+
+    def ok(result) -> bool:
+        return (result["check"]["lost"] == 0 and result["errors"] == 0 and result["check"]["accepted"] > 0
+                and result["floor"]["errors"] == 0)
+
+    return benchlib.run_bench("signup", args, run, render_table,
+                              logs=("floor-gunicorn.log", "gunicorn.log"), ok=ok)
 
 
 if __name__ == "__main__":

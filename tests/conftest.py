@@ -127,14 +127,23 @@ def csrf_token(client, path: str = "/") -> str:
     return match.group(1)
 
 
-def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None):
+def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None,
+              apply: bool = True):
+    """POST the form; then (unless `apply=False`) decide the signup as its task would, so the
+    test sees the outcome at once (a running worker may get there first: once either way)."""
     token = csrf_token(client)
-    return client.post(
+    resp = client.post(
         "/subscribe",
         data={"email": email, "website": website, "csrf_token": token},
         environ_base={"REMOTE_ADDR": ip},
         headers=headers or {},
     )
+    if apply:
+        from tests.helpers import apply_signups
+
+        with client.application.app_context():
+            apply_signups()
+    return resp
 
 
 def link_in(received: Received, path: str) -> str:

@@ -64,3 +64,37 @@ export_csv = exporting.export_csv
 create_staff = _committed(_create_staff)
 seed_actions = _committed(_seed_actions)
 save_alert = _committed(_save_alert)
+
+
+# Links for a subscriber id, as an email would carry them (bound to the subscriber's token key).
+def _token_key(subscriber_id: int) -> str:
+    from alerts.models import Subscriber
+
+    return db.session.get(Subscriber, subscriber_id).token_key
+
+
+def unsubscribe_token_for(subscriber_id: int) -> str:
+    from alerts.subscribers.tokens import make_unsubscribe_token
+
+    return make_unsubscribe_token(_token_key(subscriber_id))
+
+
+def confirm_token_for(subscriber_id: int, nonce: str) -> str:
+    from alerts.subscribers.tokens import make_confirm_token
+
+    return make_confirm_token(_token_key(subscriber_id), nonce)
+
+
+def apply_signups() -> list[int]:
+    """What the handle_signup tasks do for every signup received so far, each committed."""
+    import sqlalchemy as sa
+
+    from alerts.models import SignupAttempt
+
+    done = []
+    for attempt_id in db.session.scalars(sa.select(SignupAttempt.id).order_by(SignupAttempt.id)).all():
+        subscriber_id = confirmations.handle_signup(attempt_id)
+        db.session.commit()
+        if subscriber_id is not None:
+            done.append(subscriber_id)
+    return done

@@ -17,6 +17,13 @@ MESSAGES = {
 }
 
 
+def _too_large() -> str:
+    limit = request.max_content_length
+    size = f"{limit / 1048576:g} MB" if limit and limit >= 1048576 else f"{(limit or 0) // 1024} KB"
+    return (f"That was more than we can accept: a request here can be at most {size}. "
+            "Please send less, or split a file into smaller ones.")
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -36,6 +43,8 @@ def register(app: Flask) -> None:
         if request.path.startswith("/healthz"):
             return exc
         message = MESSAGES.get(code, exc.description)
+        if code == 413:
+            message = _too_large()
         title = "Slow down" if code == 429 else exc.name
         response = exc.get_response()
         response.data = render_template("error.html", code=code, title=title, message=message)

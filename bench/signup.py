@@ -6,9 +6,11 @@ Starts Redis (REDIS_URL, or a redis-server of its own), a fresh database (SQLite
 directory unless --database-url names one whose name contains 'bench') and gunicorn serving
 `wsgi:app` on 127.0.0.1. Each simulated visitor is an asyncio client on raw streams (HTTP/1.1,
 keep-alive when the server allows it): one GET / for its session cookie and CSRF token, then
-POST /subscribe with a new address each time. No Celery worker runs, so every confirmation
-that was queued is still in Redis; afterwards the bench checks that each accepted signup has
-its subscriber row and exactly one queued send_confirmation task naming it: nothing lost.
+POST /subscribe with a new address each time. A signup is recorded as a `signup_attempts` row
+and one queued `handle_signup` task (the same steps for every address, so the answer's timing
+says nothing about it; the task decides and sends). No Celery worker runs, so every task that
+was queued is still in Redis; afterwards the bench checks that each accepted signup has its
+row and exactly one queued handle_signup task naming it: nothing lost.
 
 Closed loop by default (--clients visitors, each sending as soon as its last answer came);
 --rate R sends at a fixed R signups per second instead and measures latency from each
@@ -229,7 +231,7 @@ def percentile(values: list[float], p: float) -> float | None:
 
 
 def queued_confirmations(redis_url: str, queue: str) -> tuple[int, list[int]]:
-    """LLEN of the Celery queue, and the subscriber ids its send_confirmation messages name."""
+    """LLEN of the Celery queue, and the signup attempt ids its handle_signup messages name."""
     from alerts.redis_conn import client
 
     conn = client(redis_url)
@@ -238,7 +240,7 @@ def queued_confirmations(redis_url: str, queue: str) -> tuple[int, list[int]]:
         ids = []
         for raw in conn.lrange(queue, 0, -1):
             message = json.loads(raw)
-            if message.get("headers", {}).get("task") != "alerts.tasks.send_confirmation":
+            if message.get("headers", {}).get("task") != "alerts.tasks.handle_signup":
                 continue
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
@@ -255,17 +257,14 @@ def stored_subscribers(app, prefix: str) -> dict[str, tuple[int, str, int]]:
     import sqlalchemy as sa
 
     from alerts.extensions import db
-    from alerts.models import ConsentRecord, Subscriber
+    from alerts.models import SignupAttempt
 
     with app.app_context():
         rows = db.session.execute(
-            sa.select(Subscriber.email, Subscriber.id, Subscriber.status, sa.func.count(ConsentRecord.id))
-            .outerjoin(ConsentRecord, ConsentRecord.subscriber_id == Subscriber.id)
-            .where(Subscriber.email.like(f"{prefix}%"))
-            .group_by(Subscriber.id)
+            sa.select(SignupAttempt.email, SignupAttempt.id).where(SignupAttempt.email.like(f"{prefix}%"))
         ).all()
         db.session.remove()
-    return {email: (sid, status, consents) for email, sid, status, consents in rows}
+    return {email: (attempt_id,) for email, attempt_id in rows}
 
 
 # -- the run ---------------------------------------------------------------------------------------

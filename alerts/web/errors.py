@@ -19,7 +19,8 @@ MESSAGES = {
 
 def _too_large() -> str:
     limit = request.max_content_length
-    size = f"{limit / 1048576:g} MB" if limit and limit >= 1048576 else f"{(limit or 0) // 1024} KB"
+    # (a no-break space: "1 MB" never splits across lines)
+    size = f"{limit / 1048576:g}\u00a0MB" if limit and limit >= 1048576 else f"{(limit or 0) // 1024}\u00a0KB"
     return (f"That was more than we can accept: a request here can be at most {size}. "
             "Please send less, or split a file into smaller ones.")
 
@@ -45,7 +46,7 @@ def register(app: Flask) -> None:
         message = MESSAGES.get(code, exc.description)
         if code == 413:
             message = _too_large()
-        title = "Slow down" if code == 429 else exc.name
+        title = {429: "Slow down", 413: "Too large to accept"}.get(code, exc.name)
         response = exc.get_response()
         response.data = render_template("error.html", code=code, title=title, message=message)
         response.content_type = "text/html; charset=utf-8"

@@ -73,6 +73,9 @@ class Subscriber(db.Model):
     # Signed into unsubscribe and confirmation links and the List-Unsubscribe mailto
     # address: a link dies with its subscriber and names no sequential id.
     token_key: Mapped[str] = mapped_column(sa.String(32), unique=True, default=new_token_key)
+    # On the list before links were bound to token_key: emails already sent to them carry a
+    # signed id, still honoured for unsubscribing (never for data or erasure); see tokens.py.
+    legacy_links: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     status: Mapped[str] = mapped_column(sa.String(16), default=SubscriberStatus.PENDING, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -44,6 +44,8 @@ def test_the_security_migration_keeps_every_row_on_sqlite(app, tmp_path):
                 sa.text("SELECT id, email, email_key, token_key FROM subscribers ORDER BY id")).all()
             assert [(r.id, r.email_key) for r in rows] == [(1, None), (2, "victim@x.org"), (3, "other@x.org")]
             assert len({r.token_key for r in rows}) == 3 and all(len(r.token_key) == 32 for r in rows)
+            # Emails already sent carry signed ids: those subscribers' old links still unsubscribe.
+            assert conn.execute(sa.text("SELECT count(*) FROM subscribers WHERE legacy_links")).scalar() == 3
             assert conn.execute(sa.text("SELECT count(*) FROM consent_records")).scalar() == 3
             assert conn.execute(sa.text("SELECT subscriber_id FROM deliveries")).scalar() == 3
             assert conn.execute(sa.text("PRAGMA foreign_keys")).scalar() == 1

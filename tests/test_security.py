@@ -789,3 +789,35 @@ def test_dev_files_are_private(tmp_path):
     assert mode(tmp_path / "instance") == 0o700
     assert mode(tmp_path / "instance" / "alerts.db") == 0o600
     assert mode(key_dir) == 0o700 and mode(key_dir / "secret_key") == 0o600
+
+
+def test_links_in_emails_sent_before_token_keys_still_unsubscribe_and_nothing_more(app, ctx, client):
+    """Unsubscribe links must keep working (CAN-SPAM: 30 days at least; ours never expire):
+    an old signed-id link unsubscribes a subscriber who was on the list then, but shows no
+    address, opens no data page, and is nothing for anyone who signed up since."""
+    from itsdangerous import URLSafeSerializer
+
+    from alerts.subscribers.tokens import LEGACY_UNSUBSCRIBE_SALT
+
+    def old_link(subscriber_id: int) -> str:
+        return URLSafeSerializer(["test-key-1"], salt=LEGACY_UNSUBSCRIBE_SALT).dumps(subscriber_id)
+
+    veteran = add("veteran@example.org")
+    db.session.execute(sa.update(Subscriber).where(Subscriber.id == veteran).values(legacy_links=True))
+    db.session.commit()
+    newcomer = add("newcomer@example.org")
+    page = client.get(f"/unsubscribe/{old_link(veteran)}")
+    assert page.status_code == 200 and "veteran@example.org" not in page.get_data(as_text=True)
+    assert "data.json" not in page.get_data(as_text=True)
+    assert client.get(f"/unsubscribe/{old_link(veteran)}/data.json").status_code == 400
+    assert client.get(f"/unsubscribe/{old_link(veteran)}/erase").status_code == 400
+    assert client.head(f"/unsubscribe/{old_link(veteran)}").status_code == 200
+    db.session.expire_all()
+    assert db.session.get(Subscriber, veteran).status == "confirmed"
+    done = client.post(f"/unsubscribe/{old_link(veteran)}", data={"List-Unsubscribe": "One-Click"})
+    assert done.status_code == 200
+    assert client.post(f"/unsubscribe/{old_link(newcomer)}").status_code == 400
+    assert client.post(f"/unsubscribe/{old_link(veteran)}=").status_code == 400
+    db.session.expire_all()
+    assert db.session.get(Subscriber, veteran).status == "unsubscribed"
+    assert db.session.get(Subscriber, newcomer).status == "confirmed"

@@ -22,6 +22,7 @@ from ..models import Subscriber
 
 CONFIRM_SALT = "alerts.confirm.v2"
 UNSUBSCRIBE_SALT = "alerts.unsubscribe.v2"
+LEGACY_UNSUBSCRIBE_SALT = "alerts.unsubscribe.v1"  # a signed subscriber id, before token keys
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 
@@ -106,6 +107,25 @@ def read_unsubscribe_token(token: str) -> str:
 
 def subscriber_id_for_key(token_key: str) -> int | None:
     return db.session.scalar(sa.select(Subscriber.id).where(Subscriber.token_key == token_key))
+
+
+def legacy_unsubscribe_id(token: str) -> int | None:
+    """The subscriber a link from an email sent before token keys names (a signed id).
+
+    Honoured so that every unsubscribe link ever sent keeps working (the law wants them to),
+    but for unsubscribing only, and only for subscribers who were on the list then: an id
+    signed for an erased person can never reach anyone who signed up since.
+    """
+    try:
+        _canonical(token, 2)
+        data = URLSafeSerializer(_keys(), salt=LEGACY_UNSUBSCRIBE_SALT).loads(token)
+    except (TokenError, BadSignature):
+        return None
+    if type(data) is not int or not 0 < data < 2**63:
+        return None
+    return db.session.scalar(
+        sa.select(Subscriber.id).where(Subscriber.id == data, Subscriber.legacy_links.is_(True))
+    )
 
 
 def unsubscribe_subscriber_id(token: str) -> int | None:

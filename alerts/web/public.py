@@ -13,7 +13,12 @@ from .. import actions, redis_conn
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, subscriptions
-from ..subscribers.tokens import TokenError, read_confirm_token, unsubscribe_subscriber_id
+from ..subscribers.tokens import (
+    TokenError,
+    legacy_unsubscribe_id,
+    read_confirm_token,
+    unsubscribe_subscriber_id,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -97,12 +102,18 @@ def confirm(token: str):
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt  # RFC 8058 one-click comes with no cookie and no form token
 def unsubscribe(token: str):
+    legacy = False
     try:
         subscriber_id = unsubscribe_subscriber_id(token)
     except TokenError as exc:
-        return _token_error_page(exc, "unsubscribe")
+        # A link from an email sent before links were bound to a token key: it still
+        # unsubscribes, but shows no address and leads to no data pages.
+        subscriber_id = legacy_unsubscribe_id(token)
+        if subscriber_id is None:
+            return _token_error_page(exc, "unsubscribe")
+        legacy = True
     if request.method != "POST":  # GET and HEAD (link scanners) only look
-        sub = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+        sub = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None and not legacy else None
         return render_template("unsubscribe.html", token=token, subscriber=sub)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     if subscriber_id is not None:  # (None: erased; there is no one left to unsubscribe)
@@ -112,7 +123,7 @@ def unsubscribe(token: str):
         db.session.commit()
     if one_click:
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
-    return render_template("unsubscribed.html")
+    return render_template("unsubscribed.html", legacy=legacy)
 
 
 @bp.get("/healthz")

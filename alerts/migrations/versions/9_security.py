@@ -30,11 +30,12 @@ def upgrade():
     with op.batch_alter_table("subscribers", recreate=recreate, table_kwargs=table_kwargs) as batch_op:
         batch_op.add_column(sa.Column("email_key", sa.String(length=254), nullable=True))
         batch_op.add_column(sa.Column("token_key", sa.String(length=32), nullable=True))
+        batch_op.add_column(sa.Column("legacy_links", sa.Boolean(), server_default=sa.false(), nullable=False))
         batch_op.drop_constraint("uq_subscribers_email", type_="unique")
 
     subscribers = sa.table("subscribers", sa.column("id", sa.Integer), sa.column("email", sa.String),
                            sa.column("status", sa.String), sa.column("email_key", sa.String),
-                           sa.column("token_key", sa.String))
+                           sa.column("token_key", sa.String), sa.column("legacy_links", sa.Boolean))
     rows = conn.execute(sa.select(subscribers.c.id, subscribers.c.email, subscribers.c.status)
                         .order_by(subscribers.c.id)).all()
     keeper: dict[str, tuple] = {}
@@ -46,7 +47,8 @@ def upgrade():
     keep_ids = {row.id: key for key, row in keeper.items()}
     for row in rows:
         conn.execute(subscribers.update().where(subscribers.c.id == row.id)
-                     .values(email_key=keep_ids.get(row.id), token_key=secrets.token_hex(16)))
+                     .values(email_key=keep_ids.get(row.id), token_key=secrets.token_hex(16),
+                             legacy_links=True))
 
     with op.batch_alter_table("subscribers", recreate=recreate, table_kwargs=table_kwargs) as batch_op:
         batch_op.alter_column("token_key", existing_type=sa.String(length=32), nullable=False)
@@ -80,5 +82,6 @@ def downgrade():
         batch_op.drop_constraint("uq_subscribers_token_key", type_="unique")
         batch_op.drop_constraint("uq_subscribers_email_key", type_="unique")
         batch_op.drop_column("token_key")
+        batch_op.drop_column("legacy_links")
         batch_op.drop_column("email_key")
         batch_op.create_unique_constraint("uq_subscribers_email", ["email"])

@@ -47,8 +47,34 @@ def ensure_dev_staff(email: str, password: str) -> str:
     if user is None:
         create_staff(email, password)
     elif not check_password(email, password):
-        user.password_hash = _hasher.hash(password)
+        set_password(user, password)
     return email
+
+
+def set_password(user: StaffUser, password: str) -> None:
+    """A new password ends every session of the account; the caller commits."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = _hasher.hash(password)
+    end_sessions(user.id)
+
+
+def end_sessions(user_id: int) -> None:
+    """Every session of this account stops working at its next request; the caller commits."""
+    db.session.execute(
+        sa.update(StaffUser).where(StaffUser.id == user_id)
+        .values(session_epoch=StaffUser.session_epoch + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def end_sessions_for(email: str) -> None:
+    """`end_sessions` by address (nothing when there is no such account); the caller commits."""
+    db.session.execute(
+        sa.update(StaffUser).where(StaffUser.email == email.strip().lower())
+        .values(session_epoch=StaffUser.session_epoch + 1)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def check_password(email: str, password: str) -> StaffUser | None:

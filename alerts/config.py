@@ -31,10 +31,12 @@ def _dev_secret_key(instance_path: Path) -> str:
     key_file = instance_path / "secret_key"
     if key_file.exists():
         return key_file.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
+    # Created 0600: never readable by others, not even for the moment before a chmod.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
     return key
 
 
@@ -76,6 +78,12 @@ def load_config(instance_path: Path) -> dict:
         "RATELIMIT_HEADERS_ENABLED": False,
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
+        # Secure when BASE_URL is https (set in create_app, after a test's overrides).
+        "SESSION_COOKIE_SECURE": None,
+        # Request bodies: small everywhere (a signup, a one-click POST, a staff form), larger
+        # only for the staff CSV import, and only with a staff session (web/security.py).
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        "STAFF_UPLOAD_MAX_BYTES": _int("STAFF_UPLOAD_MAX_BYTES", 64 * 1024 * 1024),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_SECONDS", 8 * 3600),
         # Staff logins: a per-IP limit on login attempts, and a per-account lock after
@@ -93,7 +101,6 @@ def load_config(instance_path: Path) -> dict:
         "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 120),
         "BLAST_MAX_ATTEMPTS": _int("BLAST_MAX_ATTEMPTS", 8),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60),
-        "UNSUBSCRIBE_MAILTO": _env("UNSUBSCRIBE_MAILTO"),
         # Bounces: the VERP return-path domain (its MX points at `alerts bounces serve`).
         "BOUNCE_DOMAIN": _env("BOUNCE_DOMAIN"),
         # Soft bounces suppress after this many within the window (listmonk records soft

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import secrets
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -38,6 +39,20 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
+def email_key(email: str) -> str:
+    """The case-folded address: what uniqueness and the cooldown key on (the typed one is mailed)."""
+    return email.strip().lower()
+
+
+def _email_key_default(context) -> str:
+    return email_key(context.get_current_parameters()["email"])
+
+
+def new_token_key() -> str:
+    """A per-subscriber random value that every link and address for them is bound to."""
+    return secrets.token_hex(16)
+
+
 class SubscriberStatus(enum.StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
@@ -46,9 +61,21 @@ class SubscriberStatus(enum.StrEnum):
 
 class Subscriber(db.Model):
     __tablename__ = "subscribers"
+    # Ids are never reused on SQLite either: nothing that once named an erased person can
+    # come to name the next one.
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(254))  # as typed: what we send to
+    # Uniqueness and the confirmation cooldown key on this (NULL only for case variants
+    # that were already on the list before it existed; see migration i9_security).
+    email_key: Mapped[str | None] = mapped_column(sa.String(254), unique=True, default=_email_key_default)
+    # Signed into unsubscribe and confirmation links and the List-Unsubscribe mailto
+    # address: a link dies with its subscriber and names no sequential id.
+    token_key: Mapped[str] = mapped_column(sa.String(32), unique=True, default=new_token_key)
+    # On the list before links were bound to token_key: emails already sent to them carry a
+    # signed id, still honoured for unsubscribing (never for data or erasure); see tokens.py.
+    legacy_links: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     status: Mapped[str] = mapped_column(sa.String(16), default=SubscriberStatus.PENDING, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -239,12 +266,33 @@ class Delivery(db.Model):
 
 class StaffUser(db.Model):
     __tablename__ = "staff_users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Carried in the session cookie and checked on every request: bumping it (logout,
+    # a password change, a lockout) ends every session of this account at once.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class SignupAttempt(db.Model):
+    """A signup as received, before anything is decided about the address.
+
+    `POST /subscribe` writes one of these and queues one task on every branch, so the
+    answer takes the same steps whatever the address's state; the task decides.
+    """
+
+    __tablename__ = "signup_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    ip: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(512))
+    source: Mapped[str] = mapped_column(sa.String(200), default="web-form")
 
 
 class Signature(db.Model):

@@ -50,6 +50,14 @@ def send_confirmation(self, subscriber_id: int) -> bool:
         raise self.retry(exc=exc, countdown=delay) from exc
 
 
+@shared_task(name="alerts.tasks.handle_signup")
+def handle_signup(attempt_id: int) -> int | None:
+    """A signup as received by `POST /subscribe`: decided here, so the answer could not tell."""
+    subscriber_id = confirmations.handle_signup(attempt_id)
+    db.session.commit()
+    return subscriber_id
+
+
 @shared_task(name="alerts.tasks.dispatch_blast")
 def dispatch_blast(alert_id: int) -> int:
     return dispatch.dispatch(alert_id)
@@ -72,12 +80,17 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
 @shared_task(name="alerts.tasks.sweep")
 def sweep() -> dict:
     result = recovery.sweep()
+    signups = subscriptions.stale_attempts()
+    for attempt_id in signups:
+        confirmations.handle_signup(attempt_id)
+        db.session.commit()
+    result["signups_applied"] = len(signups)
     unsent = subscriptions.claim_unsent_confirmations()
     for subscriber_id in unsent:
         confirmations.queue(subscriber_id)
     db.session.commit()
     result["confirmations_queued"] = len(unsent)
-    if result["returned"] or result["redispatched"] or unsent:
+    if result["returned"] or result["redispatched"] or unsent or signups:
         log.warning("sweep: %s", result, extra=result)
     return result
 

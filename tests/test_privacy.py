@@ -9,8 +9,7 @@ import sqlalchemy as sa
 
 from alerts.extensions import db
 from alerts.models import Alert, ConsentRecord, Delivery, Subscriber, Suppression, email_hash, utcnow
-from alerts.subscribers.tokens import make_unsubscribe_token
-from tests.helpers import STAFF_EMAIL, csrf_token, link_in, subscribe
+from tests.helpers import STAFF_EMAIL, csrf_token, link_in, subscribe, unsubscribe_token_for
 from tests.helpers import privacy_steps as privacy
 
 EMAIL = "Ada.Lovelace@example.org"
@@ -42,7 +41,7 @@ def add_delivery(app, sub_id: int, *, error: str | None = None) -> int:
 
 def token_for(app, sub_id: int) -> str:
     with app.app_context():
-        return make_unsubscribe_token(sub_id)
+        return unsubscribe_token_for(sub_id)
 
 
 def test_unsubscribe_pages_offer_the_data_links(app, client, smtp, celery_worker):

@@ -11,7 +11,7 @@ from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_html
-from ..mail.signed_ids import MessageIds
+from ..mail.signed_ids import MessageIds, unsubscribe_address
 from ..models import Action, Alert
 from ..subscribers.tokens import unsubscribe_serializer
 
@@ -68,9 +68,16 @@ def list_id() -> str:
     return f'"{name}" <alerts.{domain_of(cfg["MAIL_FROM"])}>'
 
 
-def unsubscribe_mailto() -> str:
-    cfg = current_app.config
-    return cfg.get("UNSUBSCRIBE_MAILTO") or f"unsubscribe@{domain_of(cfg['MAIL_FROM'])}"
+def list_unsubscribe(unsubscribe_url: str, token_key: str | None) -> str:
+    """The https link, plus a signed mailto on BOUNCE_DOMAIN that the bounce receiver acts on.
+
+    Without BOUNCE_DOMAIN (or for a test send) there is no mailto: an address that no
+    one reads would leave a reader who uses it subscribed.
+    """
+    mailto = unsubscribe_address(token_key) if token_key else None
+    if mailto is None:
+        return f"<{unsubscribe_url}>"
+    return f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"
 
 
 @dataclass
@@ -82,7 +89,6 @@ class MessageFactory:
     from_header: str
     domain: str
     list_id: str
-    mailto: str
     unsubscribe_base: str
     serializer: object
     signer: object
@@ -100,7 +106,6 @@ class MessageFactory:
             from_header=format_from(cfg["MAIL_FROM"]),
             domain=domain,
             list_id=list_id(),
-            mailto=unsubscribe_mailto(),
             unsubscribe_base=base,
             serializer=unsubscribe_serializer(),
             signer=signer_for(current_app),
@@ -113,9 +118,12 @@ class MessageFactory:
         return {action_slot(i): link for i, link in enumerate(self.action_links)}
 
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
-               subject_prefix: str = "") -> dict:
-        """One recipient's message before MIME: what `build_message` takes."""
-        token = "test-send" if subscriber_id is None else self.serializer.dumps(subscriber_id)
+               subject_prefix: str = "", token_key: str | None = None) -> dict:
+        """One recipient's message before MIME: what `build_message` takes.
+
+        `token_key` is the subscriber's: their unsubscribe link and mailto are bound to it.
+        """
+        token = "test-send" if token_key is None else self.serializer.dumps(token_key)
         unsubscribe_url = self.unsubscribe_base + token
         out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email,
                                         **self.action_urls(delivery_id, subscriber_id))
@@ -129,8 +137,7 @@ class MessageFactory:
                 self.message_id(delivery_id) if delivery_id is not None else new_message_id(self.domain)
             ),
             "extra_headers": [
-                ("List-Unsubscribe",
-                 f"<{unsubscribe_url}>, <mailto:{self.mailto}?subject=unsubscribe-{token}>"),
+                ("List-Unsubscribe", list_unsubscribe(unsubscribe_url, token_key)),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("List-Id", self.list_id),
                 ("Feedback-ID", f"alert{self.alert_id}:alerts:{self.domain}"),
@@ -138,9 +145,9 @@ class MessageFactory:
         }
 
     def build(self, delivery_id: int | None, subscriber_id: int | None, email: str,
-              subject_prefix: str = "") -> bytes:
+              subject_prefix: str = "", token_key: str | None = None) -> bytes:
         """One recipient's signed message; no delivery or subscriber means a staff test send."""
-        fields = self.fields(delivery_id, subscriber_id, email, subject_prefix)
+        fields = self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key)
         return self.signer.sign(build_message(**fields))
 
 

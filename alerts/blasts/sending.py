@@ -23,6 +23,7 @@ from ..models import (
     email_hash,
     utcnow,
 )
+from ..subscribers.subscriptions import InvalidEmail, normalize_email
 from .content import MessageFactory
 from .recorder import BatchResult, Recorder
 from .state import BlastError, finish_if_done
@@ -65,7 +66,7 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
         return BatchResult()
     rows = db.session.execute(
         sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-                  Subscriber.status)
+                  Subscriber.status, Subscriber.token_key)
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
         .order_by(Delivery.id)
@@ -113,7 +114,7 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
     try:
         while i < len(todo) and recorder.stop_reason is None:
             row = todo[i]
-            data = factory.build(row.id, row.subscriber_id, row.email)
+            data = factory.build(row.id, row.subscriber_id, row.email, token_key=row.token_key)
             try:
                 smtp.send_message(conn, return_path("d", row.id), row.email, data)
             except smtplib.SMTPException as exc:
@@ -160,6 +161,12 @@ def send_test(alert_id: int, to: str) -> None:
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         raise BlastError(f"there is no alert {alert_id}")
+    try:
+        # One plain address: "me@org.org, victim@x.org" would pass a suppression check on
+        # the whole string while smtplib mailed the first address in it.
+        to = normalize_email(to)
+    except InvalidEmail as exc:
+        raise BlastError(f"send a test to one email address ({exc})") from exc
     if suppressions.is_suppressed(to):
         raise BlastError(f"{to} is on the suppression list")
     data = MessageFactory.for_alert(alert).build(None, None, to, subject_prefix="[TEST] ")

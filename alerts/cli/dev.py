@@ -38,6 +38,7 @@ def dev_command(host: str, port: int, smtp_port: int, mail_port: int) -> None:
     from ..mailcatcher import MailCatcher, inbox_app  # dev only: production never loads it
 
     instance = PROJECT_ROOT / "instance"
+    private_files(instance)
     env_redis = os.environ.get("REDIS_URL") or start_embedded(instance)
     catcher = MailCatcher(host, smtp_port).start()
     os.environ.update(
@@ -76,6 +77,14 @@ def dev_command(host: str, port: int, smtp_port: int, mail_port: int) -> None:
         _stop(worker)
         catcher.stop()
         stop_embedded()
+
+
+def private_files(instance: Path) -> None:
+    """Everything `alerts dev` writes (the database, keys, Redis's files, logs) is readable by
+    this user only: umask 077 for this process and its children, and instance/ itself 0700."""
+    os.umask(0o077)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    instance.chmod(0o700)
 
 
 def _prepare(app) -> str:

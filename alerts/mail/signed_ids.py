@@ -1,4 +1,5 @@
-"""Ids we put on a message that only we can make: VERP return paths and alert Message-IDs.
+"""Ids we put on a message that only we can make: VERP return paths, alert Message-IDs and
+the List-Unsubscribe mailto address.
 
 A bounce names the delivery it is about through one of these, never through the
 subscriber's address, so a forged report cannot name someone else. Each is tagged with an
@@ -89,4 +90,37 @@ def parse_message_id(message_id: str) -> tuple[int, int] | None:
     alert_id, delivery_id, tag = int(match.group(1)), int(match.group(2)), match.group(3).lower()
     if any(hmac.compare_digest(_message_id_tag(key, delivery_id), tag) for key in _keys()):
         return alert_id, delivery_id
+    return None
+
+
+# -- the List-Unsubscribe mailto address -----------------------------------------------------
+
+UNSUBSCRIBE_PREFIX = "unsubscribe"
+# Lower-case hex only: some MTAs fold the local part's case on the way.
+_UNSUB_FULL = re.compile(rf"^{UNSUBSCRIBE_PREFIX}\+([0-9a-f]{{32}})-([0-9a-f]{{16}})@(.+)$", re.IGNORECASE)
+
+
+def _unsubscribe_tag(key: bytes, token_key: str) -> str:
+    return hmac.new(key, f"unsubscribe:{token_key}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def unsubscribe_address(token_key: str) -> str | None:
+    """`unsubscribe+<key>-<tag>@BOUNCE_DOMAIN` for one subscriber's token key; None without
+    BOUNCE_DOMAIN (nothing would read the mailbox, so no mailto is advertised)."""
+    domain = current_app.config.get("BOUNCE_DOMAIN")
+    if not domain:
+        return None
+    return f"{UNSUBSCRIBE_PREFIX}+{token_key}-{_unsubscribe_tag(_keys()[0], token_key)}@{domain}"
+
+
+def parse_unsubscribe_address(address: str) -> str | None:
+    """The token key a mailto unsubscribe address names, if it is one of ours, on
+    BOUNCE_DOMAIN, and its tag verifies."""
+    match = _UNSUB_FULL.match(address.strip().strip("<>"))
+    domain = (current_app.config.get("BOUNCE_DOMAIN") or "").lower().rstrip(".")
+    if not match or not domain or match.group(3).lower().rstrip(".") != domain:
+        return None
+    token_key, tag = match.group(1).lower(), match.group(2).lower()
+    if any(hmac.compare_digest(_unsubscribe_tag(key, token_key), tag) for key in _keys()):
+        return token_key
     return None

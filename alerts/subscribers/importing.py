@@ -38,7 +38,16 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import csvout, queueing
 from ..extensions import db
-from ..models import ConsentRecord, Subscriber, SubscriberStatus, Suppression, email_hash, utcnow
+from ..models import (
+    ConsentRecord,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    email_hash,
+    email_key,
+    new_token_key,
+    utcnow,
+)
 from .subscriptions import InvalidEmail, normalize_email, release_cooldown
 
 QUEUE_CONFIRMATIONS = "alerts.tasks.queue_confirmations"
@@ -320,11 +329,11 @@ def import_csv(
             if len(row_source) > SOURCE_MAX:
                 report.add(Problem(line, raw, "source-too-long"))
                 continue
-        first = seen.get(email)
+        first = seen.get(email_key(email))
         if first is not None:
             report.add(Problem(line, raw, "duplicate", f"line {first}"))
             continue
-        seen[email] = line
+        seen[email_key(email)] = line
         chunk.append(_Row(line, raw, email, row_source))
         if len(chunk) >= chunk_size:
             applier.apply(chunk)
@@ -344,9 +353,31 @@ def import_csv(
     return report
 
 
+def check_csv(binary: BinaryIO) -> None:
+    """Parse the whole file as CSV before anything is applied: a row that cannot be read
+    (a field over the csv module's limit, an unclosed quote) is an error naming its line,
+    not a failure after earlier chunks were already committed. Leaves the file at its start."""
+    binary.seek(0)
+    text = text_stream(binary)
+    try:
+        header = text.readline()
+        reader = csv.reader(text, delimiter=_delimiter(header))
+        try:
+            for _ in reader:
+                pass
+        except csv.Error as exc:
+            raise ImportFileError(
+                f"line {1 + reader.line_num} cannot be read as CSV ({exc}); nothing was imported"
+            ) from exc
+    finally:
+        text.detach()
+        binary.seek(0)
+
+
 def import_file(binary: BinaryIO, **options) -> ImportReport:
-    """`import_csv` for an uploaded or opened binary file (checked for UTF-8 first)."""
+    """`import_csv` for an uploaded or opened binary file (checked for UTF-8 and CSV first)."""
     check_file(binary)
+    check_csv(binary)
     text = text_stream(binary)
     try:
         return import_csv(text, **options)
@@ -385,7 +416,7 @@ class _Applier:
         for problem in result.problems:
             self.report.add(problem)
         if result.to_mail:
-            self._enqueue(result.to_mail, {r.email: r for r in rows})
+            self._enqueue(result.to_mail, {email_key(r.email): r for r in rows})
 
     def _apply(self, rows: list[_Row]) -> _ChunkResult:
         result = _ChunkResult()
@@ -399,11 +430,11 @@ class _Applier:
             )
         )
         query = sa.select(
-            Subscriber.id, Subscriber.email, Subscriber.status, Subscriber.last_confirmation_at
-        ).where(_in(Subscriber.email, emails))
+            Subscriber.id, Subscriber.email_key, Subscriber.status, Subscriber.last_confirmation_at
+        ).where(_in(Subscriber.email_key, [email_key(e) for e in emails]))
         if not self.dry_run:
             query = query.with_for_update()  # PostgreSQL: no unsubscribe slips in between
-        existing = {row.email: row for row in db.session.execute(query)}
+        existing = {row.email_key: row for row in db.session.execute(query)}
 
         new: list[_Row] = []
         pending: list[tuple[_Row, int]] = []
@@ -411,7 +442,7 @@ class _Applier:
             if email_hash(row.email) in suppressed:
                 result.problems.append(Problem(row.line, row.raw, "suppressed"))
                 continue
-            known = existing.get(row.email)
+            known = existing.get(email_key(row.email))
             if known is None:
                 new.append(row)
             elif known.status == SubscriberStatus.CONFIRMED:
@@ -451,7 +482,7 @@ class _Applier:
         result.created = len(new)
         if self.dry_run:
             for row, _ in pending:
-                last = existing[row.email].last_confirmation_at
+                last = existing[email_key(row.email)].last_confirmation_at
                 if last is None or last < cutoff:
                     result.resent += 1
                 else:
@@ -496,6 +527,8 @@ class _Applier:
         params = [
             {
                 "email": row.email,
+                "email_key": email_key(row.email),
+                "token_key": new_token_key(),
                 "status": status.value,
                 "created_at": now,
                 "confirmed_at": confirmed_at,
@@ -508,10 +541,10 @@ class _Applier:
         ]
         table = Subscriber.__table__
         db.session.execute(sa.insert(table), params)
-        emails = [row.email for row in rows]
-        query = sa.select(table.c.email, table.c.id).where(_in(table.c.email, emails))
+        keys = [email_key(row.email) for row in rows]
+        query = sa.select(table.c.email_key, table.c.id).where(_in(table.c.email_key, keys))
         ids = dict(db.session.execute(query).all())
-        return [ids[email] for email in emails]
+        return [ids[key] for key in keys]
 
     def _consent_records(self, consents: list[tuple[int, str | None]], event: str, now: datetime) -> None:
         if not consents:
@@ -538,7 +571,7 @@ class _Applier:
             return
         self.queue_broken = True
         release_cooldown(ids)
-        query = sa.select(Subscriber.id, Subscriber.email).where(_in(Subscriber.id, ids))
+        query = sa.select(Subscriber.id, Subscriber.email_key).where(_in(Subscriber.id, ids))
         emails = dict(db.session.execute(query).all())
         db.session.rollback()
         for sub_id in ids:

@@ -13,7 +13,12 @@ from .. import actions, redis_conn
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, subscriptions
-from ..subscribers.tokens import TokenError, read_confirm_token, read_unsubscribe_token
+from ..subscribers.tokens import (
+    TokenError,
+    legacy_unsubscribe_id,
+    read_confirm_token,
+    unsubscribe_subscriber_id,
+)
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -62,11 +67,11 @@ def subscribe():
             render_template("index.html", actions=actions.open_actions(), form=form, email_error=str(exc)),
             400,
         )
-    subscriber_id = subscriptions.request_subscription(email, client_request())
-    if subscriber_id is not None:
-        confirmations.queue(subscriber_id)
+    # The same steps and the same page whether the address is new, pending, confirmed,
+    # unsubscribed or suppressed: one row written, one task queued, which decides later.
+    attempt_id = subscriptions.record_attempt(email, client_request())
+    confirmations.queue_signup(attempt_id)
     db.session.commit()
-    # The same page whether the address was new, pending, confirmed or unsubscribed.
     return render_template("subscribe_done.html")
 
 
@@ -79,7 +84,7 @@ def _token_error_page(exc: TokenError, kind: str):
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 @csrf.exempt  # the signed token is the credential; there is no session to forge
 def confirm(token: str):
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (link scanners) only look
         try:
             read_confirm_token(token)
         except TokenError as exc:
@@ -97,21 +102,28 @@ def confirm(token: str):
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt  # RFC 8058 one-click comes with no cookie and no form token
 def unsubscribe(token: str):
+    legacy = False
     try:
-        subscriber_id = read_unsubscribe_token(token)
+        subscriber_id = unsubscribe_subscriber_id(token)
     except TokenError as exc:
-        return _token_error_page(exc, "unsubscribe")
-    if request.method == "GET":
-        sub = db.session.get(Subscriber, subscriber_id)
+        # A link from an email sent before links were bound to a token key: it still
+        # unsubscribes, but shows no address and leads to no data pages.
+        subscriber_id = legacy_unsubscribe_id(token)
+        if subscriber_id is None:
+            return _token_error_page(exc, "unsubscribe")
+        legacy = True
+    if request.method != "POST":  # GET and HEAD (link scanners) only look
+        sub = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None and not legacy else None
         return render_template("unsubscribe.html", token=token, subscriber=sub)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    subscriptions.unsubscribe(
-        subscriber_id, client_request(), via="one-click" if one_click else "link"
-    )
-    db.session.commit()
+    if subscriber_id is not None:  # (None: erased; there is no one left to unsubscribe)
+        subscriptions.unsubscribe(
+            subscriber_id, client_request(), via="one-click" if one_click else "link"
+        )
+        db.session.commit()
     if one_click:
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
-    return render_template("unsubscribed.html")
+    return render_template("unsubscribed.html", legacy=legacy)
 
 
 @bp.get("/healthz")

@@ -28,6 +28,15 @@ STAFF_CSP = (
 # -- login, and the gate in front of every other page ------------------------------
 
 
+MAX_PAGE = 1_000_000  # beyond any list here; keeps OFFSET inside the databases' integers
+
+
+def page_number() -> int:
+    """The `page` query argument, 1 when missing or nonsense, never past MAX_PAGE."""
+    page = request.args.get("page", 1, type=int)
+    return min(max(page, 1), MAX_PAGE)
+
+
 def current_staff():
     user = auth.current_staff()
     assert user is not None  # the before_request gate let this request through

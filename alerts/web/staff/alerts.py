@@ -15,7 +15,7 @@ from ...blasts.compose import ComposeError, save_alert
 from ...extensions import db
 from ...mail.smtp import MailConfigError
 from ...models import Alert, AlertState
-from . import PER_PAGE, bp, current_staff
+from . import PER_PAGE, bp, current_staff, page_number
 from .forms import AlertForm, LaunchForm, SendTestForm
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def _compose_page(alert: Alert | None):
 
 @bp.get("/alerts")
 def alerts():
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     query = sa.select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc())
     pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
     return render_template("staff/alerts.html", pagination=pagination)

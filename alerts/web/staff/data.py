@@ -19,6 +19,7 @@ from ...extensions import db
 from ...models import Alert, Delivery, Subscriber, SubscriberStatus, Suppression, email_hash
 from ...subscribers import exporting, importing, privacy
 from ..forms import ButtonForm
+from ..security import allows_large_upload
 from . import auth, bp
 
 REPORT_ROWS_SHOWN = 200
@@ -65,6 +66,7 @@ class ImportForm(FlaskForm):
 
 
 @bp.route("/subscribers/import", methods=["GET", "POST"])
+@allows_large_upload
 def data_import():
     form = ImportForm()
     if not form.validate_on_submit():

@@ -127,13 +127,16 @@ def csrf_token(client, path: str = "/") -> str:
     return match.group(1)
 
 
-def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None):
+def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None,
+              follow: bool = True):
+    """Post the signup form; by default follow the redirect to the answer page, as a browser does."""
     token = csrf_token(client)
     return client.post(
         "/subscribe",
         data={"email": email, "website": website, "csrf_token": token},
         environ_base={"REMOTE_ADDR": ip},
         headers=headers or {},
+        follow_redirects=follow,
     )
 
 

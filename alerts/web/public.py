@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
@@ -13,7 +24,7 @@ from .. import actions, redis_conn
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, subscriptions
-from ..subscribers.tokens import TokenError, read_confirm_token, read_unsubscribe_token
+from ..subscribers.tokens import TokenError, read_unsubscribe_token
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -22,6 +33,11 @@ bp = Blueprint("public", __name__)
 class SubscribeForm(FlaskForm):
     email = EmailField("Email address")
     website = StringField("Please leave this field empty")  # the honeypot
+
+
+# The address just posted, kept in the visitor's own (signed) session cookie so the
+# "check your inbox" page can echo it after the redirect, never in a URL or a log.
+SESSION_SIGNUP = "signup_email"
 
 
 def client_request() -> subscriptions.Request:
@@ -54,10 +70,11 @@ def subscribe():
     if (form.website.data or "").strip():
         # A bot filled the honeypot: it sees the usual answer and nothing happens.
         log.info("honeypot filled from %s", request.remote_addr)
-        return render_template("subscribe_done.html")
+        return _done((form.email.data or "").strip()[:254])
     try:
         email = subscriptions.normalize_email(form.email.data or "")
     except subscriptions.InvalidEmail as exc:
+        session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
         return (
             render_template("index.html", actions=actions.open_actions(), form=form, email_error=str(exc)),
             400,
@@ -67,7 +84,29 @@ def subscribe():
         confirmations.queue(subscriber_id)
     db.session.commit()
     # The same page whether the address was new, pending, confirmed or unsubscribed.
-    return render_template("subscribe_done.html")
+    return _done(email)
+
+
+def _done(email: str):
+    """Redirect after the POST, so reloading the answer page does not post the form again."""
+    session[SESSION_SIGNUP] = email
+    return redirect(url_for("public.subscribe_done"), code=303)
+
+
+@bp.get("/subscribe")
+def subscribe_done():
+    """The answer page, echoing the address so a typo can be spotted (changes nothing)."""
+    email = session.get(SESSION_SIGNUP)
+    if not email:
+        return redirect(url_for("public.index", _anchor="advocate"))
+    return render_template("subscribe_done.html", email=email)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it whatever the page says; the icon is an SVG."""
+    icon = Path(current_app.static_folder or "") / "favicon.svg"
+    return icon.read_bytes(), 200, {"Content-Type": "image/svg+xml", "Cache-Control": "max-age=86400"}
 
 
 def _token_error_page(exc: TokenError, kind: str):
@@ -81,9 +120,12 @@ def _token_error_page(exc: TokenError, kind: str):
 def confirm(token: str):
     if request.method == "GET":
         try:
-            read_confirm_token(token)
+            already = subscriptions.confirm_state(token) == subscriptions.ConfirmOutcome.ALREADY
         except TokenError as exc:
             return _token_error_page(exc, "confirm")
+        if already:
+            # A used link says so at once; reading it changes nothing.
+            return render_template("confirmed.html", already=True)
         return render_template("confirm.html", token=token)
     try:
         outcome = subscriptions.confirm(token, client_request())
@@ -103,15 +145,18 @@ def unsubscribe(token: str):
         return _token_error_page(exc, "unsubscribe")
     if request.method == "GET":
         sub = db.session.get(Subscriber, subscriber_id)
+        if sub is None:
+            # Erased (or never stored): there is no address left to unsubscribe or show.
+            return render_template("privacy_gone.html"), 404, {"Cache-Control": "no-store"}
         return render_template("unsubscribe.html", token=token, subscriber=sub)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    subscriptions.unsubscribe(
+    sub = subscriptions.unsubscribe(
         subscriber_id, client_request(), via="one-click" if one_click else "link"
     )
     db.session.commit()
     if one_click:
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
-    return render_template("unsubscribed.html")
+    return render_template("unsubscribed.html", erased=sub is None)
 
 
 @bp.get("/healthz")

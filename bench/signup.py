@@ -209,7 +209,7 @@ async def load(host: str, port: int, emails: list[str], clients: int, rate: floa
                 continue
             out.latencies_ms.append(1000 * (loop.time() - t0))
             out.statuses[status] = out.statuses.get(status, 0) + 1
-            if status == 200:
+            if status in (200, 303):  # 303: redirected to the answer page (redirect after POST)
                 out.accepted.append(emails[i])
 
     await asyncio.gather(*(visitor_loop(v) for v in visitors))

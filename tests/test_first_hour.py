@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import os
+import re
+from pathlib import Path
+
 import sqlalchemy as sa
 
+from alerts.config import PLACEHOLDER_POSTAL_ADDRESS
 from alerts.extensions import db
-from alerts.models import ConsentRecord, Subscriber
+from alerts.models import Alert, ConsentRecord, Delivery, Subscriber, utcnow
 from alerts.subscribers import privacy
 from alerts.subscribers.tokens import make_confirm_token, make_unsubscribe_token
+from tests.blast_helpers import add_confirmed, make_alert
 from tests.conftest import csrf_token, subscribe
+from tests.helpers import blasts
+from tests import test_staff as staff_tests
+
+post = staff_tests.post
+staff = staff_tests.staff  # fixtures, by name, as tests/browser.py's are taken
+staff_client = staff_tests.staff_client
 
 
 def _add(app, email: str, status: str, nonce: str | None = None) -> int:
@@ -96,3 +108,122 @@ def test_favicon(client):
     assert resp.status_code == 200 and resp.mimetype == "image/svg+xml"
     assert b"<svg" in resp.data
     assert 'rel="icon"' in client.get("/").get_data(as_text=True)
+
+
+# -- staff -----------------------------------------------------------------------------------
+
+
+def test_alert_list_shows_sent_and_failed_counts(app, staff_client):
+    with app.app_context():
+        add_confirmed(3)
+        alert_id = make_alert("Counted alert")
+        blasts.start_blast(alert_id)
+        rows = db.session.scalars(sa.select(Delivery).where(Delivery.alert_id == alert_id)
+                                  .order_by(Delivery.id)).all()
+        rows[0].status, rows[1].status = "sent", "failed"
+        db.session.commit()
+    page = staff_client.get("/staff/alerts").get_data(as_text=True)
+    assert "<th class=\"num\">Sent</th>" in page and "<th class=\"num\">Failed</th>" in page
+    row = page.split("Counted alert", 1)[1].split("</tr>", 1)[0]
+    cells = re.findall(r'<td class="num[^"]*">(.*?)</td>', row, re.S)
+    assert [" ".join(re.sub(r"<[^>]+>", " ", c).split()) for c in cells] == ["1 of 3", "1"]
+
+
+def test_a_paused_alert_shows_no_rate_and_no_time_left(app, staff_client):
+    with app.app_context():
+        add_confirmed(4)
+        alert_id = make_alert()
+        blasts.start_blast(alert_id)
+        delivery = db.session.scalar(sa.select(Delivery).where(Delivery.alert_id == alert_id))
+        delivery.status, delivery.sent_at = "sent", utcnow()
+        db.session.commit()
+        blasts.pause(alert_id)
+        db.session.commit()
+    status = staff_client.get(f"/staff/alerts/{alert_id}/status.json").get_json()
+    assert (status["state"], status["sent"]) == ("paused", 1)
+    assert status["rate_per_second"] == 0 and status["seconds_left"] is None
+    page = staff_client.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)
+    assert '<dd data-field="rate">—</dd>' in page
+    assert '<dd data-field="seconds_left">paused</dd>' in page
+
+
+def test_import_and_export_are_buttons(staff_client):
+    page = staff_client.get("/staff/subscribers").get_data(as_text=True)
+    assert re.search(r'<a class="button button-quiet" href="/staff/subscribers/import">Import CSV', page)
+    assert re.search(r'<a class="button button-quiet" href="/staff/subscribers/export.csv"', page)
+
+
+def test_test_send_lands_on_the_page_top_where_the_answer_is(app, staff_client):
+    with app.app_context():
+        alert_id = make_alert()
+    page = f"/staff/alerts/{alert_id}"
+    resp = post(staff_client, f"{page}/test", {"to": "me@example.org"}, page=page)
+    assert resp.status_code == 303 and resp.headers["Location"].endswith(page)  # no #anchor below it
+
+
+def test_no_blast_while_the_postal_address_is_a_placeholder(app, staff_client, monkeypatch):
+    monkeypatch.setitem(app.config, "ORG_POSTAL_ADDRESS", PLACEHOLDER_POSTAL_ADDRESS)
+    with app.app_context():
+        add_confirmed(2)
+        alert_id = make_alert()
+    page = f"/staff/alerts/{alert_id}"
+    shown = staff_client.get(page).get_data(as_text=True)
+    assert "Sending is blocked: ORG_POSTAL_ADDRESS is not set" in shown
+    assert f"/staff/alerts/{alert_id}/send\"" not in shown  # no Send button to press
+    assert "Sending is blocked" in staff_client.get(f"{page}/send").get_data(as_text=True)
+    post(staff_client, f"{page}/send", {"confirm": "y"}, page=page)
+    assert "ORG_POSTAL_ADDRESS is not set" in staff_client.get(page).get_data(as_text=True)
+    runner = app.test_cli_runner()
+    result = runner.invoke(args=["alert", "send", str(alert_id)])
+    assert result.exit_code == 1 and "ORG_POSTAL_ADDRESS is not set" in result.output
+    with app.app_context():
+        assert db.session.get(Alert, alert_id).state == "draft"
+    # `alerts dev` allows the placeholder: mail stays in its own inbox.
+    monkeypatch.setitem(app.config, "DEV_MODE", True)
+    assert runner.invoke(args=["alert", "send", str(alert_id)]).exit_code == 0
+
+
+def test_placeholders_are_plainly_dev(app):
+    from alerts.config import load_config
+
+    cfg = load_config(Path(app.instance_path))
+    if "ORG_NAME" not in os.environ:
+        assert "dev" in cfg["ORG_NAME"] and "(set ORG_NAME)" not in cfg["ORG_NAME"]
+    if "ORG_POSTAL_ADDRESS" not in os.environ:
+        assert "set ORG_POSTAL_ADDRESS" in cfg["ORG_POSTAL_ADDRESS"]
+
+
+# -- the command line ------------------------------------------------------------------------
+
+
+def test_an_unknown_slug_lists_the_valid_ones(app, ctx):
+    runner = app.test_cli_runner()
+    runner.invoke(args=["seed-actions"])
+    bad = runner.invoke(args=["alert", "create", "--subject", "S", "--intro", "x", "--action", "nope"])
+    assert bad.exit_code == 2
+    assert "no action with slug nope" in bad.output
+    assert "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island" in bad.output
+
+
+def test_text_status_is_readable(app, ctx):
+    runner = app.test_cli_runner()
+    alert_id = make_alert()
+    out = runner.invoke(args=["alert", "status", str(alert_id)]).output
+    assert "None" not in out and "rate_per_second" not in out and "seconds_left" not in out
+    assert re.search(r"State\s+draft", out) and re.search(r"Total\s+0 recipient", out)
+    add_confirmed(3)
+    blasts.start_blast(alert_id)
+    db.session.commit()
+    out = runner.invoke(args=["alert", "status", str(alert_id)]).output
+    assert re.search(r"Waiting\s+3", out) and re.search(r"Time left\s+unknown yet", out)
+    assert "None" not in out
+
+
+def test_send_without_a_terminal_never_asks(app, ctx):
+    """CliRunner's stdin is no terminal, as in a script: the blast starts with no prompt."""
+    runner = app.test_cli_runner()
+    add_confirmed(1)
+    alert_id = make_alert()
+    result = runner.invoke(args=["alert", "send", str(alert_id)], input="")
+    assert result.exit_code == 0 and "?" not in result.output
+    assert db.session.get(Alert, alert_id).state in ("sending", "sent")

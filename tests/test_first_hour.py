@@ -13,10 +13,10 @@ from alerts.extensions import db
 from alerts.models import Alert, ConsentRecord, Delivery, Subscriber, utcnow
 from alerts.subscribers import privacy
 from alerts.subscribers.tokens import make_confirm_token, make_unsubscribe_token
+from tests import test_staff as staff_tests
 from tests.blast_helpers import add_confirmed, make_alert
 from tests.conftest import csrf_token, subscribe
 from tests.helpers import blasts
-from tests import test_staff as staff_tests
 
 post = staff_tests.post
 staff = staff_tests.staff  # fixtures, by name, as tests/browser.py's are taken

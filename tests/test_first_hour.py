@@ -227,3 +227,57 @@ def test_send_without_a_terminal_never_asks(app, ctx):
     result = runner.invoke(args=["alert", "send", str(alert_id)], input="")
     assert result.exit_code == 0 and "?" not in result.output
     assert db.session.get(Alert, alert_id).state in ("sending", "sent")
+
+
+# -- import ----------------------------------------------------------------------------------
+
+
+def _import(app, path, *extra):
+    return app.test_cli_runner().invoke(
+        args=["subscribers", "import", str(path), "--consent", "documented", "--source", "Fair", *extra]
+    )
+
+
+def test_an_unterminated_quote_does_not_swallow_the_next_rows(app, ctx, tmp_path):
+    path = tmp_path / "quote.csv"
+    path.write_text('email,source\n"ann@example.org,Fair\nbob@example.org,Fair\ncy@example.org,Fair\n')
+    result = _import(app, path, "--report", str(tmp_path / "r.csv"))
+    assert result.exit_code == 0, result.output
+    emails = set(db.session.scalars(sa.select(Subscriber.email)))
+    assert emails == {"bob@example.org", "cy@example.org"}  # read again, each on its own
+    assert "1 row(s) rejected" in result.output and "unterminated-quote" in result.output
+    report = (tmp_path / "r.csv").read_text()
+    assert '2,"ann@example.org,Fair",unterminated-quote' in report and "lines 2–4" in report
+    # In a source column too: the quote opened in line 2's source swallowed lines 3 and 4.
+    path.write_text('email,source\ndee@example.org,"Fair\neve@example.org,Fair\nfay@example.org,Fair\n')
+    _import(app, path)
+    assert {"eve@example.org", "fay@example.org"} <= set(db.session.scalars(sa.select(Subscriber.email)))
+    assert "dee@example.org" not in set(db.session.scalars(sa.select(Subscriber.email)))
+
+
+def test_import_wording(app, ctx, tmp_path):
+    clean = tmp_path / "clean.csv"
+    clean.write_text("email\nnew@example.org\n")
+    out = _import(app, clean).output
+    assert "0 row(s) rejected, 0 repeated an earlier row, 0 left as they are." in out
+    assert not out.rstrip().endswith(":")
+    latin1 = tmp_path / "latin1.csv"
+    latin1.write_bytes("email,name\nz@example.org,Zoë\n".encode("latin-1"))
+    bad = _import(app, latin1)
+    assert bad.exit_code == 2 and "line 2 is not UTF-8" in bad.output and "line 0" not in bad.output
+    nameless = tmp_path / "nameless.csv"
+    nameless.write_text("name,mail\nAda,ada@example.org\n")
+    missing = _import(app, nameless)
+    assert missing.exit_code == 2 and "--map" in missing.output
+
+
+def test_import_progress_counts_data_lines_only(app, ctx, tmp_path):
+    from alerts.subscribers import importing
+
+    path = tmp_path / "three.csv"
+    path.write_bytes(b"email\na@example.org\nb@example.org\nc@example.org\n")
+    seen: list[int] = []
+    with open(path, "rb") as f:
+        total = importing.check_file(f)
+        importing.import_file(f, consent="documented", source="Fair", progress=seen.append)
+    assert total == sum(seen) == 3

@@ -281,3 +281,36 @@ def test_import_progress_counts_data_lines_only(app, ctx, tmp_path):
         total = importing.check_file(f)
         importing.import_file(f, consent="documented", source="Fair", progress=seen.append)
     assert total == sum(seen) == 3
+
+
+def test_staff_import_for_real_keeps_the_file_and_the_mapping(app, client):
+    import io
+
+    from tests.data_helpers import log_in_staff
+
+    log_in_staff(app, client)
+    text = "Name,Mail\nAda,ada@example.org\nBad,bad@\nAda,ada@example.org\n"
+    token = csrf_token(client, "/staff/subscribers/import")
+    dry = client.post("/staff/subscribers/import", content_type="multipart/form-data", data={
+        "csrf_token": token, "file": (io.BytesIO(text.encode()), "list.csv"),
+        "consent": "documented", "source": "Fair", "email_column": "Mail", "dry_run": "y",
+    })
+    body = dry.get_data(as_text=True)
+    assert dry.status_code == 200, body
+    assert "Rows not imported, by reason" in body and "What it means" in body
+    assert re.search(r"Repeats of an earlier row</dt><dd>1 ", body)
+    assert re.search(r"Already known, left as they are</dt><dd>0<", body)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Subscriber)) == 0
+    form = body.split('id="import-for-real"', 1)[1].split("</form>", 1)[0]
+    fields = dict(re.findall(r'name="([^"]+)"[^>]*value="([^"]*)"', form))
+    assert fields["email_column"] == "Mail" and fields["consent"] == "documented"
+    assert "dry_run" not in fields
+    real = client.post("/staff/subscribers/import", data=fields)  # one press, no second upload
+    assert real.status_code == 200, real.get_data(as_text=True)
+    assert "Imported list.csv" in real.get_data(as_text=True)
+    with app.app_context():
+        assert set(db.session.scalars(sa.select(Subscriber.email))) == {"ada@example.org"}
+    # The kept file is gone once imported: pressing again asks for the file.
+    again = client.post("/staff/subscribers/import", data=fields)
+    assert again.status_code == 400 and "no longer kept" in again.get_data(as_text=True)

@@ -314,3 +314,41 @@ def test_staff_import_for_real_keeps_the_file_and_the_mapping(app, client):
     # The kept file is gone once imported: pressing again asks for the file.
     again = client.post("/staff/subscribers/import", data=fields)
     assert again.status_code == 400 and "no longer kept" in again.get_data(as_text=True)
+
+
+# -- the dev inbox ---------------------------------------------------------------------------
+
+
+def _mail(smtp, n: int) -> None:
+    import smtplib
+
+    with smtplib.SMTP("127.0.0.1", smtp.port) as s:
+        for i in range(n):
+            body = (f"From: a@example.org\r\nTo: r{i}@example.org\r\nSubject: Message {i}\r\n"
+                    f"Content-Type: text/html\r\n\r\n<html><head></head><body>"
+                    f"<a href='http://x/confirm/{i}'>Confirm</a></body></html>\r\n")
+            s.sendmail("a@example.org", [f"r{i}@example.org"], body)
+    smtp.handler.wait_for(n, timeout=10)
+
+
+def test_dev_inbox_pages_searches_and_clears(smtp):
+    from alerts.mailcatcher import INBOX_PAGE_SIZE, inbox_app
+
+    _mail(smtp, INBOX_PAGE_SIZE + 5)
+    inbox = inbox_app(smtp).test_client()
+    first = inbox.get("/").get_data(as_text=True)
+    assert 'name=viewport' in first
+    assert first.count("<tr>") == INBOX_PAGE_SIZE + 1  # the header row and one page
+    assert f"Message {INBOX_PAGE_SIZE + 4}<" in first and "Message 0<" not in first  # newest first
+    assert "Page 1 of 2" in first
+    second = inbox.get("/?page=2").get_data(as_text=True)
+    assert "Message 0<" in second and second.count("<tr>") == 6
+    found = inbox.get("/?q=r7@example").get_data(as_text=True)
+    assert "Message 7<" in found and found.count("<tr>") == 2
+    message = inbox.get("/7").get_data(as_text=True)
+    assert "&lt;base target=&#34;_blank&#34;&gt;" in message  # inside the escaped srcdoc
+    assert "allow-popups-to-escape-sandbox" in message
+    assert inbox.post("/clear", headers={"Origin": "http://evil.example"}).status_code == 403
+    assert len(smtp.messages) == INBOX_PAGE_SIZE + 5
+    assert inbox.post("/clear").status_code == 303
+    assert smtp.messages == [] and "0 message(s)" in inbox.get("/").get_data(as_text=True)

@@ -194,7 +194,8 @@ INBOX = (
     "<!doctype html><meta charset=utf-8><title>Dev inbox</title>" + _STYLE +
     "<h1>Dev inbox</h1>"
     "<div class=bar><form method=get role=search class=bar style='margin:0'>"
-    "<label for=q>Search</label><input type=search id=q name=q value='{{ q }}' placeholder='subject or address'>"
+    "<label for=q>Search</label>"
+    "<input type=search id=q name=q value='{{ q }}' placeholder='subject or address'>"
     "<button>Search</button>{% if q %}<a href='/'>Show all</a>{% endif %}</form>"
     "<form method=post action='/clear' style='margin:0'><button>Clear inbox</button></form></div>"
     "<p>{% if q %}{{ matches }} of {% endif %}{{ total }} message(s), newest first. Reload to refresh."
@@ -203,9 +204,10 @@ INBOX = (
     "{% for i, m in items %}<tr><td>{{ m.at.strftime('%H:%M:%S') }}</td><td>{{ m.rcpt_tos|join(', ') }}</td>"
     "<td><a href='/{{ i }}'>{{ m.subject or '(no subject)' }}</a></td></tr>{% endfor %}</table>"
     "{% if pages > 1 %}<nav class=pager aria-label=Pages>"
-    "{% if page > 1 %}<a rel=prev href='?page={{ page - 1 }}{% if q %}&amp;q={{ q|urlencode }}{% endif %}'>&larr; Newer</a>{% endif %}"
+    "{% set also = '&q=' ~ q|urlencode if q else '' %}"
+    "{% if page > 1 %}<a rel=prev href='?page={{ page - 1 }}{{ also }}'>&larr; Newer</a>{% endif %}"
     "<span>Page {{ page }} of {{ pages }}</span>"
-    "{% if page < pages %}<a rel=next href='?page={{ page + 1 }}{% if q %}&amp;q={{ q|urlencode }}{% endif %}'>Older &rarr;</a>{% endif %}"
+    "{% if page < pages %}<a rel=next href='?page={{ page + 1 }}{{ also }}'>Older &rarr;</a>{% endif %}"
     "</nav>{% endif %}"
 )
 MESSAGE = (
@@ -213,6 +215,7 @@ MESSAGE = (
     "<p><a href='/'>&larr; Inbox</a> · <a href='/{{ i }}/raw'>raw</a></p>"
     "<h1>{{ msg['subject'] }}</h1><p>To: {{ item.rcpt_tos|join(', ') }}<br>From: {{ msg['from'] }}</p>"
     "{% if html %}<h2>HTML</h2><p>Links open in a new tab, as from a mail client.</p>"
-    "<iframe title='HTML part' sandbox='allow-popups allow-popups-to-escape-sandbox' srcdoc='{{ html }}'></iframe>{% endif %}"
+    "<iframe title='HTML part' sandbox='allow-popups allow-popups-to-escape-sandbox'"
+    " srcdoc='{{ html }}'></iframe>{% endif %}"
     "{% if text %}<h2>Text</h2><pre>{{ text|urlize(target='_blank') }}</pre>{% endif %}"
 )

@@ -6,6 +6,7 @@ import os
 import re
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from alerts.config import PLACEHOLDER_POSTAL_ADDRESS
@@ -352,3 +353,52 @@ def test_dev_inbox_pages_searches_and_clears(smtp):
     assert len(smtp.messages) == INBOX_PAGE_SIZE + 5
     assert inbox.post("/clear").status_code == 303
     assert smtp.messages == [] and "0 message(s)" in inbox.get("/").get_data(as_text=True)
+
+
+# -- scripts ---------------------------------------------------------------------------------
+
+
+def test_setup_markers_survive_alternating_dev_and_test(tmp_path):
+    """scripts/dev and scripts/test share .venv: each install is made once, not on every switch."""
+    import shutil
+    import subprocess
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(root / "scripts" / "setup", tmp_path / "scripts" / "setup")
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
+    fake = tmp_path / ".venv" / "bin" / "python"
+    fake.parent.mkdir(parents=True)
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path / 'calls.log'}\n")  # pip, as a log line
+    fake.chmod(0o755)
+    env = {**os.environ, "SKIP_APT": "1"}
+    for mode in ([], ["--test"], [], ["--test"], []):
+        subprocess.run(["bash", "scripts/setup", *mode], cwd=tmp_path, env=env, check=True, timeout=30)
+    installs = [c for c in (tmp_path / "calls.log").read_text().splitlines() if "install -q -e" in c]
+    assert installs == ["-m pip install -q -e .", "-m pip install -q -e .[test]"]
+    # A changed pyproject.toml is installed afresh, and its old markers go.
+    (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\nversion = '2'\n")
+    subprocess.run(["bash", "scripts/setup"], cwd=tmp_path, env=env, check=True, timeout=30)
+    markers = sorted(p.name for p in (tmp_path / ".venv").glob(".installed-*"))
+    assert len(markers) == 1 and markers[0].endswith("-0")
+
+
+def test_pg_check_tells_a_missing_database_from_a_missing_server():
+    import subprocess
+    import sys
+
+    from alerts.mail.smtp import free_port
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "pg_check.py"
+
+    def check(url: str) -> tuple[int, str]:
+        done = subprocess.run([sys.executable, str(script), url], capture_output=True, text=True, timeout=30)
+        return done.returncode, done.stdout
+
+    rc, out = check(f"postgresql+psycopg://postgres@127.0.0.1:{free_port('127.0.0.1')}/test")
+    assert rc == 1 and out.startswith("PostgreSQL does not answer at 127.0.0.1:")
+    rc, out = check("postgresql+psycopg://postgres@127.0.0.1:5432/no_such_database_i14")
+    if "does not answer" in out:
+        pytest.skip("no PostgreSQL server on 127.0.0.1:5432 to tell the two apart")
+    assert rc == 1 and "has no database named 'no_such_database_i14'" in out
+    assert "createdb" in out

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
-from premailer import Premailer
 
 SLOT_RE = re.compile(r"XSLOTX([a-z0-9_]+)XSLOTX")
 
@@ -77,6 +76,8 @@ class CompiledEmail:
 
 def inline_css(html: str) -> str:
     """premailer with the network off; cssutils' chatter about modern CSS is not an error."""
+    from premailer import Premailer  # here: its import is slow, and only compiling needs it
+
     logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
     return Premailer(
         html,

@@ -254,6 +254,11 @@ def test_an_unterminated_quote_does_not_swallow_the_next_rows(app, ctx, tmp_path
     _import(app, path)
     assert {"eve@example.org", "fay@example.org"} <= set(db.session.scalars(sa.select(Subscriber.email)))
     assert "dee@example.org" not in set(db.session.scalars(sa.select(Subscriber.email)))
+    # And in a column the import does not read: the row has no address left of its own.
+    path.write_text('name,email\n"Gil,gil@example.org\nHal,hal@example.org\nIda,ida@example.org\n')
+    out = _import(app, path).output
+    assert "unterminated-quote" in out
+    assert {"hal@example.org", "ida@example.org"} <= set(db.session.scalars(sa.select(Subscriber.email)))
 
 
 def test_import_wording(app, ctx, tmp_path):

@@ -314,9 +314,13 @@ def import_csv(
         if not any(cell.strip() for cell in record):
             continue
         report.rows += 1
-        if len(consumed) > 1 and any(i < len(record) and "\n" in record[i] for i in used):
-            # An address or a source never spans lines: a quote was left open and swallowed
-            # the rows below it. Reject this row and read those rows again, each on its own.
+        if len(consumed) > 1 and (
+            any(i < len(record) and "\n" in record[i] for i in used)
+            or email_at >= len(record) or not record[email_at].strip()
+        ):
+            # An address or a source never spans lines, and a row spanning lines without an
+            # address is no row either: a quote was left open and swallowed the rows below it.
+            # Reject this row and read those rows again, each on its own.
             cell = record[email_at] if email_at < len(record) else ""
             report.add(Problem(line, cell.split("\n", 1)[0].strip()[:254], "unterminated-quote",
                                f"lines {line}–{consumed[-1][0]} were read as one row; "

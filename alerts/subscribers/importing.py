@@ -322,7 +322,8 @@ def import_csv(
             # address is no row either: a quote was left open and swallowed the rows below it.
             # Reject this row and read those rows again, each on its own.
             cell = record[email_at] if email_at < len(record) else ""
-            report.add(Problem(line, cell.split("\n", 1)[0].strip()[:254], "unterminated-quote",
+            shown = cell.split("\n", 1)[0].strip() or consumed[0][1].strip()  # the row as it stands
+            report.add(Problem(line, shown[:254], "unterminated-quote",
                                f"lines {line}–{consumed[-1][0]} were read as one row; "
                                f"they are read again on their own"))
             lines.push_back(consumed[1:])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 import threading
 from pathlib import Path
 
@@ -182,3 +183,66 @@ def test_the_test_send_answer_is_in_view(app, live_server, celery_worker, smtp, 
             page.screenshot(path=shots / f"staff-test-sent-{'390' if phone else '1280'}.png")
         finally:
             page.context.close()
+
+
+# -- the command line on a terminal (a real pty, so stdin is a terminal as for a person) ------
+
+
+def _on_a_terminal(app, argv: list[str], answer: str | None, queue: str) -> tuple[int, str]:
+    """Run `alerts …` with a pty as its terminal; type `answer` when it asks."""
+    import pty
+    import select
+    import subprocess
+    import time
+
+    from tests.processes import worker_env
+
+    env = worker_env(app, redis_url=app.config["REDIS_URL"], smtp_url=app.config["SMTP_URL"], queue=queue)
+    script = Path(sys.executable).with_name("alerts")
+    primary, secondary = pty.openpty()
+    proc = subprocess.Popen([str(script), *argv], stdin=secondary, stdout=secondary, stderr=secondary,
+                            env=env, cwd=Path(__file__).resolve().parent.parent, close_fds=True)
+    os.close(secondary)
+    out, answered, deadline = b"", False, time.monotonic() + 60
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([primary], [], [], 0.2)
+        if ready:
+            try:
+                chunk = os.read(primary, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        if answer is not None and not answered and b"[y/N]" in out:
+            os.write(primary, answer.encode() + b"\n")
+            answered = True
+        if proc.poll() is not None and not ready:
+            break
+    proc.wait(timeout=30)
+    os.close(primary)
+    return proc.returncode, out.decode(errors="replace")
+
+
+def test_send_on_a_terminal_asks_first_and_yes_skips_it(app):
+    import uuid
+
+    from alerts import redis_conn
+    from alerts.models import Alert
+
+    queue = f"pty-{uuid.uuid4().hex[:8]}"  # nothing consumes it: the blast is only started
+    with app.app_context():
+        add_confirmed(2)
+        alert_id = make_alert("Asked before it goes")
+    try:
+        code, out = _on_a_terminal(app, ["alert", "send", str(alert_id)], "n", queue)
+        assert "Send alert" in out and "“Asked before it goes”" in out and "2 confirmed subscribers" in out
+        assert code == 1 and "not sent" in out
+        with app.app_context():
+            assert db.session.get(Alert, alert_id).state == "draft"
+        code, out = _on_a_terminal(app, ["alert", "send", str(alert_id), "--yes"], None, queue)
+        assert code == 0 and "[y/N]" not in out, out
+        with app.app_context():
+            assert db.session.get(Alert, alert_id).state == "sending"
+    finally:
+        redis_conn.client(app.config["REDIS_URL"]).delete(queue)

@@ -183,7 +183,7 @@ _STYLE = (
     "<meta name=viewport content='width=device-width, initial-scale=1'>"
     "<style>body{font-family:system-ui,sans-serif;margin:16px;color:#1c2430}"
     "table{border-collapse:collapse;width:100%}td,th{padding:6px 10px;border-bottom:1px solid #ddd;"
-    "text-align:left;overflow-wrap:anywhere}iframe{width:100%;height:70vh;border:1px solid #ccc}"
+    "text-align:left;overflow-wrap:break-word}iframe{width:100%;height:70vh;border:1px solid #ccc}"
     "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f7f9;padding:12px}"
     ".bar{display:flex;gap:10px;flex-wrap:wrap;align-items:center;margin:0 0 12px}"
     ".bar input{padding:6px 8px;font:inherit;min-width:0;flex:1 1 200px;max-width:360px}"

@@ -5,13 +5,18 @@ from __future__ import annotations
 import functools
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from .extensions import db
 from .models import StaffUser, utcnow
 
-_hasher = PasswordHasher()
+
+@functools.cache
+def _argon2():
+    """argon2 on first use: most `alerts` commands never hash a password."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    return PasswordHasher(), (VerificationError, InvalidHashError)
 
 
 @functools.cache
@@ -20,7 +25,7 @@ def _dummy_hash() -> str:
 
     Made on first use: hashing at import would cost every worker and CLI process 64 MiB.
     """
-    return _hasher.hash("not a real password")
+    return _argon2()[0].hash("not a real password")
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -37,7 +42,7 @@ def create_staff(email: str, password: str) -> StaffUser:
         raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     if db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email)):
         raise StaffError(f"staff account {email} already exists")
-    user = StaffUser(email=email, password_hash=_hasher.hash(password))
+    user = StaffUser(email=email, password_hash=_argon2()[0].hash(password))
     db.session.add(user)
     return user
 
@@ -55,7 +60,7 @@ def set_password(user: StaffUser, password: str) -> None:
     """A new password ends every session of the account; the caller commits."""
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
-    user.password_hash = _hasher.hash(password)
+    user.password_hash = _argon2()[0].hash(password)
     end_sessions(user.id)
 
 
@@ -81,12 +86,12 @@ def check_password(email: str, password: str) -> StaffUser | None:
     """The account if the password matches (the caller commits the login time and any rehash)."""
     user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email.strip().lower()))
     try:
-        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
-    except (VerificationError, InvalidHashError):
+        _argon2()[0].verify(user.password_hash if user else _dummy_hash(), password)
+    except _argon2()[1]:
         return None
     if user is None:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if _argon2()[0].check_needs_rehash(user.password_hash):
+        user.password_hash = _argon2()[0].hash(password)
     user.last_login_at = utcnow()
     return user

@@ -10,6 +10,21 @@ from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# What the footer says until ORG_NAME and ORG_POSTAL_ADDRESS are set: plainly a placeholder,
+# and a blast outside `alerts dev` is refused while the address is one (CAN-SPAM).
+PLACEHOLDER_ORG_NAME = "Example Org (dev)"
+PLACEHOLDER_POSTAL_ADDRESS = "1 Example Street, Springfield (dev placeholder: set ORG_POSTAL_ADDRESS)"
+POSTAL_ADDRESS_REQUIRED = (
+    "ORG_POSTAL_ADDRESS is not set: bulk mail law (CAN-SPAM) needs your organisation's real "
+    "postal address in every message. Set it in the environment or in .env, then restart "
+    "the web app and the workers"
+)
+
+
+def postal_address_missing(cfg) -> bool:
+    """True when a blast must be refused: the address is the placeholder outside `alerts dev`."""
+    return cfg["ORG_POSTAL_ADDRESS"] == PLACEHOLDER_POSTAL_ADDRESS and not cfg.get("DEV_MODE")
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
@@ -55,10 +70,10 @@ def load_config(instance_path: Path) -> dict:
         "SMTP_URL": _env("SMTP_URL", "smtp://127.0.0.1:1025"),
         "BASE_URL": (_env("BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
         "MAIL_FROM": _env("MAIL_FROM", "Action Alerts <alerts@localhost>"),
-        "ORG_NAME": _env("ORG_NAME", "Your Organisation (set ORG_NAME)"),
-        "ORG_POSTAL_ADDRESS": _env(
-            "ORG_POSTAL_ADDRESS", "Postal address not configured (set ORG_POSTAL_ADDRESS)"
-        ),
+        "ORG_NAME": _env("ORG_NAME", PLACEHOLDER_ORG_NAME),
+        "ORG_POSTAL_ADDRESS": _env("ORG_POSTAL_ADDRESS", PLACEHOLDER_POSTAL_ADDRESS),
+        # Set by `alerts dev` for the processes it starts: placeholders are fine there.
+        "DEV_MODE": _env("ALERTS_DEV") == "1",
         "DKIM_DOMAIN": _env("DKIM_DOMAIN"),
         "DKIM_SELECTOR": _env("DKIM_SELECTOR"),
         "DKIM_PRIVATE_KEY_FILE": _env("DKIM_PRIVATE_KEY_FILE"),

@@ -162,8 +162,9 @@ def run(args, workdir: Path) -> dict:
         async def both() -> benchlib.Phase:
             visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
             try:
-                await benchlib.drive(visitors, warm, subscribe, None, warm_out)
-                return await benchlib.measured(visitors, emails, subscribe, args.rate, out,
+                # 303: redirected to the answer page (redirect after POST)
+                await benchlib.drive(visitors, warm, subscribe, None, warm_out, ok=(200, 303))
+                return await benchlib.measured(visitors, emails, subscribe, args.rate, out, ok=(200, 303),
                                                server_pid=server.proc.pid)
             finally:
                 for v in visitors:

@@ -10,6 +10,20 @@
     }
   });
 
+  // On a phone a table's rows are stacked cards (site.css): label each cell with its column.
+  Array.prototype.forEach.call(document.querySelectorAll("table.table"), function (table) {
+    var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.textContent.trim();
+    });
+    Array.prototype.forEach.call(table.querySelectorAll("tbody tr"), function (row) {
+      Array.prototype.forEach.call(row.children, function (cell, i) {
+        if (heads[i] && !cell.hasAttribute("data-label")) {
+          cell.setAttribute("data-label", heads[i]);
+        }
+      });
+    });
+  });
+
   var panel = document.getElementById("progress");
   if (!panel) {
     return;
@@ -49,8 +63,9 @@
     set("sent", numbers.format(s.sent));
     set("failed", numbers.format(s.failed));
     set("skipped", numbers.format(s.skipped));
-    set("rate", s.rate_per_second + "/s");
-    set("seconds_left", duration(s.seconds_left));
+    // A paused blast sends nothing: no rate and no time left, as the server renders it.
+    set("rate", s.state === "paused" ? "—" : s.rate_per_second + "/s");
+    set("seconds_left", s.state === "paused" ? "paused" : duration(s.seconds_left));
     var bar = panel.querySelector('[data-field="bar"]');
     if (bar) {
       bar.value = s.percent;

@@ -87,15 +87,17 @@ def csrf_token(client, path: str = "/") -> str:
 
 
 def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None,
-              apply: bool = True):
-    """POST the form; then (unless `apply=False`) decide the signup as its task would, so the
-    test sees the outcome at once (a running worker may get there first: once either way)."""
+              apply: bool = True, follow: bool = True):
+    """Post the signup form, following the redirect to the answer page as a browser does; then
+    (unless `apply=False`) decide the signup as its task would, so the test sees the outcome at
+    once (a running worker may get there first: once either way)."""
     token = csrf_token(client)
     resp = client.post(
         "/subscribe",
         data={"email": email, "website": website, "csrf_token": token},
         environ_base={"REMOTE_ADDR": ip},
         headers=headers or {},
+        follow_redirects=follow,
     )
     if apply:
         with client.application.app_context():

@@ -169,3 +169,15 @@ def test_python_sink_counts_what_it_accepts(sink):
         raw.sendall(b"QUIT\r\n")
         assert f.readline().startswith(b"221")
     assert sink.wait_for(4, timeout=10) == 4
+
+
+def test_cli_startup_bench_runs(tmp_path):
+    """bench/cli_startup.py, one run of each command: every row has its figures and ratio."""
+    env_redis = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if not env_redis:
+        pytest.skip("needs a Redis URL for the commands it starts")
+    figures, stdout = run_bench("cli_startup.py", tmp_path, "--runs", "1", "--redis-url", env_redis)
+    commands = [row["command"] for row in figures["rows"]]
+    assert commands[0].startswith("floor") and "alerts alert status 1" in commands
+    assert all(row["ratio_to_floor"] > 0 and row["median_wall_s"] > 0 for row in figures["rows"])
+    assert "x floor" in stdout

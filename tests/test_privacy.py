@@ -117,7 +117,8 @@ def test_erase_then_a_new_signup_gets_the_same_page_and_no_email(app, client, sm
     known = subscribe(client, EMAIL)
     fresh = subscribe(client, "someone.else@example.org")
     assert known.status_code == fresh.status_code == 200
-    assert known.get_data(as_text=True) == fresh.get_data(as_text=True)
+    assert known.get_data(as_text=True).replace(EMAIL, "ADDRESS") == \
+        fresh.get_data(as_text=True).replace("someone.else@example.org", "ADDRESS")
     # No task is even queued for the erased address (the suppression check is made before
     # anything is written), so the other address's email is the only one to arrive.
     received = smtp.handler.wait_for(1, timeout=20)

@@ -29,7 +29,9 @@ def resolve_actions(slugs: list[str] | None) -> list[Action]:
     found = {a.slug: a for a in db.session.scalars(sa.select(Action).where(Action.slug.in_(slugs)))}
     missing = [s for s in slugs if s not in found]
     if missing:
-        raise ComposeError(f"no action with slug {', '.join(missing)}")
+        known = db.session.scalars(sa.select(Action.slug).order_by(Action.position, Action.id)).all()
+        listing = "".join(f"\n  {slug}" for slug in known) or " none yet (run alerts seed-actions)"
+        raise ComposeError(f"no action with slug {', '.join(missing)}; the actions are:{listing}")
     return [found[s] for s in dict.fromkeys(slugs)]
 
 

@@ -6,7 +6,10 @@ then, the sweep re-dispatches the blast within BLAST_STALL_SECONDS).
 
 from __future__ import annotations
 
+from flask import current_app
+
 from .. import queueing
+from ..config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from . import state
 
 DISPATCH = "alerts.tasks.dispatch_blast"
@@ -14,6 +17,8 @@ DISPATCH = "alerts.tasks.dispatch_blast"
 
 def launch(alert_id: int) -> int:
     """Fix the recipients, mark the alert sending, dispatch after commit; returns how many."""
+    if postal_address_missing(current_app.config):
+        raise state.BlastError(POSTAL_ADDRESS_REQUIRED)
     total = state.start_blast(alert_id)
     queueing.after_commit(DISPATCH, alert_id)
     return total

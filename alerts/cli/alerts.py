@@ -9,10 +9,11 @@ import time
 import click
 from flask.cli import AppGroup
 
-from ..blasts import control, progress
+from ..blasts import control, progress, state
 from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
 from ..extensions import db
+from ..models import Alert, AlertState
 from .progress import Progress
 
 
@@ -40,8 +41,15 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
 @alert_group.command("send")
 @click.argument("alert_id", type=int)
 @click.option("--wait", is_flag=True, help="Show a progress bar until the blast ends.")
-def alert_send(alert_id: int, wait: bool) -> None:
-    """Start the blast to every confirmed subscriber."""
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (scripts are never asked).")
+def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
+    """Start the blast to every confirmed subscriber.
+
+    On a terminal it asks first, naming the subject and the count; `--yes` skips that.
+    With no terminal on standard input (a script, cron, CI) it never asks.
+    """
+    if not yes and sys.stdin.isatty():
+        _confirm_send(alert_id)
     try:
         total = control.launch(alert_id)
     except BlastError as exc:
@@ -50,6 +58,20 @@ def alert_send(alert_id: int, wait: bool) -> None:
     click.echo(f"Alert {alert_id}: sending to {total} subscriber(s).", err=True)
     if wait:
         _wait(alert_id, total)
+
+
+def _confirm_send(alert_id: int) -> None:
+    """Name what is about to go, and to how many, before a person starts a blast."""
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise click.ClickException(f"there is no alert {alert_id}")
+    if alert.state != AlertState.DRAFT:
+        raise click.ClickException(f"alert {alert_id} is {alert.state}; only a draft can be sent")
+    count = state.recipient_count()
+    people = f"{count:,} confirmed subscriber{'' if count == 1 else 's'}"
+    if not click.confirm(f"Send alert {alert_id} \u201c{alert.subject}\u201d to {people} now?",
+                         default=False, err=True):
+        raise click.ClickException("not sent")
 
 
 def _wait(alert_id: int, total: int) -> None:
@@ -87,9 +109,34 @@ def alert_status(alert_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status))
         return
-    for key in ("state", "total", "queued", "sending", "sent", "failed", "skipped", "percent",
-                "rate_per_second", "seconds_left"):
-        click.echo(f"{key:>16}: {status[key]}")
+    for label, value in _status_lines(status):
+        click.echo(f"{label:>10}  {value}")
+
+
+def _status_lines(s: dict) -> list[tuple[str, str]]:
+    """The status as a person reads it: words, thousands separators, nothing printed as None."""
+    lines = [("State", s["state"]), ("Total", f"{s['total']:,} recipient(s)")]
+    waiting = s["queued"] + s["sending"]
+    lines += [("Waiting", f"{waiting:,}"), ("Sent", f"{s['sent']:,}"), ("Failed", f"{s['failed']:,}"),
+              ("Skipped", f"{s['skipped']:,}"), ("Done", f"{s['percent']:g}%")]
+    if s["state"] == "sending":
+        lines.append(("Rate", f"{s['rate_per_second']:g} messages/s"))
+        left = s["seconds_left"]
+        lines.append(("Time left", "unknown yet" if left is None else _duration(left)))
+    if s.get("started_at"):
+        lines.append(("Started", s["started_at"].replace("T", " ")[:19] + " UTC"))
+    if s.get("finished_at"):
+        lines.append(("Finished", s["finished_at"].replace("T", " ")[:19] + " UTC"))
+    return lines
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
 
 
 def _control(alert_id: int, operation: str) -> None:

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
-from premailer import Premailer
 
 # The slot marker carries a random value made when the process starts and never shown to
 # anyone, so no text a person types (a subject, an intro, an action's title) can contain
@@ -83,6 +82,8 @@ class CompiledEmail:
 
 def inline_css(html: str) -> str:
     """premailer with the network off; cssutils' chatter about modern CSS is not an error."""
+    from premailer import Premailer  # here: its import is slow, and only compiling needs it
+
     logging.getLogger("CSSUTILS").setLevel(logging.CRITICAL)
     return Premailer(
         html,

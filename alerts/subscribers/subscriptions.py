@@ -193,6 +193,23 @@ class ConfirmOutcome:
     ALREADY = "already"  # the link was used before: single use
 
 
+def confirm_state(token: str) -> str | None:
+    """What pressing the button would do, read without changing or locking anything.
+
+    ALREADY when the link was used to confirm; None when the button would confirm; raises
+    TokenError for a link that cannot count (the same reasons `confirm` gives).
+    """
+    claim = read_confirm_token(token)
+    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.token_key == claim.token_key))
+    if sub is None:
+        raise TokenError("invalid")
+    if sub.status == SubscriberStatus.CONFIRMED and sub.confirm_nonce is None:
+        return ConfirmOutcome.ALREADY
+    if sub.status not in AWAITING_CONFIRMATION or sub.confirm_nonce != claim.nonce:
+        raise TokenError("used")
+    return None
+
+
 def confirm(token: str, req: Request) -> str:
     """Confirm the subscriber a token names; raises TokenError for links that can't count."""
     claim = read_confirm_token(token)

@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
@@ -16,7 +27,6 @@ from ..subscribers import confirmations, subscriptions
 from ..subscribers.tokens import (
     TokenError,
     legacy_unsubscribe_id,
-    read_confirm_token,
     unsubscribe_subscriber_id,
 )
 
@@ -27,6 +37,11 @@ bp = Blueprint("public", __name__)
 class SubscribeForm(FlaskForm):
     email = EmailField("Email address")
     website = StringField("Please leave this field empty")  # the honeypot
+
+
+# The address just posted, kept in the visitor's own (signed) session cookie so the
+# "check your inbox" page can echo it after the redirect, never in a URL or a log.
+SESSION_SIGNUP = "signup_email"
 
 
 def client_request() -> subscriptions.Request:
@@ -59,10 +74,11 @@ def subscribe():
     if (form.website.data or "").strip():
         # A bot filled the honeypot: it sees the usual answer and nothing happens.
         log.info("honeypot filled from %s", request.remote_addr)
-        return render_template("subscribe_done.html")
+        return _done((form.email.data or "").strip()[:254])
     try:
         email = subscriptions.normalize_email(form.email.data or "")
     except subscriptions.InvalidEmail as exc:
+        session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
         return (
             render_template("index.html", actions=actions.open_actions(), form=form, email_error=str(exc)),
             400,
@@ -72,7 +88,30 @@ def subscribe():
     attempt_id = subscriptions.record_attempt(email, client_request())
     confirmations.queue_signup(attempt_id)
     db.session.commit()
-    return render_template("subscribe_done.html")
+    # The same page whether the address was new, pending, confirmed or unsubscribed.
+    return _done(email)
+
+
+def _done(email: str):
+    """Redirect after the POST, so reloading the answer page does not post the form again."""
+    session[SESSION_SIGNUP] = email
+    return redirect(url_for("public.subscribe_done"), code=303)
+
+
+@bp.get("/subscribe")
+def subscribe_done():
+    """The answer page, echoing the address so a typo can be spotted (changes nothing)."""
+    email = session.get(SESSION_SIGNUP)
+    if not email:
+        return redirect(url_for("public.index", _anchor="advocate"))
+    return render_template("subscribe_done.html", email=email)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it whatever the page says; the icon is an SVG."""
+    icon = Path(current_app.static_folder or "") / "favicon.svg"
+    return icon.read_bytes(), 200, {"Content-Type": "image/svg+xml", "Cache-Control": "max-age=86400"}
 
 
 def _token_error_page(exc: TokenError, kind: str):
@@ -86,9 +125,12 @@ def _token_error_page(exc: TokenError, kind: str):
 def confirm(token: str):
     if request.method != "POST":  # GET and HEAD (link scanners) only look
         try:
-            read_confirm_token(token)
+            already = subscriptions.confirm_state(token) == subscriptions.ConfirmOutcome.ALREADY
         except TokenError as exc:
             return _token_error_page(exc, "confirm")
+        if already:
+            # A used link says so at once; reading it changes nothing.
+            return render_template("confirmed.html", already=True)
         return render_template("confirm.html", token=token)
     try:
         outcome = subscriptions.confirm(token, client_request())
@@ -113,17 +155,23 @@ def unsubscribe(token: str):
             return _token_error_page(exc, "unsubscribe")
         legacy = True
     if request.method != "POST":  # GET and HEAD (link scanners) only look
-        sub = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None and not legacy else None
+        if legacy:
+            return render_template("unsubscribe.html", token=token, subscriber=None)
+        sub = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+        if sub is None:
+            # Erased: there is no address left to unsubscribe or show.
+            return render_template("privacy_gone.html"), 404, {"Cache-Control": "no-store"}
         return render_template("unsubscribe.html", token=token, subscriber=sub)
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
+    sub = None
     if subscriber_id is not None:  # (None: erased; there is no one left to unsubscribe)
-        subscriptions.unsubscribe(
+        sub = subscriptions.unsubscribe(
             subscriber_id, client_request(), via="one-click" if one_click else "link"
         )
         db.session.commit()
     if one_click:
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
-    return render_template("unsubscribed.html", legacy=legacy)
+    return render_template("unsubscribed.html", legacy=legacy, erased=sub is None)
 
 
 @bp.get("/healthz")

@@ -6,12 +6,13 @@ import logging
 import smtplib
 
 import sqlalchemy as sa
-from flask import flash, jsonify, make_response, redirect, render_template, request, url_for
+from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
 from ...actions import ordered_actions
 from ...blasts import content, control, progress, sending, state
 from ...blasts.compose import ComposeError, save_alert
+from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from ...extensions import db
 from ...mail.smtp import MailConfigError
 from ...models import Alert, AlertState
@@ -82,7 +83,10 @@ def alerts():
     page = page_number()
     query = sa.select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc())
     pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
-    return render_template("staff/alerts.html", pagination=pagination)
+    return render_template(
+        "staff/alerts.html", pagination=pagination,
+        counts=progress.counts_by_alert([a.id for a in pagination.items]),
+    )
 
 
 @bp.route("/alerts/new", methods=["GET", "POST"])
@@ -110,7 +114,13 @@ def alert(alert_id: int):
         test_form=test_form,
         recipients=state.recipient_count() if item.state == AlertState.DRAFT else None,
         included=content.rendered_actions(item),
+        send_blocked=_send_blocked(),
     )
+
+
+def _send_blocked() -> str | None:
+    """Why no blast may start here at all (said before anyone presses Send), or None."""
+    return POSTAL_ADDRESS_REQUIRED if postal_address_missing(current_app.config) else None
 
 
 @bp.get("/alerts/<int:alert_id>/preview.html")
@@ -140,7 +150,8 @@ def alert_preview_text(alert_id: int):
 def alert_test(alert_id: int):
     item = db.get_or_404(Alert, alert_id)
     form = SendTestForm()
-    back = redirect(url_for("staff.alert", alert_id=item.id, _anchor="test"), code=303)
+    # To the top of the page, where the answer is shown (the form is right below it).
+    back = redirect(url_for("staff.alert", alert_id=item.id), code=303)
     if not form.validate_on_submit():
         flash("Test not sent: " + " ".join(e for errs in form.errors.values() for e in errs), "error")
         return back
@@ -184,7 +195,7 @@ def alert_send(alert_id: int):
     status = 400 if request.method == "POST" else 200
     return render_template(
         "staff/send.html", alert=item, form=form, recipients=recipients,
-        included=content.rendered_actions(item),
+        included=content.rendered_actions(item), send_blocked=_send_blocked(),
     ), status
 
 

@@ -14,6 +14,7 @@ from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_h
 from ..mail.signed_ids import MessageIds
 from ..models import Action, Alert
 from ..subscribers.tokens import unsubscribe_serializer
+from ..tracking.links import LinkWrapper
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
 
@@ -88,6 +89,7 @@ class MessageFactory:
     signer: object
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
+    tracker: LinkWrapper | None = None  # /r/ links (None: TRACK_CLICKS=off, links go out plain)
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -106,6 +108,8 @@ class MessageFactory:
             signer=signer_for(current_app),
             message_id=MessageIds.for_alert(alert.id, domain),
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),
+            tracker=LinkWrapper.for_alert(
+                alert.id, {action_slot(i): a.id for i, a in enumerate(rendered_actions(alert))}),
         )
 
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
@@ -117,8 +121,10 @@ class MessageFactory:
         """One recipient's message before MIME: what `build_message` takes."""
         token = "test-send" if subscriber_id is None else self.serializer.dumps(subscriber_id)
         unsubscribe_url = self.unsubscribe_base + token
-        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email,
-                                        **self.action_urls(delivery_id, subscriber_id))
+        links = self.action_urls(delivery_id, subscriber_id)
+        if self.tracker is not None:
+            links = self.tracker.wrap(links, delivery_id)
+        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
             "from_header": self.from_header,
             "to": email,

@@ -81,7 +81,7 @@ def test_dashboard_page_draws_the_charts_and_says_the_figures(app, client):
     assert f"<strong>{confirmed_now:,}</strong> confirmed today" in page
     assert f"<strong>{total_confirmations:,}</strong> in the last 30 days" in page
     assert "Pride march 2026 (paper)" in page
-    assert page.count('<svg class="spark"') == 3
+    assert page.count('<svg class="spark"') == 3 and page.count('class="sparklist-title"') == 3
     # The staff CSP allows no inline styles: none in the page, charts included.
     assert " style=" not in page
     assert "/static/reports.css" in page
@@ -109,7 +109,8 @@ def test_report_page_shows_the_alerts_figures(app, client, smtp):
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "People who clicked 2 66.7% of delivered" in text
     assert "Machine clicks 1" in text
-    assert "Sign the Healthy Kids Healthy Minds Pledge 2 clicks by people; 0 signed after a click 2 0" in text
+    assert ("Sign the Healthy Kids Healthy Minds Pledge Clicked 2 Signed 0 Click-to-sign 0.0% "
+            "2 clicks by people; 0 signed after a click.") in text
     assert " style=" not in page
     alert_page = client.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)
     assert f"/staff/alerts/{alert_id}/report" in alert_page

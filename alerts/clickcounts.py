@@ -17,6 +17,7 @@ from .extensions import db
 from .models import Alert, Click, ClickCount
 
 ALERT_WIDE = -1  # the link_index of an alert's whole-alert counters (unique people)
+OPENS = -2  # the link_index of an alert's open counters (TRACK_OPENS=on; "clicks" there are opens)
 COUNTERS = ("clicks", "unique_clicks", "machine_clicks", "clicks_hour", "unique_hour",
             "clicks_day", "unique_day", "clicks_week", "unique_week")
 WINDOWS = (("hour", timedelta(hours=1)), ("day", timedelta(days=1)), ("week", timedelta(days=7)))
@@ -52,7 +53,10 @@ class Tally:
 def count_click(tally: Tally, event: ClickEvent, started_at: datetime | None,
                 first_for_link: bool, first_for_alert: bool) -> None:
     """Add one click to `tally`; the caller says whether it is the person's first (human) one."""
-    for link_index, first in ((event.link_index, first_for_link), (ALERT_WIDE, first_for_alert)):
+    targets = [(event.link_index, first_for_link)]
+    if event.link_index != OPENS:
+        targets.append((ALERT_WIDE, first_for_alert))
+    for link_index, first in targets:
         row = tally.row(link_index)
         if event.machine:
             row["machine_clicks"] += 1

@@ -112,6 +112,9 @@ def load_config(instance_path: Path) -> dict:
         # how close together two links of one message must be opened to count as a scanner.
         "TRACK_CLICKS": _choice("TRACK_CLICKS", ("person", "aggregate", "off"), "person"),
         "CLICK_RETENTION_DAYS": _int("CLICK_RETENTION_DAYS", 90),
+        # An open-tracking pixel, off by default: since Apple Mail Privacy Protection its
+        # figures are mostly machines. When on, opens are counted per alert (never per person).
+        "TRACK_OPENS": _choice("TRACK_OPENS", ("off", "on"), "off"),
         "CLICK_FLUSH_SECONDS": _int("CLICK_FLUSH_SECONDS", 5),
         "CLICK_BURST_SECONDS": _int("CLICK_BURST_SECONDS", 2),
         "CLICK_HOLD_SECONDS": _int("CLICK_HOLD_SECONDS", 3),

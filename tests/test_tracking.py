@@ -4,6 +4,7 @@ modes, recording through Redis exactly once, erasure, retention and the report's
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -355,3 +356,39 @@ def test_report_command_prints_json(app, ctx, client, smtp):
     assert text.exit_code == 0 and "Delivered" in text.output and TWO[1] in text.output
     missing = runner.invoke(args=["alert", "report", "99999", "--json"])
     assert missing.exit_code != 0 and "no alert 99999" in missing.output
+
+
+def test_no_open_pixel_by_default(app, ctx, client, smtp):
+    send_blast(1, TWO)
+    html = smtp.handler.messages[0].message.get_body(("html",)).get_content()
+    assert "/o/" not in html and "<img" not in html
+    assert alert_report.report(db.session.scalar(sa.select(Alert.id)))["opens"] is None
+
+
+def test_opt_in_open_pixel_counts_opens_apart_with_machine_opens(app, ctx, client, smtp, monkeypatch):
+    monkeypatch.setitem(app.config, "TRACK_OPENS", "on")
+    alert_id = send_blast(3, TWO)
+    pixels = {}
+    for received in smtp.handler.messages:
+        html = received.message.get_body(("html",)).get_content()
+        match = re.search(r'<img src="(https://alerts\.example\.org/o/[A-Za-z0-9_-]+\.gif)"', html)
+        assert match, html
+        pixels[received.rcpt_tos[0]] = match.group(1)
+    assert len(set(pixels.values())) == 3
+    a, b, c = (pixels[f"reader0000{i}@example.org"] for i in range(3))
+    google = "Mozilla/5.0 (Windows NT 5.1; rv:11.0) Gecko Firefox/11.0 (via ggpht.com GoogleImageProxy)"
+    for url, agent in ((a, BROWSER_UA), (a, BROWSER_UA), (b, BROWSER_UA), (c, "Mozilla/5.0"), (c, google)):
+        answer = click(client, url, agent=agent)
+        assert answer.status_code == 200 and answer.headers["Content-Type"] == "image/gif"
+    # Served, but not counted: a forged token.
+    assert click(client, "https://alerts.example.org/o/forged.gif").status_code == 200
+    assert queued() == 5
+    record_all()
+    data = alert_report.report(alert_id)
+    assert data["opens"] == {"unique": 2, "total": 3, "machine": 2}
+    assert data["clicks"] == {"unique": 0, "total": 0, "machine": 0}  # an open is not a click
+    assert _clicks() == []  # opens are never kept per person
+    # The staff preview shows no live pixel.
+    from alerts.blasts.content import preview
+
+    assert "/o/" not in preview(db.session.get(Alert, alert_id)).html

@@ -14,9 +14,10 @@ from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_h
 from ..mail.signed_ids import MessageIds
 from ..models import Action, Alert
 from ..subscribers.tokens import unsubscribe_serializer
-from ..tracking.links import LinkWrapper
+from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
+OPEN_PIXEL_SLOT = "open_pixel"  # only in alerts compiled with TRACK_OPENS=on
 
 
 def rendered_actions(alert: Alert) -> list[Action]:
@@ -29,8 +30,9 @@ def action_slot(index: int) -> str:
     return f"action_{index}"
 
 
-def alert_slots(actions: list[Action]) -> tuple[str, ...]:
-    return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))))
+def alert_slots(actions: list[Action], pixel: bool = False) -> tuple[str, ...]:
+    return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))),
+            *((OPEN_PIXEL_SLOT,) if pixel else ()))
 
 
 def alert_context(alert: Alert) -> dict:
@@ -58,7 +60,7 @@ def compiled_alert(alert: Alert) -> CompiledEmail:
     actions = rendered_actions(alert)
     version = (alert.id, alert.subject, alert.preheader, alert.intro_md,
                tuple((a.id, a.updated_at) for a in actions))
-    return compiled("alert", alert_slots(actions), lambda: alert_context(alert), version)
+    return compiled("alert", alert_slots(actions, opens_tracked()), lambda: alert_context(alert), version)
 
 
 def list_id() -> str:
@@ -90,6 +92,7 @@ class MessageFactory:
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
     tracker: LinkWrapper | None = None  # /r/ links (None: TRACK_CLICKS=off, links go out plain)
+    pixel: OpenPixel | None = None  # TRACK_OPENS=on only
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -110,6 +113,7 @@ class MessageFactory:
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),
             tracker=LinkWrapper.for_alert(
                 alert.id, {action_slot(i): a.id for i, a in enumerate(rendered_actions(alert))}),
+            pixel=OpenPixel.for_alert(alert.id),
         )
 
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
@@ -124,6 +128,8 @@ class MessageFactory:
         links = self.action_urls(delivery_id, subscriber_id)
         if self.tracker is not None:
             links = self.tracker.wrap(links, delivery_id)
+        if self.pixel is not None:
+            links[OPEN_PIXEL_SLOT] = self.pixel(delivery_id)
         out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
             "from_header": self.from_header,
@@ -153,6 +159,8 @@ class MessageFactory:
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:
     """The message as a subscriber will see it (the unsubscribe link is a sample)."""
     links = {action_slot(i): action_link(a) for i, a in enumerate(rendered_actions(alert))}
+    if opens_tracked():
+        links[OPEN_PIXEL_SLOT] = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA="
     return compiled_alert(alert).personalize(
         unsubscribe_url=external_url("public.unsubscribe", token="preview"), email=email, **links
     )

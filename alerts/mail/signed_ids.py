@@ -135,14 +135,19 @@ class ClickTokens:
     def __init__(self, alert_id: int, key: bytes):
         self.alert_id, self.key = alert_id, key
         self._alert = _varint(alert_id)
+        self._last: tuple[int, str] | None = None  # links and the open pixel share one HMAC
 
     @classmethod
     def for_alert(cls, alert_id: int) -> ClickTokens:
         return cls(alert_id, _keys()[0])
 
     def __call__(self, delivery_id: int) -> str:
+        if self._last is not None and self._last[0] == delivery_id:
+            return self._last[1]
         raw = self._alert + _varint(delivery_id) + _click_tag(self.key, self.alert_id, delivery_id)
-        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        self._last = (delivery_id, token)
+        return token
 
 
 def parse_click_token(token: str) -> tuple[int, int] | None:

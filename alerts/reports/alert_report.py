@@ -143,6 +143,7 @@ def report(alert_id: int) -> dict | None:
     action_unique = sum(item["unique_clicks"] for item in by_action.values())
 
     figures = delivery_figures(alert_id)
+    opened = tally.by_link.get(clickcounts.OPENS)
     started = alert.started_at
     windows = {}
     for key, name, span in WINDOWS:
@@ -159,6 +160,10 @@ def report(alert_id: int) -> dict | None:
         "clicks": {"unique": whole["unique_clicks"], "total": whole["clicks"],
                    "machine": whole["machine_clicks"]},
         "click_rate": _rate(whole["unique_clicks"], figures["delivered"]),  # people who clicked
+        # Only with TRACK_OPENS=on (None otherwise): pixel fetches, machines (Apple's proxy,
+        # scanners) apart; mostly noise since Apple Mail Privacy Protection.
+        "opens": ({"unique": opened["unique_clicks"], "total": opened["clicks"],
+                   "machine": opened["machine_clicks"]} if opened else None),
         "signatures": len(sig_rows),
         "signatures_after_click": signatures_after_click,
         "click_to_sign_rate": _rate(len(sig_rows), action_unique),

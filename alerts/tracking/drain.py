@@ -168,7 +168,7 @@ def _write(batch: _Batch, result: DrainResult):
     machine = [bool(rec[4]) for rec in records]
     by_delivery: dict[int, list[int]] = {}
     for i, rec in enumerate(records):
-        if not machine[i]:
+        if not machine[i] and rec[3] != clickcounts.OPENS:
             by_delivery.setdefault(rec[2], []).append(i)
     now_machine: list[int] = []  # earlier rows that turn out to be part of a burst
     for delivery_id, positions in by_delivery.items():
@@ -190,7 +190,7 @@ def _write(batch: _Batch, result: DrainResult):
         at, alert_id, delivery_id, link_index, _ = rec
         when = datetime.fromtimestamp(at, UTC)
         subscriber_id = deliveries[delivery_id].subscriber_id
-        if per_person and subscriber_id is not None:
+        if per_person and subscriber_id is not None and link_index != clickcounts.OPENS:
             rows.append({"alert_id": alert_id, "delivery_id": delivery_id, "subscriber_id": subscriber_id,
                          "link_index": link_index, "action_id": action_of.get((alert_id, link_index)),
                          "machine": is_machine, "at": when})
@@ -214,7 +214,8 @@ def _aggregate(events: dict[int, list[clickcounts.ClickEvent]], started: dict):
     new_members: dict[int, set[str]] = {}
     for alert_id, items in events.items():
         humans = [e for e in items if not e.machine]
-        members = sorted({f"{e.who}:{e.link_index}" for e in humans} | {str(e.who) for e in humans})
+        members = sorted({f"{e.who}:{e.link_index}" for e in humans}
+                         | {str(e.who) for e in humans if e.link_index != clickcounts.OPENS})
         known = set()
         if members:
             pipe = r.pipeline()
@@ -229,7 +230,9 @@ def _aggregate(events: dict[int, list[clickcounts.ClickEvent]], started: dict):
             if not e.machine:
                 pair, who = f"{e.who}:{e.link_index}", str(e.who)
                 first_link, first_alert = pair not in seen, who not in seen
-                seen.update((pair, who))
+                seen.add(pair)
+                if e.link_index != clickcounts.OPENS:  # an open is not a click on the alert
+                    seen.add(who)
             clickcounts.count_click(tally, e, started.get(alert_id), first_link, first_alert)
         clickcounts.add(alert_id, tally)
         new_members[alert_id] = seen - known

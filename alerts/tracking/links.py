@@ -27,6 +27,11 @@ def mode() -> str:
     return current_app.config["TRACK_CLICKS"]
 
 
+def opens_tracked() -> bool:
+    """The open pixel is opt-in (TRACK_OPENS=on) and never on when tracking is off."""
+    return current_app.config["TRACK_OPENS"] == "on" and mode() != OFF
+
+
 def freeze(alert_id: int, links: list[tuple[int | None, str]]) -> None:
     """Record the alert's links (action id, URL) in order, once. The caller commits."""
     if db.session.scalar(sa.select(sa.func.count()).where(AlertLink.alert_id == alert_id)):
@@ -88,6 +93,25 @@ class LinkWrapper:
                 continue  # not the link that was frozen: sent as it is rather than broken
             out[slot] = f"{self.base}{token}/{known[0]}" + (f"?{query}" if query else "")
         return out
+
+
+@dataclass
+class OpenPixel:
+    """Per blast: each recipient's pixel URL, from the same token as their links."""
+
+    base: str  # https://…/o/
+    tokens: ClickTokens
+
+    @classmethod
+    def for_alert(cls, alert_id: int) -> OpenPixel | None:
+        if not opens_tracked():
+            return None
+        base = external_url("redirects.open_pixel", token="T").rsplit("/", 1)[0] + "/"
+        return cls(base=base, tokens=ClickTokens.for_alert(alert_id))
+
+    def __call__(self, delivery_id: int | None) -> str:
+        """A test send's pixel is served but counts nothing."""
+        return f"{self.base}{self.tokens(delivery_id) if delivery_id is not None else 'test'}.gif"
 
 
 class _LinkCache:

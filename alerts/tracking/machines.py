@@ -24,7 +24,7 @@ MACHINE_AGENTS = re.compile(
 PREFETCH_HEADERS = (("Sec-Purpose", "prefetch"), ("Purpose", "prefetch"), ("X-Purpose", "preview"),
                     ("X-Moz", "prefetch"))
 
-HEAD, PREFETCH, AGENT, BURST = "head", "prefetch", "agent", "burst"
+HEAD, PREFETCH, AGENT, BURST, PROXY = "head", "prefetch", "agent", "burst", "proxy"
 
 
 def request_reason(method: str, headers: Mapping[str, str]) -> str:
@@ -56,3 +56,12 @@ def bursts(clicks: list[tuple[float, int]], window: float) -> set[int]:
             if clicks[j][1] != link:
                 out.update((i, j))
     return out
+
+
+def open_reason(method: str, headers: Mapping[str, str]) -> str:
+    """Why a pixel fetch is a machine's: the same as a click, plus Apple Mail Privacy
+    Protection's proxy, which fetches every image of every message as plain "Mozilla/5.0"."""
+    reason = request_reason(method, headers)
+    if not reason and (headers.get("User-Agent") or "").strip() == "Mozilla/5.0":
+        return PROXY
+    return reason

@@ -7,13 +7,17 @@ else. Anything that does not verify is a 404 and nothing is recorded.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, redirect, request
+import base64
 
+from flask import Blueprint, abort, make_response, redirect, request
+
+from ..clickcounts import OPENS
 from ..extensions import limiter
 from ..mail.signed_ids import parse_click_token
 from ..tracking import links, machines, recording
 
 bp = Blueprint("redirects", __name__)
+PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
 @bp.get("/r/<token>/<int:index>")
@@ -32,5 +36,20 @@ def follow(token: str, index: int):
     response = redirect(target, code=302)
     response.headers["Cache-Control"] = "no-store"
     response.headers["Referrer-Policy"] = "no-referrer"
+    response.headers["X-Robots-Tag"] = "noindex"
+    return response
+
+
+@bp.get("/o/<token>.gif")
+@limiter.exempt
+def open_pixel(token: str):
+    """The opt-in open pixel (TRACK_OPENS=on): always the image, counted only when the token verifies."""
+    parsed = parse_click_token(token)
+    if parsed is not None and links.opens_tracked():
+        recording.record(parsed[0], parsed[1], OPENS,
+                         machines.open_reason(request.method, request.headers))
+    response = make_response(PIXEL)
+    response.headers["Content-Type"] = "image/gif"
+    response.headers["Cache-Control"] = "no-store, private"
     response.headers["X-Robots-Tag"] = "noindex"
     return response

@@ -168,3 +168,13 @@ def test_subscriber_history_tells_the_story_and_why_suppressed(app, client, smtp
     positions = [text.index(step) for step in story]
     assert positions == sorted(positions), text
     assert "Why no alert reaches this address" in text and "ARF report from example.org" in text
+
+
+def test_report_page_says_when_clicks_are_not_tracked(app, client, smtp, monkeypatch):
+    monkeypatch.setitem(app.config, "TRACK_CLICKS", "off")
+    with app.app_context():
+        alert_id = send_blast(1, TWO)
+        assert alert_report.report(alert_id)["track_clicks"] == "off"
+    log_in_staff(app, client)
+    page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
+    assert "Clicks are not tracked" in page

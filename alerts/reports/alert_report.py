@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from .. import clickcounts
 from ..extensions import db
@@ -155,6 +156,7 @@ def report(alert_id: int) -> dict | None:
         "subject": alert.subject,
         "state": alert.state,
         "started_at": started.isoformat() if started else None,
+        "track_clicks": current_app.config["TRACK_CLICKS"],  # as set now: person | aggregate | off
         **figures,
         "unsubscribed": unsubscribed(alert_id),
         "clicks": {"unique": whole["unique_clicks"], "total": whole["clicks"],

@@ -392,3 +392,36 @@ def test_opt_in_open_pixel_counts_opens_apart_with_machine_opens(app, ctx, clien
     from alerts.blasts.content import preview
 
     assert "/o/" not in preview(db.session.get(Alert, alert_id)).html
+
+
+def test_links_in_the_intro_are_tracked_too(app, ctx, client, smtp):
+    from tests.blast_helpers import add_confirmed
+    from tests.helpers import blasts, save_alert, seed_actions
+
+    seed_actions()
+    add_confirmed(1, "reader")
+    intro = ("Read [the report](https://example.net/report?id=7&lang=en) first, and "
+             "[the law](https://example.net/law). Again: [the report](https://example.net/report?id=7&lang=en).")
+    alert = save_alert(None, subject="With links", intro_md=intro, preheader="", action_slugs=[TWO[0]])
+    blasts.start_blast(alert.id)
+    first, last = db.session.execute(sa.select(sa.func.min(Delivery.id), sa.func.max(Delivery.id))).one()
+    blasts.send_batch(alert.id, first, last)
+    message = smtp.handler.messages[0].message
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    assert "example.net" not in text and "example.net" not in html
+    urls = links_by_recipient(smtp)["reader00000@example.org"]
+    # In the text: the intro's three links (two to one page), then the action's.
+    assert [u.rsplit("/", 1)[1] for u in urls] == ["1", "2", "1", "0"]
+    assert click(client, urls[0]).headers["Location"] == "https://example.net/report?id=7&lang=en"
+    assert click(client, urls[1], method="HEAD").headers["Location"] == "https://example.net/law"
+    record_all()
+    data = alert_report.report(alert.id)
+    links = [(x["index"], x["action"], x["url"], x["unique_clicks"], x["machine_clicks"])
+             for x in data["links"]]
+    assert links == [
+        (0, TWO[0], f"https://alerts.example.org/actions/{TWO[0]}", 0, 0),
+        (1, None, "https://example.net/report?id=7&lang=en", 1, 0),
+        (2, None, "https://example.net/law", 0, 1)]
+    assert data["clicks"] == {"unique": 1, "total": 1, "machine": 1}
+    assert data["by_action"][0]["unique_clicks"] == 0

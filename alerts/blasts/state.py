@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from ..actions import action_link
 from ..extensions import db
 from ..models import (
     Alert,
@@ -21,6 +20,7 @@ from ..models import (
     utcnow,
 )
 from ..tracking import links
+from .content import frozen_links
 
 
 class BlastError(Exception):
@@ -62,7 +62,7 @@ def start_blast(alert_id: int) -> int:
     alert.state = AlertState.SENDING
     alert.started_at = utcnow()
     # The links /r/ may lead to for this alert, fixed now (its actions can be edited later).
-    links.freeze(alert_id, [(a.id, action_link(a)) for a in alert.actions])
+    links.freeze(alert_id, frozen_links(alert))
     # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
     return db.session.scalar(sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
 

@@ -67,13 +67,21 @@ class LinkWrapper:
     slots: dict[str, tuple[int, str]]  # slot -> (link index, frozen URL)
 
     @classmethod
-    def for_alert(cls, alert_id: int, slot_actions: dict[str, int]) -> LinkWrapper | None:
-        """None when links go out plain: TRACK_CLICKS=off, or a blast with no frozen links."""
+    def for_alert(cls, alert_id: int, slot_actions: dict[str, int],
+                  slot_urls: dict[str, str] | None = None) -> LinkWrapper | None:
+        """None when links go out plain: TRACK_CLICKS=off, or a blast with no frozen links.
+
+        `slot_actions` names the action behind each action slot; `slot_urls` the URL of each
+        other link (the intro's)."""
         if mode() == OFF:
             return None
-        by_action = {link.action_id: link for link in frozen(alert_id) if link.action_id is not None}
+        links = frozen(alert_id)
+        by_action = {link.action_id: link for link in links if link.action_id is not None}
+        by_url = {link.url: link for link in links if link.action_id is None}
         slots = {slot: (by_action[a].link_index, by_action[a].url)
                  for slot, a in slot_actions.items() if a in by_action}
+        slots.update({slot: (by_url[u].link_index, u)
+                      for slot, u in (slot_urls or {}).items() if u in by_url})
         if not slots:
             return None
         base = external_url("redirects.follow", token="T", index=0).rsplit("/", 2)[0] + "/"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from alerts.extensions import db
-from alerts.models import Action, Click, Delivery, Signature, Subscriber
+from alerts.models import Action, Click, ConsentRecord, Delivery, Signature, Subscriber, utcnow
 from alerts.reports import alert_report
 from tests import browser as browsers
 from tests.blast_helpers import add_confirmed, make_alert
@@ -81,6 +82,14 @@ def test_browser_clicks_are_counted_and_machines_kept_apart(
         reset(app)
         month_of_activity()
         emails = add_confirmed(5, "person")
+        first = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == emails[0]))
+        first.source = "web-form"
+        first.confirmed_at = utcnow() - timedelta(days=3)
+        first.consents.extend([
+            ConsentRecord(event="signup", at=first.confirmed_at - timedelta(minutes=4), source="web-form",
+                          ip="198.51.100.23", consent_text_version="2026-11-advocate-for-kids-v1"),
+            ConsentRecord(event="confirm", at=first.confirmed_at, source="web-form", ip="198.51.100.23")])
+        db.session.commit()
         alert_id = make_alert("Close Rikers: your signature today", SLUGS)
         create_staff(STAFF, PASSWORD)
     workers.start(BASE_URL=web.url, CLICK_FLUSH_SECONDS="1", CLICK_HOLD_SECONDS="1")

@@ -85,6 +85,7 @@ def test_browser_clicks_are_counted_and_machines_kept_apart(
         first = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == emails[0]))
         first.source = "web-form"
         first.confirmed_at = utcnow() - timedelta(days=3)
+        first.created_at = first.confirmed_at - timedelta(minutes=4)
         first.consents.extend([
             ConsentRecord(event="signup", at=first.confirmed_at - timedelta(minutes=4), source="web-form",
                           ip="198.51.100.23", consent_text_version="2026-11-advocate-for-kids-v1"),

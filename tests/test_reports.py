@@ -24,7 +24,6 @@ from alerts.models import (
 )
 from alerts.reports import alert_report
 from alerts.reports import dashboard as series
-from tests.data_helpers import log_in_staff
 from tests.report_helpers import SOURCES, end_of, month_of_activity
 from tests.tracking_helpers import click, links_by_recipient, record_all, reset, send_blast
 
@@ -67,12 +66,11 @@ def test_dashboard_series_match_the_rows(app, ctx):
         assert s.values == [rows.get(d, 0) for d in days]
 
 
-def test_dashboard_page_draws_the_charts_and_says_the_figures(app, client):
+def test_dashboard_page_draws_the_charts_and_says_the_figures(app, staff_client, client):
     with app.app_context():
         month_of_activity()
         confirmed_now = series.list_size().values[-1]
         total_confirmations = series.confirmations().total
-    log_in_staff(app, client)
     page = client.get("/staff/").get_data(as_text=True)
     assert page.count('<svg class="chart"') == 3
     for label in ("Confirmed subscribers at the end of each day", "Confirmations per day",
@@ -87,14 +85,13 @@ def test_dashboard_page_draws_the_charts_and_says_the_figures(app, client):
     assert "/static/reports.css" in page
 
 
-def test_an_empty_dashboard_says_so(app, client):
-    log_in_staff(app, client)
+def test_an_empty_dashboard_says_so(app, staff_client, client):
     page = client.get("/staff/").get_data(as_text=True)
     assert "No alert has been sent yet." in page and "No signatures in the last 30 days." in page
     assert page.count('<svg class="chart"') == 3
 
 
-def test_report_page_shows_the_alerts_figures(app, client, smtp):
+def test_report_page_shows_the_alerts_figures(app, staff_client, client, smtp):
     with app.app_context():
         alert_id = send_blast(3, TWO)
         links = links_by_recipient(smtp)
@@ -103,7 +100,6 @@ def test_report_page_shows_the_alerts_figures(app, client, smtp):
         click(client, links["reader00002@example.org"][0], method="HEAD")
         record_all()
         data = alert_report.report(alert_id)
-    log_in_staff(app, client)
     page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
     assert data["clicks"] == {"unique": 2, "total": 2, "machine": 1}
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
@@ -139,7 +135,7 @@ def test_unsubscribes_bounces_and_complaints_are_counted_per_alert(app, ctx, cli
     assert c
 
 
-def test_subscriber_history_tells_the_story_and_why_suppressed(app, client, smtp):
+def test_subscriber_history_tells_the_story_and_why_suppressed(app, staff_client, client, smtp):
     with app.app_context():
         alert_id = send_blast(1, TWO)
         sub = db.session.scalar(sa.select(Subscriber))
@@ -159,7 +155,6 @@ def test_subscriber_history_tells_the_story_and_why_suppressed(app, client, smtp
                                    detail="ARF report from example.org"))
         db.session.commit()
         sub_id = sub.id
-    log_in_staff(app, client)
     page = client.get(f"/staff/subscribers/{sub_id}").get_data(as_text=True)
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     story = ["Signed up", "Received: Act now for kids", "Clicked “Detention is No Place for a Child”",
@@ -170,11 +165,10 @@ def test_subscriber_history_tells_the_story_and_why_suppressed(app, client, smtp
     assert "Why no alert reaches this address" in text and "ARF report from example.org" in text
 
 
-def test_report_page_says_when_clicks_are_not_tracked(app, client, smtp, monkeypatch):
+def test_report_page_says_when_clicks_are_not_tracked(app, staff_client, client, smtp, monkeypatch):
     monkeypatch.setitem(app.config, "TRACK_CLICKS", "off")
     with app.app_context():
         alert_id = send_blast(1, TWO)
         assert alert_report.report(alert_id)["track_clicks"] == "off"
-    log_in_staff(app, client)
     page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
     assert "Clicks are not tracked" in page

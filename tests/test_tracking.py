@@ -395,8 +395,7 @@ def test_opt_in_open_pixel_counts_opens_apart_with_machine_opens(app, ctx, clien
 
 
 def test_links_in_the_intro_are_tracked_too(app, ctx, client, smtp):
-    from tests.blast_helpers import add_confirmed
-    from tests.helpers import blasts, save_alert, seed_actions
+    from tests.helpers import add_confirmed, blasts, save_alert, seed_actions
 
     seed_actions()
     add_confirmed(1, "reader")

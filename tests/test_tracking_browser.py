@@ -15,16 +15,13 @@ from playwright.sync_api import expect
 from alerts.extensions import db
 from alerts.models import Action, Click, ConsentRecord, Delivery, Signature, Subscriber, utcnow
 from alerts.reports import alert_report
-from tests import browser as browsers
-from tests.blast_helpers import add_confirmed, make_alert
-from tests.conftest import LiveServer
-from tests.helpers import create_staff
+from tests.helpers import add_confirmed, create_staff, make_alert
+from tests.plugins import browsers
+from tests.plugins.parts import LiveServer
 from tests.report_helpers import month_of_activity
 from tests.tracking_helpers import BROWSER_UA, reset
 
 pytestmark = pytest.mark.slow
-
-browser = browsers.browser
 
 SLUGS = ["detention-is-no-place-for-a-child", "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island",
          "sign-the-healthy-kids-healthy-minds-pledge"]

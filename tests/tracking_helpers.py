@@ -11,8 +11,7 @@ import sqlalchemy as sa
 from alerts.extensions import db
 from alerts.models import Delivery
 from alerts.tracking import drain, recording
-from tests.blast_helpers import add_confirmed, make_alert
-from tests.helpers import blasts
+from tests.helpers import add_confirmed, blasts, make_alert
 
 BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/126.0.0.0 Safari/537.36")

@@ -39,6 +39,11 @@ def celery_config(app: Flask) -> dict:
                 "task": "alerts.tasks.sweep",
                 "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
             },
+            "record-clicks": {
+                "task": "alerts.tasks.record_clicks",
+                "schedule": timedelta(seconds=app.config.get("CLICK_FLUSH_SECONDS", 5)),
+            },
+            "expire-clicks": {"task": "alerts.tasks.expire_clicks", "schedule": timedelta(hours=1)},
         },
         "timezone": "UTC",
         **app.config.get("CELERY", {}),

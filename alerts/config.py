@@ -41,6 +41,13 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (_env(name, default) or default).strip().lower()
+    if value not in allowed:
+        raise RuntimeError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _dev_secret_key(instance_path: Path) -> str:
     """Keep a generated key in instance/ so dev sessions and tokens survive restarts."""
     key_file = instance_path / "secret_key"
@@ -124,6 +131,17 @@ def load_config(instance_path: Path) -> dict:
         "BOUNCE_SOFT_WINDOW_DAYS": _int("BOUNCE_SOFT_WINDOW_DAYS", 7),
         "BOUNCE_MAX_MESSAGE_BYTES": _int("BOUNCE_MAX_MESSAGE_BYTES", 10_000_000),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
+        # Click tracking (see the README's privacy section): person | aggregate | off; how
+        # long per-person clicks are kept; how often the Redis list of clicks is recorded;
+        # how close together two links of one message must be opened to count as a scanner.
+        "TRACK_CLICKS": _choice("TRACK_CLICKS", ("person", "aggregate", "off"), "person"),
+        "CLICK_RETENTION_DAYS": _int("CLICK_RETENTION_DAYS", 90),
+        # An open-tracking pixel, off by default: since Apple Mail Privacy Protection its
+        # figures are mostly machines. When on, opens are counted per alert (never per person).
+        "TRACK_OPENS": _choice("TRACK_OPENS", ("off", "on"), "off"),
+        "CLICK_FLUSH_SECONDS": _int("CLICK_FLUSH_SECONDS", 5),
+        "CLICK_BURST_SECONDS": _int("CLICK_BURST_SECONDS", 2),
+        "CLICK_HOLD_SECONDS": _int("CLICK_HOLD_SECONDS", 3),
         # Behind a reverse proxy: how many X-Forwarded-For hops to trust (0: none), so that
         # rate limits and consent records see the visitor's address, not the proxy's.
         "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),

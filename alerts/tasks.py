@@ -18,6 +18,7 @@ from .bounces import processing
 from .extensions import db
 from .mail import smtp
 from .subscribers import confirmations, subscriptions
+from .tracking import drain, retention
 
 log = logging.getLogger(__name__)
 
@@ -109,3 +110,21 @@ def queue_confirmations(subscriber_ids: list[int]) -> int:
     log.info("queued %s confirmation(s) for an import", len(subscriber_ids),
              extra={"confirmations": len(subscriber_ids)})
     return len(subscriber_ids)
+
+
+@shared_task(name="alerts.tasks.record_clicks")
+def record_clicks() -> dict:
+    """Drain the redirect's Redis list of clicks into the database (commits per batch)."""
+    result = drain.drain()
+    if result.batches or result.recovered:
+        log.info("clicks recorded: %s", result.as_dict(), extra=result.as_dict())
+    return result.as_dict()
+
+
+@shared_task(name="alerts.tasks.expire_clicks")
+def expire_clicks() -> dict:
+    """Per-person clicks past CLICK_RETENTION_DAYS become counts (commits)."""
+    result = retention.expire()
+    if result["clicks_folded"]:
+        log.info("clicks past retention folded into counts: %s", result, extra=result)
+    return result

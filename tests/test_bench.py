@@ -181,3 +181,24 @@ def test_cli_startup_bench_runs(tmp_path):
     assert commands[0].startswith("floor") and "alerts alert status 1" in commands
     assert all(row["ratio_to_floor"] > 0 and row["median_wall_s"] > 0 for row in figures["rows"])
     assert "x floor" in stdout
+
+
+def test_redirect_bench_loses_nothing(tmp_path):
+    n = 200
+    r, table = run_bench("redirect.py", tmp_path, "--clicks", str(n), "--warmup", "20", "--clients", "4",
+                         "--gunicorn-workers", "2")
+    assert r["clicks"] == n and r["errors"] == 0 and r["wrong_targets"] == []
+    assert r["statuses"] == {"302": n}
+    assert r["requests_per_second"] > 0 and r["latency_ms"]["p99"] > 0
+    c = r["recording"]
+    assert c["answered"] == c["queued_in_redis"] == n + 20
+    assert c["rows"] == c["queued_with_target_checks"] and c["rows_by_people"] == n + 20
+    assert c["lost"] == 0 and c["left_in_redis"] == 0
+    f = r["floor"]
+    assert f["kind"] == "redirect" and f["errors"] == 0 and f["statuses"] == {"302": n}
+    ratio = r["ratio_to_floor"]
+    assert ratio["throughput_ratio"] == pytest.approx(r["requests_per_second"] / f["requests_per_second"],
+                                                      rel=0.01)
+    for label in ("redirects per second", "latency p99", "floor requests per second", "ratio throughput",
+                  "recording rate", "lost"):
+        assert label in table

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from celery.signals import before_task_publish
+from werkzeug.routing.converters import IntegerConverter
 
 from alerts import csvout
 from alerts.extensions import db
@@ -106,10 +107,10 @@ def test_head_to_confirm_and_unsubscribe_links_changes_nothing(app, ctx, client)
 def _url_values(app, rule, tokens: dict, ids: dict) -> dict:
     values = {}
     for arg in rule.arguments:
-        converter = type(rule._converters[arg]).__name__
+        converter = rule._converters[arg]
         if "token" in arg:
             values[arg] = tokens["confirm" if rule.endpoint.endswith("confirm") else "unsubscribe"]
-        elif converter.endswith("IntegerConverter") or arg.endswith("_id"):
+        elif isinstance(converter, IntegerConverter) or arg.endswith("_id"):
             values[arg] = ids.get(arg, 1)
         elif arg == "slug":
             values[arg] = ids["slug"]

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+import re
+from dataclasses import dataclass, field
 
 from flask import current_app
+from markupsafe import Markup
 
 from ..actions import action_link
 from ..mail.context import external_url, org_context
@@ -14,8 +17,10 @@ from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_h
 from ..mail.signed_ids import MessageIds, unsubscribe_address
 from ..models import Action, Alert
 from ..subscribers.tokens import unsubscribe_serializer
+from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
+OPEN_PIXEL_SLOT = "open_pixel"  # only in alerts compiled with TRACK_OPENS=on
 
 
 def rendered_actions(alert: Alert) -> list[Action]:
@@ -28,8 +33,44 @@ def action_slot(index: int) -> str:
     return f"action_{index}"
 
 
-def alert_slots(actions: list[Action]) -> tuple[str, ...]:
-    return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))))
+def intro_slot(index: int) -> str:
+    """Links staff wrote into the intro are slots too, so that they can be tracked."""
+    return f"link_{index}"
+
+
+MAX_URL = 1000  # longer links are sent as they are (alert_links.url holds 1,000 characters)
+_HREF = re.compile(r'href="(https?://[^"]+)"')
+_MD_LINK = re.compile(r"(\]\()(https?://[^\s)]+)")  # an inline Markdown link's URL: [text](URL)
+
+
+def intro_links(intro_md: str | None) -> list[str]:
+    """The intro's web links, each once, in the order they first appear."""
+    out: list[str] = []
+    for match in _HREF.finditer(str(markdown_html(intro_md or ""))):
+        url = html.unescape(match.group(1))
+        if url not in out and len(url) <= MAX_URL:
+            out.append(url)
+    return out
+
+
+def frozen_links(alert: Alert) -> list[tuple[int | None, str]]:
+    """What /r/ may lead to for this alert: every chosen action's link, then the intro's links."""
+    return [(a.id, action_link(a)) for a in alert.actions] + [(None, u) for u in intro_links(alert.intro_md)]
+
+
+def alert_slots(actions: list[Action], pixel: bool = False, intro: int = 0) -> tuple[str, ...]:
+    return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))),
+            *(intro_slot(k) for k in range(intro)), *((OPEN_PIXEL_SLOT,) if pixel else ()))
+
+
+def _intro_with_slots(intro_md: str | None) -> tuple[Markup, str]:
+    """The intro as HTML and as text, each web link replaced by its slot."""
+    slot_of = {url: str(Slot(intro_slot(k))) for k, url in enumerate(intro_links(intro_md))}
+    rendered = str(markdown_html(intro_md or ""))
+    intro_html = _HREF.sub(lambda m: f'href="{slot_of[html.unescape(m.group(1))]}"', rendered)
+    intro_text = _MD_LINK.sub(lambda m: m.group(1) + slot_of.get(m.group(2), m.group(2)),
+                              (intro_md or "").strip())
+    return Markup(intro_html), intro_text
 
 
 def alert_context(alert: Alert) -> dict:
@@ -42,12 +83,13 @@ def alert_context(alert: Alert) -> dict:
         }
         for i, a in enumerate(rendered_actions(alert))
     ]
+    intro_html, intro_text = _intro_with_slots(alert.intro_md)
     return {
         **org_context(),
         "subject": alert.subject,
         "preheader": alert.preheader or "",
-        "intro_html": markdown_html(alert.intro_md),
-        "intro_text": (alert.intro_md or "").strip(),
+        "intro_html": intro_html,
+        "intro_text": intro_text,
         "actions": actions,
     }
 
@@ -57,7 +99,8 @@ def compiled_alert(alert: Alert) -> CompiledEmail:
     actions = rendered_actions(alert)
     version = (alert.id, alert.subject, alert.preheader, alert.intro_md,
                tuple((a.id, a.updated_at) for a in actions))
-    return compiled("alert", alert_slots(actions), lambda: alert_context(alert), version)
+    slots = alert_slots(actions, opens_tracked(), len(intro_links(alert.intro_md)))
+    return compiled("alert", slots, lambda: alert_context(alert), version)
 
 
 def list_id() -> str:
@@ -94,12 +137,16 @@ class MessageFactory:
     signer: object
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
+    tracker: LinkWrapper | None = None  # /r/ links (None: TRACK_CLICKS=off, links go out plain)
+    pixel: OpenPixel | None = None  # TRACK_OPENS=on only
+    intro_urls: dict[str, str] = field(default_factory=dict)  # the intro's links, by slot
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
         cfg = current_app.config
         base = external_url("public.unsubscribe", token="T").rsplit("/", 1)[0] + "/"
         domain = domain_of(cfg["MAIL_FROM"])
+        intro = {intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))}
         return cls(
             alert_id=alert.id,
             compiled=compiled_alert(alert),
@@ -111,6 +158,10 @@ class MessageFactory:
             signer=signer_for(current_app),
             message_id=MessageIds.for_alert(alert.id, domain),
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),
+            tracker=LinkWrapper.for_alert(
+                alert.id, {action_slot(i): a.id for i, a in enumerate(rendered_actions(alert))}, intro),
+            pixel=OpenPixel.for_alert(alert.id),
+            intro_urls=intro,
         )
 
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
@@ -125,8 +176,12 @@ class MessageFactory:
         """
         token = "test-send" if token_key is None else self.serializer.dumps(token_key)
         unsubscribe_url = self.unsubscribe_base + token
-        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email,
-                                        **self.action_urls(delivery_id, subscriber_id))
+        links = {**self.action_urls(delivery_id, subscriber_id), **self.intro_urls}
+        if self.tracker is not None:
+            links = self.tracker.wrap(links, delivery_id)
+        if self.pixel is not None:
+            links[OPEN_PIXEL_SLOT] = self.pixel(delivery_id)
+        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
             "from_header": self.from_header,
             "to": email,
@@ -154,6 +209,9 @@ class MessageFactory:
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:
     """The message as a subscriber will see it (the unsubscribe link is a sample)."""
     links = {action_slot(i): action_link(a) for i, a in enumerate(rendered_actions(alert))}
+    links.update({intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))})
+    if opens_tracked():
+        links[OPEN_PIXEL_SLOT] = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA="
     return compiled_alert(alert).personalize(
         unsubscribe_url=external_url("public.unsubscribe", token="preview"), email=email, **links
     )

@@ -19,6 +19,8 @@ from ..models import (
     Suppression,
     utcnow,
 )
+from ..tracking import links
+from .content import frozen_links
 
 
 class BlastError(Exception):
@@ -59,6 +61,8 @@ def start_blast(alert_id: int) -> int:
     )
     alert.state = AlertState.SENDING
     alert.started_at = utcnow()
+    # The links /r/ may lead to for this alert, fixed now (its actions can be edited later).
+    links.freeze(alert_id, frozen_links(alert))
     # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
     return db.session.scalar(sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
 

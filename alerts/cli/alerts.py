@@ -14,6 +14,7 @@ from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
 from ..extensions import db
 from ..models import Alert, AlertState
+from ..reports.alert_report import report as alert_report
 from .progress import Progress
 
 
@@ -168,3 +169,40 @@ def alert_resume(alert_id: int) -> None:
 def alert_cancel(alert_id: int) -> None:
     """Cancel a blast; whoever has not been sent to yet is skipped."""
     _control(alert_id, "cancel")
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{100 * rate:.1f}%"
+
+
+@alert_group.command("report")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def alert_report_command(alert_id: int, as_json: bool) -> None:
+    """Did the alert move people: delivery, clicks (people and machines), signatures per action."""
+    data = alert_report(alert_id)
+    if data is None:
+        raise click.ClickException(f"there is no alert {alert_id}")
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    clicks = data["clicks"]
+    rows = [
+        ("Delivered", data["delivered"]), ("Failed", data["failed"]), ("Bounced", data["bounced"]),
+        ("Complaints", data["complaints"]), ("Unsubscribed", data["unsubscribed"]),
+        ("People who clicked", f"{clicks['unique']} ({_percent(data['click_rate'])} of delivered)"),
+        ("Clicks by people", clicks["total"]), ("Machine clicks (apart)", clicks["machine"]),
+        ("Signatures", f"{data['signatures']} ({data['signatures_after_click']} after a click)"),
+        ("Click-to-sign", _percent(data["click_to_sign_rate"])),
+    ]
+    click.echo(f"Alert {data['id']}: {data['subject']} ({data['state']})")
+    for label, value in rows:
+        click.echo(f"{label:>24}: {value}")
+    click.echo("\nBy action: people who clicked, signatures, click-to-sign")
+    for item in data["by_action"]:
+        click.echo(f"  {item['slug']}: {item['unique_clicks']}, {item['signatures']}, "
+                   f"{_percent(item['click_to_sign_rate'])}")
+    for key in ("first_hour", "first_day", "first_week"):
+        w = data[key]
+        click.echo(f"{key.replace('_', ' ').capitalize():>24}: {w['clicks']['unique']} people clicked, "
+                   f"{w['signatures']} signed")

@@ -18,11 +18,13 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import suppressions
+from .. import clickcounts, suppressions
 from ..extensions import db
 from ..models import (
+    Action,
     Alert,
     BounceEvent,
+    Click,
     Delivery,
     Subscriber,
     Suppression,
@@ -50,6 +52,13 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
         .join(Alert, Alert.id == Delivery.alert_id)
         .where(Delivery.subscriber_id == sub.id)
         .order_by(Delivery.id)
+    ).all()
+    clicks = db.session.execute(
+        sa.select(Click.alert_id, Alert.subject, Click.link_index, Action.slug, Click.machine, Click.at)
+        .join(Alert, Alert.id == Click.alert_id)
+        .outerjoin(Action, Action.id == Click.action_id)
+        .where(Click.subscriber_id == sub.id)
+        .order_by(Click.at, Click.id)
     ).all()
     suppression = db.session.scalar(
         sa.select(Suppression).where(Suppression.email_hash == email_hash(sub.email))
@@ -88,6 +97,17 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
             }
             for d in deliveries
         ],
+        "clicks": [
+            {
+                "alert_id": c.alert_id,
+                "subject": c.subject,
+                "link_index": c.link_index,
+                "action": c.slug,
+                "at": _iso(c.at),
+                "counted_as": "machine (scanner or prefetch)" if c.machine else "person",
+            }
+            for c in clicks
+        ],
         "suppression": (
             {"reason": suppression.reason, "since": _iso(suppression.created_at)} if suppression else None
         ),
@@ -102,6 +122,7 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     The caller commits.
 
     What it clears, table by table: the subscriber row and its consent records (cascade);
+    their clicks (folded into the alerts' anonymous counters first, so totals stay put);
     deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
     (it may quote the address); every table with both `email` and `email_hash` (the
     suppression list, its lift audit) keeps the hash and loses the address and any detail
@@ -130,6 +151,7 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     db.session.execute(
         sa.update(SuppressionLift).where(SuppressionLift.email_hash == key).values(detail=None)
     )
+    clickcounts.fold(Click.subscriber_id == sub.id)
     db.session.delete(sub)  # its consent records go with it (cascade)
     log.info("subscriber erased", extra={"subscriber_id": sub_id, "erased_by": by.split(":")[0]})
     return True

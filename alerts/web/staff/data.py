@@ -30,7 +30,8 @@ from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringF
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from ...extensions import db
-from ...models import Alert, Delivery, Subscriber, SubscriberStatus, Suppression, email_hash
+from ...models import Alert, Delivery, Subscriber, SubscriberStatus
+from ...reports import history
 from ...subscribers import exporting, importing, privacy
 from ..forms import ButtonForm
 from ..security import allows_large_upload
@@ -194,12 +195,10 @@ def data_subscriber(subscriber_id: int):
     delivery_count = db.session.scalar(
         sa.select(sa.func.count()).select_from(Delivery).where(Delivery.subscriber_id == sub.id)
     )
-    suppression = db.session.scalar(
-        sa.select(Suppression).where(Suppression.email_hash == email_hash(sub.email))
-    )
+    suppression, why = history.suppression_reason(sub) or (None, None)
     return render_template(
         "staff/data_subscriber.html", sub=sub, deliveries=deliveries, delivery_count=delivery_count,
-        suppression=suppression,
+        suppression=suppression, suppressed_why=why, events=history.for_subscriber(sub),
     )
 
 

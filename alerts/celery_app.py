@@ -36,6 +36,10 @@ def celery_config(app: Flask) -> dict:
                 "task": "alerts.tasks.sweep",
                 "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
             },
+            "decide-ab-tests": {
+                "task": "alerts.tasks.decide_ab_tests",
+                "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
+            },
         },
         "timezone": "UTC",
         **app.config.get("CELERY", {}),

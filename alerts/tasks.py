@@ -13,7 +13,7 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from .blasts import dispatch, recovery, sending
+from .blasts import abtest, dispatch, recovery, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
@@ -80,6 +80,15 @@ def sweep() -> dict:
     if result["returned"] or result["redispatched"] or unsent:
         log.warning("sweep: %s", result, extra=result)
     return result
+
+
+@shared_task(name="alerts.tasks.decide_ab_tests")
+def decide_ab_tests() -> dict:
+    """Beat: A/B tests' circuit breakers, and winners once their wait is over (commits per test)."""
+    done = abtest.decide_due()
+    if done:
+        log.info("A/B tests: %s", done, extra={"ab_tests": done})
+    return done
 
 
 @shared_task(name="alerts.tasks.queue_confirmations")

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 
+import sqlalchemy as sa
 from flask import current_app
 
 from ..actions import action_link
+from ..extensions import db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_html
 from ..mail.signed_ids import MessageIds
-from ..models import Action, Alert
+from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.tokens import unsubscribe_serializer
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
@@ -32,32 +35,78 @@ def alert_slots(actions: list[Action]) -> tuple[str, ...]:
     return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))))
 
 
-def alert_context(alert: Alert) -> dict:
+@dataclass(frozen=True)
+class ActionText:
+    id: int
+    title: str
+    summary: str
+    call_to_action: str
+    updated_at: object
+
+
+@dataclass(frozen=True)
+class AlertText:
+    """What an alert says, as plain data: variants compile mid-batch without touching the ORM."""
+
+    id: int
+    subject: str
+    preheader: str
+    intro_md: str
+    actions: tuple[ActionText, ...]
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertText:
+        return cls(alert.id, alert.subject, alert.preheader or "", alert.intro_md or "", tuple(
+            ActionText(a.id, a.title, a.summary, a.call_to_action, a.updated_at)
+            for a in rendered_actions(alert)))
+
+
+def _titles(titles: list[str]) -> str:
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+def alert_context(alert: Alert | AlertText, subject: str | None = None,
+                  signed: frozenset[int] = frozenset()) -> dict:
+    """The template's values; someone who signed some actions sees thanks and the rest first."""
+    text = alert if isinstance(alert, AlertText) else AlertText.of(alert)
     actions = [
         {
             "title": a.title,
             "summary": a.summary,
             "call_to_action": a.call_to_action,
-            "link": Slot(action_slot(i)),
+            "link": Slot(action_slot(i)),  # the slot follows the alert's order, whatever is shown
         }
-        for i, a in enumerate(rendered_actions(alert))
+        for i, a in enumerate(text.actions) if a.id not in signed
     ]
+    done = [a.title for a in text.actions if a.id in signed]
+    thanks = ""
+    if done:
+        thanks = f"You signed {_titles(done)}, thank you" + ("; now:" if actions else ".")
     return {
         **org_context(),
-        "subject": alert.subject,
-        "preheader": alert.preheader or "",
-        "intro_html": markdown_html(alert.intro_md),
-        "intro_text": (alert.intro_md or "").strip(),
+        "subject": subject or text.subject,
+        "preheader": text.preheader,
+        "intro_html": markdown_html(text.intro_md),
+        "intro_text": text.intro_md.strip(),
         "actions": actions,
+        "thanks": thanks,
     }
 
 
-def compiled_alert(alert: Alert) -> CompiledEmail:
-    """Compiled once per process for each (alert, its text, its open actions)."""
-    actions = rendered_actions(alert)
-    version = (alert.id, alert.subject, alert.preheader, alert.intro_md,
-               tuple((a.id, a.updated_at) for a in actions))
-    return compiled("alert", alert_slots(actions), lambda: alert_context(alert), version)
+def compiled_alert(alert: Alert | AlertText, subject: str | None = None,
+                   signed: frozenset[int] = frozenset()) -> CompiledEmail:
+    """Compiled once per process for each (alert, its text, its open actions, subject, signed set)."""
+    text = alert if isinstance(alert, AlertText) else AlertText.of(alert)
+    version = (text.id, subject or text.subject, text.preheader, text.intro_md,
+               tuple((a.id, a.updated_at) for a in text.actions), tuple(sorted(signed)))
+    return compiled("alert", alert_slots(list(text.actions)),
+                    lambda: alert_context(text, subject, signed), version)
+
+
+def _named(name: str, addr: str) -> str:
+    """MAIL_FROM's address under another display name (an A/B variant's From name)."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{addr}>' if name else addr
 
 
 def list_id() -> str:
@@ -88,15 +137,27 @@ class MessageFactory:
     signer: object
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
+    text: AlertText | None = None
+    variants: tuple[tuple[str, str], ...] = ()  # A/B: (subject, From header) per variant
+    _variant_of: dict = field(default_factory=dict)  # delivery id -> variant, per batch
+    _signed_of: dict = field(default_factory=dict)  # subscriber id -> signed action ids, per batch
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
         cfg = current_app.config
         base = external_url("public.unsubscribe", token="T").rsplit("/", 1)[0] + "/"
         domain = domain_of(cfg["MAIL_FROM"])
+        test = db.session.get(AbTest, alert.id)
+        address = parseaddr(cfg["MAIL_FROM"])
+        variants = tuple(
+            (v["subject"], format_from(_named(v.get("from_name") or address[0], address[1])))
+            for v in (test.variants if test else []))
+        text = AlertText.of(alert)
         return cls(
+            text=text,
+            variants=variants,
             alert_id=alert.id,
-            compiled=compiled_alert(alert),
+            compiled=compiled_alert(text),
             from_header=format_from(cfg["MAIL_FROM"]),
             domain=domain,
             list_id=list_id(),
@@ -108,6 +169,36 @@ class MessageFactory:
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),
         )
 
+    def prepare(self, rows) -> None:
+        """Per batch, before sending: each row's A/B variant and the alert's actions each signed.
+
+        `rows` have id, subscriber_id, email and variant. One query for the batch.
+        """
+        self._variant_of = {r.id: r.variant for r in rows if getattr(r, "variant", None) is not None}
+        ids = {a.id for a in self.text.actions} if self.text else set()
+        by_email = {r.email.lower(): r.subscriber_id for r in rows if r.email and r.subscriber_id}
+        subs = [r.subscriber_id for r in rows if r.subscriber_id]
+        subs_set = set(subs)
+        signed: dict[int, set[int]] = {}
+        if ids and subs:
+            for action_id, sub_id, key in db.session.execute(
+                sa.select(Signature.action_id, Signature.subscriber_id, Signature.email_key).where(
+                    Signature.action_id.in_(ids),
+                    sa.or_(Signature.subscriber_id.in_(subs), Signature.email_key.in_(list(by_email))))
+            ):
+                for who in (sub_id, by_email.get(key)):
+                    if who in subs_set:
+                        signed.setdefault(who, set()).add(action_id)
+        self._signed_of = {k: frozenset(v) for k, v in signed.items()}
+
+    def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None):
+        variant = self._variant_of.get(delivery_id)
+        signed = self._signed_of.get(subscriber_id, frozenset())
+        if variant is None and not signed:
+            return self.compiled, self.from_header
+        subject, from_header = self.variants[variant] if variant is not None else (None, self.from_header)
+        return compiled_alert(self.text, subject, signed), from_header
+
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
         """The per-recipient value of each action's slot."""
         return {action_slot(i): link for i, link in enumerate(self.action_links)}
@@ -117,10 +208,11 @@ class MessageFactory:
         """One recipient's message before MIME: what `build_message` takes."""
         token = "test-send" if subscriber_id is None else self.serializer.dumps(subscriber_id)
         unsubscribe_url = self.unsubscribe_base + token
-        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email,
-                                        **self.action_urls(delivery_id, subscriber_id))
+        template, from_header = self._compiled_for(delivery_id, subscriber_id)
+        out = template.personalize(unsubscribe_url=unsubscribe_url, email=email,
+                                   **self.action_urls(delivery_id, subscriber_id))
         return {
-            "from_header": self.from_header,
+            "from_header": from_header,
             "to": email,
             "subject": subject_prefix + out.subject,
             "text": out.text,

@@ -7,7 +7,7 @@ then, the sweep re-dispatches the blast within BLAST_STALL_SECONDS).
 from __future__ import annotations
 
 from .. import queueing
-from . import state
+from . import abtest, state
 
 DISPATCH = "alerts.tasks.dispatch_blast"
 
@@ -15,6 +15,7 @@ DISPATCH = "alerts.tasks.dispatch_blast"
 def launch(alert_id: int) -> int:
     """Fix the recipients, mark the alert sending, dispatch after commit; returns how many."""
     total = state.start_blast(alert_id)
+    abtest.start(alert_id)  # an A/B test's samples are queued, the rest held for the winner
     queueing.after_commit(DISPATCH, alert_id)
     return total
 

@@ -83,7 +83,8 @@ def cancel(alert_id: int) -> None:
     alert.finished_at = utcnow()
     db.session.execute(
         sa.update(Delivery)
-        .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
+        .where(Delivery.alert_id == alert_id,
+               Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.HELD]))
         .values(status=DeliveryStatus.SKIPPED, error="cancelled")
     )
 
@@ -95,7 +96,8 @@ def finish_if_done(alert_id: int) -> bool:
     """
     busy = sa.exists().where(
         Delivery.alert_id == alert_id,
-        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+        # held: an A/B test's rest, waiting for the winner
+        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.HELD]),
     )
     res = db.session.execute(
         sa.update(Alert)

@@ -12,12 +12,13 @@ from .rules import (
     linked_action_ids,
     parse,
     reminder_rules,
+    sentence,
     size,
 )
 from .saved import delete_saved, save_audience, saved_audiences
 
 __all__ = [
     "AudienceError", "Rules", "conditions", "describe", "linked_action_ids", "parse",
-    "reminder_rules", "size",
+    "reminder_rules", "sentence", "size",
     "delete_saved", "save_audience", "saved_audiences",
 ]

@@ -255,3 +255,8 @@ def reminder_rules(alert: Alert, *, minus_clickers: bool) -> Rules:
     rules.only_signers_of = [s for s in rules.only_signers_of if s not in rules.except_signers_of]
     rules.except_clickers_of = alert.id if minus_clickers else None
     return rules
+
+
+def sentence(size: int, description: str) -> str:
+    """“Send to 12,408 people: everyone confirmed, except those who signed Close Rikers”."""
+    return f"Send to {size:,} {'person' if size == 1 else 'people'}: {description}"

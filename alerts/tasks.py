@@ -13,6 +13,7 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
+from . import welcome
 from .blasts import abtest, dispatch, recovery, sending
 from .bounces import processing
 from .extensions import db
@@ -48,6 +49,21 @@ def send_confirmation(self, subscriber_id: int) -> bool:
         log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc,
                  extra={"subscriber_id": subscriber_id})
         raise self.retry(exc=exc, countdown=delay) from exc
+
+
+@shared_task(bind=True, name="alerts.tasks.send_welcome", max_retries=None)
+def send_welcome(self, subscriber_id: int) -> bool:
+    try:
+        return welcome.send_welcome(subscriber_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        if smtp.refusal(exc).permanent:
+            log.warning("welcome to subscriber %s refused: %s", subscriber_id, exc,
+                        extra={"subscriber_id": subscriber_id})
+            return False
+        welcome.release(subscriber_id)
+        if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            raise
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
 
 
 @shared_task(name="alerts.tasks.dispatch_blast")

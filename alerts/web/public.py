@@ -9,11 +9,12 @@ from flask import Blueprint, abort, current_app, jsonify, render_template, reque
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn
+from .. import actions, redis_conn, welcome
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
-from ..subscribers import confirmations, subscriptions
+from ..subscribers import confirmations, preferences, subscriptions
 from ..subscribers.tokens import TokenError, read_confirm_token, read_unsubscribe_token
+from .preferences import preferences_context
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -84,12 +85,20 @@ def confirm(token: str):
             read_confirm_token(token)
         except TokenError as exc:
             return _token_error_page(exc, "confirm")
-        return render_template("confirm.html", token=token)
+        return render_template("confirm.html", token=token, topics=preferences.TOPICS)
     try:
         outcome = subscriptions.confirm(token, client_request())
+        if outcome == subscriptions.ConfirmOutcome.CONFIRMED:
+            subscriber_id = read_confirm_token(token).subscriber_id
+            preferences.set_topics(subscriber_id, request.form.getlist("topics"))
+            welcome.queue(subscriber_id)  # once per confirmation: the send claims it
     except TokenError as exc:
         db.session.rollback()
         return _token_error_page(exc, "confirm")
+    except preferences.PreferenceError:
+        db.session.rollback()
+        return render_template("confirm.html", token=token, topics=preferences.TOPICS,
+                               error="Choose topics from the list."), 400
     db.session.commit()
     return render_template("confirmed.html", already=outcome == subscriptions.ConfirmOutcome.ALREADY)
 
@@ -103,7 +112,8 @@ def unsubscribe(token: str):
         return _token_error_page(exc, "unsubscribe")
     if request.method == "GET":
         sub = db.session.get(Subscriber, subscriber_id)
-        return render_template("unsubscribe.html", token=token, subscriber=sub)
+        return render_template("unsubscribe.html", token=token, subscriber=sub,
+                               **preferences_context(sub))
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     subscriptions.unsubscribe(
         subscriber_id, client_request(), via="one-click" if one_click else "link"

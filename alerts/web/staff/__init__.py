@@ -92,4 +92,4 @@ def format_duration(seconds: float | None) -> str:
 
 
 # The view modules: imported last, each adds its routes to `bp`.
-from . import actions, alerts, dashboard, data, login, subscribers, suppressions  # noqa: E402, F401
+from . import actions, alerts, dashboard, data, login, subscribers, suppressions, welcome  # noqa: E402, F401

@@ -51,7 +51,7 @@ def test_live_count_follows_the_rules(app, staff_client):
     assert got.json["size"] == 9
     assert got.json["words"] == ("Send to 9 people: everyone confirmed, except those who signed Call on "
                                  "Mayor Adams to Follow the Law and Close Rikers Island, except those who "
-                                 "already signed every action in it")
+                                 "already signed all this alert's actions")
     # Linking only Rikers: its three signers are left out by default, kept with include_acted.
     assert staff_client.get(f"/staff/alerts/audience.json?actions={RIKERS}").json["size"] == 9
     assert staff_client.get(

@@ -242,7 +242,7 @@ def describe(rules: Rules, linked: list[int] | None = None) -> str:
         labels = [TOPIC_LABELS[t] for t in rules.topics]
         parts.append(f"who chose {' or '.join(labels)} (or chose no topics)")
     if linked and not rules.include_acted:
-        parts.append("except those who already signed every action in it")
+        parts.append("except those who already signed all this alert's actions")
     return ", ".join(parts)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import json
+import time
 from datetime import timedelta
 
 import pytest
@@ -12,7 +13,7 @@ import sqlalchemy as sa
 from alerts.blasts import abtest
 from alerts.extensions import db
 from alerts.models import AbTest, Action, Click, ConsentRecord, Delivery, Signature, Subscriber, utcnow
-from tests.blast_helpers import add_confirmed, make_alert
+from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
 from tests.helpers import blasts
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
@@ -228,3 +229,44 @@ def test_cli_create_with_audience_and_ab_and_audience_json(app, ctx):
     assert bad.exit_code == 2 and "no action with slug nope" in bad.output
     bad = runner.invoke(args=["alert", "create", "--subject", "A", "--intro", "x", "--subject-b", "B"])
     assert bad.exit_code == 2 and "--ab-sample" in bad.output
+
+
+@pytest.mark.slow
+def test_ab_test_with_real_workers_and_beat(app, ctx, smtp, workers):
+    """Worker processes send the samples; beat decides once the wait is over and the rest go once."""
+    from alerts.blasts import state
+    from tests.processes import send_task
+
+    emails = add_confirmed(400)
+    alert_id = make_alert(subject="Subject A")
+    from alerts.models import Alert
+
+    abtest.configure(db.session.get(Alert, alert_id), subjects=["Subject A", "Subject B"],
+                     sample_pct=10, wait_minutes=1, seed=11)
+    state.start_blast(alert_id)
+    abtest.start(alert_id)
+    db.session.commit()
+    workers.start(name="ab")  # with beat: the sweep and the A/B decisions every second
+    send_task(workers.redis.url, workers.name, "alerts.tasks.dispatch_blast", alert_id)
+    samples = smtp.handler.wait_for(80, timeout=60)
+    assert collections.Counter(m.message["Subject"] for m in samples) == {"Subject A": 40, "Subject B": 40}
+    time.sleep(2)  # beat ticks: nothing more goes before the wait is over
+    assert len(smtp.handler.messages) == 80
+    db.session.rollback()
+    assert blasts.status(alert_id)["state"] == "sending"
+    b_rows = db.session.execute(sa.select(Delivery.id, Delivery.subscriber_id).where(
+        Delivery.alert_id == alert_id, Delivery.variant == 1)).all()
+    for d, s in b_rows[:5]:
+        db.session.add(Click(alert_id=alert_id, delivery_id=d, subscriber_id=s))
+    db.session.execute(sa.update(AbTest).values(decide_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    status = wait_for_state(alert_id, timeout=60)
+    assert status["state"] == "sent", status
+    msgs = smtp.handler.wait_for(400, timeout=20)
+    per = collections.Counter(r for m in msgs for r in m.rcpt_tos)
+    assert per == {e: 1 for e in emails}  # everyone exactly once: nobody got two variants
+    assert collections.Counter(m.message["Subject"] for m in msgs) == {"Subject A": 40, "Subject B": 360}
+    db.session.rollback()
+    test = db.session.get(AbTest, alert_id)
+    assert (test.state, test.winner) == ("decided", 1)
+    assert test.reason.startswith("Variant B won on clicks: 5 of 40 clicked (12.5%) against A's 0 of 40")

@@ -123,3 +123,22 @@ def test_remind_those_who_did_not_act_in_two_clicks(app, staff_client):
          page=f"/staff/alerts/{draft.id}/edit")
     with _db(app):
         assert db.session.get(Alert, draft.id).audience["received_alert"] == alert_id
+
+
+def test_staff_tag_actions_with_topics_and_compose_says_so(app, staff_client):
+    with _db(app):
+        seed_actions()
+        action = db.session.scalar(sa.select(Action).where(Action.slug == DETENTION))
+        action_id, title, cta = action.id, action.title, action.call_to_action
+    path = f"/staff/actions/{action_id}/edit"
+    response = post(staff_client, path, {"title": title, "slug": DETENTION, "call_to_action": cta,
+                                         "kind": "petition", "is_open": "y",
+                                         "topics": ["detention", "juvenile-justice"]}, page=path)
+    assert response.status_code == 303, response.get_data(as_text=True)
+    with _db(app):
+        assert db.session.get(Action, action_id).topics == ["detention", "juvenile-justice"]
+    page = staff_client.get("/staff/alerts/new").get_data(as_text=True)
+    assert "This alert’s actions are tagged Detention, Juvenile justice." in page
+    bad = post(staff_client, path, {"title": title, "slug": DETENTION, "call_to_action": cta,
+                                    "kind": "petition", "topics": ["gardening"]}, page=path)
+    assert bad.status_code == 400 and "gardening" in bad.get_data(as_text=True)

@@ -160,8 +160,11 @@ def _compose_page(alert: Alert | None):
             flash("Draft saved. Check the preview, send yourself a test, then send it.", "success")
             return redirect(url_for("staff.alert", alert_id=saved.id), code=303)
     status = 400 if request.method == "POST" else 200
+    chosen = alert.actions if alert else [a for a in ordered_actions() if a.is_open]
+    tagged = {t for a in chosen for t in (a.topics or [])}
+    action_topics = [label for slug, label in TOPICS if slug in tagged]
     return render_template("staff/compose.html", form=form, alert=alert, error=error,
-                           audience=_audience_of(alert)), status
+                           audience=_audience_of(alert), action_topics=action_topics), status
 
 
 def _audience_of(alert: Alert | None) -> dict:

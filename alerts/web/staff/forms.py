@@ -19,6 +19,8 @@ from wtforms import (
 from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ...subscribers.preferences import TOPICS
+
 # Loose on purpose: staff addresses like staff@localhost (dev mode) must work for test sends.
 ADDRESS = Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address like name@example.org.")
 
@@ -27,6 +29,11 @@ def web_address(form, field) -> None:
     parts = urlsplit(field.data or "")
     if parts.scheme not in ("http", "https") or not parts.netloc or " " in field.data:
         raise ValidationError("Enter a full address starting with https://")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class LoginForm(FlaskForm):
@@ -77,17 +84,15 @@ class ActionForm(FlaskForm):
         ],
     )
     is_open = BooleanField("Open (listed on the Action Center and in new alerts)", default=True)
+    topics = MultiCheckboxField(
+        "Topics", choices=[SelectChoice(slug, label) for slug, label in TOPICS],
+        description="What it is about: alerts can then be sent to those who chose these topics.")
 
 
 def at_least_one(form, field) -> None:
     """Not InputRequired: its `required` flag would make a browser demand every checkbox."""
     if not field.data:
         raise ValidationError("Choose at least one action.")
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class AlertForm(FlaskForm):

@@ -262,7 +262,11 @@ class Signature(db.Model):
     """One person's signature on one action; where it came from is what reports and audiences read."""
 
     __tablename__ = "signatures"
-    __table_args__ = (sa.UniqueConstraint("action_id", "email_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("action_id", "email_key"),
+        # Audiences match signatures made before subscribing by address.
+        sa.Index("ix_signatures_email_key", "email_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), index=True)

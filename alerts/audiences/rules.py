@@ -131,13 +131,20 @@ def _action_ids(slugs: list[str]) -> list[int]:
     return list(db.session.scalars(sa.select(Action.id).where(Action.slug.in_(slugs)))) if slugs else []
 
 
-def signed(action_ids: list[int]):
-    """The subscriber signed one of these actions (as a subscriber, or with the same address)."""
-    return sa.exists().where(
-        Signature.action_id.in_(action_ids),
-        sa.or_(Signature.subscriber_id == Subscriber.id,
-               Signature.email_key == sa.func.lower(Subscriber.email)),
+def _signed_where(*conditions):
+    """A signature matching the subscriber (as a subscriber, or with the same address) and these.
+
+    Two EXISTS, not one with an OR, so each can use its index (subscriber_id; email_key).
+    """
+    return sa.or_(
+        sa.exists().where(Signature.subscriber_id == Subscriber.id, *conditions),
+        sa.exists().where(Signature.email_key == sa.func.lower(Subscriber.email), *conditions),
     )
+
+
+def signed(action_ids: list[int]):
+    """The subscriber signed one of these actions."""
+    return _signed_where(Signature.action_id.in_(action_ids))
 
 
 def _midnight(iso: str) -> datetime:
@@ -173,11 +180,7 @@ def conditions(rules: Rules, linked_action_ids: list[int]) -> list:
         active = sa.or_(
             sa.exists().where(Click.subscriber_id == Subscriber.id, Click.machine.is_(False),
                               Click.at >= since),
-            sa.exists().where(
-                sa.or_(Signature.subscriber_id == Subscriber.id,
-                       Signature.email_key == sa.func.lower(Subscriber.email)),
-                Signature.created_at >= since,
-            ),
+            _signed_where(Signature.created_at >= since),
         )
         out.append(active if rules.engaged else ~active)
     if rules.topics:

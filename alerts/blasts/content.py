@@ -141,6 +141,7 @@ class MessageFactory:
     variants: tuple[tuple[str, str], ...] = ()  # A/B: (subject, From header) per variant
     _variant_of: dict = field(default_factory=dict)  # delivery id -> variant, per batch
     _signed_of: dict = field(default_factory=dict)  # subscriber id -> signed action ids, per batch
+    _variants: dict = field(default_factory=dict)  # (variant, signed) -> compiled: once per batch at worst
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -196,8 +197,11 @@ class MessageFactory:
         signed = self._signed_of.get(subscriber_id, frozenset())
         if variant is None and not signed:
             return self.compiled, self.from_header
-        subject, from_header = self.variants[variant] if variant is not None else (None, self.from_header)
-        return compiled_alert(self.text, subject, signed), from_header
+        key = (variant, signed)
+        if key not in self._variants:
+            subject, from_header = self.variants[variant] if variant is not None else (None, self.from_header)
+            self._variants[key] = (compiled_alert(self.text, subject, signed), from_header)
+        return self._variants[key]
 
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
         """The per-recipient value of each action's slot."""

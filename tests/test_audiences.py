@@ -180,3 +180,14 @@ def _members(alert: Alert) -> set[str]:
         .where(Delivery.alert_id == alert.id)))
     assert total == len(got)
     return {e.split("@")[0] for e in got}
+
+
+def test_a_rule_that_no_longer_holds_stops_the_start_and_names_it(people):
+    alert = save_alert(None, subject="S", intro_md="x", audience={"only_signers_of": [RIKERS]})
+    alert.audience = {"only_signers_of": ["an-action-since-deleted"]}
+    db.session.commit()
+    with pytest.raises(blasts.BlastError, match="no action with slug an-action-since-deleted"):
+        blasts.start_blast(alert.id)
+    db.session.rollback()
+    assert db.session.get(Alert, alert.id).state == "draft"
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 0

@@ -91,6 +91,11 @@ def test_ab_samples_winner_by_clicks_rest_sent_once(app, ctx, smtp):
     assert collections.Counter(m.message["Subject"] for m in msgs)["Subject C"] == 240
     assert blasts.status(alert_id)["state"] == "sent"
     assert set(first) <= set(db.session.scalars(sa.select(Delivery.id).where(Delivery.variant == 1)))
+    report = json.loads(app.test_cli_runner().invoke(args=["alert", "ab", str(alert_id), "--json"]).stdout)
+    assert (report["state"], report["winner"]) == ("decided", "C")
+    assert [(v["variant"], v["sent"], v["clickers"]) for v in report["variants"]] == [
+        ("A", 30, 0), ("B", 30, 4), ("C", 30, 6)]
+    assert report["reason"] == test.reason
 
 
 def test_the_same_seed_picks_the_same_sample(app, ctx, smtp):

@@ -204,3 +204,34 @@ def alert_resume(alert_id: int) -> None:
 def alert_cancel(alert_id: int) -> None:
     """Cancel a blast; whoever has not been sent to yet is skipped."""
     _control(alert_id, "cancel")
+
+
+@alert_group.command("ab")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def alert_ab(alert_id: int, as_json: bool) -> None:
+    """An A/B subject test's variants, their numbers, and why the winner won."""
+    from dataclasses import asdict
+
+    from ..models import AbTest
+
+    test = db.session.get(AbTest, alert_id)
+    if test is None:
+        raise click.ClickException(f"alert {alert_id} has no A/B test")
+    results = test.results if test.state != "testing" and test.results else [
+        asdict(r) for r in abtest.measure(test)]
+    out = {"id": alert_id, "state": test.state, "metric": test.metric, "sample_pct": test.sample_pct,
+           "wait_minutes": test.wait_minutes,
+           "decide_at": test.decide_at.isoformat() if test.decide_at else None,
+           "winner": abtest.letter(test.winner) if test.winner is not None else None,
+           "reason": test.reason, "variants": results}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"A/B test of alert {alert_id}: {test.state}, winner by {test.metric}")
+    for r in results:
+        click.echo(f"  {r['variant']}: {r['subject']!r} sent {r['sent']}, clicked {r['clickers']}, "
+                   f"signed {r['signers']}, unsubscribed {r['unsubscribed']}, complaints {r['complaints']}"
+                   + (" (stopped)" if r["tripped"] else ""))
+    if test.reason:
+        click.echo(test.reason)

@@ -179,3 +179,15 @@ def test_staff_edited_welcome_text_and_switch(app, ctx, smtp):
     welcome.save_text("Glad you're here", "Hello.", False)
     db.session.commit()
     assert welcome.send_welcome(other.id) is False
+
+
+def test_topics_and_pause_are_in_the_data_download_and_go_with_erasure(app, ctx):
+    from tests.helpers import privacy_steps
+
+    sid, _ = _confirmed(app, "e@example.org", topics=["detention", "mental-health"])
+    db.session.execute(sa.update(Subscriber).values(paused_until=utcnow() + timedelta(days=3)))
+    db.session.commit()
+    data = privacy_steps.export_subscriber_data(sid)["subscriber"]
+    assert data["topics"] == ["detention", "mental-health"] and data["paused_until"]
+    assert privacy_steps.erase_subscriber(sid, by="subscriber")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(SubscriberTopic)) == 0

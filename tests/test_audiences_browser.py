@@ -123,3 +123,49 @@ def test_preferences_page_topics_and_pause(app, live_server, browser, shots, pho
         assert db.session.get(Subscriber, sub.id).paused_until is not None
         assert set(db.session.scalars(sa.select(SubscriberTopic.topic))) == {"detention", "lgbtq-youth"}
     page.context.close()
+
+
+def test_sent_ab_alert_page_and_remind_in_two_clicks(app, live_server, browser, shots, smtp):
+    from datetime import timedelta
+
+    from alerts.blasts import abtest
+    from alerts.models import AbTest, Alert, Click, Delivery
+    from tests.blast_helpers import make_alert
+    from tests.helpers import blasts
+
+    with app.app_context():
+        add_confirmed(200)
+        alert_id = make_alert(subject="Close Rikers now", slugs=[RIKERS])
+        abtest.configure(db.session.get(Alert, alert_id), subjects=["Close Rikers now", "Rikers: 2 minutes"],
+                         sample_pct=10, wait_minutes=60, seed=3)
+        db.session.commit()
+        blasts.launch(alert_id)
+        for first, last in list(blasts.batch_ranges(alert_id, 500)):
+            blasts.send_batch(alert_id, first, last)
+        b = db.session.execute(sa.select(Delivery.id, Delivery.subscriber_id).where(
+            Delivery.alert_id == alert_id, Delivery.variant == 1)).all()
+        for d, s in b[:4]:
+            db.session.add(Click(alert_id=alert_id, delivery_id=d, subscriber_id=s))
+        rikers = db.session.scalar(sa.select(Action.id).where(Action.slug == RIKERS))
+        for d, s in b[:2]:
+            sub = db.session.get(Subscriber, s)
+            db.session.add(Signature(action_id=rikers, subscriber_id=s, email=sub.email, email_key=sub.email,
+                                     source="alert", alert_id=alert_id, delivery_id=d))
+        db.session.execute(sa.update(AbTest).values(decide_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+        abtest.decide_due()
+        for first, last in list(blasts.batch_ranges(alert_id, 500)):
+            blasts.send_batch(alert_id, first, last)
+        create_staff(EMAIL, PASSWORD)
+        db.session.commit()
+    page = browsers.new_page(browser)
+    _log_in(page, live_server.url)
+    page.goto(f"{live_server.url}/staff/alerts/{alert_id}")
+    expect(page.get_by_text(re.compile("Variant B won on clicks: 4 of 20 clicked"))).to_be_visible()
+    page.screenshot(path=str(shots / "alert-ab-results-1280.png"), full_page=True)
+    page.get_by_role("button", name="Draft the reminder").click()  # click one
+    # 200 sent, minus the 2 who signed.
+    expect(page.get_by_text(re.compile("Send to 198 people: those sent alert"))).to_be_visible()
+    page.get_by_role("link", name=re.compile("Send to 198 people")).click()  # click two: the confirmation
+    expect(page.get_by_role("heading", name="Send this alert?")).to_be_visible()
+    page.context.close()

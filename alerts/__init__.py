@@ -12,7 +12,7 @@ from .celery_app import celery_init_app
 from .config import PROJECT_ROOT, load_config
 from .extensions import csrf, db, limiter, migrate
 from .logs import configure_logging
-from .web import errors, privacy, public, redirects, security, staff
+from .web import errors, preferences, privacy, public, redirects, security, staff
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -59,6 +59,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(public.bp)
     app.register_blueprint(privacy.bp)
     app.register_blueprint(redirects.bp)
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(staff.bp)
     errors.register(app)
 

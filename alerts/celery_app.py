@@ -44,6 +44,10 @@ def celery_config(app: Flask) -> dict:
                 "schedule": timedelta(seconds=app.config.get("CLICK_FLUSH_SECONDS", 5)),
             },
             "expire-clicks": {"task": "alerts.tasks.expire_clicks", "schedule": timedelta(hours=1)},
+            "decide-ab-tests": {
+                "task": "alerts.tasks.decide_ab_tests",
+                "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
+            },
         },
         "timezone": "UTC",
         **app.config.get("CELERY", {}),

@@ -84,6 +84,10 @@ class Subscriber(db.Model):
     confirm_nonce: Mapped[str | None] = mapped_column(sa.String(32))
     last_confirmation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     source: Mapped[str | None] = mapped_column(sa.String(200))
+    # "Pause for a month" from the preferences page: no alert until then.
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The confirmation the welcome email was sent for: one welcome per confirmation.
+    welcomed_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
@@ -195,6 +199,7 @@ class Action(db.Model):
     url: Mapped[str | None] = mapped_column(sa.String(500))
     is_open: Mapped[bool] = mapped_column(default=True)
     position: Mapped[int] = mapped_column(default=0)
+    topics: Mapped[list] = mapped_column(sa.JSON, default=list)  # topic slugs staff tag it with
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
@@ -228,6 +233,10 @@ class Alert(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_dispatch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str | None] = mapped_column(sa.String(254))
+    # Who it goes to: audience rules (alerts/audiences/rules.py); null means the default audience.
+    audience: Mapped[dict | None] = mapped_column(sa.JSON)
+    # A reminder or an A/B winner's follow-up names the alert it came from.
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id", ondelete="SET NULL"))
 
     actions: Mapped[list[Action]] = relationship(
         secondary=alert_actions, order_by=(Action.position, Action.id)
@@ -240,6 +249,7 @@ class DeliveryStatus(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    HELD = "held"  # an A/B test's rest, waiting for the winner
 
 
 class Delivery(db.Model):
@@ -262,6 +272,7 @@ class Delivery(db.Model):
     claim_id: Mapped[str | None] = mapped_column(sa.String(36))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    variant: Mapped[int | None] = mapped_column()  # A/B: the one subject this person gets
 
 
 class StaffUser(db.Model):
@@ -299,7 +310,11 @@ class Signature(db.Model):
     """One person's signature on one action; where it came from is what reports and audiences read."""
 
     __tablename__ = "signatures"
-    __table_args__ = (sa.UniqueConstraint("action_id", "email_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("action_id", "email_key"),
+        # Audiences match signatures made before subscribing by address.
+        sa.Index("ix_signatures_email_key", "email_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), index=True)
@@ -381,3 +396,58 @@ class ClickBatch(db.Model):
 
     id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SubscriberTopic(db.Model):
+    """A topic a subscriber chose; choosing none means every topic."""
+
+    __tablename__ = "subscriber_topics"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(sa.String(40), primary_key=True, index=True)
+
+
+class SavedAudience(db.Model):
+    """A named set of audience rules staff reuse."""
+
+    __tablename__ = "saved_audiences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    rules: Mapped[dict] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(sa.String(254))
+
+
+class AbTest(db.Model):
+    """An alert's A/B subject test: its variants, sample, wait, and how it ended."""
+
+    __tablename__ = "ab_tests"
+
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    # [{"subject": ..., "from_name": ... or null}, ...]; variant 0 is the alert's own subject.
+    variants: Mapped[list] = mapped_column(sa.JSON)
+    sample_pct: Mapped[int] = mapped_column()  # per variant
+    wait_minutes: Mapped[int] = mapped_column()
+    metric: Mapped[str] = mapped_column(sa.String(16), default="clicks")  # clicks | signatures
+    breaker_pct: Mapped[float] = mapped_column(default=1.0)  # unsubscribes + complaints per sent
+    seed: Mapped[int | None] = mapped_column()
+    state: Mapped[str] = mapped_column(sa.String(16), default="draft")  # draft testing decided stopped
+    decide_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    winner: Mapped[int | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    results: Mapped[list | None] = mapped_column(sa.JSON)
+
+
+class EmailText(db.Model):
+    """Staff-editable email text (the welcome email)."""
+
+    __tablename__ = "email_texts"
+
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    body_md: Mapped[str] = mapped_column(sa.Text, default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

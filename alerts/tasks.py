@@ -13,7 +13,8 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from .blasts import dispatch, recovery, sending
+from . import welcome
+from .blasts import abtest, dispatch, recovery, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
@@ -59,6 +60,21 @@ def handle_signup(attempt_id: int) -> int | None:
     return subscriber_id
 
 
+@shared_task(bind=True, name="alerts.tasks.send_welcome", max_retries=None)
+def send_welcome(self, subscriber_id: int) -> bool:
+    try:
+        return welcome.send_welcome(subscriber_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        if smtp.refusal(exc).permanent:
+            log.warning("welcome to subscriber %s refused: %s", subscriber_id, exc,
+                        extra={"subscriber_id": subscriber_id})
+            return False
+        welcome.release(subscriber_id)
+        if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            raise
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
+
+
 @shared_task(name="alerts.tasks.dispatch_blast")
 def dispatch_blast(alert_id: int) -> int:
     return dispatch.dispatch(alert_id)
@@ -94,6 +110,15 @@ def sweep() -> dict:
     if result["returned"] or result["redispatched"] or unsent or signups:
         log.warning("sweep: %s", result, extra=result)
     return result
+
+
+@shared_task(name="alerts.tasks.decide_ab_tests")
+def decide_ab_tests() -> dict:
+    """Beat: A/B tests' circuit breakers, and winners once their wait is over (commits per test)."""
+    done = abtest.decide_due()
+    if done:
+        log.info("A/B tests: %s", done, extra={"ab_tests": done})
+    return done
 
 
 @shared_task(name="alerts.tasks.queue_confirmations")

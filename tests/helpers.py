@@ -123,6 +123,13 @@ def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url=None, ip
     return client.post("/staff/login", data=data, environ_base={"REMOTE_ADDR": ip})
 
 
+def post(client, path, data=None, page="/staff/"):
+    """A form post the way a browser makes it: with the CSRF token from a staff page."""
+    payload = dict(data or {})
+    payload["csrf_token"] = csrf_token(client, page)
+    return client.post(path, data=payload)
+
+
 # Data in bulk, alerts, waiting for a blast to end.
 
 

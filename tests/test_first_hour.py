@@ -13,18 +13,16 @@ from alerts.config import PLACEHOLDER_POSTAL_ADDRESS
 from alerts.extensions import db
 from alerts.models import Alert, ConsentRecord, Delivery, Subscriber, utcnow
 from alerts.subscribers import privacy
-from tests import test_staff as staff_tests
 from tests.helpers import (
     add_confirmed,
     blasts,
     confirm_token_for,
     csrf_token,
     make_alert,
+    post,
     subscribe,
     unsubscribe_token_for,
 )
-
-post = staff_tests.post
 
 
 def _add(app, email: str, status: str, nonce: str | None = None) -> int:

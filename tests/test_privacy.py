@@ -20,6 +20,7 @@ def signed_up_and_confirmed(app, client, smtp) -> int:
     assert subscribe(client, EMAIL, headers={"User-Agent": "privacy-test-browser"}).status_code == 200
     [msg] = smtp.handler.wait_for(1, timeout=20)
     assert client.post(urlsplit(link_in(msg, "/confirm/")).path).status_code == 200
+    smtp.handler.wait_for(2, timeout=20)  # the welcome email, before the test watches the inbox
     smtp.handler.clear()
     with app.app_context():
         sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == EMAIL))

@@ -31,6 +31,7 @@ from tests.helpers import (
     confirm_token_for,
     create_staff,
     csrf_token,
+    post,
     privacy_steps,
     save_alert,
     seed_actions,
@@ -38,7 +39,6 @@ from tests.helpers import (
     unsubscribe_token_for,
 )
 from tests.helpers import log_in as login
-from tests.test_staff import post
 
 ROOT = Path(__file__).resolve().parent.parent
 BOUNCE_DOMAIN = "bounces.example.org"

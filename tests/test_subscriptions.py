@@ -46,7 +46,13 @@ def path_of(url: str) -> str:
 
 
 def confirm_via_email(client, smtp, count: int = 1) -> str:
-    msgs = smtp.handler.wait_for(count, timeout=20)
+    """The link in the `count`-th confirmation email (welcome emails after confirming aside)."""
+    deadline = time.monotonic() + 20
+    while True:
+        msgs = [m for m in smtp.handler.messages if m.message["Subject"].startswith("Confirm")]
+        if len(msgs) >= count or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert len(msgs) == count
     return path_of(link_in(msgs[-1], "/confirm/"))
 

@@ -5,17 +5,20 @@ from __future__ import annotations
 import html
 import re
 from dataclasses import dataclass, field
+from email.utils import parseaddr
 
+import sqlalchemy as sa
 from flask import current_app
 from markupsafe import Markup
 
 from ..actions import action_link
+from ..extensions import db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_html
 from ..mail.signed_ids import MessageIds, unsubscribe_address
-from ..models import Action, Alert
+from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.tokens import unsubscribe_serializer
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 
@@ -73,34 +76,79 @@ def _intro_with_slots(intro_md: str | None) -> tuple[Markup, str]:
     return Markup(intro_html), intro_text
 
 
-def alert_context(alert: Alert) -> dict:
+@dataclass(frozen=True)
+class ActionText:
+    id: int
+    title: str
+    summary: str
+    call_to_action: str
+    updated_at: object
+
+
+@dataclass(frozen=True)
+class AlertText:
+    """What an alert says, as plain data: variants compile mid-batch without touching the ORM."""
+
+    id: int
+    subject: str
+    preheader: str
+    intro_md: str
+    actions: tuple[ActionText, ...]
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertText:
+        return cls(alert.id, alert.subject, alert.preheader or "", alert.intro_md or "", tuple(
+            ActionText(a.id, a.title, a.summary, a.call_to_action, a.updated_at)
+            for a in rendered_actions(alert)))
+
+
+def _titles(titles: list[str]) -> str:
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+def alert_context(alert: Alert | AlertText, subject: str | None = None,
+                  signed: frozenset[int] = frozenset()) -> dict:
+    """The template's values; someone who signed some actions sees thanks and the rest first."""
+    text = alert if isinstance(alert, AlertText) else AlertText.of(alert)
     actions = [
         {
             "title": a.title,
             "summary": a.summary,
             "call_to_action": a.call_to_action,
-            "link": Slot(action_slot(i)),
+            "link": Slot(action_slot(i)),  # the slot follows the alert's order, whatever is shown
         }
-        for i, a in enumerate(rendered_actions(alert))
+        for i, a in enumerate(text.actions) if a.id not in signed
     ]
-    intro_html, intro_text = _intro_with_slots(alert.intro_md)
+    done = [a.title for a in text.actions if a.id in signed]
+    thanks = ""
+    if done:
+        thanks = f"You signed {_titles(done)}, thank you" + ("; now:" if actions else ".")
+    intro_html, intro_text = _intro_with_slots(text.intro_md)
     return {
         **org_context(),
-        "subject": alert.subject,
-        "preheader": alert.preheader or "",
+        "subject": subject or text.subject,
+        "preheader": text.preheader,
         "intro_html": intro_html,
         "intro_text": intro_text,
         "actions": actions,
+        "thanks": thanks,
     }
 
 
-def compiled_alert(alert: Alert) -> CompiledEmail:
-    """Compiled once per process for each (alert, its text, its open actions)."""
-    actions = rendered_actions(alert)
-    version = (alert.id, alert.subject, alert.preheader, alert.intro_md,
-               tuple((a.id, a.updated_at) for a in actions))
-    slots = alert_slots(actions, opens_tracked(), len(intro_links(alert.intro_md)))
-    return compiled("alert", slots, lambda: alert_context(alert), version)
+def compiled_alert(alert: Alert | AlertText, subject: str | None = None,
+                   signed: frozenset[int] = frozenset()) -> CompiledEmail:
+    """Compiled once per process for each (alert, its text, its open actions, subject, signed set)."""
+    text = alert if isinstance(alert, AlertText) else AlertText.of(alert)
+    version = (text.id, subject or text.subject, text.preheader, text.intro_md,
+               tuple((a.id, a.updated_at) for a in text.actions), tuple(sorted(signed)))
+    slots = alert_slots(list(text.actions), opens_tracked(), len(intro_links(text.intro_md)))
+    return compiled("alert", slots, lambda: alert_context(text, subject, signed), version)
+
+
+def _named(name: str, addr: str) -> str:
+    """MAIL_FROM's address under another display name (an A/B variant's From name)."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{addr}>' if name else addr
 
 
 def list_id() -> str:
@@ -140,6 +188,11 @@ class MessageFactory:
     tracker: LinkWrapper | None = None  # /r/ links (None: TRACK_CLICKS=off, links go out plain)
     pixel: OpenPixel | None = None  # TRACK_OPENS=on only
     intro_urls: dict[str, str] = field(default_factory=dict)  # the intro's links, by slot
+    text: AlertText | None = None
+    variants: tuple[tuple[str, str], ...] = ()  # A/B: (subject, From header) per variant
+    _variant_of: dict = field(default_factory=dict)  # delivery id -> variant, per batch
+    _signed_of: dict = field(default_factory=dict)  # subscriber id -> signed action ids, per batch
+    _variants: dict = field(default_factory=dict)  # (variant, signed) -> compiled: once per batch at worst
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -147,9 +200,17 @@ class MessageFactory:
         base = external_url("public.unsubscribe", token="T").rsplit("/", 1)[0] + "/"
         domain = domain_of(cfg["MAIL_FROM"])
         intro = {intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))}
+        test = db.session.get(AbTest, alert.id)
+        address = parseaddr(cfg["MAIL_FROM"])
+        variants = tuple(
+            (v["subject"], format_from(_named(v.get("from_name") or address[0], address[1])))
+            for v in (test.variants if test else []))
+        text = AlertText.of(alert)
         return cls(
+            text=text,
+            variants=variants,
             alert_id=alert.id,
-            compiled=compiled_alert(alert),
+            compiled=compiled_alert(text),
             from_header=format_from(cfg["MAIL_FROM"]),
             domain=domain,
             list_id=list_id(),
@@ -163,6 +224,39 @@ class MessageFactory:
             pixel=OpenPixel.for_alert(alert.id),
             intro_urls=intro,
         )
+
+    def prepare(self, rows) -> None:
+        """Per batch, before sending: each row's A/B variant and the alert's actions each signed.
+
+        `rows` have id, subscriber_id, email and variant. One query for the batch.
+        """
+        self._variant_of = {r.id: r.variant for r in rows if getattr(r, "variant", None) is not None}
+        ids = {a.id for a in self.text.actions} if self.text else set()
+        by_email = {r.email.lower(): r.subscriber_id for r in rows if r.email and r.subscriber_id}
+        subs = [r.subscriber_id for r in rows if r.subscriber_id]
+        subs_set = set(subs)
+        signed: dict[int, set[int]] = {}
+        if ids and subs:
+            for action_id, sub_id, key in db.session.execute(
+                sa.select(Signature.action_id, Signature.subscriber_id, Signature.email_key).where(
+                    Signature.action_id.in_(ids),
+                    sa.or_(Signature.subscriber_id.in_(subs), Signature.email_key.in_(list(by_email))))
+            ):
+                for who in (sub_id, by_email.get(key)):
+                    if who in subs_set:
+                        signed.setdefault(who, set()).add(action_id)
+        self._signed_of = {k: frozenset(v) for k, v in signed.items()}
+
+    def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None):
+        variant = self._variant_of.get(delivery_id)
+        signed = self._signed_of.get(subscriber_id, frozenset())
+        if variant is None and not signed:
+            return self.compiled, self.from_header
+        key = (variant, signed)
+        if key not in self._variants:
+            subject, from_header = self.variants[variant] if variant is not None else (None, self.from_header)
+            self._variants[key] = (compiled_alert(self.text, subject, signed), from_header)
+        return self._variants[key]
 
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
         """The per-recipient value of each action's slot."""
@@ -181,9 +275,10 @@ class MessageFactory:
             links = self.tracker.wrap(links, delivery_id)
         if self.pixel is not None:
             links[OPEN_PIXEL_SLOT] = self.pixel(delivery_id)
-        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email, **links)
+        template, from_header = self._compiled_for(delivery_id, subscriber_id)
+        out = template.personalize(unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
-            "from_header": self.from_header,
+            "from_header": from_header,
             "to": email,
             "subject": subject_prefix + out.subject,
             "text": out.text,

@@ -10,7 +10,7 @@ from flask import current_app
 
 from .. import queueing
 from ..config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
-from . import state
+from . import abtest, state
 
 DISPATCH = "alerts.tasks.dispatch_blast"
 
@@ -20,6 +20,7 @@ def launch(alert_id: int) -> int:
     if postal_address_missing(current_app.config):
         raise state.BlastError(POSTAL_ADDRESS_REQUIRED)
     total = state.start_blast(alert_id)
+    abtest.start(alert_id)  # an A/B test's samples are queued, the rest held for the winner
     queueing.after_commit(DISPATCH, alert_id)
     return total
 

@@ -66,13 +66,14 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
         return BatchResult()
     rows = db.session.execute(
         sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-                  Subscriber.status, Subscriber.token_key)
+                  Subscriber.status, Subscriber.token_key, Delivery.variant)
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
         .order_by(Delivery.id)
     ).all()
     alert = db.session.get(Alert, alert_id)
     factory = MessageFactory.for_alert(alert)
+    factory.prepare(rows)  # A/B variants and partial signers, one query per batch
     suppressed = suppressions.suppressed_hashes(r.email for r in rows if r.email)
     db.session.commit()  # no transaction stays open while the batch sends
 

@@ -9,7 +9,8 @@ import time
 import click
 from flask.cli import AppGroup
 
-from ..blasts import control, progress, state
+from .. import audiences
+from ..blasts import abtest, compose, control, progress, state
 from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
 from ..extensions import db
@@ -28,15 +29,97 @@ def alert_group() -> None:
 @click.option("--intro", required=True, help="The opening text, in Markdown.")
 @click.option("--preheader", default="", help="The preview line inboxes show.")
 @click.option("--action", "actions", multiple=True, help="Action slug (repeatable); default: all open.")
-def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...]) -> None:
+@click.option("--only-signers-of", multiple=True, metavar="SLUG",
+              help="Only those who signed (any of) these.")
+@click.option("--except-signers-of", multiple=True, metavar="SLUG", help="Leave out those who signed these.")
+@click.option("--topic", "topics", multiple=True, metavar="T",
+              help="Only those who chose this topic (or chose none); repeatable.")
+@click.option("--joined-after", metavar="DATE", help="Joined on or after this date (YYYY-MM-DD).")
+@click.option("--joined-before", metavar="DATE", help="Joined before this date.")
+@click.option("--source", help="Signup source, exactly (any case).")
+@click.option("--engaged-days", type=int, metavar="N", help="Clicked or signed within N days.")
+@click.option("--not-engaged", is_flag=True, help="With --engaged-days: those who did neither.")
+@click.option("--include-acted", is_flag=True,
+              help="Also send to those who already signed every action in the alert.")
+@click.option("--audience", "saved_name", metavar="NAME", help="Start from a saved audience's rules.")
+@click.option("--subject-b", "subjects_b", multiple=True, metavar="S",
+              help="A/B test: another subject (repeatable for more variants).")
+@click.option("--from-name", "from_names", multiple=True, metavar="NAME",
+              help="A/B test: a From name per variant, in order (the first is the main subject's).")
+@click.option("--ab-sample", type=int, metavar="PCT", help="A/B test: percent of the audience per variant.")
+@click.option("--ab-wait", type=int, metavar="MINUTES", help="A/B test: minutes before the winner is picked.")
+@click.option("--ab-metric", type=click.Choice(["clicks", "signatures"]), default="clicks",
+              show_default=True, help="A/B test: what picks the winner.")
+def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...],
+                 only_signers_of, except_signers_of, topics, joined_after, joined_before, source,
+                 engaged_days, not_engaged, include_acted, saved_name, subjects_b, from_names,
+                 ab_sample, ab_wait, ab_metric) -> None:
     """Create a draft alert and print its id."""
+    rules: dict = {}
+    if saved_name:
+        saved = {a.name: a for a in audiences.saved_audiences()}
+        if saved_name not in saved:
+            raise click.UsageError(f"no saved audience named {saved_name!r}")
+        rules.update(saved[saved_name].rules)
+    given = {
+        "only_signers_of": list(only_signers_of), "except_signers_of": list(except_signers_of),
+        "topics": list(topics), "joined_after": joined_after, "joined_before": joined_before,
+        "source": source, "engaged_days": engaged_days,
+    }
+    rules.update({k: v for k, v in given.items() if v})
+    if not_engaged:
+        if not engaged_days:
+            raise click.UsageError("--not-engaged needs --engaged-days N")
+        rules["engaged"] = False
+    if include_acted:
+        rules["include_acted"] = True
     try:
         alert = save_alert(None, subject=subject, intro_md=intro, preheader=preheader,
-                           action_slugs=list(actions), created_by="cli")
-    except ComposeError as exc:
+                           action_slugs=list(actions), created_by="cli", audience=rules)
+        if subjects_b or ab_sample is not None or ab_wait is not None:
+            abtest.configure(alert, subjects=[subject, *subjects_b], from_names=list(from_names),
+                             sample_pct=ab_sample, wait_minutes=ab_wait, metric=ab_metric)
+    except (ComposeError, abtest.AbTestError) as exc:
         raise click.UsageError(str(exc)) from exc
     db.session.commit()
     click.echo(alert.id)
+
+
+@alert_group.command("audience")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def alert_audience(alert_id: int, as_json: bool) -> None:
+    """How many a blast started now would go to, and the rules that say who."""
+    from ..models import Alert
+
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise click.ClickException(f"there is no alert {alert_id}")
+    try:
+        rules = audiences.parse(alert.audience)
+    except audiences.AudienceError as exc:
+        raise click.ClickException(f"alert {alert_id}'s audience: {exc}") from exc
+    linked = audiences.linked_action_ids(alert)
+    out = {"id": alert.id, "size": audiences.size(rules, linked), "rules": rules.to_json(),
+           "description": audiences.describe(rules, linked)}
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        click.echo(f"{out['size']} people: {out['description']}")
+
+
+@alert_group.command("remind")
+@click.argument("alert_id", type=int)
+@click.option("--subject", help="Its own subject (default: “Reminder: ” and the alert's).")
+@click.option("--minus-clickers", is_flag=True, help="Also leave out those who clicked.")
+def alert_remind(alert_id: int, subject: str | None, minus_clickers: bool) -> None:
+    """A new draft to the alert's recipients minus those who signed; prints its id."""
+    try:
+        draft = compose.reminder(alert_id, minus_clickers=minus_clickers, created_by="cli", subject=subject)
+    except ComposeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(draft.id)
 
 
 @alert_group.command("send")
@@ -206,3 +289,34 @@ def alert_report_command(alert_id: int, as_json: bool) -> None:
         w = data[key]
         click.echo(f"{key.replace('_', ' ').capitalize():>24}: {w['clicks']['unique']} people clicked, "
                    f"{w['signatures']} signed")
+
+
+@alert_group.command("ab")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def alert_ab(alert_id: int, as_json: bool) -> None:
+    """An A/B subject test's variants, their numbers, and why the winner won."""
+    from dataclasses import asdict
+
+    from ..models import AbTest
+
+    test = db.session.get(AbTest, alert_id)
+    if test is None:
+        raise click.ClickException(f"alert {alert_id} has no A/B test")
+    results = test.results if test.state != "testing" and test.results else [
+        asdict(r) for r in abtest.measure(test)]
+    out = {"id": alert_id, "state": test.state, "metric": test.metric, "sample_pct": test.sample_pct,
+           "wait_minutes": test.wait_minutes,
+           "decide_at": test.decide_at.isoformat() if test.decide_at else None,
+           "winner": abtest.letter(test.winner) if test.winner is not None else None,
+           "reason": test.reason, "variants": results}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"A/B test of alert {alert_id}: {test.state}, winner by {test.metric}")
+    for r in results:
+        click.echo(f"  {r['variant']}: {r['subject']!r} sent {r['sent']}, clicked {r['clickers']}, "
+                   f"signed {r['signers']}, unsubscribed {r['unsubscribed']}, complaints {r['complaints']}"
+                   + (" (stopped)" if r["tripped"] else ""))
+    if test.reason:
+        click.echo(test.reason)

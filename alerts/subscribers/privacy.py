@@ -27,11 +27,13 @@ from ..models import (
     Click,
     Delivery,
     Subscriber,
+    SubscriberTopic,
     Suppression,
     SuppressionLift,
     email_hash,
     utcnow,
 )
+from .preferences import topics_of
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
             "unsubscribed_at": _iso(sub.unsubscribed_at),
             "last_confirmation_email_at": _iso(sub.last_confirmation_at),
             "source": sub.source,
+            "topics": topics_of(sub.id),
+            "paused_until": _iso(sub.paused_until),
         },
         "consent_records": [
             {
@@ -121,8 +125,9 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     detail, with the date. Returns False when there was no such subscriber (already erased).
     The caller commits.
 
-    What it clears, table by table: the subscriber row and its consent records (cascade);
-    their clicks (folded into the alerts' anonymous counters first, so totals stay put);
+    What it clears, table by table: the subscriber row, its consent records (cascade) and its
+    topic choices; their clicks (folded into the alerts' anonymous counters first, so totals
+    stay put);
     deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
     (it may quote the address); every table with both `email` and `email_hash` (the
     suppression list, its lift audit) keeps the hash and loses the address and any detail
@@ -152,6 +157,7 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
         sa.update(SuppressionLift).where(SuppressionLift.email_hash == key).values(detail=None)
     )
     clickcounts.fold(Click.subscriber_id == sub.id)
+    db.session.execute(sa.delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == sub.id))
     db.session.delete(sub)  # its consent records go with it (cascade)
     log.info("subscriber erased", extra={"subscriber_id": sub_id, "erased_by": by.split(":")[0]})
     return True

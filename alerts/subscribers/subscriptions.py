@@ -210,6 +210,12 @@ def confirm_state(token: str) -> str | None:
     return None
 
 
+def confirm_token_subscriber_id(token: str) -> int | None:
+    """The subscriber a (verified) confirmation link names."""
+    key = read_confirm_token(token).token_key
+    return db.session.scalar(sa.select(Subscriber.id).where(Subscriber.token_key == key))
+
+
 def confirm(token: str, req: Request) -> str:
     """Confirm the subscriber a token names; raises TokenError for links that can't count."""
     claim = read_confirm_token(token)

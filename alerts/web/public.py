@@ -20,15 +20,16 @@ from flask import (
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn
+from .. import actions, redis_conn, welcome
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
-from ..subscribers import confirmations, subscriptions
+from ..subscribers import confirmations, preferences, subscriptions
 from ..subscribers.tokens import (
     TokenError,
     legacy_unsubscribe_id,
     unsubscribe_subscriber_id,
 )
+from .preferences import preferences_context
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -131,12 +132,20 @@ def confirm(token: str):
         if already:
             # A used link says so at once; reading it changes nothing.
             return render_template("confirmed.html", already=True)
-        return render_template("confirm.html", token=token)
+        return render_template("confirm.html", token=token, topics=preferences.TOPICS)
     try:
         outcome = subscriptions.confirm(token, client_request())
+        if outcome == subscriptions.ConfirmOutcome.CONFIRMED:
+            subscriber_id = subscriptions.confirm_token_subscriber_id(token)
+            preferences.set_topics(subscriber_id, request.form.getlist("topics"))
+            welcome.queue(subscriber_id)  # once per confirmation: the send claims it
     except TokenError as exc:
         db.session.rollback()
         return _token_error_page(exc, "confirm")
+    except preferences.PreferenceError:
+        db.session.rollback()
+        return render_template("confirm.html", token=token, topics=preferences.TOPICS,
+                               error="Choose topics from the list."), 400
     db.session.commit()
     return render_template("confirmed.html", already=outcome == subscriptions.ConfirmOutcome.ALREADY)
 
@@ -161,7 +170,8 @@ def unsubscribe(token: str):
         if sub is None:
             # Erased: there is no address left to unsubscribe or show.
             return render_template("privacy_gone.html"), 404, {"Cache-Control": "no-store"}
-        return render_template("unsubscribe.html", token=token, subscriber=sub)
+        return render_template("unsubscribe.html", token=token, subscriber=sub,
+                               **preferences_context(sub))
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     sub = None
     if subscriber_id is not None:  # (None: erased; there is no one left to unsubscribe)

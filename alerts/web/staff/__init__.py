@@ -101,4 +101,14 @@ def format_duration(seconds: float | None) -> str:
 
 
 # The view modules: imported last, each adds its routes to `bp`.
-from . import actions, alerts, dashboard, data, login, reports, subscribers, suppressions  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    actions,
+    alerts,
+    dashboard,
+    data,
+    login,
+    reports,
+    subscribers,
+    suppressions,
+    welcome,
+)

@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from ... import actions as catalog
 from ...extensions import db
 from ...models import Action
+from ...subscribers import preferences
 from . import bp
 from .forms import ActionForm
 
@@ -14,11 +15,13 @@ from .forms import ActionForm
 def _save_action(form: ActionForm, action: Action | None) -> Action | None:
     """Apply a validated form; None (with the problem on the form) when it cannot be saved."""
     try:
-        return catalog.save(
+        saved = catalog.save(
             action, title=form.title.data, slug=form.slug.data, summary=form.summary.data,
             call_to_action=form.call_to_action.data, kind=form.kind.data, url=form.url.data,
             is_open=form.is_open.data,
         )
+        saved.topics = preferences.clean_topics(form.topics.data)
+        return saved
     except catalog.ActionError as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return None

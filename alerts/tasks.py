@@ -13,6 +13,7 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
+from .actions import signing
 from .blasts import dispatch, recovery, sending
 from .bounces import processing
 from .extensions import db
@@ -48,6 +49,18 @@ def send_confirmation(self, subscriber_id: int) -> bool:
         log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc,
                  extra={"subscriber_id": subscriber_id})
         raise self.retry(exc=exc, countdown=delay) from exc
+
+
+@shared_task(bind=True, name="alerts.tasks.send_signature_confirmation", max_retries=None)
+def send_signature_confirmation(self, signature_id: int) -> bool:
+    try:
+        return signing.send_signature_confirmation(signature_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        if smtp.refusal(exc).permanent or self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            log.warning("signature confirmation %s not sent: %s", signature_id, exc,
+                        extra={"signature_id": signature_id})
+            return False
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
 
 
 @shared_task(name="alerts.tasks.dispatch_blast")

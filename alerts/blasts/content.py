@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from flask import current_app
 
 from ..actions import action_link
+from ..actions.references import ReferenceSigner
 from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
@@ -88,6 +89,10 @@ class MessageFactory:
     signer: object
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
+    # Which of those are hosted here and so carry the recipient's signed reference (an
+    # action hosted elsewhere never sees it), and the signer of those references.
+    hosted: tuple[bool, ...] = ()
+    reference: ReferenceSigner | None = None
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -106,11 +111,20 @@ class MessageFactory:
             signer=signer_for(current_app),
             message_id=MessageIds.for_alert(alert.id, domain),
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),
+            hosted=tuple(not a.url for a in rendered_actions(alert)),
+            reference=ReferenceSigner.current(),
         )
 
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
-        """The per-recipient value of each action's slot."""
-        return {action_slot(i): link for i, link in enumerate(self.action_links)}
+        """The per-recipient value of each action's slot: hosted actions' links carry `?r=`, one
+        signed reference per recipient (one HMAC), naming the delivery; test sends get none."""
+        if delivery_id is None or self.reference is None or not any(self.hosted):
+            return {action_slot(i): link for i, link in enumerate(self.action_links)}
+        ref = self.reference(delivery_id)
+        return {
+            action_slot(i): (f"{link}{'&' if '?' in link else '?'}r={ref}" if hosted else link)
+            for i, (link, hosted) in enumerate(zip(self.action_links, self.hosted, strict=True))
+        }
 
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
                subject_prefix: str = "") -> dict:

@@ -182,6 +182,11 @@ def validate(action: Action, entry: Entry, signer: Signer | None) -> tuple[str, 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
+def upsert_insert():
+    """The dialect's INSERT that takes ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
+    return _INSERTS[db.session.get_bind().dialect.name]
+
+
 def sign(action: Action, entry: Entry, *, signer: Signer | None, where: Attribution,
          request: subscriptions.Request) -> Outcome:
     """Record one signature (or find the one already there). The caller commits.
@@ -200,7 +205,7 @@ def sign(action: Action, entry: Entry, *, signer: Signer | None, where: Attribut
         subscriber_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == email))
     now = utcnow()
     counted = proven or not action.requires_confirmation
-    insert = _INSERTS[db.session.get_bind().dialect.name]
+    insert = upsert_insert()
     new_id = db.session.scalar(
         insert(Signature)
         .values(action_id=action.id, subscriber_id=subscriber_id, email=email, email_key=key,

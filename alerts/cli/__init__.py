@@ -22,6 +22,7 @@ def main() -> None:
 
 COMMANDS = (
     actions.seed_actions_command,
+    actions.action_group,
     accounts.create_staff_command,
     dev.dev_command,
     alerts.alert_group,

@@ -232,7 +232,7 @@ def _apply(action: Action, chunk: list[dict], report: SignerImport) -> None:
     report.already += len(chunk) - len(unique)
     emails = [r["email"] for r in unique.values()]
     known = dict(db.session.execute(
-        sa.select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(emails))).tuples().all())
+        sa.select(Subscriber.email, Subscriber.id).where(Subscriber.email.in_(emails))).all())
     values = [{**r, "action_id": action.id, "subscriber_id": known.get(r["email"]), "source": IMPORT}
               for r in unique.values()]
     insert = upsert_insert()

@@ -297,7 +297,7 @@ def counts_by_action() -> dict[int, int]:
         sa.select(Signature.action_id, sa.func.count())
         .where(Signature.confirmed_at.is_not(None)).group_by(Signature.action_id)
     )
-    return dict(rows.tuples().all())
+    return dict(rows.all())
 
 
 _STEPS = (1, 2.5, 5)

@@ -187,39 +187,67 @@ def upsert_insert():
     return _INSERTS[db.session.get_bind().dialect.name]
 
 
-def sign(action: Action, entry: Entry, *, signer: Signer | None, where: Attribution,
+# The signing path's statements are built once, on the tables: building an ORM statement per
+# request, and keying it for SQLAlchemy's compiled cache, costs more than executing it.
+_A = Action.__table__
+_SIGNABLE = sa.select(_A.c.id, _A.c.slug, _A.c.is_open, _A.c.url, _A.c.allow_comments,
+                      _A.c.requires_confirmation).where(_A.c.slug == sa.bindparam("slug"))
+_S = Signature.__table__
+_EXISTING = sa.select(_S.c.id, _S.c.confirmed_at).where(
+    _S.c.action_id == sa.bindparam("action_id"), _S.c.email_key == sa.bindparam("email_key"))
+_INSERT_SIGNATURE: dict[str, sa.Insert] = {}  # by dialect, built on first use
+
+
+def signable(slug: str):
+    """What signing needs to know of an action (a Row with Action's attribute names), or None."""
+    return db.session.execute(_SIGNABLE, {"slug": slug}).first()
+
+
+def _insert_statement(dialect: str) -> sa.Insert:
+    statement = _INSERT_SIGNATURE.get(dialect)
+    if statement is None:
+        subscriber = Subscriber.__table__
+        now = sa.bindparam("now", type_=_S.c.created_at.type)
+        statement = (
+            _INSERTS[dialect](_S)
+            .values(action_id=sa.bindparam("action_id"), email=sa.bindparam("email"),
+                    email_key=sa.bindparam("email_key"), name=sa.bindparam("name"),
+                    postal_code=sa.bindparam("postal_code"), comment=sa.bindparam("comment"),
+                    source=sa.bindparam("source"), alert_id=sa.bindparam("alert_id"),
+                    delivery_id=sa.bindparam("delivery_id"), created_at=now,
+                    confirmed_at=sa.bindparam("confirmed_at", type_=_S.c.confirmed_at.type),
+                    # The signer's subscriber, if the address is on the list: in the same statement.
+                    subscriber_id=sa.select(subscriber.c.id)
+                    .where(subscriber.c.email == sa.bindparam("email")).scalar_subquery())
+            .on_conflict_do_nothing(index_elements=["action_id", "email_key"])
+            .returning(_S.c.id)
+        )
+        _INSERT_SIGNATURE[dialect] = statement
+    return statement
+
+
+def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
          request: subscriptions.Request) -> Outcome:
     """Record one signature (or find the one already there). The caller commits.
 
-    Raises ActionClosed for an action that takes none, SignError for bad input; queues the
-    signature's confirmation email and the list's double opt-in after the commit.
+    `action` is an Action or the Row `signable` gives. Raises ActionClosed for an action that
+    takes none, SignError for bad input; queues the signature's confirmation email and the
+    list's double opt-in after the commit.
     """
     if not action.is_open or action.url:
         raise ActionClosed(action.slug)
     email, name, postal, comment = validate(action, entry, signer)
     key = email_key(email)
     proven = signer is not None and key == email_key(signer.email)
-    if proven:
-        subscriber_id = signer.subscriber_id
-    else:
-        subscriber_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == email))
     now = utcnow()
     counted = proven or not action.requires_confirmation
-    insert = upsert_insert()
-    new_id = db.session.scalar(
-        insert(Signature)
-        .values(action_id=action.id, subscriber_id=subscriber_id, email=email, email_key=key,
-                name=name, postal_code=postal, comment=comment, source=where.source,
-                alert_id=where.alert_id, delivery_id=where.delivery_id, created_at=now,
-                confirmed_at=now if counted else None)
-        .on_conflict_do_nothing(index_elements=["action_id", "email_key"])
-        .returning(Signature.id)
-    )
+    new_id = db.session.scalar(_insert_statement(db.session.get_bind().dialect.name), {
+        "action_id": action.id, "email": email, "email_key": key, "name": name, "postal_code": postal,
+        "comment": comment, "source": where.source, "alert_id": where.alert_id,
+        "delivery_id": where.delivery_id, "now": now, "confirmed_at": now if counted else None,
+    })
     if new_id is None:
-        existing = db.session.execute(
-            sa.select(Signature.id, Signature.confirmed_at)
-            .where(Signature.action_id == action.id, Signature.email_key == key)
-        ).one()
+        existing = db.session.execute(_EXISTING, {"action_id": action.id, "email_key": key}).one()
         signature_id, counted = existing.id, existing.confirmed_at is not None
         if not counted and proven:  # the alert's reference proves the address it was sent to
             db.session.execute(sa.update(Signature).where(Signature.id == signature_id)

@@ -11,7 +11,6 @@ import logging
 from urllib.parse import quote
 
 from flask import abort, current_app, redirect, render_template, request, session, url_for
-from flask_wtf import FlaskForm
 
 from .. import actions
 from ..actions import signing
@@ -26,10 +25,6 @@ log = logging.getLogger(__name__)
 # A page that may carry a reference: not cached, not indexed, its URL never sent onwards.
 PRIVATE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 SIGNED_IN_SESSION = 20  # action ids remembered in the visitor's session for "what next"
-
-
-class SignForm(FlaskForm):
-    """Only the CSRF token is checked by WTForms; `signing.validate` owns the fields' rules."""
 
 
 def _action_or_404(slug: str) -> Action:
@@ -48,7 +43,7 @@ def _render(action: Action, *, signer=None, token: str = "", not_me: bool = Fals
     count = signing.count(action.id)
     goal = signing.goal_for(action, count)
     body = render_template(
-        "action.html", action=action, form=SignForm(), signer=None if not_me else signer,
+        "action.html", action=action, signer=None if not_me else signer,
         token=token if signer else "", not_me=not_me and signer is not None, src=src or "",
         entry=entry or signing.Entry(), error=error, count=count, goal=goal,
         percent=min(100, round(100 * count / goal)) if goal else 0,
@@ -85,10 +80,10 @@ def _address_key() -> str:
 @limiter.limit(_sign_rate_limit)
 @limiter.limit(_address_rate_limit, key_func=_address_key)
 def sign(slug: str):
-    item = _action_or_404(slug)
-    form = SignForm()
-    if not form.validate_on_submit():  # the CSRF token only
-        abort(400)
+    item = signing.signable(slug)  # a Row, not the ORM object: the hot path of a viral petition
+    if item is None:
+        abort(404)
+    # The CSRF token was checked by CSRFProtect before this view ran (a bad one: a 400 page).
     src = _page_source(request.form.get("src"))
     if (request.form.get("website") or "").strip():
         # A bot filled the honeypot: the usual answer, and nothing is written.
@@ -109,16 +104,16 @@ def sign(slug: str):
         outcome = signing.sign(item, entry, signer=signer, where=where, request=client_request())
     except signing.ActionClosed:
         db.session.rollback()
-        return _render(item, status=409)
+        return _render(_action_or_404(slug), status=409)
     except signing.SignError as exc:
         db.session.rollback()
-        return _render(item, signer=referenced, token=token, not_me=not_me, src=src, entry=entry,
-                       error=exc, status=400)
+        return _render(_action_or_404(slug), signer=referenced, token=token, not_me=not_me, src=src,
+                       entry=entry, error=exc, status=400)
     db.session.commit()
     signed = [i for i in session.get("signed", []) if isinstance(i, int) and i != item.id]
     session["signed"] = [*signed, item.id][-SIGNED_IN_SESSION:]
     args = {} if outcome.counted else {"check": "1"}
-    return redirect(url_for("public.thanks", slug=item.slug, **args), code=303)
+    return redirect(url_for("public.thanks", slug=slug, **args), code=303)
 
 
 def share_links(action: Action) -> dict[str, str]:

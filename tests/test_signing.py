@@ -4,6 +4,7 @@ forwarded and tampered references, rate limits, confirmation, privacy."""
 from __future__ import annotations
 
 import re
+import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -411,3 +412,26 @@ def test_download_includes_signatures_and_erasure_anonymises_them(client, seeded
     assert email.split("@")[0] not in rows[0].email_key
     assert count(RIKERS) == before  # the petition keeps its count
     assert [r.name for r in signatures(PLEDGE)] == ["Other"]
+
+
+def test_same_answer_whatever_the_address_state_and_no_mail_to_suppressed(
+    app, client, seeded, ctx, smtp, celery_worker
+):
+    from tests.helpers import bounces
+
+    action = db.session.scalar(sa.select(Action).where(Action.slug == PLEDGE))
+    action.requires_confirmation = True
+    db.session.commit()
+    add_confirmed(1, prefix="member")
+    bounces.suppress("blocked@example.org", "hard-bounce", "550 no such user")
+    answers = {
+        email: sign(client, PLEDGE, name="Someone", email=email, ip=f"198.51.100.{30 + i}")
+        for i, email in enumerate(["stranger@example.org", "member00000@example.org", "blocked@example.org"])
+    }
+    assert {(r.status_code, r.headers["Location"]) for r in answers.values()} == {
+        (303, f"/actions/{PLEDGE}/thanks?check=1")}
+    smtp.handler.wait_for(2, timeout=10)
+    time.sleep(1)  # the suppressed address's task has run by now, too
+    assert sorted(m.rcpt_tos[0] for m in smtp.handler.messages) == [
+        "member00000@example.org", "stranger@example.org"]
+    assert count(PLEDGE) == 0

@@ -13,9 +13,7 @@ import sqlalchemy as sa
 from alerts.actions import records, signing
 from alerts.extensions import db
 from alerts.models import Action, Signature, Subscriber
-from tests.conftest import csrf_token
-from tests.helpers import SEED_ACTIONS, seed_actions
-from tests.test_staff import login, staff  # noqa: F401  (fixtures)
+from tests.helpers import SEED_ACTIONS, csrf_token, log_in, seed_actions
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 
@@ -142,10 +140,11 @@ def test_cli_import_signatures(app, seeded, tmp_path):
 
 
 @pytest.fixture
-def staff_client(app, client, staff):  # noqa: F811
+def staff_client(app, client, staff):
+    """A logged-in client, with the seven actions seeded."""
     with app.app_context():
         seed_actions()
-    assert login(client).status_code == 303
+    assert log_in(client).status_code == 303
     return client
 
 

@@ -14,9 +14,15 @@ from alerts.actions import references, signing
 from alerts.extensions import db
 from alerts.models import Action, Delivery, Signature, Subscriber
 from alerts.subscribers.tokens import make_unsubscribe_token
-from tests.blast_helpers import add_confirmed, make_alert
-from tests.conftest import link_in
-from tests.helpers import SEED_ACTIONS, blasts, privacy_steps, seed_actions
+from tests.helpers import (
+    SEED_ACTIONS,
+    add_confirmed,
+    blasts,
+    link_in,
+    make_alert,
+    privacy_steps,
+    seed_actions,
+)
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 PLEDGE = "sign-the-healthy-kids-healthy-minds-pledge"

@@ -13,14 +13,11 @@ from playwright.sync_api import expect
 
 from alerts.extensions import db
 from alerts.models import Action, Signature
-from tests import browser as browsers
-from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.helpers import blasts, create_staff, seed_actions
+from tests.helpers import add_confirmed, blasts, create_staff, make_alert, seed_actions, wait_for_state
+from tests.plugins import browsers
 
 pytestmark = pytest.mark.slow
 
-browser = browsers.browser
-browser_page = browsers.browser_page
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 PLEDGE = "sign-the-healthy-kids-healthy-minds-pledge"

@@ -206,7 +206,7 @@ def set_open(slug: str, is_open: bool) -> Action | None:
 
 def next_open_action(after: Action, skip_ids: frozenset[int] = frozenset()) -> Action | None:
     """The action to suggest once this one is signed: the next open one in Action Center order
-    that is hosted here and not among `skip_ids` (what this signer has already signed)."""
+    that is hosted here and not among `skip_ids`, wrapping round to the first."""
     items = [a for a in open_actions() if a.id != after.id and a.id not in skip_ids and not a.url]
     later = [a for a in items if (a.position, a.id) > (after.position, after.id)]
     return (later or items or [None])[0]

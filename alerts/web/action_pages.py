@@ -94,6 +94,7 @@ def _check_rate_limits() -> None:
 
 
 @bp.post("/actions/<slug>/sign")
+@limiter.exempt  # limited per IP and per address in the view (`_check_rate_limits`)
 def sign(slug: str):
     item = signing.signable(slug)  # a Row, not the ORM object: the hot path of a viral petition
     if item is None:

@@ -188,5 +188,9 @@ def test_staff_signature_pages(app, live_server, browser, shots):
             page.goto(live_server.url + "/staff/actions")
             _fits(page)
             page.screenshot(path=shots / f"staff-actions-{label}.png", full_page=True)
+            page.goto(live_server.url + f"/staff/actions/{action_id}/edit")
+            expect(page.get_by_label("Goal (optional)")).to_have_value("100")
+            _fits(page)
+            page.screenshot(path=shots / f"staff-action-edit-{label}.png", full_page=True)
         finally:
             page.context.close()

@@ -47,6 +47,7 @@ def action_list(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return
+    click.echo(f"{'STATE':<6} {'KIND':<8} {'SIGNED':>8}{'/GOAL':<9} SLUG")
     for item in items:
         goal = f"/{item['goal']:,}" if item["goal"] else ""
         state = "open  " if item["open"] else "closed"

@@ -70,8 +70,9 @@ class ActionForm(FlaskForm):
         "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge")]
     )
     url = StringField(
-        "Link (optional)",
-        description="Where the button goes; leave blank for the action's own page here.",
+        "Hosted elsewhere at (optional)",
+        description="For an action signed on another site: its address. Alerts and the Action Center "
+        "link there, and its signers can be imported on the signatures page. Blank: signed here.",
         validators=[
             Optional(),
             Length(max=500),

@@ -88,6 +88,10 @@ def load_config(instance_path: Path) -> dict:
         # Abuse controls: per-IP limit on the form and a per-address cooldown between
         # confirmation emails, so the form cannot be used to flood someone's inbox.
         "SUBSCRIBE_RATE_LIMIT": _env("SUBSCRIBE_RATE_LIMIT", "10/minute;60/hour"),
+        # Signing an action: per IP (a viral petition is signed from shared office and campus
+        # addresses, so it is generous) and per address (or per alert reference).
+        "SIGN_RATE_LIMIT": _env("SIGN_RATE_LIMIT", "60/minute;600/hour"),
+        "SIGN_ADDRESS_RATE_LIMIT": _env("SIGN_ADDRESS_RATE_LIMIT", "10/minute;30/hour"),
         "CONFIRM_COOLDOWN_SECONDS": _int("CONFIRM_COOLDOWN_SECONDS", 15 * 60),
         "CONFIRM_MAX_AGE_SECONDS": _int("CONFIRM_MAX_AGE_SECONDS", 48 * 3600),
         "CONSENT_TEXT_VERSION": _env("CONSENT_TEXT_VERSION", "2026-11-advocate-for-kids-v1"),

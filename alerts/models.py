@@ -202,6 +202,15 @@ class Action(db.Model):
     topics: Mapped[list] = mapped_column(sa.JSON, default=list)  # topic slugs staff tag it with
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # What the action's own page says and asks (issue 10): the full text, whom it addresses,
+    # the words a pledge signer commits to, the goal (None: the next round number), whether
+    # a comment box is shown, and whether a signature counts only once its address confirms.
+    body: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    target: Mapped[str | None] = mapped_column(sa.String(200))
+    pledge_text: Mapped[str | None] = mapped_column(sa.Text)
+    goal: Mapped[int | None] = mapped_column()
+    allow_comments: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    requires_confirmation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 alert_actions = sa.Table(
@@ -314,6 +323,7 @@ class Signature(db.Model):
         sa.UniqueConstraint("action_id", "email_key"),
         # Audiences match signatures made before subscribing by address.
         sa.Index("ix_signatures_email_key", "email_key"),
+        sa.Index("ix_signatures_action_confirmed", "action_id", "confirmed_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -14,6 +14,7 @@ from celery import shared_task
 from flask import current_app
 
 from . import welcome
+from .actions import signing
 from .blasts import abtest, dispatch, recovery, sending
 from .bounces import processing
 from .extensions import db
@@ -72,6 +73,18 @@ def send_welcome(self, subscriber_id: int) -> bool:
         welcome.release(subscriber_id)
         if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
             raise
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
+
+
+@shared_task(bind=True, name="alerts.tasks.send_signature_confirmation", max_retries=None)
+def send_signature_confirmation(self, signature_id: int) -> bool:
+    try:
+        return signing.send_signature_confirmation(signature_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        if smtp.refusal(exc).permanent or self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            log.warning("signature confirmation %s not sent: %s", signature_id, exc,
+                        extra={"signature_id": signature_id})
+            return False
         raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
 
 

@@ -115,6 +115,36 @@ def test_signup_bench_loses_nothing(tmp_path):
         assert words in table
 
 
+def test_sign_bench_loses_nothing(tmp_path):
+    n, warm, existing = 300, 20, 500
+    r, table = run_bench(
+        "sign.py", tmp_path, "--signatures", str(n), "--warmup", str(warm), "--clients", "8",
+        "--gunicorn-workers", "2", "--existing", str(existing),
+    )
+    c = r["check"]
+    assert r["statuses"] == {"303": n} and r["errors"] == 0
+    assert c["accepted"] == c["rows"] == n + warm
+    assert c["action_count"] == c["expected_count"] == existing + n + warm
+    assert c["lost"] == c["missing_rows"] == c["doubled"] == c["uncounted"] == c["misattributed"] == 0
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert "SIGN_RATE_LIMIT" in r["rate_limit"] and "SIGN_ADDRESS_RATE_LIMIT" in table
+    f = r["floor"]
+    assert f["server"] == r["server"] == "gunicorn -w 2 -k sync --threads 1"
+    assert f["requests"] == n and f["statuses"] == {"200": n} and f["errors"] == 0
+    assert "/sign" in f["what"]  # the floor gets the same path and the same form fields
+    ratio = r["ratio_to_floor"]
+    assert ratio["throughput_ratio"] == pytest.approx(r["requests_per_second"] / f["requests_per_second"],
+                                                      rel=0.01)
+    assert ratio["p99_ratio"] == pytest.approx(lat["p99"] / f["latency_ms"]["p99"], rel=0.01)
+    assert ratio["server_cpu_ratio"] == pytest.approx(
+        r["server_cpu_ms_per_signature"] / f["server_cpu_ms_per_request"], rel=0.02)
+    assert ratio["nothing_lost"] is True
+    for words in ("signatures per second", "latency p99", "action's count", "lost",
+                  "floor requests per second", "ratio throughput", "ratio p99", "goal", "ratio server CPU"):
+        assert words in table
+
+
 def test_floor_runs_on_its_own(tmp_path):
     for kind, status in (("post", "200"), ("redirect", "302")):
         r, table = run_bench("floor.py", tmp_path, "--requests", "100", "--warmup", "10", "--clients", "4",

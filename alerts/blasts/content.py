@@ -12,6 +12,7 @@ from flask import current_app
 from markupsafe import Markup
 
 from ..actions import action_link
+from ..actions.references import ReferenceSigner
 from ..extensions import db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for
@@ -193,6 +194,10 @@ class MessageFactory:
     _variant_of: dict = field(default_factory=dict)  # delivery id -> variant, per batch
     _signed_of: dict = field(default_factory=dict)  # subscriber id -> signed action ids, per batch
     _variants: dict = field(default_factory=dict)  # (variant, signed) -> compiled: once per batch at worst
+    # Which of those are hosted here and so carry the recipient's signed reference (an
+    # action hosted elsewhere never sees it), and the signer of those references.
+    hosted: tuple[bool, ...] = ()
+    reference: ReferenceSigner | None = None
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -223,6 +228,8 @@ class MessageFactory:
                 alert.id, {action_slot(i): a.id for i, a in enumerate(rendered_actions(alert))}, intro),
             pixel=OpenPixel.for_alert(alert.id),
             intro_urls=intro,
+            hosted=tuple(not a.url for a in rendered_actions(alert)),
+            reference=ReferenceSigner.current(),
         )
 
     def prepare(self, rows) -> None:
@@ -259,8 +266,15 @@ class MessageFactory:
         return self._variants[key]
 
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
-        """The per-recipient value of each action's slot."""
-        return {action_slot(i): link for i, link in enumerate(self.action_links)}
+        """The per-recipient value of each action's slot: hosted actions' links carry `?r=`, one
+        signed reference per recipient (one HMAC), naming the delivery; test sends get none."""
+        if delivery_id is None or self.reference is None or not any(self.hosted):
+            return {action_slot(i): link for i, link in enumerate(self.action_links)}
+        ref = self.reference(delivery_id)
+        return {
+            action_slot(i): (f"{link}{'&' if '?' in link else '?'}r={ref}" if hosted else link)
+            for i, (link, hosted) in enumerate(zip(self.action_links, self.hosted, strict=True))
+        }
 
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
                subject_prefix: str = "", token_key: str | None = None) -> dict:

@@ -26,6 +26,7 @@ main.add_command(dev.dev_command)
 
 COMMANDS = (
     actions.seed_actions_command,
+    actions.action_group,
     accounts.create_staff_command,
     dev.dev_command,
     alerts.alert_group,

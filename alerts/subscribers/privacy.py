@@ -26,6 +26,7 @@ from ..models import (
     BounceEvent,
     Click,
     Delivery,
+    Signature,
     Subscriber,
     SubscriberTopic,
     Suppression,
@@ -41,6 +42,11 @@ log = logging.getLogger(__name__)
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _signatures_of(sub: Subscriber):
+    """A subscriber's signatures: linked to them, or made with their address before they joined."""
+    return sa.or_(Signature.subscriber_id == sub.id, Signature.email_key == sub.email.strip().casefold())
 
 
 def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
@@ -65,6 +71,12 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
     suppression = db.session.scalar(
         sa.select(Suppression).where(Suppression.email_hash == email_hash(sub.email))
     )
+    signatures = db.session.execute(
+        sa.select(Signature, Action.slug, Action.title)
+        .join(Action, Action.id == Signature.action_id)
+        .where(_signatures_of(sub))
+        .order_by(Signature.id)
+    ).all()
     return {
         "exported_at": _iso(utcnow()),
         "subscriber": {
@@ -101,6 +113,21 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
             }
             for d in deliveries
         ],
+        "signatures": [
+            {
+                "action": slug,
+                "title": title,
+                "name": s.name,
+                "email": s.email,
+                "postal_code": s.postal_code,
+                "comment": s.comment,
+                "signed_at": _iso(s.created_at),
+                "confirmed_at": _iso(s.confirmed_at),
+                "source": s.source,
+                "alert_id": s.alert_id,
+            }
+            for s, slug, title in signatures
+        ],
         "clicks": [
             {
                 "alert_id": c.alert_id,
@@ -127,7 +154,8 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
 
     What it clears, table by table: the subscriber row, its consent records (cascade) and its
     topic choices; their clicks (folded into the alerts' anonymous counters first, so totals
-    stay put);
+    stay put); signatures (linked, or made with the address) lose every personal field and
+    stay as anonymous counts;
     deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
     (it may quote the address); every table with both `email` and `email_hash` (the
     suppression list, its lift audit) keeps the hash and loses the address and any detail
@@ -153,6 +181,15 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     db.session.execute(
         sa.update(BounceEvent).where(BounceEvent.subscriber_id == sub.id).values(diagnostic=None)
     )
+    # Signatures stay as anonymous rows, so a petition's count does not drop: no subscriber,
+    # no address, name, postal code or comment, and a key no address can match again.
+    for signature_id in db.session.scalars(sa.select(Signature.id).where(_signatures_of(sub))).all():
+        db.session.execute(
+            sa.update(Signature).where(Signature.id == signature_id).values(
+                subscriber_id=None, email="", email_key=f"erased:{signature_id}", name="",
+                postal_code=None, comment=None,
+            )
+        )
     db.session.execute(
         sa.update(SuppressionLift).where(SuppressionLift.email_hash == key).values(detail=None)
     )

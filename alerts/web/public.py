@@ -54,14 +54,6 @@ def index():
     return render_template("index.html", actions=actions.open_actions(), form=SubscribeForm())
 
 
-@bp.get("/actions/<slug>")
-def action(slug: str):
-    item = actions.by_slug(slug)
-    if item is None:
-        abort(404)
-    return render_template("action.html", action=item, form=SubscribeForm())
-
-
 def _subscribe_rate_limit() -> str:
     return current_app.config["SUBSCRIBE_RATE_LIMIT"]
 
@@ -201,3 +193,7 @@ def healthz():
         body = {"status": "unavailable", **{k: f"down: {v}" for k, v in problems.items()}}
         return jsonify(body), 503
     return jsonify(status="ok", database="ok", redis="ok")
+
+
+# The action pages (sign, thank you, confirm a signature) add their routes to `bp`.
+from . import action_pages  # noqa: E402, F401

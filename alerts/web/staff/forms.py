@@ -5,10 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
     HiddenField,
+    IntegerField,
     PasswordField,
     SelectChoice,
     SelectField,
@@ -16,7 +18,7 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...subscribers.preferences import TOPICS
@@ -75,8 +77,9 @@ class ActionForm(FlaskForm):
         "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge")]
     )
     url = StringField(
-        "Link (optional)",
-        description="Where the button goes; leave blank for the action's own page here.",
+        "Hosted elsewhere at (optional)",
+        description="For an action signed on another site: its address. Alerts and the Action Center "
+        "link there, and its signers can be imported on the signatures page. Blank: signed here.",
         validators=[
             Optional(),
             Length(max=500),
@@ -87,6 +90,29 @@ class ActionForm(FlaskForm):
     topics = MultiCheckboxField(
         "Topics", choices=[SelectChoice(slug, label) for slug, label in TOPICS],
         description="What it is about: alerts can then be sent to those who chose these topics.")
+    target = StringField(
+        "Target (optional)", description="Whom it addresses, e.g. “Mayor Adams” or “Congress”.",
+        validators=[Optional(), Length(max=200)],
+    )
+    body = TextAreaField(
+        "Full text", description="What the action's page says. Blank lines separate paragraphs; "
+        "the summary is used when this is empty.", render_kw={"rows": 6},
+        validators=[Length(max=20_000)],
+    )
+    pledge_text = TextAreaField(
+        "Pledge text (pledges)", description="The words a signer commits to, shown above the button.",
+        render_kw={"rows": 3}, validators=[Length(max=2000)],
+    )
+    goal = IntegerField(
+        "Goal (optional)", description="Signatures to aim for; blank shows the next round number.",
+        validators=[Optional(), NumberRange(min=1, max=100_000_000,
+                                            message="Enter a whole number of signatures, 1 or more.")],
+    )
+    allow_comments = BooleanField("Let signers add a comment")
+    requires_confirmation = BooleanField(
+        "A signature counts only once its address confirms by email "
+        "(signatures from an alert's link count at once)"
+    )
 
 
 def at_least_one(form, field) -> None:
@@ -155,3 +181,9 @@ class LaunchForm(FlaskForm):
         "I have checked the preview and the test email",
         validators=[DataRequired("Tick the box to confirm.")],
     )
+
+
+class SignerImportForm(FlaskForm):
+    file = FileField("CSV of signers", validators=[FileRequired("Choose a CSV file to import.")],
+                     description="UTF-8 CSV with a header row naming at least email; name, first name, "
+                     "last name, zip or postal code, comment and date are used when present.")

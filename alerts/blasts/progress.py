@@ -75,3 +75,15 @@ def status(alert_id: int) -> dict:
         "started_at": alert.started_at.isoformat() if alert.started_at else None,
         "finished_at": alert.finished_at.isoformat() if alert.finished_at else None,
     }
+
+
+def duration_words(seconds: float | None) -> str:
+    """Time left as a person says it (the CLI and the staff pages; staff.js says it the same way)."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"

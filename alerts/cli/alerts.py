@@ -206,21 +206,12 @@ def _status_lines(s: dict) -> list[tuple[str, str]]:
     if s["state"] == "sending":
         lines.append(("Rate", f"{s['rate_per_second']:g} messages/s"))
         left = s["seconds_left"]
-        lines.append(("Time left", "unknown yet" if left is None else _duration(left)))
+        lines.append(("Time left", "unknown yet" if left is None else progress.duration_words(left)))
     if s.get("started_at"):
         lines.append(("Started", s["started_at"].replace("T", " ")[:19] + " UTC"))
     if s.get("finished_at"):
         lines.append(("Finished", s["finished_at"].replace("T", " ")[:19] + " UTC"))
     return lines
-
-
-def _duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
 
 
 def _control(alert_id: int, operation: str) -> None:

@@ -193,21 +193,24 @@ class ConfirmOutcome:
     ALREADY = "already"  # the link was used before: single use
 
 
-def confirm_state(token: str) -> str | None:
-    """What pressing the button would do, read without changing or locking anything.
-
-    ALREADY when the link was used to confirm; None when the button would confirm; raises
-    TokenError for a link that cannot count (the same reasons `confirm` gives).
-    """
+def _confirming(token: str, *, lock: bool) -> tuple[Subscriber, str | None]:
+    """The subscriber a confirmation link names and what pressing its button would do: ALREADY
+    (used to confirm) or None (it would confirm); TokenError for a link that cannot count."""
     claim = read_confirm_token(token)
-    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.token_key == claim.token_key))
+    query = sa.select(Subscriber).where(Subscriber.token_key == claim.token_key)
+    sub = db.session.scalar(query.with_for_update() if lock else query)
     if sub is None:
         raise TokenError("invalid")
     if sub.status == SubscriberStatus.CONFIRMED and sub.confirm_nonce is None:
-        return ConfirmOutcome.ALREADY
+        return sub, ConfirmOutcome.ALREADY
     if sub.status not in AWAITING_CONFIRMATION or sub.confirm_nonce != claim.nonce:
         raise TokenError("used")
-    return None
+    return sub, None
+
+
+def confirm_state(token: str) -> str | None:
+    """What pressing the button would do, read without changing or locking anything."""
+    return _confirming(token, lock=False)[1]
 
 
 def confirm_token_subscriber_id(token: str) -> int | None:
@@ -218,16 +221,9 @@ def confirm_token_subscriber_id(token: str) -> int | None:
 
 def confirm(token: str, req: Request) -> str:
     """Confirm the subscriber a token names; raises TokenError for links that can't count."""
-    claim = read_confirm_token(token)
-    sub = db.session.scalar(
-        sa.select(Subscriber).where(Subscriber.token_key == claim.token_key).with_for_update()
-    )
-    if sub is None:
-        raise TokenError("invalid")
-    if sub.status == SubscriberStatus.CONFIRMED and sub.confirm_nonce is None:
-        return ConfirmOutcome.ALREADY
-    if sub.status not in AWAITING_CONFIRMATION or sub.confirm_nonce != claim.nonce:
-        raise TokenError("used")
+    sub, already = _confirming(token, lock=True)
+    if already:
+        return already
     if is_suppressed(sub.email):
         raise TokenError("invalid")
     sub.status = SubscriberStatus.CONFIRMED

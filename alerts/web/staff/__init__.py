@@ -10,6 +10,7 @@ from datetime import datetime
 
 from flask import Blueprint, abort, flash, jsonify, redirect, request, session, url_for
 
+from ...blasts import progress
 from . import auth
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -88,15 +89,7 @@ def format_percent(value: float) -> str:
 
 @bp.app_template_filter("duration")
 def format_duration(seconds: float | None) -> str:
-    """Time left as a person says it; staff.js formats the live values the same way."""
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
+    return progress.duration_words(seconds)
 
 
 

@@ -65,13 +65,13 @@ def test_compose_preview_send_and_watch_progress(
     expect(boxes).to_have_count(len(SEED_ACTIONS))
     for i in range(len(SEED_ACTIONS)):
         expect(boxes.nth(i)).to_be_checked()
-    page.get_by_label("Subject").fill("Rikers must close: tell Mayor Adams today")
+    page.get_by_label("Subject", exact=True).fill("Rikers must close: tell Mayor Adams today")
     page.get_by_label("Preheader").fill("Two minutes that matter for kids in New York")
     page.get_by_label("Intro (Markdown)").fill(
         "Friends,\n\nThe law says Rikers must close. **Your signature** tells the Mayor we are "
         "watching.\n\n<script>alert('no')</script>\n\n- Sign the petition\n- Share it with a friend"
     )
-    page.get_by_label("Sign the Healthy Kids Healthy Minds Pledge").uncheck()
+    page.locator("input[name=actions][value=sign-the-healthy-kids-healthy-minds-pledge]").uncheck()
     page.screenshot(path=str(shots / "staff-compose.png"), full_page=True)
     page.get_by_role("button", name="Save draft and preview").click()
 

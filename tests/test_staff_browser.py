@@ -100,15 +100,15 @@ def test_compose_preview_send_and_watch_progress(
 
     # Send, through the confirmation step.
     smtp.handler.rcpt_reply = slow_rcpt
-    page.get_by_role("link", name=f"Send to {SUBSCRIBERS} confirmed subscribers").click()
+    page.get_by_role("link", name=f"Send to {SUBSCRIBERS} people").click()
     expect(page.get_by_role("heading", name="Send this alert?")).to_be_visible()
-    expect(page.get_by_text(f"{SUBSCRIBERS} confirmed subscribers")).to_be_visible()
-    send = page.get_by_role("button", name=f"Send to {SUBSCRIBERS} subscribers now")
+    expect(page.get_by_text(f"Send to {SUBSCRIBERS} people: everyone confirmed")).to_be_visible()
+    send = page.get_by_role("button", name=f"Send to {SUBSCRIBERS} people now")
     send.click()
     expect(page.get_by_text("Tick the box to confirm.").first).to_be_visible()  # nothing sent yet
     page.get_by_label("I have checked the preview and the test email").check()
     page.screenshot(path=str(shots / "staff-confirm.png"), full_page=True)
-    page.get_by_role("button", name=f"Send to {SUBSCRIBERS} subscribers now").click()
+    page.get_by_role("button", name=f"Send to {SUBSCRIBERS} people now").click()
 
     # The alert's page follows the blast live to the end.
     panel = page.locator("#progress")

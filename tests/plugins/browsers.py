@@ -39,6 +39,9 @@ def browser() -> Iterator[object]:
     _require_chromium()
     from playwright.sync_api import sync_playwright
 
+    from playwright.sync_api import expect
+
+    expect.set_options(timeout=TIMEOUT_MS)  # expect() waits as long as actions do (a loaded CI machine)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         try:

@@ -37,9 +37,7 @@ def _require_chromium() -> None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
     _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    from playwright.sync_api import expect
+    from playwright.sync_api import expect, sync_playwright
 
     expect.set_options(timeout=TIMEOUT_MS)  # expect() waits as long as actions do (a loaded CI machine)
     with sync_playwright() as pw:

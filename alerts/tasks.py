@@ -61,7 +61,8 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     log.info("alert %s batch %s-%s: %s", alert_id, first, last, result,
              extra={"alert_id": alert_id, "first_delivery_id": first, "last_delivery_id": last,
                     "sent": result.sent, "failed": result.failed, "skipped": result.skipped,
-                    "requeued": result.requeued, "stopped": result.stopped})
+                    "requeued": result.requeued, "throttled": result.throttled,
+                    "stopped": result.stopped})
     # Rows that went back to the queue (4xx, SMTP down) are tried again later; past the
     # last retry the sweep's re-dispatch still finds them, so nothing is lost.
     if result.needs_retry and self.request.retries < current_app.config["MAIL_MAX_RETRIES"]:

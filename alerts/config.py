@@ -103,7 +103,7 @@ def load_config(instance_path: Path) -> dict:
         # The lease: the recorder renews it every flush, so 30 s is tens of thousands of
         # heartbeats; a dead worker's rows are back in the queue within lease + sweep interval.
         "BLAST_STUCK_SECONDS": _int("BLAST_STUCK_SECONDS", 30),
-        "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 120),
+        "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 45),
         "BLAST_MAX_ATTEMPTS": _int("BLAST_MAX_ATTEMPTS", 8),
         "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 15),
         # Pacing (alerts/mail/pacing.py), per relay across every worker: unset means as fast

@@ -186,8 +186,9 @@ def workers(app, smtp, own_redis, tmp_path):
         name = queue
 
         def start(self, *, beat: bool = True, name: str = "w", concurrency: int = 2,
-                  **extra) -> WorkerProcess:
-            env = worker_env(app, redis_url=own_redis.url, smtp_url=smtp.url, queue=queue, **extra)
+                  engine_defaults: bool = False, **extra) -> WorkerProcess:
+            env = worker_env(app, redis_url=own_redis.url, smtp_url=smtp.url, queue=queue,
+                             engine_defaults=engine_defaults, **extra)
             proc = WorkerProcess(env, tmp_path / f"{name}.log", beat=beat, name=name,
                                  concurrency=concurrency)
             started.append(proc)

@@ -7,8 +7,10 @@ Four things, each one Redis round trip, all keyed by the relay's name (never its
   tokens in small chunks, so pacing costs one round trip per chunk, not per message;
 - **AIMD**: a throttle answer halves the relay's rate (from what it was accepting over the
   last two seconds, at most once a second); every second without one it climbs back, fast up
-  to 90% of where the push-back came and slowly beyond, so the pace settles just under what
-  the relay accepts. Ten quiet minutes (or reaching the configured rate) clear it;
+  to 90% of where the push-back came and by 10% a second beyond, so the pace settles just
+  under what the relay accepts. The first push-back of an unpaced relay comes too soon to
+  measure it, so the rate then doubles every second until the next one (TCP's slow start).
+  Ten quiet minutes (or reaching the configured rate) clear it;
 - **connection slots**: a sorted set of leases (they expire, so a dead worker's slot frees
   itself) capped by SMTP_MAX_CONNECTIONS, or by what the relay told us with "too many
   connections" (remembered for five minutes);
@@ -57,10 +59,12 @@ local changed, peak, cut = tonumber(h[4]) or now, tonumber(h[5]) or 0, tonumber(
 if rate and now - changed >= 1 then
   local steps = math.min(10, math.floor(now - changed))
   for i = 1, steps do
-    if rate < 0.9 * peak then
-      rate = rate + math.max(0.5, (0.9 * peak - rate) / 2)
+    if peak <= 0 then
+      rate = rate * 2  -- slow start: the first push-back came too early to measure the relay
+    elseif rate < 0.9 * peak - 0.01 then
+      rate = math.min(0.9 * peak, rate + math.max(0.5, 0.75 * (0.9 * peak - rate)))
     else
-      rate = rate + math.max(0.2, 0.02 * rate)
+      rate = rate + math.max(0.2, 0.1 * rate)
     end
   end
   if (cfg > 0 and rate >= cfg) or now - cut > 600 then
@@ -88,19 +92,28 @@ _PUSH_BACK = """
 local t = redis.call('TIME')
 local sec = tonumber(t[1])
 local now = sec + tonumber(t[2]) / 1000000
-local cfg = tonumber(ARGV[2])
+local cfg, ok = tonumber(ARGV[2]), tonumber(ARGV[3])
+if ok > 0 then
+  redis.call('INCRBY', KEYS[2] .. sec, ok)
+  redis.call('EXPIRE', KEYS[2] .. sec, 10)
+end
 local h = redis.call('HMGET', KEYS[1], 'rate', 'cut')
 local rate, cut = tonumber(h[1]), tonumber(h[2]) or 0
 if now - cut < 1 then return tostring(rate or 0) end
 local function count(s) return tonumber(redis.call('GET', KEYS[2] .. s) or '0') or 0 end
-local base = (count(sec - 1) + count(sec - 2)) / 2
-if base <= 0 then base = count(sec) / math.max(0.25, now - sec) end
+-- what the relay was accepting: the last two whole seconds, or this one so far if more
+local base = math.max((count(sec - 1) + count(sec - 2)) / 2,
+                      count(sec) / math.max(0.25, now - sec))
 local limit = rate
 if cfg > 0 and (not limit or cfg < limit) then limit = cfg end
 if limit and (base <= 0 or limit < base) then base = limit end
 if base <= 0 then base = 2 end
 local new = math.max(0.5, base / 2)
-redis.call('HSET', KEYS[1], 'rate', new, 'peak', base, 'cut', now, 'changed', now,
+-- The first push-back of a relay sent to as fast as possible comes after a few ms: too soon
+-- to know its rate. Then double every second (slow start) until it pushes back again.
+local peak = base
+if not rate then peak = 0 end
+redis.call('HSET', KEYS[1], 'rate', new, 'peak', peak, 'cut', now, 'changed', now,
            'reason', ARGV[1], 'tokens', 0, 'ts', now)
 redis.call('HINCRBY', KEYS[1], 'pushbacks', 1)
 redis.call('EXPIRE', KEYS[1], 3600)
@@ -152,10 +165,10 @@ class Pacing:
         granted, wait = self._acquire(keys=[k, k + ":ok:"], args=[n, ok, max_rate or 0])
         return int(granted), float(wait)
 
-    def push_back(self, name: str, reason: str, max_rate: float | None) -> float:
+    def push_back(self, name: str, reason: str, max_rate: float | None, ok: int = 0) -> float:
         """The relay asked us to slow down: halve its rate (at most once a second); the new rate."""
         k = _key(name)
-        return float(self._push_back(keys=[k, k + ":ok:"], args=[reason[:300], max_rate or 0]))
+        return float(self._push_back(keys=[k, k + ":ok:"], args=[reason[:300], max_rate or 0, ok]))
 
     # -- connection slots ------------------------------------------------------------
     def take_slot(self, name: str, token: str, cap: int | None) -> bool:
@@ -315,8 +328,9 @@ class Pacer:
 
     def push_back(self, reason: str) -> float | None:
         self._tokens = 0
+        ok, self._ok = self._ok, 0
         return self._safe(self.pacing and self.pacing.push_back, self.name, reason,
-                          self.limits.max_rate)
+                          self.limits.max_rate, ok)
 
     def flush(self) -> None:
         """Report the successes not yet counted (they feed the relay's accepted rate)."""

@@ -245,3 +245,42 @@ class StaffUser(db.Model):
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Signature(db.Model):
+    """One person's signature on one action; where it came from is what reports and audiences read."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (sa.UniqueConstraint("action_id", "email_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
+    )
+    email: Mapped[str] = mapped_column(sa.String(254))  # as typed, for delivering to the target
+    email_key: Mapped[str] = mapped_column(sa.String(254))  # case-folded: one per (action, address)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    postal_code: Mapped[str | None] = mapped_column(sa.String(20))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    source: Mapped[str] = mapped_column(sa.String(32))  # alert | action-center | share | direct | import
+    alert_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(sa.ForeignKey("deliveries.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Click(db.Model):
+    """A click on a link in an alert; per person only when TRACK_CLICKS=person."""
+
+    __tablename__ = "clicks"
+    __table_args__ = (sa.Index("ix_clicks_subscriber_at", "subscriber_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(sa.ForeignKey("deliveries.id", ondelete="SET NULL"))
+    subscriber_id: Mapped[int | None] = mapped_column(sa.ForeignKey("subscribers.id", ondelete="CASCADE"))
+    link_index: Mapped[int] = mapped_column(default=0)  # which link of the alert (action slot order)
+    action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("actions.id", ondelete="SET NULL"))
+    machine: Mapped[bool] = mapped_column(default=False)  # HEAD, scanners, prefetchers
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

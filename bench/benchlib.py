@@ -13,7 +13,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -546,3 +546,349 @@ def exit_cleanly_on_sigterm() -> None:
 
 def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
+
+
+# -- the per-message CPU floor -------------------------------------------------------------------
+
+
+def rsa_floor(key_pem: bytes, samples: int = 400, data: bytes | None = None) -> dict:
+    """One RSA PKCS#1 v1.5 SHA-256 signature through `cryptography` (OpenSSL), the floor a
+    DKIM-signed message's CPU is quoted against: the median of `samples` signatures, each timed
+    on its own, as this thread's CPU time (comparable with workers' user+sys) and as wall time.
+    `data` defaults to 600 bytes, about a DKIM header block."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = serialization.load_pem_private_key(key_pem, password=None)
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise BenchError("the RSA floor needs an RSA key")
+    data = data if data is not None else bytes(range(200)) * 3
+    pad, digest = padding.PKCS1v15(), hashes.SHA256()
+    for _ in range(10):  # warm up (first calls set up OpenSSL's blinding, caches)
+        key.sign(data, pad, digest)
+    cpu, wall = [], []
+    for _ in range(samples):
+        c0, w0 = time.thread_time(), time.perf_counter()
+        key.sign(data, pad, digest)
+        w1, c1 = time.perf_counter(), time.thread_time()
+        cpu.append(c1 - c0)
+        wall.append(w1 - w0)
+    cpu.sort()
+    wall.sort()
+    return {"what": f"RSA-{key.key_size} PKCS#1 v1.5 SHA-256 signature, cryptography {_crypto_version()} "
+                    "(OpenSSL)",
+            "samples": samples,
+            "cpu_ms_median": round(1000 * cpu[len(cpu) // 2], 4),
+            "wall_ms_median": round(1000 * wall[len(wall) // 2], 4),
+            "wall_ms_p10_p90": [round(1000 * wall[len(wall) // 10], 4),
+                                round(1000 * wall[len(wall) * 9 // 10], 4)]}
+
+
+def _crypto_version() -> str:
+    import cryptography
+
+    return cryptography.__version__
+
+
+# -- web benchmarks: gunicorn and the asyncio load client ---------------------------------------
+#
+# bench/signup.py and the floor (bench/floor.py) share these, so that an app and its floor are
+# served with the same gunicorn settings and driven by the same client, request for request.
+
+TOKEN_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
+
+
+@dataclass(frozen=True)
+class GunicornSettings:
+    """What decides a server's concurrency; an app and its floor get the same."""
+
+    workers: int = 4
+    worker_class: str = "sync"
+    threads: int = 1
+
+    @property
+    def label(self) -> str:
+        return f"gunicorn -w {self.workers} -k {self.worker_class} --threads {self.threads}"
+
+    def argv(self, app_spec: str, port: int, extra: tuple[str, ...] = ()) -> list[str]:
+        return [PYTHON, "-m", "gunicorn", "-w", str(self.workers), "-k", self.worker_class,
+                "--threads", str(self.threads), "-b", f"127.0.0.1:{port}", "--backlog", "2048",
+                "--log-level", "warning", "--timeout", "60", *extra, app_spec]
+
+
+class Gunicorn:
+    """gunicorn serving `app_spec` from the project root on a free loopback port, logging to
+    `log_path`; ready once `health_path` answers 200."""
+
+    def __init__(self, app_spec: str, settings: GunicornSettings, env: dict, log_path: Path,
+                 extra: tuple[str, ...] = (), health_path: str = "/healthz", timeout: float = 30):
+        self.settings = settings
+        self.port = free_port()
+        self.log_path = log_path
+        log = open(log_path, "ab")  # noqa: SIM115 (closed once the child has it)
+        self.proc = subprocess.Popen(settings.argv(app_spec, self.port, extra), cwd=PROJECT_ROOT,
+                                     env=env, stdout=log, stderr=log, start_new_session=True)
+        log.close()
+        try:
+            wait_port("127.0.0.1", self.port, timeout, self.proc)
+            wait_healthy(self.port, self.proc, health_path, timeout)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        stop_process(self.proc, timeout=20, group=True)
+
+
+class HttpError(Exception):
+    pass
+
+
+@dataclass
+class Visitor:
+    """One browser: a cookie jar, a form token, one connection at a time (HTTP/1.1, kept alive
+    when the server allows it; gunicorn's sync workers close after each answer)."""
+
+    host: str
+    port: int
+    timeout: float
+    cookies: dict[str, str] = field(default_factory=dict)
+    token: str | None = None
+    reader: asyncio.StreamReader | None = None
+    writer: asyncio.StreamWriter | None = None
+    connects: int = 0
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            with contextlib.suppress(OSError):
+                await self.writer.wait_closed()
+        self.reader = self.writer = None
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      content_type: str | None = None) -> tuple[int, bytes]:
+        for attempt in (1, 2):
+            fresh = self.writer is None
+            if fresh:
+                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
+                self.connects += 1
+            head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
+                    "User-Agent: alerts-bench/1", "Accept: text/html"]
+            if self.cookies:
+                head.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
+            if body or method == "POST":
+                head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
+            self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+            try:
+                return await asyncio.wait_for(self._response(), self.timeout)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
+                await self.close()
+                # A kept-alive connection the server had just closed: try once on a new one.
+                if fresh or attempt == 2:
+                    raise HttpError(f"{method} {path}: {exc!r}") from exc
+        raise AssertionError("unreachable")
+
+    async def _response(self) -> tuple[int, bytes]:
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw.decode("latin-1").split("\r\n")
+        version, status = lines[0].split(" ", 2)[:2]
+        length = None
+        close = version == "HTTP/1.0"
+        chunked = False
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name, value = name.strip().lower(), value.strip()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection":
+                close = close or value.lower() == "close"
+            elif name == "transfer-encoding":
+                chunked = "chunked" in value.lower()
+            elif name == "set-cookie":
+                pair = value.split(";", 1)[0]
+                key, _, val = pair.partition("=")
+                self.cookies[key.strip()] = val.strip()
+        if chunked:
+            body = bytearray()
+            while True:
+                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                body += chunk[:-2]
+            body = bytes(body)
+        elif length is not None:
+            body = await self.reader.readexactly(length)
+        else:
+            body = await self.reader.read()
+            close = True
+        if close:
+            await self.close()
+        return int(status), body
+
+    async def get_token(self, path: str = "/") -> None:
+        """The form page: its cookies, and the hidden token the form posts back."""
+        status, body = await self.request("GET", path)
+        match = TOKEN_RE.search(body)
+        if status != 200 or not match:
+            raise HttpError(f"GET {path} answered {status} without a CSRF token")
+        self.token = match.group(1).decode()
+
+    async def post_form(self, path: str, fields: dict[str, str], mark: bytes) -> int:
+        """POST the form (with the token); a 200 must carry `mark`, the answer page's words."""
+        from urllib.parse import urlencode
+
+        form = urlencode({"csrf_token": self.token, **fields}).encode()
+        status, body = await self.request("POST", path, form, "application/x-www-form-urlencoded")
+        if status == 200 and mark not in body:
+            raise HttpError(f"POST {path} answered 200 without the answer page")
+        return status
+
+
+@dataclass
+class Outcome:
+    latencies_ms: list[float] = field(default_factory=list)
+    accepted: list = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)
+
+
+async def drive(visitors: list[Visitor], items: list, action, rate: float | None, out: Outcome,
+                ok: tuple[int, ...] = (200,), form_path: str | None = "/") -> float:
+    """Each item done once by `action(visitor, item) -> status`, the visitors working in
+    parallel; returns the wall time. Each visitor fetches its form (cookies + token) first,
+    before the clock starts, unless form_path is None.
+
+    Closed loop (rate None): a visitor sends as soon as its last answer came. Open loop: item i
+    is due at start + i/rate and its latency counts from then, so queueing shows in p99.
+    """
+    if form_path is not None:
+        await asyncio.gather(*(v.get_token(form_path) for v in visitors if v.token is None))
+    loop = asyncio.get_running_loop()
+    next_index = 0
+    start = loop.time()
+
+    async def visitor_loop(v: Visitor) -> None:
+        nonlocal next_index
+        while next_index < len(items):
+            i = next_index
+            next_index += 1
+            if rate:
+                due = start + i / rate
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                t0 = due
+            else:
+                t0 = loop.time()
+            try:
+                status = await action(v, items[i])
+            except (TimeoutError, HttpError, OSError) as exc:
+                out.errors.append(f"{items[i]}: {exc!r}")
+                await v.close()
+                continue
+            out.latencies_ms.append(1000 * (loop.time() - t0))
+            out.statuses[status] = out.statuses.get(status, 0) + 1
+            if status in ok:
+                out.accepted.append(items[i])
+
+    await asyncio.gather(*(visitor_loop(v) for v in visitors))
+    return loop.time() - start
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
+    return round(ordered[k], 2)
+
+
+def latency_summary(values: list[float]) -> dict:
+    return {"p50": percentile(values, 50), "p90": percentile(values, 90),
+            "p99": percentile(values, 99), "max": round(max(values), 2) if values else None}
+
+
+@dataclass
+class Phase:
+    """One measured load phase: its wall time, the machine's CPU meanwhile, the visitors."""
+
+    wall: float
+    busy_percent: float
+    cpu_top: list[dict]
+    other_load: dict
+    connects: int
+    server_cpu_seconds: float | None = None  # user+sys of the server's processes meanwhile
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    return sum(process_cpu_seconds(p) for p in descendants(pid))
+
+
+async def measured(visitors: list[Visitor], items: list, action, rate: float | None, out: Outcome,
+                   ok: tuple[int, ...] = (200,), form_path: str | None = "/",
+                   server_pid: int | None = None) -> Phase:
+    """`drive`, with the machine's CPU (ours and others') counted around it, and the CPU of
+    the server's process tree when `server_pid` is given."""
+    if form_path is not None:
+        await asyncio.gather(*(v.get_token(form_path) for v in visitors if v.token is None))
+    machine = MachineCpu().start()
+    before = cpu_by_process()
+    server_before = tree_cpu_seconds(server_pid) if server_pid else None
+    wall = await drive(visitors, items, action, rate, out, ok, form_path)
+    server_cpu = tree_cpu_seconds(server_pid) - server_before if server_pid else None
+    busy = machine.stop()
+    after = cpu_by_process()
+    return Phase(wall, busy, cpu_top(before, after), foreign_cpu(before, after, wall, machine.busy_seconds),
+                 sum(v.connects for v in visitors), server_cpu)
+
+
+def wait_healthy(port: int, server: subprocess.Popen, path: str = "/healthz", timeout: float = 30) -> None:
+    async def probe() -> int:
+        v = Visitor("127.0.0.1", port, 5)
+        try:
+            status, _ = await v.request("GET", path)
+            return status
+        finally:
+            await v.close()
+
+    deadline = time.monotonic() + timeout
+    while True:
+        if server.poll() is not None:
+            raise BenchError(f"gunicorn exited with {server.returncode}")
+        with contextlib.suppress(HttpError, OSError):
+            if asyncio.run(probe()) == 200:
+                return
+        if time.monotonic() > deadline:
+            raise BenchError(f"the server's {path} did not answer 200")
+        time.sleep(0.2)
+
+
+def run_bench(name: str, args, run, render, *, logs: tuple[str, ...] = (), keep: bool = False,
+              ok=lambda result: True) -> int:
+    """Every bench's end: run in a scratch directory, print the table, write --json, exit code.
+
+    On a BenchError the tails of `logs` (glob patterns in the scratch directory) are printed.
+    """
+    import json
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix=f"alerts-bench-{name}-"))
+    try:
+        result = run(args, workdir)
+    except BenchError as exc:
+        print(f"bench/{name}.py: {exc}", file=sys.stderr)
+        for pattern in logs:
+            for log in sorted(workdir.glob(pattern)):
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
+        return 2
+    finally:
+        if keep:
+            print(f"[bench] kept {workdir}", file=sys.stderr)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    print(render(result))
+    if getattr(args, "json_path", None):
+        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+    return 0 if ok(result) else 1

@@ -14,13 +14,10 @@ same alert to the first 1,000 subscribers. Prints one table; --json writes the s
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -30,6 +27,8 @@ from benchlib import BenchError
 TARGET_RATE = 1000
 TARGET_RATIO = 10
 TARGET_RSS_MB = 200
+TARGET_CPU_RATIO = 1.5  # worker CPU per message, at most this many RSA-2048 signatures
+FLOOR_SAMPLES = 300  # RSA signatures timed before the blast, and as many after
 
 ORG = {
     "BASE_URL": "https://alerts.example.org",
@@ -312,6 +311,9 @@ def run(args, workdir: Path) -> dict:
               file=sys.stderr)
         workers = start_workers(args, env, queue, workdir)
         wait_workers_ready(app, workers)
+        print(f"[bench] RSA floor: {FLOOR_SAMPLES} signatures", file=sys.stderr)
+        key_pem = key_path.read_bytes()
+        rsa_before = benchlib.rsa_floor(key_pem, FLOOR_SAMPLES)
         rss = benchlib.PeakRss({name: proc.pid for name, proc in workers})
         rss.baseline()
         sampler = benchlib.Sampler(rss.sample, every=0.25)
@@ -348,12 +350,19 @@ def run(args, workdir: Path) -> dict:
         timeline = sink.timeline(t0, before, total)
         sampler.stop()
         status = alert_status(app, alert_id, wait_for_end=30)
+        rsa_after = benchlib.rsa_floor(key_pem, FLOOR_SAMPLES)
+        rsa_ms = (rsa_before["cpu_ms_median"] + rsa_after["cpu_ms_median"]) / 2
+        # The same signature costing much more before than after (or the reverse) means the
+        # machine's speed moved during the run (other load, frequency): the ratio is rougher.
+        rsa_spread = abs(rsa_before["cpu_ms_median"] - rsa_after["cpu_ms_median"]) / rsa_ms
         complete = got >= total and status["state"] == "sent" and status["sent"] == total
         worker_rows = rss.result()
         rate = got / wall if wall else 0.0
         ratio = rate / reference["per_second"] if reference["per_second"] else None
         peak = max((r["peak_rss_mb"] for r in worker_rows), default=0.0)
         worker_cpu = sum(r["cpu_seconds"] for r in worker_rows)
+        worker_ms = 1000 * worker_cpu / max(got, 1)
+        cpu_ratio = worker_ms / rsa_ms if rsa_ms and got else None
         return {
             "subscribers": n,
             "complete": complete,
@@ -375,11 +384,21 @@ def run(args, workdir: Path) -> dict:
                 "skipped": status["skipped"],
                 **timeline,
                 "machine_cpu_busy_percent": busy,
-                "worker_cpu_ms_per_message": round(1000 * worker_cpu / max(got, 1), 3),
+                "worker_cpu_seconds": round(worker_cpu, 2),
+                "worker_cpu_ms_per_message": round(worker_ms, 3),
                 "sink_cpu_ms_per_message": round(1000 * sink_cpu / max(got, 1), 3),
             },
             "worker_processes": worker_rows,
             "peak_worker_rss_mb": peak,
+            "rsa_floor": {
+                "what": rsa_before["what"],
+                "cpu_ms": round(rsa_ms, 4),
+                "before_blast": rsa_before,
+                "after_blast": rsa_after,
+                "spread": round(rsa_spread, 3),
+                "steady": rsa_spread <= 0.2,
+            },
+            "worker_cpu_ratio_to_rsa_floor": round(cpu_ratio, 2) if cpu_ratio else None,
             "cpu_by_process": cpu_top,
             "other_load": foreign,
             "sink": {"name": sink.name, "count": sink.count, "ceiling": ceiling},
@@ -390,6 +409,7 @@ def run(args, workdir: Path) -> dict:
                 "rate_met": rate >= TARGET_RATE,
                 "ratio_met": bool(ratio and ratio >= TARGET_RATIO),
                 "rss_met": bool(worker_rows) and peak < TARGET_RSS_MB,
+                "cpu_ratio_met": bool(cpu_ratio and cpu_ratio <= TARGET_CPU_RATIO),
             },
         }
     finally:
@@ -417,6 +437,8 @@ def _drop_queue(url: str, queue: str) -> None:
 
 def render_table(r: dict) -> str:
     b = r["blast"]
+    f = r["rsa_floor"]
+    fb, fa = f["before_blast"], f["after_blast"]
     ok = {True: "met", False: "NOT met"}
     rows = [
         ("subscribers", f"{r['subscribers']:,}"),
@@ -441,10 +463,19 @@ def render_table(r: dict) -> str:
         ("first message after", f"{b['first_message_seconds']} s (launch: recipients fixed, dispatch, "
                                 "first batch claimed)"),
         ("steady rate (10%-90%)", f"{b['steady_per_second']} msg/s"),
-        ("CPU per message", f"workers {b['worker_cpu_ms_per_message']:.3f} ms, "
-                            f"sink {b['sink_cpu_ms_per_message']:.3f} ms; machine "
-                            f"{b['machine_cpu_busy_percent']}% busy"),
+        ("sink CPU per message", f"{b['sink_cpu_ms_per_message']:.3f} ms (workers: see below); machine "
+                                 f"{b['machine_cpu_busy_percent']}% busy"),
         ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        ("-", ""),
+        ("RSA floor (same run)",
+         f"{f['cpu_ms']:.3f} ms CPU per signature (median of {fb['samples']} before the blast: "
+         f"{fb['cpu_ms_median']:.3f} ms, of {fa['samples']} after: {fa['cpu_ms_median']:.3f} ms)"
+         + ("" if f["steady"] else f"; UNSTEADY: {100 * f['spread']:.0f}% apart, the machine's speed moved")),
+        ("worker CPU per message",
+         f"{b['worker_cpu_ms_per_message']:.3f} ms ({b['worker_cpu_seconds']:.2f} s user+sys of the "
+         f"worker processes / {b['messages']:,} messages)"),
+        ("worker CPU / RSA floor", f"{r['worker_cpu_ratio_to_rsa_floor']}x "
+                                   f"(goal <= {TARGET_CPU_RATIO}x: {ok[r['targets']['cpu_ratio_met']]})"),
         ("-", ""),
         ("sink", r["sink"]["name"]),
         ("sink ceiling", f"{r['sink']['ceiling']['per_second']:,.1f} msg/s "
@@ -465,24 +496,8 @@ def render_table(r: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-blast-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench/blast.py: {exc}", file=sys.stderr)
-        for log in sorted(workdir.glob("worker*.log")):
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-20:])
-            print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
-        return 2
-    finally:
-        if args.keep:
-            print(f"[bench] kept {workdir}", file=sys.stderr)
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-    print(render_table(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    return 0 if result["complete"] else 1
+    return benchlib.run_bench("blast", args, run, render_table, logs=("worker*.log",), keep=args.keep,
+                              ok=lambda result: result["complete"])
 
 
 if __name__ == "__main__":

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import json
 import os
 import pstats
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -223,20 +220,7 @@ def render(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-profile-"))
-    try:
-        result = run(args, workdir)
-    except benchlib.BenchError as exc:
-        print(f"bench/profile_blast.py: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return benchlib.run_bench("profile_blast", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,12 @@ Closed loop by default (--clients visitors, each sending as soon as its last ans
 --rate R sends at a fixed R signups per second instead and measures latency from each
 signup's scheduled time, so queueing shows up in p99. All load comes from 127.0.0.1, so the
 per-IP SUBSCRIBE_RATE_LIMIT is raised for the run (the output says to what).
+
+In the same run, before the app, the floor (bench/floor.py: a bare Flask POST handler and a
+form page with a hidden token) is served with the same gunicorn settings and driven by the same
+client with the same requests. The table gives the app's figures as ratios to the floor's and
+says whether the project's goal is reached: throughput at least 0.5x the floor's, p99 at most
+3x the floor's, nothing lost.
 """
 
 from __future__ import annotations
@@ -21,27 +27,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import contextlib
 import json
 import os
-import re
 import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlencode
 
 import benchlib
+import floor
 from benchlib import BenchError
 
-TARGET_RPS = 500
-TARGET_P99_MS = 50
 RATE_LIMIT = "1000000/minute"
-TOKEN_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
 DONE_MARK = b"Check your inbox"
 
 
@@ -61,168 +57,11 @@ def parse_args(argv=None):
     p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None)
     p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
                    help="an environment setting for the app")
+    p.add_argument("--floor-requests", type=int, default=None,
+                   help="requests measured on the floor (default: as many as --signups)")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one request may take")
     p.add_argument("--json", dest="json_path", default=None)
     return p.parse_args(argv)
-
-
-# -- the HTTP client ---------------------------------------------------------------------------
-
-
-class HttpError(Exception):
-    pass
-
-
-@dataclass
-class Visitor:
-    """One browser: a cookie jar of one cookie, a CSRF token, one connection at a time."""
-
-    host: str
-    port: int
-    timeout: float
-    cookies: dict[str, str] = field(default_factory=dict)
-    token: str | None = None
-    reader: asyncio.StreamReader | None = None
-    writer: asyncio.StreamWriter | None = None
-    connects: int = 0
-
-    async def close(self) -> None:
-        if self.writer is not None:
-            self.writer.close()
-            with contextlib.suppress(OSError):
-                await self.writer.wait_closed()
-        self.reader = self.writer = None
-
-    async def request(self, method: str, path: str, body: bytes = b"",
-                      content_type: str | None = None) -> tuple[int, bytes]:
-        for attempt in (1, 2):
-            fresh = self.writer is None
-            if fresh:
-                self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
-                self.connects += 1
-            head = [f"{method} {path} HTTP/1.1", f"Host: {self.host}:{self.port}",
-                    "User-Agent: alerts-bench/1", "Accept: text/html"]
-            if self.cookies:
-                head.append("Cookie: " + "; ".join(f"{k}={v}" for k, v in self.cookies.items()))
-            if body or method == "POST":
-                head += [f"Content-Type: {content_type}", f"Content-Length: {len(body)}"]
-            self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
-            try:
-                return await asyncio.wait_for(self._response(), self.timeout)
-            except (asyncio.IncompleteReadError, ConnectionError) as exc:
-                await self.close()
-                # A kept-alive connection the server had just closed: try once on a new one.
-                if fresh or attempt == 2:
-                    raise HttpError(f"{method} {path}: {exc!r}") from exc
-        raise AssertionError("unreachable")
-
-    async def _response(self) -> tuple[int, bytes]:
-        raw = await self.reader.readuntil(b"\r\n\r\n")
-        lines = raw.decode("latin-1").split("\r\n")
-        version, status = lines[0].split(" ", 2)[:2]
-        length = None
-        close = version == "HTTP/1.0"
-        chunked = False
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            name, value = name.strip().lower(), value.strip()
-            if name == "content-length":
-                length = int(value)
-            elif name == "connection":
-                close = close or value.lower() == "close"
-            elif name == "transfer-encoding":
-                chunked = "chunked" in value.lower()
-            elif name == "set-cookie":
-                pair = value.split(";", 1)[0]
-                key, _, val = pair.partition("=")
-                self.cookies[key.strip()] = val.strip()
-        if chunked:
-            body = bytearray()
-            while True:
-                size = int((await self.reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                chunk = await self.reader.readexactly(size + 2)
-                if size == 0:
-                    break
-                body += chunk[:-2]
-            body = bytes(body)
-        elif length is not None:
-            body = await self.reader.readexactly(length)
-        else:
-            body = await self.reader.read()
-            close = True
-        if close:
-            await self.close()
-        return int(status), body
-
-    async def get_token(self) -> None:
-        status, body = await self.request("GET", "/")
-        match = TOKEN_RE.search(body)
-        if status != 200 or not match:
-            raise HttpError(f"GET / answered {status} without a CSRF token")
-        self.token = match.group(1).decode()
-
-    async def subscribe(self, email: str) -> int:
-        form = urlencode({"csrf_token": self.token, "email": email, "website": ""}).encode()
-        status, body = await self.request("POST", "/subscribe", form, "application/x-www-form-urlencoded")
-        if status == 200 and DONE_MARK not in body:
-            raise HttpError("POST /subscribe answered 200 without the answer page")
-        return status
-
-
-@dataclass
-class Outcome:
-    latencies_ms: list[float] = field(default_factory=list)
-    accepted: list[str] = field(default_factory=list)
-    statuses: dict[int, int] = field(default_factory=dict)
-    errors: list[str] = field(default_factory=list)
-
-
-async def load(host: str, port: int, emails: list[str], clients: int, rate: float | None,
-               timeout: float, out: Outcome, visitors: list[Visitor] | None = None):
-    """Every address in `emails` signed up once by `clients` visitors; returns the wall time."""
-    if visitors is None:
-        visitors = [Visitor(host, port, timeout) for _ in range(clients)]
-    # Each visitor fetches its form (session cookie + CSRF token) before the clock starts.
-    await asyncio.gather(*(v.get_token() for v in visitors if v.token is None))
-    loop = asyncio.get_running_loop()
-    next_index = 0
-    start = loop.time()
-
-    async def visitor_loop(v: Visitor) -> None:
-        nonlocal next_index
-        while next_index < len(emails):
-            i = next_index
-            next_index += 1
-            if rate:
-                due = start + i / rate
-                delay = due - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                t0 = due
-            else:
-                t0 = loop.time()
-            try:
-                status = await v.subscribe(emails[i])
-            except (TimeoutError, HttpError, OSError) as exc:
-                out.errors.append(f"{emails[i]}: {exc!r}")
-                await v.close()
-                continue
-            out.latencies_ms.append(1000 * (loop.time() - t0))
-            out.statuses[status] = out.statuses.get(status, 0) + 1
-            if status == 200:
-                out.accepted.append(emails[i])
-
-    await asyncio.gather(*(visitor_loop(v) for v in visitors))
-    wall = loop.time() - start
-    return wall, visitors
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return round(ordered[k], 2)
 
 
 # -- checking the outcome ----------------------------------------------------------------------
@@ -303,41 +142,37 @@ def run(args, workdir: Path) -> dict:
             db.session.commit()
             db.session.remove()
 
-        port = benchlib.free_port()
-        cmd = [sys.executable, "-m", "gunicorn", "-w", str(args.gunicorn_workers),
-               "-k", args.worker_class, "--threads", str(args.threads), "-b", f"127.0.0.1:{port}",
-               "--backlog", "2048", "--log-level", "warning", "--timeout", "60", "wsgi:app"]
-        log = open(workdir / "gunicorn.log", "wb")  # noqa: SIM115 (closed once the child has it)
-        server = subprocess.Popen(cmd, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=log,
-                                  start_new_session=True)
-        log.close()
-        benchlib.wait_port("127.0.0.1", port, 30, server)
-        _wait_healthy(port, server)
+        server_settings = benchlib.GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
+        floor_n = args.floor_requests or args.signups
+        print(f"[bench] floor: bare Flask under {server_settings.label}, {args.warmup} warm-up, "
+              f"{floor_n:,} measured", file=sys.stderr)
+        floor_figures = floor.measure(server_settings, workdir, env, requests=floor_n, warmup=args.warmup,
+                                      clients=args.clients, rate=args.rate, timeout=args.timeout,
+                                      path="/subscribe")
 
+        server = benchlib.Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
         prefix = f"signup-{run_id}-"
         warm = [f"{prefix}w{i:06d}@example.net" for i in range(args.warmup)]
         emails = [f"{prefix}{i:07d}@example.net" for i in range(args.signups)]
-        warm_out, out = Outcome(), Outcome()
+        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
 
-        async def both():
-            _, visitors = await load("127.0.0.1", port, warm, args.clients, None, args.timeout, warm_out)
-            machine = benchlib.MachineCpu().start()
-            before = benchlib.cpu_by_process()
-            wall, visitors = await load("127.0.0.1", port, emails, args.clients, args.rate, args.timeout,
-                                        out, visitors)
-            busy = machine.stop()
-            after = benchlib.cpu_by_process()
-            top = benchlib.cpu_top(before, after)
-            foreign = benchlib.foreign_cpu(before, after, wall, machine.busy_seconds)
-            connects = sum(v.connects for v in visitors)
-            for v in visitors:
-                await v.close()
-            return wall, busy, top, connects, foreign
+        async def subscribe(v: benchlib.Visitor, email: str) -> int:
+            return await v.post_form("/subscribe", {"email": email, "website": ""}, DONE_MARK)
+
+        async def both() -> benchlib.Phase:
+            visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
+            try:
+                await benchlib.drive(visitors, warm, subscribe, None, warm_out)
+                return await benchlib.measured(visitors, emails, subscribe, args.rate, out,
+                                               server_pid=server.proc.pid)
+            finally:
+                for v in visitors:
+                    await v.close()
 
         print(f"[bench] {args.warmup} warm-up signups, then {args.signups:,} measured "
               f"({args.clients} clients{f', {args.rate:g}/s' if args.rate else ''})", file=sys.stderr)
-        wall, busy, cpu_top, connects, foreign = asyncio.run(both())
-        benchlib.stop_process(server, timeout=20, group=True)
+        phase = asyncio.run(both())
+        server.stop()
         server = None
 
         # Nothing lost: every accepted signup stored, with its confirmation queued once.
@@ -352,8 +187,11 @@ def run(args, workdir: Path) -> dict:
         lost = len(missing_rows) + len(not_queued)
 
         latencies = out.latencies_ms
+        wall = phase.wall
         rps = len(latencies) / wall if wall else 0.0
-        p99 = percentile(latencies, 99)
+        latency = benchlib.latency_summary(latencies)
+        errors = len(out.errors) + len(warm_out.errors)
+        server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
         return {
             "signups": args.signups,
             "warmup": args.warmup,
@@ -362,19 +200,19 @@ def run(args, workdir: Path) -> dict:
             "database": benchlib.database_label(database_url),
             "redis": redis.description,
             "cpus": benchlib.cpu_count(),
-            "server": f"gunicorn -w {args.gunicorn_workers} -k {args.worker_class} --threads {args.threads}",
+            "server": server_settings.label,
             "rate_limit": f"SUBSCRIBE_RATE_LIMIT={RATE_LIMIT} (raised: all load comes from 127.0.0.1)",
             "wall_seconds": round(wall, 3),
             "requests_per_second": round(rps, 1),
-            "latency_ms": {"p50": percentile(latencies, 50), "p90": percentile(latencies, 90),
-                           "p99": p99, "max": round(max(latencies), 2) if latencies else None},
+            "latency_ms": latency,
+            "server_cpu_ms_per_signup": round(server_cpu_ms, 3),
             "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
-            "errors": len(out.errors),
-            "error_samples": out.errors[:5],
-            "connections_opened": connects,
-            "machine_cpu_busy_percent": busy,
-            "cpu_by_process": cpu_top,
-            "other_load": foreign,
+            "errors": errors,
+            "error_samples": (warm_out.errors + out.errors)[:5],
+            "connections_opened": phase.connects,
+            "machine_cpu_busy_percent": phase.busy_percent,
+            "cpu_by_process": phase.cpu_top,
+            "other_load": phase.other_load,
             "check": {
                 "accepted": len(accepted),
                 "subscriber_rows": len(stored),
@@ -388,37 +226,17 @@ def run(args, workdir: Path) -> dict:
                 "not_queued": len(not_queued),
                 "lost": lost,
             },
-            "targets": {"rps_met": rps >= TARGET_RPS,
-                        "p99_met": p99 is not None and p99 < TARGET_P99_MS},
+            "floor": floor_figures,
+            "ratio_to_floor": floor.compare(rps, latency["p99"], floor_figures, lost, errors,
+                                            app_server_cpu_ms=server_cpu_ms),
         }
     finally:
-        benchlib.stop_process(server, timeout=20, group=True)
+        if server is not None:
+            server.stop()
         redis.stop()
 
 
-def _wait_healthy(port: int, server: subprocess.Popen, timeout: float = 30) -> None:
-    async def probe() -> int:
-        v = Visitor("127.0.0.1", port, 5)
-        try:
-            status, _ = await v.request("GET", "/healthz")
-            return status
-        finally:
-            await v.close()
-
-    deadline = time.monotonic() + timeout
-    while True:
-        if server.poll() is not None:
-            raise BenchError(f"gunicorn exited with {server.returncode}")
-        with contextlib.suppress(HttpError, OSError):
-            if asyncio.run(probe()) == 200:
-                return
-        if time.monotonic() > deadline:
-            raise BenchError("the app's /healthz did not answer 200")
-        time.sleep(0.2)
-
-
 def render_table(r: dict) -> str:
-    ok = {True: "met", False: "NOT met"}
     lat = r["latency_ms"]
     c = r["check"]
     rows = [
@@ -429,11 +247,12 @@ def render_table(r: dict) -> str:
         ("rate limit", r["rate_limit"]),
         ("-", ""),
         ("wall seconds", f"{r['wall_seconds']:.2f}"),
-        ("signups per second", f"{r['requests_per_second']:,.1f} (target >= {TARGET_RPS}: "
-                               f"{ok[r['targets']['rps_met']]})"),
+        ("signups per second", f"{r['requests_per_second']:,.1f}"),
         ("latency p50 / p90", f"{lat['p50']} ms / {lat['p90']} ms"),
-        ("latency p99", f"{lat['p99']} ms (target < {TARGET_P99_MS} ms: {ok[r['targets']['p99_met']]})"),
+        ("latency p99", f"{lat['p99']} ms"),
         ("latency max", f"{lat['max']} ms"),
+        ("server CPU per signup", f"{r['server_cpu_ms_per_signup']:.3f} ms (gunicorn processes, user+sys; "
+                                  f"floor: {r['floor']['server_cpu_ms_per_request']:.3f} ms)"),
         ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
         ("errors", f"{r['errors']}"),
         ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
@@ -445,6 +264,8 @@ def render_table(r: dict) -> str:
         ("queued confirmations", f"{c['queued_confirmations']:,} (LLEN {c['queue']} = {c['queue_length']:,}; "
                                  f"{c['duplicate_confirmations']} duplicates)"),
         ("lost", f"{c['lost']} ({c['missing_rows']} without a row, {c['not_queued']} not queued)"),
+        ("-", ""),
+        *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="signups"),
     ]
     return benchlib.table(rows, f"Signup benchmark: {r['signups']:,} signups, {r['database']}")
 
@@ -452,23 +273,13 @@ def render_table(r: dict) -> str:
 def main(argv=None) -> int:
     args = parse_args(argv)
     benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-signup-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench/signup.py: {exc}", file=sys.stderr)
-        log = workdir / "gunicorn.log"
-        if log.exists():
-            tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-            print(f"--- gunicorn.log (last lines)\n{tail}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render_table(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    ok = result["check"]["lost"] == 0 and result["errors"] == 0 and result["check"]["accepted"] > 0
-    return 0 if ok else 1
+
+    def ok(result) -> bool:
+        return (result["check"]["lost"] == 0 and result["errors"] == 0 and result["check"]["accepted"] > 0
+                and result["floor"]["errors"] == 0)
+
+    return benchlib.run_bench("signup", args, run, render_table,
+                              logs=("floor-gunicorn.log", "gunicorn.log"), ok=ok)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,13 @@
-"""Test helpers: the domain steps as a view or command runs them, each committed."""
+"""Test helpers: requests as a browser makes them, and domain steps as a view or command runs them."""
 
 from __future__ import annotations
 
+import re
+import time
+from pathlib import Path
 from types import SimpleNamespace
+
+import sqlalchemy as sa
 
 from alerts import suppressions
 from alerts.accounts import create_staff as _create_staff
@@ -13,6 +18,8 @@ from alerts.blasts.compose import save_alert as _save_alert
 from alerts.blasts.dispatch import batch_ranges
 from alerts.bounces import processing
 from alerts.extensions import db
+from alerts.mailcatcher import Received
+from alerts.models import Subscriber
 from alerts.subscribers import confirmations, exporting, privacy
 
 
@@ -64,3 +71,84 @@ export_csv = exporting.export_csv
 create_staff = _committed(_create_staff)
 seed_actions = _committed(_seed_actions)
 save_alert = _committed(_save_alert)
+
+
+# Requests as a browser makes them.
+STAFF_EMAIL = "staff@example.org"
+STAFF_PASSWORD = "correct horse battery"
+STAFF_IP = "203.0.113.9"
+
+
+def csrf_token(client, path: str = "/") -> str:
+    page = client.get(path).get_data(as_text=True)
+    match = re.search(r'name="csrf_token" type="hidden" value="([^"]+)"', page)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None):
+    token = csrf_token(client)
+    return client.post(
+        "/subscribe",
+        data={"email": email, "website": website, "csrf_token": token},
+        environ_base={"REMOTE_ADDR": ip},
+        headers=headers or {},
+    )
+
+
+def link_in(received: Received, path: str) -> str:
+    """The first link to `path` in the text part of a received message."""
+    text = received.message.get_body(("plain",)).get_content()
+    match = re.search(rf"https?://\S+{re.escape(path)}\S+", text)
+    assert match, f"no {path} link in:\n{text}"
+    return match.group(0)
+
+
+def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url=None, ip=STAFF_IP):
+    """Post the staff login form with the token from the page a browser would be on."""
+    # Logged in already, the login page redirects to the dashboard, which has a token too.
+    page = client.get("/staff/login").headers.get("Location", "/staff/login")
+    data = {"email": email, "password": password, "csrf_token": csrf_token(client, page)}
+    if next_url is not None:
+        data["next"] = next_url
+    return client.post("/staff/login", data=data, environ_base={"REMOTE_ADDR": ip})
+
+
+# Data in bulk, alerts, waiting for a blast to end.
+
+
+def add_confirmed(n: int, prefix: str = "sub") -> list[str]:
+    emails = [f"{prefix}{i:05d}@example.org" for i in range(n)]
+    db.session.execute(
+        sa.insert(Subscriber),
+        [{"email": e, "status": "confirmed"} for e in emails],
+    )
+    db.session.commit()
+    return emails
+
+
+def make_alert(subject: str = "Act now for kids", slugs: list[str] | None = None) -> int:
+    seed_actions()
+    alert = save_alert(
+        None,
+        subject=subject,
+        intro_md="Thank you for **standing up** for children.",
+        preheader="Two minutes that matter",
+        action_slugs=slugs,
+    )
+    return alert.id
+
+
+def wait_for_state(alert_id: int, states=("sent",), timeout: float = 60) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        db.session.rollback()
+        status = blasts.status(alert_id)
+        if status["state"] in states or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
+
+
+def write_csv(path: Path, text: str) -> Path:
+    path.write_text(text, encoding="utf-8")
+    return path

@@ -62,9 +62,19 @@ def test_blast_bench_delivers_every_message(tmp_path):
     assert len([w for w in workers if w["role"] == "pool child"]) == 2
     assert all(w["peak_rss_mb"] > 0 for w in workers)
     assert r["peak_worker_rss_mb"] == max(w["peak_rss_mb"] for w in workers)
-    assert set(r["targets"]) == {"rate_met", "ratio_met", "rss_met"}
+    assert set(r["targets"]) == {"rate_met", "ratio_met", "rss_met", "cpu_ratio_met"}
+    # The per-message CPU floor: one RSA-2048 signature through OpenSSL, measured in the same run.
+    floor = r["rsa_floor"]
+    assert "RSA-2048" in floor["what"]
+    for when in ("before_blast", "after_blast"):
+        assert floor[when]["samples"] > 0 and floor[when]["cpu_ms_median"] > 0
+    assert floor["cpu_ms"] > 0
+    assert b["worker_cpu_seconds"] > 0 and b["worker_cpu_ms_per_message"] > 0
+    assert r["worker_cpu_ratio_to_rsa_floor"] == pytest.approx(
+        b["worker_cpu_ms_per_message"] / floor["cpu_ms"], rel=0.01)
     for words in ("subscribers", "wall seconds", "messages per second", "peak RSS", "sink ceiling",
-                  "naive reference", "blast / naive"):
+                  "naive reference", "blast / naive", "RSA floor", "worker CPU per message",
+                  "worker CPU / RSA floor"):
         assert words in table
 
 
@@ -84,8 +94,35 @@ def test_signup_bench_loses_nothing(tmp_path):
     assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
     assert r["requests_per_second"] > 0
     assert "SUBSCRIBE_RATE_LIMIT" in r["rate_limit"] and "SUBSCRIBE_RATE_LIMIT" in table
-    for words in ("signups per second", "latency p99", "queued confirmations", "lost"):
+    # The floor: a bare Flask app under the same gunicorn settings, driven by the same client.
+    f = r["floor"]
+    assert f["server"] == r["server"] == "gunicorn -w 2 -k sync --threads 1"
+    assert f["requests"] == n and f["statuses"] == {"200": n} and f["errors"] == 0 and f["accepted"] == n
+    assert f["requests_per_second"] > 0
+    assert 0 < f["latency_ms"]["p50"] <= f["latency_ms"]["p99"]
+    ratio = r["ratio_to_floor"]
+    assert ratio["throughput_ratio"] == pytest.approx(r["requests_per_second"] / f["requests_per_second"],
+                                                      rel=0.01)
+    assert ratio["p99_ratio"] == pytest.approx(lat["p99"] / f["latency_ms"]["p99"], rel=0.01)
+    assert ratio["goal"] == {"throughput_ratio_at_least": 0.5, "p99_ratio_at_most": 3.0, "lost": 0}
+    assert r["server_cpu_ms_per_signup"] > 0 and f["server_cpu_ms_per_request"] > 0
+    assert ratio["server_cpu_ratio"] == pytest.approx(
+        r["server_cpu_ms_per_signup"] / f["server_cpu_ms_per_request"], rel=0.02)
+    assert ratio["nothing_lost"] is True
+    assert ratio["met"] == (ratio["throughput_met"] and ratio["p99_met"])
+    for words in ("signups per second", "latency p99", "queued confirmations", "lost",
+                  "floor requests per second", "floor latency p50 / p99", "ratio throughput",
+                  "ratio p99", "goal", "server CPU per signup", "ratio server CPU"):
         assert words in table
+
+
+def test_floor_runs_on_its_own(tmp_path):
+    for kind, status in (("post", "200"), ("redirect", "302")):
+        r, table = run_bench("floor.py", tmp_path, "--requests", "100", "--warmup", "10", "--clients", "4",
+                             "--gunicorn-workers", "2", "--kind", kind)
+        assert r["kind"] == kind and r["statuses"] == {status: 100} and r["errors"] == 0
+        assert r["requests_per_second"] > 0 and r["latency_ms"]["p99"] > 0
+        assert "requests per second" in table
 
 
 def test_blast_profile_runs(tmp_path):

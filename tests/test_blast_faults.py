@@ -12,8 +12,7 @@ import sqlalchemy as sa
 from alerts.extensions import db
 from alerts.mailcatcher import MailCatcher
 from alerts.models import Action, Delivery, Subscriber, Suppression
-from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.helpers import blasts
+from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 
 pytestmark = pytest.mark.slow
 

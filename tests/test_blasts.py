@@ -7,8 +7,7 @@ import collections
 import dkim
 import pytest
 
-from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.helpers import blasts
+from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 
 
 @pytest.fixture
@@ -62,6 +61,7 @@ def test_small_blast_arrives_once_each_with_every_header(app, ctx, smtp, celery_
     assert len(ids) == 40
 
 
+@pytest.mark.slow
 def test_blast_to_2000_by_two_worker_processes(app, ctx, smtp, workers, dkim_key):
     """Two real worker processes (two children each) share one blast: each subscriber gets
     exactly one message, every message carries every header, and the DKIM signature (over

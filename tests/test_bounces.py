@@ -27,6 +27,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from alerts.bounces import processing
 from alerts.bounces.poller import MailboxConfig, poll_once
 from alerts.bounces.server import BounceServer
 from alerts.extensions import db
@@ -37,22 +38,28 @@ from alerts.models import (
     BounceEvent,
     ConsentRecord,
     Delivery,
-    StaffUser,
     Subscriber,
     Suppression,
     SuppressionLift,
     email_hash,
     utcnow,
 )
-from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.conftest import csrf_token, subscribe
-from tests.helpers import blasts, bounces, create_staff, save_alert, seed_actions
+from tests.helpers import (
+    STAFF_EMAIL,
+    add_confirmed,
+    blasts,
+    bounces,
+    csrf_token,
+    make_alert,
+    save_alert,
+    seed_actions,
+    subscribe,
+    wait_for_state,
+)
 from tests.helpers import send_confirmation as _send_confirmation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 BOUNCE_DOMAIN = "bounce.example.org"
-STAFF_EMAIL = "staff@example.org"
-STAFF_PASSWORD = "correct horse battery"
 
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -291,6 +298,46 @@ def test_receiver_takes_mail_only_for_its_domain_and_caps_the_size(app, ctx, bou
     finally:
         server.stop()
 
+def test_a_report_with_raw_utf8_in_its_fields_is_applied(ctx, receiver):
+    """Such a report made the reader raise, and the receiver answered 451 for days."""
+    alert_id = make_alert()
+    sub_id, delivery_id = sent_delivery("utf8@example.net", alert_id)
+    verp_addr, message_id = addresses_for(alert_id, delivery_id)
+    send(receiver, report("utf8_delivery_status.eml", rcpt="utf8@example.net", verp_addr=verp_addr,
+                          message_id=message_id), verp_addr)
+    fresh()
+    (event,) = events()
+    assert (event.kind, event.subscriber_id, event.matched_by) == ("hard", sub_id, "verp")
+    assert suppression("utf8@example.net").reason == "hard-bounce"
+
+
+def test_a_report_naming_many_unknown_recipients_records_a_few(ctx, bounce_domain):
+    """Security issue item 7: one DSN with 50,000 recipient blocks made 50,001 rows."""
+    blocks = "".join(f"Final-Recipient: rfc822; stranger{i}@example.net\r\nAction: failed\r\n"
+                     "Status: 5.1.1\r\n\r\n" for i in range(5_000))
+    data = (b"From: MAILER-DAEMON@mx.example.net\r\nTo: alerts@example.org\r\n"
+            b"Message-ID: <many@mx.example.net>\r\n"
+            b"Content-Type: multipart/report; report-type=delivery-status; boundary=BB\r\n\r\n"
+            b"--BB\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.net\r\n\r\n"
+            + blocks.encode() + b"--BB--\r\n")
+    outcome = bounces.process(data, source="imap")
+    assert outcome.is_report and not outcome.matched
+    fresh()
+    assert len(events()) == processing.MAX_UNMATCHED_EVENTS
+
+
+def test_a_report_that_cannot_be_read_is_accepted_not_retried(ctx, receiver, monkeypatch):
+    """Reading it again will not help: a 451 would only have the sender retry it for days."""
+    def choke(*args, **kwargs):
+        raise ValueError("a parser bug")
+
+    monkeypatch.setattr(processing, "parse_report", choke)
+    rcpt = f"bounces@{BOUNCE_DOMAIN}"
+    send(receiver, report("postfix_hard.eml", rcpt="jane.doe@example.net", verp_addr=rcpt,
+                          message_id="<someone@example.org>"), rcpt)  # no SMTPDataError: a 250
+    fresh()
+    assert events() == []
+
 
 def test_the_same_report_twice_counts_once(ctx, receiver):
     alert_id = make_alert()
@@ -423,19 +470,6 @@ def test_a_suppressed_address_gets_nothing_from_any_path(app, client, smtp, cele
 
 
 # -- staff pages --------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def staff_client(app, client):
-    with app.app_context():
-        if not db.session.scalar(sa.select(StaffUser).where(StaffUser.email == STAFF_EMAIL)):
-            create_staff(STAFF_EMAIL, STAFF_PASSWORD)
-    token = csrf_token(client, "/staff/login")
-    response = client.post("/staff/login", data={
-        "email": STAFF_EMAIL, "password": STAFF_PASSWORD, "csrf_token": token,
-    }, environ_base={"REMOTE_ADDR": "203.0.113.77"})
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return client
 
 
 def post(client, path: str, data: dict):

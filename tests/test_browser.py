@@ -10,14 +10,11 @@ from playwright.sync_api import expect
 
 from alerts.extensions import db
 from alerts.models import Subscriber
-from tests import browser as browsers
-from tests.conftest import link_in
-from tests.helpers import SEED_ACTIONS, seed_actions
+from tests.helpers import SEED_ACTIONS, link_in, seed_actions
+from tests.plugins import browsers
 
 pytestmark = pytest.mark.slow
 
-browser = browsers.browser
-browser_page = browsers.browser_page
 
 SIGNUP_HEADING = "Advocate for Kids"
 HONEYPOT_LABEL = "Please leave this field empty"

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from alerts.extensions import db
 from alerts.models import Action
-from tests.blast_helpers import add_confirmed
+from tests.helpers import add_confirmed
 
 
 def test_seed_actions_is_idempotent(app, ctx):

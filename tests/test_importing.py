@@ -11,15 +11,13 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
 from alerts.models import ConsentRecord, Subscriber, Suppression, email_hash, utcnow
 from alerts.subscribers import importing
 from alerts.subscribers.exporting import export_csv
-from tests.conftest import csrf_token, link_in
-from tests.data_helpers import log_in_staff, write_csv
+from tests.helpers import csrf_token, link_in, write_csv
 
 SOURCE = "Paper petition, Pride march 2026"
 ROOT = Path(__file__).resolve().parent.parent
@@ -278,11 +276,6 @@ def test_export_is_chunked(app, ctx):
     pieces = list(export_csv("confirmed", chunk_size=10))
     assert len(pieces) == 4  # the header, then 10 + 10 + 5 rows
     assert sum(p.count("\r\n") for p in pieces) == 26
-
-
-@pytest.fixture
-def staff_client(app, client):
-    return log_in_staff(app, client)
 
 
 def upload(client, text: str, **fields):

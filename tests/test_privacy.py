@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from urllib.parse import urlsplit
 
-import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
 from alerts.models import Alert, ConsentRecord, Delivery, Subscriber, Suppression, email_hash, utcnow
 from alerts.subscribers.tokens import make_unsubscribe_token
-from tests.conftest import csrf_token, link_in, subscribe
-from tests.data_helpers import log_in_staff
+from tests.helpers import STAFF_EMAIL, csrf_token, link_in, subscribe
 from tests.helpers import privacy_steps as privacy
 
 EMAIL = "Ada.Lovelace@example.org"
@@ -144,11 +142,6 @@ def test_erase_takes_over_an_existing_suppression_and_forgets_its_address(app, c
     assert privacy.export_subscriber_data(sub.id) is None
 
 
-@pytest.fixture
-def staff_client(app, client):
-    return log_in_staff(app, client)
-
-
 def test_staff_see_download_and_erase_a_subscriber(app, staff_client):
     with app.app_context():
         sub = Subscriber(email="grace@example.org", status="confirmed", source="Paper petition")
@@ -176,7 +169,7 @@ def test_staff_see_download_and_erase_a_subscriber(app, staff_client):
     with app.app_context():
         assert db.session.get(Subscriber, sub_id) is None
         suppression = db.session.scalar(sa.select(Suppression))
-        assert suppression.reason == "erased" and "staff:data-staff@example.org" in suppression.detail
+        assert suppression.reason == "erased" and f"staff:{STAFF_EMAIL}" in suppression.detail
     assert staff_client.get(f"/staff/subscribers/{sub_id}").status_code == 404
     assert staff_client.get(f"/staff/subscribers/{sub_id}/data.json").status_code == 404
 

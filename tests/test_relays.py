@@ -15,8 +15,7 @@ import sqlalchemy as sa
 from alerts.extensions import db
 from alerts.mailcatcher import MailCatcher, RelayHandler
 from alerts.models import Delivery
-from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.helpers import blasts
+from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 
 pytestmark = pytest.mark.slow
 

@@ -13,13 +13,22 @@ from alerts import redis_conn
 from alerts.extensions import db
 from alerts.models import Action, Alert, Delivery, StaffUser, Subscriber
 from alerts.web.staff import auth
-from tests.blast_helpers import add_confirmed, make_alert, wait_for_state
-from tests.conftest import csrf_token
-from tests.helpers import SEED_ACTIONS, blasts, create_staff, save_alert, seed_actions
+from tests.helpers import (
+    SEED_ACTIONS,
+    STAFF_EMAIL,
+    STAFF_PASSWORD,
+    add_confirmed,
+    blasts,
+    create_staff,
+    csrf_token,
+    log_in,
+    make_alert,
+    save_alert,
+    seed_actions,
+    wait_for_state,
+)
 
-EMAIL = "staff@example.org"
-PASSWORD = "correct horse battery"
-IP = "203.0.113.9"
+EMAIL, PASSWORD = STAFF_EMAIL, STAFF_PASSWORD
 
 
 @pytest.fixture(autouse=True)
@@ -36,30 +45,6 @@ def _no_lockouts(app):
     clear()
     yield
     clear()
-
-
-@pytest.fixture
-def staff(app):
-    with app.app_context():
-        create_staff(EMAIL, PASSWORD)
-    return EMAIL
-
-
-def login(client, email=EMAIL, password=PASSWORD, next_url=None, ip=IP):
-    # Logged in already, the login page redirects to the dashboard, which has a token too.
-    page = client.get("/staff/login").headers.get("Location", "/staff/login")
-    token = csrf_token(client, page)
-    data = {"email": email, "password": password, "csrf_token": token}
-    if next_url is not None:
-        data["next"] = next_url
-    return client.post("/staff/login", data=data, environ_base={"REMOTE_ADDR": ip})
-
-
-@pytest.fixture
-def staff_client(client, staff):
-    response = login(client)
-    assert response.status_code == 303, response.get_data(as_text=True)
-    return client
 
 
 def post(client, path, data=None, page="/staff/"):
@@ -110,7 +95,7 @@ def test_create_staff_from_the_command_line(app):
 
     # And the new account can log in.
     client = app.test_client()
-    assert login(client, email="x@example.org", password="a long enough password").status_code == 303
+    assert log_in(client, email="x@example.org", password="a long enough password").status_code == 303
 
 
 def test_login_and_logout(client, staff):
@@ -122,7 +107,7 @@ def test_login_and_logout(client, staff):
     assert page.status_code == 200
     assert 'name="password"' in page.get_data(as_text=True)
 
-    response = login(client, email="  Staff@Example.org ", next_url="/staff/")
+    response = log_in(client, email="  Staff@Example.org ", next_url="/staff/")
     assert response.status_code == 303
     assert response.headers["Location"] == "/staff/"
     dashboard = client.get("/staff/")
@@ -137,8 +122,8 @@ def test_login_and_logout(client, staff):
 
 
 def test_unknown_account_and_wrong_password_get_the_same_answer(client, staff):
-    wrong = login(client, password="not the password")
-    unknown = login(client, email="nobody@example.org")
+    wrong = log_in(client, password="not the password")
+    unknown = log_in(client, email="nobody@example.org")
     assert wrong.status_code == unknown.status_code == 401
     assert error_text(wrong) == error_text(unknown)
     assert "match" in error_text(wrong)
@@ -147,17 +132,17 @@ def test_unknown_account_and_wrong_password_get_the_same_answer(client, staff):
 
 def test_login_redirects_only_to_local_paths(client, staff):
     for evil in ("https://evil.example/", "//evil.example/x", "/\\evil.example", "javascript:alert(1)"):
-        response = login(client, next_url=evil)
+        response = log_in(client, next_url=evil)
         assert response.status_code == 303
         assert response.headers["Location"] == "/staff/", evil
-    assert login(client, next_url="/staff/actions").headers["Location"] == "/staff/actions"
+    assert log_in(client, next_url="/staff/actions").headers["Location"] == "/staff/actions"
 
 
 def test_login_starts_a_fresh_session(client, staff):
     with client.session_transaction() as sess:
         sess["planted"] = "by someone else"
     before = csrf_token(client, "/staff/login")
-    login(client)
+    log_in(client)
     with client.session_transaction() as sess:
         assert "planted" not in sess
         assert sess.permanent
@@ -167,13 +152,13 @@ def test_login_starts_a_fresh_session(client, staff):
 
 def test_an_account_locks_after_five_failures(app, client, staff):
     for attempt in range(1, 5):
-        response = login(client, password=f"wrong {attempt}")
+        response = log_in(client, password=f"wrong {attempt}")
         assert response.status_code == 401
-    fifth = login(client, password="wrong 5")
+    fifth = log_in(client, password="wrong 5")
     assert fifth.status_code == 429
     assert "locked" in error_text(fifth)
     # Even the right password is refused while the lock lasts, with the same clear message.
-    locked = login(client)
+    locked = log_in(client)
     assert locked.status_code == 429
     assert "locked for 15 more minute(s)" in error_text(locked)
     assert client.get("/staff/").status_code == 302
@@ -181,9 +166,9 @@ def test_an_account_locks_after_five_failures(app, client, staff):
     # Another account is not affected; an unknown address locks the same way (no enumeration).
     with app.app_context():
         create_staff("other@example.org", PASSWORD)
-    assert login(client, email="other@example.org").status_code == 303
+    assert log_in(client, email="other@example.org").status_code == 303
     for _ in range(5):
-        last = login(client, email="ghost@example.org", password="guess", ip="203.0.113.10")
+        last = log_in(client, email="ghost@example.org", password="guess", ip="203.0.113.10")
     assert last.status_code == 429
     assert error_text(last) == error_text(fifth)
 
@@ -191,23 +176,23 @@ def test_an_account_locks_after_five_failures(app, client, staff):
 def test_a_lock_ends_after_its_time(app, client, staff, monkeypatch):
     monkeypatch.setitem(app.config, "STAFF_LOCKOUT_SECONDS", 1)
     for _ in range(5):
-        login(client, password="wrong")
-    assert login(client).status_code == 429
+        log_in(client, password="wrong")
+    assert log_in(client).status_code == 429
     time.sleep(1.6)
-    assert login(client).status_code == 303
+    assert log_in(client).status_code == 303
 
 
 def test_logins_are_throttled_per_address(client, staff):
     for i in range(10):
-        assert login(client, email=f"guess{i}@example.org", ip="198.51.100.99").status_code == 401
-    throttled = login(client, ip="198.51.100.99")
+        assert log_in(client, email=f"guess{i}@example.org", ip="198.51.100.99").status_code == 401
+    throttled = log_in(client, ip="198.51.100.99")
     assert throttled.status_code == 429
     assert "Too many requests" in throttled.get_data(as_text=True)
     # Another address is not throttled.
-    assert login(client, ip="198.51.100.100").status_code == 303
+    assert log_in(client, ip="198.51.100.100").status_code == 303
 
 
-def test_a_session_ends_a_fixed_time_after_login(app, staff_client, monkeypatch):
+def test_a_session_ends_a_fixed_time_after_log_in(app, staff_client, monkeypatch):
     monkeypatch.setitem(app.config, "PERMANENT_SESSION_LIFETIME", 120)
     assert staff_client.get("/staff/").status_code == 200
     with staff_client.session_transaction() as sess:
@@ -219,7 +204,7 @@ def test_a_session_ends_a_fixed_time_after_login(app, staff_client, monkeypatch)
     with staff_client.session_transaction() as sess:
         assert auth.SESSION_USER not in sess
     # Being busy does not extend it: a fresh login does.
-    login(staff_client)
+    log_in(staff_client)
     assert staff_client.get("/staff/actions").status_code == 200
 
 
@@ -228,7 +213,7 @@ def _dummy_url(app, rule) -> str:
         return url_for(rule.endpoint, **{name: 1 for name in rule.arguments})
 
 
-def test_every_staff_page_needs_a_login(app, client, staff):
+def test_every_staff_page_needs_a_log_in(app, client, staff):
     rules = [r for r in app.url_map.iter_rules() if r.rule.startswith("/staff")]
     guarded = [r for r in rules if r.endpoint != "staff.login"]
     assert len(guarded) >= 20, [r.rule for r in guarded]

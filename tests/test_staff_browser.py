@@ -12,14 +12,10 @@ from playwright.sync_api import expect
 
 from alerts.extensions import db
 from alerts.models import Alert
-from tests import browser as browsers
-from tests.blast_helpers import add_confirmed, make_alert
-from tests.helpers import SEED_ACTIONS, blasts, create_staff, seed_actions
+from tests.helpers import SEED_ACTIONS, add_confirmed, blasts, create_staff, make_alert, seed_actions
 
 pytestmark = pytest.mark.slow
 
-browser = browsers.browser
-browser_page = browsers.browser_page
 
 EMAIL = "editor@example.org"
 PASSWORD = "a long staff password"

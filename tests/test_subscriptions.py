@@ -12,7 +12,7 @@ from alerts.extensions import db
 from alerts.mailcatcher import MailCatcher
 from alerts.models import ConsentRecord, Subscriber
 from alerts.subscribers.tokens import make_confirm_token, make_unsubscribe_token, read_confirm_token
-from tests.conftest import csrf_token, link_in, subscribe
+from tests.helpers import csrf_token, link_in, subscribe
 
 
 def subscriber(app, email: str) -> Subscriber | None:

@@ -8,8 +8,7 @@ import sqlalchemy as sa
 from alerts import suppressions
 from alerts.extensions import db
 from alerts.models import Delivery, Suppression, email_hash, utcnow
-from tests.blast_helpers import add_confirmed, make_alert
-from tests.helpers import blasts
+from tests.helpers import add_confirmed, blasts, make_alert
 
 
 def test_add_is_idempotent_and_the_first_reason_stands(app, ctx):

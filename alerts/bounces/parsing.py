@@ -7,15 +7,19 @@ flufl.bounce (Mailman's detectors) recognises.
 
 from __future__ import annotations
 
+import codecs
 import email
+import email.header
 import email.message
+import email.policy
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from email.parser import HeaderParser
+from email.parser import BytesParser, HeaderParser
 from email.utils import getaddresses
+from itertools import islice
 
 from ..mail.signed_ids import MESSAGE_ID_RE, VERP_RE
 from ..models import BounceKind
@@ -38,6 +42,36 @@ _WARNING_RE = re.compile(
 
 
 # -- reading a report -----------------------------------------------------------------------
+
+
+# What one report may cost to read: real reports are a few parts and one recipient block, and
+# a sender retries a report we fail on for days, so past these the rest is left unread.
+MAX_READ_BYTES = 1_000_000  # of the message; a report returning one of our alerts is well under
+MAX_PARTS = 200  # MIME parts built; a message with more is read as its headers and text only
+MAX_DEPTH = 20  # nesting levels looked into
+MAX_RECIPIENTS = 100  # recipient blocks (DSN), Original-Rcpt-To (ARF) or findings (heuristic)
+MAX_TEXT = 1_000_000  # characters searched for VERP addresses, Message-IDs and statuses
+MAX_HEURISTIC_BYTES = 64_000  # given to flufl.bounce, whose detectors take up to ~3 s a megabyte
+MAX_FOUND = 50  # return paths or Message-IDs kept from each place they are looked for
+
+# A DSN's delivery-status part is read as text: the stdlib makes a Message of every field block.
+_DS_TYPE_RE = re.compile(
+    rb"^(content-type[ \t]*:[ \t]*(?:\r?\n[ \t]+)?)message/((?:global-)?delivery-status)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+_DS_TYPES = ("text/delivery-status", "text/global-delivery-status")
+_RETURNED_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers")
+_BLANK_LINE_RE = re.compile(r"\r?\n[ \t]*\r?\n")
+_HEADER_END_RE = re.compile(r"\r?\n\r?\n")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # all but tab: unfolds, and no NUL for Postgres
+_RAW_BYTE_RE = re.compile("[\udc80-\udcff]")  # a byte the parser could not read as ASCII
+_ADDRESS_RE = re.compile(r"[^\s<>@\x00-\x1f\x7f]{1,64}@[^\s<>@\x00-\x1f\x7f]{1,255}")
+# In the free text of a non-standard bounce: an enhanced status after an SMTP reply code, else
+# one standing alone (not an IP address's octets, not a version number).
+_REPLY_STATUS_RE = re.compile(r"\b[45]\d\d[ -]#?([45]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
+_LONE_STATUS_RE = re.compile(r"(?<![\w.])([45]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
+_PARTIAL_STATUS_RE = re.compile(r"^\s*([245])(?:\.(\d{1,3}))?(?!\d)")
+_NOT_CHARSETS = {"punycode", "idna", "unicode-escape", "raw-unicode-escape"}  # quadratic, or no charset
 
 
 @dataclass
@@ -69,114 +103,199 @@ def classify(action: str | None, status: str | None) -> str | None:
     hard, as Mailman says). Other permanent failures (mailbox full, message too large,
     content or policy blocks, network) say nothing certain about the address: soft, so a
     blocklisting of our server or a DMARC slip does not wipe out a whole provider's
-    subscribers in one go.
+    subscribers in one go. A 2.x.x status is a success whatever the action says; a status
+    cut short (`4.4`, `5`) is read by what it has.
     """
     action = (action or "").strip().lower()
+    match = _STATUS_RE.search(status or "")
+    if match is not None:
+        klass, subject, detail = match.groups()
+    else:
+        partial = _PARTIAL_STATUS_RE.match(status or "")
+        klass, subject, detail = partial.groups("0") + ("0",) if partial else ("5", "0", "0")
+    if klass == "2" or action not in ("failed", "delayed"):
+        return None  # delivered, relayed, expanded
     if action == "delayed":
         return BounceKind.DELAYED
-    if action != "failed":
-        return None  # delivered, relayed, expanded
-    match = _STATUS_RE.search(status or "")
-    if match is None:
-        return BounceKind.HARD
-    klass, subject, detail = match.groups()
     code = f"{klass}.{subject}.{detail}"
     if klass == "5" and (subject in ("0", "1") or code in ("5.2.1", "5.4.4")):
         return BounceKind.HARD
-    if klass == "2":
-        return None
     return BounceKind.SOFT
 
 
+class _Policy(email.policy.Compat32):
+    """compat32, but a header is always a str: raw 8-bit bytes are read as UTF-8, else Latin-1."""
+
+    def header_fetch_parse(self, name, value):
+        if name.lower() == "content-type":  # as it came: its boundary must match the body's lines
+            return value
+        return _header_text(value)
+
+
+HEADER_POLICY = _POLICY = _Policy()  # also the poller's, for its first look at headers
+
+
+class _TooManyParts(Exception):
+    pass
+
+
+def _decode(data: bytes, charset: str | None = None) -> str:
+    """Bytes as text whatever they claim to be: the charset, else UTF-8, else Latin-1."""
+    for codec in (charset, "utf-8"):
+        if not codec:
+            continue
+        try:
+            if codecs.lookup(codec).name in _NOT_CHARSETS:
+                continue
+            return data.decode(codec)
+        except Exception:  # unknown-8bit, a codec that is no charset, bytes it cannot read
+            continue
+    return data.decode("latin-1", "replace")
+
+
+def _header_text(value) -> str:
+    """A header value as one line of text, from a str with raw 8-bit bytes in it or a Header."""
+    if isinstance(value, email.header.Header):  # a message parsed with plain compat32
+        value = str(value)
+    elif not isinstance(value, str):
+        value = "" if value is None else str(value)
+    if _RAW_BYTE_RE.search(value):
+        value = _decode(value.encode("utf-8", "surrogateescape"))
+    return _CONTROL_RE.sub("", value)
+
+
+def _header(msg: email.message.Message, name: str) -> str:
+    return _header_text(msg.get(name, ""))
+
+
+def _parse(data: bytes) -> email.message.Message:
+    """The message's MIME structure, or only its headers if it has too many parts to build."""
+    made = 0
+
+    def factory(policy=_POLICY):
+        nonlocal made
+        made += 1
+        if made > MAX_PARTS + 1:  # + the one the parser makes to try the factory
+            raise _TooManyParts
+        return email.message.Message(policy)
+
+    try:
+        return BytesParser(factory, policy=_POLICY).parsebytes(data)
+    except Exception:  # too many parts, too deep for the stdlib's recursion, a parser bug
+        return BytesParser(policy=_POLICY).parsebytes(data, headersonly=True)
+
+
+def _walk(msg: email.message.Message) -> Iterator[email.message.Message]:
+    """The parts in msg.walk()'s order, but not below MAX_DEPTH (msg.walk() recurses)."""
+    stack = [(msg, 0)]
+    while stack:
+        part, depth = stack.pop()
+        yield part
+        if depth < MAX_DEPTH and part.is_multipart():
+            subparts = [p for p in part.get_payload() if isinstance(p, email.message.Message)]
+            stack.extend((p, depth + 1) for p in reversed(subparts))
+
+
+def _payload_text(part: email.message.Message) -> str:
+    """A leaf's content; not get_payload(), which raises on an 8-bit byte in the charset's name."""
+    data = part.get_payload(decode=True)
+    if not isinstance(data, bytes):
+        return ""
+    return _decode(data, part.get_content_charset())
+
+
 def _report_key(msg: email.message.Message, raw: bytes) -> str:
-    mid = (msg.get("Message-ID") or "").strip().lower()
+    mid = _header(msg, "Message-ID").strip().lower()
     return hashlib.sha256(mid.encode() if mid else raw).hexdigest()
 
 
-def addresses(values: Iterable[str | None]) -> list[str]:
-    out = []
-    for _, addr in getaddresses([v for v in values if v]):
-        if addr and "@" in addr:
-            out.append(addr.strip())
-    return out
+def _clean_address(value: str | None) -> str | None:
+    """An address as a report gives it, if it could be one: one line, no spaces, an @."""
+    addr = (value or "").strip().strip("<>").strip()
+    return addr if len(addr) <= 320 and _ADDRESS_RE.fullmatch(addr) else None
+
+
+def addresses(values: Iterable[str | None], limit: int = MAX_FOUND) -> list[str]:
+    text = ", ".join(_header_text(v) for v in values if v)[: limit * 400]  # it takes ~1 s a megabyte
+    try:
+        found = getaddresses([text]) if text else []
+    except Exception:  # deeply nested comments make the stdlib recurse too far
+        return []
+    return [a for a in (_clean_address(addr) for _, addr in found) if a][:limit]
 
 
 def _typed_address(value: str | None) -> str | None:
     """`rfc822; jane@example.org` -> jane@example.org."""
     if not value:
         return None
-    addr = value.split(";", 1)[-1].strip().strip("<>").strip()
-    return addr if "@" in addr else None
+    return _clean_address(value.split(";", 1)[-1])
 
 
 def one_line(value: str | None, limit: int = 1000) -> str | None:
     if not value:
         return None
-    text = " ".join(str(value).split())
+    text = _CONTROL_RE.sub("", " ".join(str(value).split()))
     return text[:limit] or None
 
 
-def _header_blocks(part: email.message.Message) -> list[email.message.Message]:
-    """The field blocks of a message/delivery-status or message/feedback-report part."""
-    payload = part.get_payload()
-    if isinstance(payload, list):
-        return [p for p in payload if isinstance(p, email.message.Message)]
-    if isinstance(payload, str):  # some parsers leave it as text: split on blank lines
-        text = payload.replace("\r\n", "\n")
-        return [HeaderParser().parsestr(block) for block in re.split(r"\n\s*\n", text) if block.strip()]
-    return []
+def _header_blocks(part: email.message.Message, limit: int) -> list[email.message.Message]:
+    """The first field blocks of a delivery-status (read as text) or feedback-report part."""
+    if part.is_multipart():  # get_payload() of a text part can raise: see _payload_text
+        return [p for p in part.get_payload() if isinstance(p, email.message.Message)][:limit]
+    text = _payload_text(part)[:MAX_TEXT]
+    blocks = (block for block in _BLANK_LINE_RE.split(text) if block.strip())
+    return [HeaderParser(policy=_POLICY).parsestr(block) for block in islice(blocks, limit)]
 
 
 def _returned_headers(report: email.message.Message) -> list[email.message.Message]:
     """The headers of the message a report returns (message/rfc822 or text/rfc822-headers)."""
     found = []
-    for part in report.walk():
-        ctype = part.get_content_type()
-        if ctype == "message/rfc822":
-            payload = part.get_payload()
-            if isinstance(payload, list) and payload:
-                found.append(payload[0])
-        elif ctype == "text/rfc822-headers":
-            text = part.get_payload(decode=True) or b""
-            found.append(HeaderParser().parsestr(text.decode("utf-8", "replace")))
-    return found
+    for part in _walk(report):
+        if part.get_content_type() not in _RETURNED_TYPES:
+            continue
+        if not part.is_multipart():  # text/rfc822-headers
+            found.append(HeaderParser(policy=_POLICY).parsestr(_payload_text(part)[:MAX_TEXT]))
+        elif part.get_payload() and isinstance(part.get_payload(0), email.message.Message):
+            found.append(part.get_payload(0))
+    return found[:MAX_FOUND]
 
 
 def _texts(msg: email.message.Message, raw: bytes) -> str:
     """Everything a person could read in the report: the raw text and decoded text parts."""
-    chunks = [raw.decode("utf-8", "replace")]
-    for part in msg.walk():
-        if part.get_content_maintype() == "text" and part.get("Content-Transfer-Encoding", "").lower() in (
-            "base64",
-            "quoted-printable",
-        ):
-            data = part.get_payload(decode=True) or b""
-            chunks.append(data.decode(part.get_content_charset() or "utf-8", "replace"))
+    chunks = [raw[:MAX_TEXT].decode("utf-8", "replace")]
+    budget = MAX_TEXT - len(chunks[0])
+    for part in _walk(msg):
+        if budget <= 0:
+            break
+        cte = _header(part, "Content-Transfer-Encoding").strip().lower()
+        if part.get_content_maintype() == "text" and cte in ("base64", "quoted-printable"):
+            chunks.append(_payload_text(part)[:budget])
+            budget -= len(chunks[-1])
     return "\n".join(chunks)
 
 
-def _report_part(msg: email.message.Message, ctype: str) -> email.message.Message | None:
-    for part in msg.walk():
-        if part.get_content_type() == ctype:
+def _report_part(msg: email.message.Message, ctypes: Sequence[str]) -> email.message.Message | None:
+    for part in _walk(msg):
+        if part.get_content_type() in ctypes:
             return part
     return None
 
 
 def _parse_dsn(msg, status_part) -> tuple[list[RecipientReport], str | None, list[str]]:
-    blocks = _header_blocks(status_part)
+    blocks = _header_blocks(status_part, MAX_RECIPIENTS + 1)
     if not blocks:
         return [], None, []
     per_message, per_recipient = blocks[0], blocks[1:]
     if per_message.get("Final-Recipient") or per_message.get("Action"):
-        per_message, per_recipient = email.message.Message(), blocks  # no per-message block
-    reporter = one_line((per_message.get("Reporting-MTA") or "").split(";", 1)[-1], 255)
-    envelope_ids = [per_message.get("Original-Envelope-Id") or ""]
+        per_message, per_recipient = email.message.Message(_POLICY), blocks[:MAX_RECIPIENTS]
+    reporter = one_line(_header(per_message, "Reporting-MTA").split(";", 1)[-1], 255)
+    envelope_ids = [_header(per_message, "Original-Envelope-Id")]
     recipients = []
     for block in per_recipient:
         kind = classify(block.get("Action"), block.get("Status"))
         if kind is None:
             continue
-        status = _STATUS_RE.search(block.get("Status") or "")
+        status = _STATUS_RE.search(_header(block, "Status"))
         recipients.append(
             RecipientReport(
                 kind=kind,
@@ -190,16 +309,16 @@ def _parse_dsn(msg, status_part) -> tuple[list[RecipientReport], str | None, lis
 
 
 def _parse_arf(msg, feedback_part) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
-    blocks = _header_blocks(feedback_part)
-    fields = blocks[0] if blocks else email.message.Message()
-    feedback_type = (fields.get("Feedback-Type") or "").strip().lower()
+    blocks = _header_blocks(feedback_part, 1)
+    fields = blocks[0] if blocks else email.message.Message(_POLICY)
+    feedback_type = _header(fields, "Feedback-Type").strip().lower()
     reporter = one_line(
         fields.get("Reported-Domain") or fields.get("Source") or fields.get("User-Agent"), 255
     )
-    original_from = [fields.get("Original-Mail-From") or ""]
+    original_from = [_header(fields, "Original-Mail-From")]
     if feedback_type not in COMPLAINT_TYPES:
         return [], reporter, original_from, feedback_type
-    rcpts = addresses(fields.get_all("Original-Rcpt-To") or []) or [None]
+    rcpts = addresses(fields.get_all("Original-Rcpt-To") or [], MAX_RECIPIENTS) or [None]
     recipients = [
         RecipientReport(kind=BounceKind.COMPLAINT, status=None,
                         diagnostic=one_line(f"feedback-type {feedback_type}"), address=addr)
@@ -212,58 +331,62 @@ def looks_automatic(msg: email.message.Message, envelope_sender: str | None = No
     """Worth handing to the heuristic detectors: sent by a mail system, not by a person."""
     if envelope_sender is not None and envelope_sender.strip("<> ") == "":
         return True
-    if (msg.get("Return-Path") or "").strip() == "<>":
+    if _header(msg, "Return-Path").strip() == "<>":
         return True
     if msg.get("X-Failed-Recipients") or msg.get_content_type() == "multipart/report":
         return True
-    auto = (msg.get("Auto-Submitted") or "").strip().lower()
+    auto = _header(msg, "Auto-Submitted").strip().lower()
     if auto and auto != "no":
         return True
-    return bool(_BOUNCE_SENDER_RE.search(msg.get("From") or ""))
+    return bool(_BOUNCE_SENDER_RE.search(_header(msg, "From")))
 
 
-def _heuristic(msg, text: str) -> list[RecipientReport]:
+def _heuristic(msg, raw: bytes, text: str) -> list[RecipientReport]:
     """flufl.bounce's detectors (Mailman's), for bounces that are not RFC 3464."""
     try:
         from flufl.bounce import all_failures
     except ImportError:  # pragma: no cover - a dependency of the project
         log.warning("flufl.bounce is not installed; non-standard bounces are not read")
         return []
+    if len(raw) > MAX_HEURISTIC_BYTES:
+        msg = _parse(raw[:MAX_HEURISTIC_BYTES])
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # a detector choking on an odd message must not stop the rest
         log.exception("flufl.bounce failed on a message")
         return []
-    status = _STATUS_RE.search(text)
-    diagnostic = next((line for line in text.splitlines() if _SMTP_REPLY_RE.search(line)), None)
-    warning = _WARNING_RE.search(msg.get("Subject") or "") or _WARNING_RE.search(text)
+    body = _HEADER_END_RE.split(text, 1)[-1]  # not the headers: Received IPs, version numbers
+    status = _REPLY_STATUS_RE.search(body) or _LONE_STATUS_RE.search(body)
+    status = status.group(1) if status else None
+    diagnostic = next((line for line in body.splitlines() if _SMTP_REPLY_RE.search(line)), None)
+    warning = _WARNING_RE.search(_header(msg, "Subject")) or _WARNING_RE.search(text)
     out = []
     for addr in sorted(permanent):
-        kind = BounceKind.DELAYED if warning else classify("failed", status.group(0) if status else None)
-        out.append(RecipientReport(kind=kind, status=status.group(0) if status else None,
-                                   diagnostic=one_line(diagnostic), address=addr.decode(errors="replace")))
+        kind = BounceKind.DELAYED if warning else classify("failed", status)
+        out.append(RecipientReport(kind=kind, status=status, diagnostic=one_line(diagnostic),
+                                   address=_clean_address(addr.decode(errors="replace"))))
     for addr in sorted(temporary - permanent):
         out.append(RecipientReport(kind=BounceKind.DELAYED, status=None, diagnostic=None,
-                                   address=addr.decode(errors="replace")))
-    return out
+                                   address=_clean_address(addr.decode(errors="replace"))))
+    return out[:MAX_RECIPIENTS]
 
 
 def parse_report(raw: bytes, envelope_rcpts: Sequence[str] = (), envelope_sender: str | None = None
                  ) -> Report | None:
     """What the message reports, or None if it is not a bounce or complaint at all."""
-    msg = email.message_from_bytes(raw)
+    msg = _parse(_DS_TYPE_RE.sub(rb"\1text/\2", raw[:MAX_READ_BYTES]))
     text = _texts(msg, raw)
     returned = _returned_headers(msg)
     return_paths = list(envelope_rcpts)
     for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To"):
         return_paths += addresses(msg.get_all(name) or [])
-    message_ids = [h.get("Message-ID") or "" for h in returned]
+    message_ids = [_header(h, "Message-ID") for h in returned]
     reporter = None
     feedback_type = None
     form = "dsn"
 
-    status_part = _report_part(msg, "message/delivery-status")
-    feedback_part = _report_part(msg, "message/feedback-report")
+    status_part = _report_part(msg, _DS_TYPES)
+    feedback_part = _report_part(msg, ("message/feedback-report",))
     if feedback_part is not None:
         form = "arf"
         recipients, reporter, original_from, feedback_type = _parse_arf(msg, feedback_part)
@@ -282,15 +405,15 @@ def parse_report(raw: bytes, envelope_rcpts: Sequence[str] = (), envelope_sender
             return None  # a success or relay notice
     elif looks_automatic(msg, envelope_sender):
         form = "heuristic"
-        recipients = _heuristic(msg, text)
+        recipients = _heuristic(msg, raw, text)
         if not recipients:
             return None
     else:
         return None
 
-    return_paths += [h.get("Return-Path") or "" for h in returned]
-    return_paths += VERP_RE.findall(text)
-    message_ids += [m.group(0) for m in MESSAGE_ID_RE.finditer(text)]
+    return_paths += [_header(h, "Return-Path") for h in returned]
+    return_paths += [m.group(0) for m in islice(VERP_RE.finditer(text), MAX_FOUND)]
+    message_ids += [m.group(0) for m in islice(MESSAGE_ID_RE.finditer(text), MAX_FOUND)]
     if reporter is None:
         senders = addresses([msg.get("From")])
         reporter = one_line(senders[0].rpartition("@")[2], 255) if senders else None
@@ -303,5 +426,3 @@ def parse_report(raw: bytes, envelope_rcpts: Sequence[str] = (), envelope_sender
         message_ids=[m for m in message_ids if m],
         feedback_type=feedback_type,
     )
-
-

@@ -28,7 +28,7 @@ from email.parser import BytesHeaderParser
 from urllib.parse import unquote, urlsplit
 
 from ..extensions import db
-from .parsing import looks_automatic
+from .parsing import HEADER_POLICY, looks_automatic
 from .processing import process
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,7 @@ def _fetched(data) -> dict[int, bytes]:
 
 
 def looks_like_report(header_bytes: bytes) -> bool:
-    headers = BytesHeaderParser().parsebytes(header_bytes)
+    headers = BytesHeaderParser(policy=HEADER_POLICY).parsebytes(header_bytes)  # 8-bit headers as text
     if looks_automatic(headers):
         return True
     ctype = (headers.get("Content-Type") or "").lower()

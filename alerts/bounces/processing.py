@@ -55,6 +55,9 @@ from .parsing import SEVERITY, RecipientReport, Report, addresses, one_line, par
 
 log = logging.getLogger(__name__)
 
+# Unmatched recipients recorded per report: a report about one of ours names one recipient.
+MAX_UNMATCHED_EVENTS = 10
+
 
 # -- finding whom it is about ---------------------------------------------------------------
 
@@ -201,8 +204,12 @@ def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
     address or Message-ID: the open SMTP receiver uses it, so that nobody can get a
     subscriber suppressed by mailing it a forged report that merely names their address.
     """
-    report = parse_report(raw, envelope_rcpts, envelope_sender)
-    if report is None:
+    try:
+        report = parse_report(raw, envelope_rcpts, envelope_sender)
+    except Exception:  # reading it again will not help: no retry (451), it is dropped
+        log.exception("a message could not be read as a report; dropped")
+        return Outcome()
+    if report is None or not report.recipients:
         return Outcome()
     seen = db.session.scalar(
         sa.select(BounceEvent.id).where(BounceEvent.report_key == report.report_key).limit(1)
@@ -216,12 +223,14 @@ def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
         outcome.matched = True
         outcome.events.append(_apply(report, worst, target, source))
     else:
+        unmatched = 0
         for rcpt in report.recipients:
             sub = subscriber_by_address(rcpt.address) if match_addresses else None
             if sub is not None:
                 outcome.matched = True
                 outcome.events.append(_apply(report, rcpt, Target(sub, None, "address"), source))
-            elif record_unmatched:
+            elif record_unmatched and unmatched < MAX_UNMATCHED_EVENTS:
+                unmatched += 1
                 outcome.events.append(_apply(report, rcpt, Target(None, None, None), source))
     log.info("%s report %s: %s", report.form, report.report_key[:12], "; ".join(outcome.events) or "nothing")
     return outcome

@@ -63,6 +63,24 @@ def _record(sub: Subscriber, event: str, req: Request) -> None:
 
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+_INSERT_PENDING: dict[str, sa.Insert] = {}  # by dialect name, built on first use
+_INSERT_CONSENT = sa.insert(ConsentRecord.__table__)
+
+
+def _insert_pending_statement(dialect: str) -> sa.Insert:
+    statement = _INSERT_PENDING.get(dialect)
+    if statement is None:
+        table = Subscriber.__table__
+        now = sa.bindparam("now", type_=table.c.created_at.type)
+        statement = (
+            _INSERTS[dialect](table)
+            .values(email=sa.bindparam("new_email"), status=SubscriberStatus.PENDING,
+                    confirm_nonce=sa.bindparam("nonce"), created_at=now, last_confirmation_at=now)
+            .on_conflict_do_nothing(index_elements=["email"])
+            .returning(table.c.id)
+        )
+        _INSERT_PENDING[dialect] = statement
+    return statement
 
 
 def _insert_new(email: str, req: Request) -> int | None:
@@ -72,18 +90,12 @@ def _insert_new(email: str, req: Request) -> int | None:
     `INSERT … ON CONFLICT DO NOTHING` also settles racing signups for one address: one
     insert wins, the others see a known address.
     """
-    insert = _INSERTS[db.session.get_bind().dialect.name]
-    now = utcnow()
+    statement = _insert_pending_statement(db.session.get_bind().dialect.name)
     subscriber_id = db.session.scalar(
-        insert(Subscriber)
-        .values(email=email, status=SubscriberStatus.PENDING, confirm_nonce=secrets.token_hex(16),
-                created_at=now, last_confirmation_at=now)
-        .on_conflict_do_nothing(index_elements=["email"])
-        .returning(Subscriber.id)
+        statement, {"new_email": email, "nonce": secrets.token_hex(16), "now": utcnow()}
     )
     if subscriber_id is not None:
-        db.session.execute(sa.insert(ConsentRecord).values(subscriber_id=subscriber_id,
-                                                          **_consent("signup", req)))
+        db.session.execute(_INSERT_CONSENT, {"subscriber_id": subscriber_id, **_consent("signup", req)})
     return subscriber_id
 
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import time
+
 from flask import Flask, render_template, request
+from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+from ..extensions import limiter
 
 MESSAGES = {
     400: "Something in that request wasn't right. Please go back and try again.",
@@ -40,4 +45,19 @@ def register(app: Flask) -> None:
         response = exc.get_response()
         response.data = render_template("error.html", code=code, title=title, message=message)
         response.content_type = "text/html; charset=utf-8"
+        if isinstance(exc, RateLimitExceeded):
+            _rate_limit_headers(response)
         return response
+
+
+def _rate_limit_headers(response) -> None:
+    """The headers Flask-Limiter would add, on a 429 only (RATELIMIT_HEADERS_ENABLED is off):
+    the breached limit, what is left of it, when it resets, and Retry-After in seconds."""
+    current = limiter.current_limit
+    if current is None:
+        return
+    reset_at = current.reset_at
+    response.headers["X-RateLimit-Limit"] = str(current.limit.amount)
+    response.headers["X-RateLimit-Remaining"] = str(current.remaining)
+    response.headers["X-RateLimit-Reset"] = str(reset_at)
+    response.headers["Retry-After"] = str(max(0, int(reset_at - time.time())))

@@ -1,15 +1,8 @@
 """A headless Chromium for browser tests: the system's browser, never a downloaded one.
 
-Test modules take the fixtures by importing this module and naming both at module level
-(`browser_page` needs `browser`):
-
-    from tests import browser as browsers
-
-    browser = browsers.browser
-    browser_page = browsers.browser_page
-
-`browser_page` is a fresh page (own cookies) in a desktop-sized window; `browser` is the
-running Chromium, for tests that want other contexts too (a phone viewport, a second user).
+A plugin (tests/conftest.py loads it): `browser_page` is a fresh page (own cookies) in a
+desktop-sized window; `browser` is the running Chromium, for tests that want other contexts
+too (a phone viewport, a second user).
 """
 
 from __future__ import annotations

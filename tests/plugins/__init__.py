@@ -1,0 +1,1 @@
+"""pytest plugins: the fixtures every test module may use, loaded by tests/conftest.py."""

@@ -1,0 +1,142 @@
+"""Real parts for every test: a database (SQLite or TEST_DATABASE_URL), Redis, SMTP, a worker, a server."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from celery.contrib.testing.worker import start_worker
+from werkzeug.serving import make_server
+
+from alerts import create_app
+from alerts.extensions import db, limiter
+from alerts.mail import pacing
+from alerts.mailcatcher import MailCatcher
+
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def _redis_url(tmp_root: Path) -> str:
+    url = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if url:
+        return url
+    from alerts.redis_conn import start_embedded
+
+    return start_embedded(tmp_root / "redis")
+
+
+def _database_url(tmp_root: Path) -> str:
+    return os.environ.get("TEST_DATABASE_URL") or f"sqlite:///{tmp_root / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def smtp() -> Iterator[MailCatcher]:
+    catcher = MailCatcher().start()
+    yield catcher
+    catcher.stop()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory, smtp):
+    root = tmp_path_factory.mktemp("alerts")
+    app = create_app(
+        {
+            "TESTING": True,
+            "SECRET_KEY": "test-key-1",
+            "SECRET_KEYS": ["test-key-1"],
+            "SQLALCHEMY_DATABASE_URI": _database_url(root),
+            "REDIS_URL": _redis_url(root),
+            "SMTP_URL": smtp.url,
+            "BASE_URL": "https://alerts.example.org",
+            "MAIL_FROM": "Action Alerts <alerts@example.org>",
+            "ORG_NAME": "Kids Rights Test Org",
+            "ORG_POSTAL_ADDRESS": "1 Test Street, Testville, NY 10001",
+            "CELERY_TASK_QUEUE": f"test-{RUN_ID}",
+            "RATELIMIT_KEY_PREFIX": f"test-{RUN_ID}",
+            "MAIL_RETRY_BACKOFF": 1,
+            "MAIL_RETRY_BACKOFF_MAX": 2,
+        }
+    )
+    with app.app_context():
+        _fresh_schema()
+    yield app
+    from alerts.redis_conn import stop_embedded
+
+    stop_embedded()
+
+
+def _fresh_schema() -> None:
+    """Drop everything, then build the schema the way production does: by migrations."""
+    from flask_migrate import upgrade
+
+    meta = sa.MetaData()
+    meta.reflect(db.engine)
+    meta.drop_all(db.engine)
+    upgrade()
+
+
+@pytest.fixture(scope="session")
+def celery_worker(app):
+    """A real Celery worker (threads) consuming from real Redis for the whole session."""
+    import alerts.tasks  # noqa: F401
+
+    celery = app.extensions["celery"]
+    with start_worker(celery, pool="threads", concurrency=4, perform_ping_check=False,
+                      shutdown_timeout=30):
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _clean(app, smtp):
+    """Every test starts with empty tables, an empty inbox and fresh rate limits."""
+    with app.app_context():
+        for table in reversed(db.metadata.sorted_tables):
+            db.session.execute(table.delete())
+        db.session.commit()
+        limiter.reset()
+        pacing.for_url(app.config["REDIS_URL"]).reset()  # no relay's pace or health carries over
+    smtp.handler.clear()
+    smtp.handler.rcpt_reply = None
+    smtp.handler.data_reply = None
+    yield
+    with app.app_context():
+        db.session.remove()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def ctx(app):
+    with app.app_context():
+        yield
+
+
+class LiveServer:
+    def __init__(self, app):
+        self.server = make_server("127.0.0.1", 0, app, threaded=True)
+        self.url = f"http://127.0.0.1:{self.server.server_port}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def live_server(app):
+    with LiveServer(app) as server:
+        yield server
+
+

@@ -39,6 +39,17 @@ def _float(name: str, default: float | None) -> float | None:
     return value
 
 
+def _timezone(name: str, default: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = _env(name, default) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RuntimeError(f"{name} must be an IANA time zone like Europe/London, got {value!r}") from exc
+    return value
+
+
 def _dev_secret_key(instance_path: Path) -> str:
     """Keep a generated key in instance/ so dev sessions and tokens survive restarts."""
     key_file = instance_path / "secret_key"
@@ -119,7 +130,7 @@ def load_config(instance_path: Path) -> dict:
         # "yahoo.com=connections:2,rate:10,per_connection:20; gmail.com=connections:4".
         "SMTP_DOMAIN_LIMITS": _env("SMTP_DOMAIN_LIMITS", ""),
         # Shown beside every scheduled time on the staff pages (an IANA name).
-        "ORG_TIMEZONE": _env("ORG_TIMEZONE", "UTC"),
+        "ORG_TIMEZONE": _timezone("ORG_TIMEZONE", "UTC"),
         # How often beat looks for scheduled alerts that are due.
         "SCHEDULE_INTERVAL_SECONDS": _int("SCHEDULE_INTERVAL_SECONDS", 10),
         "UNSUBSCRIBE_MAILTO": _env("UNSUBSCRIBE_MAILTO"),

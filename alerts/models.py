@@ -200,6 +200,8 @@ class Alert(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_dispatch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A draft with a time is started by beat at that time (alerts.blasts.scheduling).
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_by: Mapped[str | None] = mapped_column(sa.String(254))
 
     actions: Mapped[list[Action]] = relationship(

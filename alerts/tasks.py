@@ -13,7 +13,7 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from .blasts import dispatch, recovery, sending
+from .blasts import dispatch, recovery, scheduling, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
@@ -68,6 +68,14 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     if result.needs_retry and self.request.retries < current_app.config["MAIL_MAX_RETRIES"]:
         raise self.retry(countdown=backoff_seconds(self.request.retries))
     return {"sent": result.sent, "failed": result.failed, "requeued": result.requeued}
+
+
+@shared_task(name="alerts.tasks.start_scheduled")
+def start_scheduled() -> list[int]:
+    started = scheduling.start_due()
+    for alert_id in started:
+        log.info("alert %s: scheduled send started", alert_id, extra={"alert_id": alert_id})
+    return started
 
 
 @shared_task(name="alerts.tasks.sweep")

@@ -10,6 +10,16 @@
     }
   });
 
+  // A form sent back with an error: bring its first problem into view.
+  var problem = document.querySelector(".has-error");
+  if (problem) {
+    problem.scrollIntoView({ block: "center" });
+    var input = problem.querySelector("input, textarea, select");
+    if (input) {
+      input.focus();
+    }
+  }
+
   var panel = document.getElementById("progress");
   if (!panel) {
     return;
@@ -51,6 +61,9 @@
     set("skipped", numbers.format(s.skipped));
     set("rate", s.rate_per_second + "/s");
     set("seconds_left", duration(s.seconds_left));
+    if (s.pace) {
+      set("pace", s.pace.why);
+    }
     var bar = panel.querySelector('[data-field="bar"]');
     if (bar) {
       bar.value = s.percent;

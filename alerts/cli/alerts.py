@@ -9,7 +9,7 @@ import time
 import click
 from flask.cli import AppGroup
 
-from ..blasts import control, progress
+from ..blasts import control, progress, scheduling
 from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
 from ..extensions import db
@@ -26,12 +26,19 @@ def alert_group() -> None:
 @click.option("--intro", required=True, help="The opening text, in Markdown.")
 @click.option("--preheader", default="", help="The preview line inboxes show.")
 @click.option("--action", "actions", multiple=True, help="Action slug (repeatable); default: all open.")
-def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...]) -> None:
+@click.option("--send-at", default=None, metavar="ISO8601",
+              help="Schedule it: beat starts the blast at this time (with its offset, e.g. +01:00 or Z).")
+def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...],
+                 send_at: str | None) -> None:
     """Create a draft alert and print its id."""
     try:
+        when = scheduling.parse_time(send_at) if send_at else None
         alert = save_alert(None, subject=subject, intro_md=intro, preheader=preheader,
                            action_slugs=list(actions), created_by="cli")
-    except ComposeError as exc:
+        if when:
+            db.session.flush()
+            scheduling.schedule(alert.id, when)
+    except (ComposeError, BlastError) as exc:
         raise click.UsageError(str(exc)) from exc
     db.session.commit()
     click.echo(alert.id)
@@ -87,9 +94,38 @@ def alert_status(alert_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status))
         return
-    for key in ("state", "total", "queued", "sending", "sent", "failed", "skipped", "percent",
-                "rate_per_second", "seconds_left"):
+    for key in ("state", "scheduled_for", "total", "queued", "sending", "sent", "failed", "skipped",
+                "percent", "rate_per_second", "seconds_left"):
         click.echo(f"{key:>16}: {status[key]}")
+    if status.get("pace"):
+        click.echo(f"{'pace':>16}: {status['pace']['why']}")
+        for relay in status["pace"]["relays"]:
+            limit = f"{relay['rate_limit']}/s" if relay.get("rate_limit") else "no limit"
+            click.echo(f"{'':>16}  {relay['relay']}: {relay['state']}, {limit}, "
+                       f"{relay.get('connections', 0)} connection(s)")
+
+
+@alert_group.command("schedule")
+@click.argument("alert_id", type=int)
+@click.option("--at", "at", default=None, metavar="ISO8601", help="When to start the blast.")
+@click.option("--cancel", is_flag=True, help="Take the alert off the schedule (it stays a draft).")
+def alert_schedule(alert_id: int, at: str | None, cancel: bool) -> None:
+    """Schedule a draft to be sent at a time, reschedule it, or unschedule it."""
+    if bool(at) == cancel:
+        raise click.UsageError("give either --at ISO8601 or --cancel")
+    try:
+        if cancel:
+            scheduling.unschedule(alert_id)
+        else:
+            scheduling.schedule(alert_id, scheduling.parse_time(at))
+    except BlastError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    status = progress.status(alert_id)
+    if cancel:
+        click.echo(f"Alert {alert_id} unscheduled; it is a draft.")
+    else:
+        click.echo(f"Alert {alert_id} scheduled for {status['scheduled_for']}.")
 
 
 def _control(alert_id: int, operation: str) -> None:

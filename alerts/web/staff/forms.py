@@ -118,3 +118,14 @@ class LaunchForm(FlaskForm):
         "I have checked the preview and the test email",
         validators=[DataRequired("Tick the box to confirm.")],
     )
+
+
+class ScheduleForm(FlaskForm):
+    """When to send, as a wall-clock time in the organisation's time zone (ORG_TIMEZONE)."""
+
+    at = StringField(
+        "Send at", validators=[DataRequired("Choose a date and time."),
+                               Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
+                                      message="Enter a date and time like 2026-12-01 09:00.")],
+        render_kw={"type": "datetime-local"},
+    )

@@ -1,0 +1,24 @@
+"""Scheduled sends: alerts.scheduled_for
+
+Revision ID: i11_schedule
+Revises: i0_signatures_clicks
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "i11_schedule"
+down_revision = "i0_signatures_clicks"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("alerts") as batch_op:
+        batch_op.add_column(sa.Column("scheduled_for", sa.DateTime(timezone=True), nullable=True))
+        batch_op.create_index("ix_alerts_scheduled_for", ["scheduled_for"], unique=False)
+
+
+def downgrade():
+    with op.batch_alter_table("alerts") as batch_op:
+        batch_op.drop_index("ix_alerts_scheduled_for")
+        batch_op.drop_column("scheduled_for")

@@ -34,7 +34,8 @@ def schedule(alert_id: int, when: datetime) -> Alert:
     if alert.state != AlertState.DRAFT:
         raise BlastError(f"alert {alert_id} is {alert.state}; only a draft can be scheduled")
     if when <= utcnow():
-        raise BlastError(f"{when.isoformat()} is in the past; send it now instead")
+        raise BlastError(f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC is in the past; "
+                         "choose a later time or send it now")
     alert.scheduled_for = when
     return alert
 

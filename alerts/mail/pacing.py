@@ -233,7 +233,8 @@ class Pacing:
         if down:
             why = f"skipped until it recovers: {down.decode(errors='replace')}"
         elif adaptive is not None and (limits.max_rate is None or adaptive < limits.max_rate):
-            why = f"relay asked us to slow down ({h.get('reason', 'throttled')}); speeding up again"
+            why = (f"relay asked us to slow down ({h.get('reason', 'throttled')}); "
+                   f"now {limit:.1f} messages/s and speeding up again")
         elif limits.max_rate:
             why = "at the configured maximum rate"
         else:

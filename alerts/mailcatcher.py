@@ -100,6 +100,8 @@ class RelayHandler(CatcherHandler):
         self.refused_connections = 0
         self._domain_conns: dict[str, set[int]] = collections.defaultdict(set)
         self.peak_per_domain: collections.Counter = collections.Counter()
+        self.per_connection: collections.Counter = collections.Counter()  # (connection, domain)
+        self._connection_ids = 0
 
     def connected(self, conn_id: int) -> bool:
         with self.lock:
@@ -136,6 +138,10 @@ class RelayHandler(CatcherHandler):
             conns = self._domain_conns[domain]
             conns.add(id(session))
             self.peak_per_domain[domain] = max(self.peak_per_domain[domain], len(conns))
+            if not hasattr(session, "relay_connection"):
+                self._connection_ids += 1
+                session.relay_connection = self._connection_ids
+            self.per_connection[(session.relay_connection, domain)] += 1
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
 

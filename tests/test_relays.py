@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alerts.extensions import db
 from alerts.mail.smtp import free_port
 from alerts.mailcatcher import MailCatcher, RelayHandler
-from alerts.models import Delivery
+from alerts.models import Delivery, Subscriber
 from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 
 pytestmark = pytest.mark.slow
@@ -175,3 +175,29 @@ def test_worker_sigkilled_with_default_settings_blast_finishes_within_two_minute
     assert len(dupes) <= 3
     ids = message_ids(smtp)
     assert all(len(ids[e]) == 1 for e in dupes)
+
+
+def test_per_domain_limits_are_honoured_at_the_sink(app, ctx, workers, relays):
+    """Yahoo at one connection and 20 messages a connection, Gmail at two; the rest unlimited."""
+    domains = ("yahoo.com", "gmail.com", "example.org")
+    emails = [f"kid{i:04d}@{domains[i % 3]}" for i in range(450)]
+    db.session.execute(sa.insert(Subscriber), [{"email": e, "status": "confirmed"} for e in emails])
+    db.session.commit()
+    relay = relays()
+    relay.handler.data_reply = lambda rcpt: time.sleep(0.003)  # connections overlap
+    alert_id = make_alert()
+    settings = {"SMTP_URL": relay.url, "BLAST_BATCH_SIZE": "30",
+                "SMTP_DOMAIN_LIMITS": "yahoo.com=connections:1,per_connection:20; gmail.com=connections:2"}
+    workers.start(name="w1", concurrency=2, **settings)
+    workers.start(name="w2", concurrency=2, beat=False, **settings)
+    workers.launch(alert_id)
+    status = wait_for_state(alert_id, timeout=60)
+    assert status["state"] == "sent" and (status["sent"], status["failed"]) == (450, 0), status
+    assert set(received(relay)) == set(emails)
+    peak = relay.handler.peak_per_domain
+    print(f"peak connections per domain: {dict(peak)}")
+    assert peak["yahoo.com"] == 1
+    assert peak["gmail.com"] <= 2
+    assert peak["example.org"] > 2  # unlimited: the workers did overlap
+    per_conn = [n for (conn, d), n in relay.handler.per_connection.items() if d == "yahoo.com"]
+    assert max(per_conn) <= 20 and sum(per_conn) == 150

@@ -106,18 +106,47 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
 
     A relay that does not answer or drops the connection is marked down and the rest of
     the batch goes to another relay; a throttle answer slows that relay down and puts the
-    row at the back of the batch, spending none of its attempts.
+    row at the back of the batch, spending none of its attempts. Rows for a destination
+    domain with limits (SMTP_DOMAIN_LIMITS) go over connections of their own, each holding
+    one of that domain's slots and taking its tokens too.
     """
     if not todo:
         return []
     try:
         relays = smtp.parse_relays(cfg["SMTP_URL"])
+        domain_limits = pacing.parse_domain_limits(cfg.get("SMTP_DOMAIN_LIMITS") or "")
     except smtp.MailConfigError as exc:
         recorder.result.stopped = "smtp-config"
         log.error("alert %s: %s", recorder.alert_id, exc, extra={"alert_id": recorder.alert_id})
         return list(todo)
     pace = pacing.for_url(cfg.get("REDIS_URL"))
-    run = _Run(recorder, factory, collections.deque(todo), cfg)
+    groups: dict[str | None, list] = collections.defaultdict(list)
+    for row in todo:
+        domain = row.email.rpartition("@")[2].lower()
+        groups[domain if domain in domain_limits else None].append(row)
+    unsent: list = []
+    for domain, rows in sorted(groups.items(), key=lambda g: g[0] is not None):
+        run = _Run(recorder, factory, collections.deque(rows), cfg)
+        if recorder.stop_reason is None and recorder.result.stopped is None:
+            if domain is None:
+                _through_relays(run, relays, pace, cfg)
+            else:
+                dom = pacing.Pacer(pace, f"domain:{domain}", domain_limits[domain])
+                if dom.take_slot(cfg["SMTP_SLOT_WAIT_SECONDS"], stop=run.stopping):
+                    try:
+                        _through_relays(run, relays, pace, cfg, dom)
+                    finally:
+                        dom.flush()
+                        dom.release_slot()
+                else:
+                    recorder.result.stopped = "domain-busy"
+        unsent.extend(run.pending)
+    return unsent
+
+
+def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | None = None) -> None:
+    """One connection after another until the run's rows are sent or the batch must stop."""
+    recorder = run.recorder
     tried_down: set[str] = set()
     refused_in_a_row = 0
     while run.pending and recorder.stop_reason is None:
@@ -136,7 +165,7 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
             recorder.result.stopped = recorder.result.stopped or "relay-busy"
             break
         try:
-            outcome = run.over_one_connection(relay, pacer)
+            outcome = run.over_one_connection(relay, pacer, domain)
         finally:
             pacer.flush()
             pacer.release_slot()
@@ -152,7 +181,6 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
         if run.progressed:
             refused_in_a_row = 0
             run.progressed = False
-    return list(run.pending)
 
 
 # A row the relay keeps throttling goes back to the queue (no attempt spent) after this
@@ -184,7 +212,8 @@ class _Run:
             log.warning("relay state unavailable (%s)", exc)
             return default
 
-    def over_one_connection(self, relay: smtp.Relay, pacer: pacing.Pacer) -> str:
+    def over_one_connection(self, relay: smtp.Relay, pacer: pacing.Pacer,
+                            domain: pacing.Pacer | None = None) -> str:
         """Send until the rows run out, the relay fails ("down"), or it closes on us ("again")."""
         rec = self.recorder
         try:
@@ -202,7 +231,7 @@ class _Run:
             return "down"
         pacer.pacing and self.safe(lambda: pacer.pacing.mark_up(relay.name), None)
         try:
-            return self._send(conn, relay, pacer)
+            return self._send(conn, relay, pacer, domain)
         except (OSError, smtplib.SMTPException) as exc:
             # The connection died before this row's 250: it stays pending for the next relay.
             self.last_error = smtp.refusal(exc).detail
@@ -216,12 +245,21 @@ class _Run:
             except (OSError, smtplib.SMTPException):
                 conn.close()
 
-    def _send(self, conn, relay: smtp.Relay, pacer: pacing.Pacer) -> str:
+    def _send(self, conn, relay: smtp.Relay, pacer: pacing.Pacer,
+              domain: pacing.Pacer | None = None) -> str:
         rec, pending = self.recorder, self.pending
+        per_connection = domain.limits.per_connection if domain else None
+        sent_here = 0
         while pending and rec.stop_reason is None:
+            if per_connection and sent_here >= per_connection:
+                return "again"  # a fresh connection, as the domain asks
+            if domain and not domain.take(stop=self.stopping):
+                break
             if not pacer.take(stop=self.stopping):
                 break
             pacer.refresh_slot()
+            if domain:
+                domain.refresh_slot()
             row = pending[0]
             data = self.built.pop(row.id, None) or self.factory.build(row.id, row.subscriber_id,
                                                                        row.email)
@@ -242,6 +280,7 @@ class _Run:
                 pending.popleft()
                 rec.sent(row.id)
                 pacer.ok()
+                sent_here += 1
                 self.progressed = True
         return "up"
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import redis
 
 from .. import redis_conn
-from .smtp import Relay
+from .smtp import MailConfigError, Relay
 
 log = logging.getLogger(__name__)
 
@@ -147,6 +147,38 @@ class Limits:
     max_rate: float | None = None
     max_connections: int | None = None
     per_connection: int | None = None  # messages before a fresh connection (Yahoo: about 20)
+
+
+_DOMAIN_KEYS = {"connections": ("max_connections", int), "rate": ("max_rate", float),
+                "per_connection": ("per_connection", int)}
+
+
+def parse_domain_limits(text: str) -> dict[str, Limits]:
+    """SMTP_DOMAIN_LIMITS: "yahoo.com=connections:2,rate:10,per_connection:20; gmail.com=connections:4"."""
+    out: dict[str, Limits] = {}
+    for part in (p.strip() for p in text.split(";")):
+        if not part:
+            continue
+        domain, eq, spec = part.partition("=")
+        domain = domain.strip().lower()
+        if not eq or not domain or "@" in domain:
+            raise MailConfigError(f"SMTP_DOMAIN_LIMITS: {part!r} is not domain=name:value,…")
+        limits = Limits()
+        for item in (i.strip() for i in spec.split(",") if i.strip()):
+            name, _, raw = item.partition(":")
+            if name.strip() not in _DOMAIN_KEYS:
+                raise MailConfigError(f"SMTP_DOMAIN_LIMITS: unknown limit {name.strip()!r} for {domain} "
+                                      f"(connections, rate, per_connection)")
+            attr, kind = _DOMAIN_KEYS[name.strip()]
+            try:
+                value = kind(raw.strip())
+            except ValueError as exc:
+                raise MailConfigError(f"SMTP_DOMAIN_LIMITS: {item!r} for {domain} is not a number") from exc
+            if value <= 0:
+                raise MailConfigError(f"SMTP_DOMAIN_LIMITS: {item!r} for {domain} must be more than 0")
+            setattr(limits, attr, value)
+        out[domain] = limits
+    return out
 
 
 class Pacing:

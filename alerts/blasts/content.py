@@ -117,14 +117,15 @@ class MessageFactory:
         """One recipient's message before MIME: what `build_message` takes."""
         token = "test-send" if subscriber_id is None else self.serializer.dumps(subscriber_id)
         unsubscribe_url = self.unsubscribe_base + token
-        out = self.compiled.personalize(unsubscribe_url=unsubscribe_url, email=email,
-                                        **self.action_urls(delivery_id, subscriber_id))
+        subject, text_qp, html_qp = self.compiled.personalize_qp(
+            unsubscribe_url=unsubscribe_url, email=email,
+            **self.action_urls(delivery_id, subscriber_id))
         return {
             "from_header": self.from_header,
             "to": email,
-            "subject": subject_prefix + out.subject,
-            "text": out.text,
-            "html": out.html,
+            "subject": subject_prefix + subject,
+            "text_qp": text_qp,
+            "html_qp": html_qp,
             "message_id": (
                 self.message_id(delivery_id) if delivery_id is not None else new_message_id(self.domain)
             ),

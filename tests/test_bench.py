@@ -125,6 +125,15 @@ def test_floor_runs_on_its_own(tmp_path):
         assert "requests per second" in table
 
 
+def test_blast_bench_relay_cap_mode(tmp_path):
+    """A throttling relay: every message once, none failed, no attempt spent on throttling."""
+    r, table = run_bench("blast.py", tmp_path, "--relay-cap", "40", "--subscribers", "80")
+    assert r["complete"] and r["unique"] == r["delivered"] == 80 and r["failed"] == 0
+    assert r["attempts_spent"] == 0
+    assert r["peak_connections"] <= 2
+    assert "first to last message" in table and "x (goal <= 1.5x)" in table
+
+
 def test_blast_profile_runs(tmp_path):
     r, table = run_bench("profile_blast.py", tmp_path, "--subscribers", "300", "--steps", "50",
                          "--sink", "python")

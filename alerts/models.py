@@ -46,6 +46,8 @@ class SubscriberStatus(enum.StrEnum):
 
 class Subscriber(db.Model):
     __tablename__ = "subscribers"
+    # The staff list's order: newest first, read from the index a page at a time.
+    __table_args__ = (sa.Index("ix_subscribers_created_at_id", "created_at", "id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)

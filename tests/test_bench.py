@@ -134,6 +134,13 @@ def test_blast_bench_relay_cap_mode(tmp_path):
     assert "first to last message" in table and "x (goal <= 1.5x)" in table
 
 
+def test_staff_pages_bench_runs(tmp_path):
+    r, table = run_bench("staff_pages.py", tmp_path, "--subscribers", "2000", "--rounds", "2")
+    assert set(r["pages"]) == {"dashboard", "subscriber list", "alert page (draft: recipient count)"}
+    assert all(p["median_ms"] > 0 and p["ratio_to_floor"] > 0 for p in r["pages"].values())
+    assert "floor: a bare Flask page" in table
+
+
 def test_blast_profile_runs(tmp_path):
     r, table = run_bench("profile_blast.py", tmp_path, "--subscribers", "300", "--steps", "50",
                          "--sink", "python")

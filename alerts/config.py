@@ -10,6 +10,21 @@ from dotenv import load_dotenv
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+# What the footer says until ORG_NAME and ORG_POSTAL_ADDRESS are set: plainly a placeholder,
+# and a blast outside `alerts dev` is refused while the address is one (CAN-SPAM).
+PLACEHOLDER_ORG_NAME = "Example Org (dev)"
+PLACEHOLDER_POSTAL_ADDRESS = "1 Example Street, Springfield (dev placeholder: set ORG_POSTAL_ADDRESS)"
+POSTAL_ADDRESS_REQUIRED = (
+    "ORG_POSTAL_ADDRESS is not set: bulk mail law (CAN-SPAM) needs your organisation's real "
+    "postal address in every message. Set it in the environment or in .env, then restart "
+    "the web app and the workers"
+)
+
+
+def postal_address_missing(cfg) -> bool:
+    """True when a blast must be refused: the address is the placeholder outside `alerts dev`."""
+    return cfg["ORG_POSTAL_ADDRESS"] == PLACEHOLDER_POSTAL_ADDRESS and not cfg.get("DEV_MODE")
+
 
 def _env(name: str, default: str | None = None) -> str | None:
     value = os.environ.get(name)
@@ -50,15 +65,24 @@ def _timezone(name: str, default: str) -> str:
     return value
 
 
+def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
+    value = (_env(name, default) or default).strip().lower()
+    if value not in allowed:
+        raise RuntimeError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
 def _dev_secret_key(instance_path: Path) -> str:
     """Keep a generated key in instance/ so dev sessions and tokens survive restarts."""
     key_file = instance_path / "secret_key"
     if key_file.exists():
         return key_file.read_text().strip()
-    instance_path.mkdir(parents=True, exist_ok=True)
+    instance_path.mkdir(mode=0o700, parents=True, exist_ok=True)
     key = secrets.token_urlsafe(48)
-    key_file.write_text(key)
-    key_file.chmod(0o600)
+    # Created 0600: never readable by others, not even for the moment before a chmod.
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(key)
     return key
 
 
@@ -77,10 +101,10 @@ def load_config(instance_path: Path) -> dict:
         "SMTP_URL": _env("SMTP_URL", "smtp://127.0.0.1:1025"),
         "BASE_URL": (_env("BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/"),
         "MAIL_FROM": _env("MAIL_FROM", "Action Alerts <alerts@localhost>"),
-        "ORG_NAME": _env("ORG_NAME", "Your Organisation (set ORG_NAME)"),
-        "ORG_POSTAL_ADDRESS": _env(
-            "ORG_POSTAL_ADDRESS", "Postal address not configured (set ORG_POSTAL_ADDRESS)"
-        ),
+        "ORG_NAME": _env("ORG_NAME", PLACEHOLDER_ORG_NAME),
+        "ORG_POSTAL_ADDRESS": _env("ORG_POSTAL_ADDRESS", PLACEHOLDER_POSTAL_ADDRESS),
+        # Set by `alerts dev` for the processes it starts: placeholders are fine there.
+        "DEV_MODE": _env("ALERTS_DEV") == "1",
         "DKIM_DOMAIN": _env("DKIM_DOMAIN"),
         "DKIM_SELECTOR": _env("DKIM_SELECTOR"),
         "DKIM_PRIVATE_KEY_FILE": _env("DKIM_PRIVATE_KEY_FILE"),
@@ -88,6 +112,10 @@ def load_config(instance_path: Path) -> dict:
         # Abuse controls: per-IP limit on the form and a per-address cooldown between
         # confirmation emails, so the form cannot be used to flood someone's inbox.
         "SUBSCRIBE_RATE_LIMIT": _env("SUBSCRIBE_RATE_LIMIT", "10/minute;60/hour"),
+        # Signing an action: per IP (a viral petition is signed from shared office and campus
+        # addresses, so it is generous) and per address (or per alert reference).
+        "SIGN_RATE_LIMIT": _env("SIGN_RATE_LIMIT", "60/minute;600/hour"),
+        "SIGN_ADDRESS_RATE_LIMIT": _env("SIGN_ADDRESS_RATE_LIMIT", "10/minute;30/hour"),
         "CONFIRM_COOLDOWN_SECONDS": _int("CONFIRM_COOLDOWN_SECONDS", 15 * 60),
         "CONFIRM_MAX_AGE_SECONDS": _int("CONFIRM_MAX_AGE_SECONDS", 48 * 3600),
         "CONSENT_TEXT_VERSION": _env("CONSENT_TEXT_VERSION", "2026-11-advocate-for-kids-v1"),
@@ -100,6 +128,12 @@ def load_config(instance_path: Path) -> dict:
         "RATELIMIT_HEADERS_ENABLED": False,
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
+        # Secure when BASE_URL is https (set in create_app, after a test's overrides).
+        "SESSION_COOKIE_SECURE": None,
+        # Request bodies: small everywhere (a signup, a one-click POST, a staff form), larger
+        # only for the staff CSV import, and only with a staff session (web/security.py).
+        "MAX_CONTENT_LENGTH": _int("MAX_CONTENT_LENGTH", 1024 * 1024),
+        "STAFF_UPLOAD_MAX_BYTES": _int("STAFF_UPLOAD_MAX_BYTES", 64 * 1024 * 1024),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_SECONDS", 8 * 3600),
         # Staff logins: a per-IP limit on login attempts, and a per-account lock after
@@ -142,6 +176,17 @@ def load_config(instance_path: Path) -> dict:
         "BOUNCE_SOFT_WINDOW_DAYS": _int("BOUNCE_SOFT_WINDOW_DAYS", 7),
         "BOUNCE_MAX_MESSAGE_BYTES": _int("BOUNCE_MAX_MESSAGE_BYTES", 10_000_000),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
+        # Click tracking (see the README's privacy section): person | aggregate | off; how
+        # long per-person clicks are kept; how often the Redis list of clicks is recorded;
+        # how close together two links of one message must be opened to count as a scanner.
+        "TRACK_CLICKS": _choice("TRACK_CLICKS", ("person", "aggregate", "off"), "person"),
+        "CLICK_RETENTION_DAYS": _int("CLICK_RETENTION_DAYS", 90),
+        # An open-tracking pixel, off by default: since Apple Mail Privacy Protection its
+        # figures are mostly machines. When on, opens are counted per alert (never per person).
+        "TRACK_OPENS": _choice("TRACK_OPENS", ("off", "on"), "off"),
+        "CLICK_FLUSH_SECONDS": _int("CLICK_FLUSH_SECONDS", 5),
+        "CLICK_BURST_SECONDS": _int("CLICK_BURST_SECONDS", 2),
+        "CLICK_HOLD_SECONDS": _int("CLICK_HOLD_SECONDS", 3),
         # Behind a reverse proxy: how many X-Forwarded-For hops to trust (0: none), so that
         # rate limits and consent records see the visitor's address, not the proxy's.
         "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),

@@ -2,6 +2,9 @@
 
 OWASP's rule for CSV injection: a cell that starts with = + - @ tab or carriage return
 is prefixed with a single quote, so a spreadsheet shows it as text instead of running it.
+One step further: also when those come after leading spaces or line breaks (LibreOffice
+and Google Sheets trim them before deciding), and their full-width forms (＝ ＋ － ＠),
+which some spreadsheet locales read as the ASCII ones.
 """
 
 from __future__ import annotations
@@ -10,12 +13,15 @@ import csv
 from collections.abc import Iterable
 from typing import Any, TextIO
 
-_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+_TRIGGERS = frozenset("=+-@\t\r\n\uff1d\uff0b\uff0d\uff20")
+_LEADING = " \t\r\n\x0b\x0c\u00a0\u3000"
 
 
 def cell(value: Any) -> Any:
     """A text cell made inert; numbers and empty values pass as they are."""
-    if isinstance(value, str) and value[:1] in _TRIGGERS:
+    if isinstance(value, str) and value and (
+        value[0] in _TRIGGERS or value.lstrip(_LEADING)[:1] in _TRIGGERS
+    ):
         return "'" + value
     return value
 

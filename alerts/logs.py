@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
 from datetime import UTC, datetime
 
@@ -21,6 +22,36 @@ from flask import Flask
 # The attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
 _HANDLER_MARK = "_alerts_json_handler"
+
+
+# Paths whose next segment is a bearer token (whoever has the URL can act with it). Access
+# logs, the dev server's request lines and Referer values get "[redacted]" in its place.
+TOKEN_PATH_RE = re.compile(r"(/(?:unsubscribe|confirm|r)/)[^/\s?#\"']+")
+
+
+def redact_tokens(text: str) -> str:
+    """`/unsubscribe/<token>/data.json` -> `/unsubscribe/[redacted]/data.json`, anywhere in text."""
+    return TOKEN_PATH_RE.sub(r"\1[redacted]", text) if isinstance(text, str) else text
+
+
+class RedactTokens(logging.Filter):
+    """Rewrites a log record's message and arguments so no token URL reaches a log."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact_tokens(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact_tokens(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact_tokens(v) if isinstance(v, str) else v for k, v in record.args.items()}
+        return True
+
+
+def redact_request_logs() -> None:
+    """The dev server's (werkzeug's) request log lines lose their tokens; idempotent."""
+    logger = logging.getLogger("werkzeug")
+    if not any(isinstance(f, RedactTokens) for f in logger.filters):
+        logger.addFilter(RedactTokens())
 
 
 class JsonFormatter(logging.Formatter):
@@ -63,6 +94,7 @@ def configure_logging(app: Flask) -> None:
     signal handlers below put the same formatter on whatever handlers Celery adds for its
     own and its tasks' loggers, so worker output is JSON too.
     """
+    redact_request_logs()
     if (app.config.get("LOG_FORMAT") or "text").lower() != "json":
         return
     level = (app.config.get("LOG_LEVEL") or "INFO").upper()

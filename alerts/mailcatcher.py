@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import collections
 import email
+import email.parser
 import email.policy
+import re
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from functools import cached_property
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -28,6 +31,12 @@ class Received:
     @property
     def message(self) -> EmailMessage:
         return email.message_from_bytes(self.data, policy=email.policy.default)
+
+    @cached_property
+    def subject(self) -> str:
+        """Parsed once, from the headers only: the inbox lists thousands after a blast."""
+        headers = email.parser.BytesHeaderParser(policy=email.policy.default).parsebytes(self.data)
+        return str(headers.get("subject", ""))
 
 
 class CatcherHandler:
@@ -196,16 +205,39 @@ class MailCatcher:
             return list(self.handler.messages)
 
 
+INBOX_PAGE_SIZE = 50
+BASE_TARGET = re.compile(r"(<head[^>]*>)", re.I)
+
+
 def inbox_app(catcher: MailCatcher):
-    """The dev inbox in the browser: a list of received messages and each one's parts."""
-    from flask import Flask, abort, render_template_string
+    """The dev inbox in the browser: received messages (newest first, paged, searchable), each one's parts."""
+    from flask import Flask, abort, redirect, render_template_string, request
 
     app = Flask("mailcatcher")
 
     @app.get("/")
     def index():
+        q = (request.args.get("q") or "").strip()
+        page = max(1, request.args.get("page", 1, type=int) or 1)
         items = list(enumerate(catcher.messages))[::-1]
-        return render_template_string(INBOX, items=items)
+        total = len(items)
+        if q:
+            needle = q.lower()
+            items = [(i, m) for i, m in items
+                     if needle in m.subject.lower() or any(needle in r.lower() for r in m.rcpt_tos)]
+        pages = max(1, -(-len(items) // INBOX_PAGE_SIZE))
+        page = min(page, pages)
+        shown = items[(page - 1) * INBOX_PAGE_SIZE: page * INBOX_PAGE_SIZE]
+        return render_template_string(INBOX, items=shown, matches=len(items), total=total, q=q,
+                                      page=page, pages=pages)
+
+    @app.post("/clear")
+    def clear():
+        origin = request.headers.get("Origin")
+        if origin and origin.rstrip("/") != request.host_url.rstrip("/"):
+            abort(403)  # only this page's own button empties the inbox
+        catcher.handler.clear()
+        return redirect("/", code=303)
 
     @app.get("/<int:i>")
     def show(i: int):
@@ -220,7 +252,7 @@ def inbox_app(catcher: MailCatcher):
             i=i,
             msg=msg,
             item=msgs[i],
-            html=html.get_content() if html else None,
+            html=_links_in_new_tab(html.get_content()) if html else None,
             text=text.get_content() if text else None,
         )
 
@@ -234,23 +266,51 @@ def inbox_app(catcher: MailCatcher):
     return app
 
 
+def _links_in_new_tab(html: str) -> str:
+    """As a mail client does: a link in the message opens a page of its own, where forms work."""
+    tag = '<base target="_blank">'
+    if BASE_TARGET.search(html):
+        return BASE_TARGET.sub(lambda m: m.group(1) + tag, html, count=1)
+    return tag + html
+
+
 _STYLE = (
-    "<style>body{font-family:system-ui,sans-serif;margin:24px;color:#1c2430}"
+    "<meta name=viewport content='width=device-width, initial-scale=1'>"
+    "<style>body{font-family:system-ui,sans-serif;margin:16px;color:#1c2430}"
     "table{border-collapse:collapse;width:100%}td,th{padding:6px 10px;border-bottom:1px solid #ddd;"
-    "text-align:left}iframe{width:100%;height:70vh;border:1px solid #ccc}pre{white-space:pre-wrap;"
-    "background:#f6f7f9;padding:12px}</style>"
+    "text-align:left;overflow-wrap:break-word}iframe{width:100%;height:70vh;border:1px solid #ccc}"
+    "pre{white-space:pre-wrap;overflow-wrap:anywhere;background:#f6f7f9;padding:12px}"
+    ".bar{display:flex;gap:10px;flex-wrap:wrap;align-items:center;margin:0 0 12px}"
+    ".bar input{padding:6px 8px;font:inherit;min-width:0;flex:1 1 200px;max-width:360px}"
+    ".bar button{font:inherit;padding:6px 12px}.pager{display:flex;gap:16px;margin:12px 0}"
+    "@media (max-width:600px){td:first-child,th:first-child{display:none}}</style>"
 )
 INBOX = (
     "<!doctype html><meta charset=utf-8><title>Dev inbox</title>" + _STYLE +
-    "<h1>Dev inbox</h1><p>{{ items|length }} message(s). Reload to refresh.</p>"
+    "<h1>Dev inbox</h1>"
+    "<div class=bar><form method=get role=search class=bar style='margin:0'>"
+    "<label for=q>Search</label>"
+    "<input type=search id=q name=q value='{{ q }}' placeholder='subject or address'>"
+    "<button>Search</button>{% if q %}<a href='/'>Show all</a>{% endif %}</form>"
+    "<form method=post action='/clear' style='margin:0'><button>Clear inbox</button></form></div>"
+    "<p>{% if q %}{{ matches }} of {% endif %}{{ total }} message(s), newest first. Reload to refresh."
+    " Links in a message open in a new tab.</p>"
     "<table><tr><th>Received</th><th>To</th><th>Subject</th></tr>"
     "{% for i, m in items %}<tr><td>{{ m.at.strftime('%H:%M:%S') }}</td><td>{{ m.rcpt_tos|join(', ') }}</td>"
-    "<td><a href='/{{ i }}'>{{ m.message['subject'] }}</a></td></tr>{% endfor %}</table>"
+    "<td><a href='/{{ i }}'>{{ m.subject or '(no subject)' }}</a></td></tr>{% endfor %}</table>"
+    "{% if pages > 1 %}<nav class=pager aria-label=Pages>"
+    "{% set also = '&q=' ~ q|urlencode if q else '' %}"
+    "{% if page > 1 %}<a rel=prev href='?page={{ page - 1 }}{{ also }}'>&larr; Newer</a>{% endif %}"
+    "<span>Page {{ page }} of {{ pages }}</span>"
+    "{% if page < pages %}<a rel=next href='?page={{ page + 1 }}{{ also }}'>Older &rarr;</a>{% endif %}"
+    "</nav>{% endif %}"
 )
 MESSAGE = (
     "<!doctype html><meta charset=utf-8><title>{{ msg['subject'] }}</title>" + _STYLE +
     "<p><a href='/'>&larr; Inbox</a> · <a href='/{{ i }}/raw'>raw</a></p>"
     "<h1>{{ msg['subject'] }}</h1><p>To: {{ item.rcpt_tos|join(', ') }}<br>From: {{ msg['from'] }}</p>"
-    "{% if html %}<h2>HTML</h2><iframe sandbox srcdoc='{{ html }}'></iframe>{% endif %}"
+    "{% if html %}<h2>HTML</h2><p>Links open in a new tab, as from a mail client.</p>"
+    "<iframe title='HTML part' sandbox='allow-popups allow-popups-to-escape-sandbox'"
+    " srcdoc='{{ html }}'></iframe>{% endif %}"
     "{% if text %}<h2>Text</h2><pre>{{ text|urlize(target='_blank') }}</pre>{% endif %}"
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import secrets
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
@@ -38,6 +39,20 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()
 
 
+def email_key(email: str) -> str:
+    """The case-folded address: what uniqueness and the cooldown key on (the typed one is mailed)."""
+    return email.strip().lower()
+
+
+def _email_key_default(context) -> str:
+    return email_key(context.get_current_parameters()["email"])
+
+
+def new_token_key() -> str:
+    """A per-subscriber random value that every link and address for them is bound to."""
+    return secrets.token_hex(16)
+
+
 class SubscriberStatus(enum.StrEnum):
     PENDING = "pending"
     CONFIRMED = "confirmed"
@@ -46,11 +61,22 @@ class SubscriberStatus(enum.StrEnum):
 
 class Subscriber(db.Model):
     __tablename__ = "subscribers"
-    # The staff list's order: newest first, read from the index a page at a time.
-    __table_args__ = (sa.Index("ix_subscribers_created_at_id", "created_at", "id"),)
+    # Ids are never reused on SQLite either: nothing that once named an erased person can
+    # come to name the next one. The staff list's order (newest first) is read from an index.
+    __table_args__ = (sa.Index("ix_subscribers_created_at_id", "created_at", "id"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    email: Mapped[str] = mapped_column(sa.String(254), unique=True)
+    email: Mapped[str] = mapped_column(sa.String(254))  # as typed: what we send to
+    # Uniqueness and the confirmation cooldown key on this (NULL only for case variants
+    # that were already on the list before it existed; see migration i9_security).
+    email_key: Mapped[str | None] = mapped_column(sa.String(254), unique=True, default=_email_key_default)
+    # Signed into unsubscribe and confirmation links and the List-Unsubscribe mailto
+    # address: a link dies with its subscriber and names no sequential id.
+    token_key: Mapped[str] = mapped_column(sa.String(32), unique=True, default=new_token_key)
+    # On the list before links were bound to token_key: emails already sent to them carry a
+    # signed id, still honoured for unsubscribing (never for data or erasure); see tokens.py.
+    legacy_links: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     status: Mapped[str] = mapped_column(sa.String(16), default=SubscriberStatus.PENDING, index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -59,6 +85,10 @@ class Subscriber(db.Model):
     confirm_nonce: Mapped[str | None] = mapped_column(sa.String(32))
     last_confirmation_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     source: Mapped[str | None] = mapped_column(sa.String(200))
+    # "Pause for a month" from the preferences page: no alert until then.
+    paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The confirmation the welcome email was sent for: one welcome per confirmation.
+    welcomed_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
@@ -170,8 +200,18 @@ class Action(db.Model):
     url: Mapped[str | None] = mapped_column(sa.String(500))
     is_open: Mapped[bool] = mapped_column(default=True)
     position: Mapped[int] = mapped_column(default=0)
+    topics: Mapped[list] = mapped_column(sa.JSON, default=list)  # topic slugs staff tag it with
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # What the action's own page says and asks (issue 10): the full text, whom it addresses,
+    # the words a pledge signer commits to, the goal (None: the next round number), whether
+    # a comment box is shown, and whether a signature counts only once its address confirms.
+    body: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    target: Mapped[str | None] = mapped_column(sa.String(200))
+    pledge_text: Mapped[str | None] = mapped_column(sa.Text)
+    goal: Mapped[int | None] = mapped_column()
+    allow_comments: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    requires_confirmation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 alert_actions = sa.Table(
@@ -205,6 +245,10 @@ class Alert(db.Model):
     # A draft with a time is started by beat at that time (alerts.blasts.scheduling).
     scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_by: Mapped[str | None] = mapped_column(sa.String(254))
+    # Who it goes to: audience rules (alerts/audiences/rules.py); null means the default audience.
+    audience: Mapped[dict | None] = mapped_column(sa.JSON)
+    # A reminder or an A/B winner's follow-up names the alert it came from.
+    parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id", ondelete="SET NULL"))
 
     actions: Mapped[list[Action]] = relationship(
         secondary=alert_actions, order_by=(Action.position, Action.id)
@@ -217,6 +261,7 @@ class DeliveryStatus(enum.StrEnum):
     SENT = "sent"
     FAILED = "failed"
     SKIPPED = "skipped"
+    HELD = "held"  # an A/B test's rest, waiting for the winner
 
 
 class Delivery(db.Model):
@@ -239,23 +284,50 @@ class Delivery(db.Model):
     claim_id: Mapped[str | None] = mapped_column(sa.String(36))
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     error: Mapped[str | None] = mapped_column(sa.Text)
+    variant: Mapped[int | None] = mapped_column()  # A/B: the one subject this person gets
 
 
 class StaffUser(db.Model):
     __tablename__ = "staff_users"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(254), unique=True)
     password_hash: Mapped[str] = mapped_column(sa.String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Carried in the session cookie and checked on every request: bumping it (logout,
+    # a password change, a lockout) ends every session of this account at once.
+    session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+
+
+class SignupAttempt(db.Model):
+    """A signup as received, before anything is decided about the address.
+
+    `POST /subscribe` writes one of these and queues one task on every branch, so the
+    answer takes the same steps whatever the address's state; the task decides.
+    """
+
+    __tablename__ = "signup_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(sa.String(254))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    ip: Mapped[str | None] = mapped_column(sa.String(64))
+    user_agent: Mapped[str | None] = mapped_column(sa.String(512))
+    source: Mapped[str] = mapped_column(sa.String(200), default="web-form")
 
 
 class Signature(db.Model):
     """One person's signature on one action; where it came from is what reports and audiences read."""
 
     __tablename__ = "signatures"
-    __table_args__ = (sa.UniqueConstraint("action_id", "email_key"),)
+    __table_args__ = (
+        sa.UniqueConstraint("action_id", "email_key"),
+        # Audiences match signatures made before subscribing by address.
+        sa.Index("ix_signatures_email_key", "email_key"),
+        sa.Index("ix_signatures_action_confirmed", "action_id", "confirmed_at"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), index=True)
@@ -278,7 +350,10 @@ class Click(db.Model):
     """A click on a link in an alert; per person only when TRACK_CLICKS=person."""
 
     __tablename__ = "clicks"
-    __table_args__ = (sa.Index("ix_clicks_subscriber_at", "subscriber_id", "at"),)
+    __table_args__ = (
+        sa.Index("ix_clicks_subscriber_at", "subscriber_id", "at"),
+        sa.Index("ix_clicks_delivery_id", "delivery_id"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), index=True)
@@ -288,3 +363,104 @@ class Click(db.Model):
     action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("actions.id", ondelete="SET NULL"))
     machine: Mapped[bool] = mapped_column(default=False)  # HEAD, scanners, prefetchers
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AlertLink(db.Model):
+    """A link as it was in an alert when its blast started: the only places /r/ may lead to."""
+
+    __tablename__ = "alert_links"
+
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    link_index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("actions.id", ondelete="SET NULL"))
+    url: Mapped[str] = mapped_column(sa.String(1000))
+
+
+class ClickCount(db.Model):
+    """Click counters per (alert, link); link_index -1 counts the alert as a whole (unique people).
+
+    All TRACK_CLICKS=aggregate keeps; per-person rows are folded in here when they expire
+    or their subscriber is erased, so an alert's figures stay put.
+    """
+
+    __tablename__ = "click_counts"
+
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    link_index: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    clicks: Mapped[int] = mapped_column(default=0)  # human, total
+    unique_clicks: Mapped[int] = mapped_column(default=0)  # human, one per recipient
+    machine_clicks: Mapped[int] = mapped_column(default=0)
+    clicks_hour: Mapped[int] = mapped_column(default=0)  # the same, within an hour of the blast's start
+    unique_hour: Mapped[int] = mapped_column(default=0)
+    clicks_day: Mapped[int] = mapped_column(default=0)
+    unique_day: Mapped[int] = mapped_column(default=0)
+    clicks_week: Mapped[int] = mapped_column(default=0)
+    unique_week: Mapped[int] = mapped_column(default=0)
+
+
+class ClickBatch(db.Model):
+    """A batch of clicks taken from Redis, written in the same transaction as its clicks.
+
+    A drainer that died after its commit but before deleting the batch from Redis finds it
+    here and does not record it twice.
+    """
+
+    __tablename__ = "click_batches"
+
+    id: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class SubscriberTopic(db.Model):
+    """A topic a subscriber chose; choosing none means every topic."""
+
+    __tablename__ = "subscriber_topics"
+
+    subscriber_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
+    )
+    topic: Mapped[str] = mapped_column(sa.String(40), primary_key=True, index=True)
+
+
+class SavedAudience(db.Model):
+    """A named set of audience rules staff reuse."""
+
+    __tablename__ = "saved_audiences"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    rules: Mapped[dict] = mapped_column(sa.JSON)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(sa.String(254))
+
+
+class AbTest(db.Model):
+    """An alert's A/B subject test: its variants, sample, wait, and how it ended."""
+
+    __tablename__ = "ab_tests"
+
+    alert_id: Mapped[int] = mapped_column(sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True)
+    # [{"subject": ..., "from_name": ... or null}, ...]; variant 0 is the alert's own subject.
+    variants: Mapped[list] = mapped_column(sa.JSON)
+    sample_pct: Mapped[int] = mapped_column()  # per variant
+    wait_minutes: Mapped[int] = mapped_column()
+    metric: Mapped[str] = mapped_column(sa.String(16), default="clicks")  # clicks | signatures
+    breaker_pct: Mapped[float] = mapped_column(default=1.0)  # unsubscribes + complaints per sent
+    seed: Mapped[int | None] = mapped_column()
+    state: Mapped[str] = mapped_column(sa.String(16), default="draft")  # draft testing decided stopped
+    decide_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    winner: Mapped[int | None] = mapped_column()
+    reason: Mapped[str | None] = mapped_column(sa.Text)
+    results: Mapped[list | None] = mapped_column(sa.JSON)
+
+
+class EmailText(db.Model):
+    """Staff-editable email text (the welcome email)."""
+
+    __tablename__ = "email_texts"
+
+    name: Mapped[str] = mapped_column(sa.String(40), primary_key=True)
+    subject: Mapped[str] = mapped_column(sa.String(200))
+    body_md: Mapped[str] = mapped_column(sa.Text, default="")
+    enabled: Mapped[bool] = mapped_column(default=True)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

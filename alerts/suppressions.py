@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .extensions import db
-from .models import Subscriber, Suppression, SuppressionLift, email_hash, utcnow
+from .models import Subscriber, Suppression, SuppressionLift, email_hash, email_key, utcnow
 
 MAX_DETAIL = 2000
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
@@ -64,7 +64,7 @@ def add(email: str | None, reason: str, detail: str | None, *,
 def stored_form(address: str) -> str:
     """The address as a subscriber row spells it, so the equality check at blast start matches."""
     sub = db.session.scalar(
-        sa.select(Subscriber).where(sa.func.lower(Subscriber.email) == address.strip().lower())
+        sa.select(Subscriber).where(Subscriber.email_key == email_key(address))
     )
     if sub is not None:
         return sub.email

@@ -13,11 +13,14 @@ import smtplib
 from celery import shared_task
 from flask import current_app
 
-from .blasts import dispatch, recovery, scheduling, sending
+from . import welcome
+from .actions import signing
+from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
 from .subscribers import confirmations, subscriptions
+from .tracking import drain, retention
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,41 @@ def send_confirmation(self, subscriber_id: int) -> bool:
         log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc,
                  extra={"subscriber_id": subscriber_id})
         raise self.retry(exc=exc, countdown=delay) from exc
+
+
+@shared_task(name="alerts.tasks.handle_signup")
+def handle_signup(attempt_id: int) -> int | None:
+    """A signup as received by `POST /subscribe`: decided here, so the answer could not tell."""
+    subscriber_id = confirmations.handle_signup(attempt_id)
+    db.session.commit()
+    return subscriber_id
+
+
+@shared_task(bind=True, name="alerts.tasks.send_welcome", max_retries=None)
+def send_welcome(self, subscriber_id: int) -> bool:
+    try:
+        return welcome.send_welcome(subscriber_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        if smtp.refusal(exc).permanent:
+            log.warning("welcome to subscriber %s refused: %s", subscriber_id, exc,
+                        extra={"subscriber_id": subscriber_id})
+            return False
+        welcome.release(subscriber_id)
+        if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            raise
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
+
+
+@shared_task(bind=True, name="alerts.tasks.send_signature_confirmation", max_retries=None)
+def send_signature_confirmation(self, signature_id: int) -> bool:
+    try:
+        return signing.send_signature_confirmation(signature_id)
+    except (OSError, smtplib.SMTPException) as exc:
+        if smtp.refusal(exc).permanent or self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            log.warning("signature confirmation %s not sent: %s", signature_id, exc,
+                        extra={"signature_id": signature_id})
+            return False
+        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
 
 
 @shared_task(name="alerts.tasks.dispatch_blast")
@@ -81,14 +119,28 @@ def start_scheduled() -> list[int]:
 @shared_task(name="alerts.tasks.sweep")
 def sweep() -> dict:
     result = recovery.sweep()
+    signups = subscriptions.stale_attempts()
+    for attempt_id in signups:
+        confirmations.handle_signup(attempt_id)
+        db.session.commit()
+    result["signups_applied"] = len(signups)
     unsent = subscriptions.claim_unsent_confirmations()
     for subscriber_id in unsent:
         confirmations.queue(subscriber_id)
     db.session.commit()
     result["confirmations_queued"] = len(unsent)
-    if result["returned"] or result["redispatched"] or unsent:
+    if result["returned"] or result["redispatched"] or unsent or signups:
         log.warning("sweep: %s", result, extra=result)
     return result
+
+
+@shared_task(name="alerts.tasks.decide_ab_tests")
+def decide_ab_tests() -> dict:
+    """Beat: A/B tests' circuit breakers, and winners once their wait is over (commits per test)."""
+    done = abtest.decide_due()
+    if done:
+        log.info("A/B tests: %s", done, extra={"ab_tests": done})
+    return done
 
 
 @shared_task(name="alerts.tasks.queue_confirmations")
@@ -105,3 +157,21 @@ def queue_confirmations(subscriber_ids: list[int]) -> int:
     log.info("queued %s confirmation(s) for an import", len(subscriber_ids),
              extra={"confirmations": len(subscriber_ids)})
     return len(subscriber_ids)
+
+
+@shared_task(name="alerts.tasks.record_clicks")
+def record_clicks() -> dict:
+    """Drain the redirect's Redis list of clicks into the database (commits per batch)."""
+    result = drain.drain()
+    if result.batches or result.recovered:
+        log.info("clicks recorded: %s", result.as_dict(), extra=result.as_dict())
+    return result.as_dict()
+
+
+@shared_task(name="alerts.tasks.expire_clicks")
+def expire_clicks() -> dict:
+    """Per-person clicks past CLICK_RETENTION_DAYS become counts (commits)."""
+    result = retention.expire()
+    if result["clicks_folded"]:
+        log.info("clicks past retention folded into counts: %s", result, extra=result)
+    return result

@@ -127,7 +127,7 @@ def sample_message(app, alert_id: int) -> bytes:
     with app.app_context():
         alert = db.session.get(Alert, alert_id)
         sub = db.session.scalars(sa.select(Subscriber).order_by(Subscriber.id).limit(1)).one()
-        data = content.MessageFactory.for_alert(alert).build(0, sub.id, sub.email)
+        data = content.MessageFactory.for_alert(alert).build(0, sub.id, sub.email, token_key=sub.token_key)
         db.session.remove()
         return data
 
@@ -174,7 +174,7 @@ def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_pat
         alert = db.session.get(Alert, alert_id)
         context = content.alert_context(alert)
         subs = db.session.execute(
-            sa.select(Subscriber.id, Subscriber.email).order_by(Subscriber.id).limit(count)
+            sa.select(Subscriber.token_key, Subscriber.email).order_by(Subscriber.id).limit(count)
         ).all()
         html_t = app.jinja_env.get_template("email/alert.html")
         text_t = app.jinja_env.get_template("email/alert.txt")
@@ -182,8 +182,8 @@ def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_pat
         before = sink.settle(0.1)
         t0 = time.perf_counter()
         conn = smtplib.SMTP(sink.host, sink.port)
-        for sub_id, address in subs:
-            token = serializer.dumps(sub_id)
+        for token_key, address in subs:
+            token = serializer.dumps(token_key)
             url = external_url("public.unsubscribe", token=token)
             full = {**context, "unsubscribe_url": url, "email": address}
             subject = " ".join("".join(text_t.blocks["subject"](text_t.new_context(full))).split())

@@ -84,7 +84,7 @@ def run(args, workdir: Path) -> dict:
             db.session.commit()
             alert = db.session.get(Alert, alert_id)
             rows = db.session.execute(
-                sa.select(Delivery.id, Delivery.subscriber_id, Subscriber.email)
+                sa.select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.token_key)
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .where(Delivery.alert_id == alert_id).order_by(Delivery.id).limit(args.steps)
             ).all()
@@ -95,7 +95,7 @@ def run(args, workdir: Path) -> dict:
 
             # (1) each step alone, over the same rows
             def personalize(row):
-                return factory.fields(row.id, row.subscriber_id, row.email)
+                return factory.fields(row.id, row.subscriber_id, row.email, token_key=row.token_key)
 
             t_pers, personal = timed(personalize, rows)
 
@@ -104,7 +104,8 @@ def run(args, workdir: Path) -> dict:
 
             t_mime, raw = timed(mime, personal)
             t_sign, signed = timed(factory.signer.sign, raw)
-            t_build, _ = timed(lambda r: factory.build(r.id, r.subscriber_id, r.email), rows)
+            t_build, _ = timed(lambda r: factory.build(r.id, r.subscriber_id, r.email, token_key=r.token_key),
+                               rows)
 
             cfg = app.config
             sender = envelope_sender(cfg)

@@ -20,6 +20,110 @@
     }
   }
 
+  // On a phone a table's rows are stacked cards (site.css): label each cell with its column.
+  Array.prototype.forEach.call(document.querySelectorAll("table.table"), function (table) {
+    var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
+      return th.textContent.trim();
+    });
+    Array.prototype.forEach.call(table.querySelectorAll("tbody tr"), function (row) {
+      Array.prototype.forEach.call(row.children, function (cell, i) {
+        if (heads[i] && !cell.hasAttribute("data-label")) {
+          cell.setAttribute("data-label", heads[i]);
+        }
+      });
+    });
+  });
+
+  // The compose page: the audience's size, live as the rules change, and saved audiences.
+  (function () {
+    var box = document.querySelector(".audience-count");
+    if (!box) {
+      return;
+    }
+    var form = box.closest("form");
+    var numbers = new Intl.NumberFormat();
+    var timer = null;
+    var seq = 0;
+    var RULES = ["actions", "only_signers_of", "except_signers_of", "topics", "joined_after", "joined_before",
+                 "source", "engagement", "engaged_days", "include_acted"];
+
+    function show(data) {
+      box.textContent = "";
+      if (data.error) {
+        var err = document.createElement("span");
+        err.className = "field-error";
+        err.textContent = data.error;
+        box.appendChild(err);
+        return;
+      }
+      var strong = document.createElement("strong");
+      strong.textContent = numbers.format(data.size);
+      box.appendChild(strong);
+      box.appendChild(document.createTextNode(" " + (data.size === 1 ? "person" : "people") + ": " +
+                                              data.description));
+    }
+
+    function refresh() {
+      var params = new URLSearchParams();
+      new FormData(form).forEach(function (value, name) {
+        if (RULES.indexOf(name) >= 0) {
+          params.append(name, value);
+        }
+      });
+      if (box.getAttribute("data-alert-id")) {
+        params.append("alert_id", box.getAttribute("data-alert-id"));
+      }
+      var mine = ++seq;
+      box.classList.add("is-busy");
+      fetch(box.getAttribute("data-url") + "?" + params.toString(),
+            { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
+        .then(function (response) { return response.json(); })
+        .then(function (data) {
+          if (mine === seq) {
+            box.classList.remove("is-busy");
+            show(data);
+          }
+        })
+        .catch(function () {
+          box.classList.remove("is-busy");
+        });
+    }
+
+    function soon() {
+      window.clearTimeout(timer);
+      timer = window.setTimeout(refresh, 200);
+    }
+
+    function apply(rules) {
+      RULES.forEach(function (name) {
+        if (name === "actions") {
+          return;
+        }
+        var value = rules[name];
+        form.querySelectorAll('[name="' + name + '"]').forEach(function (el) {
+          if (el.type === "checkbox") {
+            el.checked = Array.isArray(value) ? value.indexOf(el.value) >= 0 : Boolean(value);
+          } else if (name === "engagement") {
+            el.value = rules.engaged_days ? (rules.engaged === false ? "not-engaged" : "engaged") : "";
+          } else if (name === "engaged_days") {
+            el.value = rules.engaged_days || 90;
+          } else {
+            el.value = value || "";
+          }
+        });
+      });
+    }
+
+    form.addEventListener("input", soon);
+    form.addEventListener("change", function (event) {
+      if (event.target.name === "saved_audience") {
+        var option = event.target.selectedOptions[0];
+        apply(option && option.getAttribute("data-rules") ? JSON.parse(option.getAttribute("data-rules")) : {});
+      }
+      soon();
+    });
+  })();
+
   var panel = document.getElementById("progress");
   if (!panel) {
     return;
@@ -59,8 +163,9 @@
     set("sent", numbers.format(s.sent));
     set("failed", numbers.format(s.failed));
     set("skipped", numbers.format(s.skipped));
-    set("rate", s.rate_per_second + "/s");
-    set("seconds_left", duration(s.seconds_left));
+    // A paused blast sends nothing: no rate and no time left, as the server renders it.
+    set("rate", s.state === "paused" ? "—" : s.rate_per_second + "/s");
+    set("seconds_left", s.state === "paused" ? "paused" : duration(s.seconds_left));
     if (s.pace) {
       set("pace", s.pace.why);
     }

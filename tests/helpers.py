@@ -86,14 +86,23 @@ def csrf_token(client, path: str = "/") -> str:
     return match.group(1)
 
 
-def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None):
+def subscribe(client, email: str, *, website: str = "", ip: str = "198.51.100.7", headers=None,
+              apply: bool = True, follow: bool = True):
+    """Post the signup form, following the redirect to the answer page as a browser does; then
+    (unless `apply=False`) decide the signup as its task would, so the test sees the outcome at
+    once (a running worker may get there first: once either way)."""
     token = csrf_token(client)
-    return client.post(
+    resp = client.post(
         "/subscribe",
         data={"email": email, "website": website, "csrf_token": token},
         environ_base={"REMOTE_ADDR": ip},
         headers=headers or {},
+        follow_redirects=follow,
     )
+    if apply:
+        with client.application.app_context():
+            apply_signups()
+    return resp
 
 
 def link_in(received: Received, path: str) -> str:
@@ -112,6 +121,13 @@ def log_in(client, email=STAFF_EMAIL, password=STAFF_PASSWORD, next_url=None, ip
     if next_url is not None:
         data["next"] = next_url
     return client.post("/staff/login", data=data, environ_base={"REMOTE_ADDR": ip})
+
+
+def post(client, path, data=None, page="/staff/"):
+    """A form post the way a browser makes it: with the CSRF token from a staff page."""
+    payload = dict(data or {})
+    payload["csrf_token"] = csrf_token(client, page)
+    return client.post(path, data=payload)
 
 
 # Data in bulk, alerts, waiting for a blast to end.
@@ -152,3 +168,33 @@ def wait_for_state(alert_id: int, states=("sent",), timeout: float = 60) -> dict
 def write_csv(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")
     return path
+# Links for a subscriber id, as an email would carry them (bound to the subscriber's token key).
+def _token_key(subscriber_id: int) -> str:
+    from alerts.models import Subscriber
+
+    return db.session.get(Subscriber, subscriber_id).token_key
+
+
+def unsubscribe_token_for(subscriber_id: int) -> str:
+    from alerts.subscribers.tokens import make_unsubscribe_token
+
+    return make_unsubscribe_token(_token_key(subscriber_id))
+
+
+def confirm_token_for(subscriber_id: int, nonce: str) -> str:
+    from alerts.subscribers.tokens import make_confirm_token
+
+    return make_confirm_token(_token_key(subscriber_id), nonce)
+
+
+def apply_signups() -> list[int]:
+    """What the handle_signup tasks do for every signup received so far, each committed."""
+    from alerts.models import SignupAttempt
+
+    done = []
+    for attempt_id in db.session.scalars(sa.select(SignupAttempt.id).order_by(SignupAttempt.id)).all():
+        subscriber_id = confirmations.handle_signup(attempt_id)
+        db.session.commit()
+        if subscriber_id is not None:
+            done.append(subscriber_id)
+    return done

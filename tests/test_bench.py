@@ -86,8 +86,7 @@ def test_signup_bench_loses_nothing(tmp_path):
     )
     c = r["check"]
     assert r["statuses"] == {"200": n} and r["errors"] == 0
-    assert c["accepted"] == c["subscriber_rows"] == c["pending_rows"] == n + warm
-    assert c["consent_records"] == n + warm
+    assert c["accepted"] == c["signup_rows"] == n + warm  # each recorded, decided by its task
     assert c["queue_length"] == c["queued_confirmations"] == n + warm
     assert c["lost"] == c["missing_rows"] == c["not_queued"] == c["duplicate_confirmations"] == 0
     lat = r["latency_ms"]
@@ -113,6 +112,36 @@ def test_signup_bench_loses_nothing(tmp_path):
     for words in ("signups per second", "latency p99", "queued confirmations", "lost",
                   "floor requests per second", "floor latency p50 / p99", "ratio throughput",
                   "ratio p99", "goal", "server CPU per signup", "ratio server CPU"):
+        assert words in table
+
+
+def test_sign_bench_loses_nothing(tmp_path):
+    n, warm, existing = 300, 20, 500
+    r, table = run_bench(
+        "sign.py", tmp_path, "--signatures", str(n), "--warmup", str(warm), "--clients", "8",
+        "--gunicorn-workers", "2", "--existing", str(existing),
+    )
+    c = r["check"]
+    assert r["statuses"] == {"303": n} and r["errors"] == 0
+    assert c["accepted"] == c["rows"] == n + warm
+    assert c["action_count"] == c["expected_count"] == existing + n + warm
+    assert c["lost"] == c["missing_rows"] == c["doubled"] == c["uncounted"] == c["misattributed"] == 0
+    lat = r["latency_ms"]
+    assert 0 < lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+    assert "SIGN_RATE_LIMIT" in r["rate_limit"] and "SIGN_ADDRESS_RATE_LIMIT" in table
+    f = r["floor"]
+    assert f["server"] == r["server"] == "gunicorn -w 2 -k sync --threads 1"
+    assert f["requests"] == n and f["statuses"] == {"200": n} and f["errors"] == 0
+    assert "/sign" in f["what"]  # the floor gets the same path and the same form fields
+    ratio = r["ratio_to_floor"]
+    assert ratio["throughput_ratio"] == pytest.approx(r["requests_per_second"] / f["requests_per_second"],
+                                                      rel=0.01)
+    assert ratio["p99_ratio"] == pytest.approx(lat["p99"] / f["latency_ms"]["p99"], rel=0.01)
+    assert ratio["server_cpu_ratio"] == pytest.approx(
+        r["server_cpu_ms_per_signature"] / f["server_cpu_ms_per_request"], rel=0.02)
+    assert ratio["nothing_lost"] is True
+    for words in ("signatures per second", "latency p99", "action's count", "lost",
+                  "floor requests per second", "ratio throughput", "ratio p99", "goal", "ratio server CPU"):
         assert words in table
 
 
@@ -186,3 +215,36 @@ def test_python_sink_counts_what_it_accepts(sink):
         raw.sendall(b"QUIT\r\n")
         assert f.readline().startswith(b"221")
     assert sink.wait_for(4, timeout=10) == 4
+
+
+def test_cli_startup_bench_runs(tmp_path):
+    """bench/cli_startup.py, one run of each command: every row has its figures and ratio."""
+    env_redis = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
+    if not env_redis:
+        pytest.skip("needs a Redis URL for the commands it starts")
+    figures, stdout = run_bench("cli_startup.py", tmp_path, "--runs", "1", "--redis-url", env_redis)
+    commands = [row["command"] for row in figures["rows"]]
+    assert commands[0].startswith("floor") and "alerts alert status 1" in commands
+    assert all(row["ratio_to_floor"] > 0 and row["median_wall_s"] > 0 for row in figures["rows"])
+    assert "x floor" in stdout
+
+
+def test_redirect_bench_loses_nothing(tmp_path):
+    n = 200
+    r, table = run_bench("redirect.py", tmp_path, "--clicks", str(n), "--warmup", "20", "--clients", "4",
+                         "--gunicorn-workers", "2")
+    assert r["clicks"] == n and r["errors"] == 0 and r["wrong_targets"] == []
+    assert r["statuses"] == {"302": n}
+    assert r["requests_per_second"] > 0 and r["latency_ms"]["p99"] > 0
+    c = r["recording"]
+    assert c["answered"] == c["queued_in_redis"] == n + 20
+    assert c["rows"] == c["queued_with_target_checks"] and c["rows_by_people"] == n + 20
+    assert c["lost"] == 0 and c["left_in_redis"] == 0
+    f = r["floor"]
+    assert f["kind"] == "redirect" and f["errors"] == 0 and f["statuses"] == {"302": n}
+    ratio = r["ratio_to_floor"]
+    assert ratio["throughput_ratio"] == pytest.approx(r["requests_per_second"] / f["requests_per_second"],
+                                                      rel=0.01)
+    for label in ("redirects per second", "latency p99", "floor requests per second", "ratio throughput",
+                  "recording rate", "lost"):
+        assert label in table

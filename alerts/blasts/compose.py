@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .. import audiences
 from ..actions import open_actions
 from ..extensions import db
 from ..models import Action, Alert, AlertState
@@ -29,7 +30,9 @@ def resolve_actions(slugs: list[str] | None) -> list[Action]:
     found = {a.slug: a for a in db.session.scalars(sa.select(Action).where(Action.slug.in_(slugs)))}
     missing = [s for s in slugs if s not in found]
     if missing:
-        raise ComposeError(f"no action with slug {', '.join(missing)}")
+        known = db.session.scalars(sa.select(Action.slug).order_by(Action.position, Action.id)).all()
+        listing = "".join(f"\n  {slug}" for slug in known) or " none yet (run alerts seed-actions)"
+        raise ComposeError(f"no action with slug {', '.join(missing)}; the actions are:{listing}")
     return [found[s] for s in dict.fromkeys(slugs)]
 
 
@@ -41,6 +44,7 @@ def save_alert(
     preheader: str = "",
     action_slugs: list[str] | None = None,
     created_by: str | None = None,
+    audience: dict | None = None,
 ) -> Alert:
     """Create a draft, or edit one; only drafts can change."""
     if alert is not None and alert.state != AlertState.DRAFT:
@@ -50,6 +54,10 @@ def save_alert(
     if len(intro_md or "") > 20_000:
         raise ComposeError("the intro is longer than 20,000 characters")
     actions = resolve_actions(action_slugs)
+    try:
+        rules = audiences.parse(audience)
+    except audiences.AudienceError as exc:
+        raise ComposeError(f"audience: {exc}") from exc
     if alert is None:
         alert = Alert(created_by=created_by)
         db.session.add(alert)
@@ -57,5 +65,27 @@ def save_alert(
     alert.preheader = preheader
     alert.intro_md = (intro_md or "").strip()
     alert.actions = actions
+    alert.audience = rules.to_json() or None
     db.session.flush()  # the id, for the caller to show; the caller commits
     return alert
+
+
+def reminder(alert_id: int, *, minus_clickers: bool, created_by: str | None = None,
+             subject: str | None = None) -> Alert:
+    """A new draft to the alert's recipients minus those who signed (optionally minus clickers)."""
+    source = db.session.get(Alert, alert_id)
+    if source is None:
+        raise ComposeError(f"there is no alert {alert_id}")
+    if source.state == AlertState.DRAFT:
+        raise ComposeError(f"alert {alert_id} is a draft; only an alert that was sent can be followed "
+                           "by a reminder")
+    try:
+        rules = audiences.reminder_rules(source, minus_clickers=minus_clickers)
+    except audiences.AudienceError as exc:
+        raise ComposeError(f"audience: {exc}") from exc
+    subject = subject or f"Reminder: {source.subject}"
+    draft = save_alert(None, subject=subject[:200], intro_md=source.intro_md, preheader=source.preheader,
+                       action_slugs=[a.slug for a in source.actions if a.is_open] or None,
+                       created_by=created_by, audience=rules.to_json())
+    draft.parent_id = source.id
+    return draft

@@ -2,20 +2,29 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+import re
+from dataclasses import dataclass, field
+from email.utils import parseaddr
 
+import sqlalchemy as sa
 from flask import current_app
+from markupsafe import Markup
 
 from ..actions import action_link
+from ..actions.references import ReferenceSigner
+from ..extensions import db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_html
-from ..mail.signed_ids import MessageIds
-from ..models import Action, Alert
+from ..mail.signed_ids import MessageIds, unsubscribe_address
+from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.tokens import unsubscribe_serializer
+from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
+OPEN_PIXEL_SLOT = "open_pixel"  # only in alerts compiled with TRACK_OPENS=on
 
 
 def rendered_actions(alert: Alert) -> list[Action]:
@@ -28,36 +37,119 @@ def action_slot(index: int) -> str:
     return f"action_{index}"
 
 
-def alert_slots(actions: list[Action]) -> tuple[str, ...]:
-    return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))))
+def intro_slot(index: int) -> str:
+    """Links staff wrote into the intro are slots too, so that they can be tracked."""
+    return f"link_{index}"
 
 
-def alert_context(alert: Alert) -> dict:
+MAX_URL = 1000  # longer links are sent as they are (alert_links.url holds 1,000 characters)
+_HREF = re.compile(r'href="(https?://[^"]+)"')
+_MD_LINK = re.compile(r"(\]\()(https?://[^\s)]+)")  # an inline Markdown link's URL: [text](URL)
+
+
+def intro_links(intro_md: str | None) -> list[str]:
+    """The intro's web links, each once, in the order they first appear."""
+    out: list[str] = []
+    for match in _HREF.finditer(str(markdown_html(intro_md or ""))):
+        url = html.unescape(match.group(1))
+        if url not in out and len(url) <= MAX_URL:
+            out.append(url)
+    return out
+
+
+def frozen_links(alert: Alert) -> list[tuple[int | None, str]]:
+    """What /r/ may lead to for this alert: every chosen action's link, then the intro's links."""
+    return [(a.id, action_link(a)) for a in alert.actions] + [(None, u) for u in intro_links(alert.intro_md)]
+
+
+def alert_slots(actions: list[Action], pixel: bool = False, intro: int = 0) -> tuple[str, ...]:
+    return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))),
+            *(intro_slot(k) for k in range(intro)), *((OPEN_PIXEL_SLOT,) if pixel else ()))
+
+
+def _intro_with_slots(intro_md: str | None) -> tuple[Markup, str]:
+    """The intro as HTML and as text, each web link replaced by its slot."""
+    slot_of = {url: str(Slot(intro_slot(k))) for k, url in enumerate(intro_links(intro_md))}
+    rendered = str(markdown_html(intro_md or ""))
+    intro_html = _HREF.sub(lambda m: f'href="{slot_of[html.unescape(m.group(1))]}"', rendered)
+    intro_text = _MD_LINK.sub(lambda m: m.group(1) + slot_of.get(m.group(2), m.group(2)),
+                              (intro_md or "").strip())
+    return Markup(intro_html), intro_text
+
+
+@dataclass(frozen=True)
+class ActionText:
+    id: int
+    title: str
+    summary: str
+    call_to_action: str
+    updated_at: object
+
+
+@dataclass(frozen=True)
+class AlertText:
+    """What an alert says, as plain data: variants compile mid-batch without touching the ORM."""
+
+    id: int
+    subject: str
+    preheader: str
+    intro_md: str
+    actions: tuple[ActionText, ...]
+
+    @classmethod
+    def of(cls, alert: Alert) -> AlertText:
+        return cls(alert.id, alert.subject, alert.preheader or "", alert.intro_md or "", tuple(
+            ActionText(a.id, a.title, a.summary, a.call_to_action, a.updated_at)
+            for a in rendered_actions(alert)))
+
+
+def _titles(titles: list[str]) -> str:
+    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+
+
+def alert_context(alert: Alert | AlertText, subject: str | None = None,
+                  signed: frozenset[int] = frozenset()) -> dict:
+    """The template's values; someone who signed some actions sees thanks and the rest first."""
+    text = alert if isinstance(alert, AlertText) else AlertText.of(alert)
     actions = [
         {
             "title": a.title,
             "summary": a.summary,
             "call_to_action": a.call_to_action,
-            "link": Slot(action_slot(i)),
+            "link": Slot(action_slot(i)),  # the slot follows the alert's order, whatever is shown
         }
-        for i, a in enumerate(rendered_actions(alert))
+        for i, a in enumerate(text.actions) if a.id not in signed
     ]
+    done = [a.title for a in text.actions if a.id in signed]
+    thanks = ""
+    if done:
+        thanks = f"You signed {_titles(done)}, thank you" + ("; now:" if actions else ".")
+    intro_html, intro_text = _intro_with_slots(text.intro_md)
     return {
         **org_context(),
-        "subject": alert.subject,
-        "preheader": alert.preheader or "",
-        "intro_html": markdown_html(alert.intro_md),
-        "intro_text": (alert.intro_md or "").strip(),
+        "subject": subject or text.subject,
+        "preheader": text.preheader,
+        "intro_html": intro_html,
+        "intro_text": intro_text,
         "actions": actions,
+        "thanks": thanks,
     }
 
 
-def compiled_alert(alert: Alert) -> CompiledEmail:
-    """Compiled once per process for each (alert, its text, its open actions)."""
-    actions = rendered_actions(alert)
-    version = (alert.id, alert.subject, alert.preheader, alert.intro_md,
-               tuple((a.id, a.updated_at) for a in actions))
-    return compiled("alert", alert_slots(actions), lambda: alert_context(alert), version)
+def compiled_alert(alert: Alert | AlertText, subject: str | None = None,
+                   signed: frozenset[int] = frozenset()) -> CompiledEmail:
+    """Compiled once per process for each (alert, its text, its open actions, subject, signed set)."""
+    text = alert if isinstance(alert, AlertText) else AlertText.of(alert)
+    version = (text.id, subject or text.subject, text.preheader, text.intro_md,
+               tuple((a.id, a.updated_at) for a in text.actions), tuple(sorted(signed)))
+    slots = alert_slots(list(text.actions), opens_tracked(), len(intro_links(text.intro_md)))
+    return compiled("alert", slots, lambda: alert_context(text, subject, signed), version)
+
+
+def _named(name: str, addr: str) -> str:
+    """MAIL_FROM's address under another display name (an A/B variant's From name)."""
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{addr}>' if name else addr
 
 
 def list_id() -> str:
@@ -68,9 +160,16 @@ def list_id() -> str:
     return f'"{name}" <alerts.{domain_of(cfg["MAIL_FROM"])}>'
 
 
-def unsubscribe_mailto() -> str:
-    cfg = current_app.config
-    return cfg.get("UNSUBSCRIBE_MAILTO") or f"unsubscribe@{domain_of(cfg['MAIL_FROM'])}"
+def list_unsubscribe(unsubscribe_url: str, token_key: str | None) -> str:
+    """The https link, plus a signed mailto on BOUNCE_DOMAIN that the bounce receiver acts on.
+
+    Without BOUNCE_DOMAIN (or for a test send) there is no mailto: an address that no
+    one reads would leave a reader who uses it subscribed.
+    """
+    mailto = unsubscribe_address(token_key) if token_key else None
+    if mailto is None:
+        return f"<{unsubscribe_url}>"
+    return f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"
 
 
 @dataclass
@@ -82,46 +181,119 @@ class MessageFactory:
     from_header: str
     domain: str
     list_id: str
-    mailto: str
     unsubscribe_base: str
     serializer: object
     signer: object
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
+    tracker: LinkWrapper | None = None  # /r/ links (None: TRACK_CLICKS=off, links go out plain)
+    pixel: OpenPixel | None = None  # TRACK_OPENS=on only
+    intro_urls: dict[str, str] = field(default_factory=dict)  # the intro's links, by slot
+    text: AlertText | None = None
+    variants: tuple[tuple[str, str], ...] = ()  # A/B: (subject, From header) per variant
+    _variant_of: dict = field(default_factory=dict)  # delivery id -> variant, per batch
+    _signed_of: dict = field(default_factory=dict)  # subscriber id -> signed action ids, per batch
+    _variants: dict = field(default_factory=dict)  # (variant, signed) -> compiled: once per batch at worst
+    # Which of those are hosted here and so carry the recipient's signed reference (an
+    # action hosted elsewhere never sees it), and the signer of those references.
+    hosted: tuple[bool, ...] = ()
+    reference: ReferenceSigner | None = None
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
         cfg = current_app.config
         base = external_url("public.unsubscribe", token="T").rsplit("/", 1)[0] + "/"
         domain = domain_of(cfg["MAIL_FROM"])
+        intro = {intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))}
+        test = db.session.get(AbTest, alert.id)
+        address = parseaddr(cfg["MAIL_FROM"])
+        variants = tuple(
+            (v["subject"], format_from(_named(v.get("from_name") or address[0], address[1])))
+            for v in (test.variants if test else []))
+        text = AlertText.of(alert)
         return cls(
+            text=text,
+            variants=variants,
             alert_id=alert.id,
-            compiled=compiled_alert(alert),
+            compiled=compiled_alert(text),
             from_header=format_from(cfg["MAIL_FROM"]),
             domain=domain,
             list_id=list_id(),
-            mailto=unsubscribe_mailto(),
             unsubscribe_base=base,
             serializer=unsubscribe_serializer(),
             signer=signer_for(current_app),
             message_id=MessageIds.for_alert(alert.id, domain),
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),
+            tracker=LinkWrapper.for_alert(
+                alert.id, {action_slot(i): a.id for i, a in enumerate(rendered_actions(alert))}, intro),
+            pixel=OpenPixel.for_alert(alert.id),
+            intro_urls=intro,
+            hosted=tuple(not a.url for a in rendered_actions(alert)),
+            reference=ReferenceSigner.current(),
         )
 
+    def prepare(self, rows) -> None:
+        """Per batch, before sending: each row's A/B variant and the alert's actions each signed.
+
+        `rows` have id, subscriber_id, email and variant. One query for the batch.
+        """
+        self._variant_of = {r.id: r.variant for r in rows if getattr(r, "variant", None) is not None}
+        ids = {a.id for a in self.text.actions} if self.text else set()
+        by_email = {r.email.lower(): r.subscriber_id for r in rows if r.email and r.subscriber_id}
+        subs = [r.subscriber_id for r in rows if r.subscriber_id]
+        subs_set = set(subs)
+        signed: dict[int, set[int]] = {}
+        if ids and subs:
+            for action_id, sub_id, key in db.session.execute(
+                sa.select(Signature.action_id, Signature.subscriber_id, Signature.email_key).where(
+                    Signature.action_id.in_(ids),
+                    sa.or_(Signature.subscriber_id.in_(subs), Signature.email_key.in_(list(by_email))))
+            ):
+                for who in (sub_id, by_email.get(key)):
+                    if who in subs_set:
+                        signed.setdefault(who, set()).add(action_id)
+        self._signed_of = {k: frozenset(v) for k, v in signed.items()}
+
+    def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None):
+        variant = self._variant_of.get(delivery_id)
+        signed = self._signed_of.get(subscriber_id, frozenset())
+        if variant is None and not signed:
+            return self.compiled, self.from_header
+        key = (variant, signed)
+        if key not in self._variants:
+            subject, from_header = self.variants[variant] if variant is not None else (None, self.from_header)
+            self._variants[key] = (compiled_alert(self.text, subject, signed), from_header)
+        return self._variants[key]
+
     def action_urls(self, delivery_id: int | None, subscriber_id: int | None) -> dict[str, str]:
-        """The per-recipient value of each action's slot."""
-        return {action_slot(i): link for i, link in enumerate(self.action_links)}
+        """The per-recipient value of each action's slot: hosted actions' links carry `?r=`, one
+        signed reference per recipient (one HMAC), naming the delivery; test sends get none."""
+        if delivery_id is None or self.reference is None or not any(self.hosted):
+            return {action_slot(i): link for i, link in enumerate(self.action_links)}
+        ref = self.reference(delivery_id)
+        return {
+            action_slot(i): (f"{link}{'&' if '?' in link else '?'}r={ref}" if hosted else link)
+            for i, (link, hosted) in enumerate(zip(self.action_links, self.hosted, strict=True))
+        }
 
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
-               subject_prefix: str = "") -> dict:
-        """One recipient's message before MIME: what `build_message` takes."""
-        token = "test-send" if subscriber_id is None else self.serializer.dumps(subscriber_id)
+               subject_prefix: str = "", token_key: str | None = None) -> dict:
+        """One recipient's message before MIME: what `build_message` takes.
+
+        `token_key` is the subscriber's: their unsubscribe link and mailto are bound to it.
+        """
+        token = "test-send" if token_key is None else self.serializer.dumps(token_key)
         unsubscribe_url = self.unsubscribe_base + token
-        subject, text_qp, html_qp = self.compiled.personalize_qp(
-            unsubscribe_url=unsubscribe_url, email=email,
-            **self.action_urls(delivery_id, subscriber_id))
+        links = {**self.action_urls(delivery_id, subscriber_id), **self.intro_urls}
+        if self.tracker is not None:
+            links = self.tracker.wrap(links, delivery_id)
+        if self.pixel is not None:
+            links[OPEN_PIXEL_SLOT] = self.pixel(delivery_id)
+        template, from_header = self._compiled_for(delivery_id, subscriber_id)
+        subject, text_qp, html_qp = template.personalize_qp(
+            unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
-            "from_header": self.from_header,
+            "from_header": from_header,
             "to": email,
             "subject": subject_prefix + subject,
             "text_qp": text_qp,
@@ -130,8 +302,7 @@ class MessageFactory:
                 self.message_id(delivery_id) if delivery_id is not None else new_message_id(self.domain)
             ),
             "extra_headers": [
-                ("List-Unsubscribe",
-                 f"<{unsubscribe_url}>, <mailto:{self.mailto}?subject=unsubscribe-{token}>"),
+                ("List-Unsubscribe", list_unsubscribe(unsubscribe_url, token_key)),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("List-Id", self.list_id),
                 ("Feedback-ID", f"alert{self.alert_id}:alerts:{self.domain}"),
@@ -139,15 +310,18 @@ class MessageFactory:
         }
 
     def build(self, delivery_id: int | None, subscriber_id: int | None, email: str,
-              subject_prefix: str = "") -> bytes:
+              subject_prefix: str = "", token_key: str | None = None) -> bytes:
         """One recipient's signed message; no delivery or subscriber means a staff test send."""
-        fields = self.fields(delivery_id, subscriber_id, email, subject_prefix)
+        fields = self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key)
         return self.signer.sign(build_message(**fields))
 
 
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:
     """The message as a subscriber will see it (the unsubscribe link is a sample)."""
     links = {action_slot(i): action_link(a) for i, a in enumerate(rendered_actions(alert))}
+    links.update({intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))})
+    if opens_tracked():
+        links[OPEN_PIXEL_SLOT] = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA="
     return compiled_alert(alert).personalize(
         unsubscribe_url=external_url("public.unsubscribe", token="preview"), email=email, **links
     )

@@ -6,15 +6,21 @@ then, the sweep re-dispatches the blast within BLAST_STALL_SECONDS).
 
 from __future__ import annotations
 
+from flask import current_app
+
 from .. import queueing
-from . import state
+from ..config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
+from . import abtest, state
 
 DISPATCH = "alerts.tasks.dispatch_blast"
 
 
 def launch(alert_id: int) -> int:
     """Fix the recipients, mark the alert sending, dispatch after commit; returns how many."""
+    if postal_address_missing(current_app.config):
+        raise state.BlastError(POSTAL_ADDRESS_REQUIRED)
     total = state.start_blast(alert_id)
+    abtest.start(alert_id)  # an A/B test's samples are queued, the rest held for the winner
     queueing.after_commit(DISPATCH, alert_id)
     return total
 

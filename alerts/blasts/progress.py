@@ -28,6 +28,22 @@ def counts(alert_id: int) -> dict[str, int]:
     return out
 
 
+def counts_by_alert(alert_ids: list[int]) -> dict[int, dict[str, int]]:
+    """`counts` for a page of alerts in one query (the staff list shows sent and failed)."""
+    out = {i: {**{s.value: 0 for s in DeliveryStatus}, "total": 0} for i in alert_ids}
+    if not alert_ids:
+        return out
+    rows = db.session.execute(
+        sa.select(Delivery.alert_id, Delivery.status, sa.func.count())
+        .where(Delivery.alert_id.in_(alert_ids))
+        .group_by(Delivery.alert_id, Delivery.status)
+    ).all()
+    for alert_id, status_, n in rows:
+        out[alert_id][status_] = n
+        out[alert_id]["total"] += n
+    return out
+
+
 def status(alert_id: int) -> dict:
     """What the CLI and the staff page show: counts, rate, time left."""
     alert = db.session.get(Alert, alert_id, populate_existing=True)
@@ -45,6 +61,8 @@ def status(alert_id: int) -> dict:
     if alert.state == AlertState.SENDING:
         # The last 30 s, or since the start when the blast is younger than that.
         rate = recent / max(1.0, min(window, elapsed))
+    elif alert.state == AlertState.PAUSED:
+        rate = 0  # nothing is being sent, so there is no rate and no time left to show
     else:
         rate = c["sent"] / elapsed if elapsed else 0
     remaining = c["queued"] + c["sending"]
@@ -86,3 +104,15 @@ def pace() -> dict:
     worst = min(out, key=lambda r: order.get(r["state"], 3))
     why = worst["why"] if len(out) == 1 else f"{worst['relay']}: {worst['why']}"
     return {"why": why, "relays": out}
+
+
+def duration_words(seconds: float | None) -> str:
+    """Time left as a person says it (the CLI and the staff pages; staff.js says it the same way)."""
+    if seconds is None:
+        return "—"
+    seconds = int(seconds)
+    if seconds < 60:
+        return f"{seconds} s"
+    if seconds < 3600:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"

@@ -33,6 +33,9 @@ def sweep() -> dict:
     for alert_id in sending:
         if finish_if_done(alert_id):
             continue
+        queued = sa.exists().where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
+        if not db.session.scalar(sa.select(queued)):
+            continue  # nothing to dispatch (an A/B test's rest waits, held, for its winner)
         last_dispatch, last_claim = db.session.execute(
             sa.select(Alert.last_dispatch_at,
                       sa.select(sa.func.max(Delivery.claimed_at))

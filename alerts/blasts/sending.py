@@ -27,6 +27,7 @@ from ..models import (
     email_hash,
     utcnow,
 )
+from ..subscribers.subscriptions import InvalidEmail, normalize_email
 from .content import MessageFactory
 from .recorder import BatchResult, Recorder
 from .state import BlastError, finish_if_done
@@ -69,13 +70,14 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
         return BatchResult()
     rows = db.session.execute(
         sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-                  Subscriber.status)
+                  Subscriber.status, Subscriber.token_key, Delivery.variant)
         .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
         .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
         .order_by(Delivery.id)
     ).all()
     alert = db.session.get(Alert, alert_id)
     factory = MessageFactory.for_alert(alert)
+    factory.prepare(rows)  # A/B variants and partial signers, one query per batch
     suppressed = suppressions.suppressed_hashes(r.email for r in rows if r.email)
     db.session.commit()  # no transaction stays open while the batch sends
 
@@ -261,8 +263,8 @@ class _Run:
             if domain:
                 domain.refresh_slot()
             row = pending[0]
-            data = self.built.pop(row.id, None) or self.factory.build(row.id, row.subscriber_id,
-                                                                       row.email)
+            data = self.built.pop(row.id, None) or self.factory.build(
+                row.id, row.subscriber_id, row.email, token_key=row.token_key)
             try:
                 smtp.send_message(conn, return_path("d", row.id), row.email, data)
             except smtplib.SMTPException as exc:
@@ -324,6 +326,12 @@ def send_test(alert_id: int, to: str) -> None:
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         raise BlastError(f"there is no alert {alert_id}")
+    try:
+        # One plain address: "me@org.org, victim@x.org" would pass a suppression check on
+        # the whole string while smtplib mailed the first address in it.
+        to = normalize_email(to)
+    except InvalidEmail as exc:
+        raise BlastError(f"send a test to one email address ({exc})") from exc
     if suppressions.is_suppressed(to):
         raise BlastError(f"{to} is on the suppression list")
     data = MessageFactory.for_alert(alert).build(None, None, to, subject_prefix="[TEST] ")

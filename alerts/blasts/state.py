@@ -8,17 +8,11 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from .. import audiences
 from ..extensions import db
-from ..models import (
-    Alert,
-    AlertState,
-    Delivery,
-    DeliveryStatus,
-    Subscriber,
-    SubscriberStatus,
-    Suppression,
-    utcnow,
-)
+from ..models import Alert, AlertState, Delivery, DeliveryStatus, Subscriber, utcnow
+from ..tracking import links
+from .content import frozen_links
 
 
 class BlastError(Exception):
@@ -32,16 +26,16 @@ def locked_alert(alert_id: int) -> Alert:
     return alert
 
 
-def _recipients(query: sa.Select) -> sa.Select:
-    """Who a blast goes to: confirmed and not suppressed, at the moment it starts."""
-    return query.where(Subscriber.status == SubscriberStatus.CONFIRMED).where(
-        ~sa.exists().where(Suppression.email == Subscriber.email)
-    )
+def _recipients(query: sa.Select, alert: Alert | None = None) -> sa.Select:
+    """Who a blast goes to at the moment it starts: confirmed, not suppressed, not pausing, and
+    matching the alert's audience rules (alerts/audiences), all as WHERE clauses of one statement."""
+    rules = audiences.parse(alert.audience if alert is not None else None)
+    return query.where(*audiences.conditions(rules, audiences.linked_action_ids(alert)))
 
 
-def recipient_count() -> int:
+def recipient_count(alert: Alert | None = None) -> int:
     """How many a blast started now would go to (the staff confirmation page shows it)."""
-    return db.session.scalar(_recipients(sa.select(sa.func.count()).select_from(Subscriber)))
+    return db.session.scalar(_recipients(sa.select(sa.func.count()).select_from(Subscriber), alert))
 
 
 def start_blast(alert_id: int) -> int:
@@ -49,16 +43,22 @@ def start_blast(alert_id: int) -> int:
     alert = locked_alert(alert_id)
     if alert.state != AlertState.DRAFT:
         raise BlastError(f"alert {alert_id} is {alert.state}; only a draft can be sent")
-    recipients = _recipients(
-        sa.select(
-            sa.literal(alert_id), Subscriber.id, sa.literal(str(DeliveryStatus.QUEUED)), sa.literal(0)
-        )
-    ).order_by(Subscriber.id)
+    try:
+        recipients = _recipients(
+            sa.select(
+                sa.literal(alert_id), Subscriber.id, sa.literal(str(DeliveryStatus.QUEUED)), sa.literal(0)
+            ),
+            alert,
+        ).order_by(Subscriber.id)
+    except audiences.AudienceError as exc:
+        raise BlastError(f"alert {alert_id}'s audience: {exc}") from exc
     db.session.execute(
         sa.insert(Delivery).from_select(["alert_id", "subscriber_id", "status", "attempts"], recipients)
     )
     alert.state = AlertState.SENDING
     alert.started_at = utcnow()
+    # The links /r/ may lead to for this alert, fixed now (its actions can be edited later).
+    links.freeze(alert_id, frozen_links(alert))
     # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
     return db.session.scalar(sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
 
@@ -87,7 +87,8 @@ def cancel(alert_id: int) -> None:
     alert.finished_at = utcnow()
     db.session.execute(
         sa.update(Delivery)
-        .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
+        .where(Delivery.alert_id == alert_id,
+               Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.HELD]))
         .values(status=DeliveryStatus.SKIPPED, error="cancelled")
     )
 
@@ -99,7 +100,8 @@ def finish_if_done(alert_id: int) -> bool:
     """
     busy = sa.exists().where(
         Delivery.alert_id == alert_id,
-        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+        # held: an A/B test's rest, waiting for the winner
+        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING, DeliveryStatus.HELD]),
     )
     res = db.session.execute(
         sa.update(Alert)

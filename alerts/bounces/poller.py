@@ -6,8 +6,9 @@ It touches only the messages it processed. Each pass:
 2. reads in full, again with PEEK, only those that look machine-made (a null return path,
    a MAILER-DAEMON or postmaster sender, multipart/report, X-Failed-Recipients,
    Auto-Submitted);
-3. hands each to `processing.process`; a report about one of ours (a VERP address or
-   Message-ID of ours, or a known subscriber's address) is committed, then moved by UID
+3. hands each to `processing.process`; a report about one of ours (a signed VERP address
+   or Message-ID of ours: never a bare address, which anyone can forge) or a message to a
+   signed List-Unsubscribe address is committed, then moved by UID
    to the processed folder (UID MOVE, or UID COPY + \\Deleted + UID EXPUNGE of that UID
    alone where the server has UIDPLUS), or, with no folder, flagged \\Seen \\Deleted and
    expunged by UID.
@@ -29,7 +30,7 @@ from urllib.parse import unquote, urlsplit
 
 from ..extensions import db
 from .parsing import HEADER_POLICY, looks_automatic
-from .processing import process
+from .processing import process, unsubscribe_key
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +132,10 @@ def _fetched(data) -> dict[int, bytes]:
 
 
 def looks_like_report(header_bytes: bytes) -> bool:
+    """Worth reading in full: machine-made, or sent to a List-Unsubscribe address of ours
+    (that check verifies a signature: it needs an app context)."""
     headers = BytesHeaderParser(policy=HEADER_POLICY).parsebytes(header_bytes)  # 8-bit headers as text
-    if looks_automatic(headers):
+    if unsubscribe_key(header_bytes) is not None or looks_automatic(headers):
         return True
     ctype = (headers.get("Content-Type") or "").lower()
     return "report-type=" in ctype or bool(_SUBJECT_RE.search(headers.get("Subject") or ""))

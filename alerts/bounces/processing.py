@@ -6,11 +6,16 @@ Whom it is about is decided by what only we can have made, in this order:
    confirmations) that the report was sent to: the SMTP envelope, `Delivered-To`,
    `X-Original-To`, `To`, the ARF `Original-Mail-From`, the returned message's
    `Return-Path`, `Original-Envelope-Id`, or anywhere in the report's text;
-2. the returned message's `Message-ID` (`<alert{A}.d{D}.{tag}@…>`, tagged like VERP);
-3. only then an address in the report's body (Final-Recipient, Original-Rcpt-To, flufl's
-   findings), and only when it is exactly a known subscriber's address.
-A VERP address or Message-ID whose tag does not verify is ignored, so a forged report can
-at most name a subscriber by address (3).
+2. the returned message's `Message-ID` (`<alert{A}.d{D}.{tag}@…>`, tagged like VERP).
+Nothing else: an address in the report's body (Final-Recipient, an ARF's original
+recipient) is never enough, whoever delivers the report (the open SMTP receiver or the
+IMAP poller), because anyone can write a report that names anyone. A VERP address or
+Message-ID whose tag does not verify is ignored; such a report is recorded at most as
+"no subscriber matched".
+
+A message sent to a subscriber's signed List-Unsubscribe address
+(`unsubscribe+<key>-<tag>@BOUNCE_DOMAIN`, see mail/signed_ids.py) unsubscribes them at
+once: that address is in their copy of an alert only, like the link.
 
 What is done (the defaults follow listmonk and Mailman, see SOFT_* below):
 - hard bounce: the address is suppressed at once (reason "hard-bounce") and the delivery,
@@ -32,6 +37,8 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 import sqlalchemy as sa
 from flask import current_app
@@ -39,7 +46,7 @@ from flask import current_app
 from .. import suppressions
 from ..extensions import db
 from ..mail import smtp
-from ..mail.signed_ids import parse_message_id, parse_return_path
+from ..mail.signed_ids import parse_message_id, parse_return_path, parse_unsubscribe_address
 from ..models import (
     BounceEvent,
     BounceKind,
@@ -51,6 +58,7 @@ from ..models import (
     utcnow,
 )
 from ..subscribers.subscriptions import Request, unsubscribe
+from ..subscribers.tokens import subscriber_id_for_key
 from .parsing import SEVERITY, RecipientReport, Report, addresses, one_line, parse_report
 
 log = logging.getLogger(__name__)
@@ -94,12 +102,36 @@ def trusted_target(report: Report) -> Target | None:
     return None
 
 
-def subscriber_by_address(address: str | None) -> Subscriber | None:
-    if not address or "@" not in address:
-        return None
-    return db.session.scalar(
-        sa.select(Subscriber).where(sa.func.lower(Subscriber.email) == address.strip().lower())
-    )
+# Where a mail client's List-Unsubscribe message names our address: the SMTP envelope
+# (the receiver), or, read from a mailbox, the headers the delivering server added.
+_RECIPIENT_HEADERS = ("Delivered-To", "X-Original-To", "To", "Cc")
+
+
+def unsubscribe_key(raw: bytes, envelope_rcpts: Sequence[str] = ()) -> str | None:
+    """The token key of a signed unsubscribe address this message was sent to, if any."""
+    candidates = list(envelope_rcpts)
+    try:
+        headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:65536], headersonly=True)
+        for name in _RECIPIENT_HEADERS:
+            candidates += addresses(str(v) for v in headers.get_all(name) or [])
+    except Exception:  # odd bytes in a header are not ours to judge: envelope only
+        log.debug("unreadable recipient headers", exc_info=True)
+    for address in candidates:
+        key = parse_unsubscribe_address(address)
+        if key is not None:
+            return key
+    return None
+
+
+def _mailto_unsubscribe(key: str, source: str) -> Outcome:
+    subscriber_id = subscriber_id_for_key(key)
+    if subscriber_id is None:
+        return Outcome(is_report=True, matched=True, events=["unsubscribe by email: subscriber gone"])
+    unsubscribe(subscriber_id, Request(ip=None, user_agent=None, source=f"list-unsubscribe email ({source})"),
+                via="mailto")
+    log.info("unsubscribed subscriber %s by List-Unsubscribe email", subscriber_id,
+             extra={"subscriber_id": subscriber_id})
+    return Outcome(is_report=True, matched=True, events=["unsubscribed by email"])
 
 
 # -- acting on it ------------------------------------------------------------------------------
@@ -196,14 +228,16 @@ def _apply(report: Report, rcpt: RecipientReport, target: Target, source: str) -
 
 
 def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
-            envelope_sender: str | None = None, record_unmatched: bool = True,
-            match_addresses: bool = True) -> Outcome:
+            envelope_sender: str | None = None, record_unmatched: bool = True) -> Outcome:
     """Read one message and act on it; the caller commits. Safe to call twice with the same report.
 
-    `match_addresses=False` acts only on reports that name a delivery by its signed VERP
-    address or Message-ID: the open SMTP receiver uses it, so that nobody can get a
-    subscriber suppressed by mailing it a forged report that merely names their address.
+    Acts only on what names a delivery or subscriber by a signed id of ours (a VERP
+    address, a Message-ID, a List-Unsubscribe address), so that nobody can get a
+    subscriber suppressed or unsubscribed by sending a forged report that names them.
     """
+    key = unsubscribe_key(raw, envelope_rcpts)
+    if key is not None:
+        return _mailto_unsubscribe(key, source)
     try:
         report = parse_report(raw, envelope_rcpts, envelope_sender)
     except Exception:  # reading it again will not help: no retry (451), it is dropped
@@ -222,16 +256,9 @@ def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
         worst = max(report.recipients, key=lambda r: SEVERITY[r.kind])
         outcome.matched = True
         outcome.events.append(_apply(report, worst, target, source))
-    else:
-        unmatched = 0
-        for rcpt in report.recipients:
-            sub = subscriber_by_address(rcpt.address) if match_addresses else None
-            if sub is not None:
-                outcome.matched = True
-                outcome.events.append(_apply(report, rcpt, Target(sub, None, "address"), source))
-            elif record_unmatched and unmatched < MAX_UNMATCHED_EVENTS:
-                unmatched += 1
-                outcome.events.append(_apply(report, rcpt, Target(None, None, None), source))
+    elif record_unmatched:
+        for rcpt in report.recipients[:MAX_UNMATCHED_EVENTS]:
+            outcome.events.append(_apply(report, rcpt, Target(None, None, None), source))
     log.info("%s report %s: %s", report.form, report.report_key[:12], "; ".join(outcome.events) or "nothing")
     return outcome
 

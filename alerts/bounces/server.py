@@ -59,7 +59,7 @@ class BounceHandler:
     def process(self, raw: bytes, rcpt_tos: list[str], mail_from: str | None) -> Outcome:
         with self.app.app_context():
             outcome = process(raw, source="smtp", envelope_rcpts=rcpt_tos,
-                              envelope_sender=mail_from, match_addresses=False)
+                              envelope_sender=mail_from)
             db.session.commit()  # the 250 goes out only after this
             return outcome
 

@@ -20,8 +20,13 @@ def main() -> None:
     """Action Alerts: subscriptions, action alerts and their delivery."""
 
 
+# `alerts dev` belongs to the group itself, so it runs before any app exists: it checks its
+# ports first and starts (and stops) everything itself.
+main.add_command(dev.dev_command)
+
 COMMANDS = (
     actions.seed_actions_command,
+    actions.action_group,
     accounts.create_staff_command,
     dev.dev_command,
     alerts.alert_group,

@@ -9,10 +9,13 @@ import time
 import click
 from flask.cli import AppGroup
 
-from ..blasts import control, progress, scheduling
+from .. import audiences
+from ..blasts import abtest, compose, control, progress, scheduling, state
 from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
 from ..extensions import db
+from ..models import Alert, AlertState
+from ..reports.alert_report import report as alert_report
 from .progress import Progress
 
 
@@ -26,29 +29,117 @@ def alert_group() -> None:
 @click.option("--intro", required=True, help="The opening text, in Markdown.")
 @click.option("--preheader", default="", help="The preview line inboxes show.")
 @click.option("--action", "actions", multiple=True, help="Action slug (repeatable); default: all open.")
+@click.option("--only-signers-of", multiple=True, metavar="SLUG",
+              help="Only those who signed (any of) these.")
+@click.option("--except-signers-of", multiple=True, metavar="SLUG", help="Leave out those who signed these.")
+@click.option("--topic", "topics", multiple=True, metavar="T",
+              help="Only those who chose this topic (or chose none); repeatable.")
+@click.option("--joined-after", metavar="DATE", help="Joined on or after this date (YYYY-MM-DD).")
+@click.option("--joined-before", metavar="DATE", help="Joined before this date.")
+@click.option("--source", help="Signup source, exactly (any case).")
+@click.option("--engaged-days", type=int, metavar="N", help="Clicked or signed within N days.")
+@click.option("--not-engaged", is_flag=True, help="With --engaged-days: those who did neither.")
+@click.option("--include-acted", is_flag=True,
+              help="Also send to those who already signed every action in the alert.")
+@click.option("--audience", "saved_name", metavar="NAME", help="Start from a saved audience's rules.")
+@click.option("--subject-b", "subjects_b", multiple=True, metavar="S",
+              help="A/B test: another subject (repeatable for more variants).")
+@click.option("--from-name", "from_names", multiple=True, metavar="NAME",
+              help="A/B test: a From name per variant, in order (the first is the main subject's).")
+@click.option("--ab-sample", type=int, metavar="PCT", help="A/B test: percent of the audience per variant.")
+@click.option("--ab-wait", type=int, metavar="MINUTES", help="A/B test: minutes before the winner is picked.")
+@click.option("--ab-metric", type=click.Choice(["clicks", "signatures"]), default="clicks",
+              show_default=True, help="A/B test: what picks the winner.")
 @click.option("--send-at", default=None, metavar="ISO8601",
               help="Schedule it: beat starts the blast at this time (with its offset, e.g. +01:00 or Z).")
 def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...],
-                 send_at: str | None) -> None:
+                 only_signers_of, except_signers_of, topics, joined_after, joined_before, source,
+                 engaged_days, not_engaged, include_acted, saved_name, subjects_b, from_names,
+                 ab_sample, ab_wait, ab_metric, send_at) -> None:
     """Create a draft alert and print its id."""
+    rules: dict = {}
+    if saved_name:
+        saved = {a.name: a for a in audiences.saved_audiences()}
+        if saved_name not in saved:
+            raise click.UsageError(f"no saved audience named {saved_name!r}")
+        rules.update(saved[saved_name].rules)
+    given = {
+        "only_signers_of": list(only_signers_of), "except_signers_of": list(except_signers_of),
+        "topics": list(topics), "joined_after": joined_after, "joined_before": joined_before,
+        "source": source, "engaged_days": engaged_days,
+    }
+    rules.update({k: v for k, v in given.items() if v})
+    if not_engaged:
+        if not engaged_days:
+            raise click.UsageError("--not-engaged needs --engaged-days N")
+        rules["engaged"] = False
+    if include_acted:
+        rules["include_acted"] = True
     try:
         when = scheduling.parse_time(send_at) if send_at else None
         alert = save_alert(None, subject=subject, intro_md=intro, preheader=preheader,
-                           action_slugs=list(actions), created_by="cli")
+                           action_slugs=list(actions), created_by="cli", audience=rules)
+        if subjects_b or ab_sample is not None or ab_wait is not None:
+            abtest.configure(alert, subjects=[subject, *subjects_b], from_names=list(from_names),
+                             sample_pct=ab_sample, wait_minutes=ab_wait, metric=ab_metric)
         if when:
             db.session.flush()
             scheduling.schedule(alert.id, when)
-    except (ComposeError, BlastError) as exc:
+    except (ComposeError, abtest.AbTestError, BlastError) as exc:
         raise click.UsageError(str(exc)) from exc
     db.session.commit()
     click.echo(alert.id)
 
 
+@alert_group.command("audience")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def alert_audience(alert_id: int, as_json: bool) -> None:
+    """How many a blast started now would go to, and the rules that say who."""
+    from ..models import Alert
+
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise click.ClickException(f"there is no alert {alert_id}")
+    try:
+        rules = audiences.parse(alert.audience)
+    except audiences.AudienceError as exc:
+        raise click.ClickException(f"alert {alert_id}'s audience: {exc}") from exc
+    linked = audiences.linked_action_ids(alert)
+    out = {"id": alert.id, "size": audiences.size(rules, linked), "rules": rules.to_json(),
+           "description": audiences.describe(rules, linked)}
+    if as_json:
+        click.echo(json.dumps(out))
+    else:
+        click.echo(f"{out['size']} people: {out['description']}")
+
+
+@alert_group.command("remind")
+@click.argument("alert_id", type=int)
+@click.option("--subject", help="Its own subject (default: “Reminder: ” and the alert's).")
+@click.option("--minus-clickers", is_flag=True, help="Also leave out those who clicked.")
+def alert_remind(alert_id: int, subject: str | None, minus_clickers: bool) -> None:
+    """A new draft to the alert's recipients minus those who signed; prints its id."""
+    try:
+        draft = compose.reminder(alert_id, minus_clickers=minus_clickers, created_by="cli", subject=subject)
+    except ComposeError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    click.echo(draft.id)
+
+
 @alert_group.command("send")
 @click.argument("alert_id", type=int)
 @click.option("--wait", is_flag=True, help="Show a progress bar until the blast ends.")
-def alert_send(alert_id: int, wait: bool) -> None:
-    """Start the blast to every confirmed subscriber."""
+@click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (scripts are never asked).")
+def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
+    """Start the blast to every confirmed subscriber.
+
+    On a terminal it asks first, naming the subject and the count; `--yes` skips that.
+    With no terminal on standard input (a script, cron, CI) it never asks.
+    """
+    if not yes and sys.stdin.isatty():
+        _confirm_send(alert_id)
     try:
         total = control.launch(alert_id)
     except BlastError as exc:
@@ -57,6 +148,20 @@ def alert_send(alert_id: int, wait: bool) -> None:
     click.echo(f"Alert {alert_id}: sending to {total} subscriber(s).", err=True)
     if wait:
         _wait(alert_id, total)
+
+
+def _confirm_send(alert_id: int) -> None:
+    """Name what is about to go, and to how many, before a person starts a blast."""
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        raise click.ClickException(f"there is no alert {alert_id}")
+    if alert.state != AlertState.DRAFT:
+        raise click.ClickException(f"alert {alert_id} is {alert.state}; only a draft can be sent")
+    count = state.recipient_count()
+    people = f"{count:,} confirmed subscriber{'' if count == 1 else 's'}"
+    if not click.confirm(f"Send alert {alert_id} \u201c{alert.subject}\u201d to {people} now?",
+                         default=False, err=True):
+        raise click.ClickException("not sent")
 
 
 def _wait(alert_id: int, total: int) -> None:
@@ -94,15 +199,33 @@ def alert_status(alert_id: int, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(status))
         return
-    for key in ("state", "scheduled_for", "total", "queued", "sending", "sent", "failed", "skipped",
-                "percent", "rate_per_second", "seconds_left"):
-        click.echo(f"{key:>16}: {status[key]}")
-    if status.get("pace"):
-        click.echo(f"{'pace':>16}: {status['pace']['why']}")
-        for relay in status["pace"]["relays"]:
+    for label, value in _status_lines(status):
+        click.echo(f"{label:>10}  {value}")
+
+
+def _status_lines(s: dict) -> list[tuple[str, str]]:
+    """The status as a person reads it: words, thousands separators, nothing printed as None."""
+    lines = [("State", s["state"]), ("Total", f"{s['total']:,} recipient(s)")]
+    waiting = s["queued"] + s["sending"]
+    lines += [("Waiting", f"{waiting:,}"), ("Sent", f"{s['sent']:,}"), ("Failed", f"{s['failed']:,}"),
+              ("Skipped", f"{s['skipped']:,}"), ("Done", f"{s['percent']:g}%")]
+    if s["state"] == "sending":
+        lines.append(("Rate", f"{s['rate_per_second']:g} messages/s"))
+        left = s["seconds_left"]
+        lines.append(("Time left", "unknown yet" if left is None else progress.duration_words(left)))
+    if s.get("started_at"):
+        lines.append(("Started", s["started_at"].replace("T", " ")[:19] + " UTC"))
+    if s.get("finished_at"):
+        lines.append(("Finished", s["finished_at"].replace("T", " ")[:19] + " UTC"))
+    if s.get("scheduled_for"):
+        lines.append(("Scheduled", s["scheduled_for"].replace("T", " ")[:19] + " UTC"))
+    if s.get("pace"):
+        lines.append(("Pace", s["pace"]["why"]))
+        for relay in s["pace"]["relays"]:
             limit = f"{relay['rate_limit']}/s" if relay.get("rate_limit") else "no limit"
-            click.echo(f"{'':>16}  {relay['relay']}: {relay['state']}, {limit}, "
-                       f"{relay.get('connections', 0)} connection(s)")
+            lines.append(("", f"{relay['relay']}: {relay['state']}, {limit}, "
+                              f"{relay.get('connections', 0)} connection(s)"))
+    return lines
 
 
 @alert_group.command("schedule")
@@ -157,3 +280,71 @@ def alert_resume(alert_id: int) -> None:
 def alert_cancel(alert_id: int) -> None:
     """Cancel a blast; whoever has not been sent to yet is skipped."""
     _control(alert_id, "cancel")
+
+
+def _percent(rate: float | None) -> str:
+    return "—" if rate is None else f"{100 * rate:.1f}%"
+
+
+@alert_group.command("report")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def alert_report_command(alert_id: int, as_json: bool) -> None:
+    """Did the alert move people: delivery, clicks (people and machines), signatures per action."""
+    data = alert_report(alert_id)
+    if data is None:
+        raise click.ClickException(f"there is no alert {alert_id}")
+    if as_json:
+        click.echo(json.dumps(data))
+        return
+    clicks = data["clicks"]
+    rows = [
+        ("Delivered", data["delivered"]), ("Failed", data["failed"]), ("Bounced", data["bounced"]),
+        ("Complaints", data["complaints"]), ("Unsubscribed", data["unsubscribed"]),
+        ("People who clicked", f"{clicks['unique']} ({_percent(data['click_rate'])} of delivered)"),
+        ("Clicks by people", clicks["total"]), ("Machine clicks (apart)", clicks["machine"]),
+        ("Signatures", f"{data['signatures']} ({data['signatures_after_click']} after a click)"),
+        ("Click-to-sign", _percent(data["click_to_sign_rate"])),
+    ]
+    click.echo(f"Alert {data['id']}: {data['subject']} ({data['state']})")
+    for label, value in rows:
+        click.echo(f"{label:>24}: {value}")
+    click.echo("\nBy action: people who clicked, signatures, click-to-sign")
+    for item in data["by_action"]:
+        click.echo(f"  {item['slug']}: {item['unique_clicks']}, {item['signatures']}, "
+                   f"{_percent(item['click_to_sign_rate'])}")
+    for key in ("first_hour", "first_day", "first_week"):
+        w = data[key]
+        click.echo(f"{key.replace('_', ' ').capitalize():>24}: {w['clicks']['unique']} people clicked, "
+                   f"{w['signatures']} signed")
+
+
+@alert_group.command("ab")
+@click.argument("alert_id", type=int)
+@click.option("--json", "as_json", is_flag=True)
+def alert_ab(alert_id: int, as_json: bool) -> None:
+    """An A/B subject test's variants, their numbers, and why the winner won."""
+    from dataclasses import asdict
+
+    from ..models import AbTest
+
+    test = db.session.get(AbTest, alert_id)
+    if test is None:
+        raise click.ClickException(f"alert {alert_id} has no A/B test")
+    results = test.results if test.state != "testing" and test.results else [
+        asdict(r) for r in abtest.measure(test)]
+    out = {"id": alert_id, "state": test.state, "metric": test.metric, "sample_pct": test.sample_pct,
+           "wait_minutes": test.wait_minutes,
+           "decide_at": test.decide_at.isoformat() if test.decide_at else None,
+           "winner": abtest.letter(test.winner) if test.winner is not None else None,
+           "reason": test.reason, "variants": results}
+    if as_json:
+        click.echo(json.dumps(out))
+        return
+    click.echo(f"A/B test of alert {alert_id}: {test.state}, winner by {test.metric}")
+    for r in results:
+        click.echo(f"  {r['variant']}: {r['subject']!r} sent {r['sent']}, clicked {r['clickers']}, "
+                   f"signed {r['signers']}, unsubscribed {r['unsubscribed']}, complaints {r['complaints']}"
+                   + (" (stopped)" if r["tripped"] else ""))
+    if test.reason:
+        click.echo(test.reason)

@@ -10,8 +10,6 @@ import click
 from flask import current_app
 from flask.cli import with_appcontext
 
-from ..bounces.poller import MailboxConfig, PollerConfigError, poll_once
-from ..bounces.server import BounceServer
 from ..extensions import db
 
 
@@ -32,6 +30,8 @@ def serve_command(host: str, port: int) -> None:
     if not app.config.get("BOUNCE_DOMAIN"):
         raise click.UsageError("Set BOUNCE_DOMAIN first: the receiver accepts mail only for it.")
     try:
+        from ..bounces.server import BounceServer  # here: aiosmtpd is slow to import
+
         server = BounceServer(app, host, port).start()
     except (OSError, RuntimeError) as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
@@ -57,6 +57,8 @@ def serve_command(host: str, port: int) -> None:
 def poll_command(url: str, processed_folder: str, interval: int) -> None:
     """Read bounces and complaints from an IMAP mailbox, touching only those it processed."""
     try:
+        from ..bounces.poller import MailboxConfig, PollerConfigError, poll_once  # slow imports
+
         cfg = MailboxConfig.from_url(url)
     except PollerConfigError as exc:
         raise click.UsageError(str(exc)) from exc

@@ -2,29 +2,48 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import click
-from werkzeug.serving import make_server
 
-from ..accounts import ensure_dev_staff
-from ..actions import seed_actions
 from ..config import PROJECT_ROOT
-from ..extensions import db
-from ..redis_conn import start_embedded, stop_embedded
+
+STAFF_PASSWORD_FILE = "dev-staff-password"
+WORKER_READY_SECONDS = 60
 
 
 def _serve_in_thread(app, host: str, port: int):
+    from werkzeug.serving import make_server
+
     server = make_server(host, port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     return server
+
+
+def port_problems(host: str, ports: dict[str, int]) -> list[str]:
+    """Which of the ports cannot be listened on, checked before anything is started."""
+    problems = []
+    for flag, port in ports.items():
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind((host, port))
+            except OSError as exc:
+                why = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc.strerror})"
+                problems.append(f"port {port} on {host} {why}: choose another with {flag} PORT")
+    return problems
 
 
 @click.command("dev")
@@ -32,68 +51,131 @@ def _serve_in_thread(app, host: str, port: int):
 @click.option("--port", default=5000, show_default=True, help="The web app.")
 @click.option("--smtp-port", default=1025, show_default=True, help="The mail catcher's SMTP.")
 @click.option("--mail-port", default=8025, show_default=True, help="The mail catcher's inbox page.")
-def dev_command(host: str, port: int, smtp_port: int, mail_port: int) -> None:
-    """Run web app, Celery worker and beat, embedded Redis and a mail catcher together."""
+@click.option("--verbose", "-v", is_flag=True, help="Show every request and the worker's INFO logs.")
+def dev_command(host: str, port: int, smtp_port: int, mail_port: int, verbose: bool) -> None:
+    """Run web app, Celery worker and beat, embedded Redis and a mail catcher together.
+
+    The ports are checked before anything starts; whatever way it exits (Ctrl-C, an error
+    while starting), everything it started is stopped.
+    """
+    problems = port_problems(host, {"--port": port, "--smtp-port": smtp_port, "--mail-port": mail_port})
+    if problems:
+        raise click.ClickException("nothing was started: " + "; ".join(problems))
+    if not verbose:
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
+    os.environ["ALERTS_DEV"] = "1"  # placeholders are fine here; mail stays in the dev inbox
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
+    with contextlib.ExitStack() as started:
+        try:
+            banner, web = _start(started, host, port, smtp_port, mail_port, verbose)
+        except KeyboardInterrupt:
+            click.echo("Stopping…", err=True)
+            return
+        click.echo(banner)
+        with contextlib.suppress(KeyboardInterrupt):
+            web.serve_forever()
+        click.echo("Stopping…", err=True)
+
+
+def _start(started: contextlib.ExitStack, host: str, port: int, smtp_port: int, mail_port: int,
+           verbose: bool):
+    """Start each part, registering its stop on `started` at once; return the banner and web server."""
+    from werkzeug.serving import make_server
+
     from .. import create_app  # here, not at the top: alerts/__init__ imports this module
     from ..mailcatcher import MailCatcher, inbox_app  # dev only: production never loads it
+    from ..redis_conn import start_embedded, stop_embedded
 
     instance = PROJECT_ROOT / "instance"
+    private_files(instance)
+    if not os.environ.get("REDIS_URL"):
+        started.callback(stop_embedded)
     env_redis = os.environ.get("REDIS_URL") or start_embedded(instance)
     catcher = MailCatcher(host, smtp_port).start()
+    started.callback(catcher.stop)
     os.environ.update(
         REDIS_URL=env_redis,
         SMTP_URL=os.environ.get("SMTP_URL") or catcher.url,
         BASE_URL=os.environ.get("BASE_URL") or f"http://{host}:{port}",
     )
     app = create_app()
-    login = _prepare(app)
+    login, password_file = _prepare(app)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "worker", "worker", "--beat",
-         "--loglevel=INFO", "--concurrency=2",
+        [sys.executable, "-m", "celery", *([] if verbose else ["--quiet"]), "-A", "worker", "worker",
+         "--beat", "--loglevel=INFO" if verbose else "--loglevel=WARNING", "--concurrency=2",
          "--schedule", str(Path(app.instance_path) / "celerybeat-schedule")],
         cwd=PROJECT_ROOT,
         env=os.environ.copy(),
         start_new_session=True,
     )
+    started.callback(_stop, worker)
     inbox = _serve_in_thread(inbox_app(catcher), host, mail_port)
+    started.callback(inbox.shutdown)
     web = make_server(host, port, app, threaded=True)
-    click.secho("\nAction Alerts is running:", fg="green", bold=True)
-    click.echo(f"  Action Center   http://{host}:{port}/")
-    click.echo(f"  Staff           http://{host}:{port}/staff/  ({login})")
-    click.echo(f"  Dev inbox       http://{host}:{mail_port}/  (SMTP on {catcher.url})")
-    click.echo(f"  Redis           {env_redis}")
-    click.echo(f"  Database        {app.config['SQLALCHEMY_DATABASE_URI']}")
-    click.echo("Press Ctrl-C to stop everything.\n")
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
-    try:
-        web.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        click.echo("Stopping…")
-        web.server_close()
-        inbox.shutdown()
-        _stop(worker)
-        catcher.stop()
-        stop_embedded()
+    started.callback(web.server_close)
+    _wait_for_worker(app, worker)
+
+    lines = [
+        click.style("\nAction Alerts is running:", fg="green", bold=True),
+        f"  Action Center   http://{host}:{port}/",
+        f"  Staff           http://{host}:{port}/staff/  ({login})",
+        f"                  the password is kept in {password_file}",
+        f"  Dev inbox       http://{host}:{mail_port}/  (SMTP on {catcher.url})",
+        f"  Redis           {env_redis}",
+        f"  Database        {app.config['SQLALCHEMY_DATABASE_URI']}",
+    ]
+    unset = [name for name in ("ORG_NAME", "ORG_POSTAL_ADDRESS") if not os.environ.get(name)]
+    if unset:
+        lines.append(f"  Placeholders    {' and '.join(unset)} (set them in .env, e.g. "
+                     "ORG_POSTAL_ADDRESS=\"1 Main St, Springfield, NY 10001\")")
+    if not verbose:
+        lines.append("  Quiet logs: warnings and errors only (--verbose shows every request).")
+    lines.append("Press Ctrl-C to stop everything.\n")
+    return "\n".join(lines), web
 
 
-def _prepare(app) -> str:
+def private_files(instance: Path) -> None:
+    """Everything `alerts dev` writes (the database, keys, Redis's files, logs) is readable by
+    this user only: umask 077 for this process and its children, and instance/ itself 0700."""
+    os.umask(0o077)
+    instance.mkdir(mode=0o700, parents=True, exist_ok=True)
+    instance.chmod(0o700)
+
+
+def _wait_for_worker(app, worker: subprocess.Popen) -> None:
+    """Print the banner only once the worker answers, so nothing of its start-up follows it."""
+    celery = app.extensions["celery"]
+    deadline = time.monotonic() + WORKER_READY_SECONDS
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            raise click.ClickException(f"the Celery worker exited ({worker.returncode}) while starting")
+        with contextlib.suppress(Exception):  # the broker may not answer yet either
+            if celery.control.ping(timeout=0.5):
+                return
+    click.echo("The Celery worker has not answered yet; carrying on.", err=True)
+
+
+def _prepare(app) -> tuple[str, Path]:
     """Migrate, seed, and make sure there is a staff login to print."""
     from flask_migrate import upgrade
+
+    from ..accounts import ensure_dev_staff
+    from ..actions import seed_actions
+    from ..extensions import db
 
     with app.app_context():
         upgrade()
         seed_actions()
         db.session.commit()
-        password_file = Path(app.instance_path) / "dev-staff-password"
+        password_file = Path(app.instance_path) / STAFF_PASSWORD_FILE
         if not password_file.exists():
             password_file.write_text(secrets.token_urlsafe(12))
             password_file.chmod(0o600)
         password = password_file.read_text().strip()
         email = ensure_dev_staff("staff@localhost", password)
         db.session.commit()
-    return f"{email} / {password}"
+    return f"{email} / {password}", password_file
 
 
 def _stop(proc: subprocess.Popen) -> None:

@@ -12,9 +12,6 @@ import re
 import time
 from pathlib import Path
 
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
-
 # Headers the signature covers, when present. Both RFC 8058 headers are in it, and From
 # is listed twice so that a second From cannot be added without breaking the signature.
 SIGNED_HEADERS = (
@@ -63,9 +60,16 @@ def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
 
 class DkimSigner:
     def __init__(self, domain: str, selector: str, private_key_pem: bytes):
+        # cryptography is imported here, not at the top: every `alerts` command imports this
+        # module, and only signing needs it.
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
         key = serialization.load_pem_private_key(private_key_pem, password=None)
+        self.rsa_args = None
         if isinstance(key, rsa.RSAPrivateKey):
             self.algorithm = b"rsa-sha256"
+            self.rsa_args = (padding.PKCS1v15(), hashes.SHA256())
         elif isinstance(key, ed25519.Ed25519PrivateKey):
             self.algorithm = b"ed25519-sha256"
         else:
@@ -75,8 +79,8 @@ class DkimSigner:
         self.selector = selector.encode()
 
     def _sign(self, data: bytes) -> bytes:
-        if isinstance(self.key, rsa.RSAPrivateKey):
-            return self.key.sign(data, padding.PKCS1v15(), hashes.SHA256())
+        if self.rsa_args is not None:
+            return self.key.sign(data, *self.rsa_args)
         return self.key.sign(hashlib.sha256(data).digest())
 
     def sign(self, message: bytes) -> bytes:
@@ -136,6 +140,9 @@ def signer_for(app) -> DkimSigner | NoSigner:
 
 def generate_rsa_key(bits: int = 2048) -> tuple[bytes, str]:
     """A new private key (PEM) and the DNS TXT record value that publishes it."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
     key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     pem = key.private_bytes(
         serialization.Encoding.PEM,

@@ -1,4 +1,5 @@
-"""Ids we put on a message that only we can make: VERP return paths and alert Message-IDs.
+"""Ids we put on a message that only we can make: VERP return paths, alert Message-IDs,
+click tokens and the List-Unsubscribe mailto address.
 
 A bounce names the delivery it is about through one of these, never through the
 subscriber's address, so a forged report cannot name someone else. Each is tagged with an
@@ -7,6 +8,8 @@ HMAC of the first SECRET_KEY and verified against all of them (key rotation).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import hashlib
 import hmac
@@ -94,5 +97,114 @@ def parse_message_id(message_id: str) -> tuple[int, int] | None:
         return None
     alert_id, delivery_id, tag = int(match.group(1)), int(match.group(2)), match.group(3).lower()
     if any(hmac.compare_digest(_message_id_tag(key, delivery_id), tag) for key in _keys()):
+        return alert_id, delivery_id
+    return None
+
+
+# -- the List-Unsubscribe mailto address -----------------------------------------------------
+
+UNSUBSCRIBE_PREFIX = "unsubscribe"
+# Lower-case hex only: some MTAs fold the local part's case on the way.
+_UNSUB_FULL = re.compile(rf"^{UNSUBSCRIBE_PREFIX}\+([0-9a-f]{{32}})-([0-9a-f]{{16}})@(.+)$", re.IGNORECASE)
+
+
+def _unsubscribe_tag(key: bytes, token_key: str) -> str:
+    return hmac.new(key, f"unsubscribe:{token_key}".encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def unsubscribe_address(token_key: str) -> str | None:
+    """`unsubscribe+<key>-<tag>@BOUNCE_DOMAIN` for one subscriber's token key; None without
+    BOUNCE_DOMAIN (nothing would read the mailbox, so no mailto is advertised)."""
+    domain = current_app.config.get("BOUNCE_DOMAIN")
+    if not domain:
+        return None
+    return f"{UNSUBSCRIBE_PREFIX}+{token_key}-{_unsubscribe_tag(_keys()[0], token_key)}@{domain}"
+
+
+def parse_unsubscribe_address(address: str) -> str | None:
+    """The token key a mailto unsubscribe address names, if it is one of ours, on
+    BOUNCE_DOMAIN, and its tag verifies."""
+    match = _UNSUB_FULL.match(address.strip().strip("<>"))
+    domain = (current_app.config.get("BOUNCE_DOMAIN") or "").lower().rstrip(".")
+    if not match or not domain or match.group(3).lower().rstrip(".") != domain:
+        return None
+    token_key, tag = match.group(1).lower(), match.group(2).lower()
+    if any(hmac.compare_digest(_unsubscribe_tag(key, token_key), tag) for key in _keys()):
+        return token_key
+    return None
+
+
+# -- click tokens: /r/<token>/<link index> -------------------------------------------------
+
+_CLICK_TAG_BYTES = 9
+
+
+def _click_tag(key: bytes, alert_id: int, delivery_id: int) -> bytes:
+    mac = hmac.new(key, f"click:{alert_id}:{delivery_id}".encode(), hashlib.sha256)
+    return mac.digest()[:_CLICK_TAG_BYTES]
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _read_varint(data: bytes, pos: int) -> tuple[int, int]:
+    n = shift = 0
+    while True:
+        if pos >= len(data) or shift > 56:
+            raise ValueError("truncated")
+        byte = data[pos]
+        n |= (byte & 0x7F) << shift
+        pos, shift = pos + 1, shift + 7
+        if not byte & 0x80:
+            return n, pos
+
+
+class ClickTokens:
+    """One short token per recipient of a blast, naming (alert, delivery) with a 72-bit HMAC.
+
+    Each link's URL is the token plus the link's index, so a message costs one HMAC
+    however many links it has. About 20 characters for a million-recipient list.
+    """
+
+    def __init__(self, alert_id: int, key: bytes):
+        self.alert_id, self.key = alert_id, key
+        self._alert = _varint(alert_id)
+        self._last: tuple[int, str] | None = None  # links and the open pixel share one HMAC
+
+    @classmethod
+    def for_alert(cls, alert_id: int) -> ClickTokens:
+        return cls(alert_id, _keys()[0])
+
+    def __call__(self, delivery_id: int) -> str:
+        if self._last is not None and self._last[0] == delivery_id:
+            return self._last[1]
+        raw = self._alert + _varint(delivery_id) + _click_tag(self.key, self.alert_id, delivery_id)
+        token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+        self._last = (delivery_id, token)
+        return token
+
+
+def parse_click_token(token: str) -> tuple[int, int] | None:
+    """(alert id, delivery id) of a click token whose tag verifies under any key; else None."""
+    if not 4 <= len(token) <= 40:
+        return None
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        alert_id, pos = _read_varint(raw, 0)
+        delivery_id, pos = _read_varint(raw, pos)
+    except (ValueError, binascii.Error):
+        return None
+    if base64.urlsafe_b64encode(raw).rstrip(b"=").decode() != token:
+        return None  # one spelling per token: no second string decodes to the same bytes
+    tag = raw[pos:]
+    if len(tag) != _CLICK_TAG_BYTES:
+        return None
+    if any(hmac.compare_digest(_click_tag(key, alert_id, delivery_id), tag) for key in _keys()):
         return alert_id, delivery_id
     return None

@@ -12,11 +12,12 @@ from ..mail.dkim import signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import compiled
 from ..mail.signed_ids import return_path
-from ..models import Subscriber, SubscriberStatus
-from .subscriptions import release_cooldown
+from ..models import Subscriber
+from .subscriptions import AWAITING_CONFIRMATION, release_cooldown, take_attempt
 from .tokens import make_confirm_token
 
 SEND_CONFIRMATION = "alerts.tasks.send_confirmation"
+HANDLE_SIGNUP = "alerts.tasks.handle_signup"
 CONFIRM_SLOTS = ("confirm_url", "email")
 
 
@@ -26,15 +27,28 @@ def queue(subscriber_id: int) -> None:
                           on_broker_down=lambda: release_cooldown([subscriber_id]))
 
 
+def queue_signup(attempt_id: int) -> None:
+    """Decide a recorded signup in a worker once it commits; if the broker is away, the sweep does."""
+    queueing.after_commit(HANDLE_SIGNUP, attempt_id)
+
+
+def handle_signup(attempt_id: int) -> int | None:
+    """Apply a recorded signup and queue its confirmation email, if one may go; the caller commits."""
+    subscriber_id = take_attempt(attempt_id)
+    if subscriber_id is not None:
+        queue(subscriber_id)
+    return subscriber_id
+
+
 def send_confirmation(subscriber_id: int) -> bool:
     """Mail the confirmation link; False when there is no longer anyone to confirm."""
     sub = db.session.get(Subscriber, subscriber_id)
-    if sub is None or sub.status != SubscriberStatus.PENDING or sub.confirm_nonce is None:
+    if sub is None or sub.status not in AWAITING_CONFIRMATION or sub.confirm_nonce is None:
         return False
     if suppressions.is_suppressed(sub.email):
         return False
     cfg = current_app.config
-    token = make_confirm_token(sub.id, sub.confirm_nonce)
+    token = make_confirm_token(sub.token_key, sub.confirm_nonce)
     rendered = compiled("confirm", CONFIRM_SLOTS, org_context).personalize(
         confirm_url=external_url("public.confirm", token=token), email=sub.email
     )

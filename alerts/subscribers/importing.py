@@ -38,7 +38,16 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import csvout, queueing
 from ..extensions import db
-from ..models import ConsentRecord, Subscriber, SubscriberStatus, Suppression, email_hash, utcnow
+from ..models import (
+    ConsentRecord,
+    Subscriber,
+    SubscriberStatus,
+    Suppression,
+    email_hash,
+    email_key,
+    new_token_key,
+    utcnow,
+)
 from .subscriptions import InvalidEmail, normalize_email, release_cooldown
 
 QUEUE_CONFIRMATIONS = "alerts.tasks.queue_confirmations"
@@ -66,14 +75,15 @@ REASONS = {
     "missing-email": "no email address in the row",
     "invalid-email": "not a valid email address",
     "source-too-long": f"the source is longer than {SOURCE_MAX} characters",
-    "duplicate": "the same address as an earlier row (merged into it)",
+    "unterminated-quote": "a quote (\") opens in this row and is never closed",
+    "duplicate": "the same address as an earlier row (counted once, there)",
     "suppressed": "on the suppression list (kept suppressed, not imported)",
     "already-confirmed": "already a confirmed subscriber (left as is)",
     "unsubscribed": "unsubscribed earlier; an import never resubscribes anyone",
     "confirmation-recent": "already pending and sent a confirmation recently; none sent now",
     "not-queued": "pending, but the confirmation could not be queued (run the import again)",
 }
-REJECTED = ("missing-email", "invalid-email", "source-too-long")
+REJECTED = ("missing-email", "invalid-email", "source-too-long", "unterminated-quote")
 
 
 class ImportFileError(ValueError):
@@ -116,8 +126,13 @@ class ImportReport:
         return sum(self.reasons[r] for r in REJECTED)
 
     @property
+    def duplicates(self) -> int:
+        return self.reasons["duplicate"]
+
+    @property
     def left(self) -> int:
-        return sum(n for r, n in self.reasons.items() if r not in REJECTED)
+        """Rows whose address is already known and is left as it is (repeats not counted)."""
+        return sum(n for r, n in self.reasons.items() if r not in REJECTED and r != "duplicate")
 
     @property
     def rows_per_second(self) -> float:
@@ -136,7 +151,10 @@ class ImportReport:
         else:
             lines.append(f"{self.resent} pending subscriber(s) {would}sent a fresh confirmation.")
             lines.append(f"{self.queued} confirmation email(s) {would}queued.")
-        lines.append(f"{self.rejected} row(s) rejected, {self.left} left as they are:")
+        lines.append(
+            f"{self.rejected} row(s) rejected, {self.duplicates} repeated an earlier row, "
+            f"{self.left} left as they are" + (", by reason:" if self.reasons else ".")
+        )
         for reason in REASONS:
             if self.reasons[reason]:
                 lines.append(f"  {self.reasons[reason]:>7} {reason}: {REASONS[reason]}")
@@ -147,26 +165,24 @@ class ImportReport:
 
 
 def check_file(binary: BinaryIO) -> int:
-    """Count the file's lines and make sure it is UTF-8, before anything is imported.
+    """Make sure the file is UTF-8 before anything is imported; return its lines after the header.
 
-    Leaves the file at its start. Raises ImportFileError naming the first bad line.
+    Leaves the file at its start. Raises ImportFileError naming the first line that is not UTF-8.
     """
     binary.seek(0)
     lines = 0
-    text = io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
-    try:
-        for lines, _ in enumerate(text, start=1):  # noqa: B007  (the count is what's wanted)
-            pass
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(
-            f"the file is not UTF-8 text (after line {lines}); save it as \"CSV UTF-8\" and try again"
-        ) from exc
-    finally:
-        text.detach()
+    for lines, raw in enumerate(binary, start=1):  # a UTF-8 sequence never holds a newline byte
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ImportFileError(
+                f"line {lines} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at character "
+                f"{exc.start + 1}); save the file as \"CSV UTF-8\" and try again"
+            ) from exc
     binary.seek(0)
     if lines == 0:
         raise ImportFileError("the file is empty; it needs a header row naming the email column")
-    return lines
+    return lines - 1
 
 
 def text_stream(binary: BinaryIO) -> TextIO:
@@ -214,7 +230,8 @@ def resolve_columns(header: list[str], mapping: dict[str, str] | None = None) ->
     if "email" not in columns:
         raise ImportFileError(
             "the header row names no email column (it has: "
-            f"{_listing(cleaned)}); name one 'email', or map it with email=YOUR HEADER"
+            f"{_listing(cleaned)}); name one 'email', or say which it is: --map \"email=YOUR HEADER\" "
+            "on the command line, the Email column box on the staff page"
         )
     return columns
 
@@ -290,21 +307,36 @@ def import_csv(
     report.columns = {name: header[i].strip() for name, i in columns.items()}
     email_at, source_at = columns["email"], columns.get("source")
 
-    reader = csv.reader(stream, delimiter=report.delimiter)
+    lines = _Lines(stream, first=2)  # the header was line 1
+    reader = csv.reader(lines, delimiter=report.delimiter)
+    used = [i for i in (email_at, source_at) if i is not None]
     seen: dict[str, int] = {}
     chunk: list[_Row] = []
     applier = _Applier(consent, version, dry_run, report)
-    line = reported_line = 1  # the header was line 1
-    if progress is not None:
-        progress(1)
+    last = reported_line = 1  # progress counts the lines after the header
     for record in reader:
-        line = 1 + reader.line_num
-        if progress is not None and line - reported_line >= 1000:
-            progress(line - reported_line)
-            reported_line = line
+        consumed = lines.take()
+        line, last = consumed[0][0], max(last, consumed[-1][0])
+        if progress is not None and last - reported_line >= 1000:
+            progress(last - reported_line)
+            reported_line = last
         if not any(cell.strip() for cell in record):
             continue
         report.rows += 1
+        if len(consumed) > 1 and (
+            any(i < len(record) and "\n" in record[i] for i in used)
+            or email_at >= len(record) or not record[email_at].strip()
+        ):
+            # An address or a source never spans lines, and a row spanning lines without an
+            # address is no row either: a quote was left open and swallowed the rows below it.
+            # Reject this row and read those rows again, each on its own.
+            cell = record[email_at] if email_at < len(record) else ""
+            shown = cell.split("\n", 1)[0].strip() or consumed[0][1].strip()  # the row as it stands
+            report.add(Problem(line, shown[:254], "unterminated-quote",
+                               f"lines {line}–{consumed[-1][0]} were read as one row; "
+                               f"they are read again on their own"))
+            lines.push_back(consumed[1:])
+            continue
         raw = record[email_at].strip() if email_at < len(record) else ""
         if not raw:
             report.add(Problem(line, "", "missing-email"))
@@ -320,19 +352,19 @@ def import_csv(
             if len(row_source) > SOURCE_MAX:
                 report.add(Problem(line, raw, "source-too-long"))
                 continue
-        first = seen.get(email)
+        first = seen.get(email_key(email))
         if first is not None:
             report.add(Problem(line, raw, "duplicate", f"line {first}"))
             continue
-        seen[email] = line
+        seen[email_key(email)] = line
         chunk.append(_Row(line, raw, email, row_source))
         if len(chunk) >= chunk_size:
             applier.apply(chunk)
             chunk = []
     if chunk:
         applier.apply(chunk)
-    if progress is not None and line > reported_line:
-        progress(line - reported_line)
+    if progress is not None and last > reported_line:
+        progress(last - reported_line)
     report.problems.sort(key=lambda p: p.line)
     report.seconds = time.perf_counter() - started
     log.info(
@@ -344,9 +376,64 @@ def import_csv(
     return report
 
 
+def check_csv(binary: BinaryIO) -> None:
+    """Parse the whole file as CSV before anything is applied: a row that cannot be read
+    (a field over the csv module's limit, an unclosed quote) is an error naming its line,
+    not a failure after earlier chunks were already committed. Leaves the file at its start."""
+    binary.seek(0)
+    text = text_stream(binary)
+    try:
+        header = text.readline()
+        reader = csv.reader(text, delimiter=_delimiter(header))
+        try:
+            for _ in reader:
+                pass
+        except csv.Error as exc:
+            raise ImportFileError(
+                f"line {1 + reader.line_num} cannot be read as CSV ({exc}); nothing was imported"
+            ) from exc
+    finally:
+        text.detach()
+        binary.seek(0)
+
+
+class _Lines:
+    """The file's lines for csv.reader, numbered, with a way to read some of them again."""
+
+    def __init__(self, stream: TextIO, first: int):
+        self.stream = stream
+        self.number = first - 1
+        self.again: list[tuple[int, str]] = []
+        self.current: list[tuple[int, str]] = []
+
+    def __iter__(self) -> _Lines:
+        return self
+
+    def __next__(self) -> str:
+        if self.again:
+            item = self.again.pop(0)
+        else:
+            text = self.stream.readline()
+            if not text:
+                raise StopIteration
+            self.number += 1
+            item = (self.number, text)
+        self.current.append(item)
+        return item[1]
+
+    def take(self) -> list[tuple[int, str]]:
+        """The (number, text) lines the last record was read from."""
+        taken, self.current = self.current, []
+        return taken
+
+    def push_back(self, items: list[tuple[int, str]]) -> None:
+        self.again = items + self.again
+
+
 def import_file(binary: BinaryIO, **options) -> ImportReport:
-    """`import_csv` for an uploaded or opened binary file (checked for UTF-8 first)."""
+    """`import_csv` for an uploaded or opened binary file (checked for UTF-8 and CSV first)."""
     check_file(binary)
+    check_csv(binary)
     text = text_stream(binary)
     try:
         return import_csv(text, **options)
@@ -385,7 +472,7 @@ class _Applier:
         for problem in result.problems:
             self.report.add(problem)
         if result.to_mail:
-            self._enqueue(result.to_mail, {r.email: r for r in rows})
+            self._enqueue(result.to_mail, {email_key(r.email): r for r in rows})
 
     def _apply(self, rows: list[_Row]) -> _ChunkResult:
         result = _ChunkResult()
@@ -399,11 +486,11 @@ class _Applier:
             )
         )
         query = sa.select(
-            Subscriber.id, Subscriber.email, Subscriber.status, Subscriber.last_confirmation_at
-        ).where(_in(Subscriber.email, emails))
+            Subscriber.id, Subscriber.email_key, Subscriber.status, Subscriber.last_confirmation_at
+        ).where(_in(Subscriber.email_key, [email_key(e) for e in emails]))
         if not self.dry_run:
             query = query.with_for_update()  # PostgreSQL: no unsubscribe slips in between
-        existing = {row.email: row for row in db.session.execute(query)}
+        existing = {row.email_key: row for row in db.session.execute(query)}
 
         new: list[_Row] = []
         pending: list[tuple[_Row, int]] = []
@@ -411,7 +498,7 @@ class _Applier:
             if email_hash(row.email) in suppressed:
                 result.problems.append(Problem(row.line, row.raw, "suppressed"))
                 continue
-            known = existing.get(row.email)
+            known = existing.get(email_key(row.email))
             if known is None:
                 new.append(row)
             elif known.status == SubscriberStatus.CONFIRMED:
@@ -451,7 +538,7 @@ class _Applier:
         result.created = len(new)
         if self.dry_run:
             for row, _ in pending:
-                last = existing[row.email].last_confirmation_at
+                last = existing[email_key(row.email)].last_confirmation_at
                 if last is None or last < cutoff:
                     result.resent += 1
                 else:
@@ -496,6 +583,8 @@ class _Applier:
         params = [
             {
                 "email": row.email,
+                "email_key": email_key(row.email),
+                "token_key": new_token_key(),
                 "status": status.value,
                 "created_at": now,
                 "confirmed_at": confirmed_at,
@@ -508,10 +597,10 @@ class _Applier:
         ]
         table = Subscriber.__table__
         db.session.execute(sa.insert(table), params)
-        emails = [row.email for row in rows]
-        query = sa.select(table.c.email, table.c.id).where(_in(table.c.email, emails))
+        keys = [email_key(row.email) for row in rows]
+        query = sa.select(table.c.email_key, table.c.id).where(_in(table.c.email_key, keys))
         ids = dict(db.session.execute(query).all())
-        return [ids[email] for email in emails]
+        return [ids[key] for key in keys]
 
     def _consent_records(self, consents: list[tuple[int, str | None]], event: str, now: datetime) -> None:
         if not consents:
@@ -538,7 +627,7 @@ class _Applier:
             return
         self.queue_broken = True
         release_cooldown(ids)
-        query = sa.select(Subscriber.id, Subscriber.email).where(_in(Subscriber.id, ids))
+        query = sa.select(Subscriber.id, Subscriber.email_key).where(_in(Subscriber.id, ids))
         emails = dict(db.session.execute(query).all())
         db.session.rollback()
         for sub_id in ids:

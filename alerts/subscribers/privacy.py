@@ -18,18 +18,23 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import suppressions
+from .. import clickcounts, suppressions
 from ..extensions import db
 from ..models import (
+    Action,
     Alert,
     BounceEvent,
+    Click,
     Delivery,
+    Signature,
     Subscriber,
+    SubscriberTopic,
     Suppression,
     SuppressionLift,
     email_hash,
     utcnow,
 )
+from .preferences import topics_of
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +42,11 @@ log = logging.getLogger(__name__)
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
+
+
+def _signatures_of(sub: Subscriber):
+    """A subscriber's signatures: linked to them, or made with their address before they joined."""
+    return sa.or_(Signature.subscriber_id == sub.id, Signature.email_key == sub.email.strip().casefold())
 
 
 def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
@@ -51,9 +61,22 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
         .where(Delivery.subscriber_id == sub.id)
         .order_by(Delivery.id)
     ).all()
+    clicks = db.session.execute(
+        sa.select(Click.alert_id, Alert.subject, Click.link_index, Action.slug, Click.machine, Click.at)
+        .join(Alert, Alert.id == Click.alert_id)
+        .outerjoin(Action, Action.id == Click.action_id)
+        .where(Click.subscriber_id == sub.id)
+        .order_by(Click.at, Click.id)
+    ).all()
     suppression = db.session.scalar(
         sa.select(Suppression).where(Suppression.email_hash == email_hash(sub.email))
     )
+    signatures = db.session.execute(
+        sa.select(Signature, Action.slug, Action.title)
+        .join(Action, Action.id == Signature.action_id)
+        .where(_signatures_of(sub))
+        .order_by(Signature.id)
+    ).all()
     return {
         "exported_at": _iso(utcnow()),
         "subscriber": {
@@ -65,6 +88,8 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
             "unsubscribed_at": _iso(sub.unsubscribed_at),
             "last_confirmation_email_at": _iso(sub.last_confirmation_at),
             "source": sub.source,
+            "topics": topics_of(sub.id),
+            "paused_until": _iso(sub.paused_until),
         },
         "consent_records": [
             {
@@ -88,6 +113,32 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
             }
             for d in deliveries
         ],
+        "signatures": [
+            {
+                "action": slug,
+                "title": title,
+                "name": s.name,
+                "email": s.email,
+                "postal_code": s.postal_code,
+                "comment": s.comment,
+                "signed_at": _iso(s.created_at),
+                "confirmed_at": _iso(s.confirmed_at),
+                "source": s.source,
+                "alert_id": s.alert_id,
+            }
+            for s, slug, title in signatures
+        ],
+        "clicks": [
+            {
+                "alert_id": c.alert_id,
+                "subject": c.subject,
+                "link_index": c.link_index,
+                "action": c.slug,
+                "at": _iso(c.at),
+                "counted_as": "machine (scanner or prefetch)" if c.machine else "person",
+            }
+            for c in clicks
+        ],
         "suppression": (
             {"reason": suppression.reason, "since": _iso(suppression.created_at)} if suppression else None
         ),
@@ -101,7 +152,10 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     detail, with the date. Returns False when there was no such subscriber (already erased).
     The caller commits.
 
-    What it clears, table by table: the subscriber row and its consent records (cascade);
+    What it clears, table by table: the subscriber row, its consent records (cascade) and its
+    topic choices; their clicks (folded into the alerts' anonymous counters first, so totals
+    stay put); signatures (linked, or made with the address) lose every personal field and
+    stay as anonymous counts;
     deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
     (it may quote the address); every table with both `email` and `email_hash` (the
     suppression list, its lift audit) keeps the hash and loses the address and any detail
@@ -127,9 +181,20 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     db.session.execute(
         sa.update(BounceEvent).where(BounceEvent.subscriber_id == sub.id).values(diagnostic=None)
     )
+    # Signatures stay as anonymous rows, so a petition's count does not drop: no subscriber,
+    # no address, name, postal code or comment, and a key no address can match again.
+    for signature_id in db.session.scalars(sa.select(Signature.id).where(_signatures_of(sub))).all():
+        db.session.execute(
+            sa.update(Signature).where(Signature.id == signature_id).values(
+                subscriber_id=None, email="", email_key=f"erased:{signature_id}", name="",
+                postal_code=None, comment=None,
+            )
+        )
     db.session.execute(
         sa.update(SuppressionLift).where(SuppressionLift.email_hash == key).values(detail=None)
     )
+    clickcounts.fold(Click.subscriber_id == sub.id)
+    db.session.execute(sa.delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == sub.id))
     db.session.delete(sub)  # its consent records go with it (cascade)
     log.info("subscriber erased", extra={"subscriber_id": sub_id, "erased_by": by.split(":")[0]})
     return True

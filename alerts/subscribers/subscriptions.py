@@ -12,9 +12,20 @@ from flask import current_app
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ..extensions import db
-from ..models import ConsentRecord, Subscriber, SubscriberStatus, utcnow
+from ..models import (
+    ConsentRecord,
+    SignupAttempt,
+    Subscriber,
+    SubscriberStatus,
+    email_key,
+    new_token_key,
+    utcnow,
+)
 from ..suppressions import is_suppressed
 from .tokens import TokenError, read_confirm_token
+
+# A confirmation link may be waiting for these: a new signup, or a returning one.
+AWAITING_CONFIRMATION = (SubscriberStatus.PENDING, SubscriberStatus.UNSUBSCRIBED)
 
 MAX_EMAIL_LENGTH = 254
 
@@ -45,12 +56,13 @@ class Request:
     ip: str | None
     user_agent: str | None
     source: str = "web-form"
+    at: datetime | None = None  # when it was asked for (a signup decided later); default now
 
 
 def _consent(event: str, req: Request) -> dict:
     return {
         "event": event,
-        "at": utcnow(),
+        "at": req.at or utcnow(),
         "ip": req.ip,
         "user_agent": (req.user_agent or "")[:512] or None,
         "consent_text_version": current_app.config["CONSENT_TEXT_VERSION"],
@@ -74,9 +86,10 @@ def _insert_pending_statement(dialect: str) -> sa.Insert:
         now = sa.bindparam("now", type_=table.c.created_at.type)
         statement = (
             _INSERTS[dialect](table)
-            .values(email=sa.bindparam("new_email"), status=SubscriberStatus.PENDING,
+            .values(email=sa.bindparam("new_email"), email_key=sa.bindparam("key"),
+                    token_key=sa.bindparam("token_key"), status=SubscriberStatus.PENDING,
                     confirm_nonce=sa.bindparam("nonce"), created_at=now, last_confirmation_at=now)
-            .on_conflict_do_nothing(index_elements=["email"])
+            .on_conflict_do_nothing(index_elements=["email_key"])
             .returning(table.c.id)
         )
         _INSERT_PENDING[dialect] = statement
@@ -92,7 +105,8 @@ def _insert_new(email: str, req: Request) -> int | None:
     """
     statement = _insert_pending_statement(db.session.get_bind().dialect.name)
     subscriber_id = db.session.scalar(
-        statement, {"new_email": email, "nonce": secrets.token_hex(16), "now": utcnow()}
+        statement, {"new_email": email, "key": email_key(email), "token_key": new_token_key(),
+                    "nonce": secrets.token_hex(16), "now": utcnow()}
     )
     if subscriber_id is not None:
         db.session.execute(_INSERT_CONSENT, {"subscriber_id": subscriber_id, **_consent("signup", req)})
@@ -104,18 +118,21 @@ def request_subscription(email: str, req: Request) -> int | None:
 
     The caller commits, then enqueues. None covers every case in which no email may go
     out: already confirmed, suppressed, or the address is in its cooldown (which is what
-    stops the form from being used to bomb someone else's inbox).
+    stops the form from being used to bomb someone else's inbox). The address is matched
+    case-folded (`Victim@x.org` is `victim@x.org`: one row, one cooldown).
+
+    An unsubscribed address stays unsubscribed until its owner confirms: a signup typed
+    by anyone else changes nothing but the link that is mailed to it.
     """
     if is_suppressed(email):
         return None
     new_id = _insert_new(email, req)
     if new_id is not None:
         return new_id
-    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+    sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email_key == email_key(email)))
     if sub is None or sub.status == SubscriberStatus.CONFIRMED:
         return None  # (None: erased between the two statements)
-    if sub.status == SubscriberStatus.UNSUBSCRIBED or sub.confirm_nonce is None:
-        sub.status = SubscriberStatus.PENDING
+    if sub.confirm_nonce is None:
         sub.confirm_nonce = secrets.token_hex(16)
     _record(sub, "signup", req)
     db.session.flush()
@@ -147,7 +164,7 @@ def claim_unsent_confirmations(limit: int = 1000) -> list[int]:
     ids = db.session.scalars(
         sa.select(Subscriber.id)
         .where(
-            Subscriber.status == SubscriberStatus.PENDING,
+            Subscriber.status.in_(AWAITING_CONFIRMATION),
             Subscriber.confirm_nonce.is_not(None),
             Subscriber.last_confirmation_at.is_(None),
             Subscriber.created_at > young,
@@ -176,16 +193,37 @@ class ConfirmOutcome:
     ALREADY = "already"  # the link was used before: single use
 
 
-def confirm(token: str, req: Request) -> str:
-    """Confirm the subscriber a token names; raises TokenError for links that can't count."""
+def _confirming(token: str, *, lock: bool) -> tuple[Subscriber, str | None]:
+    """The subscriber a confirmation link names and what pressing its button would do: ALREADY
+    (used to confirm) or None (it would confirm); TokenError for a link that cannot count."""
     claim = read_confirm_token(token)
-    sub = db.session.get(Subscriber, claim.subscriber_id, with_for_update=True)
+    query = sa.select(Subscriber).where(Subscriber.token_key == claim.token_key)
+    sub = db.session.scalar(query.with_for_update() if lock else query)
     if sub is None:
         raise TokenError("invalid")
     if sub.status == SubscriberStatus.CONFIRMED and sub.confirm_nonce is None:
-        return ConfirmOutcome.ALREADY
-    if sub.status != SubscriberStatus.PENDING or sub.confirm_nonce != claim.nonce:
+        return sub, ConfirmOutcome.ALREADY
+    if sub.status not in AWAITING_CONFIRMATION or sub.confirm_nonce != claim.nonce:
         raise TokenError("used")
+    return sub, None
+
+
+def confirm_state(token: str) -> str | None:
+    """What pressing the button would do, read without changing or locking anything."""
+    return _confirming(token, lock=False)[1]
+
+
+def confirm_token_subscriber_id(token: str) -> int | None:
+    """The subscriber a (verified) confirmation link names."""
+    key = read_confirm_token(token).token_key
+    return db.session.scalar(sa.select(Subscriber.id).where(Subscriber.token_key == key))
+
+
+def confirm(token: str, req: Request) -> str:
+    """Confirm the subscriber a token names; raises TokenError for links that can't count."""
+    sub, already = _confirming(token, lock=True)
+    if already:
+        return already
     if is_suppressed(sub.email):
         raise TokenError("invalid")
     sub.status = SubscriberStatus.CONFIRMED
@@ -206,3 +244,44 @@ def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subsc
         sub.confirm_nonce = None
         _record(sub, f"unsubscribe:{via}", req)
     return sub
+
+
+# -- signups as received, decided later -------------------------------------------------
+
+
+def record_attempt(email: str, req: Request) -> int:
+    """What `POST /subscribe` does for every valid address, whatever its state: one INSERT.
+
+    Nothing about the address is read here, so no branch answers faster than another;
+    `take_attempt` (in a task) decides. The caller commits, then queues.
+    """
+    return db.session.scalar(
+        sa.insert(SignupAttempt)
+        .values(email=email, at=utcnow(), ip=req.ip, user_agent=(req.user_agent or "")[:512] or None,
+                source=req.source)
+        .returning(SignupAttempt.id)
+    )
+
+
+def take_attempt(attempt_id: int) -> int | None:
+    """Apply one recorded signup (once: the row is deleted as it is read); the subscriber to
+    mail a confirmation to, or None. The caller commits, then queues."""
+    row = db.session.execute(
+        sa.delete(SignupAttempt)
+        .where(SignupAttempt.id == attempt_id)
+        .returning(SignupAttempt.email, SignupAttempt.ip, SignupAttempt.user_agent,
+                   SignupAttempt.source, SignupAttempt.at)
+    ).first()
+    if row is None:
+        return None  # taken already (a retried task, or the sweep got there first)
+    return request_subscription(
+        row.email, Request(ip=row.ip, user_agent=row.user_agent, source=row.source, at=row.at)
+    )
+
+
+def stale_attempts(older_than_seconds: int = 60, limit: int = 1000) -> list[int]:
+    """Signups whose task never ran (the broker was away when they came): for the sweep."""
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    return list(db.session.scalars(
+        sa.select(SignupAttempt.id).where(SignupAttempt.at < cutoff).order_by(SignupAttempt.id).limit(limit)
+    ))

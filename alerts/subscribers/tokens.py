@@ -1,14 +1,30 @@
-"""Signed links: purpose-bound salts, key rotation, expiry only where the contract wants it."""
+"""Signed links: purpose-bound salts, key rotation, expiry only where the contract wants it.
+
+Every link is bound to the subscriber's random `token_key`, never to their id: a link
+names no sequential number, and it dies with the person (erasure deletes the key), so no
+link can come to control someone who signs up later. Tokens are read strictly: only the
+exact, canonically encoded string that was made verifies (no trailing junk, no other
+spelling of the same signature).
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+import sqlalchemy as sa
 from flask import current_app
-from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
+from itsdangerous.encoding import base64_decode, base64_encode
 
-CONFIRM_SALT = "alerts.confirm.v1"
-UNSUBSCRIBE_SALT = "alerts.unsubscribe.v1"
+from ..extensions import db
+from ..models import Subscriber
+
+CONFIRM_SALT = "alerts.confirm.v2"
+UNSUBSCRIBE_SALT = "alerts.unsubscribe.v2"
+LEGACY_UNSUBSCRIBE_SALT = "alerts.unsubscribe.v1"  # a signed subscriber id, before token keys
+_SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
+_KEY = re.compile(r"^[0-9a-f]{32}$")
 
 
 class TokenError(Exception):
@@ -16,12 +32,12 @@ class TokenError(Exception):
 
     def __init__(self, reason: str):
         super().__init__(reason)
-        self.reason = reason  # "invalid" | "expired"
+        self.reason = reason  # "invalid" | "expired" | "used"
 
 
 @dataclass(frozen=True)
 class ConfirmClaim:
-    subscriber_id: int
+    token_key: str
     nonce: str
 
 
@@ -31,11 +47,30 @@ def _keys() -> list[str]:
     return list(reversed(current_app.config["SECRET_KEYS"]))
 
 
-def make_confirm_token(subscriber_id: int, nonce: str) -> str:
-    return URLSafeTimedSerializer(_keys(), salt=CONFIRM_SALT).dumps([subscriber_id, nonce])
+def _canonical(token: str, segments: int) -> None:
+    """Each dot-separated part is canonical unpadded base64url, or the token is refused.
+
+    (A leading dot is itsdangerous' mark of a compressed payload.)
+    """
+    parts = token.removeprefix(".").split(".")
+    if len(parts) != segments:
+        raise TokenError("invalid")
+    for part in parts:
+        if not _SEGMENT.match(part):
+            raise TokenError("invalid")
+        try:
+            if base64_encode(base64_decode(part)).decode() != part:
+                raise TokenError("invalid")
+        except BadData as exc:  # not base64 at all
+            raise TokenError("invalid") from exc
+
+
+def make_confirm_token(token_key: str, nonce: str) -> str:
+    return URLSafeTimedSerializer(_keys(), salt=CONFIRM_SALT).dumps([token_key, nonce])
 
 
 def read_confirm_token(token: str) -> ConfirmClaim:
+    _canonical(token, 3)
     serializer = URLSafeTimedSerializer(_keys(), salt=CONFIRM_SALT)
     try:
         data = serializer.loads(token, max_age=current_app.config["CONFIRM_MAX_AGE_SECONDS"])
@@ -43,25 +78,56 @@ def read_confirm_token(token: str) -> ConfirmClaim:
         raise TokenError("expired") from exc
     except BadSignature as exc:
         raise TokenError("invalid") from exc
-    if not (isinstance(data, list) and len(data) == 2 and isinstance(data[0], int)):
+    if not (isinstance(data, list) and len(data) == 2 and all(isinstance(v, str) for v in data)
+            and _KEY.match(data[0])):
         raise TokenError("invalid")
-    return ConfirmClaim(subscriber_id=data[0], nonce=str(data[1]))
+    return ConfirmClaim(token_key=data[0], nonce=data[1])
 
 
 def unsubscribe_serializer() -> URLSafeSerializer:
-    """Exposed so a blast builds one serializer and signs thousands of ids with it."""
+    """Exposed so a blast builds one serializer and signs thousands of keys with it."""
     return URLSafeSerializer(_keys(), salt=UNSUBSCRIBE_SALT)
 
 
-def make_unsubscribe_token(subscriber_id: int) -> str:
-    return unsubscribe_serializer().dumps(subscriber_id)
+def make_unsubscribe_token(token_key: str) -> str:
+    return unsubscribe_serializer().dumps(token_key)
 
 
-def read_unsubscribe_token(token: str) -> int:
+def read_unsubscribe_token(token: str) -> str:
+    """The token key an unsubscribe link carries; TokenError when it is not one we made."""
+    _canonical(token, 2)
     try:
         data = unsubscribe_serializer().loads(token)
     except BadSignature as exc:
         raise TokenError("invalid") from exc
-    if not isinstance(data, int):
+    if not (isinstance(data, str) and _KEY.match(data)):
         raise TokenError("invalid")
     return data
+
+
+def subscriber_id_for_key(token_key: str) -> int | None:
+    return db.session.scalar(sa.select(Subscriber.id).where(Subscriber.token_key == token_key))
+
+
+def legacy_unsubscribe_id(token: str) -> int | None:
+    """The subscriber a link from an email sent before token keys names (a signed id).
+
+    Honoured so that every unsubscribe link ever sent keeps working (the law wants them to),
+    but for unsubscribing only, and only for subscribers who were on the list then: an id
+    signed for an erased person can never reach anyone who signed up since.
+    """
+    try:
+        _canonical(token, 2)
+        data = URLSafeSerializer(_keys(), salt=LEGACY_UNSUBSCRIBE_SALT).loads(token)
+    except (TokenError, BadSignature):
+        return None
+    if type(data) is not int or not 0 < data < 2**63:
+        return None
+    return db.session.scalar(
+        sa.select(Subscriber.id).where(Subscriber.id == data, Subscriber.legacy_links.is_(True))
+    )
+
+
+def unsubscribe_subscriber_id(token: str) -> int | None:
+    """The subscriber an unsubscribe link is for; None when they were erased (TokenError if forged)."""
+    return subscriber_id_for_key(read_unsubscribe_token(token))

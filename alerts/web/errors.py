@@ -22,6 +22,14 @@ MESSAGES = {
 }
 
 
+def _too_large() -> str:
+    limit = request.max_content_length
+    # (a no-break space: "1 MB" never splits across lines)
+    size = f"{limit / 1048576:g}\u00a0MB" if limit and limit >= 1048576 else f"{(limit or 0) // 1024}\u00a0KB"
+    return (f"That was more than we can accept: a request here can be at most {size}. "
+            "Please send less, or split a file into smaller ones.")
+
+
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
@@ -41,7 +49,9 @@ def register(app: Flask) -> None:
         if request.path.startswith("/healthz"):
             return exc
         message = MESSAGES.get(code, exc.description)
-        title = "Slow down" if code == 429 else exc.name
+        if code == 413:
+            message = _too_large()
+        title = {429: "Slow down", 413: "Too large to accept"}.get(code, exc.name)
         response = exc.get_response()
         response.data = render_template("error.html", code=code, title=title, message=message)
         response.content_type = "text/html; charset=utf-8"

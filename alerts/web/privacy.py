@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, render_template
+from flask import Blueprint, Response, render_template, request
 
 from ..extensions import db
 from ..models import Subscriber
 from ..subscribers import privacy
-from ..subscribers.tokens import TokenError, read_unsubscribe_token
+from ..subscribers.tokens import TokenError, read_unsubscribe_token, subscriber_id_for_key
 from .forms import ButtonForm
 
 bp = Blueprint("privacy", __name__)
@@ -27,11 +27,16 @@ PRIVATE_HEADERS = {
 }
 
 
+class _Forged(Exception):
+    pass
+
+
 def _subscriber_id(token: str) -> int | None:
+    """The subscriber the link is for; None when erased (the link died with them)."""
     try:
-        return read_unsubscribe_token(token)
-    except TokenError:
-        return None
+        return subscriber_id_for_key(read_unsubscribe_token(token))
+    except TokenError as exc:
+        raise _Forged from exc
 
 
 def _bad_link():
@@ -45,10 +50,11 @@ def _gone():
 
 @bp.get("/unsubscribe/<token>/data.json")
 def data(token: str):
-    sub_id = _subscriber_id(token)
-    if sub_id is None:
+    try:
+        sub_id = _subscriber_id(token)
+    except _Forged:
         return _bad_link()
-    payload = privacy.export_subscriber_data(sub_id)
+    payload = privacy.export_subscriber_data(sub_id) if sub_id is not None else None
     if payload is None:
         return _gone()
     body = json.dumps(payload, indent=2, ensure_ascii=False) + "\n"
@@ -59,12 +65,13 @@ def data(token: str):
 
 @bp.route("/unsubscribe/<token>/erase", methods=["GET", "POST"])
 def erase(token: str):
-    sub_id = _subscriber_id(token)
-    if sub_id is None:
+    try:
+        sub_id = _subscriber_id(token)
+    except _Forged:
         return _bad_link()
     form = ButtonForm()
-    sub = db.session.get(Subscriber, sub_id)
-    if form.validate_on_submit():
+    sub = db.session.get(Subscriber, sub_id) if sub_id is not None else None
+    if request.method == "POST" and form.validate_on_submit():
         if sub is not None:
             privacy.erase_subscriber(sub_id, by="subscriber")
             db.session.commit()

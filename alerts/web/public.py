@@ -3,17 +3,33 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, current_app, jsonify, render_template, request
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn
+from .. import actions, redis_conn, welcome
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
-from ..subscribers import confirmations, subscriptions
-from ..subscribers.tokens import TokenError, read_confirm_token, read_unsubscribe_token
+from ..subscribers import confirmations, preferences, subscriptions
+from ..subscribers.tokens import (
+    TokenError,
+    legacy_unsubscribe_id,
+    unsubscribe_subscriber_id,
+)
+from .preferences import preferences_context
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
@@ -24,6 +40,11 @@ class SubscribeForm(FlaskForm):
     website = StringField("Please leave this field empty")  # the honeypot
 
 
+# The address just posted, kept in the visitor's own (signed) session cookie so the
+# "check your inbox" page can echo it after the redirect, never in a URL or a log.
+SESSION_SIGNUP = "signup_email"
+
+
 def client_request() -> subscriptions.Request:
     return subscriptions.Request(ip=request.remote_addr, user_agent=request.user_agent.string)
 
@@ -31,14 +52,6 @@ def client_request() -> subscriptions.Request:
 @bp.get("/")
 def index():
     return render_template("index.html", actions=actions.open_actions(), form=SubscribeForm())
-
-
-@bp.get("/actions/<slug>")
-def action(slug: str):
-    item = actions.by_slug(slug)
-    if item is None:
-        abort(404)
-    return render_template("action.html", action=item, form=SubscribeForm())
 
 
 def _subscribe_rate_limit() -> str:
@@ -54,20 +67,44 @@ def subscribe():
     if (form.website.data or "").strip():
         # A bot filled the honeypot: it sees the usual answer and nothing happens.
         log.info("honeypot filled from %s", request.remote_addr)
-        return render_template("subscribe_done.html")
+        return _done((form.email.data or "").strip()[:254])
     try:
         email = subscriptions.normalize_email(form.email.data or "")
     except subscriptions.InvalidEmail as exc:
+        session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
         return (
             render_template("index.html", actions=actions.open_actions(), form=form, email_error=str(exc)),
             400,
         )
-    subscriber_id = subscriptions.request_subscription(email, client_request())
-    if subscriber_id is not None:
-        confirmations.queue(subscriber_id)
+    # The same steps and the same page whether the address is new, pending, confirmed,
+    # unsubscribed or suppressed: one row written, one task queued, which decides later.
+    attempt_id = subscriptions.record_attempt(email, client_request())
+    confirmations.queue_signup(attempt_id)
     db.session.commit()
     # The same page whether the address was new, pending, confirmed or unsubscribed.
-    return render_template("subscribe_done.html")
+    return _done(email)
+
+
+def _done(email: str):
+    """Redirect after the POST, so reloading the answer page does not post the form again."""
+    session[SESSION_SIGNUP] = email
+    return redirect(url_for("public.subscribe_done"), code=303)
+
+
+@bp.get("/subscribe")
+def subscribe_done():
+    """The answer page, echoing the address so a typo can be spotted (changes nothing)."""
+    email = session.get(SESSION_SIGNUP)
+    if not email:
+        return redirect(url_for("public.index", _anchor="advocate"))
+    return render_template("subscribe_done.html", email=email)
+
+
+@bp.get("/favicon.ico")
+def favicon():
+    """Browsers ask for it whatever the page says; the icon is an SVG."""
+    icon = Path(current_app.static_folder or "") / "favicon.svg"
+    return icon.read_bytes(), 200, {"Content-Type": "image/svg+xml", "Cache-Control": "max-age=86400"}
 
 
 def _token_error_page(exc: TokenError, kind: str):
@@ -79,17 +116,28 @@ def _token_error_page(exc: TokenError, kind: str):
 @bp.route("/confirm/<token>", methods=["GET", "POST"])
 @csrf.exempt  # the signed token is the credential; there is no session to forge
 def confirm(token: str):
-    if request.method == "GET":
+    if request.method != "POST":  # GET and HEAD (link scanners) only look
         try:
-            read_confirm_token(token)
+            already = subscriptions.confirm_state(token) == subscriptions.ConfirmOutcome.ALREADY
         except TokenError as exc:
             return _token_error_page(exc, "confirm")
-        return render_template("confirm.html", token=token)
+        if already:
+            # A used link says so at once; reading it changes nothing.
+            return render_template("confirmed.html", already=True)
+        return render_template("confirm.html", token=token, topics=preferences.TOPICS)
     try:
         outcome = subscriptions.confirm(token, client_request())
+        if outcome == subscriptions.ConfirmOutcome.CONFIRMED:
+            subscriber_id = subscriptions.confirm_token_subscriber_id(token)
+            preferences.set_topics(subscriber_id, request.form.getlist("topics"))
+            welcome.queue(subscriber_id)  # once per confirmation: the send claims it
     except TokenError as exc:
         db.session.rollback()
         return _token_error_page(exc, "confirm")
+    except preferences.PreferenceError:
+        db.session.rollback()
+        return render_template("confirm.html", token=token, topics=preferences.TOPICS,
+                               error="Choose topics from the list."), 400
     db.session.commit()
     return render_template("confirmed.html", already=outcome == subscriptions.ConfirmOutcome.ALREADY)
 
@@ -97,21 +145,35 @@ def confirm(token: str):
 @bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt  # RFC 8058 one-click comes with no cookie and no form token
 def unsubscribe(token: str):
+    legacy = False
     try:
-        subscriber_id = read_unsubscribe_token(token)
+        subscriber_id = unsubscribe_subscriber_id(token)
     except TokenError as exc:
-        return _token_error_page(exc, "unsubscribe")
-    if request.method == "GET":
-        sub = db.session.get(Subscriber, subscriber_id)
-        return render_template("unsubscribe.html", token=token, subscriber=sub)
+        # A link from an email sent before links were bound to a token key: it still
+        # unsubscribes, but shows no address and leads to no data pages.
+        subscriber_id = legacy_unsubscribe_id(token)
+        if subscriber_id is None:
+            return _token_error_page(exc, "unsubscribe")
+        legacy = True
+    if request.method != "POST":  # GET and HEAD (link scanners) only look
+        if legacy:
+            return render_template("unsubscribe.html", token=token, subscriber=None)
+        sub = db.session.get(Subscriber, subscriber_id) if subscriber_id is not None else None
+        if sub is None:
+            # Erased: there is no address left to unsubscribe or show.
+            return render_template("privacy_gone.html"), 404, {"Cache-Control": "no-store"}
+        return render_template("unsubscribe.html", token=token, subscriber=sub,
+                               **preferences_context(sub))
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
-    subscriptions.unsubscribe(
-        subscriber_id, client_request(), via="one-click" if one_click else "link"
-    )
-    db.session.commit()
+    sub = None
+    if subscriber_id is not None:  # (None: erased; there is no one left to unsubscribe)
+        sub = subscriptions.unsubscribe(
+            subscriber_id, client_request(), via="one-click" if one_click else "link"
+        )
+        db.session.commit()
     if one_click:
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
-    return render_template("unsubscribed.html")
+    return render_template("unsubscribed.html", legacy=legacy, erased=sub is None)
 
 
 @bp.get("/healthz")
@@ -131,3 +193,7 @@ def healthz():
         body = {"status": "unavailable", **{k: f"down: {v}" for k, v in problems.items()}}
         return jsonify(body), 503
     return jsonify(status="ok", database="ok", redis="ok")
+
+
+# The action pages (sign, thank you, confirm a signature) add their routes to `bp`.
+from . import action_pages  # noqa: E402, F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,20 +81,64 @@ def _fresh_schema() -> None:
     upgrade()
 
 
+class _InFlight:
+    """Tasks the session's worker is running: a test's tasks must not spill into the next test."""
+
+    running = 0
+    started = False
+    lock = threading.Lock()
+
+    @classmethod
+    def on_start(cls, **_):
+        with cls.lock:
+            cls.running += 1
+
+    @classmethod
+    def on_end(cls, **_):
+        with cls.lock:
+            cls.running -= 1
+
+    @classmethod
+    def settle(cls, app, timeout: float = 15) -> None:
+        """Wait until the worker has nothing queued and nothing running (only if it runs)."""
+        if not cls.started:
+            return
+        from alerts import redis_conn
+
+        r = redis_conn.client(app.config["REDIS_URL"])
+        queue = app.config["CELERY_TASK_QUEUE"]
+        deadline = time.monotonic() + timeout
+        quiet = 0
+        while time.monotonic() < deadline:
+            busy = cls.running or r.llen(queue)
+            quiet = 0 if busy else quiet + 1
+            if quiet >= 3:  # settled three looks in a row (a task may queue another)
+                return
+            time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def celery_worker(app):
     """A real Celery worker (threads) consuming from real Redis for the whole session."""
+    from celery.signals import task_postrun, task_prerun
+
     import alerts.tasks  # noqa: F401
 
     celery = app.extensions["celery"]
+    task_prerun.connect(_InFlight.on_start, weak=False)
+    task_postrun.connect(_InFlight.on_end, weak=False)
     with start_worker(celery, pool="threads", concurrency=4, perform_ping_check=False,
                       shutdown_timeout=30):
+        _InFlight.started = True
         yield
+        _InFlight.started = False
 
 
 @pytest.fixture(autouse=True)
 def _clean(app, smtp):
-    """Every test starts with empty tables, an empty inbox and fresh rate limits."""
+    """Every test starts with empty tables, an empty inbox and fresh rate limits, once the
+    session's worker has finished what the last test queued."""
+    _InFlight.settle(app)
     with app.app_context():
         for table in reversed(db.metadata.sorted_tables):
             db.session.execute(table.delete())

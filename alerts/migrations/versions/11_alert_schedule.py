@@ -1,13 +1,13 @@
 """Scheduled sends: alerts.scheduled_for; the subscriber list's order as an index
 
 Revision ID: i11_schedule
-Revises: i0_signatures_clicks
+Revises: i10_action_signing
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i11_schedule"
-down_revision = "i0_signatures_clicks"
+down_revision = "i10_action_signing"
 branch_labels = None
 depends_on = None
 

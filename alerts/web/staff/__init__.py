@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, session, url_for
 
+from ...blasts import progress
 from . import auth
 
 bp = Blueprint("staff", __name__, url_prefix="/staff")
@@ -27,6 +28,15 @@ STAFF_CSP = (
 
 
 # -- login, and the gate in front of every other page ------------------------------
+
+
+MAX_PAGE = 1_000_000  # beyond any list here; keeps OFFSET inside the databases' integers
+
+
+def page_number() -> int:
+    """The `page` query argument, 1 when missing or nonsense, never past MAX_PAGE."""
+    page = request.args.get("page", 1, type=int)
+    return min(max(page, 1), MAX_PAGE)
 
 
 def current_staff():
@@ -96,17 +106,19 @@ def format_percent(value: float) -> str:
 
 @bp.app_template_filter("duration")
 def format_duration(seconds: float | None) -> str:
-    """Time left as a person says it; staff.js formats the live values the same way."""
-    if seconds is None:
-        return "—"
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds} s"
-    if seconds < 3600:
-        return f"{round(seconds / 60)} min"
-    return f"{seconds // 3600} h {round(seconds % 3600 / 60)} min"
+    return progress.duration_words(seconds)
 
 
 
 # The view modules: imported last, each adds its routes to `bp`.
-from . import actions, alerts, dashboard, data, login, subscribers, suppressions  # noqa: E402, F401
+from . import (  # noqa: E402, F401
+    actions,
+    alerts,
+    dashboard,
+    data,
+    login,
+    reports,
+    subscribers,
+    suppressions,
+    welcome,
+)

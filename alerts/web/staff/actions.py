@@ -1,24 +1,34 @@
-"""Staff pages for the Action Center's actions: list, create, edit, open/close, reorder."""
+"""Staff pages for the Action Center's actions: list, create, edit, open/close, reorder, signatures."""
 
 from __future__ import annotations
 
-from flask import abort, flash, redirect, render_template, request, url_for
+from datetime import UTC, datetime
+
+from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
 
 from ... import actions as catalog
+from ...actions import records, signing
 from ...extensions import db
 from ...models import Action
-from . import bp
-from .forms import ActionForm
+from ...subscribers import preferences
+from . import PER_PAGE, bp
+from .forms import ActionForm, SignerImportForm
+
+DAYS_SHOWN = 60
 
 
 def _save_action(form: ActionForm, action: Action | None) -> Action | None:
     """Apply a validated form; None (with the problem on the form) when it cannot be saved."""
     try:
-        return catalog.save(
+        saved = catalog.save(
             action, title=form.title.data, slug=form.slug.data, summary=form.summary.data,
             call_to_action=form.call_to_action.data, kind=form.kind.data, url=form.url.data,
-            is_open=form.is_open.data,
+            is_open=form.is_open.data, body=form.body.data, target=form.target.data,
+            pledge_text=form.pledge_text.data, goal=form.goal.data,
+            allow_comments=form.allow_comments.data, requires_confirmation=form.requires_confirmation.data,
         )
+        saved.topics = preferences.clean_topics(form.topics.data)
+        return saved
     except catalog.ActionError as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return None
@@ -37,7 +47,8 @@ def _action_page(form: ActionForm, action: Action | None):
 
 @bp.get("/actions")
 def actions():
-    return render_template("staff/actions.html", actions=catalog.ordered_actions())
+    return render_template("staff/actions.html", actions=catalog.ordered_actions(),
+                           counts=signing.counts_by_action())
 
 
 @bp.route("/actions/new", methods=["GET", "POST"])
@@ -71,4 +82,44 @@ def action_move(action_id: int):
     db.session.commit()
     return redirect(url_for("staff.actions", _anchor=f"action-{action_id}"), code=303)
 
+
+def _signatures_page(action: Action, import_form: SignerImportForm, report=None, status: int = 200):
+    q = " ".join(request.args.get("q", "").split())[:254]
+    page = request.args.get("page", 1, type=int)
+    pagination = db.paginate(records.search(action.id, q), page=page, per_page=PER_PAGE, error_out=False)
+    days = records.by_day(action.id)[-DAYS_SHOWN:]
+    count = signing.count(action.id)
+    return render_template(
+        "staff/action_signatures.html", action=action, pagination=pagination, q=q,
+        days=days, day_max=max((n for _, n in days), default=0), sources=records.by_source(action.id),
+        count=count, goal=signing.goal_for(action, count), import_form=import_form, report=report,
+    ), status
+
+
+@bp.get("/actions/<int:action_id>/signatures")
+def action_signatures(action_id: int):
+    return _signatures_page(db.get_or_404(Action, action_id), SignerImportForm())
+
+
+@bp.get("/actions/<int:action_id>/signatures.csv")
+def action_signatures_csv(action_id: int):
+    action = db.get_or_404(Action, action_id)
+    name = f"signatures-{action.slug[:60]}-{datetime.now(UTC):%Y-%m-%d}.csv"
+    return Response(stream_with_context(records.export_csv(action.id)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@bp.post("/actions/<int:action_id>/signatures/import")
+def action_signatures_import(action_id: int):
+    action = db.get_or_404(Action, action_id)
+    form = SignerImportForm()
+    if not form.validate_on_submit():
+        return _signatures_page(action, form, status=400)
+    try:
+        report = records.import_signers(action, form.file.data.stream)
+    except records.SignerFileError as exc:
+        form.file.errors = [f"{exc}; nothing was imported."]
+        return _signatures_page(action, form, status=400)
+    flash(f"Imported signers into “{action.title}”: {report.summary()}.", "success")
+    return _signatures_page(action, SignerImportForm(), report=report)
 

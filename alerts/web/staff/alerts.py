@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import smtplib
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-from flask import (
-    current_app,
-    flash,
-    jsonify,
-    make_response,
-    redirect,
-    render_template,
-    request,
-    url_for,
-)
+from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
+from ... import audiences
 from ...actions import ordered_actions
-from ...blasts import content, control, progress, scheduling, sending, state
+from ...blasts import abtest, compose, content, control, progress, scheduling, sending, state
 from ...blasts.compose import ComposeError, save_alert
+from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from ...extensions import db
 from ...mail.smtp import MailConfigError
-from ...models import Alert, AlertState
-from . import PER_PAGE, bp, current_staff, org_zone
-from .forms import AlertForm, LaunchForm, ScheduleForm, SendTestForm
+from ...models import AbTest, Action, Alert, AlertState, Subscriber
+from ...subscribers.preferences import TOPICS
+from . import PER_PAGE, bp, current_staff, org_zone, page_number
+from .forms import AlertForm, LaunchForm, ReminderForm, ScheduleForm, SendTestForm
+
+# Rules the compose page does not show but keeps (a reminder's "those sent alert N").
+KEPT_RULES = ("received_alert", "except_clickers_of")
 
 log = logging.getLogger(__name__)
 
@@ -55,9 +53,84 @@ def _alert_form(alert: Alert | None) -> AlertForm:
             "intro_md": alert.intro_md,
             "actions": [a.slug for a in alert.actions],
         }
+    rules = (alert.audience or {}) if alert else {}
+    initial.update({
+        "only_signers_of": rules.get("only_signers_of", []),
+        "except_signers_of": rules.get("except_signers_of", []),
+        "topics": rules.get("topics", []),
+        "joined_after": rules.get("joined_after", ""),
+        "joined_before": rules.get("joined_before", ""),
+        "source": rules.get("source", ""),
+        "engagement": ("" if not rules.get("engaged_days") else
+                       "engaged" if rules.get("engaged", True) else "not-engaged"),
+        "engaged_days": str(rules.get("engaged_days") or 90),
+        "include_acted": rules.get("include_acted", False),
+    })
+    test = db.session.get(AbTest, alert.id) if alert else None
+    if test is not None:
+        variants = test.variants
+        initial.update(subject_b=variants[1]["subject"], from_name_a=variants[0].get("from_name") or "",
+                       from_name_b=variants[1].get("from_name") or "", ab_sample=str(test.sample_pct),
+                       ab_wait=str(test.wait_minutes), ab_metric=test.metric)
     form = AlertForm(data=initial)
     form.actions.choices = choices
+    every = [SelectChoice(a.slug, a.title) for a in ordered_actions()]
+    form.only_signers_of.choices = every
+    form.except_signers_of.choices = every
+    form.topics.choices = [SelectChoice(slug, label) for slug, label in TOPICS]
+    sources = db.session.scalars(sa.select(Subscriber.source).where(Subscriber.source.is_not(None))
+                                 .distinct().order_by(Subscriber.source).limit(200))
+    form.source.choices = [SelectChoice("", "Any source"), *(SelectChoice(x, x) for x in sources)]
+    if rules.get("source") and rules["source"] not in [c.value for c in form.source.choices]:
+        form.source.choices.append(SelectChoice(rules["source"], rules["source"]))
+    form.saved_audience.choices = [SelectChoice("", "—"), *(
+        SelectChoice(str(a.id), a.name, render_kw={"data-rules": json.dumps(a.rules)})
+        for a in audiences.saved_audiences())]
     return form
+
+
+def _rules_from(values, alert: Alert | None) -> dict:
+    """The compose form's audience fields (or the live count's query) as rules."""
+    engagement = values.get("engagement") or ""
+    rules = {
+        "only_signers_of": values.getlist("only_signers_of"),
+        "except_signers_of": values.getlist("except_signers_of"),
+        "topics": values.getlist("topics"),
+        "joined_after": values.get("joined_after"),
+        "joined_before": values.get("joined_before"),
+        "source": values.get("source"),
+        "engaged_days": values.get("engaged_days") if engagement else None,
+        "engaged": engagement != "not-engaged",
+        "include_acted": values.get("include_acted") in ("y", "on", "true", "1"),
+    }
+    for key in KEPT_RULES:
+        if alert is not None and (alert.audience or {}).get(key) is not None:
+            rules[key] = alert.audience[key]
+    return rules
+
+
+def _linked(slugs: list[str]) -> list[int]:
+    if not slugs:
+        return []
+    return list(db.session.scalars(sa.select(Action.id).where(Action.slug.in_(slugs), Action.is_open)))
+
+
+def _number(value: str | None, name: str) -> int | None:
+    try:
+        return int(value) if value not in (None, "") else None
+    except ValueError:
+        raise abtest.AbTestError(f"{name} must be a whole number") from None
+
+
+def _save_ab(alert: Alert, form: AlertForm) -> None:
+    if not (form.subject_b.data or "").strip():
+        abtest.remove(alert.id)
+        return
+    abtest.configure(alert, subjects=[alert.subject, form.subject_b.data],
+                     from_names=[form.from_name_a.data, form.from_name_b.data],
+                     sample_pct=_number(form.ab_sample.data, "the A/B sample"),
+                     wait_minutes=_number(form.ab_wait.data, "the A/B wait"),
+                     metric=form.ab_metric.data or "clicks")
 
 
 def _compose_page(alert: Alert | None):
@@ -75,8 +148,13 @@ def _compose_page(alert: Alert | None):
                 preheader=form.preheader.data or "",
                 action_slugs=form.actions.data,
                 created_by=current_staff().email,
+                audience=_rules_from(request.form, alert),
             )
-        except ComposeError as exc:
+            _save_ab(saved, form)
+            if (form.save_as.data or "").strip():
+                audiences.save_audience(form.save_as.data, audiences.parse(saved.audience),
+                                        current_staff().email)
+        except (ComposeError, abtest.AbTestError, audiences.AudienceError) as exc:
             db.session.rollback()
             error = str(exc)
         else:
@@ -84,15 +162,51 @@ def _compose_page(alert: Alert | None):
             flash("Draft saved. Check the preview, send yourself a test, then send it.", "success")
             return redirect(url_for("staff.alert", alert_id=saved.id), code=303)
     status = 400 if request.method == "POST" else 200
-    return render_template("staff/compose.html", form=form, alert=alert, error=error), status
+    chosen = alert.actions if alert else [a for a in ordered_actions() if a.is_open]
+    tagged = {t for a in chosen for t in (a.topics or [])}
+    action_topics = [label for slug, label in TOPICS if slug in tagged]
+    return render_template("staff/compose.html", form=form, alert=alert, error=error,
+                           audience=_audience_of(alert), action_topics=action_topics), status
+
+
+def _audience_of(alert: Alert | None) -> dict:
+    """The size and the words for a draft's stored audience (or an error naming the bad rule)."""
+    try:
+        rules = audiences.parse(alert.audience if alert else None)
+    except audiences.AudienceError as exc:
+        return {"error": str(exc), "size": 0}
+    linked = audiences.linked_action_ids(alert) if alert else _linked(
+        [a.slug for a in ordered_actions() if a.is_open])
+    size = audiences.size(rules, linked)
+    description = audiences.describe(rules, linked)
+    return {"size": size, "description": description, "rules": rules.to_json(),
+            "words": audiences.sentence(size, description)}
+
+
+@bp.get("/alerts/audience.json")
+def alert_audience():
+    """The live count on the compose page: the size of the audience the form describes now."""
+    alert = db.session.get(Alert, request.args.get("alert_id", type=int) or 0)
+    try:
+        rules = audiences.parse(_rules_from(request.args, alert))
+    except audiences.AudienceError as exc:
+        return jsonify(error=str(exc)), 400
+    linked = _linked(request.args.getlist("actions"))
+    size = audiences.size(rules, linked)
+    description = audiences.describe(rules, linked)
+    return jsonify(size=size, rules=rules.to_json(), description=description,
+                   words=audiences.sentence(size, description))
 
 
 @bp.get("/alerts")
 def alerts():
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     query = sa.select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc())
     pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
-    return render_template("staff/alerts.html", pagination=pagination)
+    return render_template(
+        "staff/alerts.html", pagination=pagination,
+        counts=progress.counts_by_alert([a.id for a in pagination.items]),
+    )
 
 
 @bp.route("/alerts/new", methods=["GET", "POST"])
@@ -125,10 +239,14 @@ def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: in
         alert=item,
         status=status,
         test_form=test_form,
+        recipients=state.recipient_count(item) if item.state == AlertState.DRAFT else None,
+        audience=_audience_of(item),
+        included=content.rendered_actions(item),
+        send_blocked=_send_blocked(),
+        ab=db.session.get(AbTest, item.id),
+        remind_form=ReminderForm(data={"subject": f"Reminder: {item.subject}"[:200]}),
         schedule_form=schedule_form,
         org_timezone=current_app.config["ORG_TIMEZONE"],
-        recipients=state.recipient_count() if item.state == AlertState.DRAFT else None,
-        included=content.rendered_actions(item),
     ), code
 
 
@@ -158,6 +276,31 @@ def alert_unschedule(alert_id: int):
                     "nothing is sent until you send or schedule it.")
 
 
+@bp.post("/alerts/<int:alert_id>/remind")
+def alert_remind(alert_id: int):
+    """Remind those who did not act: a new draft to the same recipients minus signers."""
+    item = db.get_or_404(Alert, alert_id)
+    form = ReminderForm()
+    if not form.validate_on_submit():
+        flash("Reminder not made: " + " ".join(e for errs in form.errors.values() for e in errs), "error")
+        return redirect(url_for("staff.alert", alert_id=item.id, _anchor="remind"), code=303)
+    try:
+        draft = compose.reminder(item.id, minus_clickers=form.minus_clickers.data,
+                                 created_by=current_staff().email, subject=form.subject.data)
+    except ComposeError as exc:
+        db.session.rollback()
+        flash(f"Reminder not made: {exc}.", "error")
+        return redirect(url_for("staff.alert", alert_id=item.id, _anchor="remind"), code=303)
+    db.session.commit()
+    flash("Reminder drafted for those who did not act. Check it, then send it.", "success")
+    return redirect(url_for("staff.alert", alert_id=draft.id), code=303)
+
+
+def _send_blocked() -> str | None:
+    """Why no blast may start here at all (said before anyone presses Send), or None."""
+    return POSTAL_ADDRESS_REQUIRED if postal_address_missing(current_app.config) else None
+
+
 @bp.get("/alerts/<int:alert_id>/preview.html")
 def alert_preview_html(alert_id: int):
     rendered = content.preview(db.get_or_404(Alert, alert_id))
@@ -185,7 +328,8 @@ def alert_preview_text(alert_id: int):
 def alert_test(alert_id: int):
     item = db.get_or_404(Alert, alert_id)
     form = SendTestForm()
-    back = redirect(url_for("staff.alert", alert_id=item.id, _anchor="test"), code=303)
+    # To the top of the page, where the answer is shown (the form is right below it).
+    back = redirect(url_for("staff.alert", alert_id=item.id), code=303)
     if not form.validate_on_submit():
         flash("Test not sent: " + " ".join(e for errs in form.errors.values() for e in errs), "error")
         return back
@@ -211,7 +355,7 @@ def alert_send(alert_id: int):
     if item.state != AlertState.DRAFT:
         flash(f"This alert is {item.state}; only a draft can be sent.", "error")
         return back
-    recipients = state.recipient_count()
+    recipients = state.recipient_count(item)
     form = LaunchForm()
     if request.method == "POST" and form.validate_on_submit():
         if recipients == 0:
@@ -229,7 +373,8 @@ def alert_send(alert_id: int):
     status = 400 if request.method == "POST" else 200
     return render_template(
         "staff/send.html", alert=item, form=form, recipients=recipients,
-        included=content.rendered_actions(item),
+        included=content.rendered_actions(item), send_blocked=_send_blocked(),
+        audience=_audience_of(item), ab=db.session.get(AbTest, item.id),
     ), status
 
 

@@ -1,4 +1,13 @@
-"""Staff sessions: who is logged in, for how long, and the per-account lockout after failed logins."""
+"""Staff sessions: who is logged in, for how long, and the lockout after failed logins.
+
+A session is revocable on the server: the cookie carries the account's `session_epoch`,
+checked on every request, and logout, a password change or a lockout bump it, which ends
+every session of that account at once (a copied cookie is dead after logout).
+
+The lockout is per (account, IP): five failures from one address lock that account for
+that address only, so nobody can lock a staff member out by failing on purpose from
+elsewhere; the per-IP rate limit on the login form bounds guessing from each address.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +19,7 @@ import redis
 from flask import current_app, g, session
 
 from ... import redis_conn
+from ...accounts import end_sessions
 from ...extensions import db
 from ...models import StaffUser, email_hash
 
@@ -17,6 +27,7 @@ log = logging.getLogger(__name__)
 
 SESSION_USER = "staff_id"
 SESSION_LOGIN_AT = "staff_login_at"
+SESSION_EPOCH = "staff_epoch"
 
 
 # -- the session -----------------------------------------------------------------------
@@ -28,9 +39,14 @@ def login(user: StaffUser) -> None:
     session.permanent = True
     session[SESSION_USER] = user.id
     session[SESSION_LOGIN_AT] = int(time.time())
+    session[SESSION_EPOCH] = user.session_epoch
 
 
 def logout() -> None:
+    """Ends this session and, on the server, every other of the account (the caller commits)."""
+    user = current_staff()
+    if user is not None:
+        end_sessions(user.id)
     session.clear()
     g.pop("staff", None)
 
@@ -55,6 +71,8 @@ def current_staff() -> StaffUser | None:
     user_id = session.get(SESSION_USER)
     if isinstance(user_id, int) and not session_expired():
         user = db.session.get(StaffUser, user_id)
+        if user is not None and session.get(SESSION_EPOCH) != user.session_epoch:
+            user = None  # revoked: logged out elsewhere, password changed, or locked
     g.staff = user
     return user
 
@@ -80,27 +98,27 @@ def _redis() -> redis.Redis:
     return clients[url]
 
 
-def _key(kind: str, email: str) -> str:
+def _key(kind: str, email: str, ip: str | None) -> str:
     prefix = current_app.config.get("RATELIMIT_KEY_PREFIX", "")
-    return f"{prefix}:staff-login:{kind}:{email_hash(email)}"
+    return f"{prefix}:staff-login:{kind}:{email_hash(email)}:{ip or '-'}"
 
 
-def lockout_seconds_left(email: str) -> int:
-    """How long this account stays locked; 0 when it is not (or Redis cannot say)."""
+def lockout_seconds_left(email: str, ip: str | None) -> int:
+    """How long this account stays locked for this IP; 0 when it is not (or Redis cannot say)."""
     try:
-        ttl = _redis().ttl(_key("lock", email))
+        ttl = _redis().ttl(_key("lock", email, ip))
     except redis.RedisError:
         log.warning("login lockout check skipped: Redis unavailable", exc_info=True)
         return 0
     return max(int(ttl), 0)
 
 
-def record_failure(email: str) -> bool:
-    """Count a failed login for this address; True when that failure locked the account."""
+def record_failure(email: str, ip: str | None) -> bool:
+    """Count a failed login for this account from this IP; True when that failure locked it."""
     cfg = current_app.config
     window = cfg["STAFF_LOCKOUT_WINDOW_SECONDS"]
     limit = cfg["STAFF_LOCKOUT_FAILURES"]
-    fail_key = _key("fail", email)
+    fail_key = _key("fail", email, ip)
     try:
         pipe = _redis().pipeline()
         pipe.set(fail_key, 0, ex=window, nx=True)  # the window starts at the first failure
@@ -108,7 +126,7 @@ def record_failure(email: str) -> bool:
         failures = pipe.execute()[1]
         if failures >= limit:
             pipe = _redis().pipeline()
-            pipe.set(_key("lock", email), 1, ex=cfg["STAFF_LOCKOUT_SECONDS"])
+            pipe.set(_key("lock", email, ip), 1, ex=cfg["STAFF_LOCKOUT_SECONDS"])
             pipe.delete(fail_key)
             pipe.execute()
             log.warning("staff login locked after %d failures (account hash %s)",
@@ -119,8 +137,8 @@ def record_failure(email: str) -> bool:
     return False
 
 
-def clear_failures(email: str) -> None:
+def clear_failures(email: str, ip: str | None) -> None:
     try:
-        _redis().delete(_key("fail", email))
+        _redis().delete(_key("fail", email, ip))
     except redis.RedisError:
         log.warning("could not clear login failures: Redis unavailable", exc_info=True)

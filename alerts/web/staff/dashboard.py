@@ -7,6 +7,8 @@ from flask import render_template
 
 from ...extensions import db
 from ...models import Action, Alert, Subscriber, SubscriberStatus
+from ...reports import alert_report, charts
+from ...reports import dashboard as series
 from . import bp
 
 
@@ -29,7 +31,31 @@ def dashboard():
         sa.select(sa.func.count()).select_from(Action).where(Action.is_open.is_(True))
     )
     return render_template(
-        "staff/dashboard.html", counts=subscriber_counts(), alerts=recent, open_actions=open_actions
+        "staff/dashboard.html", counts=subscriber_counts(), alerts=recent, open_actions=open_actions,
+        **dashboard_charts(),
     )
+
+
+def dashboard_charts() -> dict:
+    """The series for the last 30 days, drawn as SVG here; the figures also appear as text."""
+    days = series.window()
+    size = series.list_size(days)
+    confirmed = series.confirmations(days)
+    unsubscribed = series.unsubscribes(days)
+    return {
+        "days": series.DAYS,
+        "list_size": size,
+        "list_size_chart": charts.line(days, size.values, "Confirmed subscribers at the end of each day"),
+        "confirmations": confirmed,
+        "confirmations_chart": charts.bars(days, confirmed.values, "Confirmations per day"),
+        "unsubscribes": unsubscribed,
+        "unsubscribes_chart": charts.bars(days, unsubscribed.values, "Unsubscribes per day"),
+        "sources": series.signups_by_source(days),
+        "signatures": [
+            (action, s, charts.spark(days, s.values, f"Signatures per day for {action.title}"))
+            for action, s in series.signatures_per_action(days)
+        ],
+        "funnels": alert_report.funnels(),
+    }
 
 

@@ -6,28 +6,76 @@ The views join the staff blueprint, so its login gate and security headers apply
 from __future__ import annotations
 
 import json
+import re
+import secrets
+import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import sqlalchemy as sa
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_wtf import FlaskForm
-from flask_wtf.file import FileField, FileRequired
-from wtforms import BooleanField, RadioField, SelectChoice, StringField
+from flask_wtf.file import FileField
+from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from ...extensions import db
-from ...models import Alert, Delivery, Subscriber, SubscriberStatus, Suppression, email_hash
+from ...models import Alert, Delivery, Subscriber, SubscriberStatus
+from ...reports import history
 from ...subscribers import exporting, importing, privacy
 from ..forms import ButtonForm
+from ..security import allows_large_upload
 from . import auth, bp
 
 REPORT_ROWS_SHOWN = 200
 DELIVERIES_SHOWN = 100
+# A dry run keeps the uploaded file this long, so "Import for real" needs no second upload.
+KEPT_SECONDS = 24 * 3600
+KEPT_NAME = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+
+
+def _kept_dir() -> Path:
+    return Path(current_app.instance_path) / "imports"
+
+
+def _kept_path(name: str | None) -> Path | None:
+    """The file a dry run kept under this name, if the name is one of ours and it is still there."""
+    if not name or not KEPT_NAME.match(name):
+        return None
+    path = _kept_dir() / f"{name}.csv"
+    return path if path.is_file() else None
+
+
+def _keep(stream) -> str:
+    """Keep an uploaded file for the real import; forget files older than KEPT_SECONDS."""
+    folder = _kept_dir()
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("*.csv"):
+        if old.stat().st_mtime < time.time() - KEPT_SECONDS:
+            old.unlink(missing_ok=True)
+    name = secrets.token_urlsafe(24)
+    stream.seek(0)
+    with open(folder / f"{name}.csv", "wb") as out:
+        while piece := stream.read(1 << 20):
+            out.write(piece)
+    (folder / f"{name}.csv").chmod(0o600)
+    return name
 
 
 class ImportForm(FlaskForm):
-    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file to import.")],
-                     description="UTF-8 CSV with a header row that names the email column.")
+    file = FileField("CSV file", description="UTF-8 CSV with a header row that names the email column.")
+    kept = HiddenField()  # a file a dry run kept: "Import for real" sends its name, not the file
+    kept_filename = HiddenField()
     consent = RadioField(
         "How did these people consent?",
         choices=[
@@ -54,6 +102,11 @@ class ImportForm(FlaskForm):
     dry_run = BooleanField("Dry run: check the file and show what would happen, change nothing",
                            default=True)
 
+    def validate_file(self, field) -> None:
+        if not field.data and _kept_path(self.kept.data) is None:
+            raise ValidationError("Choose a CSV file to import." if not self.kept.data else
+                                  "The checked file is no longer kept; choose it again.")
+
     def validate_source(self, field) -> None:
         if self.consent.data == importing.DOCUMENTED and not (field.data or "").strip():
             raise ValidationError(
@@ -65,6 +118,7 @@ class ImportForm(FlaskForm):
 
 
 @bp.route("/subscribers/import", methods=["GET", "POST"])
+@allows_large_upload
 def data_import():
     form = ImportForm()
     if not form.validate_on_submit():
@@ -75,18 +129,33 @@ def data_import():
         mapping["email"] = form.email_column.data.strip()
     if form.source_column.data:
         mapping["source"] = form.source_column.data.strip()
+    kept = None if form.file.data else _kept_path(form.kept.data)
+    filename = form.file.data.filename if form.file.data else (form.kept_filename.data or "the file")
     try:
-        report = importing.import_file(
-            form.file.data.stream, consent=form.consent.data, source=form.source.data,
-            mapping=mapping, dry_run=form.dry_run.data,
-        )
+        if kept is not None:
+            with open(kept, "rb") as stream:
+                report = _run_import(stream, form, mapping)
+        else:
+            report = _run_import(form.file.data.stream, form, mapping)
     except importing.ImportFileError as exc:
         form.file.errors = [str(exc)]
         return render_template("staff/data_import.html", form=form), 400
+    keep_as = None
+    if report.dry_run:
+        keep_as = form.kept.data if kept is not None else _keep(form.file.data.stream)
+    elif kept is not None:
+        kept.unlink(missing_ok=True)  # imported: nothing to keep any longer
     return render_template(
-        "staff/data_import_report.html", report=report, filename=form.file.data.filename,
-        problems=report.problems[:REPORT_ROWS_SHOWN], reasons=importing.REASONS,
+        "staff/data_import_report.html", report=report, filename=filename, form=form,
+        keep_as=keep_as, problems=report.problems[:REPORT_ROWS_SHOWN], reasons=importing.REASONS,
         rejected_reasons=importing.REJECTED,
+    )
+
+
+def _run_import(stream, form: ImportForm, mapping: dict[str, str]) -> importing.ImportReport:
+    return importing.import_file(
+        stream, consent=form.consent.data, source=form.source.data, mapping=mapping,
+        dry_run=form.dry_run.data,
     )
 
 
@@ -126,12 +195,10 @@ def data_subscriber(subscriber_id: int):
     delivery_count = db.session.scalar(
         sa.select(sa.func.count()).select_from(Delivery).where(Delivery.subscriber_id == sub.id)
     )
-    suppression = db.session.scalar(
-        sa.select(Suppression).where(Suppression.email_hash == email_hash(sub.email))
-    )
+    suppression, why = history.suppression_reason(sub) or (None, None)
     return render_template(
         "staff/data_subscriber.html", sub=sub, deliveries=deliveries, delivery_count=delivery_count,
-        suppression=suppression,
+        suppression=suppression, suppressed_why=why, events=history.for_subscriber(sub),
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from flask_wtf import FlaskForm
+from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
     HiddenField,
+    IntegerField,
     PasswordField,
     SelectChoice,
     SelectField,
@@ -16,8 +18,10 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
+
+from ...subscribers.preferences import TOPICS
 
 # Loose on purpose: staff addresses like staff@localhost (dev mode) must work for test sends.
 ADDRESS = Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address like name@example.org.")
@@ -27,6 +31,11 @@ def web_address(form, field) -> None:
     parts = urlsplit(field.data or "")
     if parts.scheme not in ("http", "https") or not parts.netloc or " " in field.data:
         raise ValidationError("Enter a full address starting with https://")
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
 
 
 class LoginForm(FlaskForm):
@@ -68,8 +77,9 @@ class ActionForm(FlaskForm):
         "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge")]
     )
     url = StringField(
-        "Link (optional)",
-        description="Where the button goes; leave blank for the action's own page here.",
+        "Hosted elsewhere at (optional)",
+        description="For an action signed on another site: its address. Alerts and the Action Center "
+        "link there, and its signers can be imported on the signatures page. Blank: signed here.",
         validators=[
             Optional(),
             Length(max=500),
@@ -77,17 +87,38 @@ class ActionForm(FlaskForm):
         ],
     )
     is_open = BooleanField("Open (listed on the Action Center and in new alerts)", default=True)
+    topics = MultiCheckboxField(
+        "Topics", choices=[SelectChoice(slug, label) for slug, label in TOPICS],
+        description="What it is about: alerts can then be sent to those who chose these topics.")
+    target = StringField(
+        "Target (optional)", description="Whom it addresses, e.g. “Mayor Adams” or “Congress”.",
+        validators=[Optional(), Length(max=200)],
+    )
+    body = TextAreaField(
+        "Full text", description="What the action's page says. Blank lines separate paragraphs; "
+        "the summary is used when this is empty.", render_kw={"rows": 6},
+        validators=[Length(max=20_000)],
+    )
+    pledge_text = TextAreaField(
+        "Pledge text (pledges)", description="The words a signer commits to, shown above the button.",
+        render_kw={"rows": 3}, validators=[Length(max=2000)],
+    )
+    goal = IntegerField(
+        "Goal (optional)", description="Signatures to aim for; blank shows the next round number.",
+        validators=[Optional(), NumberRange(min=1, max=100_000_000,
+                                            message="Enter a whole number of signatures, 1 or more.")],
+    )
+    allow_comments = BooleanField("Let signers add a comment")
+    requires_confirmation = BooleanField(
+        "A signature counts only once its address confirms by email "
+        "(signatures from an alert's link count at once)"
+    )
 
 
 def at_least_one(form, field) -> None:
     """Not InputRequired: its `required` flag would make a browser demand every checkbox."""
     if not field.data:
         raise ValidationError("Choose at least one action.")
-
-
-class MultiCheckboxField(SelectMultipleField):
-    widget = ListWidget(prefix_label=False)
-    option_widget = CheckboxInput()
 
 
 class AlertForm(FlaskForm):
@@ -107,6 +138,38 @@ class AlertForm(FlaskForm):
         render_kw={"rows": 10},
     )
     actions = MultiCheckboxField("Actions", validators=[at_least_one])
+    # The audience: names match the rule keys of alerts/audiences/rules.py.
+    saved_audience = SelectField("Start from a saved audience", choices=[], validate_choice=False)
+    only_signers_of = MultiCheckboxField("Only those who signed", validate_choice=False)
+    except_signers_of = MultiCheckboxField("Leave out those who signed", validate_choice=False)
+    topics = MultiCheckboxField("Topics", validate_choice=False)
+    joined_after = StringField("Joined on or after", render_kw={"type": "date"})
+    joined_before = StringField("Joined before", render_kw={"type": "date"})
+    source = SelectField("Signup source", choices=[], validate_choice=False)
+    engagement = SelectField("Engagement", choices=[
+        SelectChoice("", "Anyone"), SelectChoice("engaged", "Clicked or signed in the last"),
+        SelectChoice("not-engaged", "Neither clicked nor signed in the last")], validate_choice=False)
+    engaged_days = StringField("days", default="90", render_kw={"type": "number", "min": 1, "max": 3650})
+    include_acted = BooleanField("Also send to those who already signed every action in this alert")
+    save_as = StringField("Save these rules as", description="Optional: a name to reuse this audience.",
+                          validators=[Length(max=120)])
+    # A/B subject test (optional)
+    subject_b = StringField("Subject B", validators=[Length(max=200)],
+                            description="Fill in to test two subjects on a sample before the rest.")
+    from_name_a = StringField("From name A (optional)", validators=[Length(max=80)])
+    from_name_b = StringField("From name B (optional)", validators=[Length(max=80)])
+    ab_sample = StringField("Sample per subject, %", default="10",
+                            render_kw={"type": "number", "min": 1, "max": 33})
+    ab_wait = StringField("Pick the winner after, minutes", default="240",
+                          render_kw={"type": "number", "min": 1})
+    ab_metric = SelectField("Winner by", choices=[SelectChoice("clicks", "Click rate"),
+                                                  SelectChoice("signatures", "Signature rate")],
+                          default="clicks", validate_choice=False)
+
+
+class ReminderForm(FlaskForm):
+    subject = StringField("Subject", validators=[DataRequired("The subject is required."), Length(max=200)])
+    minus_clickers = BooleanField("Also leave out those who clicked but did not sign")
 
 
 class SendTestForm(FlaskForm):
@@ -129,3 +192,9 @@ class ScheduleForm(FlaskForm):
                                       message="Enter a date and time like 2026-12-01 09:00.")],
         render_kw={"type": "datetime-local"},
     )
+
+
+class SignerImportForm(FlaskForm):
+    file = FileField("CSV of signers", validators=[FileRequired("Choose a CSV file to import.")],
+                     description="UTF-8 CSV with a header row naming at least email; name, first name, "
+                     "last name, zip or postal code, comment and date are used when present.")

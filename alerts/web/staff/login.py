@@ -6,7 +6,7 @@ import logging
 
 from flask import current_app, flash, redirect, render_template, request, url_for
 
-from ...accounts import check_password
+from ...accounts import check_password, end_sessions_for
 from ...extensions import db, limiter
 from . import auth, bp
 from .forms import LoginForm
@@ -38,17 +38,21 @@ def login():
     if not form.validate_on_submit():
         return render_template("staff/login.html", form=form), 400
     email = form.email.data.strip().lower()
-    if seconds := auth.lockout_seconds_left(email):
+    ip = request.remote_addr
+    if seconds := auth.lockout_seconds_left(email, ip):
         return _locked_page(form, seconds)
     user = check_password(email, form.password.data)
     if user is None:
-        if auth.record_failure(email):
-            seconds = auth.lockout_seconds_left(email) or current_app.config["STAFF_LOCKOUT_SECONDS"]
+        if auth.record_failure(email, ip):
+            # Whoever may hold a session of this account (a stolen cookie) is logged out too.
+            end_sessions_for(email)
+            db.session.commit()
+            seconds = auth.lockout_seconds_left(email, ip) or current_app.config["STAFF_LOCKOUT_SECONDS"]
             return _locked_page(form, seconds)
         log.info("failed staff login from %s", request.remote_addr)
         return render_template("staff/login.html", form=form, error=BAD_LOGIN), 401
     db.session.commit()  # the login time, and a rehashed password
-    auth.clear_failures(email)
+    auth.clear_failures(email, ip)
     auth.login(user)
     return redirect(auth.safe_next(form.next.data) or url_for("staff.dashboard"), code=303)
 
@@ -56,6 +60,7 @@ def login():
 @bp.post("/logout")
 def logout():
     auth.logout()
+    db.session.commit()
     flash("You are logged out.", "info")
     return redirect(url_for("staff.login"), code=303)
 

@@ -7,7 +7,7 @@ from flask import render_template, request
 
 from ...extensions import db
 from ...models import Subscriber, SubscriberStatus
-from . import PER_PAGE, bp
+from . import PER_PAGE, bp, page_number
 from .dashboard import subscriber_counts
 
 
@@ -17,7 +17,7 @@ def subscribers():
     if status not in {s.value for s in SubscriberStatus}:
         status = ""
     q = " ".join(request.args.get("q", "").split())[:254]
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     query = sa.select(Subscriber).order_by(Subscriber.created_at.desc(), Subscriber.id.desc())
     if status:
         query = query.where(Subscriber.status == status)

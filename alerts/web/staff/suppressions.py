@@ -16,7 +16,7 @@ from ...bounces import processing
 from ...extensions import db
 from ...models import BounceEvent, BounceKind, Subscriber, Suppression, SuppressionLift, email_hash
 from ...suppressions import lift
-from . import bp, current_staff
+from . import bp, current_staff, page_number
 from .forms import ADDRESS
 
 PER_PAGE = 50
@@ -51,7 +51,7 @@ def _search(query: sa.Select, q: str) -> sa.Select:
 
 def _list_page(form: SuppressForm, status: int = 200):
     q = " ".join(request.args.get("q", "").split())[:254]
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     query = sa.select(Suppression).order_by(Suppression.created_at.desc(), Suppression.id.desc())
     if q:
         query = _search(query, q)
@@ -109,7 +109,7 @@ def bounce_events():
     kind = request.args.get("kind", "")
     if kind not in {k.value for k in BounceKind}:
         kind = ""
-    page = request.args.get("page", 1, type=int)
+    page = page_number()
     query = sa.select(BounceEvent).order_by(BounceEvent.received_at.desc(), BounceEvent.id.desc())
     if kind:
         query = query.where(BounceEvent.kind == kind)

@@ -6,9 +6,9 @@ import re
 
 import sqlalchemy as sa
 
-from .extensions import db
-from .mail.context import external_url
-from .models import Action
+from ..extensions import db
+from ..mail.context import external_url
+from ..models import Action
 
 SEED_ACTIONS: list[tuple[str, str, str]] = [
     (
@@ -67,31 +67,53 @@ SEED_ACTIONS: list[tuple[str, str, str]] = [
 ]
 
 
+# What the seed page says beyond title, button and summary: whom each action addresses
+# (where its text names someone) and, for the pledges, the words a signer commits to.
+SEED_TARGETS: dict[str, str] = {
+    "Detention is No Place for a Child": "President Biden and his Administration",
+    "Call on Mayor Adams to Follow the Law and Close Rikers Island": "Mayor Adams",
+    "We Need Laws and Policies that Celebrate and Empower LGBTQ+ Youth": "Your senators",
+    "Fight Against Discrimination, Demand More Loving Homes for Children": "Congress",
+}
+SEED_PLEDGES: dict[str, str] = {
+    "Sign the Healthy Kids Healthy Minds Pledge": (
+        "I take the #HealthyKidsHealthyMinds Pledge: I will help bring child mental illness out "
+        "of the shadows and into the light, and build awareness of this national crisis."
+    ),
+    "Disrupt Institutional Racism in Child Welfare Systems": (
+        "I pledge to help end the unjust, unnecessary, and devastating surveillance, "
+        "investigation, and removal of Black children from their families."
+    ),
+}
+
+
 def slugify(title: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower().replace("+", " plus ")).strip("-")
     return slug[:120] or "action"
 
 
 def seed_actions() -> tuple[int, int]:
-    """Insert the missing seed actions; returns (added, already there). Never edits staff work."""
-    existing = set(db.session.scalars(sa.select(Action.slug)))
+    """Insert the missing seed actions; returns (added, already there).
+
+    Never edits staff work: an action seeded before actions had a text of their own gets the
+    seed's text, target and pledge only while its text is still empty.
+    """
+    existing = {a.slug: a for a in db.session.scalars(sa.select(Action))}
     added = 0
     for position, (title, cta, summary) in enumerate(SEED_ACTIONS, start=1):
         slug = slugify(title)
-        if slug in existing:
+        action = existing.get(slug)
+        if action is None:
+            action = Action(slug=slug, title=title, summary=summary, call_to_action=cta,
+                            kind="pledge" if "Pledge" in cta else "petition",
+                            position=position * 10, is_open=True)
+            db.session.add(action)
+            added += 1
+        elif action.body:
             continue
-        db.session.add(
-            Action(
-                slug=slug,
-                title=title,
-                summary=summary,
-                call_to_action=cta,
-                kind="pledge" if "Pledge" in cta else "petition",
-                position=position * 10,
-                is_open=True,
-            )
-        )
-        added += 1
+        action.body = summary
+        action.target = action.target or SEED_TARGETS.get(title)
+        action.pledge_text = action.pledge_text or SEED_PLEDGES.get(title)
     return added, len(SEED_ACTIONS) - added
 
 
@@ -139,8 +161,13 @@ def _free_slug(base: str, exclude_id: int | None) -> str:
 
 
 def save(action: Action | None, *, title: str, slug: str | None, summary: str | None,
-         call_to_action: str, kind: str, url: str | None, is_open: bool) -> Action:
+         call_to_action: str, kind: str, url: str | None, is_open: bool,
+         body: str | None = None, target: str | None = None, pledge_text: str | None = None,
+         goal: int | None = None, allow_comments: bool = False,
+         requires_confirmation: bool = False) -> Action:
     """Create or edit an action; raises ActionError("slug", …) when the slug is taken."""
+    if goal is not None and goal < 1:
+        raise ActionError("goal", "The goal must be a whole number of signatures, 1 or more.")
     exclude = action.id if action else None
     slug = (slug or "").strip()
     if slug:
@@ -160,7 +187,29 @@ def save(action: Action | None, *, title: str, slug: str | None, summary: str | 
     action.kind = kind
     action.url = (url or "").strip() or None
     action.is_open = bool(is_open)
+    action.body = (body or "").strip()
+    action.target = " ".join((target or "").split()) or None
+    action.pledge_text = (pledge_text or "").strip() or None
+    action.goal = goal
+    action.allow_comments = bool(allow_comments)
+    action.requires_confirmation = bool(requires_confirmation)
     return action
+
+
+def set_open(slug: str, is_open: bool) -> Action | None:
+    """Open or close an action by slug (the CLI's way); None when there is no such action."""
+    action = by_slug(slug)
+    if action is not None:
+        action.is_open = is_open
+    return action
+
+
+def next_open_action(after: Action, skip_ids: frozenset[int] = frozenset()) -> Action | None:
+    """The action to suggest once this one is signed: the next open one in Action Center order
+    that is hosted here and not among `skip_ids`, wrapping round to the first."""
+    items = [a for a in open_actions() if a.id != after.id and a.id not in skip_ids and not a.url]
+    later = [a for a in items if (a.position, a.id) > (after.position, after.id)]
+    return (later or items or [None])[0]
 
 
 def move(action_id: int, direction: str) -> bool:

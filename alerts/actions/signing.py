@@ -1,0 +1,377 @@
+"""Signing an action: who signs (typed, or named by an alert's reference), attribution, counts.
+
+One signature per (action, case-folded address), settled by the unique key with
+`INSERT … ON CONFLICT DO NOTHING`: signing twice, or two racing presses, leave one row and
+answer the same. A signature counts at once (`confirmed_at` set) unless the action asks for
+confirmation; then it is flagged until its address confirms through an emailed link, except
+when an alert's reference proves the address already. Joining the list ("Also send me action
+alerts") goes through the normal double opt-in, never silently.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from sqlalchemy.dialects import postgresql, sqlite
+
+from .. import queueing, suppressions
+from ..extensions import db
+from ..mail import smtp
+from ..mail.context import external_url, org_context
+from ..mail.dkim import signer_for as dkim_signer_for
+from ..mail.mime import build_message, domain_of, format_from, new_message_id
+from ..mail.rendering import compiled
+from ..mail.signed_ids import envelope_sender
+from ..models import Action, Delivery, Signature, Subscriber, utcnow
+from ..subscribers import confirmations, subscriptions
+from .references import read_reference
+
+SEND_SIGNATURE_CONFIRMATION = "alerts.tasks.send_signature_confirmation"
+SIGNATURE_CONFIRM_SALT = "alerts.signature-confirm.v1"
+SIGNATURE_CONFIRM_MAX_AGE = 7 * 24 * 3600
+NAME_MAX, POSTAL_MAX, COMMENT_MAX = 200, 20, 2000
+_POSTAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,19}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+# Where a signature came from (Signature.source); reports and audiences read these.
+ALERT, ACTION_CENTER, SHARE, DIRECT, IMPORT = "alert", "action-center", "share", "direct", "import"
+PAGE_SOURCES = {"action-center": ACTION_CENTER, "share": SHARE}
+
+
+class SignError(ValueError):
+    """Input that cannot be signed with; `field` is the form field to point at."""
+
+    def __init__(self, field: str, message: str):
+        super().__init__(message)
+        self.field = field
+
+
+class ActionClosed(Exception):
+    """The action takes no signatures (closed, or hosted elsewhere)."""
+
+
+def email_key(email: str) -> str:
+    """One signature per address whatever its case: the key the unique constraint holds."""
+    return email.strip().casefold()
+
+
+def mask(email: str) -> str:
+    """a…@example.org: enough for a person to recognise their address, not to learn one."""
+    local, _, domain = email.rpartition("@")
+    return f"{local[:1]}…@{domain}"
+
+
+@dataclass(frozen=True)
+class Signer:
+    """Whom an alert's reference names. Only `masked` is ever shown."""
+
+    delivery_id: int
+    alert_id: int
+    subscriber_id: int
+    email: str
+    name: str
+    postal_code: str | None
+
+    @property
+    def masked(self) -> str:
+        return mask(self.email)
+
+
+def signer_for(token: str | None) -> Signer | None:
+    """The subscriber a reference names, with what they gave on an earlier signature; None when
+    the reference is bad or its subscriber was erased."""
+    ref = read_reference(token)
+    if ref is None:
+        return None
+    row = db.session.execute(
+        sa.select(Delivery.alert_id, Subscriber.id, Subscriber.email)
+        .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.id == ref.delivery_id)
+    ).first()
+    if row is None:
+        return None
+    alert_id, subscriber_id, email = row
+    last = db.session.execute(
+        sa.select(Signature.name, Signature.postal_code)
+        .where(sa.or_(Signature.subscriber_id == subscriber_id, Signature.email_key == email_key(email)),
+               Signature.name != "")
+        .order_by(Signature.created_at.desc(), Signature.id.desc())
+        .limit(1)
+    ).first()
+    return Signer(ref.delivery_id, alert_id, subscriber_id, email,
+                  last.name if last else "", last.postal_code if last else None)
+
+
+@dataclass(frozen=True)
+class Attribution:
+    source: str
+    alert_id: int | None = None
+    delivery_id: int | None = None
+
+
+def attribution(signer: Signer | None, *, page_source: str | None, alert_id: int | None = None,
+                email: str | None = None) -> Attribution:
+    """Where a signature came from. With a reference: the alert and, unless TRACK_CLICKS=off,
+    the delivery. A forwarded alert's reader who signs as themselves: a share of that alert."""
+    track = current_app.config.get("TRACK_CLICKS") != "off"
+    if signer is not None and (email is None or email_key(email) == email_key(signer.email)):
+        return Attribution(ALERT, signer.alert_id, signer.delivery_id if track else None)
+    if signer is not None:
+        return Attribution(SHARE, signer.alert_id, None)
+    return Attribution(PAGE_SOURCES.get(page_source or "", DIRECT), alert_id, None)
+
+
+@dataclass
+class Entry:
+    """What the form gave (every field as typed; `email` ignored when a reference signs)."""
+
+    name: str = ""
+    email: str = ""
+    postal_code: str = ""
+    comment: str = ""
+    opt_in: bool = False
+
+
+@dataclass(frozen=True)
+class Outcome:
+    signature_id: int
+    new: bool
+    counted: bool  # False: flagged until the address confirms
+
+
+def _clean_text(value: str | None, limit: int, field: str, label: str) -> str:
+    value = " ".join((value or "").split())
+    if _CONTROL.search(value):
+        raise SignError(field, f"{label} contains characters we can't accept.")
+    if len(value) > limit:
+        raise SignError(field, f"{label} is too long (at most {limit} characters).")
+    return value
+
+
+def validate(action: Action, entry: Entry, signer: Signer | None) -> tuple[str, str, str | None, str | None]:
+    """(email, name, postal code, comment) or SignError naming the first field at fault."""
+    name = _clean_text(entry.name, NAME_MAX, "name", "Your name")
+    if signer is not None:
+        email = signer.email
+        name = name or signer.name
+    else:
+        try:
+            email = subscriptions.normalize_email(entry.email)
+        except subscriptions.InvalidEmail as exc:
+            raise SignError("email", str(exc)) from exc
+    if not name:
+        raise SignError("name", "Please enter your name.")
+    postal = _clean_text(entry.postal_code, POSTAL_MAX, "postal_code", "The postal code")
+    if postal and not _POSTAL.match(postal):
+        raise SignError("postal_code", "A postal code has letters, digits, spaces and hyphens only.")
+    if not postal and signer is not None:
+        postal = signer.postal_code or ""
+    comment = None
+    if action.allow_comments:
+        raw = (entry.comment or "").strip()
+        if len(raw) > COMMENT_MAX:
+            raise SignError("comment", f"The comment is too long (at most {COMMENT_MAX} characters).")
+        comment = raw or None
+    return email, name, postal or None, comment
+
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert_insert():
+    """The dialect's INSERT that takes ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
+    return _INSERTS[db.session.get_bind().dialect.name]
+
+
+# The signing path's statements are built once, on the tables: building an ORM statement per
+# request, and keying it for SQLAlchemy's compiled cache, costs more than executing it.
+_A = Action.__table__
+_SIGNABLE = sa.select(_A.c.id, _A.c.slug, _A.c.is_open, _A.c.url, _A.c.allow_comments,
+                      _A.c.requires_confirmation).where(_A.c.slug == sa.bindparam("slug"))
+_S = Signature.__table__
+_EXISTING = sa.select(_S.c.id, _S.c.confirmed_at).where(
+    _S.c.action_id == sa.bindparam("action_id"), _S.c.email_key == sa.bindparam("email_key"))
+_INSERT_SIGNATURE: dict[str, sa.Insert] = {}  # by dialect, built on first use
+
+
+def signable(slug: str):
+    """What signing needs to know of an action (a Row with Action's attribute names), or None."""
+    return db.session.execute(_SIGNABLE, {"slug": slug}).first()
+
+
+def _insert_statement(dialect: str) -> sa.Insert:
+    statement = _INSERT_SIGNATURE.get(dialect)
+    if statement is None:
+        subscriber = Subscriber.__table__
+        now = sa.bindparam("now", type_=_S.c.created_at.type)
+        statement = (
+            _INSERTS[dialect](_S)
+            .values(action_id=sa.bindparam("action_id"), email=sa.bindparam("email"),
+                    email_key=sa.bindparam("email_key"), name=sa.bindparam("name"),
+                    postal_code=sa.bindparam("postal_code"), comment=sa.bindparam("comment"),
+                    source=sa.bindparam("source"), alert_id=sa.bindparam("alert_id"),
+                    delivery_id=sa.bindparam("delivery_id"), created_at=now,
+                    confirmed_at=sa.bindparam("confirmed_at", type_=_S.c.confirmed_at.type),
+                    # The signer's subscriber, if the address is on the list: in the same statement.
+                    subscriber_id=sa.select(subscriber.c.id)
+                    .where(subscriber.c.email_key == sa.bindparam("email_key")).scalar_subquery())
+            .on_conflict_do_nothing(index_elements=["action_id", "email_key"])
+            .returning(_S.c.id)
+        )
+        _INSERT_SIGNATURE[dialect] = statement
+    return statement
+
+
+def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
+         request: subscriptions.Request) -> Outcome:
+    """Record one signature (or find the one already there). The caller commits.
+
+    `action` is an Action or the Row `signable` gives. Raises ActionClosed for an action that
+    takes none, SignError for bad input; queues the signature's confirmation email and the
+    list's double opt-in after the commit.
+    """
+    if not action.is_open or action.url:
+        raise ActionClosed(action.slug)
+    email, name, postal, comment = validate(action, entry, signer)
+    key = email_key(email)
+    proven = signer is not None and key == email_key(signer.email)
+    now = utcnow()
+    counted = proven or not action.requires_confirmation
+    new_id = db.session.scalar(_insert_statement(db.session.get_bind().dialect.name), {
+        "action_id": action.id, "email": email, "email_key": key, "name": name, "postal_code": postal,
+        "comment": comment, "source": where.source, "alert_id": where.alert_id,
+        "delivery_id": where.delivery_id, "now": now, "confirmed_at": now if counted else None,
+    })
+    if new_id is None:
+        existing = db.session.execute(_EXISTING, {"action_id": action.id, "email_key": key}).one()
+        signature_id, counted = existing.id, existing.confirmed_at is not None
+        if not counted and proven:  # the alert's reference proves the address it was sent to
+            db.session.execute(sa.update(Signature).where(Signature.id == signature_id)
+                               .values(confirmed_at=now))
+            counted = True
+    else:
+        signature_id = new_id
+        if not counted:
+            queueing.after_commit(SEND_SIGNATURE_CONFIRMATION, signature_id)
+    if entry.opt_in:
+        join_list(email, request, action)
+    return Outcome(signature_id, new_id is not None, counted)
+
+
+def join_list(email: str, request: subscriptions.Request, action: Action) -> None:
+    """"Also send me action alerts": the normal double opt-in, sourced to this action.
+
+    Recorded and decided later, as `POST /subscribe` is, so the answer says nothing about the
+    address's state (no timing either)."""
+    req = subscriptions.Request(ip=request.ip, user_agent=request.user_agent,
+                                source=f"action:{action.slug}"[:200])
+    confirmations.queue_signup(subscriptions.record_attempt(email, req))
+
+
+# -- confirming a flagged signature -----------------------------------------------------------
+
+
+def _serializer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(list(reversed(current_app.config["SECRET_KEYS"])),
+                                  salt=SIGNATURE_CONFIRM_SALT)
+
+
+def make_confirm_token(signature_id: int) -> str:
+    return _serializer().dumps(signature_id)
+
+
+class ConfirmLinkError(Exception):
+    def __init__(self, reason: str):
+        super().__init__(reason)
+        self.reason = reason  # "invalid" | "expired"
+
+
+def read_confirm_token(token: str) -> int:
+    try:
+        data = _serializer().loads(token, max_age=SIGNATURE_CONFIRM_MAX_AGE)
+    except SignatureExpired as exc:
+        raise ConfirmLinkError("expired") from exc
+    except BadSignature as exc:
+        raise ConfirmLinkError("invalid") from exc
+    if not isinstance(data, int):
+        raise ConfirmLinkError("invalid")
+    return data
+
+
+def confirm_signature(token: str) -> Signature | None:
+    """Count a flagged signature (idempotent); None when it is gone. The caller commits."""
+    signature = db.session.get(Signature, read_confirm_token(token))
+    if signature is not None and signature.confirmed_at is None:
+        signature.confirmed_at = utcnow()
+    return signature
+
+
+# -- counts ------------------------------------------------------------------------------
+
+
+def count(action_id: int) -> int:
+    """Signatures that count: confirmed, or taken by an action that asks no confirmation."""
+    return db.session.scalar(
+        sa.select(sa.func.count()).select_from(Signature)
+        .where(Signature.action_id == action_id, Signature.confirmed_at.is_not(None))
+    ) or 0
+
+
+def counts_by_action() -> dict[int, int]:
+    rows = db.session.execute(
+        sa.select(Signature.action_id, sa.func.count())
+        .where(Signature.confirmed_at.is_not(None)).group_by(Signature.action_id)
+    )
+    return dict(rows.all())
+
+
+_STEPS = (1, 2.5, 5)
+
+
+def goal_for(action: Action, signatures: int) -> int:
+    """Staff's goal, else the next round number above the count (100, 250, 500, 1,000, …)."""
+    if action.goal:
+        return action.goal
+    scale = 100
+    while True:
+        for step in _STEPS:
+            if signatures < step * scale:
+                return int(step * scale)
+        scale *= 10
+
+
+def signed_action_ids(email: str) -> frozenset[int]:
+    return frozenset(db.session.scalars(
+        sa.select(Signature.action_id).where(Signature.email_key == email_key(email))
+    ))
+
+
+SIGNATURE_CONFIRM_SLOTS = ("confirm_url", "email", "action_title")
+
+
+def send_signature_confirmation(signature_id: int) -> bool:
+    """Mail a flagged signature its confirmation link; False when there is nothing to confirm
+    (confirmed meanwhile, erased) or the address is suppressed."""
+    signature = db.session.get(Signature, signature_id)
+    if signature is None or signature.confirmed_at is not None or not signature.email:
+        return False
+    if suppressions.is_suppressed(signature.email):
+        return False
+    action = db.session.get(Action, signature.action_id)
+    cfg = current_app.config
+    rendered = compiled("signature_confirm", SIGNATURE_CONFIRM_SLOTS, org_context).personalize(
+        confirm_url=external_url("public.confirm_signature", token=make_confirm_token(signature.id)),
+        email=signature.email, action_title=action.title,
+    )
+    data = build_message(
+        from_header=format_from(cfg["MAIL_FROM"]), to=signature.email, subject=rendered.subject,
+        text=rendered.text, html=rendered.html, message_id=new_message_id(domain_of(cfg["MAIL_FROM"])),
+        extra_headers=[("Auto-Submitted", "auto-generated")],
+    )
+    signed = dkim_signer_for(current_app).sign(data)
+    smtp.send_one(cfg["SMTP_URL"], envelope_sender(cfg), signature.email, signed, cfg["SMTP_TIMEOUT"])
+    return True

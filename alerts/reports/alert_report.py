@@ -1,0 +1,195 @@
+"""One alert's report: delivery, bounces, complaints, unsubscribes, human and machine clicks per
+link and per action, signatures attributed to the alert, click-to-sign, and the first hour,
+day and week. Every figure is a count of rows (clicks come from the per-person rows plus the
+counters that hold aggregate and folded clicks), so it can be checked against the database.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from .. import clickcounts
+from ..extensions import db
+from ..models import (
+    Action,
+    Alert,
+    AlertLink,
+    BounceEvent,
+    BounceKind,
+    Click,
+    ConsentRecord,
+    Delivery,
+    DeliveryStatus,
+    Signature,
+)
+
+WINDOWS = (("first_hour", "hour", timedelta(hours=1)), ("first_day", "day", timedelta(days=1)),
+           ("first_week", "week", timedelta(days=7)))
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 4) if whole else None
+
+
+def _count(query) -> int:
+    return db.session.scalar(query) or 0
+
+
+def delivery_figures(alert_id: int) -> dict[str, int]:
+    by_status = dict(db.session.execute(
+        sa.select(Delivery.status, sa.func.count()).where(Delivery.alert_id == alert_id)
+        .group_by(Delivery.status)
+    ).all())
+
+    def with_event(*kinds) -> sa.Select:
+        return (sa.select(sa.func.count(sa.distinct(BounceEvent.delivery_id)))
+                .join(Delivery, Delivery.id == BounceEvent.delivery_id)
+                .where(Delivery.alert_id == alert_id, BounceEvent.kind.in_(kinds)))
+
+    bounced_sent = _count(
+        sa.select(sa.func.count()).select_from(Delivery)
+        .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.SENT,
+               sa.exists().where(BounceEvent.delivery_id == Delivery.id,
+                                 BounceEvent.kind.in_([BounceKind.HARD, BounceKind.SOFT])))
+    )
+    sent = by_status.get(DeliveryStatus.SENT, 0)
+    return {
+        "recipients": sum(by_status.values()),
+        "sent": sent,
+        "delivered": sent - bounced_sent,
+        "failed": by_status.get(DeliveryStatus.FAILED, 0),
+        "skipped": by_status.get(DeliveryStatus.SKIPPED, 0),
+        "not_sent_yet": by_status.get(DeliveryStatus.QUEUED, 0) + by_status.get(DeliveryStatus.SENDING, 0),
+        "bounced": _count(with_event(BounceKind.HARD, BounceKind.SOFT)),
+        "hard_bounced": _count(with_event(BounceKind.HARD)),
+        "complaints": _count(with_event(BounceKind.COMPLAINT)),
+    }
+
+
+def unsubscribed(alert_id: int) -> int:
+    """Recipients whose unsubscribe came after this alert reached them and before any later alert did."""
+    later = sa.orm.aliased(Delivery)
+    return _count(
+        sa.select(sa.func.count(sa.distinct(Delivery.id)))
+        .join(ConsentRecord, ConsentRecord.subscriber_id == Delivery.subscriber_id)
+        .where(
+            Delivery.alert_id == alert_id,
+            Delivery.sent_at.is_not(None),
+            ConsentRecord.event.like("unsubscribe%"),
+            ConsentRecord.at >= Delivery.sent_at,
+            ~sa.exists().where(later.subscriber_id == Delivery.subscriber_id,
+                               later.sent_at > Delivery.sent_at, later.sent_at <= ConsentRecord.at),
+        )
+    )
+
+
+def click_tally(alert: Alert) -> clickcounts.Tally:
+    """Per-person rows tallied, plus the counters (aggregate mode, folded rows)."""
+    rows = clickcounts.events(Click.alert_id == alert.id).get(alert.id, [])
+    return clickcounts.tally(rows, alert.started_at).add(clickcounts.stored(alert.id))
+
+
+def report(alert_id: int) -> dict | None:
+    """The whole report as JSON-ready data; None when there is no such alert."""
+    alert = db.session.get(Alert, alert_id)
+    if alert is None:
+        return None
+    tally = click_tally(alert)
+    whole = tally.row(clickcounts.ALERT_WIDE)
+    links = db.session.execute(
+        sa.select(AlertLink.link_index, AlertLink.url, AlertLink.action_id, Action.slug, Action.title)
+        .outerjoin(Action, Action.id == AlertLink.action_id)
+        .where(AlertLink.alert_id == alert_id).order_by(AlertLink.link_index)
+    ).all()
+    if not links:  # a draft, or sent with TRACK_CLICKS=off: the actions it names
+        links = [(None, None, a.id, a.slug, a.title) for a in alert.actions]
+
+    sig_rows = db.session.execute(
+        sa.select(Signature.action_id, Signature.created_at, Signature.delivery_id)
+        .where(Signature.alert_id == alert_id)
+    ).all()
+    clicked = {tuple(row) for row in db.session.execute(
+        sa.select(Click.delivery_id, Click.action_id)
+        .where(Click.alert_id == alert_id, Click.machine.is_(False))
+    )}
+    by_action: dict[int, dict] = {}
+    link_items = []
+    for index, url, action_id, slug, title in links:
+        counts = tally.row(index) if index is not None else dict.fromkeys(clickcounts.COUNTERS, 0)
+        link_items.append({"index": index, "url": url, "action": slug,
+                           "unique_clicks": counts["unique_clicks"], "total_clicks": counts["clicks"],
+                           "machine_clicks": counts["machine_clicks"]})
+        if action_id is None:
+            continue
+        item = by_action.setdefault(action_id, {
+            "slug": slug, "title": title, "unique_clicks": 0, "total_clicks": 0, "machine_clicks": 0,
+            "signatures": 0, "signatures_after_click": 0,
+        })
+        item["unique_clicks"] += counts["unique_clicks"]
+        item["total_clicks"] += counts["clicks"]
+        item["machine_clicks"] += counts["machine_clicks"]
+    signatures_after_click = 0
+    for sig in sig_rows:
+        item = by_action.get(sig.action_id)
+        after = (sig.delivery_id, sig.action_id) in clicked
+        signatures_after_click += after
+        if item is not None:
+            item["signatures"] += 1
+            item["signatures_after_click"] += after
+    for item in by_action.values():
+        item["click_to_sign_rate"] = _rate(item["signatures"], item["unique_clicks"])
+    action_unique = sum(item["unique_clicks"] for item in by_action.values())
+
+    figures = delivery_figures(alert_id)
+    opened = tally.by_link.get(clickcounts.OPENS)
+    started = alert.started_at
+    windows = {}
+    for key, name, span in WINDOWS:
+        sigs = sum(1 for s in sig_rows if started and s.created_at - started < span)
+        windows[key] = {"clicks": {"unique": whole[f"unique_{name}"], "total": whole[f"clicks_{name}"]},
+                        "signatures": sigs}
+    return {
+        "id": alert.id,
+        "subject": alert.subject,
+        "state": alert.state,
+        "started_at": started.isoformat() if started else None,
+        "track_clicks": current_app.config["TRACK_CLICKS"],  # as set now: person | aggregate | off
+        **figures,
+        "unsubscribed": unsubscribed(alert_id),
+        "clicks": {"unique": whole["unique_clicks"], "total": whole["clicks"],
+                   "machine": whole["machine_clicks"]},
+        "click_rate": _rate(whole["unique_clicks"], figures["delivered"]),  # people who clicked
+        # Only with TRACK_OPENS=on (None otherwise): pixel fetches, machines (Apple's proxy,
+        # scanners) apart; mostly noise since Apple Mail Privacy Protection.
+        "opens": ({"unique": opened["unique_clicks"], "total": opened["clicks"],
+                   "machine": opened["machine_clicks"]} if opened else None),
+        "signatures": len(sig_rows),
+        "signatures_after_click": signatures_after_click,
+        "click_to_sign_rate": _rate(len(sig_rows), action_unique),
+        "by_action": list(by_action.values()),
+        "links": link_items,
+        **windows,
+    }
+
+
+def funnels(limit: int = 8) -> list[dict]:
+    """The latest sent alerts' funnels for the dashboard: delivered, clicked (people), signed."""
+    alerts = db.session.scalars(
+        sa.select(Alert).where(Alert.started_at.is_not(None))
+        .order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit)
+    ).all()
+    out = []
+    for alert in alerts:
+        whole = click_tally(alert).row(clickcounts.ALERT_WIDE)
+        out.append({
+            "id": alert.id,
+            "subject": alert.subject,
+            "delivered": delivery_figures(alert.id)["delivered"],
+            "clicked": whole["unique_clicks"],
+            "signed": _count(sa.select(sa.func.count()).select_from(Signature)
+                             .where(Signature.alert_id == alert.id)),
+        })
+    return out

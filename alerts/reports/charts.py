@@ -1,0 +1,109 @@
+"""Charts drawn on the server as SVG: no script, no library, readable at a phone's width.
+
+Small view boxes (360 units wide) so that text stays legible when the chart is scaled to a
+phone's column; every bar has a <title> (a tooltip) and every chart an accessible name and a
+one-line summary, so the figures can be read without the picture.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from markupsafe import Markup, escape
+
+W, H = 360, 150
+PAD_L, PAD_R, PAD_T, PAD_B = 34, 8, 10, 22
+
+
+def _nice_max(value: int) -> int:
+    """The axis top: 1, 2 or 5 times a power of ten, at least the largest value."""
+    if value <= 5:
+        return 5
+    step = 1
+    while True:
+        for m in (1, 2, 5):
+            if m * step >= value:
+                return m * step
+        step *= 10
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+def _day_label(d: date) -> str:
+    return f"{d.day} {d:%b}"
+
+
+def _frame(label: str, top: int, days: list[date], body: list[str]) -> Markup:
+    plot_w = W - PAD_L - PAD_R
+    ticks = [0, len(days) // 2, len(days) - 1] if days else []
+    parts = [
+        f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(label)}" '
+        f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(label)}</title>",
+        f'<line class="axis" x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}"/>',
+        f'<line class="grid" x1="{PAD_L}" y1="{PAD_T}" x2="{W - PAD_R}" y2="{PAD_T}"/>',
+        f'<text class="tick" x="{PAD_L - 4}" y="{PAD_T + 4}" text-anchor="end">{_fmt(top)}</text>',
+        f'<text class="tick" x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end">0</text>',
+    ]
+    for i in ticks:
+        x = PAD_L + plot_w * (i + 0.5) / len(days)
+        anchor = "start" if i == 0 else "end" if i == len(days) - 1 else "middle"
+        if i == 0:
+            x = PAD_L
+        elif i == len(days) - 1:
+            x = W - PAD_R
+        parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 6}" text-anchor="{anchor}">'
+                     f"{_day_label(days[i])}</text>")
+    return Markup("".join(parts + body + ["</svg>"]))
+
+
+def bars(days: list[date], values: list[int], label: str, unit: str = "") -> Markup:
+    """One bar per day."""
+    top = _nice_max(max(values, default=0))
+    plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    slot = plot_w / max(len(days), 1)
+    body = []
+    for i, (d, v) in enumerate(zip(days, values, strict=True)):
+        h = plot_h * v / top
+        x = PAD_L + i * slot + slot * 0.15
+        body.append(
+            f'<rect class="bar" x="{x:.1f}" y="{H - PAD_B - h:.1f}" width="{slot * 0.7:.1f}" '
+            f'height="{h:.1f}"><title>{_day_label(d)}: {_fmt(v)}{escape(unit)}</title></rect>'
+        )
+    return _frame(label, top, days, body)
+
+
+def line(days: list[date], values: list[int], label: str) -> Markup:
+    """A line over the days, with its area shaded; the axis starts at zero."""
+    top = _nice_max(max(values, default=0))
+    plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    slot = plot_w / max(len(days), 1)
+    points = [(PAD_L + slot * (i + 0.5), H - PAD_B - plot_h * v / top) for i, v in enumerate(values)]
+    path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
+    body = []
+    if points:
+        area = f"{points[0][0]:.1f},{H - PAD_B} {path} {points[-1][0]:.1f},{H - PAD_B}"
+        body.append(f'<polygon class="area" points="{area}"/>')
+        body.append(f'<polyline class="line" points="{path}"/>')
+        for (x, y), d, v in zip(points, days, values, strict=True):
+            body.append(f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="2.5">'
+                        f"<title>{_day_label(d)}: {_fmt(v)}</title></circle>")
+    return _frame(label, top, days, body)
+
+
+def spark(days: list[date], values: list[int], label: str) -> Markup:
+    """A small bar strip for one of several series (small multiples share no axis)."""
+    w, h = 180, 28
+    top = max(max(values, default=0), 1)
+    slot = w / max(len(days), 1)
+    body = [f'<svg class="spark" viewBox="0 0 {w} {h}" role="img" aria-label="{escape(label)}" '
+            f'preserveAspectRatio="none" xmlns="http://www.w3.org/2000/svg"><title>{escape(label)}</title>',
+            f'<line class="axis" x1="0" y1="{h - 0.5}" x2="{w}" y2="{h - 0.5}"/>']
+    for i, (d, v) in enumerate(zip(days, values, strict=True)):
+        bh = (h - 2) * v / top
+        body.append(f'<rect class="bar" x="{i * slot + slot * 0.1:.1f}" y="{h - bh:.1f}" '
+                    f'width="{slot * 0.8:.1f}" height="{bh:.1f}"><title>{_day_label(d)}: {v}</title></rect>')
+    body.append("</svg>")
+    return Markup("".join(body))

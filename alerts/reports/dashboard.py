@@ -1,0 +1,108 @@
+"""The staff home's series, per UTC day over the last DAYS days: one grouped query each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+import sqlalchemy as sa
+
+from ..extensions import db
+from ..models import Action, ConsentRecord, Signature, Subscriber, utcnow
+
+DAYS = 30
+SIGNUP_EVENTS = ("signup", "import:documented", "import:confirm-first")
+
+
+@dataclass(frozen=True)
+class Series:
+    days: list[date]
+    values: list[int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.values)
+
+
+def _day(column):
+    """The UTC calendar day of a timestamp column, on SQLite and PostgreSQL alike."""
+    if db.session.get_bind().dialect.name == "postgresql":
+        return sa.func.date(sa.func.timezone("UTC", column))
+    return sa.func.date(column)
+
+
+def window(days: int = DAYS) -> list[date]:
+    today = utcnow().date()
+    return [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
+
+
+def _since(days: list[date]):
+    from datetime import UTC, datetime
+
+    return datetime.combine(days[0], datetime.min.time(), UTC)
+
+
+def per_day(column, *where, days: list[date] | None = None) -> Series:
+    days = days or window()
+    rows = db.session.execute(
+        sa.select(_day(column).label("d"), sa.func.count())
+        .where(column >= _since(days), *where).group_by("d")
+    ).all()
+    by = {str(d): n for d, n in rows}
+    return Series(days, [by.get(d.isoformat(), 0) for d in days])
+
+
+def list_size(days: list[date] | None = None) -> Series:
+    """Confirmed subscribers at the end of each day (as the rows now stand: erased people are gone)."""
+    days = days or window()
+    start = _since(days)
+    before = db.session.scalar(
+        sa.select(sa.func.count()).select_from(Subscriber).where(
+            Subscriber.confirmed_at < start,
+            sa.or_(Subscriber.unsubscribed_at.is_(None), Subscriber.unsubscribed_at < Subscriber.confirmed_at,
+                   Subscriber.unsubscribed_at >= start))
+    ) or 0
+    joined = per_day(Subscriber.confirmed_at, days=days).values
+    left = per_day(Subscriber.unsubscribed_at, Subscriber.confirmed_at.is_not(None),
+                   Subscriber.unsubscribed_at >= Subscriber.confirmed_at, days=days).values
+    values, size = [], before
+    for plus, minus in zip(joined, left, strict=True):
+        size += plus - minus
+        values.append(size)
+    return Series(days, values)
+
+
+def confirmations(days=None) -> Series:
+    return per_day(Subscriber.confirmed_at, days=days)
+
+
+def unsubscribes(days=None) -> Series:
+    return per_day(ConsentRecord.at, ConsentRecord.event.like("unsubscribe%"), days=days)
+
+
+def signups_by_source(days=None, limit: int = 8) -> list[tuple[str, int]]:
+    days = days or window()
+    rows = db.session.execute(
+        sa.select(sa.func.coalesce(ConsentRecord.source, "unknown").label("s"), sa.func.count().label("n"))
+        .where(ConsentRecord.event.in_(SIGNUP_EVENTS), ConsentRecord.at >= _since(days))
+        .group_by("s").order_by(sa.desc("n"), "s")
+    ).all()
+    top = [(s, n) for s, n in rows[:limit]]
+    rest = sum(n for _, n in rows[limit:])
+    return top + ([("other sources", rest)] if rest else [])
+
+
+def signatures_per_action(days=None) -> list[tuple[Action, Series]]:
+    """Every action with a signature in the window, in Action Center order."""
+    days = days or window()
+    rows = db.session.execute(
+        sa.select(Signature.action_id, _day(Signature.created_at).label("d"), sa.func.count())
+        .where(Signature.created_at >= _since(days)).group_by(Signature.action_id, "d")
+    ).all()
+    by: dict[int, dict[str, int]] = {}
+    for action_id, d, n in rows:
+        by.setdefault(action_id, {})[str(d)] = n
+    actions = db.session.scalars(
+        sa.select(Action).where(Action.id.in_(list(by))).order_by(Action.position, Action.id)
+    ).all() if by else []
+    return [(a, Series(days, [by[a.id].get(d.isoformat(), 0) for d in days])) for a in actions]

@@ -1,0 +1,124 @@
+"""App-wide request rules, so every route (and every route added later) gets them.
+
+- Nothing but a POST changes state: a GET, HEAD or OPTIONS request that tries to write to
+  the database is stopped with an error before anything is written (link scanners send
+  HEAD and GET to every link in an email). A GET that records something by contract (a
+  tracked click) says so with `@records_on_get`; HEAD and OPTIONS never may.
+- A request body is limited to MAX_CONTENT_LENGTH (413, a readable page); only views marked
+  `@allows_large_upload` (the staff CSV import) take up to STAFF_UPLOAD_MAX_BYTES, and only
+  with a staff session, so nobody else can make the server spool a large body.
+- Security headers on every page: no framing, no sniffing, a referrer policy, HSTS when
+  BASE_URL is https; pages reached by a token (`/confirm/<token>`, `/unsubscribe/<token>`,
+  anything with a token in its URL) are never cached and send no referrer.
+- Integer URL parts above 2^63 - 1 are a 404 (the databases' integers stop there).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import flask
+from flask import Flask, current_app, has_request_context, request, session
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+from werkzeug.routing import IntegerConverter
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MAX_DB_INT = 2**63 - 1
+# The public pages' policy; staff pages send a stricter one of their own.
+PUBLIC_CSP = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
+
+
+class SafeMethodWrite(RuntimeError):
+    """A GET, HEAD or OPTIONS request tried to change the database."""
+
+
+def records_on_get(view: Callable) -> Callable:
+    """Allow a GET (never a HEAD) to write: only for what the contract says a GET records."""
+    view.records_on_get = True
+    return view
+
+
+def allows_large_upload(view: Callable) -> Callable:
+    """This view takes a staff upload of up to STAFF_UPLOAD_MAX_BYTES."""
+    view.allows_large_upload = True
+    return view
+
+
+def _view() -> Callable | None:
+    return current_app.view_functions.get(request.endpoint) if request.endpoint else None
+
+
+class Request(flask.Request):
+    """Flask's request with the body limit chosen per view (and per staff session)."""
+
+    @property
+    def max_content_length(self) -> int | None:
+        if (self.endpoint and getattr(_view(), "allows_large_upload", False)
+                and isinstance(session.get("staff_id"), int)):
+            return current_app.config["STAFF_UPLOAD_MAX_BYTES"]
+        return flask.Request.max_content_length.fget(self)
+
+    @max_content_length.setter
+    def max_content_length(self, value: int | None) -> None:
+        flask.Request.max_content_length.fset(self, value)
+
+
+class BoundedIntConverter(IntegerConverter):
+    """`<int:…>` that stops where database integers stop, so 2**63 is a 404, not a 500."""
+
+    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002
+        super().__init__(map, fixed_digits, min, MAX_DB_INT if max is None else max, signed)
+
+
+def _read_only_request() -> bool:
+    if not has_request_context() or request.method not in SAFE_METHODS:
+        return False
+    return not (request.method == "GET" and getattr(_view(), "records_on_get", False))
+
+
+def _refuse(what: str) -> None:
+    raise SafeMethodWrite(
+        f"{request.method} {request.path} tried to {what}: only a POST changes state. A GET "
+        "that records something by contract is marked @records_on_get; HEAD never may."
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _no_flush_on_safe_methods(session, flush_context, instances) -> None:
+    if (session.new or session.dirty or session.deleted) and _read_only_request():
+        _refuse("write to the database")
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _no_dml_on_safe_methods(state) -> None:
+    if (state.is_insert or state.is_update or state.is_delete) and _read_only_request():
+        _refuse("write to the database")
+
+
+def _token_page() -> bool:
+    return any("token" in name for name in (request.view_args or {}))
+
+
+def security_headers(response: flask.Response) -> flask.Response:
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", PUBLIC_CSP)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    if current_app.config["BASE_URL"].startswith("https://"):
+        headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+    if _token_page():
+        # The token is a credential: no cache keeps the page, no Referer carries the URL.
+        headers["Cache-Control"] = "no-store"
+        headers["Referrer-Policy"] = "no-referrer"
+        headers.setdefault("X-Robots-Tag", "noindex")
+    else:
+        headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
+    return response
+
+
+def register(app: Flask) -> None:
+    """Before any blueprint: the converter must be in place when their rules are added."""
+    app.request_class = Request
+    app.url_map.converters["int"] = BoundedIntConverter
+    app.after_request(security_headers)

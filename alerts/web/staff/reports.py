@@ -1,0 +1,16 @@
+"""Staff pages for results: an alert's report (figures from alerts/reports, read-only)."""
+
+from __future__ import annotations
+
+from flask import abort, render_template
+
+from ...reports import alert_report
+from . import bp
+
+
+@bp.get("/alerts/<int:alert_id>/report", endpoint="alert_report")
+def alert_report_page(alert_id: int):
+    data = alert_report.report(alert_id)
+    if data is None:
+        abort(404)
+    return render_template("staff/alert_report.html", r=data)

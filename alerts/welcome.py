@@ -1,0 +1,131 @@
+"""The welcome email after confirmation: staff-editable text pointing to the open actions.
+
+Sent once per confirmation: the claim is one conditional UPDATE that records which
+confirmation (its `confirmed_at`) was welcomed, so a retried or duplicated task sends nothing
+more, and someone who unsubscribes and confirms again is welcomed again.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from flask import current_app
+
+from . import queueing, suppressions
+from .actions import action_link, open_actions
+from .extensions import db
+from .mail import smtp
+from .mail.context import external_url, org_context
+from .mail.dkim import signer_for
+from .mail.mime import build_message, domain_of, format_from, new_message_id
+from .mail.rendering import compiled, markdown_html
+from .mail.signed_ids import return_path
+from .models import EmailText, Subscriber, SubscriberStatus
+from .subscribers.tokens import make_unsubscribe_token
+
+SEND_WELCOME = "alerts.tasks.send_welcome"
+NAME = "welcome"
+SLOTS = ("unsubscribe_url", "email")
+DEFAULT_SUBJECT = "Welcome to {org} action alerts"
+DEFAULT_BODY = (
+    "Thank you for joining us. Every few weeks we will email you when children need your voice: "
+    "a petition to sign, a pledge to take, a decision-maker to call.\n\n"
+    "You don't have to wait for the first alert. These actions are open now:"
+)
+
+
+class WelcomeError(ValueError):
+    pass
+
+
+def text() -> EmailText:
+    """The staff-edited text, or the default (not stored until staff save it)."""
+    row = db.session.get(EmailText, NAME)
+    if row is None:
+        org = current_app.config["ORG_NAME"]
+        row = EmailText(name=NAME, subject=DEFAULT_SUBJECT.format(org=org), body_md=DEFAULT_BODY,
+                        enabled=True)
+    return row
+
+
+def save_text(subject: str, body_md: str, enabled: bool) -> EmailText:
+    subject = " ".join((subject or "").split())
+    if not subject:
+        raise WelcomeError("the subject is required")
+    if len(subject) > 200:
+        raise WelcomeError("the subject is longer than 200 characters")
+    if len(body_md or "") > 20_000:
+        raise WelcomeError("the text is longer than 20,000 characters")
+    row = db.session.get(EmailText, NAME) or EmailText(name=NAME)
+    row.subject, row.body_md, row.enabled = subject, (body_md or "").strip(), bool(enabled)
+    db.session.add(row)
+    db.session.flush()
+    return row
+
+
+def queue(subscriber_id: int) -> None:
+    """After the confirmation commits (a broker outage loses a welcome, never a confirmation)."""
+    queueing.after_commit(SEND_WELCOME, subscriber_id)
+
+
+def _context(row: EmailText) -> dict:
+    return {
+        **org_context(),
+        "subject": row.subject,
+        "body_html": markdown_html(row.body_md),
+        "body_text": row.body_md,
+        "actions": [{"title": a.title, "summary": a.summary, "call_to_action": a.call_to_action,
+                     "link": action_link(a)} for a in open_actions()],
+    }
+
+
+def compiled_welcome():
+    row = text()
+    actions = open_actions()
+    version = (row.subject, row.body_md, tuple((a.id, a.updated_at) for a in actions))
+    return compiled(NAME, SLOTS, lambda: _context(row), version)
+
+
+def _claim(subscriber_id: int) -> Subscriber | None:
+    """Take the right to welcome this confirmation (one conditional UPDATE; commits)."""
+    res = db.session.execute(
+        sa.update(Subscriber)
+        .where(Subscriber.id == subscriber_id, Subscriber.status == SubscriberStatus.CONFIRMED,
+               Subscriber.confirmed_at.is_not(None),
+               sa.or_(Subscriber.welcomed_for.is_(None), Subscriber.welcomed_for != Subscriber.confirmed_at))
+        .values(welcomed_for=Subscriber.confirmed_at)
+    )
+    db.session.commit()
+    return db.session.get(Subscriber, subscriber_id) if res.rowcount == 1 else None
+
+
+def release(subscriber_id: int) -> None:
+    """A send that failed for a passing reason gives the claim back, so the retry can send."""
+    db.session.execute(sa.update(Subscriber).where(Subscriber.id == subscriber_id)
+                       .values(welcomed_for=None))
+    db.session.commit()
+
+
+def send_welcome(subscriber_id: int) -> bool:
+    """Mail the welcome once for the subscriber's current confirmation; False when not sent.
+
+    Commits its claim (so two workers cannot both send); the task releases it on a retryable error.
+    """
+    if not text().enabled:
+        return False
+    sub = _claim(subscriber_id)
+    if sub is None or suppressions.is_suppressed(sub.email):
+        return False
+    cfg = current_app.config
+    unsubscribe_url = external_url("public.unsubscribe", token=make_unsubscribe_token(sub.id))
+    rendered = compiled_welcome().personalize(unsubscribe_url=unsubscribe_url, email=sub.email)
+    data = build_message(
+        from_header=format_from(cfg["MAIL_FROM"]), to=sub.email, subject=rendered.subject,
+        text=rendered.text, html=rendered.html, message_id=new_message_id(domain_of(cfg["MAIL_FROM"])),
+        extra_headers=[("Auto-Submitted", "auto-generated"),
+                       ("List-Unsubscribe", f"<{unsubscribe_url}>"),
+                       ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")],
+    )
+    signed = signer_for(current_app).sign(data)
+    # A bounce of the welcome counts as one of the subscriber's confirmation mail ("c").
+    smtp.send_one(cfg["SMTP_URL"], return_path("c", sub.id), sub.email, signed, cfg["SMTP_TIMEOUT"])
+    return True

@@ -1,0 +1,293 @@
+"""Redirect benchmark: tracked links (`GET /r/<token>/<index>`) under gunicorn, beside the floor.
+
+    python bench/redirect.py --clicks 5000 [--clients 8] [--rate R] [--database-url …] [--json out.json]
+
+Builds a fresh database (SQLite in a temporary directory unless --database-url names one whose
+name contains 'bench'), an alert and one delivery per simulated recipient (the blast is started,
+so the alert's links are frozen, but nothing is sent), and each recipient's tracked links made
+exactly as a blast makes them. Then, in one run:
+
+1. the web floor (`floor.py`, kind "redirect": a bare Flask `GET /r/<token>` answering 302)
+   under the same gunicorn settings and the same asyncio client;
+2. the app (`wsgi:app`, TRACK_CLICKS=person) answering the tracked links: redirects per
+   second and latency, each answer checked to be a 302 to the right action;
+3. nothing lost: every answered click is in the Redis list; then the recording side as the
+   beat task runs it (`tracking.drain.drain`, in this process): clicks recorded per second,
+   and one `clicks` row per answered click.
+
+Figures are printed as ratios to the floor (goal: throughput >= 0.5x, p99 <= 3x, nothing lost).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import benchlib
+import floor
+from benchlib import BenchError
+
+ACTIONS = 3
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description="Redirect benchmark (see the module docstring).")
+    p.add_argument("--clicks", type=int, default=5000, help="redirects in the measured phase")
+    p.add_argument("--warmup", type=int, default=300)
+    p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--rate", type=float, default=None, help="open loop: redirects per second")
+    p.add_argument("--gunicorn-workers", type=int, default=4)
+    p.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--force-drop", action="store_true")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None)
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE")
+    p.add_argument("--timeout", type=float, default=10.0)
+    p.add_argument("--json", dest="json_path", default=None)
+    return p.parse_args(argv)
+
+
+def prepare(app, recipients: int) -> tuple[int, list[str], list[str]]:
+    """An alert with ACTIONS actions, started for `recipients` subscribers; each click's path
+    and where it must lead, recipient by recipient, link by link in turn."""
+    import sqlalchemy as sa
+
+    from alerts.actions import open_actions, seed_actions
+    from alerts.blasts.compose import save_alert
+    from alerts.blasts.content import MessageFactory, action_slot
+    from alerts.blasts.state import start_blast
+    from alerts.extensions import db
+    from alerts.models import Alert, Delivery, Subscriber
+
+    with app.app_context():
+        seed_actions()
+        db.session.execute(sa.insert(Subscriber), [
+            {"email": f"reader{i:07d}@example.net", "status": "confirmed"} for i in range(recipients)])
+        slugs = [a.slug for a in open_actions()[:ACTIONS]]
+        alert = save_alert(None, subject="Bench", intro_md="Bench.", preheader="", action_slugs=slugs,
+                           created_by="bench")
+        db.session.commit()
+        start_blast(alert.id)
+        db.session.commit()
+        factory = MessageFactory.for_alert(db.session.get(Alert, alert.id))
+        base = app.config["BASE_URL"]
+        paths, targets = [], []
+        plain = factory.action_urls(None, None)
+        for n, delivery_id in enumerate(db.session.scalars(
+                sa.select(Delivery.id).where(Delivery.alert_id == alert.id).order_by(Delivery.id))):
+            urls = factory.tracker.wrap(plain, delivery_id)
+            slot = action_slot(n % ACTIONS)
+            paths.append(urls[slot][len(base):])
+            targets.append(plain[slot])
+        db.session.remove()
+        return alert.id, paths, targets
+
+
+def run(args, workdir: Path) -> dict:
+    run_id = secrets.token_hex(4)
+    queue = f"bench-redirect-{run_id}"
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    benchlib.check_database_url(database_url, args.force_drop)
+    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    server = None
+    try:
+        settings = {
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis.url,
+            "SECRET_KEY": secrets.token_urlsafe(32),
+            "CELERY_TASK_QUEUE": queue,
+            "BASE_URL": "https://alerts.example.org",
+            "SMTP_URL": "smtp://127.0.0.1:9",  # nothing is sent
+            "TRACK_CLICKS": "person",
+        }
+        env = benchlib.apply_settings(settings, args.settings)
+
+        from alerts import create_app
+        from alerts.extensions import db
+        from alerts.models import Click
+        from alerts.tracking import drain, recording
+
+        app = create_app()
+        benchlib.fresh_schema(app)
+        total = args.warmup + args.clicks
+        alert_id, paths, targets = prepare(app, total)
+
+        server_settings = benchlib.GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
+        print(f"[bench] floor: bare Flask GET /r/<token> under {server_settings.label}", file=sys.stderr)
+        floor_figures = floor.measure(server_settings, workdir, env, requests=args.clicks, warmup=args.warmup,
+                                      clients=args.clients, rate=args.rate, timeout=args.timeout,
+                                      kind="redirect")
+
+        server = benchlib.Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
+        wrong: list[str] = []
+
+        async def follow(v: benchlib.Visitor, i: int) -> int:
+            status, _ = await v.request("GET", paths[i])
+            return status
+
+        # The Location header is not kept by the client; check the targets once, apart.
+        async def check_targets(sample: list[int]) -> None:
+            for i in sample:
+                reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+                writer.write(f"HEAD {paths[i]} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                head = (await reader.read()).decode("latin-1")
+                writer.close()
+                location = next((line.split(":", 1)[1].strip() for line in head.split("\r\n")
+                                 if line.lower().startswith("location:")), None)
+                if location != targets[i]:
+                    wrong.append(f"{paths[i]} -> {location}, wanted {targets[i]}")
+
+        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
+
+        async def both() -> benchlib.Phase:
+            visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
+            try:
+                await benchlib.drive(visitors, list(range(args.warmup)), follow, None, warm_out, (302,), None)
+                return await benchlib.measured(visitors, list(range(args.warmup, total)), follow, args.rate,
+                                               out, (302,), None, server.proc.pid)
+            finally:
+                for v in visitors:
+                    await v.close()
+
+        print(f"[bench] {args.warmup} warm-up redirects, then {args.clicks:,} measured", file=sys.stderr)
+        phase = asyncio.run(both())
+        with app.app_context():
+            r = recording.client()
+            answered = len(warm_out.accepted) + len(out.accepted)
+            queued = r.llen(recording.queue_key())
+        asyncio.run(check_targets(list(range(0, total, max(1, total // 20)))))
+        server.stop()
+        server = None
+
+        # Recording, as the beat task does it (HEAD checks above are queued too, as machine clicks).
+        with app.app_context():
+            queued_all = r.llen(recording.queue_key())
+            t0 = time.perf_counter()
+            cpu0 = time.process_time()
+            result = drain.drain(now=time.time() + 60, hold=0)
+            drain_wall = time.perf_counter() - t0
+            drain_cpu = time.process_time() - cpu0
+            import sqlalchemy as sa
+
+            rows = db.session.scalar(sa.select(sa.func.count()).select_from(Click)
+                                     .where(Click.alert_id == alert_id))
+            human = db.session.scalar(sa.select(sa.func.count()).select_from(Click)
+                                      .where(Click.alert_id == alert_id, Click.machine.is_(False)))
+            left = r.llen(recording.queue_key())
+            db.session.remove()
+
+        latencies = out.latencies_ms
+        rps = len(latencies) / phase.wall if phase.wall else 0.0
+        latency = benchlib.latency_summary(latencies)
+        errors = len(out.errors) + len(warm_out.errors)
+        lost = (answered - queued) + (queued_all - rows) + left
+        server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
+        return {
+            "clicks": args.clicks,
+            "warmup": args.warmup,
+            "clients": args.clients,
+            "mode": f"open loop at {args.rate:g}/s" if args.rate else "closed loop",
+            "database": benchlib.database_label(database_url),
+            "redis": redis.description,
+            "cpus": benchlib.cpu_count(),
+            "server": server_settings.label,
+            "wall_seconds": round(phase.wall, 3),
+            "requests_per_second": round(rps, 1),
+            "latency_ms": latency,
+            "server_cpu_ms_per_redirect": round(server_cpu_ms, 3),
+            "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
+            "errors": errors,
+            "error_samples": (warm_out.errors + out.errors)[:5],
+            "wrong_targets": wrong[:5],
+            "machine_cpu_busy_percent": phase.busy_percent,
+            "other_load": phase.other_load,
+            "recording": {
+                "answered": answered,
+                "queued_in_redis": queued,
+                "queued_with_target_checks": queued_all,
+                "rows": rows,
+                "rows_by_people": human,
+                "left_in_redis": left,
+                "batches": result.batches,
+                "seconds": round(drain_wall, 3),
+                "clicks_per_second": round(rows / drain_wall, 1) if drain_wall else None,
+                "cpu_ms_per_click": round(1000 * drain_cpu / max(rows, 1), 3),
+                "lost": lost,
+            },
+            "floor": floor_figures,
+            "ratio_to_floor": floor.compare(rps, latency["p99"], floor_figures, lost + len(wrong), errors,
+                                            app_server_cpu_ms=server_cpu_ms),
+        }
+    finally:
+        if server is not None:
+            server.stop()
+        redis.stop()
+
+
+def render_table(r: dict) -> str:
+    lat = r["latency_ms"]
+    c = r["recording"]
+    rows = [
+        ("redirects (measured)", f"{r['clicks']:,} after {r['warmup']} warm-up, each a different recipient"),
+        ("load", f"{r['clients']} asyncio clients, {r['mode']}; GET /r/<token>/<index>, expecting 302"),
+        ("server", f"{r['server']} on 127.0.0.1, {r['cpus']} CPUs; TRACK_CLICKS=person"),
+        ("database", r["database"]),
+        ("-", ""),
+        ("redirects per second", f"{r['requests_per_second']:,.1f}"),
+        ("latency p50 / p90", f"{lat['p50']} ms / {lat['p90']} ms"),
+        ("latency p99", f"{lat['p99']} ms"),
+        ("latency max", f"{lat['max']} ms"),
+        ("server CPU per redirect", f"{r['server_cpu_ms_per_redirect']:.3f} ms (gunicorn processes, "
+                                    f"user+sys; floor: {r['floor']['server_cpu_ms_per_request']:.3f} ms)"),
+        ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
+        ("errors / wrong targets", f"{r['errors']} / {len(r['wrong_targets'])} "
+                                   "(of a sample checked by HEAD)"),
+        ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
+        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        ("-", ""),
+        ("answered, queued in Redis", f"{c['answered']:,}, {c['queued_in_redis']:,}"),
+        ("recorded (drain, one process)", f"{c['rows']:,} clicks rows ({c['rows_by_people']:,} people's; "
+                                          f"the HEAD checks are machine clicks) in {c['batches']} batches"),
+        ("recording rate", f"{c['clicks_per_second']:,} clicks/s, {c['cpu_ms_per_click']} ms CPU per click "
+                           f"(drainer process)"),
+        ("lost", f"{c['lost']} ({c['left_in_redis']} left in Redis)"),
+        ("-", ""),
+        *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="redirects"),
+    ]
+    return benchlib.table(rows, f"Redirect benchmark: {r['clicks']:,} tracked clicks, {r['database']}")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    benchlib.exit_cleanly_on_sigterm()
+    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-redirect-"))
+    try:
+        result = run(args, workdir)
+    except BenchError as exc:
+        print(f"bench/redirect.py: {exc}", file=sys.stderr)
+        for log in (workdir / "floor-gunicorn.log", workdir / "gunicorn.log"):
+            if log.exists():
+                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
+                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
+        return 2
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(render_table(result))
+    if args.json_path:
+        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
+    ok = (result["recording"]["lost"] == 0 and result["errors"] == 0 and not result["wrong_targets"]
+          and result["floor"]["errors"] == 0)
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -48,9 +48,11 @@ def seed(app, n: int) -> int:
         seed_actions()
         if db.engine.dialect.name == "postgresql":
             db.session.execute(sa.text(
-                "INSERT INTO subscribers (email, status, created_at, confirmed_at, source) "
-                "SELECT 'reader' || lpad(i::text, 7, '0') || '@example.net', 'confirmed', now(), now(), "
-                "'bench' FROM generate_series(0, :n - 1) AS i"), {"n": n})
+                "INSERT INTO subscribers (email, email_key, token_key, legacy_links, status, created_at, "
+                "confirmed_at, source) "
+                "SELECT e, e, md5('bench' || i), false, 'confirmed', now(), now(), 'bench' FROM "
+                "(SELECT i, 'reader' || lpad(i::text, 7, '0') || '@example.net' AS e "
+                " FROM generate_series(0, :n - 1) AS i) AS g"), {"n": n})
         else:
             now = utcnow()
             for start in range(0, n, 10_000):
@@ -103,11 +105,12 @@ def run(args, workdir: Path) -> dict:
         with app.app_context():
             user = create_staff("bench@example.org", "a long bench password")
             db.session.commit()
-            user_id = user.id
+            user_id, epoch = user.id, user.session_epoch
         client = app.test_client()
         with client.session_transaction() as s:
             s[auth.SESSION_USER] = user_id
             s[auth.SESSION_LOGIN_AT] = int(time.time())
+            s[auth.SESSION_EPOCH] = epoch
             s.permanent = True
         floor_app = Flask("floor")
         floor_app.add_url_rule("/", "bare", lambda: "<!doctype html><title>bare</title><p>ok</p>")

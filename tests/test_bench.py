@@ -85,7 +85,9 @@ def test_signup_bench_loses_nothing(tmp_path):
         "--gunicorn-workers", "2",
     )
     c = r["check"]
-    assert r["statuses"] == {"200": n} and r["errors"] == 0
+    # POST /subscribe answers 303 to the done page (post/redirect/get); the bench counts both.
+    assert set(r["statuses"]) <= {"200", "303"} and sum(r["statuses"].values()) == n
+    assert r["errors"] == 0
     assert c["accepted"] == c["signup_rows"] == n + warm  # each recorded, decided by its task
     assert c["queue_length"] == c["queued_confirmations"] == n + warm
     assert c["lost"] == c["missing_rows"] == c["not_queued"] == c["duplicate_confirmations"] == 0

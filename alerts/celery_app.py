@@ -37,7 +37,11 @@ def celery_config(app: Flask) -> dict:
         "beat_schedule": {
             "sweep-stuck-deliveries": {
                 "task": "alerts.tasks.sweep",
-                "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
+                "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 15)),
+            },
+            "start-scheduled-alerts": {
+                "task": "alerts.tasks.start_scheduled",
+                "schedule": timedelta(seconds=app.config.get("SCHEDULE_INTERVAL_SECONDS", 10)),
             },
             "record-clicks": {
                 "task": "alerts.tasks.record_clicks",

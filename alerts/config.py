@@ -41,6 +41,30 @@ def _int(name: str, default: int) -> int:
         raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
+def _float(name: str, default: float | None) -> float | None:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+    if value <= 0:
+        raise RuntimeError(f"{name} must be more than 0, got {raw!r}")
+    return value
+
+
+def _timezone(name: str, default: str) -> str:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    value = _env(name, default) or default
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RuntimeError(f"{name} must be an IANA time zone like Europe/London, got {value!r}") from exc
+    return value
+
+
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     value = (_env(name, default) or default).strip().lower()
     if value not in allowed:
@@ -123,10 +147,27 @@ def load_config(instance_path: Path) -> dict:
         # as abandoned by a dead worker, and when a blast with no progress is re-dispatched.
         "BLAST_BATCH_SIZE": _int("BLAST_BATCH_SIZE", 500),
         "BLAST_FLUSH_MS": _int("BLAST_FLUSH_MS", 50),
-        "BLAST_STUCK_SECONDS": _int("BLAST_STUCK_SECONDS", 600),
-        "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 120),
+        # The lease: the recorder renews it every flush, so 30 s is tens of thousands of
+        # heartbeats; a dead worker's rows are back in the queue within lease + sweep interval.
+        "BLAST_STUCK_SECONDS": _int("BLAST_STUCK_SECONDS", 30),
+        "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 45),
         "BLAST_MAX_ATTEMPTS": _int("BLAST_MAX_ATTEMPTS", 8),
-        "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 60),
+        "SWEEP_INTERVAL_SECONDS": _int("SWEEP_INTERVAL_SECONDS", 15),
+        # Pacing (alerts/mail/pacing.py), per relay across every worker: unset means as fast
+        # as the relay accepts, slowing down whenever it pushes back. A relay in SMTP_URL may
+        # override both with ?max_rate=&max_connections=.
+        "SMTP_MAX_RATE": _float("SMTP_MAX_RATE", None),
+        "SMTP_MAX_CONNECTIONS": _int("SMTP_MAX_CONNECTIONS", 0) or None,
+        # How long a batch waits for a connection slot before handing its rows back.
+        "SMTP_SLOT_WAIT_SECONDS": _int("SMTP_SLOT_WAIT_SECONDS", 60),
+        # Per recipient domain, for operators who send through their own MTA:
+        # "yahoo.com=connections:2,rate:10,per_connection:20; gmail.com=connections:4".
+        "SMTP_DOMAIN_LIMITS": _env("SMTP_DOMAIN_LIMITS", ""),
+        # Shown beside every scheduled time on the staff pages (an IANA name).
+        "ORG_TIMEZONE": _timezone("ORG_TIMEZONE", "UTC"),
+        # How often beat looks for scheduled alerts that are due.
+        "SCHEDULE_INTERVAL_SECONDS": _int("SCHEDULE_INTERVAL_SECONDS", 10),
+        "UNSUBSCRIBE_MAILTO": _env("UNSUBSCRIBE_MAILTO"),
         # Bounces: the VERP return-path domain (its MX points at `alerts bounces serve`).
         "BOUNCE_DOMAIN": _env("BOUNCE_DOMAIN"),
         # Soft bounces suppress after this many within the window (listmonk records soft

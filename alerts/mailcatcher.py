@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import collections
 import email
 import email.parser
 import email.policy
 import re
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import cached_property
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from .mail.smtp import free_port
@@ -81,11 +84,102 @@ class CatcherHandler:
             self.messages.clear()
 
 
+class RelayHandler(CatcherHandler):
+    """A relay like SES or Mailgun: a fixed rate and a connection cap, with their answers.
+
+    Messages over the rate get `throttle_reply` at RCPT (SES: "454 Throttling failure:
+    Maximum sending rate exceeded"); a connection over the cap gets "421 4.7.0 Too many
+    connections" instead of a greeting. It counts what it did, and how many connections were
+    open at once, in all and per recipient domain (the measure of per-domain limits).
+    """
+
+    def __init__(self, rate: float | None = None, max_connections: int | None = None,
+                 throttle_reply: str = "451 4.7.1 Rate limit exceeded, slow down",
+                 burst: float | None = None) -> None:
+        super().__init__()
+        self.rate = rate
+        self.burst = burst or max(1.0, (rate or 1) / 5)
+        self.max_connections = max_connections
+        self.throttle_reply = throttle_reply
+        self._tokens = self.burst
+        self._ts = time.monotonic()
+        self.open = 0
+        self.peak_connections = 0
+        self.throttled = 0
+        self.refused_connections = 0
+        self._domain_conns: dict[str, set[int]] = collections.defaultdict(set)
+        self.peak_per_domain: collections.Counter = collections.Counter()
+        self.per_connection: collections.Counter = collections.Counter()  # (connection, domain)
+        self._connection_ids = 0
+
+    def connected(self, conn_id: int) -> bool:
+        with self.lock:
+            self.open += 1
+            if self.max_connections is not None and self.open > self.max_connections:
+                self.refused_connections += 1
+                return False
+            self.peak_connections = max(self.peak_connections, self.open)
+            return True
+
+    def disconnected(self, conn_id: int) -> None:
+        with self.lock:
+            self.open -= 1
+            for conns in self._domain_conns.values():
+                conns.discard(conn_id)
+
+    def _take(self) -> bool:
+        if self.rate is None:
+            return True
+        now = time.monotonic()
+        self._tokens = min(self.burst, self._tokens + (now - self._ts) * self.rate)
+        self._ts = now
+        if self._tokens >= 1:
+            self._tokens -= 1
+            return True
+        return False
+
+    async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
+        with self.lock:
+            if not self._take():
+                self.throttled += 1
+                return self.throttle_reply
+            domain = address.rpartition("@")[2].lower()
+            conns = self._domain_conns[domain]
+            conns.add(id(session))
+            self.peak_per_domain[domain] = max(self.peak_per_domain[domain], len(conns))
+            if not hasattr(session, "relay_connection"):
+                self._connection_ids += 1
+                session.relay_connection = self._connection_ids
+            self.per_connection[(session.relay_connection, domain)] += 1
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+
+class _CappedSMTP(SMTP):
+    """aiosmtpd's server, answering 421 instead of a greeting past the handler's cap."""
+
+    async def _handle_client(self) -> None:
+        if not self.event_handler.connected(id(self.session)):
+            await self.push("421 4.7.0 Too many connections, try again later")
+            self.transport.close()
+            return
+        await super()._handle_client()
+
+    def connection_lost(self, error) -> None:
+        self.event_handler.disconnected(id(self.session))
+        super().connection_lost(error)
+
+
+class _RelayController(Controller):
+    def factory(self):
+        return _CappedSMTP(self.handler, **self.SMTP_kwargs)
+
+
 class MailCatcher:
-    def __init__(self, host: str = "127.0.0.1", port: int = 0):
-        self.handler = CatcherHandler()
+    def __init__(self, host: str = "127.0.0.1", port: int = 0, handler: CatcherHandler | None = None):
+        self.handler = handler or CatcherHandler()
         port = port or free_port(host)
-        self.controller = Controller(
+        kind = _RelayController if isinstance(self.handler, RelayHandler) else Controller
+        self.controller = kind(
             self.handler, hostname=host, port=port, decode_data=False, data_size_limit=10_000_000
         )
 
@@ -94,7 +188,8 @@ class MailCatcher:
         return self
 
     def stop(self) -> None:
-        self.controller.stop()
+        if self.controller._thread is not None:  # stopping twice is fine (tests stop relays mid-run)
+            self.controller.stop()
 
     @property
     def port(self) -> int:

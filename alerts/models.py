@@ -62,8 +62,9 @@ class SubscriberStatus(enum.StrEnum):
 class Subscriber(db.Model):
     __tablename__ = "subscribers"
     # Ids are never reused on SQLite either: nothing that once named an erased person can
-    # come to name the next one.
-    __table_args__ = {"sqlite_autoincrement": True}
+    # come to name the next one. The staff list's order (newest first) is read from an index.
+    __table_args__ = (sa.Index("ix_subscribers_created_at_id", "created_at", "id"),
+                      {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
     email: Mapped[str] = mapped_column(sa.String(254))  # as typed: what we send to
@@ -241,6 +242,8 @@ class Alert(db.Model):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_dispatch_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A draft with a time is started by beat at that time (alerts.blasts.scheduling).
+    scheduled_for: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     created_by: Mapped[str | None] = mapped_column(sa.String(254))
     # Who it goes to: audience rules (alerts/audiences/rules.py); null means the default audience.
     audience: Mapped[dict | None] = mapped_column(sa.JSON)

@@ -15,7 +15,7 @@ from flask import current_app
 
 from . import welcome
 from .actions import signing
-from .blasts import abtest, dispatch, recovery, sending
+from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
@@ -99,12 +99,21 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     log.info("alert %s batch %s-%s: %s", alert_id, first, last, result,
              extra={"alert_id": alert_id, "first_delivery_id": first, "last_delivery_id": last,
                     "sent": result.sent, "failed": result.failed, "skipped": result.skipped,
-                    "requeued": result.requeued, "stopped": result.stopped})
+                    "requeued": result.requeued, "throttled": result.throttled,
+                    "stopped": result.stopped})
     # Rows that went back to the queue (4xx, SMTP down) are tried again later; past the
     # last retry the sweep's re-dispatch still finds them, so nothing is lost.
     if result.needs_retry and self.request.retries < current_app.config["MAIL_MAX_RETRIES"]:
         raise self.retry(countdown=backoff_seconds(self.request.retries))
     return {"sent": result.sent, "failed": result.failed, "requeued": result.requeued}
+
+
+@shared_task(name="alerts.tasks.start_scheduled")
+def start_scheduled() -> list[int]:
+    started = scheduling.start_due()
+    for alert_id in started:
+        log.info("alert %s: scheduled send started", alert_id, extra={"alert_id": alert_id})
+    return started
 
 
 @shared_task(name="alerts.tasks.sweep")

@@ -67,6 +67,10 @@ def parse_args(argv=None):
                    help="messages the naive reference sender sends (capped at --subscribers)")
     p.add_argument("--ceiling-seconds", type=float, default=2.0)
     p.add_argument("--timeout", type=float, default=None, help="seconds to wait for the sink")
+    p.add_argument("--relay-cap", type=float, default=None, metavar="N",
+                   help="instead: a relay that accepts N messages a second (throttling the rest "
+                        "with SES's 454) and --relay-connections at once; nothing configured")
+    p.add_argument("--relay-connections", type=int, default=2)
     p.add_argument("--json", dest="json_path", default=None, help="also write the figures here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (worker logs)")
     return p.parse_args(argv)
@@ -493,9 +497,105 @@ def render_table(r: dict) -> str:
     return benchlib.table(rows, title)
 
 
+# -- a throttling relay ---------------------------------------------------------------------------
+
+
+def run_relay_cap(args, workdir: Path) -> dict:
+    """The blast into a relay that throttles at a fixed rate and caps connections (as SES does)."""
+    from alerts.mailcatcher import MailCatcher, RelayHandler
+
+    n = args.subscribers
+    run_id = secrets.token_hex(4)
+    queue = f"bench-relay-{run_id}"
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    benchlib.check_database_url(database_url, args.force_drop)
+    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    relay = MailCatcher(handler=RelayHandler(
+        rate=args.relay_cap, max_connections=args.relay_connections,
+        throttle_reply="454 Throttling failure: Maximum sending rate exceeded")).start()
+    workers: list[tuple[str, subprocess.Popen]] = []
+    try:
+        key_path, _ = write_dkim_key(workdir)
+        env = benchlib.apply_settings({
+            **ORG, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "SMTP_URL": relay.url,
+            "SECRET_KEY": secrets.token_urlsafe(32), "DKIM_DOMAIN": DKIM_DOMAIN,
+            "DKIM_SELECTOR": DKIM_SELECTOR, "DKIM_PRIVATE_KEY_FILE": str(key_path),
+            "CELERY_TASK_QUEUE": queue,
+        }, args.settings)
+        from alerts import create_app
+
+        app = create_app()
+        benchlib.fresh_schema(app)
+        alert_id = seed(app, n)
+        workers = start_workers(args, env, queue, workdir)
+        wait_workers_ready(app, workers)
+        from alerts.blasts import control
+        from alerts.extensions import db
+
+        print(f"[bench] blast to {n:,} subscribers through a relay capped at {args.relay_cap}/s and "
+              f"{args.relay_connections} connection(s)", file=sys.stderr)
+        t0 = time.perf_counter()
+        with app.app_context():
+            control.launch(alert_id)
+            db.session.commit()
+            db.session.remove()
+        status = alert_status(app, alert_id, args.timeout or max(120.0, 4 * n / args.relay_cap))
+        wall = time.perf_counter() - t0
+        times = sorted(m.at for m in relay.messages)
+        span = (times[-1] - times[0]).total_seconds() if len(times) > 1 else 0.0
+        ideal = n / args.relay_cap
+        import sqlalchemy as sa
+
+        from alerts.models import Delivery
+
+        with app.app_context():
+            attempts = db.session.scalar(sa.select(sa.func.coalesce(sa.func.sum(Delivery.attempts), 0))
+                                         .where(Delivery.alert_id == alert_id))
+            db.session.remove()
+        h = relay.handler
+        return {
+            "subscribers": n, "database": benchlib.database_label(database_url),
+            "relay": {"rate": args.relay_cap, "connections": args.relay_connections},
+            "workers": f"{args.workers} x celery -P {args.pool} -c {args.concurrency}",
+            "state": status["state"], "sent": status["sent"], "failed": status["failed"],
+            "delivered": len(times), "unique": len({r for m in relay.messages for r in m.rcpt_tos}),
+            "first_to_last_seconds": round(span, 2), "ideal_seconds": round(ideal, 2),
+            "ratio_to_ideal": round(span / ideal, 2) if ideal else None,
+            "wall_seconds": round(wall, 2), "throttle_answers": h.throttled,
+            "refused_connections": h.refused_connections, "peak_connections": h.peak_connections,
+            "attempts_spent": attempts,
+            "complete": status["state"] == "sent" and status["failed"] == 0 and len(times) == n,
+        }
+    finally:
+        for _, proc in workers:
+            benchlib.stop_process(proc, timeout=20, group=True)
+        relay.stop()
+        _drop_queue(redis.url, queue)
+        redis.stop()
+
+
+def render_relay_table(r: dict) -> str:
+    rows = [
+        ("subscribers", f"{r['subscribers']:,} ({r['database']}, {r['workers']})"),
+        ("relay", f"accepts {r['relay']['rate']}/s over {r['relay']['connections']} connection(s); "
+                  "454 Throttling failure past that; nothing configured on our side"),
+        ("outcome", f"{r['state']}: {r['sent']:,} sent, {r['failed']} failed; {r['delivered']:,} "
+                    f"received ({r['unique']:,} distinct)"),
+        ("first to last message", f"{r['first_to_last_seconds']} s for an ideal {r['ideal_seconds']} s: "
+                                  f"{r['ratio_to_ideal']}x (goal <= 1.5x)"),
+        ("throttle answers", f"{r['throttle_answers']:,}, attempts spent: {r['attempts_spent']}"),
+        ("connections", f"peak {r['peak_connections']}, refused {r['refused_connections']}"),
+    ]
+    return benchlib.table(rows, "Blast into a throttling relay")
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     benchlib.exit_cleanly_on_sigterm()
+    if args.relay_cap:
+        return benchlib.run_bench("blast", args, run_relay_cap, render_relay_table,
+                                  logs=("worker*.log",), keep=args.keep,
+                                  ok=lambda result: result["complete"])
     return benchlib.run_bench("blast", args, run, render_table, logs=("worker*.log",), keep=args.keep,
                               ok=lambda result: result["complete"])
 

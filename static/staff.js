@@ -10,6 +10,16 @@
     }
   });
 
+  // A form sent back with an error: bring its first problem into view.
+  var problem = document.querySelector(".has-error");
+  if (problem) {
+    problem.scrollIntoView({ block: "center" });
+    var input = problem.querySelector("input, textarea, select");
+    if (input) {
+      input.focus();
+    }
+  }
+
   // On a phone a table's rows are stacked cards (site.css): label each cell with its column.
   Array.prototype.forEach.call(document.querySelectorAll("table.table"), function (table) {
     var heads = Array.prototype.map.call(table.querySelectorAll("thead th"), function (th) {
@@ -156,6 +166,9 @@
     // A paused blast sends nothing: no rate and no time left, as the server renders it.
     set("rate", s.state === "paused" ? "—" : s.rate_per_second + "/s");
     set("seconds_left", s.state === "paused" ? "paused" : duration(s.seconds_left));
+    if (s.pace) {
+      set("pace", s.pace.why);
+    }
     var bar = panel.querySelector('[data-field="bar"]');
     if (bar) {
       bar.value = s.percent;

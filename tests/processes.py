@@ -100,7 +100,16 @@ class WorkerProcess:
         self.log.close()
 
 
-def worker_env(app, *, redis_url: str, smtp_url: str, queue: str, **extra: str) -> dict[str, str]:
+FAST_RECOVERY = {
+    "BLAST_STUCK_SECONDS": "4",
+    "BLAST_STALL_SECONDS": "4",  # production: 45
+    "SWEEP_INTERVAL_SECONDS": "1",
+}
+
+
+def worker_env(app, *, redis_url: str, smtp_url: str, queue: str, engine_defaults: bool = False,
+               **extra: str) -> dict[str, str]:
+    """The environment of a worker process; `engine_defaults` keeps production's lease and sweep."""
     cfg = app.config
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST", "COV_"))}
     env.update(
@@ -114,12 +123,13 @@ def worker_env(app, *, redis_url: str, smtp_url: str, queue: str, **extra: str) 
         ORG_POSTAL_ADDRESS=cfg["ORG_POSTAL_ADDRESS"],
         CELERY_TASK_QUEUE=queue,
         BLAST_BATCH_SIZE="100",
-        BLAST_STUCK_SECONDS="4",
-        BLAST_STALL_SECONDS="4",
-        SWEEP_INTERVAL_SECONDS="1",
         MAIL_RETRY_BACKOFF="1",
         MAIL_RETRY_BACKOFF_MAX="2",
     )
+    for name in FAST_RECOVERY:
+        env.pop(name, None)
+    if not engine_defaults:
+        env.update(FAST_RECOVERY)
     env.update(extra)
     return env
 

@@ -154,6 +154,22 @@ def test_floor_runs_on_its_own(tmp_path):
         assert "requests per second" in table
 
 
+def test_blast_bench_relay_cap_mode(tmp_path):
+    """A throttling relay: every message once, none failed, no attempt spent on throttling."""
+    r, table = run_bench("blast.py", tmp_path, "--relay-cap", "40", "--subscribers", "80")
+    assert r["complete"] and r["unique"] == r["delivered"] == 80 and r["failed"] == 0
+    assert r["attempts_spent"] == 0
+    assert r["peak_connections"] <= 2
+    assert "first to last message" in table and "x (goal <= 1.5x)" in table
+
+
+def test_staff_pages_bench_runs(tmp_path):
+    r, table = run_bench("staff_pages.py", tmp_path, "--subscribers", "2000", "--rounds", "2")
+    assert set(r["pages"]) == {"dashboard", "subscriber list", "alert page (draft: recipient count)"}
+    assert all(p["median_ms"] > 0 and p["ratio_to_floor"] > 0 for p in r["pages"].values())
+    assert "floor: a bare Flask page" in table
+
+
 def test_blast_profile_runs(tmp_path):
     r, table = run_bench("profile_blast.py", tmp_path, "--subscribers", "300", "--steps", "50",
                          "--sink", "python")

@@ -87,3 +87,56 @@ def test_header_injection_in_message_values_is_refused():
             from_header="a@x.org", to="a@b.org\r\nBcc: x@y.org", subject="s", text="t", html="h",
             message_id="<1@x>",
         )
+
+
+QP_VALUES = [
+    "https://alerts.example.org/unsubscribe/" + "T0K3N-" * 40,  # longer than a line
+    "ünïcödé@exämple.org",
+    "",
+    "a=b&c=<d> \"quoted\" 'single'",
+    " leading and trailing spaces ",
+    ".starts-with-a-dot",
+]
+
+
+@pytest.mark.parametrize("value", QP_VALUES)
+@pytest.mark.parametrize("literal", ["", "x" * 75, "x" * 76, "y" * 74 + "=", "line one\nline two ",
+                                     "é" * 40, "ends with =\n"])
+def test_quoted_printable_once_per_template_decodes_to_the_same_text(literal, value):
+    """Literals encoded once, values per recipient: the same decoded body, no line over 76."""
+    import quopri
+
+    from alerts.mail.rendering import Part
+
+    for html in (False, True):
+        part = Part((literal, literal[::-1], literal), ("a", "b"), html)
+        values = {"a": value, "b": value[::-1]}
+        encoded = part.fill_qp(values)
+        expected = part.fill(values).replace("\r\n", "\n").encode()
+        assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")) == expected
+        assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
+        assert b"\n" not in encoded.replace(b"\r\n", b"")
+
+
+def test_alert_message_bodies_match_the_preview(app, ctx):
+    """A blast's message (bodies encoded once per alert) reads exactly as the preview shows."""
+    from alerts.blasts import content
+    from alerts.extensions import db
+    from alerts.models import Alert
+    from tests.helpers import make_alert
+
+    alert = db.session.get(Alert, make_alert("Encoded once: ünïcödé and = signs"))
+    factory = content.MessageFactory.for_alert(alert)
+    data = factory.build(7, 3, "reader@example.org")
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    fields = factory.fields(7, 3, "reader@example.org")
+    html = msg.get_body(("html",)).get_content()
+    text = msg.get_body(("plain",)).get_content()
+    unsubscribe = fields["extra_headers"][0][1].split(">")[0].lstrip("<")
+    rendered = content.compiled_alert(alert).personalize(
+        unsubscribe_url=unsubscribe, email="reader@example.org",
+        **factory.action_urls(7, 3))
+    assert html.replace("\r\n", "\n") == rendered.html.replace("\r\n", "\n")
+    assert text.replace("\r\n", "\n") == rendered.text.replace("\r\n", "\n")
+    for body in (fields["html_qp"], fields["text_qp"]):
+        assert max(len(line) for line in body.split(b"\r\n")) <= 76

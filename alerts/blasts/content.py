@@ -290,13 +290,14 @@ class MessageFactory:
         if self.pixel is not None:
             links[OPEN_PIXEL_SLOT] = self.pixel(delivery_id)
         template, from_header = self._compiled_for(delivery_id, subscriber_id)
-        out = template.personalize(unsubscribe_url=unsubscribe_url, email=email, **links)
+        subject, text_qp, html_qp = template.personalize_qp(
+            unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
             "from_header": from_header,
             "to": email,
-            "subject": subject_prefix + out.subject,
-            "text": out.text,
-            "html": out.html,
+            "subject": subject_prefix + subject,
+            "text_qp": text_qp,
+            "html_qp": html_qp,
             "message_id": (
                 self.message_id(delivery_id) if delivery_id is not None else new_message_id(self.domain)
             ),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import redis
 import sqlalchemy as sa
+from flask import current_app
 
 from ..extensions import db
+from ..mail import pacing, smtp
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
 from .state import BlastError
 
@@ -72,9 +75,35 @@ def status(alert_id: int) -> dict:
         "percent": round(100 * done / c["total"], 1) if c["total"] else float(alert.state == "sent") * 100,
         "rate_per_second": round(rate, 1),
         "seconds_left": round(remaining / rate) if rate and remaining else None,
+        "scheduled_for": alert.scheduled_for.isoformat() if alert.scheduled_for else None,
+        "pace": pace() if alert.state in (AlertState.SENDING, AlertState.PAUSED) else None,
         "started_at": alert.started_at.isoformat() if alert.started_at else None,
         "finished_at": alert.finished_at.isoformat() if alert.finished_at else None,
     }
+
+
+def pace() -> dict:
+    """How fast each relay is being sent to, and why: what staff see beside the rate."""
+    cfg = current_app.config
+    try:
+        relays = smtp.parse_relays(cfg["SMTP_URL"])
+    except smtp.MailConfigError as exc:
+        return {"why": f"SMTP_URL is wrong: {exc}", "relays": []}
+    state = pacing.for_url(cfg.get("REDIS_URL"))
+    out = []
+    for relay in relays:
+        limits = pacing.Limits(relay.max_rate or cfg["SMTP_MAX_RATE"],
+                               relay.max_connections or cfg["SMTP_MAX_CONNECTIONS"])
+        try:
+            out.append(state.describe(relay.name, limits) if state else
+                       {"relay": relay.name, "state": "ok", "why": "as fast as the relay accepts"})
+        except redis.RedisError:
+            out.append({"relay": relay.name, "state": "unknown", "why": "pacing state unavailable"})
+    # The one sentence: the slowest reason wins (down, then throttled, then configured).
+    order = {"down": 0, "throttled": 1, "unknown": 2, "ok": 3}
+    worst = min(out, key=lambda r: order.get(r["state"], 3))
+    why = worst["why"] if len(out) == 1 else f"{worst['relay']}: {worst['why']}"
+    return {"why": why, "relays": out}
 
 
 def duration_words(seconds: float | None) -> str:

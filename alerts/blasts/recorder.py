@@ -20,6 +20,7 @@ class BatchResult:
     failed: int = 0
     skipped: int = 0
     requeued: int = 0
+    throttled: int = 0  # throttle answers (tried again, no attempt spent)
     stopped: str | None = None  # why the batch stopped early, if it did
 
     @property

@@ -43,7 +43,12 @@ def sweep() -> dict:
             .where(Alert.id == alert_id)
         ).one()
         recent = [t for t in (last_dispatch, last_claim) if t is not None]
-        if reset or not recent or max(recent) < stall_before:
+        # A batch in flight heartbeats its rows: a blast with one is moving, however slowly
+        # its relay lets it. With none and nothing claimed for a while, its queued batch
+        # tasks were lost (a worker killed before it claimed them, or a Redis restart).
+        in_flight = db.session.scalar(sa.select(sa.exists().where(
+            Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.SENDING)))
+        if reset or not recent or (max(recent) < stall_before and not in_flight):
             dispatch(alert_id)
             redispatched.append(alert_id)
     return {"returned": reset, "redispatched": redispatched}

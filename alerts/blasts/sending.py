@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import collections
 import logging
+import random
 import smtplib
+import time
 import uuid
 
+import redis
 import sqlalchemy as sa
 from flask import current_app
 
 from .. import suppressions
 from ..extensions import db
-from ..mail import smtp
+from ..mail import pacing, smtp
 from ..mail.signed_ids import envelope_sender, return_path
 from ..models import (
     Alert,
@@ -87,9 +91,9 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
                 recorder.mark([row.id], DeliveryStatus.SKIPPED, "suppressed")
             else:
                 todo.append(row)
-        done = _send_rows(recorder, factory, todo, cfg)
+        unsent = _send_rows(recorder, factory, todo, cfg)
         recorder.flush()  # the state as of now decides between requeue and skip
-        recorder.release([r.id for r in todo[done:]], recorder.result.stopped or "requeued")
+        recorder.release([r.id for r in unsent], recorder.result.stopped or "requeued")
     result = recorder.result
     result.stopped = result.stopped or recorder.stop_reason
     if result.stopped == "lost-claim":
@@ -99,45 +103,205 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     return result
 
 
-def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> int:
-    """Send over one connection; returns how many rows have an outcome (the rest go back)."""
+def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> list:
+    """Send over paced connections to the relays; returns the rows still unsent (they go back).
+
+    A relay that does not answer or drops the connection is marked down and the rest of
+    the batch goes to another relay; a throttle answer slows that relay down and puts the
+    row at the back of the batch, spending none of its attempts. Rows for a destination
+    domain with limits (SMTP_DOMAIN_LIMITS) go over connections of their own, each holding
+    one of that domain's slots and taking its tokens too.
+    """
     if not todo:
-        return 0
+        return []
     try:
-        conn = smtp.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
-    except (OSError, smtplib.SMTPException) as exc:
-        recorder.result.stopped = "smtp-unavailable"
-        log.warning("alert %s: SMTP unavailable (%s)", recorder.alert_id, exc,
-                    extra={"alert_id": recorder.alert_id})
-        return 0
-    max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
-    i = 0
-    try:
-        while i < len(todo) and recorder.stop_reason is None:
-            row = todo[i]
-            data = factory.build(row.id, row.subscriber_id, row.email, token_key=row.token_key)
+        relays = smtp.parse_relays(cfg["SMTP_URL"])
+        domain_limits = pacing.parse_domain_limits(cfg.get("SMTP_DOMAIN_LIMITS") or "")
+    except smtp.MailConfigError as exc:
+        recorder.result.stopped = "smtp-config"
+        log.error("alert %s: %s", recorder.alert_id, exc, extra={"alert_id": recorder.alert_id})
+        return list(todo)
+    pace = pacing.for_url(cfg.get("REDIS_URL"))
+    groups: dict[str | None, list] = collections.defaultdict(list)
+    for row in todo:
+        domain = row.email.rpartition("@")[2].lower()
+        groups[domain if domain in domain_limits else None].append(row)
+    unsent: list = []
+    for domain, rows in sorted(groups.items(), key=lambda g: g[0] is not None):
+        run = _Run(recorder, factory, collections.deque(rows), cfg)
+        if recorder.stop_reason is None and recorder.result.stopped is None:
+            if domain is None:
+                _through_relays(run, relays, pace, cfg)
+            else:
+                dom = pacing.Pacer(pace, f"domain:{domain}", domain_limits[domain])
+                if dom.take_slot(cfg["SMTP_SLOT_WAIT_SECONDS"], stop=run.stopping):
+                    try:
+                        _through_relays(run, relays, pace, cfg, dom)
+                    finally:
+                        dom.flush()
+                        dom.release_slot()
+                else:
+                    recorder.result.stopped = "domain-busy"
+        unsent.extend(run.pending)
+    return unsent
+
+
+def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | None = None) -> None:
+    """One connection after another until the run's rows are sent or the batch must stop."""
+    recorder = run.recorder
+    tried_down: set[str] = set()
+    refused_in_a_row = 0
+    while run.pending and recorder.stop_reason is None:
+        down = run.safe(lambda: pace.down([r.name for r in relays]), {}) if pace else {}
+        relay = pacing.choose(relays, down, tried_down)
+        if relay is None:
+            recorder.result.stopped = "smtp-unavailable"
+            log.warning("alert %s: no relay answers (%s)", recorder.alert_id,
+                        "; ".join(f"{k}: {v}" for k, v in down.items()) or "all failed",
+                        extra={"alert_id": recorder.alert_id})
+            break
+        limits = pacing.Limits(relay.max_rate or cfg["SMTP_MAX_RATE"],
+                               relay.max_connections or cfg["SMTP_MAX_CONNECTIONS"])
+        pacer = pacing.Pacer(pace, relay.name, limits)
+        if not pacer.take_slot(cfg["SMTP_SLOT_WAIT_SECONDS"], stop=run.stopping):
+            recorder.result.stopped = recorder.result.stopped or "relay-busy"
+            break
+        try:
+            outcome = run.over_one_connection(relay, pacer, domain)
+        finally:
+            pacer.flush()
+            pacer.release_slot()
+        if outcome == "down":
+            tried_down.add(relay.name)
+            if pace:
+                run.safe(lambda r=relay: pace.mark_down(r.name, run.last_error), 0)
+        elif outcome == "again" and not run.progressed:
+            refused_in_a_row += 1
+            if refused_in_a_row >= 20:
+                recorder.result.stopped = "relay-busy"
+                break
+        if run.progressed:
+            refused_in_a_row = 0
+            run.progressed = False
+
+
+# A row the relay keeps throttling goes back to the queue (no attempt spent) after this
+# many tries in one batch, so the batch task ends and tries again later with backoff.
+MAX_THROTTLES_PER_BATCH = 50
+
+
+class _Run:
+    """One batch's rows on their way through one connection after another."""
+
+    def __init__(self, recorder: Recorder, factory: MessageFactory, pending, cfg):
+        self.recorder = recorder
+        self.factory = factory
+        self.pending = pending
+        self.timeout = cfg["SMTP_TIMEOUT"]
+        self.max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
+        self.throttles: collections.Counter = collections.Counter()
+        self.built: dict[int, bytes] = {}  # throttled rows keep their bytes for the next try
+        self.last_error = ""
+        self.progressed = False  # a 250 since the loop last looked
+
+    def stopping(self) -> bool:
+        return self.recorder.stop_reason is not None
+
+    def safe(self, fn, default):
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            log.warning("relay state unavailable (%s)", exc)
+            return default
+
+    def over_one_connection(self, relay: smtp.Relay, pacer: pacing.Pacer,
+                            domain: pacing.Pacer | None = None) -> str:
+        """Send until the rows run out, the relay fails ("down"), or it closes on us ("again")."""
+        rec = self.recorder
+        try:
+            conn = smtp.connect(relay.url, self.timeout)
+        except (OSError, smtplib.SMTPException) as exc:
+            refusal = smtp.refusal(exc)
+            self.last_error = refusal.detail
+            if refusal.throttled:  # "too many connections": fewer from now on, then try again
+                pacer.too_many_connections(refusal.detail)
+                log.info("relay %s refused a connection: %s", relay.name, refusal.detail)
+                time.sleep(0.2 + random.random() * 0.3)
+                return "again"
+            log.warning("alert %s: relay %s unavailable (%s)", rec.alert_id, relay.name,
+                        refusal.detail, extra={"alert_id": rec.alert_id, "relay": relay.name})
+            return "down"
+        pacer.pacing and self.safe(lambda: pacer.pacing.mark_up(relay.name), None)
+        try:
+            return self._send(conn, relay, pacer, domain)
+        except (OSError, smtplib.SMTPException) as exc:
+            # The connection died before this row's 250: it stays pending for the next relay.
+            self.last_error = smtp.refusal(exc).detail
+            log.warning("alert %s: relay %s failed mid-batch (%s); %d rows to go",
+                        rec.alert_id, relay.name, self.last_error, len(self.pending),
+                        extra={"alert_id": rec.alert_id, "relay": relay.name})
+            return "down"
+        finally:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                conn.close()
+
+    def _send(self, conn, relay: smtp.Relay, pacer: pacing.Pacer,
+              domain: pacing.Pacer | None = None) -> str:
+        rec, pending = self.recorder, self.pending
+        per_connection = domain.limits.per_connection if domain else None
+        sent_here = 0
+        while pending and rec.stop_reason is None:
+            if per_connection and sent_here >= per_connection:
+                return "again"  # a fresh connection, as the domain asks
+            if domain and not domain.take(stop=self.stopping):
+                break
+            if not pacer.take(stop=self.stopping):
+                break
+            pacer.refresh_slot()
+            if domain:
+                domain.refresh_slot()
+            row = pending[0]
+            data = self.built.pop(row.id, None) or self.factory.build(
+                row.id, row.subscriber_id, row.email, token_key=row.token_key)
             try:
                 smtp.send_message(conn, return_path("d", row.id), row.email, data)
             except smtplib.SMTPException as exc:
                 refusal = smtp.refusal(exc)
+                if refusal.throttled:
+                    self._throttled(row, data, refusal, relay, pacer)
+                    if refusal.connection:
+                        return "again"  # 421 closed the connection: open another
+                    continue
                 if refusal.connection:
                     raise
-                _recipient_error(recorder, row, refusal, max_attempts)
+                pending.popleft()
+                _recipient_error(rec, row, refusal, self.max_attempts)
             else:
-                recorder.sent(row.id)
-            i += 1
-    except (OSError, smtplib.SMTPException) as exc:
-        # The connection died before this row's 250: it goes back with the rest.
-        recorder.result.stopped = "smtp-disconnected"
-        log.warning("alert %s: SMTP failed mid-batch (%s); %d rows requeued",
-                    recorder.alert_id, exc, len(todo) - i,
-                    extra={"alert_id": recorder.alert_id, "requeued": len(todo) - i})
-    finally:
-        try:
-            conn.quit()
-        except (OSError, smtplib.SMTPException):
-            conn.close()
-    return i
+                pending.popleft()
+                rec.sent(row.id)
+                pacer.ok()
+                sent_here += 1
+                self.progressed = True
+        return "up"
+
+    def _throttled(self, row, data: bytes, refusal: smtp.Refusal, relay: smtp.Relay,
+                   pacer: pacing.Pacer) -> None:
+        """The relay wants us slower: halve its pace, and this row waits its turn again, unspent."""
+        rate = pacer.push_back(refusal.detail)
+        self.pending.popleft()
+        self.throttles[row.id] += 1
+        rec = self.recorder
+        rec.result.throttled += 1
+        if self.throttles[row.id] >= MAX_THROTTLES_PER_BATCH:
+            rec.mark([row.id], DeliveryStatus.QUEUED, f"throttled: {refusal.detail}")
+        else:
+            self.built[row.id] = data
+            self.pending.append(row)
+        log.info("relay %s throttled (%s); pace now %s/s", relay.name, refusal.detail,
+                 f"{rate:.1f}" if rate else "unchanged",
+                 extra={"alert_id": rec.alert_id, "relay": relay.name, "smtp_code": refusal.code})
 
 
 def _recipient_error(rec: Recorder, row, refusal: smtp.Refusal, max_attempts: int) -> None:

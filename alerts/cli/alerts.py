@@ -10,7 +10,7 @@ import click
 from flask.cli import AppGroup
 
 from .. import audiences
-from ..blasts import abtest, compose, control, progress, state
+from ..blasts import abtest, compose, control, progress, scheduling, state
 from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
 from ..extensions import db
@@ -50,10 +50,12 @@ def alert_group() -> None:
 @click.option("--ab-wait", type=int, metavar="MINUTES", help="A/B test: minutes before the winner is picked.")
 @click.option("--ab-metric", type=click.Choice(["clicks", "signatures"]), default="clicks",
               show_default=True, help="A/B test: what picks the winner.")
+@click.option("--send-at", default=None, metavar="ISO8601",
+              help="Schedule it: beat starts the blast at this time (with its offset, e.g. +01:00 or Z).")
 def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...],
                  only_signers_of, except_signers_of, topics, joined_after, joined_before, source,
                  engaged_days, not_engaged, include_acted, saved_name, subjects_b, from_names,
-                 ab_sample, ab_wait, ab_metric) -> None:
+                 ab_sample, ab_wait, ab_metric, send_at) -> None:
     """Create a draft alert and print its id."""
     rules: dict = {}
     if saved_name:
@@ -74,12 +76,16 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
     if include_acted:
         rules["include_acted"] = True
     try:
+        when = scheduling.parse_time(send_at) if send_at else None
         alert = save_alert(None, subject=subject, intro_md=intro, preheader=preheader,
                            action_slugs=list(actions), created_by="cli", audience=rules)
         if subjects_b or ab_sample is not None or ab_wait is not None:
             abtest.configure(alert, subjects=[subject, *subjects_b], from_names=list(from_names),
                              sample_pct=ab_sample, wait_minutes=ab_wait, metric=ab_metric)
-    except (ComposeError, abtest.AbTestError) as exc:
+        if when:
+            db.session.flush()
+            scheduling.schedule(alert.id, when)
+    except (ComposeError, abtest.AbTestError, BlastError) as exc:
         raise click.UsageError(str(exc)) from exc
     db.session.commit()
     click.echo(alert.id)
@@ -211,7 +217,38 @@ def _status_lines(s: dict) -> list[tuple[str, str]]:
         lines.append(("Started", s["started_at"].replace("T", " ")[:19] + " UTC"))
     if s.get("finished_at"):
         lines.append(("Finished", s["finished_at"].replace("T", " ")[:19] + " UTC"))
+    if s.get("scheduled_for"):
+        lines.append(("Scheduled", s["scheduled_for"].replace("T", " ")[:19] + " UTC"))
+    if s.get("pace"):
+        lines.append(("Pace", s["pace"]["why"]))
+        for relay in s["pace"]["relays"]:
+            limit = f"{relay['rate_limit']}/s" if relay.get("rate_limit") else "no limit"
+            lines.append(("", f"{relay['relay']}: {relay['state']}, {limit}, "
+                              f"{relay.get('connections', 0)} connection(s)"))
     return lines
+
+
+@alert_group.command("schedule")
+@click.argument("alert_id", type=int)
+@click.option("--at", "at", default=None, metavar="ISO8601", help="When to start the blast.")
+@click.option("--cancel", is_flag=True, help="Take the alert off the schedule (it stays a draft).")
+def alert_schedule(alert_id: int, at: str | None, cancel: bool) -> None:
+    """Schedule a draft to be sent at a time, reschedule it, or unschedule it."""
+    if bool(at) == cancel:
+        raise click.UsageError("give either --at ISO8601 or --cancel")
+    try:
+        if cancel:
+            scheduling.unschedule(alert_id)
+        else:
+            scheduling.schedule(alert_id, scheduling.parse_time(at))
+    except BlastError as exc:
+        raise click.ClickException(str(exc)) from exc
+    db.session.commit()
+    status = progress.status(alert_id)
+    if cancel:
+        click.echo(f"Alert {alert_id} unscheduled; it is a draft.")
+    else:
+        click.echo(f"Alert {alert_id} scheduled for {status['scheduled_for']}.")
 
 
 def _control(alert_id: int, operation: str) -> None:

@@ -34,10 +34,16 @@ def canon_body_relaxed(body: bytes) -> bytes:
     return body + b"\r\n" if body else b""
 
 
+_FOLD = re.compile(rb"\r\n(?=[ \t])")
+
+
 def canon_header_relaxed(name: bytes, value: bytes) -> bytes:
-    value = re.sub(rb"\r\n(?=[ \t])", b"", value)
-    value = _WSP.sub(b" ", value).strip()
-    return name.strip().lower() + b":" + value + b"\r\n"
+    """RFC 6376 3.4.2; the regexes run only on the few values that fold or hold runs of space."""
+    if b"\r\n" in value:
+        value = _FOLD.sub(b"", value)
+    if b"\t" in value or b"  " in value:
+        value = _WSP.sub(b" ", value)
+    return name.strip().lower() + b":" + value.strip() + b"\r\n"
 
 
 def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:

@@ -18,6 +18,19 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(body, istext=True).replace(b"\n", b"\r\n")
 
 
+def qp_piece(text: str) -> bytes:
+    """A piece of a body, quoted-printable, whose last line leaves room for a soft break ("=")."""
+    encoded = _qp(text)
+    last_break = encoded.rfind(b"\r\n")
+    start = 0 if last_break < 0 else last_break + 2
+    if len(encoded) - start <= 75:
+        return encoded
+    cut = start + 72
+    while b"=" in encoded[cut - 2:cut]:  # never split an =XX escape
+        cut -= 1
+    return encoded[:cut] + b"=\r\n" + encoded[cut:]
+
+
 def encode_header(value: str) -> str:
     """RFC 2047 only where needed; a header value never carries a line break."""
     value = " ".join(value.split())
@@ -49,12 +62,18 @@ def build_message(
     from_header: str,
     to: str,
     subject: str,
-    text: str,
-    html: str,
+    text: str | None = None,
+    html: str | None = None,
     message_id: str,
     extra_headers: list[tuple[str, str]] = (),
+    text_qp: bytes | None = None,
+    html_qp: bytes | None = None,
 ) -> bytes:
-    """One personalised message; header values must already be single-line."""
+    """One personalised message; header values must already be single-line.
+
+    The bodies come as text (encoded here) or already quoted-printable (`text_qp`,
+    `html_qp`: a blast encodes its template once and only the slots per recipient).
+    """
     boundary = "=_aa_" + secrets.token_hex(12)
     head = [
         ("From", from_header),
@@ -76,11 +95,11 @@ def build_message(
             b"\r\n--", b, b"\r\n",
             b'Content-Type: text/plain; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            _qp(text),
+            text_qp if text_qp is not None else _qp(text),
             b"\r\n--", b, b"\r\n",
             b'Content-Type: text/html; charset="utf-8"\r\n',
             b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-            _qp(html),
+            html_qp if html_qp is not None else _qp(html),
             b"\r\n--", b, b"--\r\n",
         ]
     )

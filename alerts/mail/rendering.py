@@ -13,9 +13,14 @@ import re
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
+
+from .mime import qp_piece
+
+_SOFT_BREAK = b"=\r\n"
 
 # The slot marker carries a random value made when the process starts and never shown to
 # anyone, so no text a person types (a subject, an intro, an action's title) can contain
@@ -58,6 +63,25 @@ class Part:
             out.append(literal)
         return "".join(out)
 
+    @cached_property
+    def _qp_literals(self) -> tuple[bytes, ...]:
+        """Each literal quoted-printable encoded once, for every recipient of the blast."""
+        return tuple(qp_piece(literal) for literal in self.literals)
+
+    def fill_qp(self, values: dict[str, str]) -> bytes:
+        """`fill`, already quoted-printable: only the slots' values are encoded per recipient.
+
+        Each value sits between soft line breaks ("=" at a line's end, which decoders drop),
+        so the encoded literals never need re-wrapping around a value of any length.
+        """
+        literals = self._qp_literals
+        out = [literals[0]]
+        for name, literal in zip(self.slots, literals[1:], strict=True):
+            value = values[name]
+            out += (_SOFT_BREAK, qp_piece(str(escape(value)) if self.escape_values else value),
+                    _SOFT_BREAK, literal)
+        return b"".join(out)
+
 
 @dataclass(frozen=True)
 class Rendered:
@@ -78,6 +102,10 @@ class CompiledEmail:
             html=self.html.fill(values),
             text=self.text.fill(values),
         )
+
+    def personalize_qp(self, **values: str) -> tuple[str, bytes, bytes]:
+        """(subject, text, html) with the bodies quoted-printable: the blast's per-recipient path."""
+        return self.subject.fill(values), self.text.fill_qp(values), self.html.fill_qp(values)
 
 
 def inline_css(html: str) -> str:

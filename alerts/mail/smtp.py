@@ -8,7 +8,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
 
@@ -34,8 +34,67 @@ def parse_smtp_url(url: str) -> dict:
     }
 
 
+@dataclass(frozen=True)
+class Relay:
+    """One relay named in SMTP_URL, with its share of the traffic and its own limits."""
+
+    url: str  # without the query string: what `connect` takes
+    name: str  # host:port, and the user when there is one (never the password)
+    weight: float = 1.0
+    priority: int = 0  # lower first: a relay of a higher number is used only when all lower are down
+    max_rate: float | None = None  # messages per second across all workers; None: SMTP_MAX_RATE
+    max_connections: int | None = None  # None: SMTP_MAX_CONNECTIONS
+
+    @property
+    def key(self) -> str:
+        """Where this relay's pace and health live in Redis (no secret in it)."""
+        return self.name
+
+
+def _number(query: dict, name: str, kind, url: str):
+    if name not in query:
+        return None
+    raw = query[name][-1]
+    try:
+        value = kind(raw)
+    except ValueError as exc:
+        raise MailConfigError(f"SMTP_URL: {name}={raw!r} is not a number in {url!r}") from exc
+    if value <= 0 if name != "priority" else value < 0:
+        raise MailConfigError(f"SMTP_URL: {name} must be more than 0 in {url!r}")
+    return value
+
+
+def parse_relays(value: str) -> list[Relay]:
+    """SMTP_URL, comma-separated; a URL may end in ?weight=&priority=&max_rate=&max_connections=."""
+    relays = []
+    for raw in (part.strip() for part in value.split(",")):
+        if not raw:
+            continue
+        url, _, query_text = raw.partition("?")
+        query = parse_qs(query_text, keep_blank_values=True)
+        unknown = set(query) - {"weight", "priority", "max_rate", "max_connections"}
+        if unknown:
+            raise MailConfigError(f"SMTP_URL: unknown option {sorted(unknown)[0]!r} in {raw!r}")
+        cfg = parse_smtp_url(url)
+        name = f"{cfg['host']}:{cfg['port']}"
+        if cfg["username"]:
+            name = f"{cfg['username']}@{name}"
+        relays.append(Relay(
+            url=url, name=name,
+            weight=_number(query, "weight", float, raw) or 1.0,
+            priority=_number(query, "priority", int, raw) or 0,
+            max_rate=_number(query, "max_rate", float, raw),
+            max_connections=_number(query, "max_connections", int, raw),
+        ))
+    if not relays:
+        raise MailConfigError("SMTP_URL names no relay")
+    if len({r.name for r in relays}) != len(relays):
+        raise MailConfigError("SMTP_URL names the same relay twice")
+    return relays
+
+
 def connect(url: str, timeout: float = 30) -> smtplib.SMTP:
-    cfg = parse_smtp_url(url)
+    cfg = parse_smtp_url(url.split(",")[0].partition("?")[0])
     if cfg["scheme"] == "smtps":
         conn: smtplib.SMTP = smtplib.SMTP_SSL(
             cfg["host"], cfg["port"], timeout=timeout, context=ssl.create_default_context()
@@ -58,11 +117,22 @@ class Refusal:
     text: str
     at_recipient: bool  # refused at RCPT: about this address, not the message or the relay
     connection: bool  # the sender, the relay or the connection failed: nothing about this recipient
+    throttled: bool = False  # the relay asks us to slow down: nothing wrong with the message
+
+    @property
+    def relay_down(self) -> bool:
+        """No answer, or the relay refuses service for a reason other than our pace."""
+        return self.connection and not self.throttled and not self.permanent_sender
 
     @property
     def permanent(self) -> bool:
         """5xx is final for that recipient; everything else (4xx, network) may pass later."""
         return self.code is not None and 500 <= self.code < 600
+
+    @property
+    def permanent_sender(self) -> bool:
+        """A 5xx to MAIL FROM: the relay refuses our sender (wrong credentials, unverified domain)."""
+        return self.permanent and self.connection
 
     @property
     def hard_bounce(self) -> bool:
@@ -78,6 +148,22 @@ def _text(value) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
+# What relays say when they want us to slow down (SES: "454 Throttling failure: Maximum
+# sending rate exceeded"; Mailgun, Postmark, SendGrid: 421/451 4.7.x "rate limit", "too many
+# connections", "try again later").
+_THROTTLE_WORDS = re.compile(
+    r"throttl|rate.?limit|sending rate|too many (connections|messages|concurrent|sessions)"
+    r"|exceeded|slow down|too fast|concurrency", re.I)
+_STATUS_4_7 = re.compile(r"^\s*4\.7\.\d{1,3}\b")
+
+
+def is_throttle(code: int | None, text: str) -> bool:
+    """421, or a 4xx whose enhanced status is 4.7.x or whose words say rate: never the message's fault."""
+    if code is None or not 400 <= code < 500:
+        return False
+    return code == 421 or bool(_STATUS_4_7.match(text)) or bool(_THROTTLE_WORDS.search(text))
+
+
 def refusal(exc: BaseException) -> Refusal:
     """Sort an smtplib or network exception into a Refusal."""
     if isinstance(exc, smtplib.SMTPRecipientsRefused):
@@ -85,14 +171,20 @@ def refusal(exc: BaseException) -> Refusal:
         if replies:
             # The worst answer decides: one 4xx among 5xx still means "try again".
             code, text = min(replies, key=lambda r: r[0])
-            return Refusal(code, _text(text), at_recipient=True, connection=False)
+            text = _text(text)
+            return Refusal(code, text, at_recipient=True, connection=code == 421,
+                           throttled=is_throttle(code, text))
         return Refusal(None, "no recipient accepted", at_recipient=True, connection=False)
     if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPConnectError):
-        return Refusal(exc.smtp_code, _text(exc.smtp_error), at_recipient=False, connection=True)
+        text = _text(exc.smtp_error)
+        return Refusal(exc.smtp_code, text, at_recipient=False, connection=True,
+                       throttled=is_throttle(exc.smtp_code, text)
+                       or (exc.smtp_code == 554 and bool(_THROTTLE_WORDS.search(text))))
     if isinstance(exc, smtplib.SMTPResponseException):
         # 421 closes the connection whatever command it answered.
-        return Refusal(exc.smtp_code, _text(exc.smtp_error), at_recipient=False,
-                       connection=exc.smtp_code == 421)
+        text = _text(exc.smtp_error)
+        return Refusal(exc.smtp_code, text, at_recipient=False, connection=exc.smtp_code == 421,
+                       throttled=is_throttle(exc.smtp_code, text))
     return Refusal(None, f"{type(exc).__name__}: {exc}", at_recipient=False, connection=True)
 
 
@@ -101,15 +193,27 @@ def is_permanent(exc: BaseException) -> bool:
 
 
 def send_one(url: str, sender: str, recipient: str, data: bytes, timeout: float = 30) -> None:
-    """A single message over its own connection (confirmations, test sends)."""
-    conn = connect(url, timeout)
-    try:
-        conn.sendmail(sender, [recipient], data)
-    finally:
+    """A single message over its own connection (confirmations, test sends).
+
+    With several relays in SMTP_URL they are tried in order (lowest priority first) until
+    one answers; a refusal of the message itself is raised at once.
+    """
+    relays = sorted(parse_relays(url), key=lambda r: r.priority)
+    for n, relay in enumerate(relays):
         try:
-            conn.quit()
-        except smtplib.SMTPException:
-            conn.close()
+            conn = connect(relay.url, timeout)
+        except (OSError, smtplib.SMTPException):
+            if n == len(relays) - 1:
+                raise
+            continue
+        try:
+            conn.sendmail(sender, [recipient], data)
+        finally:
+            try:
+                conn.quit()
+            except (OSError, smtplib.SMTPException):
+                conn.close()
+        return
 
 
 _PERIOD_AT_LINE_START = re.compile(rb"(?m)^\.")

@@ -16,6 +16,7 @@ from werkzeug.serving import make_server
 
 from alerts import create_app
 from alerts.extensions import db, limiter
+from alerts.mail import pacing
 from alerts.mailcatcher import MailCatcher
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -143,6 +144,7 @@ def _clean(app, smtp):
             db.session.execute(table.delete())
         db.session.commit()
         limiter.reset()
+        pacing.for_url(app.config["REDIS_URL"]).reset()  # no relay's pace or health carries over
     smtp.handler.clear()
     smtp.handler.rcpt_reply = None
     smtp.handler.data_reply = None

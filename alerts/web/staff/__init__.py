@@ -6,9 +6,10 @@ security headers) lives here, so no staff route can be added without it.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
-from flask import Blueprint, abort, flash, jsonify, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, session, url_for
 
 from ...blasts import progress
 from . import auth
@@ -79,6 +80,22 @@ def staff_context() -> dict:
 @bp.app_template_filter("when")
 def format_when(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M UTC") if value else "—"
+
+
+def org_zone() -> ZoneInfo:
+    return ZoneInfo(current_app.config["ORG_TIMEZONE"])
+
+
+@bp.app_template_filter("org_time")
+def format_org_time(value: datetime | None) -> str:
+    """A time as the organisation reads it, with UTC beside it when the zone is not UTC."""
+    if value is None:
+        return "—"
+    local = value.astimezone(org_zone())
+    text = local.strftime("%a %d %b %Y, %H:%M %Z")
+    if local.utcoffset():
+        text += value.astimezone(UTC).strftime(" (%H:%M UTC)")
+    return text
 
 
 @bp.app_template_filter("percent")

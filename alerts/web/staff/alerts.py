@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
@@ -12,15 +13,15 @@ from wtforms import SelectChoice
 
 from ... import audiences
 from ...actions import ordered_actions
-from ...blasts import abtest, compose, content, control, progress, sending, state
+from ...blasts import abtest, compose, content, control, progress, scheduling, sending, state
 from ...blasts.compose import ComposeError, save_alert
 from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from ...extensions import db
 from ...mail.smtp import MailConfigError
 from ...models import AbTest, Action, Alert, AlertState, Subscriber
 from ...subscribers.preferences import TOPICS
-from . import PER_PAGE, bp, current_staff, page_number
-from .forms import AlertForm, LaunchForm, ReminderForm, SendTestForm
+from . import PER_PAGE, bp, current_staff, org_zone, page_number
+from .forms import AlertForm, LaunchForm, ReminderForm, ScheduleForm, SendTestForm
 
 # Rules the compose page does not show but keeps (a reminder's "those sent alert N").
 KEPT_RULES = ("received_alert", "except_clickers_of")
@@ -223,9 +224,16 @@ def alert_edit(alert_id: int):
 
 @bp.get("/alerts/<int:alert_id>")
 def alert(alert_id: int):
-    item = db.get_or_404(Alert, alert_id)
+    return _alert_page(db.get_or_404(Alert, alert_id))
+
+
+def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: int = 200):
     status = progress.status(item.id)
     test_form = SendTestForm(data={"to": current_staff().email})
+    if schedule_form is None:
+        when = item.scheduled_for.astimezone(org_zone()) if item.scheduled_for else None
+        schedule_form = ScheduleForm(formdata=None,
+                                     data={"at": when.strftime("%Y-%m-%dT%H:%M") if when else ""})
     return render_template(
         "staff/alert.html",
         alert=item,
@@ -237,7 +245,35 @@ def alert(alert_id: int):
         send_blocked=_send_blocked(),
         ab=db.session.get(AbTest, item.id),
         remind_form=ReminderForm(data={"subject": f"Reminder: {item.subject}"[:200]}),
-    )
+        schedule_form=schedule_form,
+        org_timezone=current_app.config["ORG_TIMEZONE"],
+    ), code
+
+
+@bp.post("/alerts/<int:alert_id>/schedule")
+def alert_schedule(alert_id: int):
+    """Schedule or reschedule a draft; the time is read in the organisation's zone."""
+    item = db.get_or_404(Alert, alert_id)
+    form = ScheduleForm()
+    if form.validate_on_submit():
+        local = datetime.fromisoformat(form.at.data).replace(tzinfo=org_zone())
+        try:
+            scheduling.schedule(item.id, local.astimezone(UTC))
+        except state.BlastError as exc:
+            db.session.rollback()
+            form.at.errors = [f"{exc}."]
+        else:
+            db.session.commit()
+            flash(f"Scheduled: beat starts this alert at {form.at.data.replace('T', ' ')} "
+                  f"({current_app.config['ORG_TIMEZONE']}).", "success")
+            return redirect(url_for("staff.alert", alert_id=item.id, _anchor="schedule"), code=303)
+    return _alert_page(item, form, 400)
+
+
+@bp.post("/alerts/<int:alert_id>/unschedule")
+def alert_unschedule(alert_id: int):
+    return _control(alert_id, scheduling.unschedule, "Unscheduled. The alert is a draft again; "
+                    "nothing is sent until you send or schedule it.")
 
 
 @bp.post("/alerts/<int:alert_id>/remind")

@@ -183,6 +183,17 @@ class LaunchForm(FlaskForm):
     )
 
 
+class ScheduleForm(FlaskForm):
+    """When to send, as a wall-clock time in the organisation's time zone (ORG_TIMEZONE)."""
+
+    at = StringField(
+        "Send at", validators=[DataRequired("Choose a date and time."),
+                               Regexp(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?$",
+                                      message="Enter a date and time like 2026-12-01 09:00.")],
+        render_kw={"type": "datetime-local"},
+    )
+
+
 class SignerImportForm(FlaskForm):
     file = FileField("CSV of signers", validators=[FileRequired("Choose a CSV file to import.")],
                      description="UTF-8 CSV with a header row naming at least email; name, first name, "

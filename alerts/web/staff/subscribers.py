@@ -23,11 +23,16 @@ def subscribers():
         query = query.where(Subscriber.status == status)
     if q:
         query = query.where(sa.func.lower(Subscriber.email).contains(q.lower(), autoescape=True))
-    pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
+    counts = subscriber_counts()
+    # Without a search the total is one of the status counts already made: a second
+    # count(*) over the list costs ~100 ms at a million subscribers.
+    pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False, count=bool(q))
+    if not q:
+        pagination.total = counts[status or "all"]
     return render_template(
         "staff/subscribers.html",
         pagination=pagination,
-        counts=subscriber_counts(),
+        counts=counts,
         status=status,
         q=q,
         statuses=[s.value for s in SubscriberStatus],

@@ -1,0 +1,165 @@
+"""Staff pages at list size: the dashboard, the subscriber list and an alert page, beside a bare page.
+
+Seeds N confirmed subscribers (PostgreSQL: one INSERT … SELECT generate_series, so a million
+takes seconds), a suppression per thousand and an alert, then times GET requests in one
+process through `app.test_client()` with a logged-in staff session: each page `--rounds`
+times, alternating with a bare Flask page served the same way (the floor). Prints each page's
+median and p90 in milliseconds and its ratio to the floor; the goal is under 300 ms.
+
+    .venv/bin/python bench/staff_pages.py --subscribers 1000000 \
+        --database-url postgresql+psycopg://postgres@127.0.0.1:5432/alerts_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import benchlib
+from benchlib import BenchError
+
+GOAL_MS = 300
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--subscribers", type=int, default=100_000)
+    p.add_argument("--database-url", default=None)
+    p.add_argument("--force-drop", action="store_true")
+    p.add_argument("--redis-url", default=None)
+    p.add_argument("--rounds", type=int, default=15)
+    p.add_argument("--json", dest="json_path", default=None)
+    p.add_argument("--keep", action="store_true")
+    return p.parse_args(argv)
+
+
+def seed(app, n: int) -> int:
+    import sqlalchemy as sa
+
+    from alerts.actions import seed_actions
+    from alerts.blasts.compose import save_alert
+    from alerts.extensions import db
+    from alerts.models import Subscriber, Suppression, email_hash, utcnow
+
+    with app.app_context():
+        seed_actions()
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(sa.text(
+                "INSERT INTO subscribers (email, email_key, token_key, legacy_links, status, created_at, "
+                "confirmed_at, source) "
+                "SELECT e, e, md5('bench' || i), false, 'confirmed', now(), now(), 'bench' FROM "
+                "(SELECT i, 'reader' || lpad(i::text, 7, '0') || '@example.net' AS e "
+                " FROM generate_series(0, :n - 1) AS i) AS g"), {"n": n})
+        else:
+            now = utcnow()
+            for start in range(0, n, 10_000):
+                db.session.execute(sa.insert(Subscriber), [
+                    {"email": f"reader{i:07d}@example.net", "status": "confirmed", "created_at": now,
+                     "confirmed_at": now, "source": "bench"} for i in range(start, min(n, start + 10_000))])
+        db.session.execute(sa.insert(Suppression), [
+            {"email_hash": email_hash(f"reader{i:07d}@example.net"), "email": f"reader{i:07d}@example.net",
+             "reason": "hard-bounce"} for i in range(0, n, 1000)])
+        alert = save_alert(None, subject="Bench alert", intro_md="Hello", preheader="", action_slugs=None,
+                           created_by="bench")
+        db.session.commit()
+        if db.engine.dialect.name == "postgresql":
+            db.session.execute(sa.text("ANALYZE"))
+            db.session.commit()
+        alert_id = alert.id
+        db.session.remove()
+        return alert_id
+
+
+def timed(client, path: str) -> float:
+    t0 = time.perf_counter()
+    res = client.get(path)
+    ms = (time.perf_counter() - t0) * 1000
+    if res.status_code != 200:
+        raise BenchError(f"GET {path} answered {res.status_code}")
+    return ms
+
+
+def run(args, workdir: Path) -> dict:
+    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
+    benchlib.check_database_url(database_url, args.force_drop)
+    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    try:
+        import os
+
+        os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis.url, SECRET_KEY="bench-staff-pages")
+        from flask import Flask
+
+        from alerts import create_app
+        from alerts.accounts import create_staff
+        from alerts.extensions import db
+        from alerts.web.staff import auth
+
+        app = create_app()
+        benchlib.fresh_schema(app)
+        t0 = time.perf_counter()
+        alert_id = seed(app, args.subscribers)
+        seeded = time.perf_counter() - t0
+        with app.app_context():
+            user = create_staff("bench@example.org", "a long bench password")
+            db.session.commit()
+            user_id, epoch = user.id, user.session_epoch
+        client = app.test_client()
+        with client.session_transaction() as s:
+            s[auth.SESSION_USER] = user_id
+            s[auth.SESSION_LOGIN_AT] = int(time.time())
+            s[auth.SESSION_EPOCH] = epoch
+            s.permanent = True
+        floor_app = Flask("floor")
+        floor_app.add_url_rule("/", "bare", lambda: "<!doctype html><title>bare</title><p>ok</p>")
+        floor = floor_app.test_client()
+        pages = {
+            "dashboard": "/staff/",
+            "subscriber list": "/staff/subscribers",
+            "alert page (draft: recipient count)": f"/staff/alerts/{alert_id}",
+        }
+        for path in pages.values():  # warm: compiled templates, pooled connections
+            timed(client, path)
+        timed(floor, "/")
+        floor_ms: list[float] = []
+        page_ms: dict[str, list[float]] = {name: [] for name in pages}
+        for _ in range(args.rounds):
+            for name, path in pages.items():
+                floor_ms.append(timed(floor, "/"))
+                page_ms[name].append(timed(client, path))
+        floor_median = statistics.median(floor_ms)
+        out = {}
+        for name, values in page_ms.items():
+            values.sort()
+            median = statistics.median(values)
+            p90 = values[int(0.9 * (len(values) - 1))]
+            out[name] = {"median_ms": round(median, 1), "p90_ms": round(p90, 1),
+                         "ratio_to_floor": round(median / floor_median, 1), "goal_met": median < GOAL_MS}
+        return {"subscribers": args.subscribers, "database": benchlib.database_label(database_url),
+                "seed_seconds": round(seeded, 1), "floor_median_ms": round(floor_median, 3),
+                "rounds": args.rounds, "pages": out,
+                "complete": all(p["goal_met"] for p in out.values())}
+    finally:
+        redis.stop()
+
+
+def render(r: dict) -> str:
+    rows = [("subscribers", f"{r['subscribers']:,} ({r['database']}; seeded in {r['seed_seconds']} s)"),
+            ("floor: a bare Flask page", f"{r['floor_median_ms']} ms median, same process, same client")]
+    for name, p in r["pages"].items():
+        rows.append((name, f"{p['median_ms']} ms median, p90 {p['p90_ms']} ms, {p['ratio_to_floor']}x the "
+                           f"floor (goal < {GOAL_MS} ms: {'met' if p['goal_met'] else 'NOT met'})"))
+    return benchlib.table(rows, f"Staff pages at {r['subscribers']:,} subscribers, {r['rounds']} rounds")
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    benchlib.exit_cleanly_on_sigterm()
+    return benchlib.run_bench("staff_pages", args, run, render, keep=args.keep,
+                              ok=lambda result: result["complete"])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -136,6 +136,10 @@ def load_config(instance_path: Path) -> dict:
         "STAFF_UPLOAD_MAX_BYTES": _int("STAFF_UPLOAD_MAX_BYTES", 64 * 1024 * 1024),
         "SESSION_COOKIE_SAMESITE": "Lax",
         "PERMANENT_SESSION_LIFETIME": _int("STAFF_SESSION_SECONDS", 8 * 3600),
+        # A staff login lasts a fixed time from the moment of login, so the cookie is sent only
+        # when the session changes: a background request (the live audience count, progress)
+        # answering late can then never put back an older cookie over a newer one (a flash lost).
+        "SESSION_REFRESH_EACH_REQUEST": False,
         # Staff logins: a per-IP limit on login attempts, and a per-account lock after
         # STAFF_LOCKOUT_FAILURES failures within the window (whatever the IP).
         "STAFF_LOGIN_RATE_LIMIT": _env("STAFF_LOGIN_RATE_LIMIT", "10/minute"),

@@ -609,3 +609,12 @@ def test_subscribers_filter_search_and_pages(app, staff_client):
     ]
     assert len(rows(staff_client.get("/staff/subscribers?status=bogus&page=-3"))) == 50
     assert rows(staff_client.get("/staff/subscribers?page=99")) == []
+
+
+def test_background_requests_never_resend_the_session_cookie(staff_client):
+    """A late answer to a background request (live counts, progress) used to carry the session
+    as it was when that request started, overwriting a newer cookie: a flash was lost."""
+    for path in ("/staff/", "/staff/alerts"):
+        assert staff_client.get(path).status_code == 200
+        headers = staff_client.get(path).headers.getlist("Set-Cookie")
+        assert [h for h in headers if h.startswith("session=")] == [], path

@@ -892,3 +892,31 @@ def run_bench(name: str, args, run, render, *, logs: tuple[str, ...] = (), keep:
     if getattr(args, "json_path", None):
         Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
     return 0 if ok(result) else 1
+
+
+def web_bench_args(description: str, count: str, noun: str, default: int, warmup: int = 200,
+                   floor: bool = True):
+    """The options every web benchmark shares (gunicorn, database, Redis, load, output)."""
+    import argparse
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument(f"--{count}", type=int, default=default, help=f"{noun} in the measured phase")
+    p.add_argument("--warmup", type=int, default=warmup, help=f"{noun} before measuring (also checked)")
+    p.add_argument("--clients", type=int, default=8, help="concurrent visitors (connections)")
+    p.add_argument("--rate", type=float, default=None,
+                   help=f"open loop: {noun} per second (latency counted from the scheduled time)")
+    p.add_argument("--gunicorn-workers", type=int, default=4)
+    p.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
+    p.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
+    p.add_argument("--database-url", default=None,
+                   help="a database the bench may wipe (name must contain 'bench'); default: SQLite")
+    p.add_argument("--force-drop", action="store_true")
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None)
+    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
+                   help="an environment setting for the app")
+    if floor:
+        p.add_argument("--floor-requests", type=int, default=None,
+                       help=f"requests measured on the floor (default: as many as --{count})")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds one request may take")
+    p.add_argument("--json", dest="json_path", default=None)
+    return p

@@ -20,10 +20,8 @@ Figures are printed as ratios to the floor (goal: throughput >= 0.5x, p99 <= 3x,
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import secrets
 import shutil
 import sys
@@ -39,20 +37,8 @@ ACTIONS = 3
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Redirect benchmark (see the module docstring).")
-    p.add_argument("--clicks", type=int, default=5000, help="redirects in the measured phase")
-    p.add_argument("--warmup", type=int, default=300)
-    p.add_argument("--clients", type=int, default=8)
-    p.add_argument("--rate", type=float, default=None, help="open loop: redirects per second")
-    p.add_argument("--gunicorn-workers", type=int, default=4)
-    p.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--database-url", default=None)
-    p.add_argument("--force-drop", action="store_true")
-    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None)
-    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE")
-    p.add_argument("--timeout", type=float, default=10.0)
-    p.add_argument("--json", dest="json_path", default=None)
+    p = benchlib.web_bench_args("Redirect benchmark (see the module docstring).", "clicks", "redirects", 5000,
+                                warmup=300, floor=False)
     return p.parse_args(argv)
 
 

@@ -23,10 +23,8 @@ the run (the output says to what).
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
 import secrets
 import shutil
 import sys
@@ -42,26 +40,9 @@ SLUG = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Signing benchmark (see the module docstring).")
-    p.add_argument("--signatures", type=int, default=5000, help="signatures in the measured phase")
-    p.add_argument("--warmup", type=int, default=200, help="signatures before measuring (also checked)")
+    p = benchlib.web_bench_args("Signing benchmark (see the module docstring).", "signatures", "signatures",
+                                5000)
     p.add_argument("--existing", type=int, default=0, help="signatures on the petition before the run")
-    p.add_argument("--clients", type=int, default=8, help="concurrent visitors (connections)")
-    p.add_argument("--rate", type=float, default=None,
-                   help="open loop: signatures per second (latency counted from the scheduled time)")
-    p.add_argument("--gunicorn-workers", type=int, default=4)
-    p.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
-    p.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
-    p.add_argument("--database-url", default=None,
-                   help="a database the bench may wipe (name must contain 'bench'); default: SQLite")
-    p.add_argument("--force-drop", action="store_true")
-    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None)
-    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                   help="an environment setting for the app")
-    p.add_argument("--floor-requests", type=int, default=None,
-                   help="requests measured on the floor (default: as many as --signatures)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds one request may take")
-    p.add_argument("--json", dest="json_path", default=None)
     return p.parse_args(argv)
 
 

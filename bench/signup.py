@@ -26,11 +26,9 @@ says whether the project's goal is reached: throughput at least 0.5x the floor's
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
 import json
-import os
 import secrets
 import sys
 from pathlib import Path
@@ -44,25 +42,7 @@ DONE_MARK = b"Check your inbox"
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description="Signup benchmark (see the module docstring).")
-    p.add_argument("--signups", type=int, default=5000, help="signups in the measured phase")
-    p.add_argument("--warmup", type=int, default=200, help="signups before measuring (also checked)")
-    p.add_argument("--clients", type=int, default=8, help="concurrent visitors (connections)")
-    p.add_argument("--rate", type=float, default=None,
-                   help="open loop: signups per second (latency counted from the scheduled time)")
-    p.add_argument("--gunicorn-workers", type=int, default=4)
-    p.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
-    p.add_argument("--threads", type=int, default=1, help="threads per gunicorn worker (gthread)")
-    p.add_argument("--database-url", default=None,
-                   help="a database the bench may wipe (name must contain 'bench'); default: SQLite")
-    p.add_argument("--force-drop", action="store_true")
-    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None)
-    p.add_argument("--set", dest="settings", action="append", default=[], metavar="NAME=VALUE",
-                   help="an environment setting for the app")
-    p.add_argument("--floor-requests", type=int, default=None,
-                   help="requests measured on the floor (default: as many as --signups)")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds one request may take")
-    p.add_argument("--json", dest="json_path", default=None)
+    p = benchlib.web_bench_args("Signup benchmark (see the module docstring).", "signups", "signups", 5000)
     return p.parse_args(argv)
 
 

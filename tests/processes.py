@@ -83,6 +83,17 @@ class WorkerProcess:
             args, cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
             start_new_session=True,
         )
+        self.logfile = logfile
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Block until Celery logs that this worker takes tasks (its pool is up)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if b" ready." in self.logfile.read_bytes():
+                return
+            assert self.proc.poll() is None, f"worker exited: see {self.logfile}"
+            time.sleep(0.05)
+        raise AssertionError(f"worker not ready after {timeout} s: see {self.logfile}")
 
     def kill(self) -> None:
         """SIGKILL to the whole process group: no clean-up, no acks, as a crash would be."""

@@ -184,12 +184,16 @@ def test_per_domain_limits_are_honoured_at_the_sink(app, ctx, workers, relays):
     db.session.execute(sa.insert(Subscriber), [{"email": e, "status": "confirmed"} for e in emails])
     db.session.commit()
     relay = relays()
-    relay.handler.data_reply = lambda rcpt: time.sleep(0.003)  # connections overlap
+    # Each batch sends its unlimited share first; a slow example.org keeps the four
+    # processes' first batches on it at once, so an unlimited domain shows the overlap.
+    relay.handler.data_reply = lambda rcpt: time.sleep(0.04 if rcpt[0].endswith("example.org") else 0.003)
     alert_id = make_alert()
     settings = {"SMTP_URL": relay.url, "BLAST_BATCH_SIZE": "30",
                 "SMTP_DOMAIN_LIMITS": "yahoo.com=connections:1,per_connection:20; gmail.com=connections:2"}
-    workers.start(name="w1", concurrency=2, **settings)
-    workers.start(name="w2", concurrency=2, beat=False, **settings)
+    started = [workers.start(name="w1", concurrency=2, **settings),
+               workers.start(name="w2", concurrency=2, beat=False, **settings)]
+    for worker in started:
+        worker.wait_ready()
     workers.launch(alert_id)
     status = wait_for_state(alert_id, timeout=60)
     assert status["state"] == "sent" and (status["sent"], status["failed"]) == (450, 0), status

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
-from .extensions import db
+from .extensions import db, upsert
 from .models import Alert, Click, ClickCount
 
 ALERT_WIDE = -1  # the link_index of an alert's whole-alert counters (unique people)
@@ -90,12 +90,7 @@ def add(alert_id: int, counts: Tally) -> None:
     rows = [{"alert_id": alert_id, "link_index": i, **c} for i, c in counts.by_link.items()]
     if not rows:
         return
-    dialect = db.session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(ClickCount)
+    stmt = upsert(ClickCount)
     stmt = stmt.on_conflict_do_update(
         index_elements=["alert_id", "link_index"],
         set_={name: getattr(ClickCount, name) + getattr(stmt.excluded, name) for name in COUNTERS},

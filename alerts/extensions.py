@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import sqlite3
 
+import sqlalchemy as sa
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import Engine, MetaData, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
 
 NAMING_CONVENTION = {
@@ -29,6 +31,31 @@ db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+
+
+def upsert(target, bind: sa.Connection | None = None):
+    """An INSERT that knows ON CONFLICT, for the database in use (both dialects spell it alike)."""
+    dialect = (bind or db.session.get_bind()).dialect.name
+    return _INSERTS[dialect](target)
+
+
+class PerDialect:
+    """An ON CONFLICT statement built once per database, on first use: on the hot paths
+    (signup, signing) building and cache-keying an ORM statement per call costs more than
+    running it. `build` gets the dialect's insert function."""
+
+    def __init__(self, build) -> None:
+        self._build = build
+        self._built: dict[str, sa.Executable] = {}
+
+    def __call__(self) -> sa.Executable:
+        dialect = db.session.get_bind().dialect.name
+        statement = self._built.get(dialect)
+        if statement is None:
+            statement = self._built[dialect] = self._build(_INSERTS[dialect])
+        return statement
 
 
 @event.listens_for(Engine, "connect")

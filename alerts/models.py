@@ -249,6 +249,12 @@ class Alert(db.Model):
     audience: Mapped[dict | None] = mapped_column(sa.JSON)
     # A reminder or an A/B winner's follow-up names the alert it came from.
     parent_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id", ondelete="SET NULL"))
+    # Recipients are fixed in chunks by subscriber id (alerts.blasts.state.fix_next_chunk):
+    # those up to fill_after have delivery rows; the blast ends only once it reaches
+    # fill_through, the highest subscriber id when the send began.
+    fill_after: Mapped[int | None] = mapped_column(sa.Integer)
+    fill_through: Mapped[int | None] = mapped_column(sa.Integer)
+    recipients_expected: Mapped[int | None] = mapped_column(sa.Integer)
 
     actions: Mapped[list[Action]] = relationship(
         secondary=alert_actions, order_by=(Action.position, Action.id)

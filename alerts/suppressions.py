@@ -11,13 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
-from .extensions import db
+from .extensions import db, upsert
 from .models import Subscriber, Suppression, SuppressionLift, email_hash, email_key, utcnow
 
 MAX_DETAIL = 2000
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
 # Built once, on the table: building an ORM statement per call, and keying it for SQLAlchemy's
@@ -50,9 +48,8 @@ def add(email: str | None, reason: str, detail: str | None, *,
     """
     key = key or email_hash(email or "")
     executor = conn if conn is not None else db.session
-    dialect = conn.dialect.name if conn is not None else db.session.get_bind().dialect.name
     result = executor.execute(
-        _INSERTS[dialect](Suppression)
+        upsert(Suppression, conn)
         .values(email_hash=key, email=email, reason=reason,
                 detail=(detail or "")[:MAX_DETAIL] or None, created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["email_hash"])

@@ -93,6 +93,11 @@ def dispatch_blast(alert_id: int) -> int:
     return dispatch.dispatch(alert_id)
 
 
+@shared_task(name="alerts.tasks.fill_blast")
+def fill_blast(alert_id: int) -> int:
+    return dispatch.fill(alert_id)
+
+
 @shared_task(bind=True, name="alerts.tasks.send_batch", max_retries=None)
 def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     result = sending.send_batch(alert_id, first, last)

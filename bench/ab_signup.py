@@ -68,20 +68,19 @@ def suppression_in_insert(ctx):
 
     import sqlalchemy as sa
 
-    from alerts.extensions import db
+    from alerts.extensions import db, upsert
     from alerts.models import ConsentRecord, Subscriber, SubscriberStatus, Suppression, email_hash, utcnow
     from alerts.subscribers import subscriptions as subs
 
     original = subs.request_subscription
 
     def insert_new(email, req):
-        insert = subs._INSERTS[db.session.get_bind().dialect.name]
         now = utcnow()
         not_suppressed = ~sa.exists().where(Suppression.email_hash == email_hash(email))
         row = sa.select(sa.literal(email), sa.literal(str(SubscriberStatus.PENDING)),
                         sa.literal(_secrets.token_hex(16)), sa.literal(now, subs.Subscriber.created_at.type),
                         sa.literal(now, subs.Subscriber.last_confirmation_at.type)).where(not_suppressed)
-        stmt = (insert(Subscriber)
+        stmt = (upsert(Subscriber)
                 .from_select(["email", "status", "confirm_nonce", "created_at", "last_confirmation_at"], row)
                 .on_conflict_do_nothing(index_elements=["email"])
                 .returning(Subscriber.id))

@@ -20,10 +20,10 @@ from typing import BinaryIO
 import sqlalchemy as sa
 
 from .. import csvout
-from ..extensions import db
+from ..extensions import db, upsert
 from ..models import Action, Signature, Subscriber, utcnow
 from ..subscribers import importing, subscriptions
-from .signing import IMPORT, NAME_MAX, POSTAL_MAX, email_key, upsert_insert
+from .signing import IMPORT, NAME_MAX, POSTAL_MAX, email_key
 
 EXPORT_COLUMNS = ("name", "email", "postal_code", "comment", "signed_at", "source", "alert_id")
 EXPORT_CHUNK = 1000
@@ -235,9 +235,8 @@ def _apply(action: Action, chunk: list[dict], report: SignerImport) -> None:
         sa.select(Subscriber.email_key, Subscriber.id).where(Subscriber.email_key.in_(keys))).all())
     values = [{**r, "action_id": action.id, "subscriber_id": known.get(r["email_key"]), "source": IMPORT}
               for r in unique.values()]
-    insert = upsert_insert()
     added = db.session.scalars(
-        insert(Signature).values(values)
+        upsert(Signature).values(values)
         .on_conflict_do_nothing(index_elements=["action_id", "email_key"]).returning(Signature.id)
     ).all()
     report.added += len(added)

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
-from sqlalchemy.dialects import postgresql, sqlite
 
 from .. import queueing, suppressions
-from ..extensions import db
+from ..extensions import PerDialect, db
 from ..mail import smtp
 from ..mail.context import external_url, org_context
 from ..mail.dkim import signer_for as dkim_signer_for
@@ -179,14 +178,6 @@ def validate(action: Action, entry: Entry, signer: Signer | None) -> tuple[str, 
     return email, name, postal or None, comment
 
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-
-
-def upsert_insert():
-    """The dialect's INSERT that takes ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
-    return _INSERTS[db.session.get_bind().dialect.name]
-
-
 # The signing path's statements are built once, on the tables: building an ORM statement per
 # request, and keying it for SQLAlchemy's compiled cache, costs more than executing it.
 _A = Action.__table__
@@ -195,7 +186,6 @@ _SIGNABLE = sa.select(_A.c.id, _A.c.slug, _A.c.is_open, _A.c.url, _A.c.allow_com
 _S = Signature.__table__
 _EXISTING = sa.select(_S.c.id, _S.c.confirmed_at).where(
     _S.c.action_id == sa.bindparam("action_id"), _S.c.email_key == sa.bindparam("email_key"))
-_INSERT_SIGNATURE: dict[str, sa.Insert] = {}  # by dialect, built on first use
 
 
 def signable(slug: str):
@@ -203,27 +193,26 @@ def signable(slug: str):
     return db.session.execute(_SIGNABLE, {"slug": slug}).first()
 
 
-def _insert_statement(dialect: str) -> sa.Insert:
-    statement = _INSERT_SIGNATURE.get(dialect)
-    if statement is None:
-        subscriber = Subscriber.__table__
-        now = sa.bindparam("now", type_=_S.c.created_at.type)
-        statement = (
-            _INSERTS[dialect](_S)
-            .values(action_id=sa.bindparam("action_id"), email=sa.bindparam("email"),
-                    email_key=sa.bindparam("email_key"), name=sa.bindparam("name"),
-                    postal_code=sa.bindparam("postal_code"), comment=sa.bindparam("comment"),
-                    source=sa.bindparam("source"), alert_id=sa.bindparam("alert_id"),
-                    delivery_id=sa.bindparam("delivery_id"), created_at=now,
-                    confirmed_at=sa.bindparam("confirmed_at", type_=_S.c.confirmed_at.type),
-                    # The signer's subscriber, if the address is on the list: in the same statement.
-                    subscriber_id=sa.select(subscriber.c.id)
-                    .where(subscriber.c.email_key == sa.bindparam("email_key")).scalar_subquery())
-            .on_conflict_do_nothing(index_elements=["action_id", "email_key"])
-            .returning(_S.c.id)
-        )
-        _INSERT_SIGNATURE[dialect] = statement
-    return statement
+def _build_insert_signature(insert) -> sa.Insert:
+    subscriber = Subscriber.__table__
+    now = sa.bindparam("now", type_=_S.c.created_at.type)
+    return (
+        insert(_S)
+        .values(action_id=sa.bindparam("action_id"), email=sa.bindparam("email"),
+                email_key=sa.bindparam("email_key"), name=sa.bindparam("name"),
+                postal_code=sa.bindparam("postal_code"), comment=sa.bindparam("comment"),
+                source=sa.bindparam("source"), alert_id=sa.bindparam("alert_id"),
+                delivery_id=sa.bindparam("delivery_id"), created_at=now,
+                confirmed_at=sa.bindparam("confirmed_at", type_=_S.c.confirmed_at.type),
+                # The signer's subscriber, if the address is on the list: in the same statement.
+                subscriber_id=sa.select(subscriber.c.id)
+                .where(subscriber.c.email_key == sa.bindparam("email_key")).scalar_subquery())
+        .on_conflict_do_nothing(index_elements=["action_id", "email_key"])
+        .returning(_S.c.id)
+    )
+
+
+_INSERT_SIGNATURE = PerDialect(_build_insert_signature)
 
 
 def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
@@ -241,7 +230,7 @@ def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
     proven = signer is not None and key == email_key(signer.email)
     now = utcnow()
     counted = proven or not action.requires_confirmation
-    new_id = db.session.scalar(_insert_statement(db.session.get_bind().dialect.name), {
+    new_id = db.session.scalar(_INSERT_SIGNATURE(), {
         "action_id": action.id, "email": email, "email_key": key, "name": name, "postal_code": postal,
         "comment": comment, "source": where.source, "alert_id": where.alert_id,
         "delivery_id": where.delivery_id, "now": now, "confirmed_at": now if counted else None,

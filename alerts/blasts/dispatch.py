@@ -1,4 +1,5 @@
-"""Cutting a blast's queued rows into id ranges, one batch task each."""
+"""Cutting a blast's queued rows into id ranges, one batch task each; fixing the rest of a
+large list's recipients a chunk at a time while the first batches go out."""
 
 from __future__ import annotations
 
@@ -10,16 +11,18 @@ from flask import current_app
 from .. import queueing
 from ..extensions import db
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
-from .state import finish_if_done
+from .state import filling, finish_if_done, fix_next_chunk
 
 SEND_BATCH = "alerts.tasks.send_batch"
+FILL = "alerts.tasks.fill_blast"
 
 
-def batch_ranges(alert_id: int, size: int) -> Iterator[tuple[int, int]]:
-    """(first id, last id) of each run of `size` queued rows, streamed from the database."""
+def batch_ranges(alert_id: int, size: int, after: int = 0) -> Iterator[tuple[int, int]]:
+    """(first id, last id) of each run of `size` queued rows past `after`, streamed from the database."""
     ids = db.session.scalars(
         sa.select(Delivery.id)
-        .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
+        .where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED,
+               Delivery.id > after)
         .order_by(Delivery.id)
         .execution_options(yield_per=10_000)
     )
@@ -51,7 +54,38 @@ def dispatch(alert_id: int) -> int:
     alert.last_dispatch_at = utcnow()
     for first, last in ranges:
         queueing.after_commit(SEND_BATCH, alert_id, first, last)
+    more = filling(alert)
+    if more:
+        queueing.after_commit(FILL, alert_id)  # (again after a pause or a lost task: harmless)
     db.session.commit()
-    if not ranges:
+    if not ranges and not more:
+        finish_if_done(alert_id)
+    return len(ranges)
+
+
+def fill(alert_id: int) -> int:
+    """Fix the next chunk of recipients, queue their batches and the next fill; returns batches queued.
+
+    Engine internal: commits. The alert row is locked, so fills that race (a re-dispatch
+    beside a running chain) take chunks one after the other; a paused or cancelled blast
+    stops filling until it is resumed.
+    """
+    alert = db.session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
+    if alert is None or alert.state != AlertState.SENDING or not filling(alert):
+        db.session.rollback()
+        return 0
+    newest = db.session.scalar(
+        sa.select(sa.func.coalesce(sa.func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id))
+    cfg = current_app.config
+    fix_next_chunk(alert, cfg["BLAST_FILL_CHUNK"])
+    ranges = list(batch_ranges(alert_id, cfg["BLAST_BATCH_SIZE"], after=newest))
+    alert.last_dispatch_at = utcnow()
+    for first, last in ranges:
+        queueing.after_commit(SEND_BATCH, alert_id, first, last)
+    more = filling(alert)
+    if more:
+        queueing.after_commit(FILL, alert_id)
+    db.session.commit()
+    if not more:
         finish_if_done(alert_id)
     return len(ranges)

@@ -11,7 +11,7 @@ from flask import current_app
 from ..extensions import db
 from ..mail import pacing, smtp
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
-from .state import BlastError
+from .state import BlastError, filling
 
 RATE_WINDOW_SECONDS = 30
 
@@ -50,6 +50,12 @@ def status(alert_id: int) -> dict:
     if alert is None:
         raise BlastError(f"there is no alert {alert_id}")
     c = counts(alert_id)
+    still_filling = alert.state in (AlertState.SENDING, AlertState.PAUSED) and filling(alert)
+    if still_filling:
+        # Recipients not yet given their rows are waiting too (counted when the send began).
+        gap = max(0, (alert.recipients_expected or 0) - c["total"])
+        c["queued"] += gap
+        c["total"] += gap
     now = utcnow()
     window = RATE_WINDOW_SECONDS
     recent = db.session.scalar(
@@ -76,6 +82,7 @@ def status(alert_id: int) -> dict:
         "rate_per_second": round(rate, 1),
         "seconds_left": round(remaining / rate) if rate and remaining else None,
         "scheduled_for": alert.scheduled_for.isoformat() if alert.scheduled_for else None,
+        "filling": still_filling,
         "pace": pace() if alert.state in (AlertState.SENDING, AlertState.PAUSED) else None,
         "started_at": alert.started_at.isoformat() if alert.started_at else None,
         "finished_at": alert.finished_at.isoformat() if alert.finished_at else None,

@@ -10,7 +10,7 @@ from flask import current_app
 from ..extensions import db
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
 from .dispatch import dispatch
-from .state import finish_if_done
+from .state import filling, finish_if_done
 
 
 def sweep() -> dict:
@@ -34,7 +34,7 @@ def sweep() -> dict:
         if finish_if_done(alert_id):
             continue
         queued = sa.exists().where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
-        if not db.session.scalar(sa.select(queued)):
+        if not db.session.scalar(sa.select(queued)) and not filling(db.session.get(Alert, alert_id)):
             continue  # nothing to dispatch (an A/B test's rest waits, held, for its winner)
         last_dispatch, last_claim = db.session.execute(
             sa.select(Alert.last_dispatch_at,

@@ -7,10 +7,11 @@ Nothing here commits: the caller does (and `control` queues the dispatch after i
 from __future__ import annotations
 
 import sqlalchemy as sa
+from flask import current_app
 
 from .. import audiences
-from ..extensions import db
-from ..models import Alert, AlertState, Delivery, DeliveryStatus, Subscriber, utcnow
+from ..extensions import db, upsert
+from ..models import AbTest, Alert, AlertState, Delivery, DeliveryStatus, Subscriber, utcnow
 from ..tracking import links
 from .content import frozen_links
 
@@ -33,34 +34,82 @@ def _recipients(query: sa.Select, alert: Alert | None = None) -> sa.Select:
     return query.where(*audiences.conditions(rules, audiences.linked_action_ids(alert)))
 
 
-def recipient_count(alert: Alert | None = None) -> int:
+def recipient_count(alert: Alert | None = None, *, through: int | None = None) -> int:
     """How many a blast started now would go to (the staff confirmation page shows it)."""
-    return db.session.scalar(_recipients(sa.select(sa.func.count()).select_from(Subscriber), alert))
+    query = _recipients(sa.select(sa.func.count()).select_from(Subscriber), alert)
+    if through is not None:
+        query = query.where(Subscriber.id <= through)
+    return db.session.scalar(query)
+
+
+def filling(alert: Alert) -> bool:
+    """True while some of the blast's recipients have no delivery row yet."""
+    return alert.fill_through is not None and (alert.fill_after or 0) < alert.fill_through
+
+
+def _still_filling():
+    """`filling` as SQL, for the statement that ends a blast."""
+    return sa.and_(Alert.fill_through.is_not(None),
+                   sa.func.coalesce(Alert.fill_after, 0) < Alert.fill_through)
+
+
+def fix_next_chunk(alert: Alert, size: int | None = None) -> None:
+    """Give the next `size` subscribers (by id, up to fill_through) who are recipients their rows.
+
+    The rows and the cursor move in one transaction, and a row is unique per (alert,
+    subscriber), so a chunk fixed twice (two fill tasks racing) adds nothing the second time.
+    Who qualifies is decided when the chunk is fixed: someone who left the list meanwhile gets
+    nothing, and nobody who joined after the send began (a higher id) is added.
+    """
+    after = alert.fill_after or 0
+    upto = alert.fill_through
+    if size is not None:
+        nth = db.session.scalar(
+            sa.select(Subscriber.id).where(Subscriber.id > after, Subscriber.id <= upto)
+            .order_by(Subscriber.id).offset(size - 1).limit(1))
+        upto = nth if nth is not None else upto
+    recipients = _recipients(
+        sa.select(sa.literal(alert.id), Subscriber.id, sa.literal(str(DeliveryStatus.QUEUED)), sa.literal(0))
+        .where(Subscriber.id > after, Subscriber.id <= upto),
+        alert,
+    ).order_by(Subscriber.id)
+    db.session.execute(
+        upsert(Delivery)
+        .from_select(["alert_id", "subscriber_id", "status", "attempts"], recipients)
+        .on_conflict_do_nothing(index_elements=["alert_id", "subscriber_id"])
+    )
+    alert.fill_after = upto
 
 
 def start_blast(alert_id: int) -> int:
-    """Fix the recipients and mark the alert sending; returns how many there are."""
+    """Mark the alert sending and fix its first recipients; returns how many it goes to.
+
+    A list larger than BLAST_FILL_CHUNK gets its first chunk here and the rest from the
+    fill task while the first batches go out; an A/B test draws its samples from everyone,
+    so its recipients are all fixed here.
+    """
     alert = locked_alert(alert_id)
     if alert.state != AlertState.DRAFT:
         raise BlastError(f"alert {alert_id} is {alert.state}; only a draft can be sent")
     try:
-        recipients = _recipients(
-            sa.select(
-                sa.literal(alert_id), Subscriber.id, sa.literal(str(DeliveryStatus.QUEUED)), sa.literal(0)
-            ),
-            alert,
-        ).order_by(Subscriber.id)
+        audiences.conditions(audiences.parse(alert.audience), audiences.linked_action_ids(alert))
     except audiences.AudienceError as exc:
         raise BlastError(f"alert {alert_id}'s audience: {exc}") from exc
-    db.session.execute(
-        sa.insert(Delivery).from_select(["alert_id", "subscriber_id", "status", "attempts"], recipients)
-    )
+    alert.fill_after = 0
+    alert.fill_through = db.session.scalar(sa.select(sa.func.max(Subscriber.id))) or 0
+    whole = db.session.get(AbTest, alert_id) is not None
+    fix_next_chunk(alert, None if whole else current_app.config["BLAST_FILL_CHUNK"])
     alert.state = AlertState.SENDING
     alert.started_at = utcnow()
     # The links /r/ may lead to for this alert, fixed now (its actions can be edited later).
     links.freeze(alert_id, frozen_links(alert))
-    # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
-    return db.session.scalar(sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
+    if filling(alert):
+        alert.recipients_expected = recipient_count(alert, through=alert.fill_through)
+    else:
+        # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
+        alert.recipients_expected = db.session.scalar(
+            sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
+    return alert.recipients_expected
 
 
 def _move(alert_id: int, allowed: tuple[str, ...], to: str, verb: str) -> Alert:
@@ -105,7 +154,7 @@ def finish_if_done(alert_id: int) -> bool:
     )
     res = db.session.execute(
         sa.update(Alert)
-        .where(Alert.id == alert_id, Alert.state == AlertState.SENDING, ~busy)
+        .where(Alert.id == alert_id, Alert.state == AlertState.SENDING, ~busy, ~_still_filling())
         .values(state=AlertState.SENT, finished_at=utcnow())
     )
     db.session.commit()

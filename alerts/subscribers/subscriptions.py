@@ -9,9 +9,8 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
-from sqlalchemy.dialects import postgresql, sqlite
 
-from ..extensions import db
+from ..extensions import PerDialect, db
 from ..models import (
     ConsentRecord,
     SignupAttempt,
@@ -74,26 +73,23 @@ def _record(sub: Subscriber, event: str, req: Request) -> None:
     sub.consents.append(ConsentRecord(**_consent(event, req)))
 
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-_INSERT_PENDING: dict[str, sa.Insert] = {}  # by dialect name, built on first use
 _INSERT_CONSENT = sa.insert(ConsentRecord.__table__)
 
 
-def _insert_pending_statement(dialect: str) -> sa.Insert:
-    statement = _INSERT_PENDING.get(dialect)
-    if statement is None:
-        table = Subscriber.__table__
-        now = sa.bindparam("now", type_=table.c.created_at.type)
-        statement = (
-            _INSERTS[dialect](table)
-            .values(email=sa.bindparam("new_email"), email_key=sa.bindparam("key"),
-                    token_key=sa.bindparam("token_key"), status=SubscriberStatus.PENDING,
-                    confirm_nonce=sa.bindparam("nonce"), created_at=now, last_confirmation_at=now)
-            .on_conflict_do_nothing(index_elements=["email_key"])
-            .returning(table.c.id)
-        )
-        _INSERT_PENDING[dialect] = statement
-    return statement
+def _build_insert_pending(insert) -> sa.Insert:
+    table = Subscriber.__table__
+    now = sa.bindparam("now", type_=table.c.created_at.type)
+    return (
+        insert(table)
+        .values(email=sa.bindparam("new_email"), email_key=sa.bindparam("key"),
+                token_key=sa.bindparam("token_key"), status=SubscriberStatus.PENDING,
+                confirm_nonce=sa.bindparam("nonce"), created_at=now, last_confirmation_at=now)
+        .on_conflict_do_nothing(index_elements=["email_key"])
+        .returning(table.c.id)
+    )
+
+
+_INSERT_PENDING = PerDialect(_build_insert_pending)
 
 
 def _insert_new(email: str, req: Request) -> int | None:
@@ -103,7 +99,7 @@ def _insert_new(email: str, req: Request) -> int | None:
     `INSERT … ON CONFLICT DO NOTHING` also settles racing signups for one address: one
     insert wins, the others see a known address.
     """
-    statement = _insert_pending_statement(db.session.get_bind().dialect.name)
+    statement = _INSERT_PENDING()
     subscriber_id = db.session.scalar(
         statement, {"new_email": email, "key": email_key(email), "token_key": new_token_key(),
                     "nonce": secrets.token_hex(16), "now": utcnow()}

@@ -1,0 +1,26 @@
+"""A blast's recipients fixed in chunks: alerts.fill_after, fill_through, recipients_expected
+
+Revision ID: i11_fill
+Revises: i11_schedule
+"""
+import sqlalchemy as sa
+from alembic import op
+
+revision = "i11_fill"
+down_revision = "i11_schedule"
+branch_labels = None
+depends_on = None
+
+
+def upgrade():
+    with op.batch_alter_table("alerts") as batch_op:
+        batch_op.add_column(sa.Column("fill_after", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("fill_through", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("recipients_expected", sa.Integer(), nullable=True))
+
+
+def downgrade():
+    with op.batch_alter_table("alerts") as batch_op:
+        batch_op.drop_column("recipients_expected")
+        batch_op.drop_column("fill_through")
+        batch_op.drop_column("fill_after")

@@ -1,0 +1,166 @@
+"""A large list's recipients are fixed a chunk at a time while the first batches go out.
+
+The send request fixes the first BLAST_FILL_CHUNK subscribers; a fill task fixes the rest,
+chunk by chunk, queuing each chunk's batches as it lands. Nothing is lost or doubled on the
+way, and a blast ends only once every chunk is fixed.
+"""
+
+from __future__ import annotations
+
+import collections
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from alerts import queueing
+from alerts.blasts import dispatch, recovery
+from alerts.blasts.state import filling, finish_if_done, fix_next_chunk
+from alerts.extensions import db
+from alerts.models import Alert, AlertState, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, utcnow
+from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
+
+
+def rows(alert_id: int) -> int:
+    db.session.rollback()
+    return db.session.scalar(sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
+
+
+@pytest.fixture
+def queued(monkeypatch) -> list[tuple[str, tuple]]:
+    """Tasks as they would reach the broker (after each commit), kept here instead."""
+    sent: list[tuple[str, tuple]] = []
+    monkeypatch.setattr(queueing, "_send", lambda name, args: sent.append((name, tuple(args))))
+    return sent
+
+
+def test_send_fixes_only_the_first_chunk_and_reports_the_whole_list(app, ctx, monkeypatch, queued):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 40)
+    add_confirmed(130)
+    alert_id = make_alert()
+    assert blasts.launch(alert_id) == 130  # what staff are told: everyone
+    assert rows(alert_id) == 40
+    assert [name for name, _ in queued] == ["alerts.tasks.dispatch_blast"]
+    status = blasts.status(alert_id)
+    assert status["filling"] and (status["total"], status["queued"]) == (130, 130)
+
+
+def test_fill_chains_through_the_list_queuing_each_chunks_batches_once(app, ctx, monkeypatch, queued):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 40)
+    monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 25)
+    add_confirmed(130)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    assert dispatch.dispatch(alert_id) == 2  # the first chunk's 40 rows: 25 + 15
+    assert queued[-1] == ("alerts.tasks.fill_blast", (alert_id,))
+    steps = 0
+    while queued and queued[-1][0] == "alerts.tasks.fill_blast":
+        queued.pop()
+        dispatch.fill(alert_id)
+        steps += 1
+    assert steps == 3 and rows(alert_id) == 130  # 40 + 40 + 40 + 10
+    batches = [args[1:] for name, args in queued if name == "alerts.tasks.send_batch"]
+    covered = collections.Counter()
+    for first, last in batches:
+        covered.update(db.session.scalars(sa.select(Delivery.id).where(
+            Delivery.alert_id == alert_id, Delivery.id.between(first, last))))
+    assert len(covered) == 130 and set(covered.values()) == {1}  # every row in exactly one batch
+    assert not filling(db.session.get(Alert, alert_id))
+    assert dispatch.fill(alert_id) == 0  # a late duplicate fill does nothing
+
+
+def test_who_qualifies_is_decided_when_the_chunk_is_fixed(app, ctx, monkeypatch, queued):
+    """Leaving the list before one's chunk means no message; joining after the send began, none either."""
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
+    emails = add_confirmed(30)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    leaver = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == emails[-1]))
+    leaver.status = SubscriberStatus.UNSUBSCRIBED
+    db.session.add(Subscriber(email="latecomer@example.org", status=SubscriberStatus.CONFIRMED))
+    db.session.commit()
+    while dispatch.fill(alert_id):
+        pass
+    got = set(db.session.scalars(sa.select(Subscriber.email).join(Delivery).where(Delivery.alert_id == alert_id)))
+    assert got == set(emails[:-1])
+
+
+def test_a_chunk_fixed_twice_adds_nothing(app, ctx, monkeypatch):
+    """Two fills racing on one cursor (SQLite cannot lock the alert row): the unique key holds."""
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
+    add_confirmed(25)
+    alert_id = make_alert()
+    blasts.start_blast(alert_id)
+    alert = db.session.get(Alert, alert_id)
+    before = alert.fill_after
+    fix_next_chunk(alert, 10)
+    alert.fill_after = before  # the racing fill read the same cursor
+    fix_next_chunk(alert, 10)
+    db.session.commit()
+    assert rows(alert_id) == 20
+
+
+def test_a_blast_is_not_sent_while_recipients_remain_unfixed(app, ctx, monkeypatch, queued):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
+    add_confirmed(25)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    db.session.execute(sa.update(Delivery).where(Delivery.alert_id == alert_id)
+                       .values(status=DeliveryStatus.SENT, sent_at=utcnow()))
+    db.session.commit()
+    assert not finish_if_done(alert_id)  # every row sent, but 15 people have no row yet
+    assert blasts.status(alert_id)["queued"] == 15
+
+
+def test_a_lost_fill_task_is_picked_up_by_the_sweep(app, ctx, monkeypatch, queued):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
+    add_confirmed(25)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    # The first chunk went out; the fill task was lost (a Redis restart): nothing is queued.
+    db.session.execute(sa.update(Delivery).where(Delivery.alert_id == alert_id)
+                       .values(status=DeliveryStatus.SENT, sent_at=utcnow()))
+    long_ago = utcnow() - timedelta(seconds=app.config["BLAST_STALL_SECONDS"] + 5)
+    db.session.execute(sa.update(Alert).where(Alert.id == alert_id).values(last_dispatch_at=long_ago))
+    db.session.commit()
+    queued.clear()
+    assert recovery.sweep()["redispatched"] == [alert_id]
+    assert ("alerts.tasks.fill_blast", (alert_id,)) in queued
+
+
+def test_paused_blast_stops_filling_and_resume_goes_on(app, ctx, monkeypatch, queued):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
+    add_confirmed(25)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    blasts.pause(alert_id)
+    assert dispatch.fill(alert_id) == 0 and rows(alert_id) == 10
+    queued.clear()
+    blasts.relaunch(alert_id)
+    assert queued == [("alerts.tasks.dispatch_blast", (alert_id,))]
+    dispatch.dispatch(alert_id)
+    assert ("alerts.tasks.fill_blast", (alert_id,)) in queued
+
+
+def test_cancelled_while_filling_ends_with_what_was_fixed(app, ctx, monkeypatch, queued):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
+    add_confirmed(25)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    blasts.cancel(alert_id)
+    assert dispatch.fill(alert_id) == 0 and rows(alert_id) == 10
+    status = blasts.status(alert_id)
+    assert status["state"] == AlertState.CANCELLED and status["total"] == 10 and not status["filling"]
+
+
+@pytest.mark.slow
+def test_chunked_blast_through_a_real_worker_reaches_everyone_once(app, ctx, smtp, celery_worker, monkeypatch):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 70)
+    monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 30)
+    emails = add_confirmed(400)
+    alert_id = make_alert()
+    assert blasts.launch(alert_id) == 400
+    status = wait_for_state(alert_id, timeout=60)
+    assert status["state"] == "sent" and (status["sent"], status["failed"]) == (400, 0), status
+    counts = collections.Counter(r for m in smtp.messages for r in m.rcpt_tos)
+    assert set(counts) == set(emails) and max(counts.values()) == 1

@@ -150,9 +150,9 @@ def load_config(instance_path: Path) -> dict:
         # (the window between the server's 250 and the commit), when a claimed row counts
         # as abandoned by a dead worker, and when a blast with no progress is re-dispatched.
         "BLAST_BATCH_SIZE": _int("BLAST_BATCH_SIZE", 500),
-        # Recipients are fixed this many subscribers at a time: the first chunk in the send
-        # request, the rest by the workers while the first batches go out (a million-person
-        # list starts sending in well under a second instead of after one long INSERT).
+        # Recipients are fixed this many subscribers at a time by the workers while the first
+        # batches go out; the send request fixes a tenth of it (a million-person list starts
+        # sending in a second or two instead of after one long INSERT).
         "BLAST_FILL_CHUNK": _int("BLAST_FILL_CHUNK", 20_000),
         "BLAST_FLUSH_MS": _int("BLAST_FLUSH_MS", 50),
         # The lease: the recorder renews it every flush, so 30 s is tens of thousands of

@@ -1,7 +1,8 @@
 """The blast engine: one module per step in the life of an alert's sending.
 
-1. `state.start_blast` fixes the recipients (confirmed, not suppressed, at that moment) by
-   writing one `queued` row per (alert, subscriber); the unique key makes a second start harmless.
+1. `state.start_blast` fixes the first recipients (confirmed, not suppressed, matching the
+   audience) by writing one `queued` row per (alert, subscriber); the unique key makes a
+   second write harmless. `dispatch.fill` fixes the rest a chunk at a time while batches go out.
 2. `dispatch.dispatch` cuts the queued rows into id ranges; one batch task per range.
 3. `sending.send_batch` claims its range's queued rows in one UPDATE (a row is claimed by
    exactly one worker, whatever the database), builds (`content`) and sends them over one SMTP

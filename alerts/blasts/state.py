@@ -84,9 +84,10 @@ def fix_next_chunk(alert: Alert, size: int | None = None) -> None:
 def start_blast(alert_id: int) -> int:
     """Mark the alert sending and fix its first recipients; returns how many it goes to.
 
-    A list larger than BLAST_FILL_CHUNK gets its first chunk here and the rest from the
-    fill task while the first batches go out; an A/B test draws its samples from everyone,
-    so its recipients are all fixed here.
+    A list larger than a tenth of BLAST_FILL_CHUNK gets that much here (the first batches'
+    worth, quick to write) and the rest from the fill task, a chunk at a time, while the
+    first batches go out; an A/B test draws its samples from everyone, so its recipients are
+    all fixed here.
     """
     alert = locked_alert(alert_id)
     if alert.state != AlertState.DRAFT:
@@ -98,7 +99,7 @@ def start_blast(alert_id: int) -> int:
     alert.fill_after = 0
     alert.fill_through = db.session.scalar(sa.select(sa.func.max(Subscriber.id))) or 0
     whole = db.session.get(AbTest, alert_id) is not None
-    fix_next_chunk(alert, None if whole else current_app.config["BLAST_FILL_CHUNK"])
+    fix_next_chunk(alert, None if whole else max(1, current_app.config["BLAST_FILL_CHUNK"] // 10))
     alert.state = AlertState.SENDING
     alert.started_at = utcnow()
     # The links /r/ may lead to for this alert, fixed now (its actions can be edited later).

@@ -8,6 +8,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerts.mail.mime import build_message
 from alerts.mail.rendering import compile_email, inline_css
@@ -140,3 +142,70 @@ def test_alert_message_bodies_match_the_preview(app, ctx):
     assert text.replace("\r\n", "\n") == rendered.text.replace("\r\n", "\n")
     for body in (fields["html_qp"], fields["text_qp"]):
         assert max(len(line) for line in body.split(b"\r\n")) <= 76
+
+
+def _qp_piece_the_long_way(text: str) -> bytes:
+    """qp_piece without its fast path for printable values (binascii for everything)."""
+    from alerts.mail.mime import _qp
+
+    encoded = _qp(text)
+    start = encoded.rfind(b"\r\n") + 2 if b"\r\n" in encoded else 0
+    if len(encoded) - start <= 75:
+        return encoded
+    cut = start + 72
+    while b"=" in encoded[cut - 2:cut]:
+        cut -= 1
+    return encoded[:cut] + b"=\r\n" + encoded[cut:]
+
+
+def _assert_quoted_printable_of(value: str) -> None:
+    import quopri
+
+    from alerts.mail.mime import qp_piece
+
+    encoded = qp_piece(value)
+    expected = value.replace("\r\n", "\n").replace("\r", "\n").encode()  # line ends, normalised
+    assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")) == expected
+    lines = encoded.split(b"\r\n")
+    assert max(len(line) for line in lines) <= 76 and len(lines[-1]) <= 75  # room for a soft break
+    assert b"\n" not in encoded.replace(b"\r\n", b"")
+    if len(_qp_piece_the_long_way(value)) <= 75:
+        assert encoded == _qp_piece_the_long_way(value)  # one line: binascii's very bytes
+
+
+@given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F) | st.sampled_from(".= é"),
+               max_size=300))
+@settings(max_examples=3000, deadline=None)
+def test_quoted_printable_fast_path_against_binascii(value):
+    """Slot values (links, tokens) skip binascii when they need no escape but "="."""
+    _assert_quoted_printable_of(value)
+
+
+@given(st.text(alphabet=st.sampled_from("abcXYZ019-_/:?&%.=~"), max_size=400))
+@settings(max_examples=2000, deadline=None)
+def test_quoted_printable_fast_path_for_links(value):
+    _assert_quoted_printable_of(value)
+
+
+@pytest.mark.parametrize("value", [".", "..", ".a", "a.", "=", "a=b", "x" * 75, "x" * 74 + "=",
+                                   "x" * 73 + "=", "x" * 76, "=" * 60, "x" * 300,
+                                   "https://alerts.example.org/r/AbC-_9/3?r=xyz"])
+def test_quoted_printable_fast_path_edges(value):
+    _assert_quoted_printable_of(value)
+
+
+def test_blast_unsubscribe_tokens_are_the_serializers_own(app, ctx, monkeypatch):
+    """The blast's quick signer makes exactly the token the unsubscribe page verifies, old keys too."""
+    import secrets
+
+    from alerts.subscribers.tokens import UnsubscribeTokens, read_unsubscribe_token, unsubscribe_serializer
+
+    for keys in (["new-signing-key"], ["new-signing-key", "old-key-still-verifying"]):
+        monkeypatch.setitem(app.config, "SECRET_KEYS", keys)
+        fast, reference = UnsubscribeTokens(), unsubscribe_serializer()
+        for _ in range(200):
+            key = secrets.token_hex(16)
+            token = fast.dumps(key)
+            assert token == reference.dumps(key)
+            assert read_unsubscribe_token(token) == key
+        assert fast.dumps("not-a-token-key") == reference.dumps("not-a-token-key")

@@ -20,7 +20,7 @@ from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_html
 from ..mail.signed_ids import MessageIds, unsubscribe_address
 from ..models import AbTest, Action, Alert, Signature
-from ..subscribers.tokens import unsubscribe_serializer
+from ..subscribers.tokens import UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
@@ -221,7 +221,7 @@ class MessageFactory:
             domain=domain,
             list_id=list_id(),
             unsubscribe_base=base,
-            serializer=unsubscribe_serializer(),
+            serializer=UnsubscribeTokens(),
             signer=signer_for(current_app),
             message_id=MessageIds.for_alert(alert.id, domain),
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),

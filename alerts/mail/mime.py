@@ -18,8 +18,35 @@ def _qp(text: str) -> bytes:
     return binascii.b2a_qp(body, istext=True).replace(b"\n", b"\r\n")
 
 
+# What quoted-printable leaves as it is anywhere in a line: printable ASCII but "=" (which
+# becomes =3D), "." (escaped when alone on a line) and space (escaped at a line's end).
+_AS_IS = bytes(c for c in range(33, 127) if c not in b"=.")
+
+
+def _qp_plain(raw: bytes) -> bytes:
+    """Quoted-printable of printable ASCII without spaces (a link, a token): "=" escaped and
+    soft breaks every 75 characters, never inside an escape; about a tenth of binascii's cost."""
+    encoded = raw.replace(b"=", b"=3D")
+    if len(encoded) <= 75:
+        return encoded
+    lines, start = [], 0
+    while len(encoded) - start > 75:
+        cut = start + 75
+        escape = encoded.rfind(b"=", cut - 2, cut)
+        if escape != -1:
+            cut = escape
+        lines.append(encoded[start:cut])
+        start = cut
+    lines.append(encoded[start:])
+    return b"=\r\n".join(lines)
+
+
 def qp_piece(text: str) -> bytes:
     """A piece of a body, quoted-printable, whose last line leaves room for a soft break ("=")."""
+    if text.isascii() and text != ".":  # a blast's slot values (links, tokens): the fast way
+        raw = text.encode()
+        if raw and not raw.translate(None, _AS_IS).strip(b"=."):
+            return _qp_plain(raw)
     encoded = _qp(text)
     last_break = encoded.rfind(b"\r\n")
     start = 0 if last_break < 0 else last_break + 2

@@ -81,7 +81,8 @@ def test_who_qualifies_is_decided_when_the_chunk_is_fixed(app, ctx, monkeypatch,
     db.session.commit()
     while dispatch.fill(alert_id):
         pass
-    got = set(db.session.scalars(sa.select(Subscriber.email).join(Delivery).where(Delivery.alert_id == alert_id)))
+    got = set(db.session.scalars(
+        sa.select(Subscriber.email).join(Delivery).where(Delivery.alert_id == alert_id)))
     assert got == set(emails[:-1])
 
 
@@ -154,7 +155,8 @@ def test_cancelled_while_filling_ends_with_what_was_fixed(app, ctx, monkeypatch,
 
 
 @pytest.mark.slow
-def test_chunked_blast_through_a_real_worker_reaches_everyone_once(app, ctx, smtp, celery_worker, monkeypatch):
+def test_chunked_blast_through_a_real_worker_reaches_everyone_once(app, ctx, smtp, celery_worker,
+                                                                   monkeypatch):
     monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 70)
     monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 30)
     emails = add_confirmed(400)

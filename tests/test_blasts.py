@@ -147,8 +147,12 @@ def test_message_bytes_survive_smtp_with_and_without_pipelining(app, ctx, smtp, 
         with pytest.raises(__import__("smtplib").SMTPRecipientsRefused):
             mailer.send_message(conn, "from@x.org", "bad@x.org", data)
         mailer.send_message(conn, "from@x.org", "e@f.org", data)  # the connection still works
+        # The quick check that skips stuffing must see a dot on the very first line too.
+        mailer.send_message(conn, "from@x.org", "g@h.org", b".first\r\nnone after\r\n")
+        mailer.send_message(conn, "from@x.org", "i@j.org", b"no line starts with a dot.\r\n")
     finally:
         conn.quit()
-    got = smtp.handler.wait_for(3, timeout=5)
-    assert [m.rcpt_tos for m in got] == [["a@b.org"], ["c@d.org"], ["e@f.org"]]
-    assert all(m.data == data for m in got)
+    got = smtp.handler.wait_for(5, timeout=5)
+    assert [m.rcpt_tos for m in got] == [["a@b.org"], ["c@d.org"], ["e@f.org"], ["g@h.org"], ["i@j.org"]]
+    assert all(m.data == data for m in got[:3])
+    assert [m.data for m in got[3:]] == [b".first\r\nnone after\r\n", b"no line starts with a dot.\r\n"]

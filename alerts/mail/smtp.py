@@ -244,7 +244,9 @@ def send_message(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -
     if start[0] != 354:
         _rset_quietly(conn)
         raise smtplib.SMTPDataError(*start)
-    body = _PERIOD_AT_LINE_START.sub(b"..", data)
+    # Dot-stuffing (RFC 5321 4.5.2): a regex pass costs a tenth of a millisecond on a 15 kB
+    # message; a search that finds no line starting with "." (nearly every message) does not.
+    body = _PERIOD_AT_LINE_START.sub(b"..", data) if data[:1] == b"." or b"\n." in data else data
     if not body.endswith(b"\r\n"):
         body += b"\r\n"
     conn.send(body + b".\r\n")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import collections
+import re
 
 import dkim
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 
@@ -128,6 +131,15 @@ def ctx_get(model, ident):
     from alerts.extensions import db
 
     return db.session.get(model, ident)
+
+
+@given(st.binary(max_size=200) | st.lists(st.sampled_from([b".", b"\r\n", b"\n", b"\r", b"a", b".."]),
+                                          max_size=40).map(b"".join))
+def test_dot_stuffing_is_the_rfc_5321_rule(data):
+    """Every line (after "\\n", as smtplib reads lines) that starts with "." gets one more."""
+    from alerts.mail.smtp import dot_stuffed
+
+    assert dot_stuffed(data) == re.sub(rb"(?m)^\.", b"..", data)
 
 
 @pytest.mark.parametrize("pipelining", [True, False])

@@ -1,4 +1,8 @@
-"""Reading reports without SMTP or a database: a reader that raises means a 451 and days of retries."""
+"""Reading reports without SMTP or a database: a reader that raises means a 451 and days of retries.
+
+Time budgets are this process's CPU time (`time.process_time`), so a busy machine does not fail
+them; they catch work that grows faster than the report (seconds or minutes, not a millisecond).
+"""
 
 from __future__ import annotations
 
@@ -244,9 +248,9 @@ def test_a_charset_that_decodes_in_quadratic_time_is_not_used():
     data = crlf(f"From: MAILER-DAEMON@mx.example.net\nTo: {VERP}\nX-Failed-Recipients: {RCPT}\n"
                 f"Content-Type: text/plain; charset=punycode\nContent-Transfer-Encoding: base64\n\n"
                 f"{email.base64mime.body_encode(payload)}\n")
-    started = time.perf_counter()
+    started = time.process_time()
     assert_sane(parse_report(data))
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
 
 
 # -- statuses ------------------------------------------------------------------------------------
@@ -320,9 +324,9 @@ def test_thousands_of_nesting_levels_do_not_recurse(wrapper):
         data = b"From: MAILER-DAEMON@x\r\n" + nested_multipart(inner, 5000)
     else:
         data = b"From: MAILER-DAEMON@x\r\n" + b"Content-Type: message/rfc822\r\n\r\n" * 5000 + inner
-    started = time.perf_counter()
+    started = time.process_time()
     assert_sane(parse_report(data))
-    assert time.perf_counter() - started < 2.0
+    assert time.process_time() - started < 2.0
 
 
 def test_a_report_is_read_down_to_the_depth_cap_and_no_further():
@@ -394,9 +398,9 @@ def test_50000_recipient_blocks_are_read_quickly_up_to_the_cap():
     blocks = "".join(f"Final-Recipient: rfc822;u{i}@x.example\nAction: failed\nStatus: 5.1.1\n\n"
                      for i in range(50_000))
     data = dsn(blocks)
-    started = time.perf_counter()
+    started = time.process_time()
     report = parse_report(data)
-    elapsed = time.perf_counter() - started
+    elapsed = time.process_time() - started
     assert_sane(report)
     assert len(report.recipients) == bounces.MAX_RECIPIENTS
     assert report.recipients[0].address == "u0@x.example"
@@ -408,9 +412,9 @@ def test_an_arf_report_naming_50000_recipients_is_capped():
     data = crlf("From: fbl@isp.example\nContent-Type: multipart/report; report-type=feedback-report; "
                 "boundary=B\n\n--B\nContent-Type: message/feedback-report\n\nFeedback-Type: abuse\n"
                 f"{rcpts}\n--B--\n")
-    started = time.perf_counter()
+    started = time.process_time()
     report = parse_report(data)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert_sane(report)
     assert len(report.recipients) == bounces.MAX_RECIPIENTS
 
@@ -424,9 +428,9 @@ def test_a_megabyte_of_anything_is_read_in_well_under_a_second(shape):
         "addresses": crlf(head.replace(f"To: {VERP}", "To: " + "a@b.example, " * 80_000) + "\nx\n"),
         "return-paths": crlf(head + "\n" + f"{VERP}\n" * 25_000),
     }[shape] + b"y" * 9_000_000  # and then a 9 MB tail that is not read at all
-    started = time.perf_counter()
+    started = time.process_time()
     report = parse_report(data)
-    assert time.perf_counter() - started < 1.5
+    assert time.process_time() - started < 1.5
     assert_sane(report)
     if report is not None:
         assert len(report.return_paths) <= 6 * bounces.MAX_FOUND + 2

@@ -155,8 +155,8 @@ def load_config(instance_path: Path) -> dict:
         # sending in a second or two instead of after one long INSERT).
         "BLAST_FILL_CHUNK": _int("BLAST_FILL_CHUNK", 20_000),
         "BLAST_FLUSH_MS": _int("BLAST_FLUSH_MS", 50),
-        # The lease: the recorder renews it every flush, so 30 s is tens of thousands of
-        # heartbeats; a dead worker's rows are back in the queue within lease + sweep interval.
+        # The lease: the recorder renews it once a second, so 30 s is thirty heartbeats; a
+        # dead worker's rows are back in the queue within lease + sweep interval.
         "BLAST_STUCK_SECONDS": _int("BLAST_STUCK_SECONDS", 30),
         "BLAST_STALL_SECONDS": _int("BLAST_STALL_SECONDS", 45),
         "BLAST_MAX_ATTEMPTS": _int("BLAST_MAX_ATTEMPTS", 8),

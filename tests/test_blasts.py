@@ -168,3 +168,38 @@ def test_message_bytes_survive_smtp_with_and_without_pipelining(app, ctx, smtp, 
     assert [m.rcpt_tos for m in got] == [["a@b.org"], ["c@d.org"], ["e@f.org"], ["g@h.org"], ["i@j.org"]]
     assert all(m.data == data for m in got[:3])
     assert [m.data for m in got[3:]] == [b".first\r\nnone after\r\n", b"no line starts with a dot.\r\n"]
+
+
+def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):
+    """Each renewal rewrites every unsent row of the batch: at every 50 ms flush that was most
+    of the database's work during a blast. A second apart is thirty renewals per 30 s lease."""
+    from datetime import timedelta
+
+    import sqlalchemy as sa
+
+    from alerts.blasts import sending
+    from alerts.blasts.recorder import HEARTBEAT_SECONDS, Recorder
+    from alerts.extensions import db
+    from alerts.models import Delivery, utcnow
+
+    add_confirmed(3)
+    alert_id = make_alert()
+    blasts.start_blast(alert_id)
+    first, last = next(blasts.batch_ranges(alert_id, 10))
+    claim = sending._claim(alert_id, first, last)
+    long_ago = utcnow() - timedelta(seconds=20)
+    db.session.execute(sa.update(Delivery).values(claimed_at=long_ago))
+    db.session.commit()
+
+    def claimed_at():
+        db.session.rollback()
+        return set(db.session.scalars(sa.select(Delivery.claimed_at)))
+
+    recorder = Recorder(db.engine, alert_id, claim, 0.05, first, last)
+    for _ in range(5):
+        recorder.flush()
+    assert claimed_at() == {long_ago}  # five flushes within the second: no renewal
+    recorder._beat_at -= HEARTBEAT_SECONDS
+    recorder.flush()
+    (renewed,) = claimed_at()
+    assert renewed > long_ago + timedelta(seconds=15)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -12,6 +13,11 @@ from .. import suppressions
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
+
+# How often the claim's lease is renewed: leases are tens of seconds (BLAST_STUCK_SECONDS), so
+# once a second is plenty; renewing at every flush rewrote every unsent row of the batch
+# twenty times a second, most of the database's work during a blast.
+HEARTBEAT_SECONDS = 1.0
 
 
 @dataclass
@@ -34,7 +40,8 @@ class Recorder:
     The send loop only appends to lists, so database writes stay a few per second per
     batch, and an SMTP server that stalls on one message cannot hold earlier 250s
     unrecorded: the window between a server's 250 and its commit is one flush interval.
-    The same flush heartbeats the claim and reads the alert's state (pause, cancel).
+    The same flush reads the alert's state (pause, cancel) and, once a second, renews the
+    claim's lease.
     Engine internal: it commits, on its own connection.
     """
 
@@ -53,6 +60,7 @@ class Recorder:
         self._marks: list[tuple[list[int], dict]] = []
         self._suppress: list[tuple[str, str, str]] = []
         self._done = threading.Event()
+        self._beat_at = time.monotonic()  # the claim itself set claimed_at
         self._thread = threading.Thread(target=self._run, name=f"recorder-{claim[:8]}", daemon=True)
 
     def __enter__(self) -> Recorder:
@@ -125,7 +133,7 @@ class Recorder:
             self.stop_reason = "paused"
 
     def _write(self, sent: list[int], marks: list, suppress: list) -> str | None:
-        """One transaction: outcomes, suppressions, the claim's heartbeat; returns the alert's state."""
+        """One transaction: outcomes, suppressions, the claim's heartbeat when due; returns the alert's state."""
         # The id range lets the database find the batch's rows by primary key.
         mine = sa.and_(Delivery.id.between(self.first, self.last), Delivery.claim_id == self.claim)
         now = utcnow()
@@ -142,9 +150,12 @@ class Recorder:
                 conn.execute(sa.update(Delivery).where(Delivery.id.in_(ids), mine).values(**values))
             for email, reason, detail in suppress:
                 suppressions.add(email, reason, detail, conn=conn)
-            conn.execute(
-                sa.update(Delivery)
-                .where(mine, Delivery.status == DeliveryStatus.SENDING)
-                .values(claimed_at=now)
-            )
+            beat = time.monotonic()
+            if beat - self._beat_at >= HEARTBEAT_SECONDS:
+                conn.execute(
+                    sa.update(Delivery)
+                    .where(mine, Delivery.status == DeliveryStatus.SENDING)
+                    .values(claimed_at=now)
+                )
+                self._beat_at = beat
             return conn.scalar(sa.select(Alert.state).where(Alert.id == self.alert_id))

@@ -1,7 +1,9 @@
 """Staff pages at list size: the dashboard, the subscriber list and an alert page, beside a bare page.
 
-Seeds N confirmed subscribers (PostgreSQL: one INSERT … SELECT generate_series, so a million
-takes seconds), a suppression per thousand and an alert, then times GET requests in one
+Seeds N subscribers (PostgreSQL: one INSERT … SELECT generate_series, so a million takes
+seconds; signups spread over three years, some pending or unsubscribed, with their consent
+records and signatures, so the dashboard's series read real rows), a suppression per thousand
+and an alert, then times GET requests in one
 process through `app.test_client()` with a logged-in staff session: each page `--rounds`
 times, alternating with a bare Flask page served the same way (the floor). Prints each page's
 median and p90 in milliseconds and its ratio to the floor; the goal is under 300 ms.
@@ -46,13 +48,37 @@ def seed(app, n: int) -> int:
 
     with app.app_context():
         seed_actions()
+        db.session.flush()
         if db.engine.dialect.name == "postgresql":
+            # A list as it stands after three years: signups spread over them (growing), one in 25
+            # still pending, one in 20 gone; each with its signup, confirmation and unsubscribe
+            # records, and a signature from one in five (a uniform seed made the charts look cheap).
             db.session.execute(sa.text(
                 "INSERT INTO subscribers (email, email_key, token_key, legacy_links, status, created_at, "
-                "confirmed_at, source) "
-                "SELECT e, e, md5('bench' || i), false, 'confirmed', now(), now(), 'bench' FROM "
-                "(SELECT i, 'reader' || lpad(i::text, 7, '0') || '@example.net' AS e "
+                "confirmed_at, unsubscribed_at, source) "
+                "SELECT e, e, md5('bench' || i), false, "
+                " CASE WHEN i % 25 = 3 THEN 'pending' WHEN i % 20 = 7 THEN 'unsubscribed' ELSE 'confirmed' END, "
+                " c, CASE WHEN i % 25 = 3 THEN NULL ELSE c + interval '1 minute' * (1 + i % 90) END, "
+                " CASE WHEN i % 20 = 7 AND i % 25 <> 3 THEN least(now(), c + interval '91 minutes' + (now() - c) * ((i::bigint * 7919) % 1000) / 1000.0) END, "
+                " (ARRAY['web-form', 'action-center', 'import', 'share', 'petition-page'])[1 + i % 5] FROM "
+                "(SELECT i, 'reader' || lpad(i::text, 7, '0') || '@example.net' AS e, "
+                "  now() - interval '1095 days' * sqrt(1 - i::float / :n) - interval '1 second' * (i % 86400) AS c"
                 " FROM generate_series(0, :n - 1) AS i) AS g"), {"n": n})
+            db.session.execute(sa.text(
+                "INSERT INTO consent_records (subscriber_id, event, at, source, consent_text_version) "
+                "SELECT id, 'signup', created_at, source, 'v1' FROM subscribers "
+                "UNION ALL SELECT id, 'confirm', confirmed_at, source, 'v1' FROM subscribers "
+                " WHERE confirmed_at IS NOT NULL "
+                "UNION ALL SELECT id, 'unsubscribe:link', unsubscribed_at, source, 'v1' FROM subscribers "
+                " WHERE unsubscribed_at IS NOT NULL"))
+            db.session.execute(sa.text(
+                "INSERT INTO signatures (action_id, subscriber_id, email, email_key, name, source, created_at, "
+                "confirmed_at) "
+                "SELECT a.id, s.id, s.email, s.email_key, '', 'action-center', "
+                " s.created_at + interval '1 hour', s.created_at + interval '1 hour' "
+                "FROM subscribers s JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k, "
+                " count(*) OVER () AS m FROM actions) a ON a.k = s.id % a.m "
+                "WHERE s.id % 5 = 0"))
         else:
             now = utcnow()
             for start in range(0, n, 10_000):

@@ -62,7 +62,7 @@ def seed(app, n: int) -> int:
                 " CASE WHEN i % 20 = 7 AND i % 25 <> 3 THEN least(now(), c + interval '91 minutes' + (now() - c) * ((i::bigint * 7919) % 1000) / 1000.0) END, "
                 " (ARRAY['web-form', 'action-center', 'import', 'share', 'petition-page'])[1 + i % 5] FROM "
                 "(SELECT i, 'reader' || lpad(i::text, 7, '0') || '@example.net' AS e, "
-                "  now() - interval '1095 days' * sqrt(1 - i::float / :n) - interval '1 second' * (i % 86400) AS c"
+                "  now() - interval '1095 days' * (1 - sqrt(i::float / :n)) - interval '1 second' * (i % 86400) AS c"
                 " FROM generate_series(0, :n - 1) AS i) AS g"), {"n": n})
             db.session.execute(sa.text(
                 "INSERT INTO consent_records (subscriber_id, event, at, source, consent_text_version) "

@@ -57,12 +57,15 @@ def seed(app, n: int) -> int:
                 "INSERT INTO subscribers (email, email_key, token_key, legacy_links, status, created_at, "
                 "confirmed_at, unsubscribed_at, source) "
                 "SELECT e, e, md5('bench' || i), false, "
-                " CASE WHEN i % 25 = 3 THEN 'pending' WHEN i % 20 = 7 THEN 'unsubscribed' ELSE 'confirmed' END, "
+                " CASE WHEN i % 25 = 3 THEN 'pending' WHEN i % 20 = 7 THEN 'unsubscribed' "
+                "  ELSE 'confirmed' END, "
                 " c, CASE WHEN i % 25 = 3 THEN NULL ELSE c + interval '1 minute' * (1 + i % 90) END, "
-                " CASE WHEN i % 20 = 7 AND i % 25 <> 3 THEN least(now(), c + interval '91 minutes' + (now() - c) * ((i::bigint * 7919) % 1000) / 1000.0) END, "
+                " CASE WHEN i % 20 = 7 AND i % 25 <> 3 THEN least(now(), c + interval '91 minutes' "
+                "  + (now() - c) * ((i::bigint * 7919) % 1000) / 1000.0) END, "
                 " (ARRAY['web-form', 'action-center', 'import', 'share', 'petition-page'])[1 + i % 5] FROM "
                 "(SELECT i, 'reader' || lpad(i::text, 7, '0') || '@example.net' AS e, "
-                "  now() - interval '1095 days' * (1 - sqrt(i::float / :n)) - interval '1 second' * (i % 86400) AS c"
+                "  now() - interval '1095 days' * (1 - sqrt(i::float / :n))"
+                "  - interval '1 second' * (i % 86400) AS c"
                 " FROM generate_series(0, :n - 1) AS i) AS g"), {"n": n})
             db.session.execute(sa.text(
                 "INSERT INTO consent_records (subscriber_id, event, at, source, consent_text_version) "
@@ -72,8 +75,8 @@ def seed(app, n: int) -> int:
                 "UNION ALL SELECT id, 'unsubscribe:link', unsubscribed_at, source, 'v1' FROM subscribers "
                 " WHERE unsubscribed_at IS NOT NULL"))
             db.session.execute(sa.text(
-                "INSERT INTO signatures (action_id, subscriber_id, email, email_key, name, source, created_at, "
-                "confirmed_at) "
+                "INSERT INTO signatures (action_id, subscriber_id, email, email_key, name, source, "
+                "created_at, confirmed_at) "
                 "SELECT a.id, s.id, s.email, s.email_key, '', 'action-center', "
                 " s.created_at + interval '1 hour', s.created_at + interval '1 hour' "
                 "FROM subscribers s JOIN (SELECT id, row_number() OVER (ORDER BY id) - 1 AS k, "

@@ -484,7 +484,8 @@ def test_send_through_the_confirmation_step(app, staff_client, smtp, celery_work
     assert f'data-url="/staff/alerts/{alert_id}/recipients.json"' in draft_page
     assert "Review and send…" in draft_page
     counted = staff_client.get(f"{page}/recipients.json")
-    assert counted.json["size"] == 20 and counted.json["words"].startswith("Send to 20 people: everyone confirmed")
+    assert counted.json["size"] == 20
+    assert counted.json["words"].startswith("Send to 20 people: everyone confirmed")
     confirm_page = staff_client.get(f"{page}/send")
     assert confirm_page.status_code == 200
     text = confirm_page.get_data(as_text=True)

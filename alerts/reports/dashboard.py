@@ -57,22 +57,28 @@ def per_day(column, *where, days: list[date] | None = None) -> Series:
     return _per_day(column, *where, days=days or window())[0]
 
 
-def list_size(days: list[date] | None = None) -> Series:
+def list_size(days: list[date] | None = None, *, joined: tuple[Series, int] | None = None) -> Series:
     """Confirmed subscribers at the end of each day (as the rows now stand: erased people are gone).
 
     Counted back from the list as it stands now (a cached whole-list count, listcounts.on_list)
     through the window's confirmations and unsubscribes, which the indexes read alone: a
     subscriber is on the list at t when confirmed before t and not unsubscribed between.
+    `joined` is confirmations_and_total(days), when the caller has it already.
     """
     days = days or window()
-    joined, joined_total = _per_day(Subscriber.confirmed_at, days=days)
+    confirmed, joined_total = joined or confirmations_and_total(days)
     left, left_total = _per_day(Subscriber.unsubscribed_at, Subscriber.confirmed_at.is_not(None),
                                 Subscriber.unsubscribed_at >= Subscriber.confirmed_at, days=days)
     values, size = [], listcounts.on_list() - joined_total + left_total
-    for plus, minus in zip(joined.values, left.values, strict=True):
+    for plus, minus in zip(confirmed.values, left.values, strict=True):
         size += plus - minus
         values.append(size)
     return Series(days, values)
+
+
+def confirmations_and_total(days: list[date]) -> tuple[Series, int]:
+    """Confirmations per day, and since the window began (what list_size counts back through)."""
+    return _per_day(Subscriber.confirmed_at, days=days)
 
 
 def confirmations(days=None) -> Series:

@@ -35,8 +35,9 @@ def dashboard():
 def dashboard_charts() -> dict:
     """The series for the last 30 days, drawn as SVG here; the figures also appear as text."""
     days = series.window()
-    size = series.list_size(days)
-    confirmed = series.confirmations(days)
+    joined = series.confirmations_and_total(days)
+    size = series.list_size(days, joined=joined)
+    confirmed = joined[0]
     unsubscribed = series.unsubscribes(days)
     return {
         "days": series.DAYS,

@@ -26,10 +26,24 @@ def dashboard():
     open_actions = db.session.scalar(
         sa.select(sa.func.count()).select_from(Action).where(Action.is_open.is_(True))
     )
+    # The charts come after the page (charts.part): their 30 days of rows take longer to read
+    # than the rest of the page together at a million subscribers.
     return render_template(
         "staff/dashboard.html", counts=subscriber_counts(), alerts=recent, open_actions=open_actions,
-        **dashboard_charts(),
+        days=series.DAYS,
     )
+
+
+@bp.get("/charts.part")
+def dashboard_charts_part():
+    """The dashboard's charts alone, which the dashboard fetches and puts in place."""
+    return render_template("staff/_charts.html", **dashboard_charts())
+
+
+@bp.get("/charts")
+def dashboard_charts_page():
+    """The same charts as a page of their own, for a browser that runs no script."""
+    return render_template("staff/charts.html", **dashboard_charts())
 
 
 def dashboard_charts() -> dict:

@@ -188,6 +188,15 @@ def _audience_of(alert: Alert | None, *, count: bool = True) -> dict:
             "words": audiences.sentence(size, description) if count else None}
 
 
+def _counted(alert: Alert) -> dict:
+    """A draft's audience with its size as a blast started now would have it (counted once)."""
+    audience = _audience_of(alert, count=False)
+    if not audience.get("error"):
+        size = state.recipient_count(alert)
+        audience.update(size=size, words=audiences.sentence(size, audience["description"]))
+    return audience
+
+
 @bp.get("/alerts/audience.json")
 def alert_audience():
     """The live count on the compose page: the size of the audience the form describes now."""
@@ -359,8 +368,8 @@ def alert_send(alert_id: int):
     if item.state != AlertState.DRAFT:
         flash(f"This alert is {item.state}; only a draft can be sent.", "error")
         return back
-    audience = _audience_of(item)
-    recipients = audience["size"]  # the same count a blast started now would go to (state.recipient_count)
+    audience = _counted(item)
+    recipients = audience["size"]
     form = LaunchForm()
     if request.method == "POST" and form.validate_on_submit():
         if recipients == 0:
@@ -389,7 +398,7 @@ def alert_recipients(alert_id: int):
     item = db.get_or_404(Alert, alert_id)
     if item.state != AlertState.DRAFT:
         return jsonify(error=f"This alert is {item.state}; only a draft has recipients to count."), 409
-    audience = _audience_of(item)
+    audience = _counted(item)
     if audience.get("error"):
         return jsonify(error=audience["error"]), 400
     return jsonify(size=audience["size"], description=audience["description"], words=audience["words"])

@@ -1,11 +1,11 @@
 """Whole-list counts (subscribers by status, those on the list), cached until `subscribers` changes.
 
 Counting a million rows costs 150 ms or more, and the dashboard and the subscriber list show
-these figures on every load. A figure is cached in Redis under a generation number, and every
-statement this app's engine runs that writes to `subscribers` bumps the generation once its
-connection goes back to the pool, that is after its commit: a figure is never read under a
-generation older than the rows it counted. A TTL bounds what a write made outside the app
-(psql) can leave stale.
+these figures on every load. A figure is cached in Redis under a generation number, and a
+transaction of this app's engine (web, workers, CLI) that wrote to `subscribers` bumps the
+generation at its commit and again when its connection goes back to the pool, after the
+commit: a figure counted before a write is never read after it. A TTL bounds what a write
+made outside the app (psql) can leave stale.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, redis_conn
+from . import cli, listcounts, redis_conn
 from .celery_app import celery_init_app
 from .config import PROJECT_ROOT, load_config
 from .extensions import csrf, db, limiter, migrate
@@ -52,6 +52,7 @@ def register_extensions(app: Flask) -> None:
     app.config["RATELIMIT_STORAGE_URI"] = redis_conn.limiter_url(app.config["REDIS_URL"])
     limiter.init_app(app)
     celery_init_app(app)
+    listcounts.install(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -114,6 +114,9 @@
       });
     }
 
+    if (box.hasAttribute("data-count-now")) {
+      refresh();  // the page came without the size: counting takes a while on a big list
+    }
     form.addEventListener("input", soon);
     form.addEventListener("change", function (event) {
       if (event.target.name === "saved_audience") {
@@ -122,6 +125,62 @@
       }
       soon();
     });
+  })();
+
+  // The dashboard: its charts, fetched after the page (the link stays if that fails).
+  (function () {
+    var holder = document.querySelector(".deferred-charts[data-url]");
+    if (!holder) {
+      return;
+    }
+    fetch(holder.getAttribute("data-url"), { cache: "no-store", credentials: "same-origin" })
+      .then(function (response) {
+        if (!response.ok) {
+          throw new Error(response.status);
+        }
+        return response.text();
+      })
+      .then(function (html) {
+        // server-drawn SVG and escaped figures from our own origin (charts.part)
+        holder.innerHTML = html;
+        holder.setAttribute("aria-busy", "false");
+      })
+      .catch(function () {
+        holder.setAttribute("aria-busy", "false");
+      });
+  })();
+
+  // A draft's page: how many it would go to, counted after the page (seconds on a big list).
+  (function () {
+    var count = document.querySelector(".recipient-count[data-url]");
+    if (!count) {
+      return;
+    }
+    var numbers = new Intl.NumberFormat();
+    fetch(count.getAttribute("data-url"),
+          { headers: { Accept: "application/json" }, cache: "no-store", credentials: "same-origin" })
+      .then(function (response) { return response.json(); })
+      .then(function (data) {
+        count.classList.remove("is-busy");
+        if (data.error) {
+          count.textContent = data.error;
+          count.className = "field-error";
+          return;
+        }
+        count.textContent = data.words;
+        var send = document.querySelector('[data-field="send"]');
+        var nobody = document.querySelector('[data-field="nobody"]');
+        if (send && data.size > 0) {
+          send.textContent = "Send to " + numbers.format(data.size) + " " +
+                             (data.size === 1 ? "person" : "people") + "…";
+        } else if (send && nobody) {
+          send.closest(".send-step").hidden = true;
+          nobody.hidden = false;
+        }
+      })
+      .catch(function () {
+        count.classList.remove("is-busy");
+      });
   })();
 
   var panel = document.getElementById("progress");

@@ -165,7 +165,11 @@ def test_blast_bench_relay_cap_mode(tmp_path):
 
 def test_staff_pages_bench_runs(tmp_path):
     r, table = run_bench("staff_pages.py", tmp_path, "--subscribers", "2000", "--rounds", "2")
-    assert set(r["pages"]) == {"dashboard", "subscriber list", "alert page (draft: recipient count)"}
+    assert set(r["pages"]) == {"dashboard", "subscriber list", "alert page (draft)",
+                               "  dashboard's charts (fetched after the page)",
+                               "  draft's recipient count (fetched after the page)"}
+    assert [name for name, p in r["pages"].items() if p["after_the_page"]] == [
+        "  dashboard's charts (fetched after the page)", "  draft's recipient count (fetched after the page)"]
     assert all(p["median_ms"] > 0 and p["ratio_to_floor"] > 0 for p in r["pages"].values())
     assert "floor: a bare Flask page" in table
 

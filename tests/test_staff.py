@@ -478,7 +478,14 @@ def test_send_through_the_confirmation_step(app, staff_client, smtp, celery_work
         add_confirmed(20)
         alert_id = make_alert("To everyone")
     page = f"/staff/alerts/{alert_id}"
-    assert "Send to 20 people: everyone confirmed" in staff_client.get(page).get_data(as_text=True)
+    # The draft's page comes without the count (seconds on a big list) and fetches it after.
+    draft_page = staff_client.get(page).get_data(as_text=True)
+    assert "Counting who it goes to: everyone confirmed" in draft_page
+    assert f'data-url="/staff/alerts/{alert_id}/recipients.json"' in draft_page
+    assert "Review and send…" in draft_page
+    counted = staff_client.get(f"{page}/recipients.json")
+    assert counted.json["size"] == 20
+    assert counted.json["words"].startswith("Send to 20 people: everyone confirmed")
     confirm_page = staff_client.get(f"{page}/send")
     assert confirm_page.status_code == 200
     text = confirm_page.get_data(as_text=True)

@@ -116,8 +116,9 @@ def test_remind_those_who_did_not_act_in_two_clicks(app, staff_client):
     with _db(app):
         draft = db.session.scalar(sa.select(Alert).where(Alert.parent_id == alert_id))
         assert draft.subject == "Still time to close Rikers" and draft.state == "draft"
-    page = staff_client.get(response.headers["Location"]).get_data(as_text=True)
-    assert "Send to 5 people: those sent alert" in page
+    assert staff_client.get(response.headers["Location"]).status_code == 200
+    counted = staff_client.get(response.headers["Location"] + "/recipients.json").json
+    assert counted["words"].startswith("Send to 5 people: those sent alert")
     # Editing the reminder keeps "those sent alert N" even though the form does not show it.
     post(staff_client, f"/staff/alerts/{draft.id}/edit",
          {"subject": "Edited", "intro_md": "x", "actions": [RIKERS], "engaged_days": "90"},

@@ -180,6 +180,8 @@ def test_browser_clicks_are_counted_and_machines_kept_apart(
                            (f"/staff/alerts/{alert_id}/report", "alert-report-390.png"),
                            (f"/staff/subscribers/{first_person}", "subscriber-history-390.png")):
             page.goto(again.url + path)
+            if path == "/staff/":
+                page.locator("svg.chart").first.wait_for()  # the dashboard's charts come after the page
             _no_horizontal_scroll(page)
             page.screenshot(path=str(shots / name), full_page=True)
             _phone_screens(page, shots, name)

@@ -7,6 +7,7 @@ from datetime import date, timedelta
 
 import sqlalchemy as sa
 
+from .. import listcounts
 from ..extensions import db
 from ..models import Action, ConsentRecord, Signature, Subscriber, utcnow
 
@@ -42,34 +43,42 @@ def _since(days: list[date]):
     return datetime.combine(days[0], datetime.min.time(), UTC)
 
 
-def per_day(column, *where, days: list[date] | None = None) -> Series:
-    days = days or window()
+def _per_day(column, *where, days: list[date]) -> tuple[Series, int]:
+    """The series, and the total since the window began (rows on a later day included)."""
     rows = db.session.execute(
         sa.select(_day(column).label("d"), sa.func.count())
         .where(column >= _since(days), *where).group_by("d")
     ).all()
     by = {str(d): n for d, n in rows}
-    return Series(days, [by.get(d.isoformat(), 0) for d in days])
+    return Series(days, [by.get(d.isoformat(), 0) for d in days]), sum(by.values())
 
 
-def list_size(days: list[date] | None = None) -> Series:
-    """Confirmed subscribers at the end of each day (as the rows now stand: erased people are gone)."""
+def per_day(column, *where, days: list[date] | None = None) -> Series:
+    return _per_day(column, *where, days=days or window())[0]
+
+
+def list_size(days: list[date] | None = None, *, joined: tuple[Series, int] | None = None) -> Series:
+    """Confirmed subscribers at the end of each day (as the rows now stand: erased people are gone).
+
+    Counted back from the list as it stands now (a cached whole-list count, listcounts.on_list)
+    through the window's confirmations and unsubscribes, which the indexes read alone: a
+    subscriber is on the list at t when confirmed before t and not unsubscribed between.
+    `joined` is confirmations_and_total(days), when the caller has it already.
+    """
     days = days or window()
-    start = _since(days)
-    before = db.session.scalar(
-        sa.select(sa.func.count()).select_from(Subscriber).where(
-            Subscriber.confirmed_at < start,
-            sa.or_(Subscriber.unsubscribed_at.is_(None), Subscriber.unsubscribed_at < Subscriber.confirmed_at,
-                   Subscriber.unsubscribed_at >= start))
-    ) or 0
-    joined = per_day(Subscriber.confirmed_at, days=days).values
-    left = per_day(Subscriber.unsubscribed_at, Subscriber.confirmed_at.is_not(None),
-                   Subscriber.unsubscribed_at >= Subscriber.confirmed_at, days=days).values
-    values, size = [], before
-    for plus, minus in zip(joined, left, strict=True):
+    confirmed, joined_total = joined or confirmations_and_total(days)
+    left, left_total = _per_day(Subscriber.unsubscribed_at, Subscriber.confirmed_at.is_not(None),
+                                Subscriber.unsubscribed_at >= Subscriber.confirmed_at, days=days)
+    values, size = [], listcounts.on_list() - joined_total + left_total
+    for plus, minus in zip(confirmed.values, left.values, strict=True):
         size += plus - minus
         values.append(size)
     return Series(days, values)
+
+
+def confirmations_and_total(days: list[date]) -> tuple[Series, int]:
+    """Confirmations per day, and since the window began (what list_size counts back through)."""
+    return _per_day(Subscriber.confirmed_at, days=days)
 
 
 def confirmations(days=None) -> Series:

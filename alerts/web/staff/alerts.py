@@ -166,21 +166,35 @@ def _compose_page(alert: Alert | None):
     tagged = {t for a in chosen for t in (a.topics or [])}
     action_topics = [label for slug, label in TOPICS if slug in tagged]
     return render_template("staff/compose.html", form=form, alert=alert, error=error,
-                           audience=_audience_of(alert), action_topics=action_topics), status
+                           audience=_audience_of(alert, count=False), action_topics=action_topics), status
 
 
-def _audience_of(alert: Alert | None) -> dict:
-    """The size and the words for a draft's stored audience (or an error naming the bad rule)."""
+def _audience_of(alert: Alert | None, *, count: bool = True) -> dict:
+    """The size and the words for a draft's stored audience (or an error naming the bad rule).
+
+    Without `count` the size is None: counting a million subscribers against the rules takes
+    seconds, so the alert and compose pages fetch it afterwards (recipients.json, audience.json)
+    and only the send confirmation, where staff decide, waits for it.
+    """
     try:
         rules = audiences.parse(alert.audience if alert else None)
     except audiences.AudienceError as exc:
         return {"error": str(exc), "size": 0}
     linked = audiences.linked_action_ids(alert) if alert else _linked(
         [a.slug for a in ordered_actions() if a.is_open])
-    size = audiences.size(rules, linked)
     description = audiences.describe(rules, linked)
+    size = audiences.size(rules, linked) if count else None
     return {"size": size, "description": description, "rules": rules.to_json(),
-            "words": audiences.sentence(size, description)}
+            "words": audiences.sentence(size, description) if count else None}
+
+
+def _counted(alert: Alert) -> dict:
+    """A draft's audience with its size as a blast started now would have it (counted once)."""
+    audience = _audience_of(alert, count=False)
+    if not audience.get("error"):
+        size = state.recipient_count(alert)
+        audience.update(size=size, words=audiences.sentence(size, audience["description"]))
+    return audience
 
 
 @bp.get("/alerts/audience.json")
@@ -239,8 +253,7 @@ def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: in
         alert=item,
         status=status,
         test_form=test_form,
-        recipients=state.recipient_count(item) if item.state == AlertState.DRAFT else None,
-        audience=_audience_of(item),
+        audience=_audience_of(item, count=False),
         included=content.rendered_actions(item),
         send_blocked=_send_blocked(),
         ab=db.session.get(AbTest, item.id),
@@ -355,7 +368,8 @@ def alert_send(alert_id: int):
     if item.state != AlertState.DRAFT:
         flash(f"This alert is {item.state}; only a draft can be sent.", "error")
         return back
-    recipients = state.recipient_count(item)
+    audience = _counted(item)
+    recipients = audience["size"]
     form = LaunchForm()
     if request.method == "POST" and form.validate_on_submit():
         if recipients == 0:
@@ -374,8 +388,20 @@ def alert_send(alert_id: int):
     return render_template(
         "staff/send.html", alert=item, form=form, recipients=recipients,
         included=content.rendered_actions(item), send_blocked=_send_blocked(),
-        audience=_audience_of(item), ab=db.session.get(AbTest, item.id),
+        audience=audience, ab=db.session.get(AbTest, item.id),
     ), status
+
+
+@bp.get("/alerts/<int:alert_id>/recipients.json")
+def alert_recipients(alert_id: int):
+    """The draft page's count, fetched after the page: how many a blast started now would go to."""
+    item = db.get_or_404(Alert, alert_id)
+    if item.state != AlertState.DRAFT:
+        return jsonify(error=f"This alert is {item.state}; only a draft has recipients to count."), 409
+    audience = _counted(item)
+    if audience.get("error"):
+        return jsonify(error=audience["error"]), 400
+    return jsonify(size=audience["size"], description=audience["description"], words=audience["words"])
 
 
 @bp.get("/alerts/<int:alert_id>/status.json")

@@ -625,3 +625,24 @@ def test_background_requests_never_resend_the_session_cookie(staff_client):
         assert staff_client.get(path).status_code == 200
         headers = staff_client.get(path).headers.getlist("Set-Cookie")
         assert [h for h in headers if h.startswith("session=")] == [], path
+
+
+def test_sending_a_list_fixed_in_chunks_counts_after_the_commit(app, staff_client, monkeypatch):
+    """A large list: nothing is counted before the send (seconds at a million), and the flash
+    still names everyone it goes to."""
+    from alerts import queueing
+
+    queued = []
+    monkeypatch.setattr(queueing, "_send", lambda name, args: queued.append(name))
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 50)  # the send fixes the first 5
+    with app.app_context():
+        add_confirmed(30)
+        alert_id = make_alert()
+    page = f"/staff/alerts/{alert_id}"
+    post(staff_client, f"{page}/send", {"confirm": "y"}, page=f"{page}/send")
+    assert "Sending to 30 subscriber(s)" in flashes(staff_client, page)
+    with app.app_context():
+        alert = db.session.get(Alert, alert_id)
+        assert (alert.state, alert.recipients_expected) == ("sending", 30)
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 5
+    assert queued == ["alerts.tasks.dispatch_blast"]

@@ -15,8 +15,10 @@ from . import abtest, state
 DISPATCH = "alerts.tasks.dispatch_blast"
 
 
-def launch(alert_id: int) -> int:
-    """Fix the recipients, mark the alert sending, dispatch after commit; returns how many."""
+def launch(alert_id: int) -> int | None:
+    """Fix the (first) recipients, mark the alert sending, dispatch after commit; returns how
+    many it goes to, or None for a list large enough to be fixed in chunks: after the commit,
+    `state.expected_recipients` says (so counting never delays the first message)."""
     if postal_address_missing(current_app.config):
         raise state.BlastError(POSTAL_ADDRESS_REQUIRED)
     total = state.start_blast(alert_id)

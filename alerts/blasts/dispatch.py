@@ -11,7 +11,7 @@ from flask import current_app
 from .. import queueing
 from ..extensions import db
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
-from .state import filling, finish_if_done, fix_next_chunk
+from .state import expected_recipients, filling, finish_if_done, fix_next_chunk
 
 SEND_BATCH = "alerts.tasks.send_batch"
 FILL = "alerts.tasks.fill_blast"
@@ -74,6 +74,7 @@ def fill(alert_id: int) -> int:
     if alert is None or alert.state != AlertState.SENDING or not filling(alert):
         db.session.rollback()
         return 0
+    expected_recipients(alert)  # the first fill counts, once, while the first batches go out
     newest = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id))
     cfg = current_app.config

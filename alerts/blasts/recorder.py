@@ -133,7 +133,7 @@ class Recorder:
             self.stop_reason = "paused"
 
     def _write(self, sent: list[int], marks: list, suppress: list) -> str | None:
-        """One transaction: outcomes, suppressions, the claim's heartbeat when due; returns the alert's state."""
+        """One transaction: outcomes, suppressions, the lease when due; returns the alert's state."""
         # The id range lets the database find the batch's rows by primary key.
         mine = sa.and_(Delivery.id.between(self.first, self.last), Delivery.claim_id == self.claim)
         now = utcnow()

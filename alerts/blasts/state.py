@@ -81,8 +81,19 @@ def fix_next_chunk(alert: Alert, size: int | None = None) -> None:
     alert.fill_after = upto
 
 
-def start_blast(alert_id: int) -> int:
-    """Mark the alert sending and fix its first recipients; returns how many it goes to.
+def expected_recipients(alert: Alert) -> int:
+    """How many a started blast goes to: exact once every chunk is fixed, else counted once (up
+    to fill_through) and kept. Counting a million-person audience takes a second or more, so
+    it is done after the send's commit (the fill task, the page that reports it), never before.
+    Caller commits."""
+    if alert.recipients_expected is None:
+        alert.recipients_expected = recipient_count(alert, through=alert.fill_through)
+    return alert.recipients_expected
+
+
+def start_blast(alert_id: int) -> int | None:
+    """Mark the alert sending and fix its first recipients; returns how many it goes to, or None
+    while that is not known yet (a large list; see `expected_recipients`).
 
     A list larger than a tenth of BLAST_FILL_CHUNK gets that much here (the first batches'
     worth, quick to write) and the rest from the fill task, a chunk at a time, while the
@@ -105,11 +116,10 @@ def start_blast(alert_id: int) -> int:
     # The links /r/ may lead to for this alert, fixed now (its actions can be edited later).
     links.freeze(alert_id, frozen_links(alert))
     if filling(alert):
-        alert.recipients_expected = recipient_count(alert, through=alert.fill_through)
-    else:
-        # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
-        alert.recipients_expected = db.session.scalar(
-            sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
+        return None
+    # (rowcount of an INSERT … SELECT is -1 on some drivers: count what was written)
+    alert.recipients_expected = db.session.scalar(
+        sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
     return alert.recipients_expected
 
 

@@ -145,6 +145,9 @@ def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
     except BlastError as exc:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
+    if total is None:  # a large list: counted after the commit, while the first messages go
+        total = state.expected_recipients(db.session.get(Alert, alert_id))
+        db.session.commit()
     click.echo(f"Alert {alert_id}: sending to {total} subscriber(s).", err=True)
     if wait:
         _wait(alert_id, total)
@@ -157,7 +160,7 @@ def _confirm_send(alert_id: int) -> None:
         raise click.ClickException(f"there is no alert {alert_id}")
     if alert.state != AlertState.DRAFT:
         raise click.ClickException(f"alert {alert_id} is {alert.state}; only a draft can be sent")
-    count = state.recipient_count()
+    count = state.recipient_count(alert)  # its audience, as the staff page counts it
     people = f"{count:,} confirmed subscriber{'' if count == 1 else 's'}"
     if not click.confirm(f"Send alert {alert_id} \u201c{alert.subject}\u201d to {people} now?",
                          default=False, err=True):

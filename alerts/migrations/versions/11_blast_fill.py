@@ -1,13 +1,13 @@
 """A blast's recipients fixed in chunks (alerts.fill_after, fill_through, recipients_expected); deliveries by (alert, sent_at)
 
 Revision ID: i11_fill
-Revises: i11_schedule
+Revises: i11_pages_indexes
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i11_fill"
-down_revision = "i11_schedule"
+down_revision = "i11_pages_indexes"
 branch_labels = None
 depends_on = None
 

@@ -368,22 +368,26 @@ def alert_send(alert_id: int):
     if item.state != AlertState.DRAFT:
         flash(f"This alert is {item.state}; only a draft can be sent.", "error")
         return back
-    audience = _counted(item)
-    recipients = audience["size"]
     form = LaunchForm()
     if request.method == "POST" and form.validate_on_submit():
-        if recipients == 0:
-            flash("There are no confirmed subscribers to send to.", "error")
-            return back
+        # No count before the send (a second or more at a million): the first message goes
+        # out while the page counts, after the commit.
         try:
             total = control.launch(item.id)
+            if total == 0:
+                raise state.BlastError("there are no confirmed subscribers to send to")
         except state.BlastError as exc:
             db.session.rollback()
             flash(f"Not sent: {exc}.", "error")
             return back
         db.session.commit()
-        flash(f"Sending to {total} subscriber(s). You can pause or cancel below.", "success")
+        if total is None:
+            total = state.expected_recipients(item)
+            db.session.commit()
+        flash(f"Sending to {total:,} subscriber(s). You can pause or cancel below.", "success")
         return back
+    audience = _counted(item)
+    recipients = audience["size"]
     status = 400 if request.method == "POST" else 200
     return render_template(
         "staff/send.html", alert=item, form=form, recipients=recipients,

@@ -26,6 +26,20 @@ def rows(alert_id: int) -> int:
     return db.session.scalar(sa.select(sa.func.count()).where(Delivery.alert_id == alert_id))
 
 
+def _launched_in_chunks(app, monkeypatch) -> int:
+    """25 subscribers, chunks of 10: the send fixes the first, the fill the rest."""
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
+    add_confirmed(25)
+    alert_id = make_alert()
+    blasts.launch(alert_id)
+    return alert_id
+
+
+def _first_chunk_sent(alert_id: int) -> None:
+    db.session.execute(sa.update(Delivery).where(Delivery.alert_id == alert_id)
+                       .values(status=DeliveryStatus.SENT, sent_at=utcnow()))
+
+
 @pytest.fixture
 def queued(monkeypatch) -> list[tuple[str, tuple]]:
     """Tasks as they would reach the broker (after each commit), kept here instead."""
@@ -105,12 +119,8 @@ def test_a_chunk_fixed_twice_adds_nothing(app, ctx, monkeypatch):
 
 
 def test_a_blast_is_not_sent_while_recipients_remain_unfixed(app, ctx, monkeypatch, queued):
-    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
-    add_confirmed(25)
-    alert_id = make_alert()
-    blasts.launch(alert_id)
-    db.session.execute(sa.update(Delivery).where(Delivery.alert_id == alert_id)
-                       .values(status=DeliveryStatus.SENT, sent_at=utcnow()))
+    alert_id = _launched_in_chunks(app, monkeypatch)
+    _first_chunk_sent(alert_id)
     db.session.commit()
     assert not finish_if_done(alert_id)  # every row sent, but 24 people have no row yet
     dispatch.fill(alert_id)  # (the first fill counts them)
@@ -118,13 +128,9 @@ def test_a_blast_is_not_sent_while_recipients_remain_unfixed(app, ctx, monkeypat
 
 
 def test_a_lost_fill_task_is_picked_up_by_the_sweep(app, ctx, monkeypatch, queued):
-    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
-    add_confirmed(25)
-    alert_id = make_alert()
-    blasts.launch(alert_id)
+    alert_id = _launched_in_chunks(app, monkeypatch)
     # The first chunk went out; the fill task was lost (a Redis restart): nothing is queued.
-    db.session.execute(sa.update(Delivery).where(Delivery.alert_id == alert_id)
-                       .values(status=DeliveryStatus.SENT, sent_at=utcnow()))
+    _first_chunk_sent(alert_id)
     long_ago = utcnow() - timedelta(seconds=app.config["BLAST_STALL_SECONDS"] + 5)
     db.session.execute(sa.update(Alert).where(Alert.id == alert_id).values(last_dispatch_at=long_ago))
     db.session.commit()
@@ -134,10 +140,7 @@ def test_a_lost_fill_task_is_picked_up_by_the_sweep(app, ctx, monkeypatch, queue
 
 
 def test_paused_blast_stops_filling_and_resume_goes_on(app, ctx, monkeypatch, queued):
-    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
-    add_confirmed(25)
-    alert_id = make_alert()
-    blasts.launch(alert_id)
+    alert_id = _launched_in_chunks(app, monkeypatch)
     blasts.pause(alert_id)
     assert dispatch.fill(alert_id) == 0 and rows(alert_id) == 1
     queued.clear()
@@ -148,10 +151,7 @@ def test_paused_blast_stops_filling_and_resume_goes_on(app, ctx, monkeypatch, qu
 
 
 def test_cancelled_while_filling_ends_with_what_was_fixed(app, ctx, monkeypatch, queued):
-    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10)
-    add_confirmed(25)
-    alert_id = make_alert()
-    blasts.launch(alert_id)
+    alert_id = _launched_in_chunks(app, monkeypatch)
     blasts.cancel(alert_id)
     assert dispatch.fill(alert_id) == 0 and rows(alert_id) == 1
     status = blasts.status(alert_id)

@@ -191,3 +191,19 @@ def test_a_rule_that_no_longer_holds_stops_the_start_and_names_it(people):
     db.session.rollback()
     assert db.session.get(Alert, alert.id).state == "draft"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 0
+
+
+def test_a_signer_by_address_is_known_whatever_the_case_of_a_non_ascii_address(people):
+    """Signatures and subscribers are matched on the case-folded key both keep (Python's
+    str.lower), not on the database's lower(), which leaves Ü as it is on SQLite and under a C
+    locale: Jörg signed as JÖRG and must not be asked again."""
+    from alerts.models import email_key
+
+    jorg = Subscriber(email="Jörg.Über@example.org", status="confirmed", confirmed_at=utcnow())
+    db.session.add(jorg)
+    db.session.flush()
+    db.session.add(Signature(action_id=_action(RIKERS), subscriber_id=None, email="JÖRG.ÜBER@example.org",
+                             email_key=email_key("JÖRG.ÜBER@example.org"), name="J", source="import"))
+    db.session.commit()
+    assert "Jörg.Über" not in _recipients_of({"except_signers_of": [RIKERS]})
+    assert "Jörg.Über" in _recipients_of({"only_signers_of": [RIKERS]})

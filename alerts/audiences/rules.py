@@ -132,7 +132,7 @@ def _action_ids(slugs: list[str]) -> list[int]:
 
 
 def _signed_where(*conditions):
-    """A signature matching the subscriber (as a subscriber, or with the same address) and these.
+    """A signature matching the subscriber (as a subscriber, or by the same case-folded email_key) and these.
 
     Uncorrelated IN subqueries, each computed once per statement (a hashed subplan on
     PostgreSQL, an ephemeral index on SQLite), rather than a lookup per subscriber; the
@@ -140,7 +140,7 @@ def _signed_where(*conditions):
     """
     by_id = sa.select(Signature.subscriber_id).where(Signature.subscriber_id.is_not(None), *conditions)
     by_address = sa.select(Signature.email_key).where(*conditions)
-    return sa.or_(Subscriber.id.in_(by_id), sa.func.lower(Subscriber.email).in_(by_address))
+    return sa.or_(Subscriber.id.in_(by_id), Subscriber.email_key.in_(by_address))
 
 
 def signed(action_ids: list[int]):

@@ -132,9 +132,13 @@ def sweep() -> dict:
     unsent = subscriptions.claim_unsent_confirmations()
     for subscriber_id in unsent:
         confirmations.queue(subscriber_id)
+    unwelcomed = welcome.unsent()
+    for subscriber_id in unwelcomed:
+        welcome.queue(subscriber_id)
     db.session.commit()
     result["confirmations_queued"] = len(unsent)
-    if result["returned"] or result["redispatched"] or unsent or signups:
+    result["welcomes_queued"] = len(unwelcomed)
+    if result["returned"] or result["redispatched"] or unsent or signups or unwelcomed:
         log.warning("sweep: %s", result, extra=result)
     return result
 

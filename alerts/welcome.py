@@ -7,6 +7,8 @@ more, and someone who unsubscribes and confirms again is welcomed again.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import sqlalchemy as sa
 from flask import current_app
 
@@ -19,7 +21,7 @@ from .mail.dkim import signer_for
 from .mail.mime import build_message, domain_of, format_from, new_message_id
 from .mail.rendering import compiled, markdown_html
 from .mail.signed_ids import return_path
-from .models import EmailText, Subscriber, SubscriberStatus
+from .models import EmailText, Subscriber, SubscriberStatus, utcnow
 from .subscribers.tokens import make_unsubscribe_token
 
 SEND_WELCOME = "alerts.tasks.send_welcome"
@@ -62,9 +64,34 @@ def save_text(subject: str, body_md: str, enabled: bool) -> EmailText:
     return row
 
 
+# The sweep sends welcomes whose task was lost (a broker outage at the confirmation, a retry
+# that gave up) once the task has had this long, for confirmations up to an hour old: a
+# welcome that arrives hours late reads as a mistake, and people confirmed before the
+# welcome existed are never welcomed.
+SWEEP_GRACE = timedelta(minutes=2)
+SWEEP_WINDOW = timedelta(hours=1)
+
+
 def queue(subscriber_id: int) -> None:
-    """After the confirmation commits (a broker outage loses a welcome, never a confirmation)."""
+    """After the confirmation commits (a broker outage loses no confirmation; the sweep
+    sends the welcome later: `unsent`)."""
     queueing.after_commit(SEND_WELCOME, subscriber_id)
+
+
+def unsent(limit: int = 1000) -> list[int]:
+    """Recent confirmations not yet welcomed, past the grace its own task had (the sweep queues
+    them after its commit; `send_welcome`'s claim keeps it to one welcome however often)."""
+    if not text().enabled:
+        return []
+    now = utcnow()
+    return list(db.session.scalars(
+        sa.select(Subscriber.id)
+        .where(Subscriber.status == SubscriberStatus.CONFIRMED,
+               Subscriber.confirmed_at.between(now - SWEEP_WINDOW, now - SWEEP_GRACE),
+               sa.or_(Subscriber.welcomed_for.is_(None), Subscriber.welcomed_for != Subscriber.confirmed_at))
+        .order_by(Subscriber.id)
+        .limit(limit)
+    ))
 
 
 def _context(row: EmailText) -> dict:

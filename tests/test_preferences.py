@@ -189,3 +189,56 @@ def test_topics_and_pause_are_in_the_data_download_and_go_with_erasure(app, ctx)
     assert data["topics"] == ["detention", "mental-health"] and data["paused_until"]
     assert privacy_steps.erase_subscriber(sid, by="subscriber")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(SubscriberTopic)) == 0
+
+
+def test_a_welcome_lost_with_the_broker_is_sent_by_the_sweep_once(app, client, smtp, celery_worker,
+                                                                  monkeypatch):
+    """The broker is away when the person confirms: the confirmation stands, and once its task
+    had its chance (two minutes), the sweep queues the welcome; one welcome, however many sweeps."""
+    from datetime import datetime
+
+    from kombu.exceptions import OperationalError
+
+    from alerts import queueing, tasks
+
+    with app.app_context():
+        seed_actions()
+    subscribe(client, "late@example.org")
+    confirm = link_in(smtp.handler.wait_for(1, timeout=10)[0], "/confirm/")
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    monkeypatch.setattr(queueing, "_send", broker_down)
+    assert client.post(confirm.split("example.org", 1)[1]).status_code == 200
+    queued: list[tuple] = []
+    monkeypatch.setattr(queueing, "_send", lambda name, args: queued.append((name, tuple(args))))
+    with app.app_context():
+        sid = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == "late@example.org"))
+        assert db.session.get(Subscriber, sid).status == "confirmed"
+        assert tasks.sweep.run()["welcomes_queued"] == 0  # its own task may still be on its way
+        three_minutes_ago = utcnow() - timedelta(minutes=3)
+        db.session.execute(sa.update(Subscriber).values(confirmed_at=three_minutes_ago))
+        db.session.commit()
+        assert tasks.sweep.run()["welcomes_queued"] == 1
+        assert ("alerts.tasks.send_welcome", (sid,)) in queued
+        assert welcome.send_welcome(sid) is True
+        assert tasks.sweep.run()["welcomes_queued"] == 0  # welcomed: never again
+        # Confirmed more than an hour ago (or before welcomes existed): not welcomed late.
+        old = Subscriber(email="old@example.org", status="confirmed",
+                         confirmed_at=datetime(2026, 1, 1, tzinfo=three_minutes_ago.tzinfo))
+        db.session.add(old)
+        db.session.commit()
+        assert tasks.sweep.run()["welcomes_queued"] == 0
+    assert len(_wait_for_subject(smtp, 1, "Welcome")) == 1
+
+
+def test_no_welcome_is_swept_while_welcomes_are_switched_off(app, ctx):
+    db.session.add(Subscriber(email="z@example.org", status="confirmed",
+                              confirmed_at=utcnow() - timedelta(minutes=5)))
+    welcome.save_text("Hi", "Hello.", False)
+    db.session.commit()
+    assert welcome.unsent() == []
+    welcome.save_text("Hi", "Hello.", True)
+    db.session.commit()
+    assert len(welcome.unsent()) == 1

@@ -6,8 +6,15 @@ from datetime import timedelta
 
 from celery import Celery, Task
 from flask import Flask
+from kombu import Queue
 
 from . import redis_conn
+
+
+def bulk_queue(queue: str) -> str:
+    """Where a blast's batches wait: beside the main queue, not in it, so that a confirmation
+    or a signature asked for during a million-person blast is not queued behind its batches."""
+    return f"{queue}.bulk"
 
 
 def celery_config(app: Flask) -> dict:
@@ -27,6 +34,10 @@ def celery_config(app: Flask) -> dict:
         "task_time_limit": 1800,
         "task_soft_time_limit": 1700,
         "task_default_queue": queue,
+        # A worker started without -Q takes from both queues in turn (Redis: round robin), so
+        # interactive tasks wait at most for one batch; `-Q NAME.bulk` makes a blast-only worker.
+        "task_queues": [Queue(queue), Queue(bulk_queue(queue))],
+        "task_routes": {"alerts.tasks.send_batch": {"queue": bulk_queue(queue)}},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": True,

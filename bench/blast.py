@@ -461,10 +461,11 @@ def _drop_queue(url: str, queue: str) -> None:
     try:
         import redis as redis_lib
 
+        from alerts.celery_app import bulk_queue
         from alerts.redis_conn import client
 
         conn = client(url)
-        conn.delete(queue)
+        conn.delete(queue, bulk_queue(queue))
         conn.close()
     except (ImportError, redis_lib.RedisError, OSError):
         pass

@@ -203,3 +203,36 @@ def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):
     recorder.flush()
     (renewed,) = claimed_at()
     assert renewed > long_ago + timedelta(seconds=15)
+
+
+@pytest.mark.slow
+def test_a_signup_during_a_big_blast_is_not_queued_behind_its_batches(app, client, smtp, celery_worker,
+                                                                      monkeypatch):
+    """Batches wait in a queue of their own, which a worker takes from in turn with the main
+    one: a confirmation asked for mid-blast leaves in a second or two, not after the blast."""
+    import time
+
+    from alerts.extensions import db
+    from tests.helpers import subscribe
+
+    monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 5)
+    with app.app_context():
+        add_confirmed(400)  # 80 batches, four at a time, each message 50 ms at the server
+        alert_id = make_alert()
+        smtp.handler.data_reply = lambda rcpt: time.sleep(0.05) if rcpt[0].startswith("sub") else None
+        blasts.launch(alert_id)
+    while len(smtp.messages) < 10:
+        time.sleep(0.02)
+    asked = time.monotonic()
+    subscribe(client, "midblast@example.org", apply=False)  # the signup task, then the email task
+    while not any(m.rcpt_tos == ["midblast@example.org"] for m in list(smtp.messages)):
+        assert time.monotonic() - asked < 8, "the confirmation waited behind the blast's batches"
+        time.sleep(0.05)
+    waited = time.monotonic() - asked
+    with app.app_context():
+        db.session.rollback()
+        status = blasts.status(alert_id)
+    print(f"confirmation after {waited:.1f} s; blast at {status['sent']} of 400")
+    assert status["state"] == "sending" and status["sent"] < 300  # well before the blast's end
+    with app.app_context():
+        assert wait_for_state(alert_id, timeout=120)["state"] == "sent"

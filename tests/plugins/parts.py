@@ -15,6 +15,7 @@ from celery.contrib.testing.worker import start_worker
 from werkzeug.serving import make_server
 
 from alerts import create_app
+from alerts.celery_app import bulk_queue
 from alerts.extensions import db, limiter
 from alerts.mail import pacing
 from alerts.mailcatcher import MailCatcher
@@ -110,7 +111,7 @@ class _InFlight:
         deadline = time.monotonic() + timeout
         quiet = 0
         while time.monotonic() < deadline:
-            busy = cls.running or r.llen(queue)
+            busy = cls.running or r.llen(queue) or r.llen(bulk_queue(queue))
             quiet = 0 if busy else quiet + 1
             if quiet >= 3:  # settled three looks in a row (a task may queue another)
                 return

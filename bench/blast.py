@@ -228,12 +228,15 @@ def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_pat
 
 
 def start_workers(args, env: dict, queue: str, workdir: Path) -> list[tuple[str, subprocess.Popen]]:
+    from alerts.celery_app import bulk_queue
+
     procs = []
     for i in range(args.workers):
         name = f"bench{i + 1}-{queue}@localhost"
         log = open(workdir / f"worker{i + 1}.log", "wb")  # noqa: SIM115 (closed with the process)
         cmd = [sys.executable, "-m", "celery", "-A", "worker", "worker", "-P", args.pool,
-               "-c", str(args.concurrency), "-Q", queue, "-n", name, "--without-gossip",
+               "-c", str(args.concurrency), "-Q", f"{queue},{bulk_queue(queue)}", "-n", name,
+               "--without-gossip",
                "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
         proc = subprocess.Popen(cmd, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=log,
                                 start_new_session=True)

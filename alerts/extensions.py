@@ -41,6 +41,24 @@ def upsert(target, bind: sa.Connection | None = None):
     return _INSERTS[dialect](target)
 
 
+def any_of(column, values, bind: sa.Connection | None = None):
+    """`column IN values`, on PostgreSQL as one array parameter (`= ANY(:p)`): a blast batch's
+    500 ids as 500 bound parameters cost SQLAlchemy and psycopg more CPU than the query takes
+    to run, and a statement whose text changes with the list's length is never reused."""
+    values = list(values)
+    if (bind or db.session.get_bind()).dialect.name == "postgresql":
+        return column == sa.any_(sa.bindparam(None, values, type_=postgresql.ARRAY(column.type)))
+    return column.in_(values)
+
+
+def in_param(column, name: str, dialect: str):
+    """`column IN :name` for a statement built once per database: one array parameter on
+    PostgreSQL (one statement text, whatever the length), an expanding list elsewhere."""
+    if dialect == "postgresql":
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(column.type)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
 class PerDialect:
     """An ON CONFLICT statement built once per database, on first use: on the hot paths
     (signup, signing) building and cache-keying an ORM statement per call costs more than

@@ -12,7 +12,7 @@ from collections.abc import Iterable
 
 import sqlalchemy as sa
 
-from .extensions import db, upsert
+from .extensions import any_of, db, upsert
 from .models import Subscriber, Suppression, SuppressionLift, email_hash, email_key, utcnow
 
 MAX_DETAIL = 2000
@@ -34,7 +34,7 @@ def suppressed_hashes(emails: Iterable[str]) -> set[str]:
     hashes = [email_hash(e) for e in emails]
     if not hashes:
         return set()
-    query = sa.select(Suppression.email_hash).where(Suppression.email_hash.in_(hashes))
+    query = sa.select(Suppression.email_hash).where(any_of(Suppression.email_hash, hashes))
     return set(db.session.scalars(query))
 
 

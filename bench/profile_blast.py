@@ -104,30 +104,31 @@ def run(args, workdir: Path) -> dict:
                 return build_message(**fields)
 
             t_mime, raw = timed(mime, personal)
-            t_sign, signed = timed(factory.signer.sign, raw)
+            t_sign, signed = timed(lambda m: factory.signer.sign(m, canonical_body=True), raw)
             t_build, _ = timed(lambda r: factory.build(r.id, r.subscriber_id, r.email, token_key=r.token_key),
                                rows)
 
             cfg = app.config
             sender = envelope_sender(cfg)
-            conn = mailer.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
             before = sink.settle(0.1)
-            # The app's own send (pipelined where the server offers it), else smtplib's.
-            send_message = getattr(mailer, "send_message", None) or (
-                lambda c, frm, to, data: c.sendmail(frm, [to], data))
-            conn.ehlo()
-            t_smtp, _ = timed(lambda pair: send_message(conn, sender, pair[0].email, pair[1]),
-                              list(zip(rows, signed, strict=True)))
-            conn.quit()
+            pairs = list(zip(rows, signed, strict=True))
+
+            def send_all() -> None:
+                """The app's pipelined send: each message's data with the next one's envelope."""
+                pipe = mailer.Pipeline(mailer.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"]))
+                for i, (row, data) in enumerate(pairs):
+                    then = (sender, pairs[i + 1][0].email) if i + 1 < len(pairs) else None
+                    pipe.send(sender, row.email, data, then)
+                pipe.close()
+
+            t0 = time.perf_counter()
+            send_all()
+            t_smtp = time.perf_counter() - t0
             sink.wait_for(before + n, 10)
-            # smtplib's own CPU (the rest of t_smtp is waiting for the sink's replies)
-            conn = mailer.connect(cfg["SMTP_URL"], cfg["SMTP_TIMEOUT"])
-            conn.ehlo()
+            # the client's own CPU (the rest of t_smtp is waiting for the sink's replies)
             c0 = time.process_time()
-            for row, data in zip(rows, signed, strict=True):
-                send_message(conn, sender, row.email, data)
+            send_all()
             smtp_cpu = time.process_time() - c0
-            conn.quit()
             db.session.remove()
 
             # (2) the whole path: every batch through send_batch, in this process; the first
@@ -157,8 +158,8 @@ def run(args, workdir: Path) -> dict:
         steps = {
             "personalize (token, unsubscribe URL, slot fill)": ms(t_pers, n),
             "MIME build (messages.build_message)": ms(t_mime, n),
-            "DKIM sign (dkim_signing, RSA-2048 via OpenSSL)": ms(t_sign, n),
-            "SMTP send, one kept connection (wall)": ms(t_smtp, n),
+            "DKIM sign (mail.dkim, RSA-2048 via OpenSSL)": ms(t_sign, n),
+            "SMTP send, one kept pipelined connection (wall)": ms(t_smtp, n),
             "SMTP send, client CPU only": ms(smtp_cpu, n),
         }
         explained = ms(t_build + t_smtp, n)

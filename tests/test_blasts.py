@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import re
+import time
 
 import dkim
 import pytest
@@ -104,6 +105,29 @@ def test_blast_to_2000_by_two_worker_processes(app, ctx, smtp, workers, dkim_key
     print(f"\n2,000-subscriber blast, 2 worker processes, aiosmtpd sink: {2000 / elapsed:.0f} msg/s")
 
 
+def test_a_body_that_is_not_canonical_as_built_is_canonicalised_before_signing(app, ctx, dkim_key,
+                                                                                monkeypatch):
+    """The factory skips canonicalisation only once its first body proved canonical: a body
+    that is not (a double space and a tab slipped in) is still signed so that it verifies."""
+    from alerts.blasts import content
+    from alerts.extensions import db
+    from alerts.models import Alert
+
+    factory = content.MessageFactory.for_alert(db.session.get(Alert, make_alert()))
+    made = content.build_message
+    monkeypatch.setattr(content, "build_message",
+                        lambda **f: made(**f).replace(b"Detention is", b"Detention  is\t"))
+    signed = [factory.build(n, n, f"reader{n}@example.org") for n in (1, 2)]
+    assert factory._canonical is False
+    for data in signed:
+        assert b"Detention  is\t" in data
+        assert dkim.verify(data, dnsfunc=dns_for(dkim_key))
+    fresh = content.MessageFactory.for_alert(db.session.get(Alert, make_alert()))
+    monkeypatch.setattr(content, "build_message", made)
+    assert dkim.verify(fresh.build(3, 3, "reader3@example.org"), dnsfunc=dns_for(dkim_key))
+    assert fresh._canonical is True
+
+
 def test_verp_return_path_names_the_delivery_not_the_address(app, ctx, smtp, celery_worker,
                                                                monkeypatch):
     from alerts.mail import signed_ids as verp
@@ -153,8 +177,9 @@ def test_message_bytes_survive_smtp_with_and_without_pipelining(app, ctx, smtp, 
     conn = mailer.connect(smtp.url)
     try:
         assert conn.has_extn("pipelining") == pipelining
-        mailer.send_message(conn, "from@x.org", "a@b.org", data)
-        mailer.send_message(conn, "from@x.org", "c@d.org", data)
+        pipe = mailer.Pipeline(conn)
+        pipe.send("from@x.org", "a@b.org", data, ("from@x.org", "c@d.org"))
+        pipe.send("from@x.org", "c@d.org", data)
         smtp.handler.rcpt_reply = lambda a: "550 5.1.1 no such user" if a == "bad@x.org" else None
         with pytest.raises(__import__("smtplib").SMTPRecipientsRefused):
             mailer.send_message(conn, "from@x.org", "bad@x.org", data)
@@ -168,6 +193,58 @@ def test_message_bytes_survive_smtp_with_and_without_pipelining(app, ctx, smtp, 
     assert [m.rcpt_tos for m in got] == [["a@b.org"], ["c@d.org"], ["e@f.org"], ["g@h.org"], ["i@j.org"]]
     assert all(m.data == data for m in got[:3])
     assert [m.data for m in got[3:]] == [b".first\r\nnone after\r\n", b"no line starts with a dot.\r\n"]
+
+
+def test_pipeline_sends_each_message_in_one_write_with_the_next_envelope(app, ctx, smtp):
+    """RFC 2920 as far as it goes: the data, then the next message's MAIL, RCPT and DATA, in one
+    write; one round trip a message. Refusals still land on the right message."""
+    from alerts.mail import smtp as mailer
+
+    data = b"Subject: t\r\n\r\n.dot line\r\nbody\r\n"
+    people = ["a@b.org", "bad@x.org", "c@d.org", "e@f.org"]
+    smtp.handler.rcpt_reply = lambda a: "550 5.1.1 no such user" if a == "bad@x.org" else None
+    conn = mailer.connect(smtp.url)
+    writes = []
+    real_send = conn.send
+    conn.send = lambda b: (writes.append(b if isinstance(b, bytes) else b.encode()), real_send(b))[1]
+    pipe = mailer.Pipeline(conn)
+    refused = []
+    for n, person in enumerate(people):
+        then = ("from@x.org", people[n + 1]) if n + 1 < len(people) else None
+        try:
+            pipe.send("from@x.org", person, data, then)
+        except __import__("smtplib").SMTPRecipientsRefused as exc:
+            refused.append(list(exc.recipients))
+    pipe.close()
+    got = smtp.handler.wait_for(3, timeout=5)
+    assert [m.rcpt_tos for m in got] == [["a@b.org"], ["c@d.org"], ["e@f.org"]]
+    assert all(m.data == data for m in got) and refused == [["bad@x.org"]]
+    # a's envelope, then a's data with bad's envelope; bad's refusal is read and RSET; c's
+    # envelope again on its own, c's data with e's envelope, e's data alone.
+    assert writes[1].startswith(b"Subject: t") and writes[1].endswith(
+        b".\r\nMAIL FROM:<from@x.org>\r\nRCPT TO:<bad@x.org>\r\nDATA\r\n")
+    assert sum(w.startswith(b"Subject: t") for w in writes) == 3
+    kinds = [w.split(b"\r\n")[0].split(b":")[0].lower() for w in writes]
+    assert kinds == [b"mail from", b"subject", b"rset", b"mail from", b"subject", b"subject", b"quit"]
+
+
+def test_pipeline_hangs_up_on_data_awaited_for_an_envelope_sent_ahead(app, ctx, smtp):
+    """A batch that stops with the next envelope out (paused, cancelled) hangs up: the server
+    drops that transaction. A QUIT there would be the message's first line; nothing is sent."""
+    from alerts.mail import smtp as mailer
+
+    pipe = mailer.Pipeline(mailer.connect(smtp.url))
+    pipe.send("from@x.org", "a@b.org", b"Subject: one\r\n\r\nbody\r\n", ("from@x.org", "next@x.org"))
+    pipe.close()
+    pipe = mailer.Pipeline(mailer.connect(smtp.url))
+    pipe.send("from@x.org", "b@b.org", b"Subject: two\r\n\r\nbody\r\n", ("from@x.org", "c@x.org"))
+    with pytest.raises(__import__("smtplib").SMTPServerDisconnected):
+        pipe.send("from@x.org", "someone-else@x.org", b"Subject: wrong\r\n\r\nbody\r\n")
+    time.sleep(0.3)
+    got = smtp.handler.wait_for(2, timeout=5)
+    time.sleep(0.2)
+    assert [m.rcpt_tos for m in smtp.handler.messages] == [["a@b.org"], ["b@b.org"]]
+    assert [m.message["Subject"] for m in got] == ["one", "two"]
 
 
 def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):

@@ -118,6 +118,30 @@ def test_quoted_printable_once_per_template_decodes_to_the_same_text(literal, va
         assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")) == expected
         assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
         assert b"\n" not in encoded.replace(b"\r\n", b"")
+        assert_dkim_canonical(encoded)
+
+
+def assert_dkim_canonical(encoded: bytes) -> None:
+    """dkimpy's relaxed canonicalisation leaves our quoted-printable as it is, mid-body."""
+    from dkim.canonicalization import Relaxed
+
+    body = b"before\r\n" + encoded + b"\r\nafter\r\n"
+    assert Relaxed.canonicalize_body(body) == body
+
+
+@given(st.text(alphabet=st.sampled_from(" \t\n\r\x01\x02ab=.é"), max_size=300))
+@settings(max_examples=2000, deadline=None)
+def test_quoted_printable_is_dkim_canonical_and_decodes_to_the_text(text):
+    """Blanks in runs, tabs and blanks at line ends are escaped: the signer need not rewrite the body."""
+    import quopri
+
+    from alerts.mail.mime import _qp
+
+    encoded = _qp(text)
+    assert_dkim_canonical(encoded)
+    expected = text.replace("\r\n", "\n").replace("\r", "\n").encode()
+    assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")) == expected
+    assert max(len(line) for line in encoded.split(b"\r\n")) <= 76
 
 
 def test_alert_message_bodies_match_the_preview(app, ctx):
@@ -169,6 +193,7 @@ def _assert_quoted_printable_of(value: str) -> None:
     lines = encoded.split(b"\r\n")
     assert max(len(line) for line in lines) <= 76 and len(lines[-1]) <= 75  # room for a soft break
     assert b"\n" not in encoded.replace(b"\r\n", b"")
+    assert_dkim_canonical(encoded)
     if len(_qp_piece_the_long_way(value)) <= 75:
         assert encoded == _qp_piece_the_long_way(value)  # one line: binascii's very bytes
 
@@ -209,3 +234,22 @@ def test_blast_unsubscribe_tokens_are_the_serializers_own(app, ctx, monkeypatch)
             assert token == reference.dumps(key)
             assert read_unsubscribe_token(token) == key
         assert fast.dumps("not-a-token-key") == reference.dumps("not-a-token-key")
+
+
+@pytest.mark.parametrize("base", ["https://alerts.example.org", "https://example.org/alerts",
+                                  "http://localhost:5000/"])
+def test_external_url_is_what_url_for_builds_under_base_url(app, base, monkeypatch):
+    """Links are built on a URL map bound once to BASE_URL: the same as url_for in a request there."""
+    from flask import url_for
+
+    from alerts.mail.context import external_url
+
+    monkeypatch.setitem(app.config, "BASE_URL", base)
+    cases = [("public.unsubscribe", {"token": "a.b-c_d"}), ("public.action", {"slug": "close-rikers"}),
+             ("public.index", {}), ("public.action", {"slug": "kids", "r": "ref/1 2"})]
+    with app.app_context():
+        for endpoint, values in cases:
+            with app.test_request_context(base_url=base):
+                expected = url_for(endpoint, _external=True, **values)
+            assert external_url(endpoint, **values) == expected
+            assert expected.startswith(base.rstrip("/"))

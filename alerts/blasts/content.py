@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import logging
 import re
 from dataclasses import dataclass, field
 from email.utils import parseaddr
@@ -13,15 +15,17 @@ from markupsafe import Markup
 
 from ..actions import action_link
 from ..actions.references import ReferenceSigner
-from ..extensions import db
+from ..extensions import any_of, db
 from ..mail.context import external_url, org_context
-from ..mail.dkim import signer_for
+from ..mail.dkim import canon_body_relaxed, signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compiled, markdown_html
 from ..mail.signed_ids import MessageIds, unsubscribe_address
 from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.tokens import UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
+
+log = logging.getLogger(__name__)
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
 OPEN_PIXEL_SLOT = "open_pixel"  # only in alerts compiled with TRACK_OPENS=on
@@ -47,14 +51,16 @@ _HREF = re.compile(r'href="(https?://[^"]+)"')
 _MD_LINK = re.compile(r"(\]\()(https?://[^\s)]+)")  # an inline Markdown link's URL: [text](URL)
 
 
-def intro_links(intro_md: str | None) -> list[str]:
-    """The intro's web links, each once, in the order they first appear."""
+@functools.lru_cache(maxsize=64)
+def intro_links(intro_md: str | None) -> tuple[str, ...]:
+    """The intro's web links, each once, in the order they first appear (Markdown is rendered
+    once per process and intro: every batch of a blast asks)."""
     out: list[str] = []
     for match in _HREF.finditer(str(markdown_html(intro_md or ""))):
         url = html.unescape(match.group(1))
         if url not in out and len(url) <= MAX_URL:
             out.append(url)
-    return out
+    return tuple(out)
 
 
 def frozen_links(alert: Alert) -> list[tuple[int | None, str]]:
@@ -199,6 +205,9 @@ class MessageFactory:
     # action hosted elsewhere never sees it), and the signer of those references.
     hosted: tuple[bool, ...] = ()
     reference: ReferenceSigner | None = None
+    # Whether the bodies built here are DKIM-canonical as they are (mail.mime makes them so);
+    # checked on the factory's first message rather than assumed, then the signer skips it.
+    _canonical: bool | None = None
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -248,7 +257,7 @@ class MessageFactory:
             for action_id, sub_id, key in db.session.execute(
                 sa.select(Signature.action_id, Signature.subscriber_id, Signature.email_key).where(
                     Signature.action_id.in_(ids),
-                    sa.or_(Signature.subscriber_id.in_(subs), Signature.email_key.in_(list(by_email))))
+                    sa.or_(any_of(Signature.subscriber_id, subs), any_of(Signature.email_key, by_email)))
             ):
                 for who in (sub_id, by_email.get(key)):
                     if who in subs_set:
@@ -314,7 +323,14 @@ class MessageFactory:
               subject_prefix: str = "", token_key: str | None = None) -> bytes:
         """One recipient's signed message; no delivery or subscriber means a staff test send."""
         fields = self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key)
-        return self.signer.sign(build_message(**fields))
+        message = build_message(**fields)
+        if self._canonical is None:
+            body = message.partition(b"\r\n\r\n")[2]
+            self._canonical = canon_body_relaxed(body) == body
+            if not self._canonical:
+                log.warning("alert %s: message bodies are not DKIM-canonical as built; "
+                            "canonicalising each one", self.alert_id)
+        return self.signer.sign(message, canonical_body=self._canonical)
 
 
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from .. import suppressions
+from ..extensions import any_of, in_param
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
 
 log = logging.getLogger(__name__)
@@ -134,28 +135,47 @@ class Recorder:
 
     def _write(self, sent: list[int], marks: list, suppress: list) -> str | None:
         """One transaction: outcomes, suppressions, the lease when due; returns the alert's state."""
-        # The id range lets the database find the batch's rows by primary key.
-        mine = sa.and_(Delivery.id.between(self.first, self.last), Delivery.claim_id == self.claim)
         now = utcnow()
         with self.engine.begin() as conn:
+            built = _statements(conn.dialect.name)
+            # The id range lets the database find the batch's rows by primary key.
+            mine = {"first": self.first, "last": self.last, "claim": self.claim}
             if sent:
-                res = conn.execute(
-                    sa.update(Delivery)
-                    .where(Delivery.id.in_(sent), mine)
-                    .values(status=DeliveryStatus.SENT, sent_at=now, error=None)
-                )
+                res = conn.execute(built.sent, {**mine, "ids": sent, "now": now})
                 if res.rowcount != len(sent):
                     self.stop_reason = "lost-claim"
             for ids, values in marks:
-                conn.execute(sa.update(Delivery).where(Delivery.id.in_(ids), mine).values(**values))
+                conn.execute(sa.update(Delivery).where(any_of(Delivery.id, ids, conn), built.mine)
+                             .values(**values), mine)
             for email, reason, detail in suppress:
                 suppressions.add(email, reason, detail, conn=conn)
             beat = time.monotonic()
             if beat - self._beat_at >= HEARTBEAT_SECONDS:
-                conn.execute(
-                    sa.update(Delivery)
-                    .where(mine, Delivery.status == DeliveryStatus.SENDING)
-                    .values(claimed_at=now)
-                )
+                conn.execute(built.beat, {**mine, "now": now})
                 self._beat_at = beat
-            return conn.scalar(sa.select(Alert.state).where(Alert.id == self.alert_id))
+            return conn.scalar(built.state, {"alert_id": self.alert_id})
+
+
+class _Statements:
+    """The recorder's statements, built once per database: at twenty flushes a second per
+    batch, building and cache-keying them each time cost more CPU than running them."""
+
+    def __init__(self, dialect: str):
+        deliveries, alerts = Delivery.__table__, Alert.__table__
+        c = deliveries.c
+        self.mine = sa.and_(c.id.between(sa.bindparam("first"), sa.bindparam("last")),
+                            c.claim_id == sa.bindparam("claim"))
+        self.sent = (sa.update(deliveries).where(in_param(c.id, "ids", dialect), self.mine)
+                     .values(status=DeliveryStatus.SENT, sent_at=sa.bindparam("now"), error=None))
+        self.beat = (sa.update(deliveries).where(self.mine, c.status == DeliveryStatus.SENDING)
+                     .values(claimed_at=sa.bindparam("now")))
+        self.state = sa.select(alerts.c.state).where(alerts.c.id == sa.bindparam("alert_id"))
+
+
+_BUILT: dict[str, _Statements] = {}
+
+
+def _statements(dialect: str) -> _Statements:
+    if dialect not in _BUILT:
+        _BUILT[dialect] = _Statements(dialect)
+    return _BUILT[dialect]

@@ -356,6 +356,10 @@ class Pacer:
             time.sleep(min(max(wait, 0.001), 0.5))
             self.refresh_slot()
 
+    def has_token(self) -> bool:
+        """Whether `take` would return at once, without asking Redis or waiting."""
+        return self._tokens > 0
+
     def ok(self) -> None:
         self._ok += 1
 

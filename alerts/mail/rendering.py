@@ -64,9 +64,14 @@ class Part:
         return "".join(out)
 
     @cached_property
-    def _qp_literals(self) -> tuple[bytes, ...]:
-        """Each literal quoted-printable encoded once, for every recipient of the blast."""
-        return tuple(qp_piece(literal) for literal in self.literals)
+    def _qp_glue(self) -> tuple[bytes, tuple[bytes, ...]]:
+        """The literals quoted-printable, encoded once for every recipient of the blast, each
+        joined to the soft line breaks around the values beside it: (head, glue after each slot)."""
+        literals = [qp_piece(literal) for literal in self.literals]
+        head = literals[0] + _SOFT_BREAK if self.slots else literals[0]
+        glue = tuple(_SOFT_BREAK + lit + (_SOFT_BREAK if i < len(literals) - 1 else b"")
+                     for i, lit in enumerate(literals[1:], start=1))
+        return head, glue
 
     def fill_qp(self, values: dict[str, str]) -> bytes:
         """`fill`, already quoted-printable: only the slots' values are encoded per recipient.
@@ -74,13 +79,26 @@ class Part:
         Each value sits between soft line breaks ("=" at a line's end, which decoders drop),
         so the encoded literals never need re-wrapping around a value of any length.
         """
-        literals = self._qp_literals
-        out = [literals[0]]
-        for name, literal in zip(self.slots, literals[1:], strict=True):
-            value = values[name]
-            out += (_SOFT_BREAK, qp_piece(str(escape(value)) if self.escape_values else value),
-                    _SOFT_BREAK, literal)
+        return self.fill_encoded(encode_values(values, html=self.escape_values))
+
+    def fill_encoded(self, encoded: dict[str, bytes]) -> bytes:
+        """`fill_qp` with the values encoded already (once per message for both parts)."""
+        head, glue = self._qp_glue
+        out = [head]
+        for name, after in zip(self.slots, glue, strict=True):
+            out += (encoded[name], after)
         return b"".join(out)
+
+
+_HTML_SPECIAL = frozenset("&<>\"'")
+
+
+def encode_values(values: dict[str, str], *, html: bool) -> dict[str, bytes]:
+    """Each value quoted-printable, escaped first for HTML."""
+    if html:
+        return {k: qp_piece(str(escape(v)) if _HTML_SPECIAL.intersection(v) else v)
+                for k, v in values.items()}
+    return {k: qp_piece(v) for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -105,7 +123,11 @@ class CompiledEmail:
 
     def personalize_qp(self, **values: str) -> tuple[str, bytes, bytes]:
         """(subject, text, html) with the bodies quoted-printable: the blast's per-recipient path."""
-        return self.subject.fill(values), self.text.fill_qp(values), self.html.fill_qp(values)
+        text = encode_values(values, html=False)
+        # A value with nothing to escape (most links) is encoded once for both parts.
+        html = {k: (qp_piece(str(escape(v))) if _HTML_SPECIAL.intersection(v) else text[k])
+                for k, v in values.items()}
+        return self.subject.fill(values), self.text.fill_encoded(text), self.html.fill_encoded(html)
 
 
 def inline_css(html: str) -> str:

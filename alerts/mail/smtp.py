@@ -223,44 +223,120 @@ def dot_stuffed(data: bytes) -> bytes:
     return b"." + stuffed if stuffed[:1] == b"." else stuffed
 
 
-def send_message(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
-    """One message over a kept connection, pipelined (RFC 2920) where the server offers it.
+class Pipeline:
+    """Messages back to back over one connection, one round trip each where the server offers
+    PIPELINING (RFC 2920), which every relay of note does.
 
-    MAIL, RCPT and DATA go out in one write and their three replies are read together:
-    two round trips a message instead of four. Errors are raised as smtplib's own
-    sendmail would raise them, so callers sort them the same way.
+    A message's data goes out in one write with the next message's MAIL, RCPT and DATA (the
+    RFC lets message content begin a group), and their replies come back with the data's
+    250: four round trips a message with smtplib, one here. Errors are raised as smtplib's
+    `sendmail` raises them, so callers sort them the same way. Without PIPELINING it is
+    smtplib's `sendmail`, one message at a time.
     """
-    conn.ehlo_or_helo_if_needed()
-    if not (conn.does_esmtp and conn.has_extn("pipelining")):
-        conn.sendmail(sender, [recipient], data)
-        return
-    conn.send(f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode())
-    mail, rcpt, start = conn.getreply(), conn.getreply(), conn.getreply()
-    if start[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
-        conn.send(b".\r\n")  # a server that took DATA anyway gets an empty message
-        conn.getreply()
-    if mail[0] != 250:
-        _rset_quietly(conn)
-        raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
-    if rcpt[0] not in (250, 251):
-        _rset_quietly(conn)
-        raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
-    if start[0] != 354:
-        _rset_quietly(conn)
-        raise smtplib.SMTPDataError(*start)
-    body = dot_stuffed(data)
-    if not body.endswith(b"\r\n"):
-        body += b"\r\n"
-    conn.send(body + b".\r\n")
-    code, msg = conn.getreply()
-    if code != 250:
-        _rset_quietly(conn)
-        raise smtplib.SMTPDataError(code, msg)
+
+    def __init__(self, conn: smtplib.SMTP):
+        conn.ehlo_or_helo_if_needed()
+        if conn.file is None:
+            conn.file = conn.sock.makefile("rb")
+        self.conn = conn
+        self.pipelining = bool(conn.does_esmtp and conn.has_extn("pipelining"))
+        # The envelope sent ahead with the last data: its three replies are unread, and if
+        # the server said 354 it now waits for this recipient's data and nobody else's.
+        self.ahead: tuple[str, str] | None = None
+
+    def send(self, sender: str, recipient: str, data: bytes,
+             then: tuple[str, str] | None = None) -> None:
+        """Send one message; `then`, the next message's (sender, recipient), goes out with its
+        data, and the next `send` must be that message (anything else closes the connection)."""
+        conn = self.conn
+        if not self.pipelining:
+            conn.sendmail(sender, [recipient], data)
+            return
+        if self.ahead is None:
+            conn.send(_envelope(sender, recipient))
+        elif self.ahead != (sender, recipient):
+            # The server may be waiting for data meant for someone else: never give it any.
+            self.close()
+            raise smtplib.SMTPServerDisconnected("pipelined envelope was for another message")
+        self.ahead = None
+        mail, rcpt, start = _reply(conn), _reply(conn), _reply(conn)
+        if start[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+            conn.send(b".\r\n")  # a server that took DATA anyway gets an empty message
+            _reply(conn)
+        if mail[0] != 250:
+            _rset_quietly(conn)
+            raise smtplib.SMTPSenderRefused(mail[0], mail[1], sender)
+        if rcpt[0] not in (250, 251):
+            _rset_quietly(conn)
+            raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
+        if start[0] != 354:
+            _rset_quietly(conn)
+            raise smtplib.SMTPDataError(*start)
+        body = dot_stuffed(data)
+        out = [body, b".\r\n"] if body.endswith(b"\r\n") else [body, b"\r\n.\r\n"]
+        if then is not None:
+            out.append(_envelope(*then))
+        conn.send(b"".join(out))
+        self.ahead = then
+        code, msg = _reply(conn)
+        if code != 250:
+            if self.ahead is None:  # with an envelope ahead the session has moved on already
+                _rset_quietly(conn)
+            raise smtplib.SMTPDataError(code, msg)
+
+    def close(self) -> None:
+        """QUIT, or with data awaited for an envelope sent ahead, just hang up: the server
+        drops a transaction whose data never ended, and a QUIT would be read as its data."""
+        if self.ahead is not None:
+            self.ahead = None
+            self.conn.close()
+            return
+        try:
+            self.conn.quit()
+        except (OSError, smtplib.SMTPException):
+            self.conn.close()
+
+
+_MAXLINE = 8192  # smtplib's own limit on a reply line
+
+
+def _envelope(sender: str, recipient: str) -> bytes:
+    return f"MAIL FROM:<{sender}>\r\nRCPT TO:<{recipient}>\r\nDATA\r\n".encode()
+
+
+def _reply(conn: smtplib.SMTP) -> tuple[int, bytes]:
+    """One reply, as smtplib's getreply reads it, without its per-line debug bookkeeping."""
+    lines = []
+    while True:
+        try:
+            line = conn.file.readline(_MAXLINE + 1)
+        except OSError as exc:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected(f"Connection unexpectedly closed: {exc}") from exc
+        if not line:
+            conn.close()
+            raise smtplib.SMTPServerDisconnected("Connection unexpectedly closed")
+        if len(line) > _MAXLINE:
+            conn.close()
+            raise smtplib.SMTPResponseException(500, "Line too long.")
+        lines.append(line[4:].strip(b" \t\r\n"))
+        if line[3:4] != b"-":
+            break
+    try:
+        code = int(line[:3])
+    except ValueError:
+        code = -1
+    return code, b"\n".join(lines)
 
 
 def _rset_quietly(conn: smtplib.SMTP) -> None:
     with contextlib.suppress(smtplib.SMTPServerDisconnected):
         conn.rset()
+
+
+def send_message(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
+    """One message over a kept connection (pipelined where offered), nothing sent ahead."""
+    Pipeline(conn).send(sender, recipient, data)
 
 
 def free_port(host: str = "127.0.0.1") -> int:

@@ -166,6 +166,9 @@ def test_alert_message_bodies_match_the_preview(app, ctx):
     assert text.replace("\r\n", "\n") == rendered.text.replace("\r\n", "\n")
     for body in (fields["html_qp"], fields["text_qp"]):
         assert max(len(line) for line in body.split(b"\r\n")) <= 76
+    # No line starts with a dot (the <style> block's classes keep a space): SMTP copies the
+    # whole message to double such dots, for every recipient.
+    assert b"\n." not in data and ".button" in html
 
 
 def _qp_piece_the_long_way(text: str) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import binascii
 import re
 import secrets
+import time
 import uuid
 from email.header import Header
 from email.utils import formatdate, parseaddr
@@ -97,6 +98,18 @@ def domain_of(address: str) -> str:
     return parseaddr(address)[1].rpartition("@")[2] or "localhost"
 
 
+_date: tuple[int, str] = (0, "")
+
+
+def _date_now() -> str:
+    """The Date header, formatted once a second (a blast writes it a thousand times a second)."""
+    global _date
+    now = int(time.time())
+    if _date[0] != now:
+        _date = (now, formatdate(now, usegmt=True))
+    return _date[1]
+
+
 def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
@@ -123,7 +136,7 @@ def build_message(
         ("From", from_header),
         ("To", to),
         ("Subject", encode_header(subject)),
-        ("Date", formatdate(usegmt=True)),
+        ("Date", _date_now()),
         ("Message-ID", message_id),
         ("MIME-Version", "1.0"),
         *extra_headers,

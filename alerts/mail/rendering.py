@@ -147,8 +147,13 @@ def inline_css(html: str) -> str:
 
 
 def _strip_indentation(html: str) -> str:
-    """Template indentation is bytes to send and sign for nothing (emails have no <pre>)."""
-    return "\n".join(line.strip() for line in html.splitlines() if line.strip())
+    """Template indentation is bytes to send and sign for nothing (emails have no <pre>).
+
+    A line that would start with "." (a CSS class in <style>) keeps one space instead, which
+    HTML does not see: SMTP would otherwise double that dot in every copy (RFC 5321 4.5.2),
+    a copy of the whole message per recipient."""
+    lines = (line.strip() for line in html.splitlines())
+    return "\n".join(" " + line if line[:1] == "." else line for line in lines if line)
 
 
 def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context) -> CompiledEmail:

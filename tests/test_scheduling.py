@@ -105,7 +105,8 @@ def test_a_due_alert_is_started_exactly_once_by_concurrent_beats(app, ctx):
     assert started == [alert_id]
     db.session.rollback()
     alert = db.session.get(Alert, alert_id)
-    assert alert.state == "sending" and alert.started_at >= alert.scheduled_for
+    # The session's worker may have sent all 20 already: started is what matters, and once.
+    assert alert.state in ("sending", "sent") and alert.started_at >= alert.scheduled_for
     assert scheduling.start_due() == []
 
 

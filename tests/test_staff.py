@@ -646,3 +646,14 @@ def test_sending_a_list_fixed_in_chunks_counts_after_the_commit(app, staff_clien
         assert (alert.state, alert.recipients_expected) == ("sending", 30)
         assert db.session.scalar(sa.select(sa.func.count()).select_from(Delivery)) == 5
     assert queued == ["alerts.tasks.dispatch_blast"]
+
+
+def test_passwords_are_hashed_at_argon2s_production_cost(_cheap_password_hashing):
+    """Tests hash cheaply (tests/plugins/staff.py); the app itself uses argon2id at its library's
+    default cost (RFC 9106's low-memory choice: 64 MiB, three passes)."""
+    hasher, errors = _cheap_password_hashing()
+    stored = hasher.hash("a long enough password")
+    assert stored.startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert hasher.verify(stored, "a long enough password")
+    with pytest.raises(errors):
+        hasher.verify(stored, "a wrong password!!")

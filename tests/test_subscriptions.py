@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -358,16 +359,27 @@ def test_unsubscribe_tokens_never_expire(app, client, monkeypatch):
 
 
 def test_smtp_down_while_confirming_retries_until_it_is_back(app, client, celery_worker, monkeypatch):
+    from celery.signals import task_retry
+
     down = MailCatcher()  # a port reserved but not yet listening
     monkeypatch.setitem(app.config, "SMTP_URL", down.url.replace(":0", f":{down.port}"))
-    subscribe(client, "patient@example.org")
-    time.sleep(2.5)  # at least one attempt has failed against the closed port
+    failed = threading.Event()
+
+    def on_retry(**_):
+        failed.set()
+
+    task_retry.connect(on_retry, weak=False)
+    try:
+        subscribe(client, "patient@example.org")
+        assert failed.wait(15)  # an attempt has failed against the closed port, and will retry
+    finally:
+        task_retry.disconnect(on_retry)
     assert down.messages == []
     down.start()
     try:
         msgs = down.handler.wait_for(1, timeout=30)
         assert [m.rcpt_tos for m in msgs] == [["patient@example.org"]]
-        time.sleep(2)
+        time.sleep(1)
         assert len(down.messages) == 1  # delivered once, not once per retry
     finally:
         down.stop()

@@ -88,32 +88,52 @@ class _InFlight:
     running = 0
     started = False
     lock = threading.Lock()
+    events = 0  # tasks published by this process, started or ended: anything that could spill
+    settled_at = -1  # `events` when the worker was last seen settled
+
+    @classmethod
+    def on_publish(cls, **_):
+        with cls.lock:
+            cls.events += 1
 
     @classmethod
     def on_start(cls, **_):
         with cls.lock:
             cls.running += 1
+            cls.events += 1
 
     @classmethod
     def on_end(cls, **_):
         with cls.lock:
             cls.running -= 1
+            cls.events += 1
 
     @classmethod
     def settle(cls, app, timeout: float = 15) -> None:
-        """Wait until the worker has nothing queued and nothing running (only if it runs)."""
+        """Wait until the worker has nothing queued and nothing running (only if it runs).
+
+        A test that queued nothing and ran nothing since the last settled look (most of them)
+        finds it settled at once; otherwise three quiet looks in a row, since a task taken off
+        the queue is not running yet for a moment, and a task may queue another."""
         if not cls.started:
             return
         from alerts import redis_conn
 
         r = redis_conn.client(app.config["REDIS_URL"])
         queue = app.config["CELERY_TASK_QUEUE"]
+
+        def busy() -> int:
+            return cls.running or r.llen(queue) or r.llen(bulk_queue(queue))
+
+        if cls.events == cls.settled_at and not busy():
+            return
         deadline = time.monotonic() + timeout
         quiet = 0
         while time.monotonic() < deadline:
-            busy = cls.running or r.llen(queue) or r.llen(bulk_queue(queue))
-            quiet = 0 if busy else quiet + 1
-            if quiet >= 3:  # settled three looks in a row (a task may queue another)
+            events = cls.events
+            quiet = 0 if busy() else quiet + 1
+            if quiet >= 3:
+                cls.settled_at = events
                 return
             time.sleep(0.05)
 
@@ -121,13 +141,14 @@ class _InFlight:
 @pytest.fixture(scope="session")
 def celery_worker(app):
     """A real Celery worker (threads) consuming from real Redis for the whole session."""
-    from celery.signals import task_postrun, task_prerun
+    from celery.signals import before_task_publish, task_postrun, task_prerun
 
     import alerts.tasks  # noqa: F401
 
     celery = app.extensions["celery"]
     task_prerun.connect(_InFlight.on_start, weak=False)
     task_postrun.connect(_InFlight.on_end, weak=False)
+    before_task_publish.connect(_InFlight.on_publish, weak=False)
     with start_worker(celery, pool="threads", concurrency=4, perform_ping_check=False,
                       shutdown_timeout=30):
         _InFlight.started = True

@@ -7,6 +7,24 @@ import pytest
 from tests.helpers import STAFF_EMAIL, STAFF_PASSWORD, create_staff, log_in
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _cheap_password_hashing():
+    """argon2id at its cheapest in tests, as Django's test settings swap their hasher: the
+    production cost (64 MiB, three passes: 0.18 s a hash and its check) was paid by every
+    test that logs in. `test_staff.py` checks the production parameters themselves."""
+    from argon2 import PasswordHasher, profiles
+
+    from alerts import accounts
+
+    production = accounts._argon2
+    cheap = (PasswordHasher.from_parameters(profiles.CHEAPEST), production()[1])
+    accounts._argon2 = lambda: cheap
+    accounts._dummy_hash.cache_clear()
+    yield production
+    accounts._argon2 = production
+    accounts._dummy_hash.cache_clear()
+
+
 @pytest.fixture
 def staff(app):
     """A staff account (its address)."""

@@ -40,6 +40,19 @@ def batch_ranges(alert_id: int, size: int, after: int = 0) -> Iterator[tuple[int
         yield first, last
 
 
+def _queue_batches(alert: Alert, after: int = 0) -> tuple[int, bool]:
+    """A batch task for each run of queued rows past `after`, and the next fill while the list
+    is still being fixed, all sent once the caller commits; returns (batches, still filling)."""
+    ranges = list(batch_ranges(alert.id, current_app.config["BLAST_BATCH_SIZE"], after=after))
+    alert.last_dispatch_at = utcnow()  # the sweep reads it
+    for first, last in ranges:
+        queueing.after_commit(SEND_BATCH, alert.id, first, last)
+    more = filling(alert)
+    if more:
+        queueing.after_commit(FILL, alert.id)  # (again after a pause or a lost task: harmless)
+    return len(ranges), more
+
+
 def dispatch(alert_id: int) -> int:
     """Queue one batch task per range of queued rows; returns how many were queued.
 
@@ -50,17 +63,11 @@ def dispatch(alert_id: int) -> int:
     if alert is None or alert.state != AlertState.SENDING:
         db.session.rollback()
         return 0
-    ranges = list(batch_ranges(alert_id, current_app.config["BLAST_BATCH_SIZE"]))
-    alert.last_dispatch_at = utcnow()
-    for first, last in ranges:
-        queueing.after_commit(SEND_BATCH, alert_id, first, last)
-    more = filling(alert)
-    if more:
-        queueing.after_commit(FILL, alert_id)  # (again after a pause or a lost task: harmless)
+    batches, more = _queue_batches(alert)
     db.session.commit()
-    if not ranges and not more:
+    if not batches and not more:
         finish_if_done(alert_id)
-    return len(ranges)
+    return batches
 
 
 def fill(alert_id: int) -> int:
@@ -70,23 +77,21 @@ def fill(alert_id: int) -> int:
     beside a running chain) take chunks one after the other; a paused or cancelled blast
     stops filling until it is resumed.
     """
+    alert = db.session.get(Alert, alert_id)
+    if alert is not None and alert.state == AlertState.SENDING and alert.recipients_expected is None:
+        # The first fill counts, once, while the first batches go out; before taking the row
+        # lock, so that a pause or a racing fill waits for a chunk, not for a count of everyone.
+        expected_recipients(alert)
+        db.session.commit()
     alert = db.session.get(Alert, alert_id, with_for_update=True, populate_existing=True)
     if alert is None or alert.state != AlertState.SENDING or not filling(alert):
         db.session.rollback()
         return 0
-    expected_recipients(alert)  # the first fill counts, once, while the first batches go out
     newest = db.session.scalar(
         sa.select(sa.func.coalesce(sa.func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id))
-    cfg = current_app.config
-    fix_next_chunk(alert, cfg["BLAST_FILL_CHUNK"])
-    ranges = list(batch_ranges(alert_id, cfg["BLAST_BATCH_SIZE"], after=newest))
-    alert.last_dispatch_at = utcnow()
-    for first, last in ranges:
-        queueing.after_commit(SEND_BATCH, alert_id, first, last)
-    more = filling(alert)
-    if more:
-        queueing.after_commit(FILL, alert_id)
+    fix_next_chunk(alert, current_app.config["BLAST_FILL_CHUNK"])
+    batches, more = _queue_batches(alert, after=newest)
     db.session.commit()
     if not more:
         finish_if_done(alert_id)
-    return len(ranges)
+    return batches

@@ -128,6 +128,28 @@ def test_a_body_that_is_not_canonical_as_built_is_canonicalised_before_signing(a
     assert fresh._canonical is True
 
 
+def test_messages_built_together_are_each_their_recipients_and_verify(app, ctx, dkim_key):
+    """The send loop builds a few messages ahead (their signatures back to back): each is its
+    own recipient's, in order, with its own Message-ID, and each signature verifies."""
+    import email as email_lib
+    from types import SimpleNamespace
+
+    from alerts.blasts import content
+    from alerts.extensions import db
+    from alerts.models import Alert
+
+    factory = content.MessageFactory.for_alert(db.session.get(Alert, make_alert()))
+    rows = [SimpleNamespace(id=n, subscriber_id=n, email=f"reader{n}@example.org", token_key=f"k{n}")
+            for n in (11, 12, 13)]
+    built = factory.build_many(rows)
+    assert len(built) == 3
+    for row, data in zip(rows, built, strict=True):
+        msg = email_lib.message_from_bytes(data)
+        assert msg["To"] == row.email and msg["Message-ID"] == factory.message_id(row.id)
+        assert dkim.verify(data, dnsfunc=dns_for(dkim_key))
+    assert len({email_lib.message_from_bytes(d)["List-Unsubscribe"] for d in built}) == 3
+
+
 def test_verp_return_path_names_the_delivery_not_the_address(app, ctx, smtp, celery_worker,
                                                                monkeypatch):
     from alerts.mail import signed_ids as verp

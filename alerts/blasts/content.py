@@ -323,8 +323,17 @@ class MessageFactory:
               subject_prefix: str = "", token_key: str | None = None) -> bytes:
         """One recipient's signed message; no delivery or subscriber means a staff test send."""
         fields = self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key)
-        message = build_message(**fields)
-        if self._canonical is None:
+        return self._sign(build_message(**fields))
+
+    def build_many(self, rows) -> list[bytes]:
+        """`build` for a batch's rows (id, subscriber_id, email, token_key): assembled first,
+        then signed one after another."""
+        messages = [build_message(**self.fields(r.id, r.subscriber_id, r.email, token_key=r.token_key))
+                    for r in rows]
+        return [self._sign(m) for m in messages]
+
+    def _sign(self, message: bytes) -> bytes:
+        if self._canonical is None:  # checked on the factory's first message, then trusted
             body = message.partition(b"\r\n\r\n")[2]
             self._canonical = canon_body_relaxed(body) == body
             if not self._canonical:

@@ -304,6 +304,49 @@ def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):
     assert renewed > long_ago + timedelta(seconds=15)
 
 
+def test_recorder_keeps_one_connection_and_replaces_it_when_it_dies(app, ctx):
+    """The batch's flushes share one connection (no pool checkout and ping twenty times a
+    second); when it dies, that flush fails, keeps its 250s, and the next one records them
+    on a fresh connection."""
+    import sqlalchemy as sa
+
+    from alerts.blasts import sending
+    from alerts.blasts.recorder import Recorder
+    from alerts.extensions import db
+    from alerts.models import Delivery
+
+    add_confirmed(3)
+    alert_id = make_alert()
+    blasts.start_blast(alert_id)
+    first, last = next(blasts.batch_ranges(alert_id, 10))
+    claim = sending._claim(alert_id, first, last)
+    ids = list(db.session.scalars(sa.select(Delivery.id).order_by(Delivery.id)))
+    recorder = Recorder(db.engine, alert_id, claim, 0.05, first, last)
+    recorder.sent(ids[0])
+    recorder.flush()
+    held = recorder._conn
+    recorder.sent(ids[1])
+    recorder.flush()
+    assert recorder._conn is held  # the same connection, flush after flush
+    if db.engine.dialect.name == "postgresql":
+        pid = held.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+        held.rollback()
+        with db.engine.connect() as other:
+            other.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+    else:
+        held.connection.dbapi_connection.close()
+    recorder.sent(ids[2])
+    with pytest.raises(sa.exc.DBAPIError):
+        recorder.flush()
+    assert recorder._conn is None
+    recorder.flush()  # a fresh connection: the kept 250 is recorded now
+    assert recorder._conn is not None and recorder._conn is not held
+    db.session.rollback()
+    assert set(db.session.scalars(sa.select(Delivery.status))) == {"sent"}
+    assert recorder.result.sent == 3
+    recorder._disconnect()
+
+
 @pytest.mark.slow
 def test_a_signup_during_a_big_blast_is_not_queued_behind_its_batches(app, client, smtp, celery_worker,
                                                                       monkeypatch):

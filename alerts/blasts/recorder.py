@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -62,6 +63,7 @@ class Recorder:
         self._suppress: list[tuple[str, str, str]] = []
         self._done = threading.Event()
         self._beat_at = time.monotonic()  # the claim itself set claimed_at
+        self._conn: sa.Connection | None = None
         self._thread = threading.Thread(target=self._run, name=f"recorder-{claim[:8]}", daemon=True)
 
     def __enter__(self) -> Recorder:
@@ -71,7 +73,23 @@ class Recorder:
     def __exit__(self, *exc) -> None:
         self._done.set()
         self._thread.join()
-        self.flush()
+        try:
+            self.flush()
+        finally:
+            self._disconnect()
+
+    def _connection(self) -> sa.Connection:
+        """The batch's flushes share one connection: taken from the pool (and pinged) once,
+        not twenty times a second; after a failed flush the next one takes a fresh one."""
+        if self._conn is None:
+            self._conn = self.engine.connect()
+        return self._conn
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                conn.close()
 
     def sent(self, delivery_id: int) -> None:
         with self._lock:
@@ -136,7 +154,15 @@ class Recorder:
     def _write(self, sent: list[int], marks: list, suppress: list) -> str | None:
         """One transaction: outcomes, suppressions, the lease when due; returns the alert's state."""
         now = utcnow()
-        with self.engine.begin() as conn:
+        try:
+            return self._write_on(self._connection(), now, sent, marks, suppress)
+        except Exception:
+            self._disconnect()
+            raise
+
+    def _write_on(self, conn: sa.Connection, now, sent: list[int], marks: list,
+                  suppress: list) -> str | None:
+        with conn.begin():
             built = _statements(conn.dialect.name)
             # The id range lets the database find the batch's rows by primary key.
             mine = {"first": self.first, "last": self.last, "claim": self.claim}

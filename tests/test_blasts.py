@@ -204,11 +204,11 @@ def test_message_bytes_survive_smtp_with_and_without_pipelining(app, ctx, smtp, 
         pipe.send("from@x.org", "c@d.org", data)
         smtp.handler.rcpt_reply = lambda a: "550 5.1.1 no such user" if a == "bad@x.org" else None
         with pytest.raises(__import__("smtplib").SMTPRecipientsRefused):
-            mailer.send_message(conn, "from@x.org", "bad@x.org", data)
-        mailer.send_message(conn, "from@x.org", "e@f.org", data)  # the connection still works
+            pipe.send("from@x.org", "bad@x.org", data)
+        pipe.send("from@x.org", "e@f.org", data)  # the connection still works
         # The quick check that skips stuffing must see a dot on the very first line too.
-        mailer.send_message(conn, "from@x.org", "g@h.org", b".first\r\nnone after\r\n")
-        mailer.send_message(conn, "from@x.org", "i@j.org", b"no line starts with a dot.\r\n")
+        pipe.send("from@x.org", "g@h.org", b".first\r\nnone after\r\n")
+        pipe.send("from@x.org", "i@j.org", b"no line starts with a dot.\r\n")
     finally:
         conn.quit()
     got = smtp.handler.wait_for(5, timeout=5)

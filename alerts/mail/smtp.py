@@ -334,11 +334,6 @@ def _rset_quietly(conn: smtplib.SMTP) -> None:
         conn.rset()
 
 
-def send_message(conn: smtplib.SMTP, sender: str, recipient: str, data: bytes) -> None:
-    """One message over a kept connection (pipelined where offered), nothing sent ahead."""
-    Pipeline(conn).send(sender, recipient, data)
-
-
 def free_port(host: str = "127.0.0.1") -> int:
     """For the SMTP servers we run: aiosmtpd's Controller cannot bind port 0, so ask the OS first."""
     with socket.socket() as sock:

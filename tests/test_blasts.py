@@ -250,6 +250,60 @@ def test_pipeline_sends_each_message_in_one_write_with_the_next_envelope(app, ct
     assert kinds == [b"mail from", b"subject", b"rset", b"mail from", b"subject", b"subject", b"quit"]
 
 
+@given(st.lists(st.binary(max_size=120), max_size=6))
+def test_pipeline_reply_reader_survives_any_server_bytes(chunks):
+    """What a relay answers is outside input: any bytes give a (code, text) or an smtplib error,
+    and a reply line is never read past smtplib's limit."""
+    import io
+    import smtplib
+
+    from alerts.mail import smtp as mailer
+
+    class Conn:
+        def __init__(self, data: bytes):
+            self.file = io.BufferedReader(io.BytesIO(data))
+            self.closed = False
+
+        def close(self):
+            self.closed = True
+
+    conn = Conn(b"\r\n".join(chunks))
+    for _ in range(len(chunks) + 1):
+        try:
+            code, text = mailer._reply(conn)
+        except (smtplib.SMTPServerDisconnected, smtplib.SMTPResponseException):
+            assert conn.closed
+            break
+        assert isinstance(code, int) and isinstance(text, bytes)
+
+
+@pytest.mark.parametrize("data, expected", [
+    (b"250 2.0.0 Ok\r\n", (250, b"2.0.0 Ok")),
+    (b"250-first\r\n250-second\r\n250 last\r\n", (250, b"first\nsecond\nlast")),
+    (b"45x what\r\n", (-1, b"what")),
+])
+def test_pipeline_reply_reader_reads_replies_as_smtplib_does(data, expected):
+    import io
+
+    from alerts.mail import smtp as mailer
+
+    conn = type("Conn", (), {"file": io.BufferedReader(io.BytesIO(data)), "close": lambda self: None})()
+    assert mailer._reply(conn) == expected
+
+
+def test_pipeline_reply_reader_refuses_an_endless_line():
+    import io
+    import smtplib
+
+    from alerts.mail import smtp as mailer
+
+    conn = type("Conn", (), {"file": io.BufferedReader(io.BytesIO(b"250-" + b"x" * 20000)),
+                             "close": lambda self: None})()
+    with pytest.raises(smtplib.SMTPResponseException) as err:
+        mailer._reply(conn)
+    assert err.value.smtp_code == 500
+
+
 def test_pipeline_hangs_up_on_data_awaited_for_an_envelope_sent_ahead(app, ctx, smtp):
     """A batch that stops with the next envelope out (paused, cancelled) hangs up: the server
     drops that transaction. A QUIT there would be the message's first line; nothing is sent."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import threading
 import time
@@ -198,10 +199,4 @@ class _Statements:
         self.state = sa.select(alerts.c.state).where(alerts.c.id == sa.bindparam("alert_id"))
 
 
-_BUILT: dict[str, _Statements] = {}
-
-
-def _statements(dialect: str) -> _Statements:
-    if dialect not in _BUILT:
-        _BUILT[dialect] = _Statements(dialect)
-    return _BUILT[dialect]
+_statements = functools.cache(_Statements)

@@ -205,7 +205,6 @@ class _Run:
         self.max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
         self.throttles: collections.Counter = collections.Counter()
         self.built: dict[int, bytes] = {}  # throttled rows keep their bytes for the next try
-        self.paths: dict[int, str] = {}  # the return path of the row whose envelope went ahead
         self.last_error = ""
         self.progressed = False  # a 250 since the loop last looked
 
@@ -274,12 +273,9 @@ class _Run:
             then = None
             if (len(pending) > 1 and pacer.has_token() and (domain is None or domain.has_token())
                     and not (per_connection and sent_here + 1 >= per_connection)):
-                following = pending[1]
-                self.paths[following.id] = return_path("d", following.id)
-                then = (self.paths[following.id], following.email)
-            path = self.paths.pop(row.id, None) or return_path("d", row.id)
+                then = (return_path("d", pending[1].id), pending[1].email)
             try:
-                pipe.send(path, row.email, data, then)
+                pipe.send(return_path("d", row.id), row.email, data, then)
             except smtplib.SMTPException as exc:
                 refusal = smtp.refusal(exc)
                 if refusal.throttled:

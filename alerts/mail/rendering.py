@@ -93,12 +93,15 @@ class Part:
 _HTML_SPECIAL = frozenset("&<>\"'")
 
 
-def encode_values(values: dict[str, str], *, html: bool) -> dict[str, bytes]:
-    """Each value quoted-printable, escaped first for HTML."""
-    if html:
-        return {k: qp_piece(str(escape(v)) if _HTML_SPECIAL.intersection(v) else v)
-                for k, v in values.items()}
-    return {k: qp_piece(v) for k, v in values.items()}
+def encode_values(values: dict[str, str], *, html: bool,
+                  plain: dict[str, bytes] | None = None) -> dict[str, bytes]:
+    """Each value quoted-printable, escaped first for HTML; with `plain` (the same values
+    encoded for text), a value with nothing to escape (most links) is not encoded twice."""
+    if not html:
+        return {k: qp_piece(v) for k, v in values.items()}
+    return {k: qp_piece(str(escape(v))) if _HTML_SPECIAL.intersection(v)
+            else (plain[k] if plain is not None else qp_piece(v))
+            for k, v in values.items()}
 
 
 @dataclass(frozen=True)
@@ -124,9 +127,7 @@ class CompiledEmail:
     def personalize_qp(self, **values: str) -> tuple[str, bytes, bytes]:
         """(subject, text, html) with the bodies quoted-printable: the blast's per-recipient path."""
         text = encode_values(values, html=False)
-        # A value with nothing to escape (most links) is encoded once for both parts.
-        html = {k: (qp_piece(str(escape(v))) if _HTML_SPECIAL.intersection(v) else text[k])
-                for k, v in values.items()}
+        html = encode_values(values, html=True, plain=text)
         return self.subject.fill(values), self.text.fill_encoded(text), self.html.fill_encoded(html)
 
 

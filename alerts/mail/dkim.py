@@ -7,6 +7,7 @@ dkimpy does RSA in pure Python (about 9 ms a signature); `cryptography` takes ab
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 import time
@@ -37,8 +38,12 @@ def canon_body_relaxed(body: bytes) -> bytes:
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
 
 
+@functools.lru_cache(maxsize=256)
 def canon_header_relaxed(name: bytes, value: bytes) -> bytes:
-    """RFC 6376 3.4.2; the regexes run only on the few values that fold or hold runs of space."""
+    """RFC 6376 3.4.2; the regexes run only on the few values that fold or hold runs of space.
+
+    Cached: most of a blast's signed headers (From, Subject, Date, List-Id ...) are the same
+    in every message, and a lookup costs a fifth of the work."""
     if b"\r\n" in value:
         value = _FOLD.sub(b"", value)
     if b"\t" in value or b"  " in value:

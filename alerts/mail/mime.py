@@ -110,6 +110,13 @@ def _date_now() -> str:
     return _date[1]
 
 
+# One boundary for every message of the process. Both parts are quoted-printable, where "="
+# only ever begins an escape (=3D, hex digits) or a soft line break: "=_" cannot occur in a
+# body, so no body can hold the boundary (RFC 2045 6.7; the reason "=_" leads it). Being the
+# same in every message, the Content-Type header's DKIM form is worked out once.
+BOUNDARY = "=_aa_" + secrets.token_hex(12)
+
+
 def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
@@ -131,7 +138,7 @@ def build_message(
     The bodies come as text (encoded here) or already quoted-printable (`text_qp`,
     `html_qp`: a blast encodes its template once and only the slots per recipient).
     """
-    boundary = "=_aa_" + secrets.token_hex(12)
+    boundary = BOUNDARY
     head = [
         ("From", from_header),
         ("To", to),

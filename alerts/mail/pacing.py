@@ -76,7 +76,7 @@ if rate and now - changed >= 1 then
 end
 local limit = rate
 if cfg > 0 and (not limit or cfg < limit) then limit = cfg end
-if not limit then return {n, '0'} end
+if not limit then return {n, '0', 1} end
 local burst = math.max(1, limit / 10)
 if not tokens or not ts then tokens, ts = burst, now end
 tokens = math.min(burst, tokens + math.max(0, now - ts) * limit)
@@ -191,11 +191,12 @@ class Pacing:
         self._slot = client.register_script(_SLOT)
 
     # -- token bucket and AIMD --------------------------------------------------------
-    def acquire(self, name: str, n: int, ok: int, max_rate: float | None) -> tuple[int, float]:
-        """Up to n tokens now (and report ok successes); (0, seconds) means wait that long."""
+    def acquire(self, name: str, n: int, ok: int, max_rate: float | None) -> tuple[int, float, bool]:
+        """Up to n tokens now (and report ok successes); (0, seconds) means wait that long.
+        The third value says the relay is unpaced (no rate set, no push-back standing)."""
         k = _key(name)
-        granted, wait = self._acquire(keys=[k, k + ":ok:"], args=[n, ok, max_rate or 0])
-        return int(granted), float(wait)
+        granted, wait, *unpaced = self._acquire(keys=[k, k + ":ok:"], args=[n, ok, max_rate or 0])
+        return int(granted), float(wait), bool(unpaced)
 
     def push_back(self, name: str, reason: str, max_rate: float | None, ok: int = 0) -> float:
         """The relay asked us to slow down: halve its rate (at most once a second); the new rate."""
@@ -317,14 +318,18 @@ def choose(relays: list[Relay], down: Iterable[str], exclude: Iterable[str] = ()
     return random.choices(group, weights=[r.weight for r in group])[0]
 
 
+CHUNK = 20  # tokens asked for at once
+UNPACED_CHUNK = 320  # at most, from a relay with no rate: about a tenth of a second's sending
+
+
 class Pacer:
     """One connection's view of one relay or domain: tokens taken in chunks, outcomes reported."""
 
-    def __init__(self, pacing: Pacing | None, name: str, limits: Limits, chunk: int = 20):
+    def __init__(self, pacing: Pacing | None, name: str, limits: Limits, chunk: int = CHUNK):
         self.pacing = pacing
         self.name = name
         self.limits = limits
-        self.chunk = chunk
+        self.base_chunk = self.chunk = chunk
         self._tokens = 0
         self._ok = 0
         self._slot: str | None = None
@@ -345,9 +350,14 @@ class Pacer:
             self._tokens -= 1
             return True
         while True:
-            granted, wait = self._safe(self.pacing and self.pacing.acquire, self.name, self.chunk,
-                                       self._ok, self.limits.max_rate, default=(self.chunk, 0.0))
+            granted, wait, unpaced = self._safe(
+                self.pacing and self.pacing.acquire, self.name, self.chunk, self._ok,
+                self.limits.max_rate, default=(self.chunk, 0.0, False))
             self._ok = 0
+            # An unpaced relay's tokens cost nothing, only the round trip to ask: ask for
+            # twice as many each time (a push-back then reaches this connection within
+            # UNPACED_CHUNK messages); a paced one is asked CHUNK at a time, as its bucket allows.
+            self.chunk = min(2 * self.chunk, UNPACED_CHUNK) if unpaced else self.base_chunk
             if granted:
                 self._tokens = granted - 1
                 return True
@@ -365,6 +375,7 @@ class Pacer:
 
     def push_back(self, reason: str) -> float | None:
         self._tokens = 0
+        self.chunk = self.base_chunk
         ok, self._ok = self._ok, 0
         return self._safe(self.pacing and self.pacing.push_back, self.name, reason,
                           self.limits.max_rate, ok)

@@ -256,3 +256,18 @@ def test_external_url_is_what_url_for_builds_under_base_url(app, base, monkeypat
                 expected = url_for(endpoint, _external=True, **values)
             assert external_url(endpoint, **values) == expected
             assert expected.startswith(base.rstrip("/"))
+
+
+@given(st.lists(st.text(alphabet=st.sampled_from("abXY09-_/:?&%.=~ \n\té"), max_size=120), max_size=8)
+       | st.lists(st.text(alphabet=st.sampled_from("abXY09-_/:?&%.=~"), max_size=200), max_size=8))
+@settings(max_examples=2000, deadline=None)
+def test_slot_values_encoded_together_as_each_alone(values):
+    """A message's slot values go through quoted-printable in one pass when they can: the
+    very bytes `qp_piece` makes of each, or None (and each is encoded alone)."""
+    from alerts.mail.mime import qp_piece, qp_pieces
+
+    together = qp_pieces(values)
+    if together is not None:
+        assert together == [qp_piece(v) for v in values]
+    if all(v and v != "." and set(v) <= set("abXY09-_/:?&%.=~") for v in values):
+        assert together is not None  # links and tokens always take the one pass

@@ -17,7 +17,7 @@ from flask import current_app
 from .. import suppressions
 from ..extensions import db
 from ..mail import pacing, smtp
-from ..mail.signed_ids import envelope_sender, return_path
+from ..mail.signed_ids import ReturnPaths, envelope_sender
 from ..models import (
     Alert,
     AlertState,
@@ -202,6 +202,7 @@ class _Run:
         self.factory = factory
         self.pending = pending
         self.timeout = cfg["SMTP_TIMEOUT"]
+        self.return_path = ReturnPaths(cfg)
         self.max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
         self.throttles: collections.Counter = collections.Counter()
         self.built: dict[int, bytes] = {}  # throttled rows keep their bytes for the next try
@@ -254,6 +255,7 @@ class _Run:
         rec, pending = self.recorder, self.pending
         per_connection = domain.limits.per_connection if domain else None
         sent_here = 0
+        ahead: tuple[int, str] | None = None  # (row id, return path) of the envelope sent ahead
         while pending and rec.stop_reason is None:
             if per_connection and sent_here >= per_connection:
                 return "again"  # a fresh connection, as the domain asks
@@ -270,12 +272,14 @@ class _Run:
             data = self.built.pop(row.id)
             # The next row's envelope rides with this data when it may go at once: its
             # tokens are in hand and the connection is not due to end after this message.
-            then = None
+            sender = ahead[1] if ahead and ahead[0] == row.id else self.return_path("d", row.id)
+            then = ahead = None
             if (len(pending) > 1 and pacer.has_token() and (domain is None or domain.has_token())
                     and not (per_connection and sent_here + 1 >= per_connection)):
-                then = (return_path("d", pending[1].id), pending[1].email)
+                ahead = (pending[1].id, self.return_path("d", pending[1].id))
+                then = (ahead[1], pending[1].email)
             try:
-                pipe.send(return_path("d", row.id), row.email, data, then)
+                pipe.send(sender, row.email, data, then)
             except smtplib.SMTPException as exc:
                 refusal = smtp.refusal(exc)
                 if refusal.throttled:

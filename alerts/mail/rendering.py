@@ -18,7 +18,7 @@ from functools import cached_property
 from jinja2 import Environment
 from markupsafe import Markup, escape
 
-from .mime import qp_piece
+from .mime import qp_piece, qp_pieces
 
 _SOFT_BREAK = b"=\r\n"
 
@@ -90,7 +90,9 @@ class Part:
         return b"".join(out)
 
 
-_HTML_SPECIAL = frozenset("&<>\"'")
+def _needs_escape(text: str) -> bool:
+    """Whether HTML escaping would change it: five substring scans beat a regex or a set."""
+    return "&" in text or "<" in text or ">" in text or '"' in text or "'" in text
 
 
 def encode_values(values: dict[str, str], *, html: bool,
@@ -98,8 +100,13 @@ def encode_values(values: dict[str, str], *, html: bool,
     """Each value quoted-printable, escaped first for HTML; with `plain` (the same values
     encoded for text), a value with nothing to escape (most links) is not encoded twice."""
     if not html:
+        pieces = qp_pieces(list(values.values()))
+        if pieces is not None:
+            return dict(zip(values, pieces, strict=True))
         return {k: qp_piece(v) for k, v in values.items()}
-    return {k: qp_piece(str(escape(v))) if _HTML_SPECIAL.intersection(v)
+    if plain is not None and not _needs_escape("".join(values.values())):
+        return plain  # nothing to escape in any of them (one search, not one per value)
+    return {k: qp_piece(str(escape(v))) if _needs_escape(v)
             else (plain[k] if plain is not None else qp_piece(v))
             for k, v in values.items()}
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -47,16 +46,27 @@ def _keys() -> list[bytes]:
 
 
 def _verp_tag(key: bytes, kind: str, ident: int) -> str:
-    return hmac.new(key, f"verp:{kind}{ident}".encode(), hashlib.sha256).hexdigest()[:10]
+    return hmac.digest(key, f"verp:{kind}{ident}".encode(), "sha256").hex()[:10]
+
+
+class ReturnPaths:
+    """Envelope senders with the configuration read once: a blast asks for one per message."""
+
+    def __init__(self, cfg) -> None:
+        self.domain = cfg.get("BOUNCE_DOMAIN")
+        self.plain = envelope_sender(cfg)
+        self.key = _keys()[0] if self.domain else b""
+
+    def __call__(self, kind: str, ident: int) -> str:
+        """VERP when BOUNCE_DOMAIN is set, else MAIL_FROM's address."""
+        if not self.domain:
+            return self.plain
+        return f"{LOCAL_PREFIX}+{kind}{ident}-{_verp_tag(self.key, kind, ident)}@{self.domain}"
 
 
 def return_path(kind: str, ident: int) -> str:
     """The envelope sender for one message: VERP when BOUNCE_DOMAIN is set, else MAIL_FROM."""
-    cfg = current_app.config
-    domain = cfg.get("BOUNCE_DOMAIN")
-    if not domain:
-        return envelope_sender(cfg)
-    return f"{LOCAL_PREFIX}+{kind}{ident}-{_verp_tag(_keys()[0], kind, ident)}@{domain}"
+    return ReturnPaths(current_app.config)(kind, ident)
 
 
 def parse_return_path(address: str) -> BounceTarget | None:
@@ -71,7 +81,7 @@ def parse_return_path(address: str) -> BounceTarget | None:
 
 
 def _message_id_tag(key: bytes, delivery_id: int) -> str:
-    return hmac.new(key, f"{delivery_id}".encode(), hashlib.sha256).hexdigest()[:12]
+    return hmac.digest(key, f"{delivery_id}".encode(), "sha256").hex()[:12]
 
 
 class MessageIds:
@@ -109,7 +119,7 @@ _UNSUB_FULL = re.compile(rf"^{UNSUBSCRIBE_PREFIX}\+([0-9a-f]{{32}})-([0-9a-f]{{1
 
 
 def _unsubscribe_tag(key: bytes, token_key: str) -> str:
-    return hmac.new(key, f"unsubscribe:{token_key}".encode(), hashlib.sha256).hexdigest()[:16]
+    return hmac.digest(key, f"unsubscribe:{token_key}".encode(), "sha256").hex()[:16]
 
 
 def unsubscribe_address(token_key: str) -> str | None:
@@ -140,8 +150,7 @@ _CLICK_TAG_BYTES = 9
 
 
 def _click_tag(key: bytes, alert_id: int, delivery_id: int) -> bytes:
-    mac = hmac.new(key, f"click:{alert_id}:{delivery_id}".encode(), hashlib.sha256)
-    return mac.digest()[:_CLICK_TAG_BYTES]
+    return hmac.digest(key, f"click:{alert_id}:{delivery_id}".encode(), "sha256")[:_CLICK_TAG_BYTES]
 
 
 def _varint(n: int) -> bytes:

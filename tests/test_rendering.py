@@ -271,3 +271,16 @@ def test_slot_values_encoded_together_as_each_alone(values):
         assert together == [qp_piece(v) for v in values]
     if all(v and v != "." and set(v) <= set("abXY09-_/:?&%.=~") for v in values):
         assert together is not None  # links and tokens always take the one pass
+
+
+def test_worker_warm_up_compiles_the_alert_templates_and_caches_no_alert(app):
+    """worker.py warms its parent before the pool forks: templates loaded, nothing cached
+    that a real alert could be served from."""
+    from alerts.blasts.content import warm_up
+
+    app.jinja_env.cache.clear()
+    compiled_before = dict(app.extensions.get("alerts.compiled_emails", {}))
+    warm_up(app)
+    loaded = {key[1] for key in app.jinja_env.cache.keys()}
+    assert {"email/alert.html", "email/alert.txt", "email/_layout.html"} <= loaded
+    assert app.extensions.get("alerts.compiled_emails", {}) == compiled_before

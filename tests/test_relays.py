@@ -172,9 +172,13 @@ def test_worker_sigkilled_with_default_settings_blast_finishes_within_two_minute
     assert time.monotonic() - killed <= 120
     counts = received(smtp)
     assert set(counts) == set(emails) and status["sent"] == n and status["failed"] == 0
-    # Resends only from the 250-to-commit window (one flush, a message or two), same Message-ID.
+    # Resends only from the 250-to-commit window, same Message-ID: what the dead worker had
+    # sent in one flush interval (at 10 ms or more a message), plus the one whose data the
+    # sink took when the worker died.
+    window = app.config["BLAST_FLUSH_MS"] // 10 + 1
     dupes = [e for e, c in counts.items() if c > 1]
-    assert len(dupes) <= 3
+    print(f"resent after the kill: {len(dupes)} (window: at most {window})")
+    assert len(dupes) <= window
     ids = message_ids(smtp)
     assert all(len(ids[e]) == 1 for e in dupes)
 

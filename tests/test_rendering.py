@@ -281,6 +281,6 @@ def test_worker_warm_up_compiles_the_alert_templates_and_caches_no_alert(app):
     app.jinja_env.cache.clear()
     compiled_before = dict(app.extensions.get("alerts.compiled_emails", {}))
     warm_up(app)
-    loaded = {key[1] for key in app.jinja_env.cache.keys()}
+    loaded = {key[1] for key in app.jinja_env.cache}
     assert {"email/alert.html", "email/alert.txt", "email/_layout.html"} <= loaded
     assert app.extensions.get("alerts.compiled_emails", {}) == compiled_before

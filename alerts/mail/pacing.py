@@ -4,7 +4,8 @@ Four things, each one Redis round trip, all keyed by the relay's name (never its
 
 - a **token bucket** per relay: the rate is SMTP_MAX_RATE (or the relay's `max_rate`), or,
   once the relay has pushed back, the adaptive rate below, whichever is lower. Workers take
-  tokens in small chunks, so pacing costs one round trip per chunk, not per message;
+  tokens in chunks (growing to UNPACED_CHUNK while a relay is unpaced), so pacing costs one
+  round trip per chunk, not per message;
 - **AIMD**: a throttle answer halves the relay's rate (from what it was accepting over the
   last two seconds, at most once a second); every second without one it climbs back, fast up
   to 90% of where the push-back came and by 10% a second beyond, so the pace settles just

@@ -418,3 +418,33 @@ def test_links_in_the_intro_are_tracked_too(app, ctx, client, smtp):
         (2, None, "https://example.net/law", 0, 1)]
     assert data["clicks"] == {"unique": 1, "total": 1, "machine": 1}
     assert data["by_action"][0]["unique_clicks"] == 0
+
+
+@pytest.mark.parametrize("mode", ["person", "aggregate", "off"])
+def test_a_messages_links_are_what_wrapping_its_action_urls_makes(app, ctx, mode, monkeypatch):
+    """The blast's per-recipient links (one pass over a plan made once per factory) are exactly
+    what `LinkWrapper.wrap` makes of the destinations: hosted actions with their reference, an
+    external action (with a query string of its own), the intro's links, a test send."""
+    from alerts.blasts.content import MessageFactory
+    from alerts.models import Action, Alert
+    from tests.helpers import add_confirmed, blasts, save_alert, seed_actions
+
+    monkeypatch.setitem(app.config, "TRACK_CLICKS", mode)
+    seed_actions()
+    external = db.session.scalar(sa.select(Action).where(Action.slug == TWO[1]))
+    external.url = "https://example.net/pledge?campaign=kids"
+    add_confirmed(3, "reader")
+    intro = "Read [the report](https://example.net/report?id=7&lang=en) and [the law](https://example.net/law)."
+    alert = save_alert(None, subject="Links", intro_md=intro, preheader="", action_slugs=TWO)
+    blasts.start_blast(alert.id)
+    db.session.commit()
+    factory = MessageFactory.for_alert(db.session.get(Alert, alert.id))
+    assert (factory.tracker is None) == (mode == "off")
+    rows = db.session.execute(sa.select(Delivery.id, Delivery.subscriber_id)).all()
+    for delivery_id, subscriber_id in [*rows, (None, None)]:
+        expected = {**factory.action_urls(delivery_id, subscriber_id), **factory.intro_urls}
+        if factory.tracker is not None:
+            expected = factory.tracker.wrap(expected, delivery_id)
+        assert factory.links(delivery_id) == expected
+    hosted = factory.links(rows[0][0])["action_0"]
+    assert "?r=" in hosted and ("/r/" in hosted) == (mode != "off")

@@ -99,8 +99,18 @@ class LinkWrapper:
             query = _carry(known[1], url)
             if query is None:
                 continue  # not the link that was frozen: sent as it is rather than broken
-            out[slot] = f"{self.base}{token}/{known[0]}" + (f"?{query}" if query else "")
+            out[slot] = self.url(token, known[0], query)
         return out
+
+    def index_of(self, slot: str, url: str) -> int | None:
+        """The link index `slot` is tracked under while it leads to `url`; None when `url` is
+        not the link frozen for it (it is then sent as it is, as `wrap` does)."""
+        known = self.slots.get(slot)
+        return known[0] if known is not None and known[1] == url else None
+
+    def url(self, token: str, index: int, query: str = "") -> str:
+        """A recipient's /r/ URL for one link; `query` is the per-recipient part passed on."""
+        return f"{self.base}{token}/{index}" + (f"?{query}" if query else "")
 
 
 @dataclass

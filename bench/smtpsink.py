@@ -1,7 +1,7 @@
 """A minimal SMTP sink for the benchmarks: accepts every message, keeps none, counts them.
 
 Run in its own process: `python bench/smtpsink.py --port 2525`. It speaks enough SMTP for
-smtplib and for pipelining clients (EHLO/HELO, MAIL, RCPT, DATA, RSET, NOOP, QUIT) and writes
+smtplib and for pipelining clients (EHLO/HELO, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT) and writes
 its running count to stdout the way Postfix's `smtp-sink -c` does (`... mesg=N\\r`), so the
 benchmarks read both sinks the same way. Used when Postfix's smtp-sink is not installed.
 """
@@ -15,7 +15,8 @@ import signal
 import sys
 
 GREETING = b"220 bench-sink ESMTP\r\n"
-EHLO = b"250-bench-sink\r\n250-PIPELINING\r\n250-8BITMIME\r\n250-SIZE 52428800\r\n250 SMTPUTF8\r\n"
+EHLO = (b"250-bench-sink\r\n250-PIPELINING\r\n250-CHUNKING\r\n250-8BITMIME\r\n250-SIZE 52428800\r\n"
+        b"250 SMTPUTF8\r\n")
 OK = b"250 2.0.0 Ok\r\n"
 DATA_GO = b"354 End data with <CR><LF>.<CR><LF>\r\n"
 QUEUED = b"250 2.0.0 Ok: queued\r\n"
@@ -37,6 +38,8 @@ class SinkProtocol(asyncio.Protocol):
         self.buf = bytearray()
         self.in_data = False
         self.at_start = False
+        self.chunk_left = 0  # BDAT (RFC 3030): octets of the current chunk still to come
+        self.chunk_last = False
         self.transport: asyncio.Transport | None = None
 
     def connection_made(self, transport) -> None:
@@ -52,6 +55,18 @@ class SinkProtocol(asyncio.Protocol):
         out = []
         pos = 0
         while True:
+            if self.chunk_left:
+                took = min(self.chunk_left, len(buf) - pos)
+                pos += took
+                self.chunk_left -= took
+                if self.chunk_left:
+                    break
+                if self.chunk_last:
+                    self.counter.messages += 1
+                    out.append(QUEUED)
+                else:
+                    out.append(OK)
+                continue
             if self.in_data:
                 if self.at_start and buf.startswith(b".\r\n", pos):
                     pos += 3  # an empty message
@@ -72,8 +87,20 @@ class SinkProtocol(asyncio.Protocol):
             if i < 0:
                 break
             verb = bytes(buf[pos:pos + 4]).upper()
+            line = bytes(buf[pos:i])
             pos = i + 2
-            if verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
+            if verb == b"BDAT":
+                words = line.split()
+                if len(words) < 2 or not words[1].isdigit():
+                    out.append(b"501 5.5.4 Syntax: BDAT size [LAST]\r\n")
+                    continue
+                self.chunk_left = int(words[1])
+                self.chunk_last = len(words) > 2 and words[2].upper() == b"LAST"
+                if not self.chunk_left:  # "BDAT 0 LAST" ends a message at once
+                    if self.chunk_last:
+                        self.counter.messages += 1
+                    out.append(QUEUED if self.chunk_last else OK)
+            elif verb in (b"MAIL", b"RCPT", b"RSET", b"NOOP", b"HELO"):
                 out.append(OK)
             elif verb == b"EHLO":
                 out.append(EHLO)

@@ -210,7 +210,7 @@ def test_python_sink_counts_what_it_accepts(sink):
         f = raw.makefile("rb")
         assert f.readline().startswith(b"220")
         raw.sendall(b"EHLO t\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
-        replies = [f.readline() for _ in range(5 + 1 + 1 + 1)]
+        replies = [f.readline() for _ in range(6 + 1 + 1 + 1)]
         assert replies[-1].startswith(b"354")
         raw.sendall(b"Subject: split\r\n\r\nbody\r")
         raw.sendall(b"\n.")
@@ -218,7 +218,23 @@ def test_python_sink_counts_what_it_accepts(sink):
         assert f.readline().startswith(b"250")
         raw.sendall(b"QUIT\r\n")
         assert f.readline().startswith(b"221")
-    assert sink.wait_for(4, timeout=10) == 4
+    # BDAT (RFC 3030), pipelined: a message in two chunks whose bytes arrive in pieces (one
+    # holding a CRLF.CRLF that is data, not an end), then "BDAT 0 LAST" after a chunk.
+    with socket.create_connection((sink.host, sink.port), timeout=10) as raw:
+        f = raw.makefile("rb")
+        assert f.readline().startswith(b"220")
+        raw.sendall(b"EHLO t\r\n")
+        ehlo = [f.readline() for _ in range(6)]
+        assert b"250-CHUNKING\r\n" in ehlo
+        raw.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nBDAT 14\r\nSubject:")
+        raw.sendall(b" x\r\n\r\nBDAT 9 LAST\r\n.\r\n")
+        raw.sendall(b"body\r\n")
+        raw.sendall(b"MAIL FROM:<a@example.org>\r\nRCPT TO:<c@example.org>\r\nBDAT 4\r\nab\r\nBDAT 0 LAST\r\n"
+                    b"QUIT\r\n")
+        replies = [f.readline() for _ in range(9)]
+        assert [r[:3] for r in replies] == [b"250"] * 8 + [b"221"]
+        assert b"queued" in replies[3] and b"queued" in replies[7]
+    assert sink.wait_for(6, timeout=10) == 6
 
 
 def test_cli_startup_bench_runs(tmp_path):
@@ -252,3 +268,12 @@ def test_redirect_bench_loses_nothing(tmp_path):
     for label in ("redirects per second", "latency p99", "floor requests per second", "ratio throughput",
                   "recording rate", "lost"):
         assert label in table
+
+
+def test_smtp_costs_bench_counts_every_message_by_each_protocol(tmp_path):
+    """bench/smtp_costs.py: the app's pipelined DATA and BDAT with 1, 4, 16 in flight, every
+    message counted by the sink (a BDAT reply other than 250 stops the bench)."""
+    r, table = run_bench("smtp_costs.py", tmp_path, "--messages", "300")
+    assert [row["protocol"].split(",")[0] for row in r["rows"]] == ["DATA", "BDAT", "BDAT", "BDAT"]
+    assert all(row["counted"] == 300 and row["client_cpu_us"] > 0 and row["x_rsa"] > 0 for row in r["rows"])
+    assert r["rsa_floor"]["cpu_ms_median"] > 0 and "x RSA" in table

@@ -51,16 +51,26 @@ def canon_header_relaxed(name: bytes, value: bytes) -> bytes:
     return name.strip().lower() + b":" + value.strip() + b"\r\n"
 
 
-def split_headers(head: bytes) -> list[tuple[bytes, bytes]]:
-    headers: list[tuple[bytes, bytes]] = []
+_SIGNED = tuple(name.encode() for name in SIGNED_HEADERS)
+
+
+@functools.lru_cache(maxsize=64)
+def _header_key(name: bytes) -> bytes:
+    return name.strip().lower()
+
+
+def headers_by_name(head: bytes) -> dict[bytes, list[bytes]]:
+    """Each header's values in order, by lower-case name; a folded line joins the value above."""
+    by_name: dict[bytes, list[bytes]] = {}
+    values: list[bytes] | None = None
     for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and headers:
-            name, value = headers[-1]
-            headers[-1] = (name, value + b"\r\n" + line)
+        if line[:1] in (b" ", b"\t") and values is not None:
+            values[-1] += b"\r\n" + line
         elif line:
             name, _, value = line.partition(b":")
-            headers.append((name, value))
-    return headers
+            values = by_name.setdefault(_header_key(name), [])
+            values.append(value)
+    return by_name
 
 
 class DkimSigner:
@@ -96,16 +106,13 @@ class DkimSigner:
         head, sep, body = message.partition(b"\r\n\r\n")
         if not sep:
             raise ValueError("message has no header/body separator")
-        headers = split_headers(head)
-        by_name: dict[bytes, list[bytes]] = {}
-        for name, value in headers:
-            by_name.setdefault(name.strip().lower(), []).append(value)
+        by_name = headers_by_name(head)
         # Each listed name takes the next occurrence from the bottom; a name listed more
         # often than it occurs signs the empty "null" header, which is what oversigning is.
         used: dict[bytes, int] = {}
         signed_names: list[bytes] = []
         canon: list[bytes] = []
-        for name in (n.encode() for n in SIGNED_HEADERS):
+        for name in _SIGNED:
             values = by_name.get(name)
             if not values:
                 continue
@@ -113,7 +120,7 @@ class DkimSigner:
             i = used.get(name, 0)
             used[name] = i + 1
             if i < len(values):
-                canon.append(canon_header_relaxed(name, values[len(values) - 1 - i]))
+                canon.append(canon_header_relaxed(name, values[-1 - i]))
         if canonical_body and body.endswith(b"\r\n") and not body.endswith(b"\r\n\r\n"):
             canonical = body
         else:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +12,7 @@ from alerts.extensions import db
 from alerts.models import Action, SavedAudience, Signature, Subscriber, SubscriberTopic, utcnow
 from tests.helpers import add_confirmed, create_staff, seed_actions, unsubscribe_token_for
 from tests.plugins import browsers
+from tests.plugins.browsers import staff_log_in
 
 pytestmark = pytest.mark.slow
 
@@ -23,20 +22,6 @@ PASSWORD = "a long staff password"
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 
 
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots go to $AUDIENCE_SCREENSHOTS when set (to look at them), else the test's tmp dir."""
-    target = Path(os.environ.get("AUDIENCE_SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
-
-
-def _log_in(page, base: str) -> None:
-    page.goto(base + "/staff/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 @pytest.mark.parametrize("phone", [False, True], ids=["1280", "390"])
@@ -54,7 +39,7 @@ def test_compose_shows_the_audience_size_live(app, live_server, browser, shots, 
         create_staff(EMAIL, PASSWORD)
         db.session.commit()
     page = browsers.new_page(browser, phone=phone)
-    _log_in(page, live_server.url)
+    staff_log_in(page, live_server.url, EMAIL, PASSWORD)
     page.goto(live_server.url + "/staff/alerts/new")
     count = page.locator(".audience-count")
     expect(count).to_contain_text("40 people: everyone confirmed")
@@ -155,7 +140,7 @@ def test_sent_ab_alert_page_and_remind_in_two_clicks(app, live_server, browser, 
         create_staff(EMAIL, PASSWORD)
         db.session.commit()
     page = browsers.new_page(browser)
-    _log_in(page, live_server.url)
+    staff_log_in(page, live_server.url, EMAIL, PASSWORD)
     page.goto(f"{live_server.url}/staff/alerts/{alert_id}")
     expect(page.get_by_text(re.compile("Variant B won on clicks: 4 of 20 clicked"))).to_be_visible()
     page.screenshot(path=str(shots / "alert-ab-results-1280.png"), full_page=True)

@@ -18,6 +18,7 @@ from alerts.mailcatcher import inbox_app
 from alerts.models import Subscriber
 from tests.helpers import add_confirmed, create_staff, make_alert, seed_actions
 from tests.plugins import browsers
+from tests.plugins.browsers import staff_log_in
 
 pytestmark = pytest.mark.slow
 
@@ -25,13 +26,6 @@ pytestmark = pytest.mark.slow
 EMAIL = "first-hour@example.org"
 PASSWORD = "a long staff password"
 
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots go to $FIRST_HOUR_SCREENSHOTS when set (to look at them), else tmp."""
-    target = Path(os.environ.get("FIRST_HOUR_SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
 
 
 def in_viewport(locator) -> bool:
@@ -122,13 +116,6 @@ def test_the_dev_inbox_confirm_button_works(
     page.screenshot(path=shots / "dev-inbox-message-1280.png")
 
 
-def _log_in(page, base: str) -> None:
-    page.goto(base + "/staff/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
-
 
 def test_staff_tables_on_a_phone_are_cards_with_nothing_cut_off(app, live_server, browser, shots):
     with app.app_context():
@@ -138,7 +125,7 @@ def test_staff_tables_on_a_phone_are_cards_with_nothing_cut_off(app, live_server
         make_alert("Tell the mayor: close Rikers")
     page = browsers.new_page(browser, phone=True)
     try:
-        _log_in(page, live_server.url)
+        staff_log_in(page, live_server.url, EMAIL, PASSWORD)
         for path, name in (("/staff/actions", "actions"), ("/staff/subscribers", "subscribers"),
                            ("/staff/alerts", "alerts")):
             page.goto(live_server.url + path)
@@ -170,7 +157,7 @@ def test_the_test_send_answer_is_in_view(app, live_server, celery_worker, smtp, 
     for phone in (False, True):
         page = browsers.new_page(browser, phone=phone)
         try:
-            _log_in(page, live_server.url)
+            staff_log_in(page, live_server.url, EMAIL, PASSWORD)
             page.goto(f"{live_server.url}/staff/alerts/{alert_id}")
             page.get_by_role("button", name="Send a test").click()
             flash = page.locator(".flash-success")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -13,7 +11,7 @@ from alerts.extensions import db
 from alerts.mail import pacing, smtp
 from alerts.models import Alert
 from tests.helpers import add_confirmed, blasts, create_staff, make_alert
-from tests.plugins.browsers import new_page
+from tests.plugins.browsers import new_page, staff_log_in
 
 pytestmark = pytest.mark.slow
 
@@ -21,19 +19,6 @@ EMAIL = "scheduler@example.org"
 PASSWORD = "a long staff password"
 
 
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    target = Path(os.environ.get("STAFF_SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
-
-
-def _log_in(page, base: str) -> None:
-    page.goto(base + "/staff/login")
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def test_schedule_unschedule_and_a_bad_time_in_the_browser(app, live_server, browser, monkeypatch, shots):
@@ -45,7 +30,7 @@ def test_schedule_unschedule_and_a_bad_time_in_the_browser(app, live_server, bro
     for phone in (False, True):
         page = new_page(browser, phone=phone)
         size = "390" if phone else "1280"
-        _log_in(page, live_server.url)
+        staff_log_in(page, live_server.url, EMAIL, PASSWORD)
         page.goto(f"{live_server.url}/staff/alerts/{alert_id}")
         expect(page.locator("#schedule")).to_contain_text("America/New_York")
         page.get_by_label("Send at").fill("2001-01-01T09:00")
@@ -78,7 +63,7 @@ def test_sending_alert_shows_the_relays_pace_and_why(app, live_server, browser, 
             relay.name, "454 Throttling failure: Maximum sending rate exceeded", None)
     for phone in (False, True):
         page = new_page(browser, phone=phone)
-        _log_in(page, live_server.url)
+        staff_log_in(page, live_server.url, EMAIL, PASSWORD)
         page.goto(f"{live_server.url}/staff/alerts/{alert_id}")
         expect(page.locator("[data-field=pace]")).to_contain_text("relay asked us to slow down")
         expect(page.locator("[data-field=pace]")).to_contain_text("454 Throttling failure")

@@ -3,7 +3,6 @@ action, and the staff signature pages; screenshots at 1280 and 390 px."""
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -23,13 +22,6 @@ RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 PLEDGE = "sign-the-healthy-kids-healthy-minds-pledge"
 STAFF, PASSWORD = "petitions@example.org", "a long staff password"
 
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots go to $SIGNING_SCREENSHOTS when set (to look at them), else the test's tmp dir."""
-    target = Path(os.environ.get("SIGNING_SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
 
 
 def _signatures() -> list[Signature]:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -13,6 +11,7 @@ from playwright.sync_api import expect
 from alerts.extensions import db
 from alerts.models import Alert
 from tests.helpers import SEED_ACTIONS, add_confirmed, blasts, create_staff, make_alert, seed_actions
+from tests.plugins.browsers import staff_log_in
 
 pytestmark = pytest.mark.slow
 
@@ -21,22 +20,6 @@ EMAIL = "editor@example.org"
 PASSWORD = "a long staff password"
 SUBSCRIBERS = 30
 
-
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots go to $STAFF_SCREENSHOTS when set (to look at them), else the test's tmp dir."""
-    target = Path(os.environ.get("STAFF_SCREENSHOTS") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
-
-
-def _log_in(page, base: str) -> None:
-    page.goto(base + "/staff/")
-    expect(page).to_have_url(re.compile(r"/staff/login\?next=/staff/$"))
-    page.get_by_label("Email").fill(EMAIL)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def test_compose_preview_send_and_watch_progress(
@@ -55,7 +38,7 @@ def test_compose_preview_send_and_watch_progress(
 
     page = browser_page
     base = live_server.url
-    _log_in(page, base)
+    staff_log_in(page, base, EMAIL, PASSWORD, via="/staff/")
     expect(page.locator(".stat-card").first).to_contain_text(f"{SUBSCRIBERS}")
 
     # Compose: every open action is ticked by default.
@@ -140,7 +123,7 @@ def test_cancel_asks_first(app, live_server, browser_page):
         blasts.start_blast(alert_id)  # no dispatch: nothing is sent
         blasts.pause(alert_id)
     page = browser_page
-    _log_in(page, live_server.url)
+    staff_log_in(page, live_server.url, EMAIL, PASSWORD, via="/staff/")
     page.goto(f"{live_server.url}/staff/alerts/{alert_id}")
     expect(page.locator(".meta .badge")).to_have_text("paused")
 

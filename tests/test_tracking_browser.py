@@ -3,7 +3,6 @@ the web app gone before the beat task records them, then the staff pages (screen
 
 from __future__ import annotations
 
-import os
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -17,6 +16,7 @@ from alerts.models import Action, Click, ConsentRecord, Delivery, Signature, Sub
 from alerts.reports import alert_report
 from tests.helpers import add_confirmed, create_staff, make_alert
 from tests.plugins import browsers
+from tests.plugins.browsers import staff_log_in
 from tests.plugins.parts import LiveServer
 from tests.report_helpers import month_of_activity
 from tests.tracking_helpers import BROWSER_UA, reset
@@ -28,13 +28,6 @@ SLUGS = ["detention-is-no-place-for-a-child", "call-on-mayor-adams-to-follow-the
 STAFF, PASSWORD = "reports@example.org", "a long reports password"
 
 
-@pytest.fixture
-def shots(tmp_path) -> Path:
-    """Screenshots go to $SHOTS_DIR when set (to look at them), else the test's tmp dir."""
-    target = Path(os.environ.get("SHOTS_DIR") or tmp_path)
-    target.mkdir(parents=True, exist_ok=True)
-    return target
-
 
 def _wait_for_clicks(n: int, timeout: float = 30) -> list[Click]:
     deadline = time.monotonic() + timeout
@@ -45,13 +38,6 @@ def _wait_for_clicks(n: int, timeout: float = 30) -> list[Click]:
             return rows
         time.sleep(0.3)
 
-
-def _log_in(page, base: str) -> None:
-    page.goto(base + "/staff/login")
-    page.get_by_label("Email").fill(STAFF)
-    page.get_by_label("Password").fill(PASSWORD)
-    page.get_by_role("button", name="Log in").click()
-    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
 
 
 def _no_horizontal_scroll(page) -> None:
@@ -160,7 +146,7 @@ def test_browser_clicks_are_counted_and_machines_kept_apart(
     with LiveServer(app) as again:
         staff = browser.new_context(viewport=browsers.DESKTOP)
         page = staff.new_page()
-        _log_in(page, again.url)
+        staff_log_in(page, again.url, STAFF, PASSWORD)
         expect(page.locator("svg.chart")).to_have_count(3)
         expect(page.get_by_role("heading", name="Did the alerts move people?")).to_be_visible()
         page.screenshot(path=str(shots / "dashboard-1280.png"), full_page=True)

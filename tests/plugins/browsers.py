@@ -2,13 +2,16 @@
 
 A plugin (tests/conftest.py loads it): `browser_page` is a fresh page (own cookies) in a
 desktop-sized window; `browser` is the running Chromium, for tests that want other contexts
-too (a phone viewport, a second user).
+too (a phone viewport, a second user); `shots` is where a test saves its screenshots, and
+`staff_log_in` signs a page in through the staff login form.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +70,29 @@ def browser_page(browser) -> Iterator[object]:
         yield page
     finally:
         page.context.close()
+
+
+@pytest.fixture
+def shots(tmp_path, request) -> Path:
+    """Screenshots go to $SCREENSHOTS/<test module> when SCREENSHOTS is set (to look at
+    them), else to the test's tmp dir."""
+    root = os.environ.get("SCREENSHOTS")
+    target = Path(root) / request.module.__name__.rsplit(".", 1)[-1] if root else tmp_path
+    target.mkdir(parents=True, exist_ok=True)
+    return target
+
+
+def staff_log_in(page, base: str, email: str, password: str, *, via: str | None = None) -> None:
+    """Through the login form, to the dashboard; `via`, a staff page asked for first, must
+    send the browser to the login form and back."""
+    from playwright.sync_api import expect
+
+    if via is None:
+        page.goto(base + "/staff/login")
+    else:
+        page.goto(base + via)
+        expect(page).to_have_url(re.compile(rf"/staff/login\?next={re.escape(via)}$"))
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()

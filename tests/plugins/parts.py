@@ -167,6 +167,9 @@ def _clean(app, smtp):
         db.session.commit()
         limiter.reset()
         pacing.for_url(app.config["REDIS_URL"]).reset()  # no relay's pace or health carries over
+        # The tables start empty, so alert ids come round again: no frozen links cached for an
+        # earlier test's alert of the same id (the /r/ redirect would lead to its old server).
+        app.extensions.pop("alerts.alert_links", None)
     smtp.handler.clear()
     smtp.handler.rcpt_reply = None
     smtp.handler.data_reply = None

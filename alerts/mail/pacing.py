@@ -85,8 +85,8 @@ local grant = math.min(n, math.floor(tokens))
 if grant >= 1 then tokens = tokens - grant end
 redis.call('HSET', KEYS[1], 'tokens', tokens, 'ts', now)
 redis.call('EXPIRE', KEYS[1], 3600)
-if grant >= 1 then return {grant, '0'} end
-return {0, tostring((1 - tokens) / limit)}
+if grant >= 1 then return {grant, '0', 0} end
+return {0, tostring((1 - tokens) / limit), 0}
 """
 
 _PUSH_BACK = """
@@ -196,7 +196,7 @@ class Pacing:
         """Up to n tokens now (and report ok successes); (0, seconds) means wait that long.
         The third value says the relay is unpaced (no rate set, no push-back standing)."""
         k = _key(name)
-        granted, wait, *unpaced = self._acquire(keys=[k, k + ":ok:"], args=[n, ok, max_rate or 0])
+        granted, wait, unpaced = self._acquire(keys=[k, k + ":ok:"], args=[n, ok, max_rate or 0])
         return int(granted), float(wait), bool(unpaced)
 
     def push_back(self, name: str, reason: str, max_rate: float | None, ok: int = 0) -> float:

@@ -374,6 +374,8 @@ class Click(db.Model):
     link_index: Mapped[int] = mapped_column(default=0)  # which link of the alert (action slot order)
     action_id: Mapped[int | None] = mapped_column(sa.ForeignKey("actions.id", ondelete="SET NULL"))
     machine: Mapped[bool] = mapped_column(default=False)  # HEAD, scanners, prefetchers
+    # Why it is a machine's (machines.HEAD, BURST, ...): a burst split between drains finds its start.
+    machine_reason: Mapped[str | None] = mapped_column(sa.String(16))
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 

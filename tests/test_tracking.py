@@ -159,6 +159,30 @@ def test_a_burst_across_two_drains_turns_the_earlier_click_into_a_machine_click(
     assert [x.machine for x in _clicks()] == [True, True]
 
 
+def test_a_burst_split_across_drains_keeps_counting_its_machine_clicks(app, ctx, client, smtp):
+    """A scanner's third click that lands in the next batch joins the burst the first two made."""
+    send_blast(1, TWO)
+    urls = links_by_recipient(smtp)["reader00000@example.org"]
+    click(client, urls[0])
+    click(client, urls[1])
+    record_all()
+    assert [x.machine for x in _clicks()] == [True, True]
+    click(client, urls[0])
+    record_all()
+    assert [(x.machine, x.machine_reason) for x in _clicks()] == [(True, "burst")] * 3
+
+
+def test_a_link_checker_before_a_person_does_not_make_the_person_a_machine(app, ctx, client, smtp):
+    """Only bursts carry over between drains: a HEAD then a person's click of another link is a person."""
+    send_blast(1, TWO)
+    urls = links_by_recipient(smtp)["reader00000@example.org"]
+    click(client, urls[0], method="HEAD")
+    record_all()
+    click(client, urls[1])
+    record_all()
+    assert [(x.machine, x.machine_reason) for x in _clicks()] == [(True, "head"), (False, None)]
+
+
 def test_the_destination_query_string_passes_through_unchanged(app, ctx, client, smtp, monkeypatch):
     """Signing puts a signed per-recipient reference on each action link; /r/ keeps it."""
     send_blast(1, TWO)

@@ -20,6 +20,7 @@ from ..models import (
     Suppression,
     email_hash,
 )
+from ..tracking import machines
 
 LIMIT = 300  # events per kind shown; the data download has them all
 
@@ -76,8 +77,9 @@ def for_subscriber(sub: Subscriber) -> list[Event]:
         .where(Click.subscriber_id == sub.id).order_by(Click.id.desc()).limit(LIMIT)
     ):
         who = "A machine (link scanner or prefetch) opened" if c.machine else "Clicked"
+        why = machines.REASON_WORDS.get(c.machine_reason or "")
         events.append(Event(c.at, "click", f"{who} “{title or f'link {c.link_index + 1}'}”",
-                            f"in {subject}", c.alert_id))
+                            f"in {subject}" + (f" ({why})" if why else ""), c.alert_id))
     for s, title, subject in db.session.execute(
         sa.select(Signature, Action.title, Alert.subject).join(Action, Action.id == Signature.action_id)
         .outerjoin(Alert, Alert.id == Signature.alert_id)

@@ -153,18 +153,21 @@ def _write(batch: _Batch, result: DrainResult):
         sa.select(Alert.id, Alert.started_at).where(Alert.id.in_(alert_ids))
     ).all()) if alert_ids else {}
 
-    # Earlier human clicks of the same recipients that a burst in this batch may include.
+    # Earlier clicks of the same recipients that a burst in this batch may include: people's
+    # clicks, and a burst's that an earlier drain found (a burst split between two batches).
     per_person = links.mode() == links.PERSON
-    earlier: dict[int, list[tuple[int, float, int]]] = {}
+    earlier: dict[int, list[tuple[int, float, int, bool]]] = {}
     if per_person and records:
         since = datetime.fromtimestamp(min(rec[0] for rec in records) - window, UTC)
         for row in db.session.execute(
-            sa.select(Click.id, Click.delivery_id, Click.at, Click.link_index)
+            sa.select(Click.id, Click.delivery_id, Click.at, Click.link_index, Click.machine)
             .where(Click.delivery_id.in_({rec[2] for rec in records}), Click.at >= since,
-                   Click.machine.is_(False))
+                   sa.or_(Click.machine.is_(False), Click.machine_reason == machines.BURST))
         ):
-            earlier.setdefault(row.delivery_id, []).append((row.id, row.at.timestamp(), row.link_index))
+            earlier.setdefault(row.delivery_id, []).append(
+                (row.id, row.at.timestamp(), row.link_index, row.machine))
 
+    reason: list[str | None] = [rec[4] or None for rec in records]
     machine = [bool(rec[4]) for rec in records]
     by_delivery: dict[int, list[int]] = {}
     for i, rec in enumerate(records):
@@ -173,27 +176,29 @@ def _write(batch: _Batch, result: DrainResult):
     now_machine: list[int] = []  # earlier rows that turn out to be part of a burst
     for delivery_id, positions in by_delivery.items():
         old = earlier.get(delivery_id, [])
-        clicks = [(records[i][0], records[i][3]) for i in positions] + [(at, li) for _, at, li in old]
+        clicks = [(records[i][0], records[i][3]) for i in positions] + [(at, li) for _, at, li, _ in old]
         for k in machines.bursts(clicks, window):
             if k < len(positions):
                 machine[positions[k]] = True
-            else:
+                reason[positions[k]] = machines.BURST
+            elif not old[k - len(positions)][3]:
                 now_machine.append(old[k - len(positions)][0])
     if now_machine:
-        db.session.execute(sa.update(Click).where(Click.id.in_(now_machine)).values(machine=True))
+        db.session.execute(sa.update(Click).where(Click.id.in_(now_machine))
+                           .values(machine=True, machine_reason=machines.BURST))
 
     result.clicks += len(records)
     result.machine += sum(machine) + len(now_machine)
     rows = []
     anonymous: dict[int, list[clickcounts.ClickEvent]] = {}
-    for rec, is_machine in zip(records, machine, strict=True):
+    for rec, is_machine, why in zip(records, machine, reason, strict=True):
         at, alert_id, delivery_id, link_index, _ = rec
         when = datetime.fromtimestamp(at, UTC)
         subscriber_id = deliveries[delivery_id].subscriber_id
         if per_person and subscriber_id is not None and link_index != clickcounts.OPENS:
             rows.append({"alert_id": alert_id, "delivery_id": delivery_id, "subscriber_id": subscriber_id,
                          "link_index": link_index, "action_id": action_of.get((alert_id, link_index)),
-                         "machine": is_machine, "at": when})
+                         "machine": is_machine, "machine_reason": why, "at": when})
         else:
             anonymous.setdefault(alert_id, []).append(
                 clickcounts.ClickEvent(delivery_id, link_index, is_machine, when))

@@ -25,6 +25,10 @@ PREFETCH_HEADERS = (("Sec-Purpose", "prefetch"), ("Purpose", "prefetch"), ("X-Pu
                     ("X-Moz", "prefetch"))
 
 HEAD, PREFETCH, AGENT, BURST, PROXY = "head", "prefetch", "agent", "burst", "proxy"
+# How a person's history says why (a click stored before reasons were kept has none).
+REASON_WORDS = {HEAD: "a link checker's HEAD request", PREFETCH: "a browser's prefetch",
+                AGENT: "a scanner's or preview's user agent", BURST: "several links opened at once",
+                PROXY: "a mail privacy proxy"}
 
 
 def request_reason(method: str, headers: Mapping[str, str]) -> str:

@@ -8,7 +8,6 @@ import html
 import re
 from datetime import timedelta
 
-import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
@@ -26,16 +25,7 @@ from alerts.models import (
 from alerts.reports import alert_report
 from alerts.reports import dashboard as series
 from tests.report_helpers import SOURCES, end_of, month_of_activity
-from tests.tracking_helpers import click, links_by_recipient, record_all, reset, send_blast
-
-TWO = ["detention-is-no-place-for-a-child", "sign-the-healthy-kids-healthy-minds-pledge"]
-
-
-@pytest.fixture(autouse=True)
-def _tracking(app):
-    with app.app_context():
-        reset(app)
-    yield
+from tests.tracking_helpers import TWO, click, links_by_recipient, record_all, send_blast
 
 
 def test_dashboard_series_match_the_rows(app, ctx):

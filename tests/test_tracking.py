@@ -28,22 +28,13 @@ from alerts.tracking import drain, recording, retention
 from tests.helpers import privacy_steps
 from tests.tracking_helpers import (
     BROWSER_UA,
+    TWO,
     click,
     links_by_recipient,
     queued,
     record_all,
-    reset,
     send_blast,
 )
-
-TWO = ["detention-is-no-place-for-a-child", "sign-the-healthy-kids-healthy-minds-pledge"]
-
-
-@pytest.fixture(autouse=True)
-def _tracking(app):
-    with app.app_context():
-        reset(app)
-    yield
 
 
 def _clicks() -> list[Click]:

@@ -15,6 +15,8 @@ from tests.helpers import add_confirmed, blasts, make_alert
 
 BROWSER_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
               "Chrome/126.0.0.0 Safari/537.36")
+# Two actions of the seed: an alert with two tracked buttons.
+TWO = ["detention-is-no-place-for-a-child", "sign-the-healthy-kids-healthy-minds-pledge"]
 TRACKED = re.compile(r"https://alerts\.example\.org/r/[A-Za-z0-9_-]+/\d+(?:\?\S*)?")
 
 

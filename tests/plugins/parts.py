@@ -19,6 +19,7 @@ from alerts.celery_app import bulk_queue
 from alerts.extensions import db, limiter
 from alerts.mail import pacing
 from alerts.mailcatcher import MailCatcher
+from tests import tracking_helpers
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -168,8 +169,9 @@ def _clean(app, smtp):
         limiter.reset()
         pacing.for_url(app.config["REDIS_URL"]).reset()  # no relay's pace or health carries over
         # The tables start empty, so alert ids come round again: no frozen links cached for an
-        # earlier test's alert of the same id (the /r/ redirect would lead to its old server).
-        app.extensions.pop("alerts.alert_links", None)
+        # earlier test's alert of the same id (the /r/ redirect would lead to its old server),
+        # and no clicks queued by an earlier test.
+        tracking_helpers.reset(app)
     smtp.handler.clear()
     smtp.handler.rcpt_reply = None
     smtp.handler.data_reply = None

@@ -277,3 +277,12 @@ def test_smtp_costs_bench_counts_every_message_by_each_protocol(tmp_path):
     assert [row["protocol"].split(",")[0] for row in r["rows"]] == ["DATA", "BDAT", "BDAT", "BDAT"]
     assert all(row["counted"] == 300 and row["client_cpu_us"] > 0 and row["x_rsa"] > 0 for row in r["rows"])
     assert r["rsa_floor"]["cpu_ms_median"] > 0 and "x RSA" in table
+
+
+def test_message_floor_bench_sends_every_message_and_prices_it_against_rsa(tmp_path):
+    """bench/message_floor.py: the least-Python loop's messages all reach the sink, its ratio
+    is to an RSA floor of the same run, and the parts are each timed."""
+    r, table = run_bench("message_floor.py", tmp_path, "--messages", "200")
+    assert r["counted"] == 220 and r["message_bytes"] > 14_000
+    assert r["rsa_floor_ms"] > 0 and r["loop_ms"] > r["rsa_floor_ms"] * 0.9
+    assert all(v > 0 for v in r["parts_us"].values()) and "x the RSA floor" in table

@@ -62,6 +62,7 @@ def prepare(app, recipients: int) -> tuple[int, list[str], list[str]]:
         alert = save_alert(None, subject="Bench", intro_md="Bench.", preheader="", action_slugs=slugs,
                            created_by="bench")
         db.session.commit()
+        app.config["BLAST_FILL_CHUNK"] = 10**9  # every recipient fixed now: each click needs its delivery
         start_blast(alert.id)
         db.session.commit()
         factory = MessageFactory.for_alert(db.session.get(Alert, alert.id))

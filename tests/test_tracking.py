@@ -239,6 +239,65 @@ def test_aggregate_keeps_counts_only_and_counts_each_person_once(app, ctx, clien
     assert stored == {-1: (3, 2, 1), 0: (2, 1, 1), 1: (1, 1, 0)}
 
 
+def _queued_at(*offsets: float) -> float:
+    """Give the queued clicks these times (seconds after the first), in order; returns the first's."""
+    r, key = recording.client(), recording.queue_key()
+    items = [i.decode().split("|") for i in r.lrange(key, 0, -1)]
+    first = float(items[0][0])
+    r.delete(key)
+    for item, offset in zip(items, offsets, strict=True):
+        item[0] = f"{first + offset:.3f}"
+        r.rpush(key, "|".join(item))
+    return first
+
+
+@pytest.mark.parametrize("mode", ["person", "aggregate"])
+def test_a_burst_across_the_recorders_cut_is_recorded_together(app, ctx, client, smtp, monkeypatch, mode):
+    """A scanner's clicks on either side of a drain's hold-back cut wait and are recorded in one
+    batch, so the burst is seen whole in either mode (aggregate has no rows to look back at);
+    a person's lone click beside them is recorded at once."""
+    monkeypatch.setitem(app.config, "TRACK_CLICKS", mode)
+    alert_id = send_blast(2, TWO)
+    links = links_by_recipient(smtp)
+    scanner, person = links["reader00000@example.org"], links["reader00001@example.org"]
+    click(client, scanner[0])
+    click(client, person[0])
+    click(client, scanner[1])
+    first = _queued_at(0, 0.2, 1.0)
+    hold = app.config["CLICK_HOLD_SECONDS"]
+    early = drain.drain(now=first + 0.5 + hold)  # the cut falls between the scanner's two clicks
+    db.session.rollback()
+    assert (early.clicks, early.machine) == (1, 0)  # the person's click; the scanner's waits
+    assert queued() == 2
+    record_all()
+    data = alert_report.report(alert_id)
+    assert data["clicks"] == {"unique": 1, "total": 1, "machine": 2}
+
+
+@pytest.mark.parametrize("mode", ["person", "aggregate"])
+def test_a_burst_across_a_full_batchs_end_is_recorded_together(app, ctx, client, smtp, monkeypatch, mode):
+    """Cut by the batch's size, a recipient's clicks before the cut go with the next batch; a
+    batch that would hold back everything it took takes it as it is (no run stalls)."""
+    monkeypatch.setitem(app.config, "TRACK_CLICKS", mode)
+    monkeypatch.setattr(drain, "BATCH_SIZE", 2)
+    alert_id = send_blast(2, TWO)
+    links = links_by_recipient(smtp)
+    scanner, person = links["reader00000@example.org"], links["reader00001@example.org"]
+    click(client, person[0])
+    click(client, scanner[0])
+    click(client, scanner[1])
+    result = record_all()
+    assert (result.batches, result.clicks, result.machine) == (2, 3, 2)
+    assert alert_report.report(alert_id)["clicks"] == {"unique": 1, "total": 1, "machine": 2}
+    # Three of one scanner's clicks in batches of two: all recorded, in two batches.
+    for url in (scanner[0], scanner[1], scanner[0]):
+        click(client, url)
+    result = record_all()
+    assert (result.batches, result.clicks, queued()) == (2, 3, 0)
+    if mode == "person":  # the third, alone in its batch, joins the burst through the rows
+        assert result.machine == 3
+
+
 def test_a_batch_is_recorded_once_whatever_happens_between_commit_and_redis(app, ctx, client, smtp):
     send_blast(2, TWO)
     links = links_by_recipient(smtp)

@@ -4,8 +4,9 @@ A batch is moved atomically from the list to a key of its own (a Lua script), wr
 the database in one transaction together with a `click_batches` row naming it, and only
 then deleted from Redis. A drainer that dies in between leaves the batch key; the next run
 records it, or sees its `click_batches` row and only deletes it. One drainer runs at a time
-(a Redis lock), and only clicks older than CLICK_HOLD_SECONDS are taken, so a scanner's
-burst is in one batch.
+(a Redis lock), and only clicks older than CLICK_HOLD_SECONDS are taken; a recipient's clicks
+just before a batch's cut wait while more of theirs follow within CLICK_BURST_SECONDS, so a
+scanner's burst is judged whole (in person mode a later batch also looks back at the rows).
 
 TRACK_CLICKS=person writes a `clicks` row per click (with the subscriber); `aggregate` only
 adds to `click_counts`, counting each recipient once per link through a Redis set of
@@ -34,20 +35,55 @@ BATCH_SIZE = 2000  # Lua's unpack and one INSERT stay comfortable at this size
 MAX_BATCHES = 50  # per run: a beat task that ends; the next run takes the rest
 
 _TAKE = """
-local items = redis.call('LRANGE', KEYS[1], 0, tonumber(ARGV[1]) - 1)
-local cutoff = tonumber(ARGV[2])
+local n, cutoff, window = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local items = redis.call('LRANGE', KEYS[1], 0, n + tonumber(ARGV[4]) - 1)
+local function parse(item)
+  local at, delivery = string.match(item, '^([^|]*)|[^|]*|([^|]*)|')
+  return tonumber(at), delivery
+end
 local take = 0
-for i, item in ipairs(items) do
-  local at = tonumber(string.match(item, '^([^|]*)'))
+for i = 1, math.min(n, #items) do
+  local at = parse(items[i])
   if at ~= nil and at > cutoff then break end
   take = i
 end
 if take == 0 then return 0 end
+-- A recipient with clicks on both sides of the cut, within a burst's window of it, keeps the
+-- ones before it in the list: the next batch or run takes them with the rest, so a scanner's
+-- burst is judged whole.
+local cut_at = parse(items[take]) or cutoff
+local later = {}
+for i = take + 1, #items do
+  local at, delivery = parse(items[i])
+  if at ~= nil and at > cut_at + window then break end
+  if delivery then later[delivery] = true end
+end
+local out, held = {}, {}
+for i = 1, take do
+  local at, delivery = parse(items[i])
+  if delivery and later[delivery] and at ~= nil and at >= cut_at - window then
+    held[#held + 1] = items[i]
+  else
+    out[#out + 1] = items[i]
+  end
+end
+-- Cut by size (more old clicks than a batch holds), a batch of nothing but held clicks would
+-- be held again at once: take them as they are.
+local next_at = items[take + 1] and parse(items[take + 1])
+if #out == 0 and take == n and next_at ~= nil and next_at <= cutoff then
+  out, held = {unpack(items, 1, take)}, {}
+end
 redis.call('LTRIM', KEYS[1], take, -1)
-redis.call('RPUSH', KEYS[2], unpack(items, 1, take))
+for i = #held, 1, -1 do
+  redis.call('LPUSH', KEYS[1], held[i])
+end
+if #out == 0 then return 0 end
+redis.call('RPUSH', KEYS[2], unpack(out))
 redis.call('SADD', KEYS[3], KEYS[2])
-return take
+return #out
 """
+# Clicks read past a batch's end to see whether a recipient's burst goes on past the cut.
+LOOK_AHEAD = 200
 
 
 @dataclass
@@ -93,7 +129,8 @@ def drain(now: float | None = None, hold: float | None = None) -> DrainResult:
         cutoff = (time.time() if now is None else now) - hold
         for _ in range(MAX_BATCHES):
             key = f"{queue}:batch:{uuid.uuid4().hex}"
-            if not take(keys=[queue, key, pending], args=[BATCH_SIZE, f"{cutoff:.3f}"]):
+            if not take(keys=[queue, key, pending],
+                        args=[BATCH_SIZE, f"{cutoff:.3f}", cfg["CLICK_BURST_SECONDS"], LOOK_AHEAD]):
                 break
             _record_batch(r, key, result)
     finally:

@@ -190,7 +190,7 @@ def test_a_pause_does_not_wait_for_the_first_fills_count(app, ctx, monkeypatch, 
     finally:
         counted.set()
         filler.join(15)
-    assert waited < 1.5, f"the pause waited {waited:.1f} s for the count"
+    assert waited < 2, f"the pause waited {waited:.1f} s for the count"
     assert out["batches"] == 0 and rows(alert_id) == 1  # the fill saw the pause: no chunk fixed
     assert db.session.get(Alert, alert_id).recipients_expected == 25  # the count was kept
 

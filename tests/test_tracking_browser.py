@@ -141,6 +141,7 @@ def test_browser_clicks_are_counted_and_machines_kept_apart(
         assert [(a["slug"], a["unique_clicks"], a["signatures"], a["signatures_after_click"])
                 for a in data["by_action"]] == [(SLUGS[0], 0, 0, 0), (SLUGS[1], 1, 1, 1), (SLUGS[2], 1, 0, 0)]
         first_person = delivery.subscriber_id
+        scanner = next(k for k, v in subs.items() if v == emails[3])
 
     # Staff read it, on a desktop and on a phone.
     with LiveServer(app) as again:
@@ -156,6 +157,9 @@ def test_browser_clicks_are_counted_and_machines_kept_apart(
         page.goto(f"{again.url}/staff/subscribers/{first_person}")
         expect(page.get_by_text("Signed “Call on Mayor Adams")).to_be_visible()
         page.screenshot(path=str(shots / "subscriber-history-1280.png"), full_page=True)
+        page.goto(f"{again.url}/staff/subscribers/{scanner}")  # each machine click says why
+        expect(page.get_by_text("(several links opened at once)")).to_have_count(3)
+        page.screenshot(path=str(shots / "scanner-history-1280.png"), full_page=True)
         cookies = staff.cookies()
         staff.close()
         mobile = browser.new_context(viewport=browsers.PHONE, is_mobile=True, has_touch=True,
@@ -164,7 +168,8 @@ def test_browser_clicks_are_counted_and_machines_kept_apart(
         page = mobile.new_page()
         for path, name in (("/staff/", "dashboard-390.png"),
                            (f"/staff/alerts/{alert_id}/report", "alert-report-390.png"),
-                           (f"/staff/subscribers/{first_person}", "subscriber-history-390.png")):
+                           (f"/staff/subscribers/{first_person}", "subscriber-history-390.png"),
+                           (f"/staff/subscribers/{scanner}", "scanner-history-390.png")):
             page.goto(again.url + path)
             if path == "/staff/":
                 page.locator("svg.chart").first.wait_for()  # the dashboard's charts come after the page

@@ -372,21 +372,24 @@ def test_signature_after_a_click_is_attributed_and_report_matches_rows(app, ctx,
 def test_erasure_removes_click_rows_and_keeps_the_alert_totals(app, ctx, client, smtp):
     alert_id = send_blast(2, TWO)
     links = links_by_recipient(smtp)
+    click(client, links["reader00000@example.org"][1], method="HEAD")
+    record_all()
     click(client, links["reader00000@example.org"][0])
     click(client, links["reader00001@example.org"][0])
     record_all()
     before = alert_report.report(alert_id)
     sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "reader00000@example.org"))
     exported = privacy_steps.export_subscriber_data(sub.id)
-    assert [(c["alert_id"], c["action"], c["counted_as"]) for c in exported["clicks"]] == [
-        (alert_id, TWO[0], "person")]
+    assert [(c["alert_id"], c["action"], c["counted_as"], c["machine_reason"])
+            for c in exported["clicks"]] == [
+        (alert_id, TWO[1], "machine (scanner or prefetch)", "head"), (alert_id, TWO[0], "person", None)]
     json.dumps(exported)
     assert privacy_steps.erase_subscriber(sub.id, by="subscriber")
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Click)
                              .where(Click.subscriber_id == sub.id)) == 0
     assert len(_clicks()) == 1
     after = alert_report.report(alert_id)
-    assert after["clicks"] == before["clicks"] == {"unique": 2, "total": 2, "machine": 0}
+    assert after["clicks"] == before["clicks"] == {"unique": 2, "total": 2, "machine": 1}
     assert after["by_action"] == before["by_action"]
 
 

@@ -62,7 +62,8 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
         .order_by(Delivery.id)
     ).all()
     clicks = db.session.execute(
-        sa.select(Click.alert_id, Alert.subject, Click.link_index, Action.slug, Click.machine, Click.at)
+        sa.select(Click.alert_id, Alert.subject, Click.link_index, Action.slug, Click.machine,
+                  Click.machine_reason, Click.at)
         .join(Alert, Alert.id == Click.alert_id)
         .outerjoin(Action, Action.id == Click.action_id)
         .where(Click.subscriber_id == sub.id)
@@ -136,6 +137,7 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
                 "action": c.slug,
                 "at": _iso(c.at),
                 "counted_as": "machine (scanner or prefetch)" if c.machine else "person",
+                "machine_reason": c.machine_reason,
             }
             for c in clicks
         ],

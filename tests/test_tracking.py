@@ -251,15 +251,21 @@ def _queued_at(*offsets: float) -> float:
     return first
 
 
+def _scanner_and_person(app, smtp, monkeypatch, mode: str) -> tuple[int, list[str], list[str]]:
+    """An alert sent to two in this tracking mode: its id, and the links of the one whose
+    mail a scanner reads and of the one a person reads."""
+    monkeypatch.setitem(app.config, "TRACK_CLICKS", mode)
+    alert_id = send_blast(2, TWO)
+    links = links_by_recipient(smtp)
+    return alert_id, links["reader00000@example.org"], links["reader00001@example.org"]
+
+
 @pytest.mark.parametrize("mode", ["person", "aggregate"])
 def test_a_burst_across_the_recorders_cut_is_recorded_together(app, ctx, client, smtp, monkeypatch, mode):
     """A scanner's clicks on either side of a drain's hold-back cut wait and are recorded in one
     batch, so the burst is seen whole in either mode (aggregate has no rows to look back at);
     a person's lone click beside them is recorded at once."""
-    monkeypatch.setitem(app.config, "TRACK_CLICKS", mode)
-    alert_id = send_blast(2, TWO)
-    links = links_by_recipient(smtp)
-    scanner, person = links["reader00000@example.org"], links["reader00001@example.org"]
+    alert_id, scanner, person = _scanner_and_person(app, smtp, monkeypatch, mode)
     click(client, scanner[0])
     click(client, person[0])
     click(client, scanner[1])
@@ -278,11 +284,8 @@ def test_a_burst_across_the_recorders_cut_is_recorded_together(app, ctx, client,
 def test_a_burst_across_a_full_batchs_end_is_recorded_together(app, ctx, client, smtp, monkeypatch, mode):
     """Cut by the batch's size, a recipient's clicks before the cut go with the next batch; a
     batch that would hold back everything it took takes it as it is (no run stalls)."""
-    monkeypatch.setitem(app.config, "TRACK_CLICKS", mode)
     monkeypatch.setattr(drain, "BATCH_SIZE", 2)
-    alert_id = send_blast(2, TWO)
-    links = links_by_recipient(smtp)
-    scanner, person = links["reader00000@example.org"], links["reader00001@example.org"]
+    alert_id, scanner, person = _scanner_and_person(app, smtp, monkeypatch, mode)
     click(client, person[0])
     click(client, scanner[0])
     click(client, scanner[1])

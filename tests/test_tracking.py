@@ -528,3 +528,45 @@ def test_a_messages_links_are_what_wrapping_its_action_urls_makes(app, ctx, mode
         assert factory.links(delivery_id) == expected
     hosted = factory.links(rows[0][0])["action_0"]
     assert "?r=" in hosted and ("/r/" in hosted) == (mode != "off")
+
+
+def test_taking_batches_with_hold_backs_loses_and_doubles_nothing(app, ctx):
+    """A bounded fuzz of the recorder's take script: random clicks (a few recipients, times a
+    second or two apart, some records unreadable), taken at random cut times and batch sizes
+    until the list is empty. Every record comes out exactly once, and a run always ends."""
+    import random
+
+    r = recording.client()
+    queue = recording.queue_key()
+    take = r.register_script(drain._TAKE)
+    for seed in range(40):
+        rng = random.Random(seed)
+        at, records = 1000.0, []
+        for n in range(rng.randint(1, 60)):
+            at += rng.choice([0.0, 0.1, 0.5, 1.5, 3.0])
+            records.append("garbage" if rng.random() < 0.05 else
+                           recording.encode(at, 1, rng.randint(1, 4), rng.randint(0, 2), "") + f"#{n}")
+        r.delete(queue)
+        r.rpush(queue, *records)
+        taken: list[str] = []
+
+        def take_one(step: int, size: int, cutoff: float, taken: list[str] = taken) -> int:
+            key, pending = f"{queue}:fuzz:{step}", f"{queue}:fuzz:pending"
+            count = take(keys=[queue, key, pending], args=[size, f"{cutoff:.3f}", 2, 5])
+            got = [item.decode() for item in r.lrange(key, 0, -1)]
+            assert len(got) == count <= size
+            taken.extend(got)
+            r.delete(key, pending)
+            return count
+
+        cutoff = 1000.0
+        for step in range(20):  # runs at random times, batches of random sizes
+            cutoff += rng.choice([0.0, 0.5, 2.0, 5.0])
+            take_one(step, rng.randint(1, 8), cutoff)
+        size = rng.randint(1, 8)
+        for step in range(20, 200):  # then every click old: each batch must take something
+            if not r.llen(queue):
+                break
+            assert take_one(step, size, 10**9) > 0, f"seed {seed}: a batch of {size} took nothing"
+        assert not r.llen(queue), f"seed {seed}: the list never emptied"
+        assert sorted(taken) == sorted(records), f"seed {seed}"

@@ -8,9 +8,13 @@ import time
 
 import dkim
 import pytest
+import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
+from alerts.blasts import content
+from alerts.extensions import db
+from alerts.models import Subscriber
 from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 
 
@@ -128,9 +132,9 @@ def test_a_body_that_is_not_canonical_as_built_is_canonicalised_before_signing(a
     assert fresh._canonical is True
 
 
-def test_messages_built_together_are_each_their_recipients_and_verify(app, ctx, dkim_key):
-    """The send loop builds a few messages ahead (their signatures back to back): each is its
-    own recipient's, in order, with its own Message-ID, and each signature verifies."""
+def test_messages_built_for_rows_are_each_their_recipients_and_verify(app, ctx, dkim_key):
+    """The send loop builds a batch's rows one after another from one factory: each message is
+    its own recipient's, with its own Message-ID, and each signature verifies."""
     import email as email_lib
     from types import SimpleNamespace
 
@@ -141,7 +145,7 @@ def test_messages_built_together_are_each_their_recipients_and_verify(app, ctx, 
     factory = content.MessageFactory.for_alert(db.session.get(Alert, make_alert()))
     rows = [SimpleNamespace(id=n, subscriber_id=n, email=f"reader{n}@example.org", token_key=f"k{n}")
             for n in (11, 12, 13)]
-    built = factory.build_many(rows)
+    built = [factory.build_row(row) for row in rows]
     assert len(built) == 3
     for row, data in zip(rows, built, strict=True):
         msg = email_lib.message_from_bytes(data)
@@ -321,6 +325,109 @@ def test_pipeline_hangs_up_on_data_awaited_for_an_envelope_sent_ahead(app, ctx, 
     time.sleep(0.2)
     assert [m.rcpt_tos for m in smtp.handler.messages] == [["a@b.org"], ["b@b.org"]]
     assert [m.message["Subject"] for m in got] == ["one", "two"]
+
+
+def test_pipeline_start_returns_before_the_answer_and_finish_reads_it(app, ctx, smtp):
+    """`start` writes the data and returns while the server still holds its answer; `finish`
+    reads it, a refusal of the data included, and the session goes on."""
+    import smtplib
+    import threading
+
+    from alerts.mail import smtp as mailer
+
+    hold = threading.Event()
+    smtp.handler.data_reply = lambda rcpt: (hold.wait(5), None)[1] if rcpt == ["a@b.org"] else (
+        "554 5.6.0 message refused" if rcpt == ["c@d.org"] else None)
+    pipe = mailer.Pipeline(mailer.connect(smtp.url))
+    data = b"Subject: t\r\n\r\nbody\r\n"
+    started = time.monotonic()
+    pipe.start("from@x.org", "a@b.org", data, ("from@x.org", "c@d.org"))
+    assert time.monotonic() - started < 2 and pipe.awaiting  # the server is still holding it
+    with pytest.raises(RuntimeError):
+        pipe.start("from@x.org", "c@d.org", data)  # one message's answer at a time
+    hold.set()
+    pipe.finish()
+    pipe.start("from@x.org", "c@d.org", data, ("from@x.org", "e@f.org"))
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        pipe.finish()
+    assert refused.value.smtp_code == 554
+    pipe.send("from@x.org", "e@f.org", data)
+    pipe.finish()  # nothing awaited: nothing to read
+    pipe.close()
+    got = smtp.handler.wait_for(2, timeout=5)
+    assert [m.rcpt_tos for m in got] == [["a@b.org"], ["e@f.org"]]
+
+
+def test_the_next_message_is_built_while_the_relay_reads_the_data(app, ctx, smtp, dkim_key,
+                                                                 monkeypatch):
+    """The sender does not sleep until the relay answers: the server holds each answer until
+    the next recipient's message has been built (or two seconds pass), and every message but
+    the last finds it built. Building it only after the answer would make each one wait."""
+    import threading
+
+    from alerts.models import Delivery
+
+    emails = add_confirmed(5)
+    alert_id = make_alert()
+    blasts.start_blast(alert_id)
+    built: list[str] = []
+    changed = threading.Condition()
+    real_build = content.MessageFactory.build_row
+
+    def build_row(self, row):
+        data = real_build(self, row)
+        with changed:
+            built.append(row.email)
+            changed.notify_all()
+        return data
+
+    found = []
+
+    def data_reply(rcpt):
+        nxt = emails[emails.index(rcpt[0]) + 1] if rcpt[0] != emails[-1] else None
+        with changed:
+            found.append(changed.wait_for(lambda: nxt is None or nxt in built, timeout=2))
+
+    monkeypatch.setattr(content.MessageFactory, "build_row", build_row)
+    smtp.handler.data_reply = data_reply
+    first, last = next(blasts.batch_ranges(alert_id, 500))
+    result = blasts.send_batch(alert_id, first, last)
+    assert result.sent == 5 and found == [True] * 5
+    assert built == emails  # each built once, in order
+    assert db.session.scalar(sa.select(sa.func.count()).where(
+        Delivery.alert_id == alert_id, Delivery.status == "sent")) == 5
+
+
+def test_a_message_that_fails_to_build_ahead_leaves_the_one_in_flight_recorded(
+        app, ctx, smtp, dkim_key, monkeypatch):
+    """Building the next message while the relay reads this one's data must not cost this one
+    its answer: the error waits for its own row's turn, after this row's 250 is recorded, and
+    then stops the batch as a build error does. Raised at once, it would leave a sent message
+    unrecorded, to be sent again."""
+    from alerts.models import Delivery
+
+    emails = add_confirmed(3)
+    alert_id = make_alert()
+    blasts.start_blast(alert_id)
+    real_build = content.MessageFactory.build_row
+
+    def build_row(self, row):
+        if row.email == emails[1]:
+            raise ValueError("template broke")
+        return real_build(self, row)
+
+    monkeypatch.setattr(content.MessageFactory, "build_row", build_row)
+    first, last = next(blasts.batch_ranges(alert_id, 500))
+    with pytest.raises(ValueError, match="template broke"):
+        blasts.send_batch(alert_id, first, last)
+    db.session.rollback()
+    status = dict(db.session.execute(
+        sa.select(Subscriber.email, Delivery.status).join(Subscriber, Subscriber.id == Delivery.subscriber_id)
+        .where(Delivery.alert_id == alert_id)).all())
+    assert status[emails[0]] == "sent"
+    assert [m.rcpt_tos for m in smtp.handler.wait_for(1, timeout=5)] == [[emails[0]]]
+    time.sleep(0.2)
+    assert len(smtp.handler.messages) == 1
 
 
 def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):

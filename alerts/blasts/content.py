@@ -364,12 +364,9 @@ class MessageFactory:
         fields = self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key)
         return self._sign(build_message(**fields))
 
-    def build_many(self, rows) -> list[bytes]:
-        """`build` for a batch's rows (id, subscriber_id, email, token_key): assembled first,
-        then signed one after another."""
-        messages = [build_message(**self.fields(r.id, r.subscriber_id, r.email, token_key=r.token_key))
-                    for r in rows]
-        return [self._sign(m) for m in messages]
+    def build_row(self, row) -> bytes:
+        """`build` for one of a batch's rows (id, subscriber_id, email, token_key)."""
+        return self.build(row.id, row.subscriber_id, row.email, token_key=row.token_key)
 
     def _sign(self, message: bytes) -> bytes:
         if self._canonical is None:  # checked on the factory's first message, then trusted

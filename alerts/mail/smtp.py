@@ -249,12 +249,23 @@ class Pipeline:
         # The envelope sent ahead with the last data: its three replies are unread, and if
         # the server said 354 it now waits for this recipient's data and nobody else's.
         self.ahead: tuple[str, str] | None = None
+        self.awaiting = False  # data written by `start` whose answer `finish` has not read
 
     def send(self, sender: str, recipient: str, data: bytes,
              then: tuple[str, str] | None = None) -> None:
-        """Send one message; `then`, the next message's (sender, recipient), goes out with its
-        data, and the next `send` must be that message (anything else closes the connection)."""
+        """Send one message and wait for its 250; `then`, the next message's (sender,
+        recipient), goes out with its data, and the next `send` must be that message
+        (anything else closes the connection)."""
+        self.start(sender, recipient, data, then)
+        self.finish()
+
+    def start(self, sender: str, recipient: str, data: bytes,
+              then: tuple[str, str] | None = None) -> None:
+        """`send` up to the data written: the caller may work while the relay reads it, then
+        calls `finish` for its answer. Refusals of the envelope are raised here."""
         conn = self.conn
+        if self.awaiting:
+            raise RuntimeError("the last message's answer has not been read (call finish)")
         if not self.pipelining:
             conn.sendmail(sender, [recipient], data)
             return
@@ -265,8 +276,8 @@ class Pipeline:
             self.close()
             raise smtplib.SMTPServerDisconnected("pipelined envelope was for another message")
         self.ahead = None
-        mail, rcpt, start = _reply(conn), _reply(conn), _reply(conn)
-        if start[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
+        mail, rcpt, begin = _reply(conn), _reply(conn), _reply(conn)
+        if begin[0] == 354 and (mail[0] != 250 or rcpt[0] not in (250, 251)):
             conn.send(b".\r\n")  # a server that took DATA anyway gets an empty message
             _reply(conn)
         if mail[0] != 250:
@@ -275,15 +286,23 @@ class Pipeline:
         if rcpt[0] not in (250, 251):
             _rset_quietly(conn)
             raise smtplib.SMTPRecipientsRefused({recipient: rcpt})
-        if start[0] != 354:
+        if begin[0] != 354:
             _rset_quietly(conn)
-            raise smtplib.SMTPDataError(*start)
+            raise smtplib.SMTPDataError(*begin)
         body = dot_stuffed(data)
         out = [body, b".\r\n"] if body.endswith(b"\r\n") else [body, b"\r\n.\r\n"]
         if then is not None:
             out.append(_envelope(*then))
         conn.send(b"".join(out))
         self.ahead = then
+        self.awaiting = True
+
+    def finish(self) -> None:
+        """The answer to the data `start` wrote: returns on 250, raises as `sendmail` would."""
+        if not self.awaiting:
+            return
+        self.awaiting = False
+        conn = self.conn
         code, msg = _reply(conn)
         if code != 250:
             if self.ahead is None:  # with an envelope ahead the session has moved on already
@@ -294,9 +313,10 @@ class Pipeline:
         """QUIT, or with data awaited for an envelope sent ahead, just hang up: the server
         drops a transaction whose data never ended, and a QUIT would be read as its data."""
         if self.ahead is not None:
-            self.ahead = None
+            self.ahead, self.awaiting = None, False
             self.conn.close()
             return
+        self.awaiting = False  # an answer not read is lost with the connection
         try:
             self.conn.quit()
         except (OSError, smtplib.SMTPException):

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 from flask import current_app
 
+from ..mail.signed_ids import Keyed
+
 PURPOSE = b"alerts.action-reference.v1"
 _TOKEN = re.compile(r"^([1-9][0-9]{0,17})\.([A-Za-z0-9_-]{16})$")
 
@@ -27,8 +29,8 @@ def _derive(secret: str) -> bytes:
     return hmac.digest(secret.encode(), PURPOSE, "sha256")
 
 
-def _tag(key: bytes, delivery_id: int) -> str:
-    digest = hmac.digest(key, str(delivery_id).encode(), "sha256")
+def _tag(mac: Keyed, delivery_id: int) -> str:
+    digest = mac.digest(str(delivery_id).encode())
     return base64.urlsafe_b64encode(digest[:12]).decode()
 
 
@@ -36,14 +38,14 @@ class ReferenceSigner:
     """Made once per blast (the key derivation is per blast); `__call__` is per recipient."""
 
     def __init__(self, key: bytes):
-        self.key = key
+        self.mac = Keyed(key)
 
     @classmethod
     def current(cls) -> ReferenceSigner:
         return cls(_derive(current_app.config["SECRET_KEYS"][0]))
 
     def __call__(self, delivery_id: int) -> str:
-        return f"{delivery_id}.{_tag(self.key, delivery_id)}"
+        return f"{delivery_id}.{_tag(self.mac, delivery_id)}"
 
 
 def make_reference(delivery_id: int) -> str:
@@ -62,6 +64,6 @@ def read_reference(token: str | None) -> Reference | None:
         return None
     delivery_id, tag = int(match.group(1)), match.group(2)
     for secret in current_app.config["SECRET_KEYS"]:
-        if hmac.compare_digest(_tag(_derive(secret), delivery_id), tag):
+        if hmac.compare_digest(_tag(Keyed(_derive(secret)), delivery_id), tag):
             return Reference(delivery_id)
     return None

@@ -20,7 +20,7 @@ from ..mail.context import external_url, org_context
 from ..mail.dkim import canon_body_relaxed, signer_for
 from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compile_email, compiled, markdown_html
-from ..mail.signed_ids import MessageIds, unsubscribe_address
+from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
 from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.tokens import UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
@@ -175,13 +175,12 @@ def list_id() -> str:
     return f'"{name}" <alerts.{domain_of(cfg["MAIL_FROM"])}>'
 
 
-def list_unsubscribe(unsubscribe_url: str, token_key: str | None) -> str:
+def list_unsubscribe(unsubscribe_url: str, mailto: str | None) -> str:
     """The https link, plus a signed mailto on BOUNCE_DOMAIN that the bounce receiver acts on.
 
     Without BOUNCE_DOMAIN (or for a test send) there is no mailto: an address that no
     one reads would leave a reader who uses it subscribed.
     """
-    mailto = unsubscribe_address(token_key) if token_key else None
     if mailto is None:
         return f"<{unsubscribe_url}>"
     return f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"
@@ -199,6 +198,7 @@ class MessageFactory:
     unsubscribe_base: str
     serializer: object
     signer: object
+    unsubscribe_address: UnsubscribeAddresses
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
     tracker: LinkWrapper | None = None  # /r/ links (None: TRACK_CLICKS=off, links go out plain)
@@ -240,6 +240,7 @@ class MessageFactory:
             unsubscribe_base=base,
             serializer=UnsubscribeTokens(),
             signer=signer_for(current_app),
+            unsubscribe_address=UnsubscribeAddresses(cfg),
             message_id=MessageIds.for_alert(alert.id, domain),
             action_links=tuple(action_link(a) for a in rendered_actions(alert)),
             tracker=LinkWrapper.for_alert(
@@ -351,7 +352,8 @@ class MessageFactory:
                 self.message_id(delivery_id) if delivery_id is not None else new_message_id(self.domain)
             ),
             "extra_headers": [
-                ("List-Unsubscribe", list_unsubscribe(unsubscribe_url, token_key)),
+                ("List-Unsubscribe", list_unsubscribe(
+                    unsubscribe_url, self.unsubscribe_address(token_key) if token_key else None)),
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("List-Id", self.list_id),
                 ("Feedback-ID", f"alert{self.alert_id}:alerts:{self.domain}"),

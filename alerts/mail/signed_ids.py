@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import hashlib
 import hmac
 import re
 from dataclasses import dataclass
@@ -45,8 +46,37 @@ def _keys() -> list[bytes]:
     return [k.encode() for k in current_app.config["SECRET_KEYS"]]
 
 
-def _verp_tag(key: bytes, kind: str, ident: int) -> str:
-    return hmac.digest(key, f"verp:{kind}{ident}".encode(), "sha256").hex()[:10]
+_INNER_PAD = bytes(x ^ 0x36 for x in range(256))
+_OUTER_PAD = bytes(x ^ 0x5C for x in range(256))
+
+
+class Keyed:
+    """`hmac.digest(key, msg, digest)` with the key's two padded blocks hashed once, not at
+    every call (RFC 2104): a blast makes six tags a message, and each costs about a quarter
+    of what `hmac.digest` spends (tests hold the two equal)."""
+
+    def __init__(self, key: bytes, digest: str = "sha256"):
+        new = getattr(hashlib, digest)
+        block = new().block_size
+        if len(key) > block:
+            key = new(key).digest()
+        key = key.ljust(block, b"\0")
+        self._inner, self._outer = new(key.translate(_INNER_PAD)), new(key.translate(_OUTER_PAD))
+
+    def digest(self, msg: bytes) -> bytes:
+        inner = self._inner.copy()
+        inner.update(msg)
+        outer = self._outer.copy()
+        outer.update(inner.digest())
+        return outer.digest()
+
+
+def _all_keys() -> list[Keyed]:
+    return [Keyed(key) for key in _keys()]
+
+
+def _verp_tag(mac: Keyed, kind: str, ident: int) -> str:
+    return mac.digest(f"verp:{kind}{ident}".encode()).hex()[:10]
 
 
 class ReturnPaths:
@@ -55,13 +85,13 @@ class ReturnPaths:
     def __init__(self, cfg) -> None:
         self.domain = cfg.get("BOUNCE_DOMAIN")
         self.plain = envelope_sender(cfg)
-        self.key = _keys()[0] if self.domain else b""
+        self.mac = Keyed(_keys()[0]) if self.domain else None
 
     def __call__(self, kind: str, ident: int) -> str:
         """VERP when BOUNCE_DOMAIN is set, else MAIL_FROM's address."""
         if not self.domain:
             return self.plain
-        return f"{LOCAL_PREFIX}+{kind}{ident}-{_verp_tag(self.key, kind, ident)}@{self.domain}"
+        return f"{LOCAL_PREFIX}+{kind}{ident}-{_verp_tag(self.mac, kind, ident)}@{self.domain}"
 
 
 def return_path(kind: str, ident: int) -> str:
@@ -75,20 +105,20 @@ def parse_return_path(address: str) -> BounceTarget | None:
     if not match:
         return None
     kind, ident, tag = match.group(1).lower(), int(match.group(2)), match.group(3).lower()
-    if any(hmac.compare_digest(_verp_tag(key, kind, ident), tag) for key in _keys()):
+    if any(hmac.compare_digest(_verp_tag(mac, kind, ident), tag) for mac in _all_keys()):
         return BounceTarget(kind, ident)
     return None
 
 
-def _message_id_tag(key: bytes, delivery_id: int) -> str:
-    return hmac.digest(key, f"{delivery_id}".encode(), "sha256").hex()[:12]
+def _message_id_tag(mac: Keyed, delivery_id: int) -> str:
+    return mac.digest(f"{delivery_id}".encode()).hex()[:12]
 
 
 class MessageIds:
     """Alert Message-IDs for one blast; the key is read once, the per-message path is one HMAC."""
 
     def __init__(self, alert_id: int, domain: str, key: bytes):
-        self.alert_id, self.domain, self.key = alert_id, domain, key
+        self.alert_id, self.domain, self.mac = alert_id, domain, Keyed(key)
 
     @classmethod
     def for_alert(cls, alert_id: int, domain: str) -> MessageIds:
@@ -96,7 +126,7 @@ class MessageIds:
 
     def __call__(self, delivery_id: int) -> str:
         """Stable per delivery: a resend after a crash carries the same Message-ID."""
-        tag = _message_id_tag(self.key, delivery_id)
+        tag = _message_id_tag(self.mac, delivery_id)
         return f"<alert{self.alert_id}.d{delivery_id}.{tag}@{self.domain}>"
 
 
@@ -106,7 +136,7 @@ def parse_message_id(message_id: str) -> tuple[int, int] | None:
     if match is None:
         return None
     alert_id, delivery_id, tag = int(match.group(1)), int(match.group(2)), match.group(3).lower()
-    if any(hmac.compare_digest(_message_id_tag(key, delivery_id), tag) for key in _keys()):
+    if any(hmac.compare_digest(_message_id_tag(mac, delivery_id), tag) for mac in _all_keys()):
         return alert_id, delivery_id
     return None
 
@@ -118,17 +148,27 @@ UNSUBSCRIBE_PREFIX = "unsubscribe"
 _UNSUB_FULL = re.compile(rf"^{UNSUBSCRIBE_PREFIX}\+([0-9a-f]{{32}})-([0-9a-f]{{16}})@(.+)$", re.IGNORECASE)
 
 
-def _unsubscribe_tag(key: bytes, token_key: str) -> str:
-    return hmac.digest(key, f"unsubscribe:{token_key}".encode(), "sha256").hex()[:16]
+def _unsubscribe_tag(mac: Keyed, token_key: str) -> str:
+    return mac.digest(f"unsubscribe:{token_key}".encode()).hex()[:16]
+
+
+class UnsubscribeAddresses:
+    """`unsubscribe_address` with the configuration read once: a blast asks once a message."""
+
+    def __init__(self, cfg) -> None:
+        self.domain = cfg.get("BOUNCE_DOMAIN")
+        self.mac = Keyed(_keys()[0]) if self.domain else None
+
+    def __call__(self, token_key: str) -> str | None:
+        if not self.domain:
+            return None
+        return f"{UNSUBSCRIBE_PREFIX}+{token_key}-{_unsubscribe_tag(self.mac, token_key)}@{self.domain}"
 
 
 def unsubscribe_address(token_key: str) -> str | None:
     """`unsubscribe+<key>-<tag>@BOUNCE_DOMAIN` for one subscriber's token key; None without
     BOUNCE_DOMAIN (nothing would read the mailbox, so no mailto is advertised)."""
-    domain = current_app.config.get("BOUNCE_DOMAIN")
-    if not domain:
-        return None
-    return f"{UNSUBSCRIBE_PREFIX}+{token_key}-{_unsubscribe_tag(_keys()[0], token_key)}@{domain}"
+    return UnsubscribeAddresses(current_app.config)(token_key)
 
 
 def parse_unsubscribe_address(address: str) -> str | None:
@@ -139,7 +179,7 @@ def parse_unsubscribe_address(address: str) -> str | None:
     if not match or not domain or match.group(3).lower().rstrip(".") != domain:
         return None
     token_key, tag = match.group(1).lower(), match.group(2).lower()
-    if any(hmac.compare_digest(_unsubscribe_tag(key, token_key), tag) for key in _keys()):
+    if any(hmac.compare_digest(_unsubscribe_tag(mac, token_key), tag) for mac in _all_keys()):
         return token_key
     return None
 
@@ -149,8 +189,8 @@ def parse_unsubscribe_address(address: str) -> str | None:
 _CLICK_TAG_BYTES = 9
 
 
-def _click_tag(key: bytes, alert_id: int, delivery_id: int) -> bytes:
-    return hmac.digest(key, f"click:{alert_id}:{delivery_id}".encode(), "sha256")[:_CLICK_TAG_BYTES]
+def _click_tag(mac: Keyed, alert_id: int, delivery_id: int) -> bytes:
+    return mac.digest(f"click:{alert_id}:{delivery_id}".encode())[:_CLICK_TAG_BYTES]
 
 
 def _varint(n: int) -> bytes:
@@ -182,7 +222,7 @@ class ClickTokens:
     """
 
     def __init__(self, alert_id: int, key: bytes):
-        self.alert_id, self.key = alert_id, key
+        self.alert_id, self.mac = alert_id, Keyed(key)
         self._alert = _varint(alert_id)
         self._last: tuple[int, str] | None = None  # links and the open pixel share one HMAC
 
@@ -193,7 +233,7 @@ class ClickTokens:
     def __call__(self, delivery_id: int) -> str:
         if self._last is not None and self._last[0] == delivery_id:
             return self._last[1]
-        raw = self._alert + _varint(delivery_id) + _click_tag(self.key, self.alert_id, delivery_id)
+        raw = self._alert + _varint(delivery_id) + _click_tag(self.mac, self.alert_id, delivery_id)
         token = base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
         self._last = (delivery_id, token)
         return token
@@ -214,6 +254,6 @@ def parse_click_token(token: str) -> tuple[int, int] | None:
     tag = raw[pos:]
     if len(tag) != _CLICK_TAG_BYTES:
         return None
-    if any(hmac.compare_digest(_click_tag(key, alert_id, delivery_id), tag) for key in _keys()):
+    if any(hmac.compare_digest(_click_tag(mac, alert_id, delivery_id), tag) for mac in _all_keys()):
         return alert_id, delivery_id
     return None

@@ -9,8 +9,6 @@ spelling of the same signature).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from dataclasses import dataclass
 
@@ -20,6 +18,7 @@ from itsdangerous import BadData, BadSignature, SignatureExpired, URLSafeSeriali
 from itsdangerous.encoding import base64_decode, base64_encode
 
 from ..extensions import db
+from ..mail.signed_ids import Keyed
 from ..models import Subscriber
 
 CONFIRM_SALT = "alerts.confirm.v2"
@@ -100,15 +99,13 @@ class UnsubscribeTokens:
 
     def __init__(self) -> None:
         self._serializer = unsubscribe_serializer()
-        self._mac = hmac.new(self._serializer.make_signer().derive_key(), digestmod=hashlib.sha1)
+        self._mac = Keyed(self._serializer.make_signer().derive_key(), "sha1")
 
     def dumps(self, token_key: str) -> str:
         if not _KEY.match(token_key):
             return self._serializer.dumps(token_key)
         payload = base64_encode(f'"{token_key}"'.encode())
-        mac = self._mac.copy()
-        mac.update(payload)
-        return (payload + b"." + base64_encode(mac.digest())).decode()
+        return (payload + b"." + base64_encode(self._mac.digest(payload))).decode()
 
 
 def make_unsubscribe_token(token_key: str) -> str:

@@ -179,7 +179,7 @@ def test_blast_profile_runs(tmp_path):
                          "--sink", "python")
     assert r["send_batch"]["sent"] == 300
     assert set(r["steps_ms_per_message"]) >= {
-        "personalize (token, unsubscribe URL, slot fill)", "MIME build (messages.build_message)",
+        "personalize (token, unsubscribe URL, slot fill)", "MIME build (mail.mime.message_parts)",
         "DKIM sign (mail.dkim, RSA-2048 via OpenSSL)", "SMTP send, one kept pipelined connection (wall)",
     }
     assert all(v > 0 for v in r["steps_ms_per_message"].values())

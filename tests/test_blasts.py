@@ -118,16 +118,20 @@ def test_a_body_that_is_not_canonical_as_built_is_canonicalised_before_signing(a
     from alerts.models import Alert
 
     factory = content.MessageFactory.for_alert(db.session.get(Alert, make_alert()))
-    made = content.build_message
-    monkeypatch.setattr(content, "build_message",
-                        lambda **f: made(**f).replace(b"Detention is", b"Detention  is\t"))
+    made = content.message_parts
+
+    def not_canonical(**fields):
+        head, body = made(**fields)
+        return head, body.replace(b"Detention is", b"Detention  is\t")
+
+    monkeypatch.setattr(content, "message_parts", not_canonical)
     signed = [factory.build(n, n, f"reader{n}@example.org") for n in (1, 2)]
     assert factory._canonical is False
     for data in signed:
         assert b"Detention  is\t" in data
         assert dkim.verify(data, dnsfunc=dns_for(dkim_key))
     fresh = content.MessageFactory.for_alert(db.session.get(Alert, make_alert()))
-    monkeypatch.setattr(content, "build_message", made)
+    monkeypatch.setattr(content, "message_parts", made)
     assert dkim.verify(fresh.build(3, 3, "reader3@example.org"), dnsfunc=dns_for(dkim_key))
     assert fresh._canonical is True
 

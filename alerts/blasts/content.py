@@ -18,7 +18,7 @@ from ..actions.references import ReferenceSigner
 from ..extensions import any_of, db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import canon_body_relaxed, signer_for
-from ..mail.mime import build_message, domain_of, format_from, new_message_id
+from ..mail.mime import domain_of, format_from, message_parts, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compile_email, compiled, markdown_html
 from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
 from ..models import AbTest, Action, Alert, Signature
@@ -330,7 +330,7 @@ class MessageFactory:
 
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
                subject_prefix: str = "", token_key: str | None = None) -> dict:
-        """One recipient's message before MIME: what `build_message` takes.
+        """One recipient's message before MIME: what `mime.message_parts` takes.
 
         `token_key` is the subscriber's: their unsubscribe link and mailto are bound to it.
         """
@@ -364,20 +364,17 @@ class MessageFactory:
               subject_prefix: str = "", token_key: str | None = None) -> bytes:
         """One recipient's signed message; no delivery or subscriber means a staff test send."""
         fields = self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key)
-        return self._sign(build_message(**fields))
-
-    def build_row(self, row) -> bytes:
-        """`build` for one of a batch's rows (id, subscriber_id, email, token_key)."""
-        return self.build(row.id, row.subscriber_id, row.email, token_key=row.token_key)
-
-    def _sign(self, message: bytes) -> bytes:
+        head, body = message_parts(**fields)
         if self._canonical is None:  # checked on the factory's first message, then trusted
-            body = message.partition(b"\r\n\r\n")[2]
             self._canonical = canon_body_relaxed(body) == body
             if not self._canonical:
                 log.warning("alert %s: message bodies are not DKIM-canonical as built; "
                             "canonicalising each one", self.alert_id)
-        return self.signer.sign(message, canonical_body=self._canonical)
+        return self.signer.sign_parts(head, body, canonical_body=self._canonical)
+
+    def build_row(self, row) -> bytes:
+        """`build` for one of a batch's rows (id, subscriber_id, email, token_key)."""
+        return self.build(row.id, row.subscriber_id, row.email, token_key=row.token_key)
 
 
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:

@@ -13,6 +13,8 @@ import re
 import time
 from pathlib import Path
 
+from .mime import join_message
+
 # Headers the signature covers, when present. Both RFC 8058 headers are in it, and From
 # is listed twice so that a second From cannot be added without breaking the signature.
 SIGNED_HEADERS = (
@@ -38,12 +40,8 @@ def canon_body_relaxed(body: bytes) -> bytes:
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
 
 
-@functools.lru_cache(maxsize=256)
 def canon_header_relaxed(name: bytes, value: bytes) -> bytes:
-    """RFC 6376 3.4.2; the regexes run only on the few values that fold or hold runs of space.
-
-    Cached: most of a blast's signed headers (From, Subject, Date, List-Id ...) are the same
-    in every message, and a lookup costs a fifth of the work."""
+    """RFC 6376 3.4.2; the regexes run only on the few values that fold or hold runs of space."""
     if b"\r\n" in value:
         value = _FOLD.sub(b"", value)
     if b"\t" in value or b"  " in value:
@@ -59,18 +57,39 @@ def _header_key(name: bytes) -> bytes:
     return name.strip().lower()
 
 
-def headers_by_name(head: bytes) -> dict[bytes, list[bytes]]:
-    """Each header's values in order, by lower-case name; a folded line joins the value above."""
-    by_name: dict[bytes, list[bytes]] = {}
-    values: list[bytes] | None = None
+def parse_headers(head: bytes) -> list[tuple[bytes, bytes]]:
+    """(name, value) of each header in order; a folded line joins the value above it."""
+    out: list[tuple[bytes, bytes]] = []
     for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t") and values is not None:
-            values[-1] += b"\r\n" + line
+        if line[:1] in (b" ", b"\t") and out:
+            out[-1] = (out[-1][0], out[-1][1] + b"\r\n" + line)
         elif line:
             name, _, value = line.partition(b":")
-            values = by_name.setdefault(_header_key(name), [])
-            values.append(value)
-    return by_name
+            out.append((name, value))
+    return out
+
+
+@functools.lru_cache(maxsize=64)
+def _selection(names: tuple[bytes, ...]) -> tuple[tuple[tuple[int, bytes], ...], bytes]:
+    """For one order of header names (a blast's messages all share one): which header each
+    signed name signs, and the h= tag. Each listed name takes the next occurrence from the
+    bottom; a name listed more often than it occurs signs the empty "null" header, which is
+    what oversigning is (it is in h= and signs nothing)."""
+    where: dict[bytes, list[int]] = {}
+    for i, name in enumerate(names):
+        where.setdefault(_header_key(name), []).append(i)
+    picks: list[tuple[int, bytes]] = []
+    signed: list[bytes] = []
+    used: dict[bytes, int] = {}
+    for name in _SIGNED:
+        found = where.get(name)
+        if not found:
+            continue
+        signed.append(name)
+        n = used[name] = used.get(name, 0) + 1
+        if n <= len(found):
+            picks.append((found[-n], name))
+    return tuple(picks), b":".join(signed)
 
 
 class DkimSigner:
@@ -106,21 +125,18 @@ class DkimSigner:
         head, sep, body = message.partition(b"\r\n\r\n")
         if not sep:
             raise ValueError("message has no header/body separator")
-        by_name = headers_by_name(head)
-        # Each listed name takes the next occurrence from the bottom; a name listed more
-        # often than it occurs signs the empty "null" header, which is what oversigning is.
-        used: dict[bytes, int] = {}
-        signed_names: list[bytes] = []
-        canon: list[bytes] = []
-        for name in _SIGNED:
-            values = by_name.get(name)
-            if not values:
-                continue
-            signed_names.append(name)
-            i = used.get(name, 0)
-            used[name] = i + 1
-            if i < len(values):
-                canon.append(canon_header_relaxed(name, values[-1 - i]))
+        return self._signed(parse_headers(head), message, body, canonical_body)
+
+    def sign_parts(self, head: list[tuple[bytes, bytes]], body: bytes, *,
+                   canonical_body: bool = False) -> bytes:
+        """`sign` for a message still in parts, (name, value) headers and the body: what
+        mail.mime builds, signed without joining it and parsing it back."""
+        return self._signed(head, None, body, canonical_body)
+
+    def _signed(self, head: list[tuple[bytes, bytes]], message: bytes | None, body: bytes,
+                canonical_body: bool) -> bytes:
+        picks, signed_names = _selection(tuple(name for name, _ in head))
+        canon = [canon_header_relaxed(name, head[i][1]) for i, name in picks]
         if canonical_body and body.endswith(b"\r\n") and not body.endswith(b"\r\n\r\n"):
             canonical = body
         else:
@@ -130,19 +146,26 @@ class DkimSigner:
             [
                 b"v=1; a=", self.algorithm, b"; c=relaxed/relaxed; d=", self.domain,
                 b"; s=", self.selector, b"; t=", str(int(time.time())).encode(),
-                b"; h=", b":".join(signed_names), b"; bh=", body_hash, b"; b=",
+                b"; h=", signed_names, b"; bh=", body_hash, b"; b=",
             ]
         )
-        to_sign = b"".join(canon) + canon_header_relaxed(b"dkim-signature", tags)[:-2]
-        signature = base64.b64encode(self._sign(to_sign))
-        return b"DKIM-Signature: " + tags + signature + b"\r\n" + message
+        canon.append(canon_header_relaxed(b"dkim-signature", tags)[:-2])
+        signature = base64.b64encode(self._sign(b"".join(canon)))
+        first = b"DKIM-Signature: " + tags + signature + b"\r\n"
+        if message is not None:
+            return first + message
+        return b"".join([first, *[name + b": " + value + b"\r\n" for name, value in head], b"\r\n", body])
 
 
 class NoSigner:
-    """DKIM not configured: messages go out as built, through the same call."""
+    """DKIM not configured: messages go out as built, through the same calls."""
 
     def sign(self, data: bytes, *, canonical_body: bool = False) -> bytes:
         return data
+
+    def sign_parts(self, head: list[tuple[bytes, bytes]], body: bytes, *,
+                   canonical_body: bool = False) -> bytes:
+        return join_message(head, body)
 
 
 def signer_for(app) -> DkimSigner | NoSigner:

@@ -135,7 +135,17 @@ def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
-def build_message(
+def build_message(**fields) -> bytes:
+    """One personalised message, as bytes: `message_parts` joined (what DKIM signs and SMTP sends)."""
+    head, body = message_parts(**fields)
+    return join_message(head, body)
+
+
+def join_message(head: list[tuple[bytes, bytes]], body: bytes) -> bytes:
+    return b"".join([b"".join([name + b": " + value + b"\r\n" for name, value in head]), b"\r\n", body])
+
+
+def message_parts(
     *,
     from_header: str,
     to: str,
@@ -146,38 +156,43 @@ def build_message(
     extra_headers: list[tuple[str, str]] = (),
     text_qp: bytes | None = None,
     html_qp: bytes | None = None,
-) -> bytes:
-    """One personalised message; header values must already be single-line.
+) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """One personalised message as (its headers in order, its body); header values must
+    already be single-line. A signer takes the headers as they are, without parsing them back.
 
     The bodies come as text (encoded here) or already quoted-printable (`text_qp`,
     `html_qp`: a blast encodes its template once and only the slots per recipient).
     """
-    boundary = BOUNDARY
     head = [
-        ("From", from_header),
-        ("To", to),
-        ("Subject", encode_header(subject)),
-        ("Date", _date_now()),
-        ("Message-ID", message_id),
-        ("MIME-Version", "1.0"),
-        *extra_headers,
-        ("Content-Type", f'multipart/alternative; boundary="{boundary}"'),
+        (b"From", from_header),
+        (b"To", to),
+        (b"Subject", encode_header(subject)),
+        (b"Date", _date_now()),
+        (b"Message-ID", message_id),
+        (b"MIME-Version", "1.0"),
+        *((name.encode(), value) for name, value in extra_headers),
+        (b"Content-Type", _CONTENT_TYPE),
     ]
-    for name, value in head:
-        if "\n" in value.replace("\r\n ", "") or "\r" in value.replace("\r\n ", ""):
-            raise ValueError(f"header {name} carries a line break")
-    b = boundary.encode()
-    return b"".join(
+    values = "\0".join(value for _, value in head)
+    if "\n" in values or "\r" in values:  # one search for all, then the offender named
+        for name, value in head:
+            if "\n" in value.replace("\r\n ", "") or "\r" in value.replace("\r\n ", ""):
+                raise ValueError(f"header {name.decode()} carries a line break")
+    return [(name, value.encode("utf-8")) for name, value in head], b"".join(
         [
-            "".join(f"{name}: {value}\r\n" for name, value in head).encode("utf-8"),
-            b"\r\n--", b, b"\r\n",
-            b'Content-Type: text/plain; charset="utf-8"\r\n',
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            _PART_TEXT,
             text_qp if text_qp is not None else _qp(text),
-            b"\r\n--", b, b"\r\n",
-            b'Content-Type: text/html; charset="utf-8"\r\n',
-            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
+            _PART_HTML,
             html_qp if html_qp is not None else _qp(html),
-            b"\r\n--", b, b"--\r\n",
+            _END,
         ]
     )
+
+
+_CONTENT_TYPE = f'multipart/alternative; boundary="{BOUNDARY}"'
+_B = BOUNDARY.encode()
+_PART_TEXT = (b"--" + _B + b'\r\nContent-Type: text/plain; charset="utf-8"\r\n'
+              b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+_PART_HTML = (b"\r\n--" + _B + b'\r\nContent-Type: text/html; charset="utf-8"\r\n'
+              b"Content-Transfer-Encoding: quoted-printable\r\n\r\n")
+_END = b"\r\n--" + _B + b"--\r\n"

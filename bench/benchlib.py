@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -582,6 +583,28 @@ def rsa_floor(key_pem: bytes, samples: int = 400, data: bytes | None = None) -> 
             "wall_ms_median": round(1000 * wall[len(wall) // 2], 4),
             "wall_ms_p10_p90": [round(1000 * wall[len(wall) // 10], 4),
                                 round(1000 * wall[len(wall) * 9 // 10], 4)]}
+
+
+class FloorSampler:
+    """`floor_sampler.py` in a process of its own while a run goes on: the RSA floor measured
+    throughout the run, under the run's own conditions, beside `rsa_floor` before and after."""
+
+    def __init__(self, key_path: Path, every: float = 0.25, each: int = 4):
+        script = Path(__file__).with_name("floor_sampler.py")
+        self.proc = subprocess.Popen([sys.executable, str(script), str(key_path), "--every", str(every),
+                                      "--each", str(each)], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     text=True)
+        if self.proc.stdout.readline().strip() != "ready":
+            raise BenchError("the RSA floor sampler did not start")
+
+    def stop(self) -> dict:
+        out, _ = self.proc.communicate("", timeout=30)
+        samples = sorted(json.loads(out.strip().splitlines()[-1]))
+        if not samples:
+            raise BenchError("the RSA floor sampler took no sample (the run was too short)")
+        return {"samples": len(samples), "cpu_ms_median": round(samples[len(samples) // 2], 4),
+                "cpu_ms_p10_p90": [round(samples[len(samples) // 10], 4),
+                                   round(samples[len(samples) * 9 // 10], 4)]}
 
 
 def _crypto_version() -> str:

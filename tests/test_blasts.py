@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerts.blasts import content
+from alerts.blasts import content, sending
 from alerts.extensions import db
 from alerts.models import Subscriber
 from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
@@ -362,65 +362,77 @@ def test_pipeline_start_returns_before_the_answer_and_finish_reads_it(app, ctx, 
     assert [m.rcpt_tos for m in got] == [["a@b.org"], ["e@f.org"]]
 
 
-def test_the_next_message_is_built_while_the_relay_reads_the_data(app, ctx, smtp, dkim_key,
-                                                                 monkeypatch):
+def test_the_next_message_is_signed_while_the_relay_reads_the_data(app, ctx, smtp, dkim_key,
+                                                                  monkeypatch):
     """The sender does not sleep until the relay answers: the server holds each answer until
-    the next recipient's message has been built (or two seconds pass), and every message but
-    the last finds it built. Building it only after the answer would make each one wait."""
+    the next recipient's message has been signed (or two seconds pass), and every message but
+    the last finds it signed. Signing it only after the answer would make each one wait.
+    The messages are made (not signed) several rows ahead, one after another."""
     import threading
 
     from alerts.models import Delivery
 
+    monkeypatch.setattr(sending, "UNSIGNED_AHEAD", 3)  # made in groups of three: 0-2, then 3-4
     emails = add_confirmed(5)
     alert_id = make_alert()
     blasts.start_blast(alert_id)
-    built: list[str] = []
+    signed: list[str] = []
+    made: list[str] = []
+    events: list[str] = []
     changed = threading.Condition()
-    real_build = content.MessageFactory.build_row
+    real_sign, real_parts = content.MessageFactory.sign, content.MessageFactory.parts_row
 
-    def build_row(self, row):
-        data = real_build(self, row)
+    def sign(self, parts):
+        data = real_sign(self, parts)
         with changed:
-            built.append(row.email)
+            signed.append(dict(parts[0])[b"To"].decode())
+            events.append("signed")
             changed.notify_all()
         return data
+
+    def parts_row(self, row):
+        made.append(row.email)
+        events.append("made")
+        return real_parts(self, row)
 
     found = []
 
     def data_reply(rcpt):
         nxt = emails[emails.index(rcpt[0]) + 1] if rcpt[0] != emails[-1] else None
         with changed:
-            found.append(changed.wait_for(lambda: nxt is None or nxt in built, timeout=2))
+            found.append(changed.wait_for(lambda: nxt is None or nxt in signed, timeout=2))
 
-    monkeypatch.setattr(content.MessageFactory, "build_row", build_row)
+    monkeypatch.setattr(content.MessageFactory, "sign", sign)
+    monkeypatch.setattr(content.MessageFactory, "parts_row", parts_row)
     smtp.handler.data_reply = data_reply
     first, last = next(blasts.batch_ranges(alert_id, 500))
     result = blasts.send_batch(alert_id, first, last)
     assert result.sent == 5 and found == [True] * 5
-    assert built == emails  # each built once, in order
+    assert signed == made == emails  # each made and signed once, in order
+    assert events == ["made"] * 3 + ["signed"] * 3 + ["made"] * 2 + ["signed"] * 2
     assert db.session.scalar(sa.select(sa.func.count()).where(
         Delivery.alert_id == alert_id, Delivery.status == "sent")) == 5
 
 
 def test_a_message_that_fails_to_build_ahead_leaves_the_one_in_flight_recorded(
         app, ctx, smtp, dkim_key, monkeypatch):
-    """Building the next message while the relay reads this one's data must not cost this one
-    its answer: the error waits for its own row's turn, after this row's 250 is recorded, and
-    then stops the batch as a build error does. Raised at once, it would leave a sent message
-    unrecorded, to be sent again."""
+    """Making the next messages ahead must not cost this one its answer: a later row's error
+    waits for that row's own turn, after this row's 250 is recorded, and then stops the
+    batch as a build error does. Raised at once, it would leave a sent message unrecorded,
+    to be sent again (or, among the rows made ahead, stop the batch before its first)."""
     from alerts.models import Delivery
 
     emails = add_confirmed(3)
     alert_id = make_alert()
     blasts.start_blast(alert_id)
-    real_build = content.MessageFactory.build_row
+    real_parts = content.MessageFactory.parts_row
 
-    def build_row(self, row):
+    def parts_row(self, row):
         if row.email == emails[1]:
             raise ValueError("template broke")
-        return real_build(self, row)
+        return real_parts(self, row)
 
-    monkeypatch.setattr(content.MessageFactory, "build_row", build_row)
+    monkeypatch.setattr(content.MessageFactory, "parts_row", parts_row)
     first, last = next(blasts.batch_ranges(alert_id, 500))
     with pytest.raises(ValueError, match="template broke"):
         blasts.send_batch(alert_id, first, last)

@@ -363,8 +363,16 @@ class MessageFactory:
     def build(self, delivery_id: int | None, subscriber_id: int | None, email: str,
               subject_prefix: str = "", token_key: str | None = None) -> bytes:
         """One recipient's signed message; no delivery or subscriber means a staff test send."""
-        fields = self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key)
-        head, body = message_parts(**fields)
+        return self.sign(self.parts(delivery_id, subscriber_id, email, subject_prefix, token_key))
+
+    def parts(self, delivery_id: int | None, subscriber_id: int | None, email: str,
+              subject_prefix: str = "", token_key: str | None = None) -> tuple[list, bytes]:
+        """One recipient's message, not signed yet: (headers, body)."""
+        return message_parts(**self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key))
+
+    def sign(self, parts: tuple[list, bytes]) -> bytes:
+        """The message from `parts`, DKIM-signed and joined."""
+        head, body = parts
         if self._canonical is None:  # checked on the factory's first message, then trusted
             self._canonical = canon_body_relaxed(body) == body
             if not self._canonical:
@@ -372,9 +380,13 @@ class MessageFactory:
                             "canonicalising each one", self.alert_id)
         return self.signer.sign_parts(head, body, canonical_body=self._canonical)
 
+    def parts_row(self, row) -> tuple[list, bytes]:
+        """`parts` for one of a batch's rows (id, subscriber_id, email, token_key)."""
+        return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key)
+
     def build_row(self, row) -> bytes:
-        """`build` for one of a batch's rows (id, subscriber_id, email, token_key)."""
-        return self.build(row.id, row.subscriber_id, row.email, token_key=row.token_key)
+        """`build` for one of a batch's rows."""
+        return self.sign(self.parts_row(row))
 
 
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import itertools
 import logging
 import random
 import smtplib
@@ -186,6 +187,9 @@ def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | N
 
 
 
+# Messages made (not signed) together, a few rows ahead.
+UNSIGNED_AHEAD = 32
+
 # A row the relay keeps throttling goes back to the queue (no attempt spent) after this
 # many tries in one batch, so the batch task ends and tries again later with backoff.
 MAX_THROTTLES_PER_BATCH = 50
@@ -203,6 +207,7 @@ class _Run:
         self.max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
         self.throttles: collections.Counter = collections.Counter()
         self.built: dict[int, bytes] = {}  # throttled rows keep their bytes for the next try
+        self.unsigned: dict[int, tuple] = {}  # messages made ahead, not signed yet
         self.last_error = ""
         self.progressed = False  # a 250 since the loop last looked
 
@@ -264,7 +269,7 @@ class _Run:
             if domain:
                 domain.refresh_slot()
             row = pending[0]
-            data = self.built.pop(row.id, None) or self.factory.build_row(row)
+            data = self._message(row)
             # The next row's envelope rides with this data when it may go at once: its
             # tokens are in hand and the connection is not due to end after this message.
             sender = ahead[1] if ahead and ahead[0] == row.id else self.return_path("d", row.id)
@@ -296,17 +301,35 @@ class _Run:
                 self.progressed = True
         return "up"
 
+    def _message(self, row) -> bytes:
+        built = self.built.pop(row.id, None)
+        return built if built is not None else self.factory.sign(self._parts(0))
+
+    def _parts(self, index: int) -> tuple:
+        """The unsigned message of the row at `index` in the queue; the rows after it are made
+        with it, one after another, where the code and data they share stay in the processor's
+        caches (bench: about a fifth of what is not the signature)."""
+        row = self.pending[index]
+        if row.id not in self.unsigned:
+            self.unsigned[row.id] = self.factory.parts_row(row)
+            for ahead in itertools.islice(self.pending, index + 1, index + UNSIGNED_AHEAD):
+                if ahead.id not in self.unsigned and ahead.id not in self.built:
+                    try:
+                        self.unsigned[ahead.id] = self.factory.parts_row(ahead)
+                    except Exception:  # noqa: BLE001 - made again in its turn, where it stops the batch
+                        break
+        return self.unsigned.pop(row.id)
+
     def _build_next(self) -> None:
-        """The next row's message, built and signed while the relay reads this one's data.
-        Waiting for the answer instead would put the process to sleep and wake it again,
-        which costs more CPU than reading it (bench/blast.py: about a tenth of a message's
-        CPU). An error here is left for the row's own turn, where it stops the batch."""
+        """The next row's message, signed while the relay reads this one's data. Waiting for
+        the answer instead would put the process to sleep and wake it again, which costs more
+        CPU than reading it. An error here is left for the row's own turn, where it stops the
+        batch."""
         if len(self.pending) > 1 and self.pending[1].id not in self.built:
-            row = self.pending[1]
             try:
-                self.built[row.id] = self.factory.build_row(row)
+                self.built[self.pending[1].id] = self.factory.sign(self._parts(1))
             except Exception:  # noqa: BLE001 - raised again when the row is built to be sent
-                log.debug("building delivery %s ahead failed", row.id, exc_info=True)
+                log.debug("building delivery %s ahead failed", self.pending[1].id, exc_info=True)
 
     def _throttled(self, row, data: bytes, refusal: smtp.Refusal, relay: smtp.Relay,
                    pacer: pacing.Pacer) -> None:

@@ -400,7 +400,10 @@ def run(args, workdir: Path) -> dict:
         peak = max((r["peak_rss_mb"] for r in worker_rows), default=0.0)
         worker_cpu = sum(r["cpu_seconds"] for r in worker_rows)
         worker_ms = 1000 * worker_cpu / max(got, 1)
-        cpu_ratio = worker_ms / rsa_ms if rsa_ms and got else None
+        # The verdict's floor is the one measured throughout the blast, under its load: the
+        # machine's speed moves (a shared host), and before and after can be 30% apart.
+        cpu_ratio = worker_ms / rsa_during["cpu_ms_median"] if got else None
+        cpu_ratio_around = worker_ms / rsa_ms if rsa_ms and got else None
         return {
             "subscribers": n,
             "complete": complete,
@@ -440,8 +443,8 @@ def run(args, workdir: Path) -> dict:
                 "steady": rsa_spread <= 0.2,
             },
             "worker_cpu_ratio_to_rsa_floor": round(cpu_ratio, 2) if cpu_ratio else None,
-            "worker_cpu_ratio_to_rsa_floor_during": round(worker_ms / rsa_during["cpu_ms_median"], 2)
-            if got else None,
+            "worker_cpu_ratio_to_rsa_floor_before_after": round(cpu_ratio_around, 2)
+            if cpu_ratio_around else None,
             "cpu_by_process": cpu_top,
             "other_load": foreign,
             "sink": {"name": sink.name, "count": sink.count, "ceiling": ceiling},
@@ -515,20 +518,20 @@ def render_table(r: dict) -> str:
                                  f"{b['machine_cpu_busy_percent']}% busy"),
         ("other load on the machine", benchlib.other_load_text(r["other_load"])),
         ("-", ""),
-        ("RSA floor (same run)",
-         f"{f['cpu_ms']:.3f} ms CPU per signature (median of {fb['samples']} before the blast: "
+        ("RSA floor during the blast", f"{f['during_blast']['cpu_ms_median']:.3f} ms CPU per signature "
+                                       f"(median of {f['during_blast']['samples']} taken throughout; "
+                                       f"p10-p90 {f['during_blast']['cpu_ms_p10_p90'][0]:.3f}-"
+                                       f"{f['during_blast']['cpu_ms_p10_p90'][1]:.3f} ms)"),
+        ("RSA floor before and after",
+         f"{f['cpu_ms']:.3f} ms (median of {fb['samples']} before the blast: "
          f"{fb['cpu_ms_median']:.3f} ms, of {fa['samples']} after: {fa['cpu_ms_median']:.3f} ms)"
          + ("" if f["steady"] else f"; UNSTEADY: {100 * f['spread']:.0f}% apart, the machine's speed moved")),
-        ("RSA floor during the blast", f"{f['during_blast']['cpu_ms_median']:.3f} ms (median of "
-                                       f"{f['during_blast']['samples']} taken throughout; p10-p90 "
-                                       f"{f['during_blast']['cpu_ms_p10_p90'][0]:.3f}-"
-                                       f"{f['during_blast']['cpu_ms_p10_p90'][1]:.3f} ms)"),
         ("worker CPU per message",
          f"{b['worker_cpu_ms_per_message']:.3f} ms ({b['worker_cpu_seconds']:.2f} s user+sys of the "
          f"worker processes / {b['messages']:,} messages)"),
-        ("worker CPU / RSA floor", f"{r['worker_cpu_ratio_to_rsa_floor']}x "
+        ("worker CPU / RSA floor", f"{r['worker_cpu_ratio_to_rsa_floor']}x the floor during the blast "
                                    f"(goal <= {TARGET_CPU_RATIO}x: {ok[r['targets']['cpu_ratio_met']]})"),
-        ("  / the floor during the blast", f"{r['worker_cpu_ratio_to_rsa_floor_during']}x"),
+        ("  / the floor before and after", f"{r['worker_cpu_ratio_to_rsa_floor_before_after']}x"),
         ("-", ""),
         ("sink", r["sink"]["name"]),
         ("sink ceiling", f"{r['sink']['ceiling']['per_second']:,.1f} msg/s "

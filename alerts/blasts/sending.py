@@ -186,7 +186,6 @@ def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | N
             run.progressed = False
 
 
-
 # Messages made (not signed) together, a few rows ahead.
 UNSIGNED_AHEAD = 32
 
@@ -206,7 +205,9 @@ class _Run:
         self.return_path = ReturnPaths(cfg)
         self.max_attempts = cfg["BLAST_MAX_ATTEMPTS"]
         self.throttles: collections.Counter = collections.Counter()
-        self.built: dict[int, bytes] = {}  # throttled rows keep their bytes for the next try
+        # signed messages not sent yet: the next row's, signed ahead, and throttled rows' kept
+        # for their next try
+        self.built: dict[int, bytes] = {}
         self.unsigned: dict[int, tuple] = {}  # messages made ahead, not signed yet
         self.last_error = ""
         self.progressed = False  # a 250 since the loop last looked
@@ -302,6 +303,7 @@ class _Run:
         return "up"
 
     def _message(self, row) -> bytes:
+        """The row's signed message: signed ahead already, or made and signed now."""
         built = self.built.pop(row.id, None)
         return built if built is not None else self.factory.sign(self._parts(0))
 

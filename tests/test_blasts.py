@@ -149,7 +149,7 @@ def test_messages_built_for_rows_are_each_their_recipients_and_verify(app, ctx, 
     factory = content.MessageFactory.for_alert(db.session.get(Alert, make_alert()))
     rows = [SimpleNamespace(id=n, subscriber_id=n, email=f"reader{n}@example.org", token_key=f"k{n}")
             for n in (11, 12, 13)]
-    built = [factory.build_row(row) for row in rows]
+    built = [factory.sign(factory.parts_row(row)) for row in rows]
     assert len(built) == 3
     for row, data in zip(rows, built, strict=True):
         msg = email_lib.message_from_bytes(data)
@@ -360,6 +360,18 @@ def test_pipeline_start_returns_before_the_answer_and_finish_reads_it(app, ctx, 
     pipe.close()
     got = smtp.handler.wait_for(2, timeout=5)
     assert [m.rcpt_tos for m in got] == [["a@b.org"], ["e@f.org"]]
+
+
+def test_pipeline_closed_with_an_answer_unread_quits_cleanly(app, ctx, smtp):
+    """A connection closed between `start` and `finish` (the loop stopped) still ends with QUIT:
+    the data was complete, so the server keeps that message, and nothing waits for an answer."""
+    from alerts.mail import smtp as mailer
+
+    pipe = mailer.Pipeline(mailer.connect(smtp.url))
+    pipe.start("from@x.org", "a@b.org", b"Subject: t\r\n\r\nbody\r\n")
+    pipe.close()
+    assert pipe.awaiting is False
+    assert [m.rcpt_tos for m in smtp.handler.wait_for(1, timeout=5)] == [["a@b.org"]]
 
 
 def test_the_next_message_is_signed_while_the_relay_reads_the_data(app, ctx, smtp, dkim_key,

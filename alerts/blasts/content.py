@@ -384,10 +384,6 @@ class MessageFactory:
         """`parts` for one of a batch's rows (id, subscriber_id, email, token_key)."""
         return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key)
 
-    def build_row(self, row) -> bytes:
-        """`build` for one of a batch's rows."""
-        return self.sign(self.parts_row(row))
-
 
 def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:
     """The message as a subscriber will see it (the unsubscribe link is a sample)."""

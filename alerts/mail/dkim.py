@@ -154,7 +154,7 @@ class DkimSigner:
         first = b"DKIM-Signature: " + tags + signature + b"\r\n"
         if message is not None:
             return first + message
-        return b"".join([first, *[name + b": " + value + b"\r\n" for name, value in head], b"\r\n", body])
+        return join_message(head, body, first)
 
 
 class NoSigner:

@@ -141,8 +141,9 @@ def build_message(**fields) -> bytes:
     return join_message(head, body)
 
 
-def join_message(head: list[tuple[bytes, bytes]], body: bytes) -> bytes:
-    return b"".join([b"".join([name + b": " + value + b"\r\n" for name, value in head]), b"\r\n", body])
+def join_message(head: list[tuple[bytes, bytes]], body: bytes, first: bytes = b"") -> bytes:
+    """The message's bytes from `message_parts`; `first` goes before the headers (a signature)."""
+    return b"".join([first, *[name + b": " + value + b"\r\n" for name, value in head], b"\r\n", body])
 
 
 def message_parts(

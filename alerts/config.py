@@ -146,10 +146,12 @@ def load_config(instance_path: Path) -> dict:
         "STAFF_LOCKOUT_FAILURES": _int("STAFF_LOCKOUT_FAILURES", 5),
         "STAFF_LOCKOUT_WINDOW_SECONDS": _int("STAFF_LOCKOUT_WINDOW_SECONDS", 15 * 60),
         "STAFF_LOCKOUT_SECONDS": _int("STAFF_LOCKOUT_SECONDS", 15 * 60),
-        # The blast engine: rows per batch task, how often a batch records its outcomes
-        # (the window between the server's 250 and the commit), when a claimed row counts
-        # as abandoned by a dead worker, and when a blast with no progress is re-dispatched.
-        "BLAST_BATCH_SIZE": _int("BLAST_BATCH_SIZE", 500),
+        # The blast engine: the most rows in one batch task, and the fewest batches a dispatch
+        # makes (rows allowing: see blasts.dispatch.batch_size), how often a batch records its
+        # outcomes (the window between the server's 250 and the commit), when a claimed row
+        # counts as abandoned by a dead worker, and when a blast with no progress is re-dispatched.
+        "BLAST_BATCH_SIZE": _int("BLAST_BATCH_SIZE", 2000),
+        "BLAST_MIN_BATCHES": _int("BLAST_MIN_BATCHES", 8),
         # Recipients are fixed this many subscribers at a time by the workers while the first
         # batches go out; the send request fixes a tenth of it (a million-person list starts
         # sending in a second or two instead of after one long INSERT).

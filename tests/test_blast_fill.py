@@ -215,3 +215,34 @@ def test_chunked_blast_through_a_real_worker_reaches_everyone_once(app, ctx, smt
     assert status["state"] == "sent" and (status["sent"], status["failed"]) == (400, 0), status
     counts = collections.Counter(r for m in smtp.messages for r in m.rcpt_tos)
     assert set(counts) == set(emails) and max(counts.values()) == 1
+
+
+def test_batch_size_is_the_largest_for_long_lists_and_spread_for_short_ones():
+    assert dispatch.batch_size(1_000_000, 2000, 8) == 2000
+    assert dispatch.batch_size(20_000, 2000, 8) == 2000
+    assert dispatch.batch_size(8_000, 2000, 8) == 1000  # eight batches, not four
+    assert dispatch.batch_size(600, 2000, 8) == 75
+    assert dispatch.batch_size(120, 2000, 8) == dispatch.SMALLEST_BATCH  # not eight of 15
+    assert dispatch.batch_size(3, 2000, 8) == dispatch.SMALLEST_BATCH
+    assert dispatch.batch_size(600, 25, 8) == 25  # the largest wins over the smallest
+    assert dispatch.batch_size(0, 2000, 8) == dispatch.SMALLEST_BATCH
+    assert dispatch.batch_size(600, 2000, 0) == 600  # 0 means one batch, not a division by zero
+
+
+def test_a_short_list_is_spread_over_several_batches_and_a_long_one_capped(app, ctx, monkeypatch, queued):
+    monkeypatch.setitem(app.config, "BLAST_FILL_CHUNK", 10_000)
+    monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 150)
+    add_confirmed(1000)
+    alert_id = make_alert()
+    blasts.launch(alert_id)  # the first 1,000 of a chunk of 10,000: the whole list
+    assert dispatch.dispatch(alert_id) == 8  # 125 each: under the largest, spread eight ways
+    monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 100)
+    queued.clear()
+    assert dispatch.dispatch(alert_id) == 10  # capped at 100 each
+    sizes = [rows_between(alert_id, *args[1:]) for name, args in queued if name == "alerts.tasks.send_batch"]
+    assert sizes == [100] * 10
+
+
+def rows_between(alert_id: int, first: int, last: int) -> int:
+    return db.session.scalar(sa.select(sa.func.count()).where(
+        Delivery.alert_id == alert_id, Delivery.id.between(first, last)))

@@ -40,10 +40,28 @@ def batch_ranges(alert_id: int, size: int, after: int = 0) -> Iterator[tuple[int
         yield first, last
 
 
+# Below this many rows a batch's fixed costs (its claim, queries, connection, task) outweigh
+# what spreading it over more workers gains.
+SMALLEST_BATCH = 50
+
+
+def batch_size(queued: int, largest: int, at_least: int) -> int:
+    """Rows per batch for `queued` rows: `largest` for a long list (each batch's fixed costs,
+    about 15 ms of worker CPU, shared by more messages: bench 1.74x → 1.64x the RSA floor
+    from 500 to 2,000), but cut into `at_least` batches where each still holds
+    SMALLEST_BATCH, so that a short list goes out over several workers at once."""
+    spread = -(-queued // max(1, at_least))
+    return max(1, min(largest, max(SMALLEST_BATCH, spread)))
+
+
 def _queue_batches(alert: Alert, after: int = 0) -> tuple[int, bool]:
     """A batch task for each run of queued rows past `after`, and the next fill while the list
     is still being fixed, all sent once the caller commits; returns (batches, still filling)."""
-    ranges = list(batch_ranges(alert.id, current_app.config["BLAST_BATCH_SIZE"], after=after))
+    cfg = current_app.config
+    queued = db.session.scalar(sa.select(sa.func.count()).where(
+        Delivery.alert_id == alert.id, Delivery.status == DeliveryStatus.QUEUED, Delivery.id > after))
+    size = batch_size(queued, cfg["BLAST_BATCH_SIZE"], cfg["BLAST_MIN_BATCHES"])
+    ranges = list(batch_ranges(alert.id, size, after=after))
     alert.last_dispatch_at = utcnow()  # the sweep reads it
     for first, last in ranges:
         queueing.after_commit(SEND_BATCH, alert.id, first, last)

@@ -536,6 +536,78 @@ def test_recorder_keeps_one_connection_and_replaces_it_when_it_dies(app, ctx):
     recorder._disconnect()
 
 
+def _claimed_batch(n: int):
+    import sqlalchemy as sa
+
+    from alerts.blasts import sending
+    from alerts.extensions import db
+    from alerts.models import Delivery
+
+    add_confirmed(n)
+    alert_id = make_alert()
+    blasts.start_blast(alert_id)
+    first, last = next(blasts.batch_ranges(alert_id, 10))
+    claim = sending._claim(alert_id, first, last)
+    ids = list(db.session.scalars(sa.select(Delivery.id).order_by(Delivery.id)))
+    return alert_id, claim, first, last, ids
+
+
+def test_a_flush_of_250s_is_one_statement_and_one_with_marks_is_one_transaction(app, ctx, monkeypatch):
+    """On PostgreSQL a flush of 250s alone is one statement (it was BEGIN, UPDATE, SELECT,
+    COMMIT: four round trips, twenty times a second). A flush with more in it is still one
+    transaction on that autocommitting connection: when its last step fails, nothing of it
+    stays, and the next flush writes it all once (an attempt counted once, not twice)."""
+    import sqlalchemy as sa
+
+    from alerts.blasts import recorder as recorder_module
+    from alerts.blasts.recorder import Recorder
+    from alerts.extensions import db
+    from alerts.models import Delivery, DeliveryStatus
+
+    alert_id, claim, first, last, ids = _claimed_batch(3)
+    statements: list[str] = []
+
+    def seen(conn, cursor, sql, *args):
+        statements.append(sql.split()[0].upper())
+
+    sa.event.listen(db.engine, "before_cursor_execute", seen)
+    recorder = Recorder(db.engine, alert_id, claim, 0.05, first, last)
+    try:
+        recorder.sent(ids[0])
+        recorder.flush()
+        if db.engine.dialect.name == "postgresql":
+            assert statements == ["WITH"]
+        assert recorder.stop_reason is None  # the state came back: still sending
+
+        recorder.mark([ids[1]], DeliveryStatus.QUEUED, "421 later", attempt=True)
+        recorder.suppress("x@example.org", "hard-bounce", "550 no such user")
+        real_add = recorder_module.suppressions.add
+
+        def add_fails(*args, **kwargs):
+            real_add(*args, **kwargs)
+            raise sa.exc.OperationalError("INSERT", {}, Exception("connection lost"))
+
+        monkeypatch.setattr(recorder_module.suppressions, "add", add_fails)
+        with pytest.raises(sa.exc.OperationalError):
+            recorder.flush()
+        db.session.rollback()
+        assert db.session.get(Delivery, ids[1]).attempts == 0  # the mark did not stay alone
+        monkeypatch.setattr(recorder_module.suppressions, "add", real_add)
+        recorder.flush()
+        db.session.rollback()
+        row = db.session.get(Delivery, ids[1])
+        assert (row.status, row.attempts) == (DeliveryStatus.QUEUED, 1)
+
+        db.session.execute(sa.update(Delivery).where(Delivery.id == ids[2]).values(claim_id="another"))
+        db.session.commit()
+        recorder.sent(ids[2])
+        recorder.flush()
+        assert recorder.stop_reason == "lost-claim"  # the 250's row was someone else's by then
+    finally:
+        sa.event.remove(db.engine, "before_cursor_execute", seen)
+        recorder._disconnect()
+
+
 @pytest.mark.slow
 def test_a_signup_during_a_big_blast_is_not_queued_behind_its_batches(app, client, smtp, celery_worker,
                                                                       monkeypatch):

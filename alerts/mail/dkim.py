@@ -38,6 +38,7 @@ def canon_body_relaxed(body: bytes) -> bytes:
 
 
 _FOLD = re.compile(rb"\r\n(?=[ \t])")
+_NOT_A_NAME = re.compile(rb"[^A-Za-z0-9._-]")
 
 
 def canon_header_relaxed(name: bytes, value: bytes) -> bytes:
@@ -50,6 +51,7 @@ def canon_header_relaxed(name: bytes, value: bytes) -> bytes:
 
 
 _SIGNED = tuple(name.encode() for name in SIGNED_HEADERS)
+_PER_RECIPIENT = frozenset({b"to", b"message-id", b"list-unsubscribe"})
 
 
 @functools.lru_cache(maxsize=64)
@@ -70,15 +72,17 @@ def parse_headers(head: bytes) -> list[tuple[bytes, bytes]]:
 
 
 @functools.lru_cache(maxsize=64)
-def _selection(names: tuple[bytes, ...]) -> tuple[tuple[tuple[int, bytes], ...], bytes]:
+def _selection(names: tuple[bytes, ...]) -> tuple[tuple[tuple[int, bytes, bool], ...], bytes]:
     """For one order of header names (a blast's messages all share one): which header each
     signed name signs, and the h= tag. Each listed name takes the next occurrence from the
     bottom; a name listed more often than it occurs signs the empty "null" header, which is
-    what oversigning is (it is in h= and signs nothing)."""
+    what oversigning is (it is in h= and signs nothing). Each pick also says whether its
+    value is one that repeats across a blast's messages (not To, Message-ID, the unsubscribe
+    link), so that its canonical form is worth keeping."""
     where: dict[bytes, list[int]] = {}
     for i, name in enumerate(names):
         where.setdefault(_header_key(name), []).append(i)
-    picks: list[tuple[int, bytes]] = []
+    picks: list[tuple[int, bytes, bool]] = []
     signed: list[bytes] = []
     used: dict[bytes, int] = {}
     for name in _SIGNED:
@@ -88,7 +92,7 @@ def _selection(names: tuple[bytes, ...]) -> tuple[tuple[tuple[int, bytes], ...],
         signed.append(name)
         n = used[name] = used.get(name, 0) + 1
         if n <= len(found):
-            picks.append((found[-n], name))
+            picks.append((found[-n], name, name not in _PER_RECIPIENT))
     return tuple(picks), b":".join(signed)
 
 
@@ -111,6 +115,13 @@ class DkimSigner:
         self.key = key
         self.domain = domain.encode()
         self.selector = selector.encode()
+        for what, value in (("domain", self.domain), ("selector", self.selector)):
+            if not value or _NOT_A_NAME.search(value):  # also keeps the tags' relaxed form trivial
+                raise ValueError(f"DKIM {what} {value.decode()!r} is not a DNS name")
+        # Canonical lines of headers whose values repeat from message to message (From,
+        # Subject, Date, List-Id...): a blast's messages share all but three of them.
+        self._canon: dict[tuple[bytes, bytes], bytes] = {}
+        self._tags_of: tuple[int, bytes, bytes] = (0, b"", b"")
 
     def _sign(self, data: bytes) -> bytes:
         if self.rsa_args is not None:
@@ -135,26 +146,42 @@ class DkimSigner:
 
     def _signed(self, head: list[tuple[bytes, bytes]], message: bytes | None, body: bytes,
                 canonical_body: bool) -> bytes:
-        picks, signed_names = _selection(tuple(name for name, _ in head))
-        canon = [canon_header_relaxed(name, head[i][1]) for i, name in picks]
+        picks, signed_names = _selection(tuple([name for name, _ in head]))
+        canon = []
+        known = self._canon
+        for i, name, repeats in picks:
+            value = head[i][1]
+            line = known.get((name, value)) if repeats else None
+            if line is None:
+                line = canon_header_relaxed(name, value)
+                if repeats:
+                    if len(known) >= 256:  # a new alert, a new second's Date: start afresh
+                        known.clear()
+                    known[(name, value)] = line
+            canon.append(line)
         if canonical_body and body.endswith(b"\r\n") and not body.endswith(b"\r\n\r\n"):
             canonical = body
         else:
             canonical = canon_body_relaxed(body)
-        body_hash = base64.b64encode(hashlib.sha256(canonical).digest())
-        tags = b"".join(
-            [
-                b"v=1; a=", self.algorithm, b"; c=relaxed/relaxed; d=", self.domain,
-                b"; s=", self.selector, b"; t=", str(int(time.time())).encode(),
-                b"; h=", signed_names, b"; bh=", body_hash, b"; b=",
-            ]
-        )
-        canon.append(canon_header_relaxed(b"dkim-signature", tags)[:-2])
+        tags = self._tags(signed_names) + base64.b64encode(hashlib.sha256(canonical).digest()) + b"; b="
+        # The tags hold no line break, tab or run of spaces, and start and end with no blank:
+        # their relaxed form is the lower-cased name and the value as it is.
+        canon.append(b"dkim-signature:" + tags)
         signature = base64.b64encode(self._sign(b"".join(canon)))
         first = b"DKIM-Signature: " + tags + signature + b"\r\n"
         if message is not None:
             return first + message
         return join_message(head, body, first)
+
+    def _tags(self, signed_names: bytes) -> bytes:
+        """The tags before bh=, the same for every message signed within one second."""
+        now = int(time.time())
+        if self._tags_of[:2] != (now, signed_names):
+            self._tags_of = (now, signed_names, b"".join([
+                b"v=1; a=", self.algorithm, b"; c=relaxed/relaxed; d=", self.domain,
+                b"; s=", self.selector, b"; t=", str(now).encode(), b"; h=", signed_names, b"; bh=",
+            ]))
+        return self._tags_of[2]
 
 
 class NoSigner:

@@ -290,3 +290,23 @@ def test_message_floor_bench_sends_every_message_and_prices_it_against_rsa(tmp_p
     assert r["counted"] == 220 and r["message_bytes"] > 14_000
     assert r["rsa_floor_ms"] > 0 and r["loop_ms"] > r["rsa_floor_ms"] * 0.9
     assert all(v > 0 for v in r["parts_us"].values()) and "x the RSA floor" in table
+
+
+def test_a_second_bench_on_the_same_database_is_refused_at_once(tmp_path):
+    """Two benches on one database drop the tables under each other's workers (the first then
+    waits for its sink forever): the second stops before it touches anything, naming why.
+    On the suite's database: an advisory lock on PostgreSQL, a file lock on SQLite."""
+    url = os.environ.get("TEST_DATABASE_URL", "")
+    if not url.startswith("postgresql"):
+        url = f"sqlite:///{tmp_path / 'bench.db'}"
+    sys.path.insert(0, str(BENCH))
+    try:
+        import benchlib
+
+        first = benchlib.claim_database(url)
+        with pytest.raises(benchlib.BenchError, match="another bench is using"):
+            benchlib.claim_database(url)
+        first.close()  # the first bench ends: the database is free again
+        benchlib.claim_database(url).close()
+    finally:
+        sys.path.remove(str(BENCH))

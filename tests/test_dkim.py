@@ -138,12 +138,12 @@ def test_a_signer_keeps_repeating_headers_canonical_forms_but_signs_each_message
         head, _, body = message.partition(b"\r\n\r\n")
         parts = [(name, value.removeprefix(b" ")) for name, value in parse_headers(head)]
         signed = signer.sign_parts(parts, body)
-        if n % 50 == 0:  # dkimpy is slow: a sample verifies, and a changed subject does not
+        if n % 100 == 0:  # dkimpy is slow: a sample verifies, and a changed subject does not
             assert dkim.verify(signed, dnsfunc=dnsfunc_for(record))
             other = signed.replace(b"Alert  %d\t!" % n, b"Alert  %d\t!" % (n + 1))
             assert not dkim.verify(other, dnsfunc=dnsfunc_for(record))
         assert _tag(signed, b"t") == b"%d" % clock[0]
-        if n % 10 == 0:  # a new signer keeps nothing: every header canonicalised afresh
+        if n % 25 == 0:  # a new signer keeps nothing: every header canonicalised afresh
             assert signed == DkimSigner("example.org", "s1", pem).sign(message)
     assert 0 < len(signer._canon) <= 256
 

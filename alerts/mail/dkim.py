@@ -115,9 +115,9 @@ class DkimSigner:
         self.key = key
         self.domain = domain.encode()
         self.selector = selector.encode()
-        for what, value in (("domain", self.domain), ("selector", self.selector)):
+        for what, value in (("DKIM_DOMAIN", self.domain), ("DKIM_SELECTOR", self.selector)):
             if not value or _NOT_A_NAME.search(value):  # also keeps the tags' relaxed form trivial
-                raise ValueError(f"DKIM {what} {value.decode()!r} is not a DNS name")
+                raise ValueError(f"{what} {value.decode()!r} is not a DNS name")
         # Canonical lines of headers whose values repeat from message to message (From,
         # Subject, Date, List-Id...): a blast's messages share all but three of them.
         self._canon: dict[tuple[bytes, bytes], bytes] = {}

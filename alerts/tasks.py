@@ -14,12 +14,12 @@ from celery import shared_task
 from flask import current_app
 
 from . import welcome
-from .actions import signing
+from .actions import signing  # noqa: F401 - its email kind, registered on import
 from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
-from .subscribers import confirmations, subscriptions
+from .subscribers import confirmations, emails, subscriptions
 from .tracking import drain, retention
 
 log = logging.getLogger(__name__)
@@ -32,25 +32,51 @@ def backoff_seconds(retries: int) -> float:
     return random.uniform(cap / 2, cap)
 
 
-@shared_task(bind=True, name="alerts.tasks.send_confirmation", max_retries=None)
-def send_confirmation(self, subscriber_id: int) -> bool:
+def send_email_now(task, kind: emails.Kind, args: tuple) -> bool:
+    """The one retry policy of every kind of email (`subscribers.emails`).
+
+    Sent: True; nothing to send: False. A permanent refusal is final (for a subscriber's
+    email, a 5xx at RCPT is a hard bounce that suppresses the address, as for an alert); a
+    passing failure runs the kind's `on_retry` hook and is tried again with growing delays,
+    up to MAIL_MAX_RETRIES, after which the task fails (and is logged as given up).
+    """
+    extra = {"email_kind": kind.name, "task_args": list(args)}
+    if kind.subscriber:
+        extra["subscriber_id"] = args[0]
     try:
-        return confirmations.send_confirmation(subscriber_id)
+        return kind.send(*args)
     except (OSError, smtplib.SMTPException) as exc:
         if smtp.refusal(exc).permanent:
-            log.warning("confirmation to subscriber %s refused: %s", subscriber_id, exc,
-                        extra={"subscriber_id": subscriber_id})
-            processing.confirmation_refused(subscriber_id, exc)  # a 5xx at RCPT: a hard bounce
-            db.session.commit()
+            log.warning("%s email %r refused: %s", kind.name, args, exc, extra=extra)
+            if kind.subscriber:
+                processing.confirmation_refused(args[0], exc)
+                db.session.commit()
             return False
-        if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
-            log.error("confirmation to subscriber %s given up: %s", subscriber_id, exc,
-                      extra={"subscriber_id": subscriber_id})
+        if kind.on_retry is not None:
+            kind.on_retry(*args)
+        if task.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            log.error("%s email %r given up: %s", kind.name, args, exc, extra=extra)
             raise
-        delay = backoff_seconds(self.request.retries)
-        log.info("confirmation to subscriber %s retried in %.1fs: %s", subscriber_id, delay, exc,
-                 extra={"subscriber_id": subscriber_id})
-        raise self.retry(exc=exc, countdown=delay) from exc
+        delay = backoff_seconds(task.request.retries)
+        log.info("%s email %r retried in %.1fs: %s", kind.name, args, delay, exc, extra=extra)
+        raise task.retry(exc=exc, countdown=delay) from exc
+
+
+def _email_task(kind: emails.Kind):
+    """Each kind's task, under the name it registered (queued tasks of any version still run)."""
+
+    @shared_task(bind=True, name=kind.task, max_retries=None)
+    def send_email(self, *args) -> bool:
+        return send_email_now(self, kind, args)
+
+    send_email.__doc__ = f"Send one {kind.name} email (`subscribers.emails`)."
+    return send_email
+
+
+EMAIL_TASKS = {name: _email_task(kind) for name, kind in emails.KINDS.items()}
+send_confirmation = EMAIL_TASKS["confirmation"]
+send_welcome = EMAIL_TASKS[welcome.NAME]
+send_signature_confirmation = EMAIL_TASKS["signature_confirmation"]
 
 
 @shared_task(name="alerts.tasks.handle_signup")
@@ -59,33 +85,6 @@ def handle_signup(attempt_id: int) -> int | None:
     subscriber_id = confirmations.handle_signup(attempt_id)
     db.session.commit()
     return subscriber_id
-
-
-@shared_task(bind=True, name="alerts.tasks.send_welcome", max_retries=None)
-def send_welcome(self, subscriber_id: int) -> bool:
-    try:
-        return welcome.send_welcome(subscriber_id)
-    except (OSError, smtplib.SMTPException) as exc:
-        if smtp.refusal(exc).permanent:
-            log.warning("welcome to subscriber %s refused: %s", subscriber_id, exc,
-                        extra={"subscriber_id": subscriber_id})
-            return False
-        welcome.release(subscriber_id)
-        if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
-            raise
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
-
-
-@shared_task(bind=True, name="alerts.tasks.send_signature_confirmation", max_retries=None)
-def send_signature_confirmation(self, signature_id: int) -> bool:
-    try:
-        return signing.send_signature_confirmation(signature_id)
-    except (OSError, smtplib.SMTPException) as exc:
-        if smtp.refusal(exc).permanent or self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
-            log.warning("signature confirmation %s not sent: %s", signature_id, exc,
-                        extra={"signature_id": signature_id})
-            return False
-        raise self.retry(exc=exc, countdown=backoff_seconds(self.request.retries)) from exc
 
 
 @shared_task(name="alerts.tasks.dispatch_blast")
@@ -152,20 +151,27 @@ def decide_ab_tests() -> dict:
     return done
 
 
-@shared_task(name="alerts.tasks.queue_confirmations")
-def queue_confirmations(subscriber_ids: list[int]) -> int:
-    """A bulk import's fan-out: one send_confirmation task per subscriber, queued from a worker.
+@shared_task(name="alerts.tasks.queue_emails")
+def queue_emails(kind_name: str, ids: list[int]) -> int:
+    """A bulk import's fan-out: one task of an email kind per subscriber, queued from a worker.
 
     Publishing a task costs about a millisecond; an import of 100,000 rows hands over one
     of these per chunk instead, and the workers queue (and start sending) the rest.
     """
+    task = EMAIL_TASKS[kind_name]
     celery = current_app.extensions["celery"]
     with celery.producer_or_acquire() as producer:
-        for subscriber_id in subscriber_ids:
-            send_confirmation.apply_async((subscriber_id,), producer=producer)
-    log.info("queued %s confirmation(s) for an import", len(subscriber_ids),
-             extra={"confirmations": len(subscriber_ids)})
-    return len(subscriber_ids)
+        for ident in ids:
+            task.apply_async((ident,), producer=producer)
+    log.info("queued %s %s email(s) for an import", len(ids), kind_name,
+             extra={"email_kind": kind_name, "emails": len(ids)})
+    return len(ids)
+
+
+@shared_task(name="alerts.tasks.queue_confirmations")
+def queue_confirmations(subscriber_ids: list[int]) -> int:
+    """`queue_emails` of confirmations (the name imports queue them under)."""
+    return queue_emails("confirmation", subscriber_ids)
 
 
 @shared_task(name="alerts.tasks.record_clicks")

@@ -12,21 +12,18 @@ from datetime import timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import queueing, suppressions
+from . import queueing
 from .actions import action_link, open_actions
 from .extensions import db
-from .mail import smtp
-from .mail.context import external_url, org_context
-from .mail.dkim import signer_for
-from .mail.mime import build_message, domain_of, format_from, new_message_id
+from .mail.context import org_context
 from .mail.rendering import compiled, markdown_html
 from .mail.signed_ids import return_path
 from .models import EmailText, Subscriber, SubscriberStatus, utcnow
-from .subscribers.tokens import make_unsubscribe_token
+from .subscribers import emails
 
 SEND_WELCOME = "alerts.tasks.send_welcome"
 NAME = "welcome"
-SLOTS = ("unsubscribe_url", "email")
+SLOTS = (emails.UNSUBSCRIBE_SLOT, "email")
 DEFAULT_SUBJECT = "Welcome to {org} action alerts"
 DEFAULT_BODY = (
     "Thank you for joining us. Every few weeks we will email you when children need your voice: "
@@ -132,27 +129,17 @@ def release(subscriber_id: int) -> None:
     db.session.commit()
 
 
-def send_welcome(subscriber_id: int) -> bool:
-    """Mail the welcome once for the subscriber's current confirmation; False when not sent.
+@emails.email(NAME, task=SEND_WELCOME, subscriber=True, on_retry=release)
+def send_welcome(subscriber_id: int) -> emails.Email | None:
+    """The welcome, once for the subscriber's current confirmation; None when not to be sent.
 
-    Commits its claim (so two workers cannot both send); the task releases it on a retryable error.
+    Commits its claim (so two workers cannot both send); a passing failure releases it.
     """
     if not text().enabled:
-        return False
+        return None
     sub = _claim(subscriber_id)
-    if sub is None or suppressions.is_suppressed(sub.email):
-        return False
-    cfg = current_app.config
-    unsubscribe_url = external_url("public.unsubscribe", token=make_unsubscribe_token(sub.id))
-    rendered = compiled_welcome().personalize(unsubscribe_url=unsubscribe_url, email=sub.email)
-    data = build_message(
-        from_header=format_from(cfg["MAIL_FROM"]), to=sub.email, subject=rendered.subject,
-        text=rendered.text, html=rendered.html, message_id=new_message_id(domain_of(cfg["MAIL_FROM"])),
-        extra_headers=[("Auto-Submitted", "auto-generated"),
-                       ("List-Unsubscribe", f"<{unsubscribe_url}>"),
-                       ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")],
-    )
-    signed = signer_for(current_app).sign(data)
+    if sub is None:
+        return None
     # A bounce of the welcome counts as one of the subscriber's confirmation mail ("c").
-    smtp.send_one(cfg["SMTP_URL"], return_path("c", sub.id), sub.email, signed, cfg["SMTP_TIMEOUT"])
-    return True
+    return emails.Email(to=sub.email, compiled=compiled_welcome(), token_key=sub.token_key,
+                        return_path=return_path("c", sub.id))

@@ -17,16 +17,13 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from .. import queueing, suppressions
+from .. import queueing
 from ..extensions import PerDialect, db
-from ..mail import smtp
 from ..mail.context import external_url, org_context
-from ..mail.dkim import signer_for as dkim_signer_for
-from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import compiled
 from ..mail.signed_ids import envelope_sender
 from ..models import Action, Delivery, Signature, Subscriber, utcnow
-from ..subscribers import confirmations, subscriptions
+from ..subscribers import confirmations, emails, subscriptions
 from .references import read_reference
 
 SEND_SIGNATURE_CONFIRMATION = "alerts.tasks.send_signature_confirmation"
@@ -342,25 +339,20 @@ def signed_action_ids(email: str) -> frozenset[int]:
 SIGNATURE_CONFIRM_SLOTS = ("confirm_url", "email", "action_title")
 
 
-def send_signature_confirmation(signature_id: int) -> bool:
-    """Mail a flagged signature its confirmation link; False when there is nothing to confirm
-    (confirmed meanwhile, erased) or the address is suppressed."""
+# Written to whoever signed, who need not be on the list: no list to unsubscribe from.
+@emails.email("signature_confirmation", task=SEND_SIGNATURE_CONFIRMATION, subscriber=False)
+def send_signature_confirmation(signature_id: int) -> emails.Email | None:
+    """Mail a flagged signature its confirmation link; None when there is nothing to confirm
+    (confirmed meanwhile, erased)."""
     signature = db.session.get(Signature, signature_id)
     if signature is None or signature.confirmed_at is not None or not signature.email:
-        return False
-    if suppressions.is_suppressed(signature.email):
-        return False
+        return None
     action = db.session.get(Action, signature.action_id)
-    cfg = current_app.config
-    rendered = compiled("signature_confirm", SIGNATURE_CONFIRM_SLOTS, org_context).personalize(
-        confirm_url=external_url("public.confirm_signature", token=make_confirm_token(signature.id)),
-        email=signature.email, action_title=action.title,
+    return emails.Email(
+        to=signature.email,
+        compiled=compiled("signature_confirm", SIGNATURE_CONFIRM_SLOTS, org_context),
+        values={"confirm_url": external_url("public.confirm_signature",
+                                            token=make_confirm_token(signature.id)),
+                "action_title": action.title},
+        return_path=envelope_sender(current_app.config),
     )
-    data = build_message(
-        from_header=format_from(cfg["MAIL_FROM"]), to=signature.email, subject=rendered.subject,
-        text=rendered.text, html=rendered.html, message_id=new_message_id(domain_of(cfg["MAIL_FROM"])),
-        extra_headers=[("Auto-Submitted", "auto-generated")],
-    )
-    signed = dkim_signer_for(current_app).sign(data)
-    smtp.send_one(cfg["SMTP_URL"], envelope_sender(cfg), signature.email, signed, cfg["SMTP_TIMEOUT"])
-    return True

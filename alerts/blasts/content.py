@@ -22,6 +22,7 @@ from ..mail.mime import domain_of, format_from, message_parts, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compile_email, compiled, markdown_html
 from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
 from ..models import AbTest, Action, Alert, Signature
+from ..subscribers.emails import list_unsubscribe
 from ..subscribers.tokens import UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
 OPEN_PIXEL_SLOT = "open_pixel"  # only in alerts compiled with TRACK_OPENS=on
+TEST_SEND_TOKEN = "test-send"  # a test send's unsubscribe link: a sample, it names no one
 
 
 def rendered_actions(alert: Alert) -> list[Action]:
@@ -175,17 +177,6 @@ def list_id() -> str:
     return f'"{name}" <alerts.{domain_of(cfg["MAIL_FROM"])}>'
 
 
-def list_unsubscribe(unsubscribe_url: str, mailto: str | None) -> str:
-    """The https link, plus a signed mailto on BOUNCE_DOMAIN that the bounce receiver acts on.
-
-    Without BOUNCE_DOMAIN (or for a test send) there is no mailto: an address that no
-    one reads would leave a reader who uses it subscribed.
-    """
-    if mailto is None:
-        return f"<{unsubscribe_url}>"
-    return f"<{unsubscribe_url}>, <mailto:{mailto}?subject=unsubscribe>"
-
-
 @dataclass
 class MessageFactory:
     """Everything per-blast computed once; `build` is the per-recipient path."""
@@ -328,13 +319,21 @@ class MessageFactory:
                 out[slot] = url
         return out
 
+    def test_values(self) -> dict[str, str]:
+        """The slots of a staff test send (no delivery, no subscriber): plain links, a sample
+        unsubscribe link."""
+        values = {"unsubscribe_url": self.unsubscribe_base + TEST_SEND_TOKEN, **self.links(None)}
+        if self.pixel is not None:
+            values[OPEN_PIXEL_SLOT] = self.pixel(None)
+        return values
+
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
                subject_prefix: str = "", token_key: str | None = None) -> dict:
         """One recipient's message before MIME: what `mime.message_parts` takes.
 
         `token_key` is the subscriber's: their unsubscribe link and mailto are bound to it.
         """
-        token = "test-send" if token_key is None else self.serializer.dumps(token_key)
+        token = TEST_SEND_TOKEN if token_key is None else self.serializer.dumps(token_key)
         unsubscribe_url = self.unsubscribe_base + token
         links = self.links(delivery_id)
         if self.pixel is not None:

@@ -28,12 +28,15 @@ from ..models import (
     email_hash,
     utcnow,
 )
+from ..subscribers import emails
 from ..subscribers.subscriptions import InvalidEmail, normalize_email
 from .content import MessageFactory
 from .recorder import BatchResult, Recorder
 from .state import BlastError, finish_if_done
 
 log = logging.getLogger(__name__)
+# Sent from the staff page itself (the answer says whether it went); a queued one runs the same.
+SEND_ALERT_TEST = "alerts.tasks.send_alert_test"
 
 
 def _claim(alert_id: int, first: int, last: int) -> str | None:
@@ -367,9 +370,11 @@ def _recipient_error(rec: Recorder, row, refusal: smtp.Refusal, max_attempts: in
         rec.mark([row.id], DeliveryStatus.QUEUED, detail, attempt=True)
 
 
-def send_test(alert_id: int, to: str) -> None:
-    """One copy to a staff address, through the same builder, signer and relay as a blast."""
-    cfg = current_app.config
+# Written to a staff address, not to a subscriber: the unsubscribe link is a sample and no
+# List-Unsubscribe header offers a one-click button that could unsubscribe no one.
+@emails.email("alert_test", task=SEND_ALERT_TEST, subscriber=False, auto_submitted=False)
+def send_test(alert_id: int, to: str) -> emails.Email:
+    """One copy to a staff address, through the alert's template, signer and relay."""
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         raise BlastError(f"there is no alert {alert_id}")
@@ -381,5 +386,10 @@ def send_test(alert_id: int, to: str) -> None:
         raise BlastError(f"send a test to one email address ({exc})") from exc
     if suppressions.is_suppressed(to):
         raise BlastError(f"{to} is on the suppression list")
-    data = MessageFactory.for_alert(alert).build(None, None, to, subject_prefix="[TEST] ")
-    smtp.send_one(cfg["SMTP_URL"], envelope_sender(cfg), to, data, cfg["SMTP_TIMEOUT"])
+    factory = MessageFactory.for_alert(alert)
+    return emails.Email(
+        to=to, compiled=factory.compiled, values=factory.test_values(), subject_prefix="[TEST] ",
+        return_path=envelope_sender(current_app.config),
+        headers=(("List-Id", factory.list_id),
+                 ("Feedback-ID", f"alert{factory.alert_id}:alerts:{factory.domain}")),
+    )

@@ -2,23 +2,19 @@
 
 from __future__ import annotations
 
-from flask import current_app
-
-from .. import queueing, suppressions
+from .. import queueing
 from ..extensions import db
-from ..mail import smtp
 from ..mail.context import external_url, org_context
-from ..mail.dkim import signer_for
-from ..mail.mime import build_message, domain_of, format_from, new_message_id
 from ..mail.rendering import compiled
 from ..mail.signed_ids import return_path
 from ..models import Subscriber
+from . import emails
 from .subscriptions import AWAITING_CONFIRMATION, release_cooldown, take_attempt
 from .tokens import make_confirm_token
 
 SEND_CONFIRMATION = "alerts.tasks.send_confirmation"
 HANDLE_SIGNUP = "alerts.tasks.handle_signup"
-CONFIRM_SLOTS = ("confirm_url", "email")
+CONFIRM_SLOTS = ("confirm_url", "email", emails.UNSUBSCRIBE_SLOT)
 
 
 def queue(subscriber_id: int) -> None:
@@ -40,27 +36,17 @@ def handle_signup(attempt_id: int) -> int | None:
     return subscriber_id
 
 
-def send_confirmation(subscriber_id: int) -> bool:
-    """Mail the confirmation link; False when there is no longer anyone to confirm."""
+@emails.email("confirmation", task=SEND_CONFIRMATION, subscriber=True)
+def send_confirmation(subscriber_id: int) -> emails.Email | None:
+    """Mail the confirmation link; None (nothing sent) when there is no longer anyone to confirm."""
     sub = db.session.get(Subscriber, subscriber_id)
     if sub is None or sub.status not in AWAITING_CONFIRMATION or sub.confirm_nonce is None:
-        return False
-    if suppressions.is_suppressed(sub.email):
-        return False
-    cfg = current_app.config
+        return None
     token = make_confirm_token(sub.token_key, sub.confirm_nonce)
-    rendered = compiled("confirm", CONFIRM_SLOTS, org_context).personalize(
-        confirm_url=external_url("public.confirm", token=token), email=sub.email
-    )
-    data = build_message(
-        from_header=format_from(cfg["MAIL_FROM"]),
+    return emails.Email(
         to=sub.email,
-        subject=rendered.subject,
-        text=rendered.text,
-        html=rendered.html,
-        message_id=new_message_id(domain_of(cfg["MAIL_FROM"])),
-        extra_headers=[("Auto-Submitted", "auto-generated")],
+        compiled=compiled("confirm", CONFIRM_SLOTS, org_context),
+        values={"confirm_url": external_url("public.confirm", token=token)},
+        token_key=sub.token_key,
+        return_path=return_path("c", sub.id),
     )
-    signed = signer_for(current_app).sign(data)
-    smtp.send_one(cfg["SMTP_URL"], return_path("c", sub.id), sub.email, signed, cfg["SMTP_TIMEOUT"])
-    return True

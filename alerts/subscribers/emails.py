@@ -1,0 +1,147 @@
+"""The emails the service writes to one person: a registry of kinds, one way to send them all.
+
+Each kind is one function decorated with `@email(...)` that says what the email holds and to
+whom (an `Email`), or None when there is nothing to send (confirmed meanwhile, erased). The
+decorated function sends it, through `send`, the same way for every kind: From, Message-ID,
+Auto-Submitted, and, where the kind is written to a subscriber, that subscriber's unsubscribe
+link made from their `token_key` (the visible one in the footer, and RFC 8058's
+List-Unsubscribe and List-Unsubscribe-Post), then the DKIM signature and the relay. A kind
+written to someone who is not a subscriber says so (`subscriber=False`) and carries no
+unsubscribe header. One task body and one retry policy (`alerts.tasks`) send every kind
+under the task name it registers; `on_retry` is a kind's hook before a retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import ParamSpec
+
+from flask import current_app
+
+from .. import queueing, suppressions
+from ..mail import smtp
+from ..mail.context import external_url
+from ..mail.dkim import signer_for
+from ..mail.mime import build_message, domain_of, format_from, new_message_id
+from ..mail.rendering import CompiledEmail
+from ..mail.signed_ids import UnsubscribeAddresses
+from .tokens import make_unsubscribe_token
+
+P = ParamSpec("P")
+UNSUBSCRIBE_SLOT = "unsubscribe_url"
+
+
+@dataclass(frozen=True)
+class Email:
+    """One message of a kind, before the parts every kind shares are added."""
+
+    to: str
+    compiled: CompiledEmail
+    return_path: str
+    # The template's slots but `email` and (for a subscriber's email) `unsubscribe_url`.
+    values: Mapping[str, str] = field(default_factory=dict)
+    # The subscriber it is written to, whose unsubscribe link it carries (subscriber kinds).
+    token_key: str | None = None
+    subject_prefix: str = ""
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
+class Kind:
+    name: str
+    task: str  # the Celery task name it is queued under (a contract with running workers)
+    build: Callable[..., Email | None]
+    subscriber: bool  # written to a subscriber (its first argument is their id): unsubscribe links
+    auto_submitted: bool = True  # RFC 3834: not a person's message, no vacation replies
+    on_retry: Callable[..., None] | None = None  # before a retry after a passing failure
+
+    def send(self, *args: object) -> bool:
+        return send(self, *args)
+
+
+KINDS: dict[str, Kind] = {}
+
+
+def email(name: str, *, task: str, subscriber: bool, auto_submitted: bool = True,
+          on_retry: Callable[..., None] | None = None
+          ) -> Callable[[Callable[P, Email | None]], Callable[P, bool]]:
+    """Register a kind of email; the decorated function builds it, the returned one sends it
+    (True when sent, False when there was nothing to send). Raises what the relay raised."""
+
+    def register(build: Callable[P, Email | None]) -> Callable[P, bool]:
+        if name in KINDS:
+            raise ValueError(f"the email kind {name!r} is registered twice")
+        kind = Kind(name=name, task=task, build=build, subscriber=subscriber,
+                    auto_submitted=auto_submitted, on_retry=on_retry)
+        KINDS[name] = kind
+
+        def sender(*args: P.args, **kwargs: P.kwargs) -> bool:
+            return send(kind, *args, **kwargs)
+
+        sender.__name__ = build.__name__
+        sender.__doc__ = build.__doc__
+        sender.__qualname__ = build.__qualname__
+        sender.kind = kind  # type: ignore[attr-defined]
+        return sender
+
+    return register
+
+
+def kind(name: str) -> Kind:
+    return KINDS[name]
+
+
+def unsubscribe_url(token_key: str) -> str:
+    """The subscriber's unsubscribe page, also the RFC 8058 one-click target."""
+    return external_url("public.unsubscribe", token=make_unsubscribe_token(token_key))
+
+
+def list_unsubscribe(url: str, mailto: str | None) -> str:
+    """The https link, plus a signed mailto on BOUNCE_DOMAIN that the bounce receiver acts on.
+
+    Without BOUNCE_DOMAIN there is no mailto: an address that no one reads would leave a
+    reader who uses it subscribed.
+    """
+    if mailto is None:
+        return f"<{url}>"
+    return f"<{url}>, <mailto:{mailto}?subject=unsubscribe>"
+
+
+def message(kind: Kind, mail: Email) -> bytes:
+    """The signed bytes of one email of this kind."""
+    cfg = current_app.config
+    values = dict(mail.values)
+    headers: list[tuple[str, str]] = []
+    if kind.auto_submitted:
+        headers.append(("Auto-Submitted", "auto-generated"))
+    if kind.subscriber:
+        if not mail.token_key:
+            raise ValueError(f"a {kind.name} email is written to a subscriber and needs their token_key")
+        url = unsubscribe_url(mail.token_key)
+        values[UNSUBSCRIBE_SLOT] = url
+        headers += [("List-Unsubscribe", list_unsubscribe(url, UnsubscribeAddresses(cfg)(mail.token_key))),
+                    ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click")]
+    headers += mail.headers
+    rendered = mail.compiled.personalize(**values, email=mail.to)
+    data = build_message(
+        from_header=format_from(cfg["MAIL_FROM"]), to=mail.to,
+        subject=mail.subject_prefix + rendered.subject, text=rendered.text, html=rendered.html,
+        message_id=new_message_id(domain_of(cfg["MAIL_FROM"])), extra_headers=headers,
+    )
+    return signer_for(current_app).sign(data)
+
+
+def send(kind: Kind, *args: object, **kwargs: object) -> bool:
+    """Build one email of `kind` and hand it to the relay; False when there is nothing to send."""
+    mail = kind.build(*args, **kwargs)
+    if mail is None or suppressions.is_suppressed(mail.to):
+        return False
+    cfg = current_app.config
+    smtp.send_one(cfg["SMTP_URL"], mail.return_path, mail.to, message(kind, mail), cfg["SMTP_TIMEOUT"])
+    return True
+
+
+def queue(name: str, *args: object, on_broker_down: queueing.Fallback = None) -> None:
+    """Send an email of this kind in a worker once the current transaction commits."""
+    queueing.after_commit(KINDS[name].task, *args, on_broker_down=on_broker_down)

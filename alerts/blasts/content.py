@@ -29,8 +29,9 @@ from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 log = logging.getLogger(__name__)
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
+PREVIEW_TOKEN = "preview"
 OPEN_PIXEL_SLOT = "open_pixel"  # only in alerts compiled with TRACK_OPENS=on
-TEST_SEND_TOKEN = "test-send"  # a test send's unsubscribe link: a sample, it names no one
+TEST_SEND_TOKEN = "test-send"  # a test send's unsubscribe link: a sample (SAMPLE_UNSUBSCRIBE_TOKENS)
 
 
 def rendered_actions(alert: Alert) -> list[Action]:
@@ -391,5 +392,5 @@ def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:
     if opens_tracked():
         links[OPEN_PIXEL_SLOT] = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA="
     return compiled_alert(alert).personalize(
-        unsubscribe_url=external_url("public.unsubscribe", token="preview"), email=email, **links
+        unsubscribe_url=external_url("public.unsubscribe", token=PREVIEW_TOKEN), email=email, **links
     )

@@ -25,6 +25,7 @@ from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, preferences, subscriptions
 from ..subscribers.tokens import (
+    SAMPLE_UNSUBSCRIBE_TOKENS,
     TokenError,
     legacy_unsubscribe_id,
     unsubscribe_subscriber_id,
@@ -149,6 +150,11 @@ def unsubscribe(token: str):
     try:
         subscriber_id = unsubscribe_subscriber_id(token)
     except TokenError as exc:
+        if token in SAMPLE_UNSUBSCRIBE_TOKENS:  # a staff test send's or preview's link
+            if request.method == "POST":
+                return "Nothing to unsubscribe: this link is a sample.\n", 200, {
+                    "Content-Type": "text/plain; charset=utf-8"}
+            return render_template("unsubscribe_sample.html")
         # A link from an email sent before links were bound to a token key: it still
         # unsubscribes, but shows no address and leads to no data pages.
         subscriber_id = legacy_unsubscribe_id(token)

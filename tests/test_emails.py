@@ -1,0 +1,157 @@
+"""Every kind of email the service writes to one person keeps the promise its footer makes.
+
+The cases walk the registry (`alerts.subscribers.emails.KINDS`): a kind added later fails
+here until it has a case, and a kind written to someone who is not a subscriber says so
+when it registers (`subscriber=False`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+import dkim
+import pytest
+import sqlalchemy as sa
+
+import alerts.tasks  # noqa: F401 - what a worker imports: every kind registered
+from alerts.extensions import db
+from alerts.models import Action, Signature, Subscriber, utcnow
+from alerts.subscribers import emails
+from tests.helpers import save_alert, seed_actions
+from tests.test_blasts import dkim_key, dns_for  # noqa: F401 - dkim_key is a fixture
+
+STAFF_ADDRESS = "staff-test@example.org"
+
+
+def _subscriber(email: str, status: str) -> int:
+    sub = Subscriber(email=email, status=status, confirm_nonce="n" * 32 if status == "pending" else None,
+                     confirmed_at=utcnow() if status == "confirmed" else None)
+    db.session.add(sub)
+    db.session.commit()
+    return sub.id
+
+
+def _confirmation(n: int) -> tuple[tuple, str]:
+    email = f"pending{n}@example.org"
+    return (_subscriber(email, "pending"),), email
+
+
+def _welcome(n: int) -> tuple[tuple, str]:
+    email = f"welcome{n}@example.org"
+    return (_subscriber(email, "confirmed"),), email
+
+
+def _signature_confirmation(n: int) -> tuple[tuple, str]:
+    email = f"signer{n}@example.org"
+    action = db.session.scalars(sa.select(Action).order_by(Action.id)).first()
+    signature = Signature(action_id=action.id, email=email, email_key=email, name="Ana", source="direct")
+    db.session.add(signature)
+    db.session.commit()
+    return (signature.id,), email
+
+
+def _alert_test(n: int) -> tuple[tuple, str]:
+    alert = save_alert(None, subject="Act now", intro_md="Read [this](https://example.org/report).")
+    return (alert.id, STAFF_ADDRESS), STAFF_ADDRESS
+
+
+# One per registered kind: (its arguments, the address it goes to), made afresh for case n.
+CASES: dict[str, Callable[[int], tuple[tuple, str]]] = {
+    "confirmation": _confirmation,
+    "welcome": _welcome,
+    "signature_confirmation": _signature_confirmation,
+    "alert_test": _alert_test,
+}
+
+
+def test_every_registered_kind_has_a_case():
+    assert set(emails.KINDS) == set(CASES), "add a case for each kind of email to CASES"
+
+
+def _send(app, smtp, name: str, n: int):
+    """Send one email of the kind for real; the received message, and its subscriber (if any)."""
+    with app.app_context():
+        args, to = CASES[name](n)
+        smtp.handler.clear()
+        assert emails.kind(name).send(*args) is True
+        subscriber_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == to))
+    (received,) = smtp.handler.wait_for(1, timeout=10)
+    assert received.rcpt_tos == [to]
+    return received, subscriber_id
+
+
+def _visible_links(msg) -> tuple[str, str]:
+    text = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    in_text = re.search(r"Unsubscribe: (\S+)", text)
+    in_html = re.search(r'<a href="([^"]+)"[^>]*>Unsubscribe</a>', html)
+    assert in_text and in_html, "no visible unsubscribe link"
+    return in_text.group(1), in_html.group(1).replace("&amp;", "&")
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    assert parts.netloc == "alerts.example.org"
+    return parts.path
+
+
+def _status(app, subscriber_id: int) -> str:
+    with app.app_context():
+        return db.session.get(Subscriber, subscriber_id).status
+
+
+@pytest.mark.parametrize("name", sorted(emails.KINDS))
+def test_each_kind_of_email_unsubscribes_by_its_link_and_by_one_click(name, app, smtp, dkim_key):  # noqa: F811
+    """Sent for real and read back: a subscriber's email carries their own unsubscribe link,
+    in the footer and in List-Unsubscribe (with RFC 8058's List-Unsubscribe-Post, both signed);
+    the link's page and button, and a mail program's one-click POST (no cookie, no CSRF token),
+    each leave the reader unsubscribed. An email to someone who is not a subscriber offers no
+    one-click unsubscribe, and any sample link it shows answers with a page, not an error."""
+    assert name in CASES, f"no case for the email kind {name!r}: add one to CASES"
+    with app.app_context():
+        seed_actions()
+    kind = emails.kind(name)
+    received, subscriber_id = _send(app, smtp, name, 1)
+    msg = received.message
+    assert dkim.verify(received.data, dnsfunc=dns_for(dkim_key))
+    if not kind.subscriber:
+        assert msg["List-Unsubscribe"] is None and msg["List-Unsubscribe-Post"] is None
+        if "Unsubscribe" in msg.get_body(("plain",)).get_content():
+            for link in _visible_links(msg):
+                page = app.test_client().get(_path(link))
+                assert page.status_code == 200 and "sample" in page.get_data(as_text=True)
+                one_click = app.test_client(use_cookies=False).post(
+                    _path(link), data="List-Unsubscribe=One-Click",
+                    content_type="application/x-www-form-urlencoded")
+                assert one_click.status_code == 200
+        return
+
+    assert subscriber_id is not None
+    signed_headers = re.search(r"h=([^;]+)", msg["DKIM-Signature"]).group(1).lower().replace(" ", "")
+    assert "list-unsubscribe" in signed_headers.split(":")
+    assert "list-unsubscribe-post" in signed_headers.split(":")
+    header_link = re.match(r"<(https://[^>]+)>", msg["List-Unsubscribe"]).group(1)
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert _visible_links(msg) == (header_link, header_link)
+
+    # The visible link: the page, then its button, as a person in a browser.
+    browser = app.test_client()
+    page = browser.get(_path(header_link))
+    assert page.status_code == 200
+    action = re.search(r'<form method="post" action="([^"]+)">\s*<button', page.get_data(as_text=True))
+    assert action, "no unsubscribe button on the page"
+    assert _status(app, subscriber_id) != "unsubscribed"  # looking changes nothing
+    done = browser.post(action.group(1))
+    assert done.status_code == 200 and "unsubscribed" in done.get_data(as_text=True)
+    assert _status(app, subscriber_id) == "unsubscribed"
+
+    # The header's link, as a mail program's one-click button posts it (RFC 8058).
+    received, subscriber_id = _send(app, smtp, name, 2)
+    header_link = re.match(r"<(https://[^>]+)>", received.message["List-Unsubscribe"]).group(1)
+    one_click = app.test_client(use_cookies=False).post(
+        _path(header_link), data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded")
+    assert one_click.status_code == 200 and "Location" not in one_click.headers
+    assert _status(app, subscriber_id) == "unsubscribed"

@@ -155,3 +155,58 @@ def test_each_kind_of_email_unsubscribes_by_its_link_and_by_one_click(name, app,
         content_type="application/x-www-form-urlencoded")
     assert one_click.status_code == 200 and "Location" not in one_click.headers
     assert _status(app, subscriber_id) == "unsubscribed"
+
+
+# -- the one retry policy ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def relay_answers(smtp):
+    """Make the session's relay answer RCPT with a given reply; restored afterwards."""
+    def answer(reply: str | None) -> None:
+        smtp.handler.rcpt_reply = (lambda address: reply) if reply else None
+
+    yield answer
+    smtp.handler.rcpt_reply = None
+
+
+def _suppressed(email: str) -> bool:
+    from alerts import suppressions
+
+    return suppressions.is_suppressed(email)
+
+
+@pytest.mark.parametrize("name", sorted(emails.KINDS))
+def test_a_permanent_refusal_is_final_and_a_subscribers_is_a_hard_bounce(name, app, ctx, smtp,
+                                                                          relay_answers):
+    """Every kind's task: a 5xx at RCPT is not retried; for an email to a subscriber it
+    suppresses the address (a hard bounce, as for an alert), for anyone else it is only logged."""
+    from alerts import tasks
+
+    seed_actions()
+    args, to = CASES[name](1)
+    relay_answers("550 5.1.1 no such user")
+    result = tasks.EMAIL_TASKS[name].apply(args=args)
+    assert result.successful() and result.result is False
+    assert _suppressed(to) is emails.kind(name).subscriber
+
+
+def test_a_passing_failure_gives_the_welcome_back_for_the_retry(app, ctx, smtp, relay_answers,
+                                                                monkeypatch):
+    """A 4xx: the welcome's claim is released before the task gives up or retries, so the
+    next try (or the sweep) sends it; once it goes through, it is claimed for good."""
+    from alerts import tasks
+
+    monkeypatch.setitem(app.config, "MAIL_MAX_RETRIES", 0)
+    (sid,), to = _welcome(1)
+    relay_answers("451 4.3.0 try again later")
+    result = tasks.send_welcome.apply(args=(sid,))
+    assert result.failed()
+    db.session.expire_all()
+    assert db.session.get(Subscriber, sid).welcomed_for is None
+    relay_answers(None)
+    smtp.handler.clear()
+    assert tasks.send_welcome.apply(args=(sid,)).result is True
+    assert smtp.handler.wait_for(1, timeout=10)[0].rcpt_tos == [to]
+    assert tasks.send_welcome.apply(args=(sid,)).result is False  # claimed: never twice
+    assert not _suppressed(to)

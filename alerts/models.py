@@ -88,7 +88,8 @@ class Subscriber(db.Model):
     source: Mapped[str | None] = mapped_column(sa.String(200))
     # "Pause for a month" from the preferences page: no alert until then.
     paused_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
-    # The confirmation the welcome email was sent for: one welcome per confirmation.
+    # The confirmation whose welcome is settled (sent, or not wanted by the import that
+    # confirmed them): one welcome per confirmation, and none the importer did not ask for.
     welcomed_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     consents: Mapped[list[ConsentRecord]] = relationship(

@@ -7,7 +7,7 @@ more, and someone who unsubscribes and confirms again is welcomed again.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -75,12 +75,15 @@ def queue(subscriber_id: int) -> None:
     queueing.after_commit(SEND_WELCOME, subscriber_id)
 
 
-def unsent(limit: int = 1000) -> list[int]:
+def unsent(limit: int = 1000, now: datetime | None = None) -> list[int]:
     """Recent confirmations not yet welcomed, past the grace its own task had (the sweep queues
-    them after its commit; `send_welcome`'s claim keeps it to one welcome however often)."""
+    them after its commit; `send_welcome`'s claim keeps it to one welcome however often).
+
+    A confirmation whose welcome is settled otherwise (an import that did not ask for one
+    sets `welcomed_for`) is not among them."""
     if not text().enabled:
         return []
-    now = utcnow()
+    now = now or utcnow()
     return list(db.session.scalars(
         sa.select(Subscriber.id)
         .where(Subscriber.status == SubscriberStatus.CONFIRMED,

@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from .. import welcome as welcome_email
 from ..models import SubscriberStatus
 from ..subscribers import importing
 from ..subscribers.exporting import export_csv
@@ -31,19 +32,33 @@ def subscribers_group() -> None:
 @click.option("--map", "mappings", multiple=True, metavar="FIELD=HEADER",
               help="Which column holds a field, e.g. --map \"email=E-mail Address\" (repeatable; "
                    "fields: email, source). Default: a column named email (or e-mail, email address).")
+@click.option("--welcome", is_flag=True,
+              help="With --consent documented: send each newly confirmed subscriber the welcome "
+                   "email. Without it, an import mails no one.")
 @click.option("--dry-run", is_flag=True, help="Check every row and report what would happen; change nothing.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the rows not imported as they stand, with the reason, to this CSV file.")
 @click.option("--consent-text-version", help="The version of the consent wording the people agreed to "
               "(default: CONSENT_TEXT_VERSION).")
-def import_command(file: str, consent: str, source: str | None, mappings: tuple[str, ...], dry_run: bool,
-                   report_path: str | None, consent_text_version: str | None) -> None:
+def import_command(file: str, consent: str, source: str | None, mappings: tuple[str, ...], welcome: bool,
+                   dry_run: bool, report_path: str | None, consent_text_version: str | None) -> None:
     """Import subscribers from FILE.csv, whose header row names at least the email column.
 
     Duplicates within the file are merged, suppressed addresses stay suppressed, confirmed
-    subscribers are left as they are, and no one who unsubscribed is resubscribed. A summary
-    goes to standard output and a progress bar to standard error.
+    subscribers are left as they are, and no one who unsubscribed is resubscribed. Nobody is
+    mailed unless asked: --consent confirm-first sends confirmations, --welcome the welcome
+    email. A summary goes to standard output and a progress bar to standard error.
     """
+    if welcome and consent != DOCUMENTED:
+        raise click.UsageError(
+            "--welcome goes with --consent documented: people who confirm first are sent the "
+            "welcome email when they confirm."
+        )
+    if welcome and not welcome_email.text().enabled:
+        raise click.UsageError(
+            "--welcome: the welcome email is switched off (staff pages, Welcome email); "
+            "switch it on first, or import without --welcome."
+        )
     if consent == DOCUMENTED and not (source or "").strip():
         raise click.UsageError(
             "--source is required with --consent documented: say where and how these people "
@@ -63,6 +78,7 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
                 report = importing.import_file(
                     binary, consent=consent, source=source, mapping=mapping, dry_run=dry_run,
                     consent_text_version=consent_text_version, progress=progress.update,
+                    welcome=welcome,
                 )
             except ImportFileError as exc:
                 raise click.BadParameter(str(exc), param_hint="FILE.csv") from exc

@@ -9,7 +9,10 @@ Two consent modes:
 
 * ``documented``: the organisation holds proof of consent elsewhere (a paper petition, an
   old list). Rows become confirmed subscribers; the source is recorded on the subscriber and
-  in a consent record, so it stays provable where the consent came from.
+  in a consent record, so it stays provable where the consent came from. Nobody is mailed
+  unless the importer asks (``welcome``): then each newly confirmed subscriber is sent the
+  welcome email; otherwise their welcome is settled as not wanted, so the sweep that sends
+  lost welcomes does not send one minutes later.
 * ``confirm-first``: rows become pending and each is sent the usual confirmation email,
   queued after the chunk's commit; nobody is mailed an alert until they confirm. The
   per-address cooldown of the signup form applies here too.
@@ -51,6 +54,8 @@ from ..models import (
 from .subscriptions import InvalidEmail, normalize_email, release_cooldown
 
 QUEUE_CONFIRMATIONS = "alerts.tasks.queue_confirmations"
+QUEUE_EMAILS = "alerts.tasks.queue_emails"
+WELCOME = "welcome"  # the email kind (alerts.welcome)
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +116,8 @@ class ImportReport:
     confirmed: int = 0  # pending subscribers confirmed by a documented import
     resent: int = 0  # pending subscribers sent a fresh confirmation by a confirm-first import
     queued: int = 0  # confirmation emails queued
+    welcome: bool = False  # the importer asked for the welcome email (documented consent only)
+    welcomes: int = 0  # welcome emails queued (or, in a dry run, that would be)
     problems: list[Problem] = field(default_factory=list)
     reasons: Counter = field(default_factory=Counter)
     seconds: float = 0.0
@@ -148,6 +155,10 @@ class ImportReport:
         ]
         if self.consent == DOCUMENTED:
             lines.append(f"{self.confirmed} pending subscriber(s) {would}confirmed.")
+            if self.welcome:
+                lines.append(f"{self.welcomes} welcome email(s) {would}queued.")
+            else:
+                lines.append("0 welcome emails: none was asked for, so nobody is mailed.")
         else:
             lines.append(f"{self.resent} pending subscriber(s) {would}sent a fresh confirmation.")
             lines.append(f"{self.queued} confirmation email(s) {would}queued.")
@@ -266,6 +277,7 @@ class _ChunkResult:
     resent: int = 0
     problems: list[Problem] = field(default_factory=list)
     to_mail: list[int] = field(default_factory=list)
+    to_welcome: list[int] = field(default_factory=list)
 
 
 def import_csv(
@@ -278,15 +290,21 @@ def import_csv(
     consent_text_version: str | None = None,
     chunk_size: int = CHUNK_SIZE,
     progress: Callable[[int], None] | None = None,
+    welcome: bool = False,
 ) -> ImportReport:
     """Import subscribers from CSV text; see the module docstring for what each mode does.
 
     `progress` is called with the number of file lines consumed since its last call.
     Each chunk is committed on its own (a dry run commits nothing), and confirmation
-    emails for a chunk are queued only after its commit.
+    (or, with `welcome`, welcome) emails for a chunk are queued only after its commit.
     """
     if consent not in CONSENT_MODES:
         raise ValueError(f"consent must be one of {CONSENT_MODES}")
+    if welcome and consent != DOCUMENTED:
+        raise ImportFileError(
+            "the welcome email is for a documented-consent import; people who confirm first "
+            "are welcomed when they confirm"
+        )
     source = (source or "").strip() or None
     if consent == DOCUMENTED and not source:
         raise ImportFileError(
@@ -295,7 +313,7 @@ def import_csv(
     if source and len(source) > SOURCE_MAX:
         raise ImportFileError(f"the source is longer than {SOURCE_MAX} characters")
     started = time.perf_counter()
-    report = ImportReport(consent=consent, dry_run=dry_run)
+    report = ImportReport(consent=consent, dry_run=dry_run, welcome=welcome)
     version = consent_text_version or current_app.config["CONSENT_TEXT_VERSION"]
 
     header_line = stream.readline()
@@ -368,9 +386,9 @@ def import_csv(
     report.problems.sort(key=lambda p: p.line)
     report.seconds = time.perf_counter() - started
     log.info(
-        "subscriber import: %s rows, %s created, %s confirmed, %s resent, %s queued, %s",
+        "subscriber import: %s rows, %s created, %s confirmed, %s resent, %s queued, %s welcomes, %s",
         report.rows, report.created, report.confirmed, report.resent, report.queued,
-        dict(report.reasons),
+        report.welcomes, dict(report.reasons),
         extra={"import_mode": consent, "dry_run": dry_run},
     )
     return report
@@ -449,6 +467,7 @@ class _Applier:
         self.version = version
         self.dry_run = dry_run
         self.report = report
+        self.welcome = report.welcome
         self.queue_broken = False
 
     def apply(self, rows: list[_Row]) -> None:
@@ -473,6 +492,10 @@ class _Applier:
             self.report.add(problem)
         if result.to_mail:
             self._enqueue(result.to_mail, {email_key(r.email): r for r in rows})
+        if self.welcome:
+            self.report.welcomes += result.created + result.confirmed
+        if result.to_welcome:
+            self._enqueue_welcomes(result.to_welcome)
 
     def _apply(self, rows: list[_Row]) -> _ChunkResult:
         result = _ChunkResult()
@@ -519,16 +542,23 @@ class _Applier:
         result.confirmed = len(pending)
         if self.dry_run:
             return
-        ids = self._insert(new, now, status=SubscriberStatus.CONFIRMED, confirmed_at=now)
+        # Their welcome is settled at once unless the importer asked for it: `welcomed_for`
+        # set to this confirmation takes them out of the sweep that sends lost welcomes.
+        settled = None if self.welcome else now
+        ids = self._insert(new, now, status=SubscriberStatus.CONFIRMED, confirmed_at=now,
+                           welcomed_for=settled)
         if pending:
             # Confirmed now, on the documented consent; a source set before is kept.
             db.session.execute(
                 sa.update(Subscriber.__table__)
                 .where(Subscriber.__table__.c.id == sa.bindparam("b_id"))
                 .values(status=SubscriberStatus.CONFIRMED.value, confirmed_at=now, confirm_nonce=None,
+                        welcomed_for=settled,
                         source=sa.func.coalesce(Subscriber.__table__.c.source, sa.bindparam("b_source"))),
                 [{"b_id": sub_id, "b_source": row.source} for row, sub_id in pending],
             )
+        if self.welcome:
+            result.to_welcome = [*ids, *(sub_id for _, sub_id in pending)]
         consents = [(sub_id, row.source) for row, sub_id in zip(new, ids, strict=True)]
         consents += [(sub_id, row.source) for row, sub_id in pending]
         self._consent_records(consents, "import:documented", now)
@@ -572,7 +602,8 @@ class _Applier:
 
     def _insert(self, rows: list[_Row], now: datetime, *, status: SubscriberStatus,
                 confirmed_at: datetime | None = None, nonce: bool = False,
-                last_confirmation_at: datetime | None = None) -> list[int]:
+                last_confirmation_at: datetime | None = None,
+                welcomed_for: datetime | None = None) -> list[int]:
         """One executemany INSERT, then the new ids by address, in the rows' order.
 
         (INSERT … RETURNING of a thousand rows is one statement with thousands of
@@ -591,6 +622,7 @@ class _Applier:
                 # A fresh nonce per pending subscriber makes each confirmation link single-use.
                 "confirm_nonce": secrets.token_hex(16) if nonce else None,
                 "last_confirmation_at": last_confirmation_at,
+                "welcomed_for": welcomed_for,
                 "source": row.source,
             }
             for row in rows
@@ -634,6 +666,14 @@ class _Applier:
             row = rows_by_email.get(emails.get(sub_id, ""))
             if row is not None:
                 self.report.add(Problem(row.line, row.raw, "not-queued"))
+
+
+    def _enqueue_welcomes(self, ids: list[int]) -> None:
+        """After the chunk's commit: the welcomes asked for, as one fan-out task. If the broker
+        is away they are not lost: the sweep sends welcomes not yet sent within the hour."""
+        if not queueing.publish(QUEUE_EMAILS, WELCOME, ids):
+            log.warning("import: %s welcome email(s) left for the sweep (the broker is away)", len(ids),
+                        extra={"welcomes": len(ids)})
 
 
 def _in(column, values: list) -> sa.ColumnElement[bool]:

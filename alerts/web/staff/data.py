@@ -29,6 +29,7 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from ... import welcome
 from ...extensions import db
 from ...models import Alert, Delivery, Subscriber, SubscriberStatus
 from ...reports import history
@@ -99,6 +100,7 @@ class ImportForm(FlaskForm):
         "Source column", validators=[Optional(), Length(max=200)],
         description="Optional: a column giving each row its own source.",
     )
+    send_welcome = BooleanField("Send them the welcome email", default=False)
     dry_run = BooleanField("Dry run: check the file and show what would happen, change nothing",
                            default=True)
 
@@ -106,6 +108,16 @@ class ImportForm(FlaskForm):
         if not field.data and _kept_path(self.kept.data) is None:
             raise ValidationError("Choose a CSV file to import." if not self.kept.data else
                                   "The checked file is no longer kept; choose it again.")
+
+    def validate_send_welcome(self, field) -> None:
+        if not field.data:
+            return
+        if self.consent.data != importing.DOCUMENTED:
+            raise ValidationError("The welcome email goes with documented consent: people who "
+                                  "confirm first get it when they confirm.")
+        if not welcome.text().enabled:
+            raise ValidationError("The welcome email is switched off (Welcome email page); "
+                                  "switch it on first, or leave this box unticked.")
 
     def validate_source(self, field) -> None:
         if self.consent.data == importing.DOCUMENTED and not (field.data or "").strip():
@@ -155,7 +167,7 @@ def data_import():
 def _run_import(stream, form: ImportForm, mapping: dict[str, str]) -> importing.ImportReport:
     return importing.import_file(
         stream, consent=form.consent.data, source=form.source.data, mapping=mapping,
-        dry_run=form.dry_run.data,
+        dry_run=form.dry_run.data, welcome=form.send_welcome.data,
     )
 
 

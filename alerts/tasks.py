@@ -9,8 +9,9 @@ from __future__ import annotations
 import logging
 import random
 import smtplib
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from flask import current_app
 
 from . import welcome
@@ -32,7 +33,7 @@ def backoff_seconds(retries: int) -> float:
     return random.uniform(cap / 2, cap)
 
 
-def send_email_now(task, kind: emails.Kind, args: tuple) -> bool:
+def send_email_now(task: Task, kind: emails.Kind, args: tuple[Any, ...]) -> bool:
     """The one retry policy of every kind of email (`subscribers.emails`).
 
     Sent: True; nothing to send: False. A permanent refusal is final (for a subscriber's
@@ -62,11 +63,11 @@ def send_email_now(task, kind: emails.Kind, args: tuple) -> bool:
         raise task.retry(exc=exc, countdown=delay) from exc
 
 
-def _email_task(kind: emails.Kind):
+def _email_task(kind: emails.Kind) -> Task:
     """Each kind's task, under the name it registered (queued tasks of any version still run)."""
 
     @shared_task(bind=True, name=kind.task, max_retries=None)
-    def send_email(self, *args) -> bool:
+    def send_email(self: Task, *args: Any) -> bool:
         return send_email_now(self, kind, args)
 
     send_email.__doc__ = f"Send one {kind.name} email (`subscribers.emails`)."

@@ -266,7 +266,8 @@ def process(raw: bytes, *, source: str, envelope_rcpts: Sequence[str] = (),
 
 
 def confirmation_refused(subscriber_id: int, exc: BaseException) -> bool:
-    """A 5xx at RCPT for a confirmation is a hard bounce, as it is for an alert; the caller commits."""
+    """A 5xx at RCPT for an email to a subscriber (a confirmation, the welcome) is a hard bounce,
+    as it is for an alert; the caller commits."""
     refusal = smtp.refusal(exc)
     if not refusal.hard_bounce:
         return False

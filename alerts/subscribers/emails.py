@@ -19,7 +19,7 @@ from typing import ParamSpec
 
 from flask import current_app
 
-from .. import queueing, suppressions
+from .. import suppressions
 from ..mail import smtp
 from ..mail.context import external_url
 from ..mail.dkim import signer_for
@@ -141,7 +141,3 @@ def send(kind: Kind, *args: object, **kwargs: object) -> bool:
     smtp.send_one(cfg["SMTP_URL"], mail.return_path, mail.to, message(kind, mail), cfg["SMTP_TIMEOUT"])
     return True
 
-
-def queue(name: str, *args: object, on_broker_down: queueing.Fallback = None) -> None:
-    """Send an email of this kind in a worker once the current transaction commits."""
-    queueing.after_commit(KINDS[name].task, *args, on_broker_down=on_broker_down)

@@ -136,3 +136,41 @@ def test_the_staff_form_mails_no_one_unless_its_box_is_ticked(app, staff_client,
         ids = set(db.session.scalars(sa.select(Subscriber.id).where(Subscriber.email != "dee@example.org")))
     assert [(name, kind) for name, (kind, _) in published] == [("alerts.tasks.queue_emails", "welcome")]
     assert set(published[0][1][1]) == ids
+
+
+@pytest.mark.slow
+def test_the_import_page_in_a_browser(app, live_server, browser, tmp_path, shots, published):
+    """The box is unticked and explained; the dry run's report says how many would be welcomed,
+    and "Import for real" keeps the choice. At desktop and phone width."""
+    from playwright.sync_api import expect
+
+    from tests.helpers import create_staff
+    from tests.plugins.browsers import new_page, staff_log_in
+
+    with app.app_context():
+        create_staff("staff@example.org", "correct horse battery")
+    for phone in (False, True):
+        page = new_page(browser, phone=phone)
+        width = "390" if phone else "1280"
+        csv_file = write_csv(tmp_path / f"list-{width}.csv", ROWS.replace("@", f"{width}@"))
+        staff_log_in(page, live_server.url, "staff@example.org", "correct horse battery")
+        page.goto(live_server.url + "/staff/subscribers/import")
+        box = page.get_by_label("Send them the welcome email")
+        expect(box).not_to_be_checked()
+        page.set_input_files('input[name="file"]', str(csv_file))
+        page.get_by_label("We hold documented consent").check()
+        page.get_by_label("Source of consent").fill(SOURCE)
+        box.check()
+        page.screenshot(path=str(shots / f"import-form-{width}.png"), full_page=True)
+        page.get_by_role("button", name="Upload").click()
+        expect(page.locator("dl.summary")).to_contain_text("Welcome emails3 would be queued")
+        page.screenshot(path=str(shots / f"import-dry-run-{width}.png"), full_page=True)
+        if not phone:
+            page.get_by_role("button", name="Import for real").click()
+            expect(page.locator("dl.summary")).to_contain_text("Welcome emails3 queued")
+            page.screenshot(path=str(shots / f"import-done-{width}.png"), full_page=True)
+        page.goto(live_server.url + "/unsubscribe/test-send")
+        expect(page.get_by_role("heading", name="A sample unsubscribe link")).to_be_visible()
+        page.screenshot(path=str(shots / f"unsubscribe-sample-{width}.png"), full_page=True)
+        page.context.close()
+    assert [name for name, _ in published] == ["alerts.tasks.queue_emails"]

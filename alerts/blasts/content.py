@@ -23,15 +23,13 @@ from ..mail.rendering import CompiledEmail, Rendered, Slot, compile_email, compi
 from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
 from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.emails import list_unsubscribe
-from ..subscribers.tokens import UnsubscribeTokens
+from ..subscribers.tokens import PREVIEW_TOKEN, TEST_SEND_TOKEN, UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 
 log = logging.getLogger(__name__)
 
 RECIPIENT_SLOTS = ("unsubscribe_url", "email")
-PREVIEW_TOKEN = "preview"
 OPEN_PIXEL_SLOT = "open_pixel"  # only in alerts compiled with TRACK_OPENS=on
-TEST_SEND_TOKEN = "test-send"  # a test send's unsubscribe link: a sample (SAMPLE_UNSUBSCRIBE_TOKENS)
 
 
 def rendered_actions(alert: Alert) -> list[Action]:

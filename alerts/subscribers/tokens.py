@@ -26,7 +26,8 @@ UNSUBSCRIBE_SALT = "alerts.unsubscribe.v2"
 LEGACY_UNSUBSCRIBE_SALT = "alerts.unsubscribe.v1"  # a signed subscriber id, before token keys
 # What a staff test send and preview carry in place of a subscriber's token: a sample that
 # names no one, which the unsubscribe page explains instead of calling it broken.
-SAMPLE_UNSUBSCRIBE_TOKENS = frozenset({"test-send", "preview"})
+TEST_SEND_TOKEN, PREVIEW_TOKEN = "test-send", "preview"
+SAMPLE_UNSUBSCRIBE_TOKENS = frozenset({TEST_SEND_TOKEN, PREVIEW_TOKEN})
 _SEGMENT = re.compile(r"^[A-Za-z0-9_-]+$")
 _KEY = re.compile(r"^[0-9a-f]{32}$")
 

@@ -49,6 +49,8 @@ class Email:
 
 @dataclass(frozen=True)
 class Kind:
+    """A registered kind of email: what the shared path and the one retry policy need to know."""
+
     name: str
     task: str  # the Celery task name it is queued under (a contract with running workers)
     build: Callable[..., Email | None]
@@ -57,6 +59,7 @@ class Kind:
     on_retry: Callable[..., None] | None = None  # before a retry after a passing failure
 
     def send(self, *args: object) -> bool:
+        """Build and send one (what its task runs); raises what the relay raised."""
         return send(self, *args)
 
 

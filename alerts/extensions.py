@@ -73,6 +73,18 @@ migrate = Migrate()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
+# What the database raises when it cannot be used at all (down, unreachable, its file gone),
+# as opposed to a statement it refused: pages answer 503, the CLI one line naming it.
+DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError)
+
+
+def database_down_reason(exc: BaseException) -> str:
+    """The driver's own first line (`Connection refused`, `unable to open database file`)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return (lines[0] if lines else type(orig).__name__)[:300]
+
+
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 

@@ -73,9 +73,10 @@ migrate = Migrate()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
-# What the database raises when it cannot be used at all (down, unreachable, its file gone),
-# as opposed to a statement it refused: pages answer 503, the CLI one line naming it.
-DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError)
+# What the database raises when it cannot be used at all (down, unreachable, its file gone, no
+# connection free in time), as opposed to a statement it refused: pages answer 503, the CLI one
+# line naming it.
+DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
 
 
 def database_down_reason(exc: BaseException) -> str:

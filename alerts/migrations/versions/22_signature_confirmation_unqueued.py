@@ -1,4 +1,4 @@
-"""A signature whose confirmation email could not be queued (the broker was away) is flagged for the sweep
+"""signatures.confirmation_unqueued: a confirmation the broker refused, for the sweep to queue
 
 Revision ID: i22_signature_unqueued
 Revises: i14_click_reason

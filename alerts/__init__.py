@@ -50,6 +50,7 @@ def register_extensions(app: Flask) -> None:
     migrate.init_app(app, db, directory=str(Path(__file__).parent / "migrations"))
     csrf.init_app(app)
     app.config["RATELIMIT_STORAGE_URI"] = redis_conn.limiter_url(app.config["REDIS_URL"])
+    app.config.setdefault("RATELIMIT_STORAGE_OPTIONS", redis_conn.limiter_options())
     limiter.init_app(app)
     celery_init_app(app)
     listcounts.install(app)

@@ -28,9 +28,11 @@ def celery_config(app: Flask) -> dict:
         "task_acks_late": True,
         "task_reject_on_worker_lost": True,
         "worker_prefetch_multiplier": 1,
-        # Longer than any task may run (time limit below) so Redis never re-delivers a
-        # task that is still being worked on.
-        "broker_transport_options": {"visibility_timeout": 3600},
+        # The visibility timeout is longer than any task may run (time limit below) so Redis
+        # never re-delivers a task that is still being worked on; short connect and read
+        # timeouts make a publish to a broker that is gone fail fast (the work waits for the
+        # sweep) instead of holding a web request.
+        "broker_transport_options": {"visibility_timeout": 3600, **redis_conn.broker_options()},
         "task_time_limit": 1800,
         "task_soft_time_limit": 1700,
         "task_default_queue": queue,

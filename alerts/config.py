@@ -118,6 +118,9 @@ def load_config(instance_path: Path) -> dict:
         "SIGN_ADDRESS_RATE_LIMIT": _env("SIGN_ADDRESS_RATE_LIMIT", "10/minute;30/hour"),
         "CONFIRM_COOLDOWN_SECONDS": _int("CONFIRM_COOLDOWN_SECONDS", 15 * 60),
         "CONFIRM_MAX_AGE_SECONDS": _int("CONFIRM_MAX_AGE_SECONDS", 48 * 3600),
+        # A recorded signup whose task has not run after this long (the broker was away when
+        # it came) is applied by the sweep instead.
+        "SIGNUP_STALE_SECONDS": _int("SIGNUP_STALE_SECONDS", 60),
         "CONSENT_TEXT_VERSION": _env("CONSENT_TEXT_VERSION", "2026-11-advocate-for-kids-v1"),
         "SMTP_TIMEOUT": _int("SMTP_TIMEOUT", 30),
         "MAIL_RETRY_BACKOFF_MAX": _int("MAIL_RETRY_BACKOFF_MAX", 600),
@@ -126,6 +129,9 @@ def load_config(instance_path: Path) -> dict:
         # X-RateLimit-* and Retry-After go on rate-limited (429) answers only (alerts/errors.py):
         # on every answer they cost two more Redis round trips (~0.45 ms of a signup's CPU).
         "RATELIMIT_HEADERS_ENABLED": False,
+        # While Redis does not answer, every process counts limits in its own memory (the
+        # forms keep answering), and goes back to Redis once it answers (alerts/extensions.py).
+        "RATELIMIT_IN_MEMORY_FALLBACK_ENABLED": True,
         "WTF_CSRF_TIME_LIMIT": None,
         "SESSION_COOKIE_HTTPONLY": True,
         # Secure when BASE_URL is https (set in create_app, after a test's overrides).

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import sqlite3
+import time
 
+import flask_limiter
 import sqlalchemy as sa
-from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
+from limits import RateLimitItem
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase
@@ -27,10 +30,61 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
 
+log = logging.getLogger(__name__)
+
+
+class Limiter(flask_limiter.Limiter):
+    """Flask-Limiter, plus `hit` and `reset_at` for limits a view counts itself (the signing
+    path), with the same fallback as its decorators: while the storage (Redis) does not
+    answer, limits are counted in this process's memory (RATELIMIT_IN_MEMORY_FALLBACK_ENABLED),
+    and counting returns to Redis once it answers again."""
+
+    RECHECK_SECONDS = 5.0  # how often a process counting in memory looks whether Redis is back
+    _next_recheck = 0.0
+
+    def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
+        """Count one request against `item`; False when that breaches it."""
+        return self._counted(lambda strategy: strategy.hit(item, *identifiers))
+
+    def reset_at(self, item: RateLimitItem, *identifiers: str) -> float:
+        """When `item`'s current window ends (a Unix time), for Retry-After."""
+        return self._counted(lambda strategy: strategy.get_window_stats(item, *identifiers).reset_time)
+
+    def _counted(self, count):
+        if self._storage_dead and time.monotonic() >= self._next_recheck:
+            self._next_recheck = time.monotonic() + self.RECHECK_SECONDS
+            if self.storage.check():
+                log.info("rate limit storage answers again: counting there")
+                self._storage_dead = False
+        try:
+            return count(self.limiter)
+        except Exception:  # what a storage raises is its client's (redis.ConnectionError...)
+            if not self._in_memory_fallback_enabled or self._storage_dead:
+                raise
+            log.warning("rate limit storage unreachable: counting in this process's memory",
+                        exc_info=True)
+            self._storage_dead = True
+            self._next_recheck = time.monotonic() + self.RECHECK_SECONDS
+            return count(self.limiter)
+
+
 db = SQLAlchemy(model_class=Base)
 migrate = Migrate()
 csrf = CSRFProtect()
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+# What the database raises when it cannot be used at all (down, unreachable, its file gone, no
+# connection free in time), as opposed to a statement it refused: pages answer 503, the CLI one
+# line naming it.
+DATABASE_DOWN = (sa.exc.OperationalError, sa.exc.InterfaceError, sa.exc.TimeoutError)
+
+
+def database_down_reason(exc: BaseException) -> str:
+    """The driver's own first line (`Connection refused`, `unable to open database file`)."""
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return (lines[0] if lines else type(orig).__name__)[:300]
+
 
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 

@@ -340,6 +340,10 @@ class Signature(db.Model):
         # Audiences match signatures made before subscribing by address.
         sa.Index("ix_signatures_email_key", "email_key"),
         sa.Index("ix_signatures_action_confirmed", "action_id", "confirmed_at"),
+        # The sweep's look for confirmations to queue reads only the (few) rows flagged.
+        sa.Index("ix_signatures_confirmation_unqueued", "id",
+                 postgresql_where=sa.text("confirmation_unqueued"),
+                 sqlite_where=sa.text("confirmation_unqueued")),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -357,6 +361,8 @@ class Signature(db.Model):
     delivery_id: Mapped[int | None] = mapped_column(sa.ForeignKey("deliveries.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its confirmation email could not be queued (the broker was away): the sweep queues it.
+    confirmation_unqueued: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
 class Click(db.Model):

@@ -4,6 +4,7 @@ Work is queued by task name once the database transaction that made it necessary
 committed (a worker never looks for a row that is not there yet), and never if it rolls
 back. When the broker cannot be reached, `on_broker_down` runs (on its own connection: the
 transaction is over) so that something else picks the work up later: the sweep, a retry.
+Publishing never raises into its caller: a view answers as usual while Redis is down.
 Domain code never imports the task module; names are the contract with the workers.
 """
 
@@ -21,6 +22,18 @@ from .extensions import db
 log = logging.getLogger(__name__)
 _PENDING = "alerts.after_commit"
 
+
+class _Broker:
+    """Whether this process's last publish failed. While it did, each publish makes one
+    connection attempt (a millisecond when Redis refuses, at most the connect timeout when it
+    does not answer) instead of kombu's retries (0.6 s), so an outage does not slow every
+    signup down; the first publish that gets through ends it."""
+
+    away = False
+
+
+_broker = _Broker()
+
 Fallback = Callable[[], None] | None
 
 
@@ -34,16 +47,29 @@ def publish(task_name: str, *args, on_broker_down: Fallback = None) -> bool:
     try:
         _send(task_name, args)
     except Exception:
-        log.exception("could not queue %s%r", task_name, args,
-                      extra={"task": task_name})
+        if _broker.away:  # (the outage's first failure was logged with its traceback)
+            log.warning("could not queue %s%r: the broker is still away", task_name, args,
+                        extra={"task": task_name})
+        else:
+            log.exception("could not queue %s%r", task_name, args, extra={"task": task_name})
+        _broker.away = True
         if on_broker_down is not None:
             on_broker_down()
         return False
+    if _broker.away:
+        log.warning("the broker answers again", extra={"task": task_name})
+        _broker.away = False
     return True
 
 
 def _send(task_name: str, args: tuple) -> None:
-    current_app.extensions["celery"].send_task(task_name, args=args)
+    celery = current_app.extensions["celery"]
+    if not _broker.away:
+        celery.send_task(task_name, args=args)
+        return
+    with celery.connection_for_write() as connection:
+        connection.ensure_connection(max_retries=0)  # one attempt, no sleeping between retries
+        celery.send_task(task_name, args=args, connection=connection, retry=False)
 
 
 @event.listens_for(Session, "after_commit")

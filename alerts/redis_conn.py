@@ -27,6 +27,16 @@ def start_embedded(instance_path: Path) -> str:
     return f"unix://{server.socket_file}"
 
 
+# A Redis that does not answer costs a request at most this long to find out (a reachable one
+# connects in a millisecond); then the limiter counts in memory and queued work waits for the
+# sweep (see alerts/queueing.py), instead of every request hanging on the dead address.
+CONNECT_TIMEOUT_SECONDS = 1
+# A limit check is one small command: longer than this and the limiter counts in memory.
+LIMITER_TIMEOUT_SECONDS = 1
+# The broker: a publish on a connection whose Redis vanished without closing it.
+BROKER_TIMEOUT_SECONDS = 10
+
+
 def celery_url(url: str) -> str:
     if url.startswith("unix://"):
         return "redis+socket://" + url[len("unix://") :]
@@ -39,8 +49,18 @@ def limiter_url(url: str) -> str:
     return url
 
 
+def limiter_options() -> dict[str, float]:
+    """The rate-limit storage's Redis client options (RATELIMIT_STORAGE_OPTIONS)."""
+    return {"socket_connect_timeout": LIMITER_TIMEOUT_SECONDS, "socket_timeout": LIMITER_TIMEOUT_SECONDS}
+
+
+def broker_options() -> dict[str, float]:
+    """Celery's Redis transport options for reaching the broker (broker_transport_options)."""
+    return {"socket_connect_timeout": CONNECT_TIMEOUT_SECONDS, "socket_timeout": BROKER_TIMEOUT_SECONDS}
+
+
 def client(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
+    return redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
 
 
 def stop_embedded() -> None:

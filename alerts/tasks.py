@@ -124,7 +124,7 @@ def start_scheduled() -> list[int]:
 @shared_task(name="alerts.tasks.sweep")
 def sweep() -> dict:
     result = recovery.sweep()
-    signups = subscriptions.stale_attempts()
+    signups = subscriptions.stale_attempts(current_app.config["SIGNUP_STALE_SECONDS"])
     for attempt_id in signups:
         confirmations.handle_signup(attempt_id)
         db.session.commit()
@@ -132,13 +132,18 @@ def sweep() -> dict:
     unsent = subscriptions.claim_unsent_confirmations()
     for subscriber_id in unsent:
         confirmations.queue(subscriber_id)
+    unqueued_signatures = signing.claim_unqueued_confirmations()
+    for signature_id in unqueued_signatures:
+        signing.queue_confirmation(signature_id)
     unwelcomed = welcome.unsent()
     for subscriber_id in unwelcomed:
         welcome.queue(subscriber_id)
     db.session.commit()
     result["confirmations_queued"] = len(unsent)
+    result["signature_confirmations_queued"] = len(unqueued_signatures)
     result["welcomes_queued"] = len(unwelcomed)
-    if result["returned"] or result["redispatched"] or unsent or signups or unwelcomed:
+    if (result["returned"] or result["redispatched"] or unsent or signups or unqueued_signatures
+            or unwelcomed):
         log.warning("sweep: %s", result, extra=result)
     return result
 

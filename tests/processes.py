@@ -63,6 +63,12 @@ class RedisServer:
             self.proc.terminate()
             self.proc.wait(timeout=10)
 
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill would end it: every client's connection drops."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
     def restart(self) -> None:
         self.stop()
         self.start()
@@ -111,10 +117,54 @@ class WorkerProcess:
         self.log.close()
 
 
+class WebProcess:
+    """`gunicorn wsgi:app` as production runs it (sync workers), configured by environment."""
+
+    def __init__(self, env: dict[str, str], logfile: Path, *, workers: int = 2):
+        self.port = free_port()
+        self.log = open(logfile, "ab")  # noqa: SIM115 (closed in stop)
+        self.logfile = logfile
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-w", str(workers), "-b", f"127.0.0.1:{self.port}",
+             "--timeout", "60", "wsgi:app"],
+            cwd=ROOT, env={**env, "BASE_URL": self.url}, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Block until the app answers (any status: /healthz says 503 while a part is down)."""
+        import requests
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.proc.poll() is None, f"gunicorn exited: see {self.logfile}"
+            try:
+                requests.get(f"{self.url}/healthz", timeout=5)
+                return
+            except requests.ConnectionError:
+                time.sleep(0.05)
+        raise AssertionError(f"gunicorn not answering after {timeout} s: see {self.logfile}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(timeout=10)
+        self.log.close()
+
+
 FAST_RECOVERY = {
     "BLAST_STUCK_SECONDS": "4",
     "BLAST_STALL_SECONDS": "4",  # production: 45
     "SWEEP_INTERVAL_SECONDS": "1",
+    "SIGNUP_STALE_SECONDS": "2",  # production: 60
 }
 
 

@@ -401,6 +401,32 @@ def test_confirmation_flags_until_the_link_is_pressed(app, client, seeded, ctx, 
     assert len(smtp.handler.messages) == 1
 
 
+def test_a_confirmation_that_could_not_be_queued_is_sent_by_the_sweep(app, client, seeded, ctx, smtp,
+                                                                      celery_worker, monkeypatch):
+    """The broker is away when the form is posted: the signer gets the usual answer, the
+    signature is flagged, and the next sweep queues its confirmation (once)."""
+    from kombu.exceptions import OperationalError
+
+    from alerts import queueing, tasks
+
+    def broker_down(*args, **kwargs):
+        raise OperationalError("Error 111 connecting to redis: Connection refused.")
+
+    db.session.execute(sa.update(Action).where(Action.slug == PLEDGE).values(requires_confirmation=True))
+    db.session.commit()
+    monkeypatch.setattr(queueing, "_send", broker_down)
+    response = sign(client, PLEDGE, name="Una", email="una@example.org")
+    assert response.headers["Location"].endswith("/thanks?check=1")
+    [signature] = signatures()
+    assert signature.confirmation_unqueued and signature.confirmed_at is None
+    monkeypatch.undo()
+    assert tasks.sweep.run()["signature_confirmations_queued"] == 1
+    [mail] = smtp.handler.wait_for(1, timeout=20)
+    assert mail.rcpt_tos == ["una@example.org"] and link_in(mail, "/actions/confirm/")
+    assert not signatures()[0].confirmation_unqueued
+    assert tasks.sweep.run()["signature_confirmations_queued"] == 0  # claimed once, not again
+
+
 # -- privacy -----------------------------------------------------------------------------------
 
 

@@ -242,10 +242,41 @@ def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
     else:
         signature_id = new_id
         if not counted:
-            queueing.after_commit(SEND_SIGNATURE_CONFIRMATION, signature_id)
+            queue_confirmation(signature_id)
     if entry.opt_in:
         join_list(email, request, action)
     return Outcome(signature_id, new_id is not None, counted)
+
+
+def queue_confirmation(signature_id: int) -> None:
+    """Mail the confirmation link once the signature commits; if the broker is away, the
+    signature is flagged and the sweep queues it (`claim_unqueued_confirmations`)."""
+    queueing.after_commit(SEND_SIGNATURE_CONFIRMATION, signature_id,
+                          on_broker_down=lambda: _flag_unqueued(signature_id))
+
+
+def _flag_unqueued(signature_id: int) -> None:
+    """Runs after the signature's commit, when the broker refused the task: on its own connection."""
+    with db.engine.begin() as conn:
+        conn.execute(sa.update(Signature).where(Signature.id == signature_id)
+                     .values(confirmation_unqueued=True))
+
+
+def claim_unqueued_confirmations(limit: int = 1000) -> list[int]:
+    """Flagged signatures still waiting for their confirmation, each claimed once (one
+    conditional UPDATE: two sweeps never queue the same one). The caller commits, then queues."""
+    ids = db.session.scalars(
+        sa.select(Signature.id).where(Signature.confirmation_unqueued).order_by(Signature.id).limit(limit)
+    ).all()
+    if not ids:
+        return []
+    return sorted(db.session.scalars(
+        sa.update(Signature)
+        .where(Signature.id.in_(ids), Signature.confirmation_unqueued)
+        .values(confirmation_unqueued=False)
+        .returning(Signature.id)
+        .execution_options(synchronize_session=False)
+    ).all())
 
 
 def join_list(email: str, request: subscriptions.Request, action: Action) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 from flask import Flask
-from flask.cli import FlaskGroup
 
 from . import accounts, actions, alerts, bounces, dev, ops, subscribers
+from .database import Main
 
 
 def _create_app() -> Flask:
@@ -15,7 +15,7 @@ def _create_app() -> Flask:
     return create_app()
 
 
-@click.group(cls=FlaskGroup, create_app=_create_app, add_version_option=False)
+@click.group(cls=Main, create_app=_create_app, add_version_option=False)
 def main() -> None:
     """Action Alerts: subscriptions, action alerts and their delivery."""
 

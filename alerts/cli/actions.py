@@ -6,11 +6,12 @@ import json
 import sys
 
 import click
-from flask.cli import AppGroup, with_appcontext
+from flask.cli import with_appcontext
 
 from ..actions import by_slug, ordered_actions, records, seed_actions, set_open, signing
 from ..extensions import db
 from ..models import Action
+from .database import Group
 
 
 @click.command("seed-actions")
@@ -22,7 +23,7 @@ def seed_actions_command() -> None:
     click.echo(f"{added} action(s) added, {present} already present.")
 
 
-@click.group("action", cls=AppGroup)  # its commands run inside the app context
+@click.group("action", cls=Group)  # its commands run inside the app context
 def action_group() -> None:
     """Petitions and pledges: list them, open or close them, their signatures."""
 

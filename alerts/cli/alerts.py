@@ -7,7 +7,6 @@ import sys
 import time
 
 import click
-from flask.cli import AppGroup
 
 from .. import audiences
 from ..blasts import abtest, compose, control, progress, scheduling, state
@@ -16,10 +15,11 @@ from ..blasts.state import BlastError
 from ..extensions import db
 from ..models import Alert, AlertState
 from ..reports.alert_report import report as alert_report
+from .database import Group
 from .progress import Progress
 
 
-@click.group("alert", cls=AppGroup)  # its commands run inside the app context
+@click.group("alert", cls=Group)  # its commands run inside the app context
 def alert_group() -> None:
     """Compose, send and follow action alerts."""
 

@@ -275,7 +275,7 @@ def take_attempt(attempt_id: int) -> int | None:
     )
 
 
-def stale_attempts(older_than_seconds: int = 60, limit: int = 1000) -> list[int]:
+def stale_attempts(older_than_seconds: int, limit: int = 1000) -> list[int]:
     """Signups whose task never ran (the broker was away when they came): for the sweep."""
     cutoff = utcnow() - timedelta(seconds=older_than_seconds)
     return list(db.session.scalars(

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import time
 
-from flask import Flask, render_template, request
+from flask import Flask, current_app, jsonify, request
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from ..extensions import limiter
+from ..extensions import DATABASE_DOWN, database_down_reason, limiter
+
+log = logging.getLogger(__name__)
 
 MESSAGES = {
     400: "Something in that request wasn't right. Please go back and try again.",
@@ -20,6 +23,21 @@ MESSAGES = {
     413: "That was more than we can accept.",
     429: "Too many requests from your connection. Please wait a little and try again.",
 }
+DATABASE_DOWN_TITLE = "The database is not answering"
+DATABASE_DOWN_MESSAGE = ("This page needs the database, which is not answering just now, so nothing "
+                         "was done. Please try again in a minute; if it lasts, tell whoever runs "
+                         "this service.")
+RETRY_AFTER_SECONDS = 30
+
+
+def _page(code: int, title: str, message: str) -> str:
+    """An error page from the templates alone: no context processor runs (the staff pages' one
+    reads the database, which may be what failed), so an error page never fails in turn."""
+    return current_app.jinja_env.get_template("error.html").render(code=code, title=title, message=message)
+
+
+def _wants_json() -> bool:
+    return request.path.endswith(".json") or request.accept_mimetypes.best == "application/json"
 
 
 def _too_large() -> str:
@@ -33,15 +51,18 @@ def _too_large() -> str:
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError):
-        return (
-            render_template(
-                "error.html",
-                code=400,
-                title="This form has expired",
-                message="Please reload the page and submit the form again.",
-            ),
-            400,
-        )
+        return _page(400, "This form has expired", "Please reload the page and submit the form again."), 400
+
+    def database_down(exc: Exception):
+        log.error("the database is not answering (%s %s): %s", request.method, request.path,
+                  database_down_reason(exc))
+        headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+        if _wants_json():
+            return jsonify(error=f"{DATABASE_DOWN_TITLE}.", database="down"), 503, headers
+        return _page(503, DATABASE_DOWN_TITLE, DATABASE_DOWN_MESSAGE), 503, headers
+
+    for kind in DATABASE_DOWN:
+        app.register_error_handler(kind, database_down)
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException):
@@ -53,7 +74,7 @@ def register(app: Flask) -> None:
             message = _too_large()
         title = {429: "Slow down", 413: "Too large to accept"}.get(code, exc.name)
         response = exc.get_response()
-        response.data = render_template("error.html", code=code, title=title, message=message)
+        response.data = _page(code, title, message)
         response.content_type = "text/html; charset=utf-8"
         if isinstance(exc, RateLimitExceeded):
             _rate_limit_headers(response)

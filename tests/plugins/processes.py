@@ -7,7 +7,7 @@ import uuid
 import pytest
 
 from tests.helpers import blasts
-from tests.processes import RedisServer, WorkerProcess, send_task, worker_env
+from tests.processes import RedisServer, WebProcess, WorkerProcess, send_task, worker_env
 
 
 @pytest.fixture
@@ -21,7 +21,7 @@ def own_redis(tmp_path):
 def workers(app, smtp, own_redis, tmp_path):
     """Start worker processes on the test's own Redis and queue; all stopped at the end."""
     queue = f"fault-{uuid.uuid4().hex[:8]}"
-    started: list[WorkerProcess] = []
+    started: list[WorkerProcess | WebProcess] = []
 
     class Pool:
         redis = own_redis
@@ -35,6 +35,14 @@ def workers(app, smtp, own_redis, tmp_path):
             proc = WorkerProcess(env, tmp_path / f"{name}.log", beat=beat, name=name,
                                  concurrency=concurrency)
             started.append(proc)
+            return proc
+
+        def web(self, **extra: str) -> WebProcess:
+            """The web app under gunicorn on the same Redis, database and SMTP as the workers."""
+            env = worker_env(app, redis_url=own_redis.url, smtp_url=smtp.url, queue=queue, **extra)
+            proc = WebProcess(env, tmp_path / "web.log")
+            started.append(proc)
+            proc.wait_ready()
             return proc
 
         def launch(self, alert_id: int) -> int:

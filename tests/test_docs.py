@@ -40,6 +40,8 @@ def _name_read(node: ast.AST) -> str | None:
     """The setting a node reads, when it reads one by a literal name."""
     if isinstance(node, ast.Call) and node.args and _reads_by_call(node.func):
         return _literal(node.args[0])
+    if isinstance(node, ast.keyword) and node.arg == "envvar":  # a click option's variable
+        return _literal(node.value)
     if isinstance(node, ast.Subscript) and _is_environ(node.value) and isinstance(node.ctx, ast.Load):
         return _literal(node.slice)
     if (isinstance(node, ast.Compare) and len(node.comparators) == 1 and _is_environ(node.comparators[0])
@@ -49,7 +51,7 @@ def _name_read(node: ast.AST) -> str | None:
 
 
 def settings_read(source: str) -> set[str]:
-    """Every literal setting name a module reads: config helpers, os.environ and os.getenv."""
+    """Every literal setting name a module reads: config helpers, os.environ, getenv, click's envvar."""
     return {name for node in ast.walk(ast.parse(source)) if (name := _name_read(node)) is not None}
 
 
@@ -81,10 +83,12 @@ def test_the_reader_finds_every_kind_of_lookup():
         "k = 'K_IN' in os.environ\n"
         "os.environ['NOT_READ'] = '1'\n"
         "l = _env(name)\n"
+        "@click.option('--port', envvar='M_CLICK')\n"
+        "def m(port): pass\n"
     )
     assert settings_read(source) == {
         "A_ENV", "B_INT", "C_FLOAT", "D_TZ", "E_CHOICE", "F_GET", "G_ITEM", "H_GETENV", "I_BARE",
-        "J_BARE", "K_IN",
+        "J_BARE", "K_IN", "M_CLICK",
     }
 
 

@@ -111,3 +111,49 @@ def test_every_setting_read_is_documented():
     assert not missing, "settings read but not in docs/configuration.md: " + "; ".join(
         f"{name} (read in {', '.join(paths)})" for name, paths in sorted(missing.items())
     )
+
+
+# Phrases that narrate how, when or in which sitting the project was made, not what it does.
+NARRATION = re.compile(
+    r"\b(first|second|third|fourth|fifth|sixth|seventh|last|next|previous|earlier|that|this)"
+    r" session(?:'s)? (machine|runs|changes|commit|measured)\b"
+    r"|\bsession's (shared|machine)\b",
+    re.IGNORECASE,
+)
+DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+             *sorted((ROOT / "bench").glob("*.md"))]
+
+
+def narration(text: str) -> list[str]:
+    """The lines of a document that tell the story of its making."""
+    return [line.strip() for line in text.splitlines() if NARRATION.search(line)]
+
+
+def test_narration_is_recognised():
+    """The check sees the phrases it exists for, and leaves product text alone."""
+    assert narration("On the fifth session's machine it measured 1.6x.")
+    assert narration("measured on that session's shared host")
+    assert narration("The sixth session measured 1.4x.")
+    assert not narration("A staff session lasts 8 hours; the session cookie is Secure.")
+
+
+def test_documents_speak_of_the_product_only():
+    """The manual, the docs and the bench notes describe the product, not how it was developed."""
+    found = {str(path.relative_to(ROOT)): lines
+             for path in DOCUMENTS if (lines := narration(path.read_text()))}
+    assert not found, f"development history in the documents: {found}"
+
+
+def _service_block(compose: str, service: str) -> str:
+    """The lines of one service in docker-compose.yml (two-space indented names under services)."""
+    block = compose.split(f"\n  {service}:\n", 1)[1]
+    return re.split(r"\n  \w[\w-]*:\n|\n\S", block, maxsplit=1)[0]
+
+
+def test_the_bounce_receiver_runs_only_with_its_profile_and_the_docs_say_how():
+    """Port 25 is published only when asked for; the operations guide names the profile."""
+    compose = (ROOT / "docker-compose.yml").read_text()
+    assert re.search(r'^    profiles: \["bounces"\]$', _service_block(compose, "bounces"), re.MULTILINE)
+    assert "--profile bounces" in (ROOT / "docs" / "operations.md").read_text()
+    referenced = set(re.findall(r"docs/[\w-]+\.md", compose))
+    assert referenced and all((ROOT / doc).exists() for doc in referenced), referenced

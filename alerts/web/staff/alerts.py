@@ -257,7 +257,8 @@ def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: in
         included=content.rendered_actions(item),
         send_blocked=_send_blocked(),
         ab=db.session.get(AbTest, item.id),
-        remind_form=ReminderForm(data={"subject": f"Reminder: {item.subject}"[:200]}),
+        remind_form=ReminderForm(data={"subject": compose.reminder_subject(item.subject)}),
+        can_remind=item.state in compose.FINISHED,
         schedule_form=schedule_form,
         org_timezone=current_app.config["ORG_TIMEZONE"],
     ), code

@@ -6,7 +6,7 @@ import sqlalchemy as sa
 
 from alerts.blasts import compose
 from alerts.extensions import db
-from alerts.models import Alert
+from alerts.models import Action, Alert
 from tests.helpers import blasts, make_alert, post
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
@@ -63,5 +63,68 @@ def test_the_audience_sentence_says_except_those_who_once(app):
         words = audiences.describe(rules, [1])
     assert words.count("except those who") == 1
     assert words == ("everyone confirmed, who joined on or after 2026-01-01, except those who signed "
-                     f"Call on Mayor Adams to Follow the Law and Close Rikers Island, who clicked in alert {earlier} "
-                     "or who already signed all this alert's actions")
+                     "Call on Mayor Adams to Follow the Law and Close Rikers Island, "
+                     f"who clicked in alert {earlier} or who already signed all this alert's actions")
+
+
+def test_counts_say_singular_and_plural():
+    from alerts.words import plural
+
+    assert (plural(1, "subscriber"), plural(2, "subscriber"), plural(12408, "person", "people")) == (
+        "1 subscriber", "2 subscribers", "12,408 people")
+
+
+def test_a_target_reads_in_lower_case_mid_sentence(app, client):
+    with app.app_context():
+        make_alert()
+    page = client.get("/actions/we-need-laws-and-policies-that-celebrate-and-empower-lgbtq-plus-youth")
+    text = page.get_data(as_text=True)
+    assert "to what we deliver to your senators." in text and "deliver to Your senators" not in text
+    assert "To: <strong>Your senators</strong>" in text  # a line of its own keeps its capital
+    rikers = client.get(f"/actions/{RIKERS}").get_data(as_text=True)
+    assert "to what we deliver to Mayor Adams." in rikers
+
+
+def test_thanks_names_the_pledge_not_its_call_to_action(app, client):
+    with app.app_context():
+        make_alert()
+    page = client.get("/actions/sign-the-healthy-kids-healthy-minds-pledge/thanks").get_data(as_text=True)
+    assert "Your name is on <strong>the Healthy Kids Healthy Minds Pledge</strong>." in page
+    check = client.get("/actions/sign-the-healthy-kids-healthy-minds-pledge/thanks?check=1")
+    assert "your signature on <strong>the Healthy Kids Healthy Minds Pledge</strong>" in check.get_data(
+        as_text=True)
+    rikers = client.get(f"/actions/{RIKERS}/thanks").get_data(as_text=True)
+    assert "Your name is on <strong>Call on Mayor Adams to Follow the Law and Close Rikers" in rikers
+
+
+def test_an_email_thanks_a_partial_signer_for_the_pledge_by_name(app):
+    from alerts.blasts import content
+
+    with app.app_context():
+        make_alert()
+        pledge = db.session.scalar(sa.select(Action).where(
+            Action.slug == "sign-the-healthy-kids-healthy-minds-pledge"))
+        alert = db.session.get(Alert, make_alert(slugs=[pledge.slug, RIKERS]))
+        words = content.alert_context(alert, signed=frozenset({pledge.id}))["thanks"]
+    assert words == "You signed the Healthy Kids Healthy Minds Pledge, thank you; now:"
+
+
+def test_an_error_label_ending_in_a_question_mark_gets_no_colon(app, staff_client):
+    import io
+
+    response = staff_client.post("/staff/subscribers/import", data={
+        "csrf_token": _token(staff_client, "/staff/subscribers/import"),
+        "file": (io.BytesIO(b"email\na@example.org\n"), "people.csv")},
+        content_type="multipart/form-data")
+    page = response.get_data(as_text=True)
+    assert response.status_code == 400
+    assert "How did these people consent? Choose how these people consented." in page
+    assert "consent?:" not in page
+    # The chosen file cannot come back with the page: said next to the field.
+    assert "You chose <strong>people.csv</strong>" in page and "choose the file again" in page
+
+
+def _token(client, path: str) -> str:
+    from tests.helpers import csrf_token
+
+    return csrf_token(client, path)

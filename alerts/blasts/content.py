@@ -24,6 +24,7 @@ from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
 from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.tokens import UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
+from ..words import action_name
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +128,7 @@ def alert_context(alert: Alert | AlertText, subject: str | None = None,
         }
         for i, a in enumerate(text.actions) if a.id not in signed
     ]
-    done = [a.title for a in text.actions if a.id in signed]
+    done = [action_name(a.title) for a in text.actions if a.id in signed]
     thanks = ""
     if done:
         thanks = f"You signed {_titles(done)}, thank you" + ("; now:" if actions else ".")

@@ -20,7 +20,7 @@ from flask import (
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn, welcome
+from .. import actions, redis_conn, welcome, words
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, preferences, subscriptions
@@ -33,6 +33,8 @@ from .preferences import preferences_context
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
+bp.add_app_template_filter(words.in_sentence, "in_sentence")
+bp.add_app_template_filter(words.action_name, "action_name")
 
 
 class SubscribeForm(FlaskForm):

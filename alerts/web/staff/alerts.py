@@ -20,6 +20,7 @@ from ...extensions import db
 from ...mail.smtp import MailConfigError
 from ...models import AbTest, Action, Alert, AlertState, Subscriber
 from ...subscribers.preferences import TOPICS
+from ...words import plural
 from . import PER_PAGE, bp, current_staff, org_zone, page_number
 from .forms import AlertForm, LaunchForm, ReminderForm, ScheduleForm, SendTestForm
 
@@ -385,7 +386,7 @@ def alert_send(alert_id: int):
         if total is None:
             total = state.expected_recipients(item)
             db.session.commit()
-        flash(f"Sending to {total:,} subscriber(s). You can pause or cancel below.", "success")
+        flash(f"Sending to {plural(total, 'subscriber')}. You can pause or cancel below.", "success")
         return back
     audience = _counted(item)
     recipients = audience["size"]

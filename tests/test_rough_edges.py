@@ -128,3 +128,23 @@ def _token(client, path: str) -> str:
     from tests.helpers import csrf_token
 
     return csrf_token(client, path)
+
+
+def test_next_action_is_one_this_reader_has_not_signed(app, client):
+    from tests.test_signing import sign
+
+    with app.app_context():
+        make_alert()
+        order = [a.slug for a in db.session.scalars(
+            sa.select(Action).where(Action.is_open, Action.url.is_(None)).order_by(Action.position, Action.id))]
+    first, second, third = order[:3]
+    assert sign(client, second, name="Ana", email="ana@example.org").status_code == 303
+    thanks = client.get(sign(client, first, name="Ana", email="ana@example.org").headers["Location"])
+    page = thanks.get_data(as_text=True)
+    assert "Next: take another action" in page
+    assert f"/actions/{second}?" not in page  # signed already
+    assert f"/actions/{third}?src=action-center" in page
+    # Every one signed: nothing is offered.
+    for slug in order[2:]:
+        sign(client, slug, name="Ana", email="ana@example.org")
+    assert "Next: take another action" not in client.get(f"/actions/{first}/thanks").get_data(as_text=True)

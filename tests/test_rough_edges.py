@@ -135,8 +135,8 @@ def test_next_action_is_one_this_reader_has_not_signed(app, client):
 
     with app.app_context():
         make_alert()
-        order = [a.slug for a in db.session.scalars(
-            sa.select(Action).where(Action.is_open, Action.url.is_(None)).order_by(Action.position, Action.id))]
+        order = [a.slug for a in db.session.scalars(sa.select(Action).where(
+            Action.is_open, Action.url.is_(None)).order_by(Action.position, Action.id))]
     first, second, third = order[:3]
     assert sign(client, second, name="Ana", email="ana@example.org").status_code == 303
     thanks = client.get(sign(client, first, name="Ana", email="ana@example.org").headers["Location"])

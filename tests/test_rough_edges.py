@@ -148,3 +148,24 @@ def test_next_action_is_one_this_reader_has_not_signed(app, client):
     for slug in order[2:]:
         sign(client, slug, name="Ana", email="ana@example.org")
     assert "Next: take another action" not in client.get(f"/actions/{first}/thanks").get_data(as_text=True)
+
+
+def test_compose_warns_when_the_intro_names_an_action_a_partial_signers_copy_drops(app, staff_client):
+    with app.app_context():
+        make_alert()
+    response = post(staff_client, "/staff/alerts/new", {
+        "subject": "Two asks", "actions": [RIKERS, DETENTION], "engaged_days": "90",
+        "intro_md": "Please sign *Call on Mayor Adams to Follow the Law and Close Rikers Island* today."},
+        page="/staff/alerts/new")
+    assert response.status_code == 303
+    draft = staff_client.get(response.headers["Location"]).get_data(as_text=True)
+    assert 'id="intro-names"' in draft
+    assert "The intro names\n  “Call on Mayor Adams to Follow the Law and Close Rikers Island”." in draft
+    alert_id = response.headers["Location"].rsplit("/", 1)[1]
+    edit = staff_client.get(f"/staff/alerts/{alert_id}/edit").get_data(as_text=True)
+    assert 'id="intro-names"' in edit
+    # An intro that names no action: no warning.
+    post(staff_client, f"/staff/alerts/{alert_id}/edit", {
+        "subject": "Two asks", "actions": [RIKERS, DETENTION], "engaged_days": "90",
+        "intro_md": "Children need you today."}, page=f"/staff/alerts/{alert_id}/edit")
+    assert 'id="intro-names"' not in staff_client.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)

@@ -36,6 +36,13 @@ def resolve_actions(slugs: list[str] | None) -> list[Action]:
     return [found[s] for s in dict.fromkeys(slugs)]
 
 
+def intro_names(intro_md: str | None, actions: list[Action]) -> list[str]:
+    """The actions' titles the intro names. Someone who signed one gets a copy that leaves it
+    out of the list and thanks them for it, while the intro, the same for everyone, still asks."""
+    said = " ".join((intro_md or "").split()).casefold()
+    return [a.title for a in actions if a.title and " ".join(a.title.split()).casefold() in said]
+
+
 def save_alert(
     alert: Alert | None,
     *,

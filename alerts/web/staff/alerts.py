@@ -166,8 +166,10 @@ def _compose_page(alert: Alert | None):
     chosen = alert.actions if alert else [a for a in ordered_actions() if a.is_open]
     tagged = {t for a in chosen for t in (a.topics or [])}
     action_topics = [label for slug, label in TOPICS if slug in tagged]
+    picked = [a for a in ordered_actions() if a.is_open and a.slug in (form.actions.data or [])]
     return render_template("staff/compose.html", form=form, alert=alert, error=error,
-                           audience=_audience_of(alert, count=False), action_topics=action_topics), status
+                           audience=_audience_of(alert, count=False), action_topics=action_topics,
+                           intro_names=compose.intro_names(form.intro_md.data, picked)), status
 
 
 def _audience_of(alert: Alert | None, *, count: bool = True) -> dict:
@@ -256,6 +258,7 @@ def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: in
         test_form=test_form,
         audience=_audience_of(item, count=False),
         included=content.rendered_actions(item),
+        intro_names=compose.intro_names(item.intro_md, content.rendered_actions(item)),
         send_blocked=_send_blocked(),
         ab=db.session.get(AbTest, item.id),
         remind_form=ReminderForm(data={"subject": compose.reminder_subject(item.subject)}),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import sqlalchemy as sa
 
 from alerts.blasts import compose
@@ -169,3 +171,143 @@ def test_compose_warns_when_the_intro_names_an_action_a_partial_signers_copy_dro
         "subject": "Two asks", "actions": [RIKERS, DETENTION], "engaged_days": "90",
         "intro_md": "Children need you today."}, page=f"/staff/alerts/{alert_id}/edit")
     assert 'id="intro-names"' not in staff_client.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)
+
+
+# -- dev mode ----------------------------------------------------------------------------------
+
+
+def test_the_dev_staff_address_is_one_a_test_send_accepts(app, client, smtp):
+    import re
+
+    from alerts.cli.dev import DEV_STAFF_EMAIL
+    from tests.helpers import create_staff, log_in
+
+    with app.app_context():
+        create_staff(DEV_STAFF_EMAIL, "correct horse battery")
+        alert_id = make_alert()
+    assert log_in(client, email=DEV_STAFF_EMAIL, password="correct horse battery").status_code == 303
+    page = client.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)
+    prefilled = re.search(r'id="to"[^>]*value="([^"]*)"|value="([^"]*)"[^>]*id="to"', page)
+    to = next(g for g in prefilled.groups() if g)
+    assert to == DEV_STAFF_EMAIL
+    sent = post(client, f"/staff/alerts/{alert_id}/test", {"to": to}, page=f"/staff/alerts/{alert_id}")
+    assert "Test sent to staff@example.org" in client.get(sent.headers["Location"]).get_data(as_text=True)
+    assert smtp.handler.wait_for(1, 10)[0].rcpt_tos == [DEV_STAFF_EMAIL]
+
+
+def test_the_dev_inbox_outlives_a_restart_and_says_so(tmp_path):
+    import smtplib
+
+    from alerts.mailcatcher import CatcherHandler, InboxStore, MailCatcher, inbox_app
+
+    folder = tmp_path / "dev-inbox"
+    first = MailCatcher(handler=CatcherHandler(InboxStore(folder))).start()
+    try:
+        with smtplib.SMTP("127.0.0.1", first.port) as conn:
+            conn.sendmail("a@example.org", ["b@example.org"],
+                          b"Subject: Kept over a restart\r\nFrom: a@example.org\r\n\r\nHello\r\n")
+        first.handler.wait_for(1, 10)
+    finally:
+        first.stop()
+    second = MailCatcher(handler=CatcherHandler(InboxStore(folder))).start()
+    try:
+        [kept] = second.messages
+        assert (kept.subject, kept.rcpt_tos, kept.mail_from) == ("Kept over a restart", ["b@example.org"],
+                                                                 "a@example.org")
+        inbox = inbox_app(second).test_client()
+        page = inbox.get("/").get_data(as_text=True)
+        assert "Kept over a restart" in page and f"Kept across restarts in {folder}" in page
+        assert "1 message," in page
+        with smtplib.SMTP("127.0.0.1", second.port) as conn:  # numbered after what was kept
+            conn.sendmail("a@example.org", ["c@example.org"], b"Subject: Second\r\n\r\nHi\r\n")
+        second.handler.wait_for(2, 10)
+        assert sorted(p.name for p in folder.glob("*.json")) == ["00000000.json", "00000001.json"]
+        inbox.post("/clear")
+        assert second.messages == [] and list(folder.iterdir()) == []
+    finally:
+        second.stop()
+    # Without a store (the tests' catcher) the page says a restart empties it.
+    plain = MailCatcher().start()
+    try:
+        page = inbox_app(plain).test_client().get("/").get_data(as_text=True)
+        assert "restarting empties this inbox" in page
+    finally:
+        plain.stop()
+
+
+def test_the_sweep_logs_a_sentence_and_routine_catching_up_is_not_a_warning(app, caplog):
+    import logging
+    from datetime import timedelta
+
+    from alerts import tasks
+    from alerts.models import SignupAttempt, utcnow
+
+    with app.app_context():
+        db.session.add(SignupAttempt(email="late@example.org", at=utcnow() - timedelta(minutes=5)))
+        db.session.commit()
+        with caplog.at_level(logging.INFO, logger="alerts.tasks"):
+            tasks.sweep()
+    [said] = [r for r in caplog.records if r.getMessage().startswith("sweep:")]
+    assert said.levelno == logging.INFO
+    assert said.getMessage().startswith("sweep: applied 1 signup not yet handled"), said.getMessage()
+    assert "{" not in said.getMessage()
+    assert tasks.sweep_words({"returned": 3, "redispatched": [7]}) == (
+        "returned 3 deliveries to the queue, restarted 1 blast that had stopped moving")
+
+
+# -- staff pages: sources, tries ---------------------------------------------------------------
+
+
+def test_a_web_signup_has_the_source_the_dashboard_counts(app, staff_client):
+    from alerts.models import ConsentRecord, Subscriber
+    from tests.helpers import subscribe
+
+    subscribe(staff_client, "webby@example.org")
+    with app.app_context():
+        sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "webby@example.org"))
+        consent = db.session.scalar(sa.select(ConsentRecord.source)
+                                    .where(ConsentRecord.subscriber_id == sub.id))
+        assert sub.source == consent == "web-form"
+    listing = staff_client.get("/staff/subscribers").get_data(as_text=True)
+    row = listing.split("webby@example.org", 1)[1].split("</tr>", 1)[0]
+    assert "<td>web-form</td>" in row
+
+
+def test_an_unsubscribe_records_the_channel_it_came_through(app, client):
+    from alerts.models import ConsentRecord, Subscriber
+    from tests.helpers import csrf_token, unsubscribe_token_for
+
+    with app.app_context():
+        people = [Subscriber(email=f"imp{i}@example.org", status="confirmed", source="import:list.csv")
+                  for i in range(2)]
+        db.session.add_all(people)
+        db.session.commit()
+        tokens = [unsubscribe_token_for(p.id) for p in people]
+        ids = [p.id for p in people]
+    page = f"/unsubscribe/{tokens[0]}"
+    client.post(page, data={"csrf_token": csrf_token(client, page)})
+    client.post(f"/unsubscribe/{tokens[1]}", data={"List-Unsubscribe": "One-Click"})
+    with app.app_context():
+        got = [db.session.execute(sa.select(ConsentRecord.event, ConsentRecord.source)
+                                  .where(ConsentRecord.subscriber_id == i)).one() for i in ids]
+        assert [tuple(g) for g in got] == [("unsubscribe:link", "link"),
+                                           ("unsubscribe:one-click", "one-click")]
+        assert db.session.get(Subscriber, ids[0]).status == "unsubscribed"
+
+
+def test_a_sent_delivery_counts_the_try_that_was_accepted(app, staff_client):
+    from alerts.models import Delivery, Subscriber
+
+    with app.app_context():
+        sub = Subscriber(email="tried@example.org", status="confirmed")
+        db.session.add(sub)
+        db.session.flush()
+        db.session.add_all([Delivery(alert_id=make_alert(), subscriber_id=sub.id, status=status, attempts=n)
+                            for status, n in (("sent", 0), ("sent", 2), ("failed", 3))])
+        db.session.commit()
+        sub_id = sub.id
+    page = staff_client.get(f"/staff/subscribers/{sub_id}").get_data(as_text=True)
+    table = page.split("<h2>Deliveries</h2>", 1)[1]
+    assert "<th>Tries</th>" in table
+    # Newest first: failed after 3 refusals, sent at the third try, sent at the first.
+    assert [int(n) for n in re.findall(r'<td class="nowrap">[^<]*</td><td>(\d+)</td>', table)] == [3, 3, 1]

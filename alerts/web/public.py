@@ -47,8 +47,8 @@ class SubscribeForm(FlaskForm):
 SESSION_SIGNUP = "signup_email"
 
 
-def client_request() -> subscriptions.Request:
-    return subscriptions.Request(ip=request.remote_addr, user_agent=request.user_agent.string)
+def client_request(source: str = "web-form") -> subscriptions.Request:
+    return subscriptions.Request(ip=request.remote_addr, user_agent=request.user_agent.string, source=source)
 
 
 @bp.get("/")
@@ -169,9 +169,8 @@ def unsubscribe(token: str):
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     sub = None
     if subscriber_id is not None:  # (None: erased; there is no one left to unsubscribe)
-        sub = subscriptions.unsubscribe(
-            subscriber_id, client_request(), via="one-click" if one_click else "link"
-        )
+        via = "one-click" if one_click else "link"
+        sub = subscriptions.unsubscribe(subscriber_id, client_request(source=via), via=via)
         db.session.commit()
     if one_click:
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}

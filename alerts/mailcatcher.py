@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import collections
+import contextlib
 import email
 import email.parser
 import email.policy
+import json
 import re
 import threading
 import time
@@ -13,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import cached_property
+from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
@@ -39,11 +42,52 @@ class Received:
         return str(headers.get("subject", ""))
 
 
-class CatcherHandler:
-    """Stores each message; `reply` lets a test make the server answer 4xx/5xx per recipient."""
+class InboxStore:
+    """The dev inbox on disk (instance/dev-inbox/), so that it outlives a restart of `alerts dev`:
+    each message as NNNNNNNN.eml, as received, beside NNNNNNNN.json (envelope and time)."""
 
-    def __init__(self) -> None:
-        self.messages: list[Received] = []
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+
+    def load(self) -> list[Received]:
+        """What earlier runs kept, oldest first; a half-written pair (a crash mid-save) is skipped."""
+        out = []
+        for meta in sorted(self.folder.glob("*.json")):
+            try:
+                info = json.loads(meta.read_text())
+                data = meta.with_suffix(".eml").read_bytes()
+                out.append(Received(info["mail_from"], list(info["rcpt_tos"]), data,
+                                    datetime.fromisoformat(info["at"])))
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return out
+
+    def save(self, number: int, item: Received) -> None:
+        """The message first, its envelope last: a .json names a whole message."""
+        name = self.folder / f"{number:08d}"
+        name.with_suffix(".eml").write_bytes(item.data)
+        name.with_suffix(".json").write_text(json.dumps(
+            {"mail_from": item.mail_from, "rcpt_tos": item.rcpt_tos, "at": item.at.isoformat()}))
+
+    def clear(self) -> None:
+        for path in list(self.folder.glob("*.json")) + list(self.folder.glob("*.eml")):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+
+
+class CatcherHandler:
+    """Stores each message; `reply` lets a test make the server answer 4xx/5xx per recipient.
+
+    With a `store`, messages are kept on disk too and those kept earlier are loaded at start."""
+
+    def __init__(self, store: InboxStore | None = None) -> None:
+        self.store = store
+        self.messages: list[Received] = store.load() if store is not None else []
+        self._saved = 0  # the store's next file number
+        if store is not None:
+            self._saved = max((int(p.stem) for p in store.folder.glob("*.json") if p.stem.isdigit()),
+                              default=-1) + 1
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
         self.rcpt_reply = None  # callable(address) -> None | "451 ..." | "550 ..."
@@ -70,6 +114,9 @@ class CatcherHandler:
             return reply
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
         with self.arrived:
+            if self.store is not None:
+                self.store.save(self._saved, item)
+                self._saved += 1
             self.messages.append(item)
             self.arrived.notify_all()
         return "250 Message accepted for delivery"
@@ -82,6 +129,8 @@ class CatcherHandler:
     def clear(self) -> None:
         with self.lock:
             self.messages.clear()
+            if self.store is not None:
+                self.store.clear()
 
 
 class RelayHandler(CatcherHandler):
@@ -228,8 +277,9 @@ def inbox_app(catcher: MailCatcher):
         pages = max(1, -(-len(items) // INBOX_PAGE_SIZE))
         page = min(page, pages)
         shown = items[(page - 1) * INBOX_PAGE_SIZE: page * INBOX_PAGE_SIZE]
+        store = catcher.handler.store
         return render_template_string(INBOX, items=shown, matches=len(items), total=total, q=q,
-                                      page=page, pages=pages)
+                                      page=page, pages=pages, kept=store.folder if store else None)
 
     @app.post("/clear")
     def clear():
@@ -283,7 +333,12 @@ _STYLE = (
     ".bar{display:flex;gap:10px;flex-wrap:wrap;align-items:center;margin:0 0 12px}"
     ".bar input{padding:6px 8px;font:inherit;min-width:0;flex:1 1 200px;max-width:360px}"
     ".bar button{font:inherit;padding:6px 12px}.pager{display:flex;gap:16px;margin:12px 0}"
-    "@media (max-width:600px){td:first-child,th:first-child{display:none}}</style>"
+    # On a phone each message is two lines: when and to whom, then the subject across the width.
+    "@media (max-width:600px){.msgs tr:first-child{display:none}"
+    ".msgs tr{display:grid;grid-template-columns:auto 1fr;column-gap:10px;padding:8px 0;"
+    "border-bottom:1px solid #ddd}.msgs td{border:0;padding:2px 0}"
+    ".msgs td:nth-child(-n+2){font-size:.85em;color:#555;overflow-wrap:anywhere}"
+    ".msgs td:last-child{grid-column:1/-1}}</style>"
 )
 INBOX = (
     "<!doctype html><meta charset=utf-8><title>Dev inbox</title>" + _STYLE +
@@ -293,9 +348,12 @@ INBOX = (
     "<input type=search id=q name=q value='{{ q }}' placeholder='subject or address'>"
     "<button>Search</button>{% if q %}<a href='/'>Show all</a>{% endif %}</form>"
     "<form method=post action='/clear' style='margin:0'><button>Clear inbox</button></form></div>"
-    "<p>{% if q %}{{ matches }} of {% endif %}{{ total }} message(s), newest first. Reload to refresh."
+    "<p>{% if q %}{{ matches }} of {% endif %}{{ total }} message{{ '' if total == 1 else 's' }},"
+    " newest first. Reload to refresh."
     " Links in a message open in a new tab.</p>"
-    "<table><tr><th>Received</th><th>To</th><th>Subject</th></tr>"
+    "{% if kept %}<p>Kept across restarts in {{ kept }} (Clear inbox empties it).</p>"
+    "{% else %}<p>Not kept: restarting empties this inbox.</p>{% endif %}"
+    "<table class=msgs><tr><th>Received</th><th>To</th><th>Subject</th></tr>"
     "{% for i, m in items %}<tr><td>{{ m.at.strftime('%H:%M:%S') }}</td><td>{{ m.rcpt_tos|join(', ') }}</td>"
     "<td><a href='/{{ i }}'>{{ m.subject or '(no subject)' }}</a></td></tr>{% endfor %}</table>"
     "{% if pages > 1 %}<nav class=pager aria-label=Pages>"

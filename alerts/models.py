@@ -299,6 +299,10 @@ class Delivery(db.Model):
     error: Mapped[str | None] = mapped_column(sa.Text)
     variant: Mapped[int | None] = mapped_column()  # A/B: the one subject this person gets
 
+    @property
+    def tries(self) -> int:
+        """Every try at delivering it: the refused ones `attempts` counts, and the accepted one."""
+        return self.attempts + (1 if self.status == DeliveryStatus.SENT else 0)
 
 class StaffUser(db.Model):
     __tablename__ = "staff_users"

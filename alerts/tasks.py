@@ -22,6 +22,7 @@ from .extensions import db
 from .mail import smtp
 from .subscribers import confirmations, emails, subscriptions
 from .tracking import drain, retention
+from .words import plural
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,28 @@ def sweep() -> dict:
     result["confirmations_queued"] = len(unsent)
     result["signature_confirmations_queued"] = len(unqueued_signatures)
     result["welcomes_queued"] = len(unwelcomed)
-    if (result["returned"] or result["redispatched"] or unsent or signups or unqueued_signatures
-            or unwelcomed):
-        log.warning("sweep: %s", result, extra=result)
+    words = sweep_words(result)
+    if result["returned"] or result["redispatched"]:
+        log.warning("sweep: %s", words, extra=result)  # a worker died or stalled mid-blast
+    elif words:
+        log.info("sweep: %s", words, extra=result)  # routine catching up (the worker was busy or down)
     return result
+
+
+def sweep_words(result: dict) -> str:
+    """What a sweep did, as a person reads it ("returned 3 deliveries to the queue, …"); "" if nothing."""
+    said = [
+        (result.get("returned"), "returned {} to the queue", "delivery", "deliveries"),
+        (result.get("redispatched"), "restarted {} that had stopped moving", "blast", None),
+        (result.get("signups_applied"), "applied {} not yet handled", "signup", None),
+        (result.get("confirmations_queued"), "queued {} not yet sent", "confirmation email", None),
+        (result.get("welcomes_queued"), "queued {} not yet sent", "welcome email", None),
+        (result.get("signature_confirmations_queued"), "queued {} not yet sent",
+         "signature confirmation email", None),
+    ]
+    words = [text.format(plural(len(n) if isinstance(n, list) else n, one, many))
+             for n, text, one, many in said if n]
+    return ", ".join(words)
 
 
 @shared_task(name="alerts.tasks.decide_ab_tests")

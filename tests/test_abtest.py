@@ -225,7 +225,8 @@ def test_cli_create_with_audience_and_ab_and_audience_json(app, ctx):
     data = json.loads(out.stdout)
     assert data["size"] == 10
     assert data["rules"] == {"except_signers_of": [DETENTION], "topics": ["detention"]}
-    assert data["description"].startswith("everyone confirmed, except those who signed Detention")
+    assert data["description"].startswith("everyone confirmed, who chose Detention (or chose no topics), "
+                                          "except those who signed Detention")
     test = db.session.get(AbTest, alert_id)
     assert (test.sample_pct, test.wait_minutes, [v["subject"] for v in test.variants]) == (20, 90, ["A", "B"])
     bad = runner.invoke(args=["alert", "create", "--subject", "A", "--intro", "x",

@@ -158,6 +158,7 @@ def test_reminder_goes_to_recipients_who_did_not_sign(people):
                       audience={"include_acted": True})
     blasts.start_blast(sent.id)
     db.session.execute(sa.update(Delivery).where(Delivery.alert_id == sent.id).values(status="sent"))
+    db.session.execute(sa.update(Alert).where(Alert.id == sent.id).values(state="sent"))
     # After the alert: b signs, c clicks (d's machine click is no click).
     _sign(RIKERS, people["b"], 0)
     db.session.add(Click(alert_id=sent.id, subscriber_id=people["c"].id))

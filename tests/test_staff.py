@@ -154,7 +154,7 @@ def test_an_account_locks_after_five_failures(app, client, staff):
     # Even the right password is refused while the lock lasts, with the same clear message.
     locked = log_in(client)
     assert locked.status_code == 429
-    assert "locked for 15 more minute(s)" in error_text(locked)
+    assert "locked for another 15 minutes" in error_text(locked)
     assert client.get("/staff/").status_code == 302
 
     # Another account is not affected; an unknown address locks the same way (no enumeration).
@@ -640,7 +640,7 @@ def test_sending_a_list_fixed_in_chunks_counts_after_the_commit(app, staff_clien
         alert_id = make_alert()
     page = f"/staff/alerts/{alert_id}"
     post(staff_client, f"{page}/send", {"confirm": "y"}, page=f"{page}/send")
-    assert "Sending to 30 subscriber(s)" in flashes(staff_client, page)
+    assert "Sending to 30 subscribers" in flashes(staff_client, page)
     with app.app_context():
         alert = db.session.get(Alert, alert_id)
         assert (alert.state, alert.recipients_expected) == ("sending", 30)

@@ -51,8 +51,8 @@ def test_live_count_follows_the_rules(app, staff_client):
     got = staff_client.get(f"/staff/alerts/audience.json?actions={DETENTION}&except_signers_of={RIKERS}")
     assert got.json["size"] == 9
     assert got.json["words"] == ("Send to 9 people: everyone confirmed, except those who signed Call on "
-                                 "Mayor Adams to Follow the Law and Close Rikers Island, except those who "
-                                 "already signed all this alert's actions")
+                                 "Mayor Adams to Follow the Law and Close Rikers Island or who already "
+                                 "signed all this alert's actions")
     # Linking only Rikers: its three signers are left out by default, kept with include_acted.
     assert staff_client.get(f"/staff/alerts/audience.json?actions={RIKERS}").json["size"] == 9
     assert staff_client.get(
@@ -78,7 +78,8 @@ def test_compose_saves_rules_and_ab_and_the_send_page_says_them(app, staff_clien
         assert [v["subject"] for v in test.variants] == ["Close Rikers", "Rikers must close"]
         assert test.metric == "signatures" and test.variants[1]["from_name"] == "Maria"
     page = staff_client.get(f"/staff/alerts/{alert.id}/send").get_data(as_text=True)
-    assert "Send to 9 people: everyone confirmed, except those who signed Call on Mayor Adams" in page
+    assert ("Send to 9 people: everyone confirmed, who chose Detention (or chose no topics), except those "
+            "who signed Call on Mayor Adams") in page
     assert "Send to 9 people now" in page
     edit = staff_client.get(f"/staff/alerts/{alert.id}/edit").get_data(as_text=True)
     assert 'data-rules=' in edit and "Rikers must close" in edit

@@ -96,7 +96,7 @@ def test_compose_preview_send_and_watch_progress(
     # The alert's page follows the blast live to the end.
     panel = page.locator("#progress")
     expect(panel).to_be_visible()
-    expect(page.get_by_text(f"Sending to {SUBSCRIBERS} subscriber(s).")).to_be_visible()
+    expect(page.get_by_text(f"Sending to {SUBSCRIBERS} subscribers.")).to_be_visible()
     expect(panel).to_have_attribute("data-state", "sending")
     expect(panel.locator('[data-field="live"]')).to_have_text("Updates every second.")
     expect(page.get_by_role("button", name="Pause")).to_be_visible()

@@ -222,18 +222,25 @@ def _titles(slugs: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
 
 
+def _except(clauses: list[str]) -> str:
+    """Every exclusion in one clause: "except those who signed X, who clicked in alert 3 or who…"."""
+    joined = clauses[0] if len(clauses) == 1 else ", who ".join(clauses[:-1]) + " or who " + clauses[-1]
+    return f"except those who {joined}"
+
+
 def describe(rules: Rules, linked: list[int] | None = None) -> str:
-    """The rules in words, as the send confirmation repeats them."""
+    """The rules in words, as the send confirmation repeats them; the exclusions in one clause."""
     if rules.received_alert is not None:
         parts = [f"those sent alert {rules.received_alert}"]
     else:
         parts = ["everyone confirmed"]
     if rules.only_signers_of:
         parts.append(f"only those who signed {_titles(rules.only_signers_of)}")
+    excluded = []
     if rules.except_signers_of:
-        parts.append(f"except those who signed {_titles(rules.except_signers_of)}")
+        excluded.append(f"signed {_titles(rules.except_signers_of)}")
     if rules.except_clickers_of is not None:
-        parts.append(f"except those who clicked in alert {rules.except_clickers_of}")
+        excluded.append(f"clicked in alert {rules.except_clickers_of}")
     if rules.joined_after:
         parts.append(f"who joined on or after {rules.joined_after}")
     if rules.joined_before:
@@ -247,7 +254,9 @@ def describe(rules: Rules, linked: list[int] | None = None) -> str:
         labels = [TOPIC_LABELS[t] for t in rules.topics]
         parts.append(f"who chose {' or '.join(labels)} (or chose no topics)")
     if linked and not rules.include_acted:
-        parts.append("except those who already signed all this alert's actions")
+        excluded.append("already signed all this alert's actions")
+    if excluded:
+        parts.append(_except(excluded))
     return ", ".join(parts)
 
 

@@ -36,6 +36,13 @@ def resolve_actions(slugs: list[str] | None) -> list[Action]:
     return [found[s] for s in dict.fromkeys(slugs)]
 
 
+def intro_names(intro_md: str | None, actions: list[Action]) -> list[str]:
+    """The actions' titles the intro names. Someone who signed one gets a copy that leaves it
+    out of the list and thanks them for it, while the intro, the same for everyone, still asks."""
+    said = " ".join((intro_md or "").split()).casefold()
+    return [a.title for a in actions if a.title and " ".join(a.title.split()).casefold() in said]
+
+
 def save_alert(
     alert: Alert | None,
     *,
@@ -70,20 +77,31 @@ def save_alert(
     return alert
 
 
+REMINDER_PREFIX = "Reminder: "
+FINISHED = (AlertState.SENT, AlertState.CANCELLED)  # a reminder follows a blast that has ended
+
+
+def reminder_subject(subject: str) -> str:
+    """"Reminder: " and the subject, once: reminding a reminder does not repeat the prefix."""
+    while subject[:len(REMINDER_PREFIX)].lower() == REMINDER_PREFIX.lower():
+        subject = subject[len(REMINDER_PREFIX):].lstrip()
+    return (REMINDER_PREFIX + subject)[:200]
+
+
 def reminder(alert_id: int, *, minus_clickers: bool, created_by: str | None = None,
              subject: str | None = None) -> Alert:
     """A new draft to the alert's recipients minus those who signed (optionally minus clickers)."""
     source = db.session.get(Alert, alert_id)
     if source is None:
         raise ComposeError(f"there is no alert {alert_id}")
-    if source.state == AlertState.DRAFT:
-        raise ComposeError(f"alert {alert_id} is a draft; only an alert that was sent can be followed "
-                           "by a reminder")
+    if source.state not in FINISHED:
+        raise ComposeError(f"alert {alert_id} is {source.state}; only an alert whose sending has "
+                           "finished can be followed by a reminder")
     try:
         rules = audiences.reminder_rules(source, minus_clickers=minus_clickers)
     except audiences.AudienceError as exc:
         raise ComposeError(f"audience: {exc}") from exc
-    subject = subject or f"Reminder: {source.subject}"
+    subject = subject or reminder_subject(source.subject)
     draft = save_alert(None, subject=subject[:200], intro_md=source.intro_md, preheader=source.preheader,
                        action_slugs=[a.slug for a in source.actions if a.is_open] or None,
                        created_by=created_by, audience=rules.to_json())

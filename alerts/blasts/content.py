@@ -25,6 +25,7 @@ from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.emails import list_unsubscribe
 from ..subscribers.tokens import PREVIEW_TOKEN, TEST_SEND_TOKEN, UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
+from ..words import action_name
 
 log = logging.getLogger(__name__)
 
@@ -128,7 +129,7 @@ def alert_context(alert: Alert | AlertText, subject: str | None = None,
         }
         for i, a in enumerate(text.actions) if a.id not in signed
     ]
-    done = [a.title for a in text.actions if a.id in signed]
+    done = [action_name(a.title) for a in text.actions if a.id in signed]
     thanks = ""
     if done:
         thanks = f"You signed {_titles(done)}, thank you" + ("; now:" if actions else ".")

@@ -11,6 +11,7 @@ from flask.cli import with_appcontext
 from ..actions import by_slug, ordered_actions, records, seed_actions, set_open, signing
 from ..extensions import db
 from ..models import Action
+from ..words import plural
 from .database import Group
 
 
@@ -20,7 +21,7 @@ def seed_actions_command() -> None:
     """Load the seven Action Center actions (idempotent)."""
     added, present = seed_actions()
     db.session.commit()
-    click.echo(f"{added} action(s) added, {present} already present.")
+    click.echo(f"{plural(added, 'action')} added, {present} already present.")
 
 
 @click.group("action", cls=Group)  # its commands run inside the app context

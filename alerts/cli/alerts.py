@@ -15,6 +15,7 @@ from ..blasts.state import BlastError
 from ..extensions import db
 from ..models import Alert, AlertState
 from ..reports.alert_report import report as alert_report
+from ..words import plural
 from .database import Group
 from .progress import Progress
 
@@ -148,7 +149,7 @@ def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
     if total is None:  # a large list: counted after the commit, while the first messages go
         total = state.expected_recipients(db.session.get(Alert, alert_id))
         db.session.commit()
-    click.echo(f"Alert {alert_id}: sending to {total} subscriber(s).", err=True)
+    click.echo(f"Alert {alert_id}: sending to {plural(total, 'subscriber')}.", err=True)
     if wait:
         _wait(alert_id, total)
 
@@ -208,7 +209,7 @@ def alert_status(alert_id: int, as_json: bool) -> None:
 
 def _status_lines(s: dict) -> list[tuple[str, str]]:
     """The status as a person reads it: words, thousands separators, nothing printed as None."""
-    lines = [("State", s["state"]), ("Total", f"{s['total']:,} recipient(s)")]
+    lines = [("State", s["state"]), ("Total", plural(s["total"], "recipient"))]
     waiting = s["queued"] + s["sending"]
     lines += [("Waiting", f"{waiting:,}"), ("Sent", f"{s['sent']:,}"), ("Failed", f"{s['failed']:,}"),
               ("Skipped", f"{s['skipped']:,}"), ("Done", f"{s['percent']:g}%")]
@@ -226,8 +227,8 @@ def _status_lines(s: dict) -> list[tuple[str, str]]:
         lines.append(("Pace", s["pace"]["why"]))
         for relay in s["pace"]["relays"]:
             limit = f"{relay['rate_limit']}/s" if relay.get("rate_limit") else "no limit"
-            lines.append(("", f"{relay['relay']}: {relay['state']}, {limit}, "
-                              f"{relay.get('connections', 0)} connection(s)"))
+            connections = plural(relay.get("connections", 0), "connection")
+            lines.append(("", f"{relay['relay']}: {relay['state']}, {limit}, {connections}"))
     return lines
 
 

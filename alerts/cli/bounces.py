@@ -11,6 +11,7 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from ..extensions import db
+from ..words import plural
 
 
 @click.group("bounces")
@@ -75,7 +76,7 @@ def poll_command(url: str, processed_folder: str, interval: int) -> None:
             click.echo(f"IMAP {cfg.host}:{cfg.port}: {exc}; trying again in {interval}s", err=True)
         else:
             click.echo(
-                f"{cfg.mailbox}: {result.examined} examined, {result.reports} report(s) applied, "
+                f"{cfg.mailbox}: {result.examined} examined, {plural(result.reports, 'report')} applied, "
                 f"{result.duplicates} already applied, {result.left} left alone, "
                 f"{result.failed} failed.", err=True
             )

@@ -11,6 +11,7 @@ from ..models import SubscriberStatus
 from ..subscribers import importing
 from ..subscribers.exporting import export_csv
 from ..subscribers.importing import CONSENT_MODES, DOCUMENTED, ImportFileError, parse_mapping
+from ..words import plural
 from .progress import Progress
 
 
@@ -87,7 +88,7 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
     if report_path:
         with open(report_path, "w", newline="", encoding="utf-8") as out:
             importing.write_problems(report.problems, out)
-        click.echo(f"{len(report.problems)} row(s) listed with their reasons in {report_path}.")
+        click.echo(f"{plural(len(report.problems), 'row')} listed with their reasons in {report_path}.")
     elif report.problems:
         click.echo("Use --report FILE to list those rows with their reasons.")
 

@@ -83,7 +83,8 @@ def _build_insert_pending(insert) -> sa.Insert:
         insert(table)
         .values(email=sa.bindparam("new_email"), email_key=sa.bindparam("key"),
                 token_key=sa.bindparam("token_key"), status=SubscriberStatus.PENDING,
-                confirm_nonce=sa.bindparam("nonce"), created_at=now, last_confirmation_at=now)
+                confirm_nonce=sa.bindparam("nonce"), created_at=now, last_confirmation_at=now,
+                source=sa.bindparam("source"))
         .on_conflict_do_nothing(index_elements=["email_key"])
         .returning(table.c.id)
     )
@@ -102,7 +103,7 @@ def _insert_new(email: str, req: Request) -> int | None:
     statement = _INSERT_PENDING()
     subscriber_id = db.session.scalar(
         statement, {"new_email": email, "key": email_key(email), "token_key": new_token_key(),
-                    "nonce": secrets.token_hex(16), "now": utcnow()}
+                    "nonce": secrets.token_hex(16), "now": utcnow(), "source": (req.source or None)}
     )
     if subscriber_id is not None:
         db.session.execute(_INSERT_CONSENT, {"subscriber_id": subscriber_id, **_consent("signup", req)})
@@ -230,7 +231,10 @@ def confirm(token: str, req: Request) -> str:
 
 
 def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subscriber | None:
-    """Takes effect at once; idempotent; the consent history stays as proof."""
+    """Takes effect at once; idempotent; the consent history stays as proof.
+
+    The record's source is the channel it came through (`req.source`: link, one-click, a
+    list-unsubscribe email, a complaint…), never where the person once signed up."""
     sub = db.session.get(Subscriber, subscriber_id)
     if sub is None:
         return None

@@ -28,6 +28,22 @@ log = logging.getLogger(__name__)
 
 # A page that may carry a reference: not cached, not indexed, its URL never sent onwards.
 PRIVATE_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
+# The actions signed in this browser, so that the thank-you page suggests one not signed yet.
+# A plain cookie (ids only, gone when the browser closes): no session to re-sign per signature.
+SIGNED_COOKIE = "signed"
+SIGNED_KEPT = 50
+
+
+def signed_here() -> frozenset[int]:
+    """The action ids this browser signed (what the cookie says; nonsense in it is ignored)."""
+    raw = request.cookies.get(SIGNED_COOKIE, "")
+    return frozenset(int(x) for x in raw.split(".")[:SIGNED_KEPT] if x.isdigit() and len(x) < 10)
+
+
+def _remember_signed(response, ids) -> None:
+    kept = sorted(ids)[-SIGNED_KEPT:]
+    response.set_cookie(SIGNED_COOKIE, ".".join(map(str, kept)), path="/actions", httponly=True,
+                        samesite="Lax", secure=request.is_secure)
 
 
 def _action_or_404(slug: str) -> Action:
@@ -132,7 +148,12 @@ def sign(slug: str):
     # (No session write either: re-signing the session cookie on every signature costs CPU a
     # viral petition has better use for.)
     args = {} if outcome.counted else {"check": "1"}
-    return redirect(url_for("public.thanks", slug=slug, **args), code=303)
+    response = redirect(url_for("public.thanks", slug=slug, **args), code=303)
+    done = signed_here() | {item.id}
+    if signer is not None:  # the alert's reference proves who this is: what they signed before counts
+        done |= signing.signed_action_ids(signer.email)
+    _remember_signed(response, done)
+    return response
 
 
 def share_links(action: Action) -> dict[str, str]:
@@ -154,7 +175,7 @@ def thanks(slug: str):
     item = _action_or_404(slug)
     return render_template(
         "action_thanks.html", action=item, share=share_links(item),
-        next_action=actions.next_open_action(item), check=request.args.get("check") == "1",
+        next_action=actions.next_open_action(item, signed_here()), check=request.args.get("check") == "1",
     ), 200, {"Cache-Control": "no-store"}
 
 

@@ -20,7 +20,7 @@ from flask import (
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn, welcome
+from .. import actions, redis_conn, welcome, words
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, preferences, subscriptions
@@ -34,6 +34,8 @@ from .preferences import preferences_context
 
 log = logging.getLogger(__name__)
 bp = Blueprint("public", __name__)
+bp.add_app_template_filter(words.in_sentence, "in_sentence")
+bp.add_app_template_filter(words.action_name, "action_name")
 
 
 class SubscribeForm(FlaskForm):
@@ -46,8 +48,8 @@ class SubscribeForm(FlaskForm):
 SESSION_SIGNUP = "signup_email"
 
 
-def client_request() -> subscriptions.Request:
-    return subscriptions.Request(ip=request.remote_addr, user_agent=request.user_agent.string)
+def client_request(source: str = "web-form") -> subscriptions.Request:
+    return subscriptions.Request(ip=request.remote_addr, user_agent=request.user_agent.string, source=source)
 
 
 @bp.get("/")
@@ -173,9 +175,8 @@ def unsubscribe(token: str):
     one_click = request.form.get("List-Unsubscribe") == "One-Click"
     sub = None
     if subscriber_id is not None:  # (None: erased; there is no one left to unsubscribe)
-        sub = subscriptions.unsubscribe(
-            subscriber_id, client_request(), via="one-click" if one_click else "link"
-        )
+        via = "one-click" if one_click else "link"
+        sub = subscriptions.unsubscribe(subscriber_id, client_request(source=via), via=via)
         db.session.commit()
     if one_click:
         return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}

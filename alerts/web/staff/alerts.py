@@ -20,6 +20,7 @@ from ...extensions import db
 from ...mail.smtp import MailConfigError
 from ...models import AbTest, Action, Alert, AlertState, Subscriber
 from ...subscribers.preferences import TOPICS
+from ...words import plural
 from . import PER_PAGE, bp, current_staff, org_zone, page_number
 from .forms import AlertForm, LaunchForm, ReminderForm, ScheduleForm, SendTestForm
 
@@ -165,8 +166,10 @@ def _compose_page(alert: Alert | None):
     chosen = alert.actions if alert else [a for a in ordered_actions() if a.is_open]
     tagged = {t for a in chosen for t in (a.topics or [])}
     action_topics = [label for slug, label in TOPICS if slug in tagged]
+    picked = [a for a in ordered_actions() if a.is_open and a.slug in (form.actions.data or [])]
     return render_template("staff/compose.html", form=form, alert=alert, error=error,
-                           audience=_audience_of(alert, count=False), action_topics=action_topics), status
+                           audience=_audience_of(alert, count=False), action_topics=action_topics,
+                           intro_names=compose.intro_names(form.intro_md.data, picked)), status
 
 
 def _audience_of(alert: Alert | None, *, count: bool = True) -> dict:
@@ -255,9 +258,11 @@ def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: in
         test_form=test_form,
         audience=_audience_of(item, count=False),
         included=content.rendered_actions(item),
+        intro_names=compose.intro_names(item.intro_md, content.rendered_actions(item)),
         send_blocked=_send_blocked(),
         ab=db.session.get(AbTest, item.id),
-        remind_form=ReminderForm(data={"subject": f"Reminder: {item.subject}"[:200]}),
+        remind_form=ReminderForm(data={"subject": compose.reminder_subject(item.subject)}),
+        can_remind=item.state in compose.FINISHED,
         schedule_form=schedule_form,
         org_timezone=current_app.config["ORG_TIMEZONE"],
     ), code
@@ -384,7 +389,7 @@ def alert_send(alert_id: int):
         if total is None:
             total = state.expected_recipients(item)
             db.session.commit()
-        flash(f"Sending to {total:,} subscriber(s). You can pause or cancel below.", "success")
+        flash(f"Sending to {plural(total, 'subscriber')}. You can pause or cancel below.", "success")
         return back
     audience = _counted(item)
     recipients = audience["size"]

@@ -23,7 +23,7 @@ from wtforms.widgets import CheckboxInput, ListWidget
 
 from ...subscribers.preferences import TOPICS
 
-# Loose on purpose: staff addresses like staff@localhost (dev mode) must work for test sends.
+# Loose here on purpose: the test send itself checks the address, as every send does.
 ADDRESS = Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address like name@example.org.")
 
 

@@ -8,12 +8,13 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 
 from ...accounts import check_password, end_sessions_for
 from ...extensions import db, limiter
+from ...words import plural
 from . import auth, bp
 from .forms import LoginForm
 
 log = logging.getLogger(__name__)
 BAD_LOGIN = "That email and password don't match a staff account."
-LOCKED = ("Too many failed logins for this account. It is locked for {minutes} more minute(s); "
+LOCKED = ("Too many failed logins for this account. It is locked for another {minutes}; "
           "try again later or ask another staff member to check the account.")
 
 
@@ -23,7 +24,8 @@ def _login_rate_limit() -> str:
 
 def _locked_page(form: LoginForm, seconds: int):
     minutes = max(1, -(-seconds // 60))
-    return render_template("staff/login.html", form=form, error=LOCKED.format(minutes=minutes)), 429
+    error = LOCKED.format(minutes=plural(minutes, "minute"))
+    return render_template("staff/login.html", form=form, error=error), 429
 
 
 @bp.route("/login", methods=["GET", "POST"])

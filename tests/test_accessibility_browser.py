@@ -81,8 +81,8 @@ def axe_violations(page, source: str) -> list[str]:
 class Walk:
     """Checks each page it is shown at every width and keeps what failed."""
 
-    def __init__(self, page, source: str) -> None:
-        self.page, self.source = page, source
+    def __init__(self, page, source: str, base: str) -> None:
+        self.page, self.source, self.base = page, source, base
         self.failures: list[str] = []
         self.seen: list[str] = []
 
@@ -98,10 +98,9 @@ class Walk:
 
     def visit(self, path: str, name: str | None = None) -> None:
         response = self.page.goto(self.base + path)
-        assert response is not None and "text/html" in response.headers.get("content-type", ""), path
+        kind = response.headers.get("content-type", "") if response else "no response"
+        assert "text/html" in kind, f"{path} answers {kind}: not a page? (add its endpoint to NOT_PAGES)"
         self.check(name or path)
-
-    base = ""
 
 
 def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp, browser, monkeypatch, shots):
@@ -151,8 +150,7 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
                  "privacy.erase": "unsubscribe", "public.confirm_signature": "signature"}
 
     page = browsers.new_page(browser)
-    walk = Walk(page, source)
-    walk.base = live_server.url
+    walk = Walk(page, source, live_server.url)
     try:
         # Public pages reached by a form, then the walk of the URL map, logged in as staff.
         walk.visit("/staff/login")

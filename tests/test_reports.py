@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from alerts import clickcounts
 from alerts.extensions import db
 from alerts.models import (
     Action,
@@ -215,3 +216,12 @@ def test_click_to_sign_counts_people_and_stays_within_0_and_100_percent(app, sta
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "Click-to-sign 100.0% 1 of 1 people who clicked then signed" in text
     assert "300.0%" not in text and "400.0%" not in text
+    # Once the per-person rows are folded into counters, who signed after a click is not known.
+    with app.app_context():
+        clickcounts.fold(Click.alert_id == alert_id)
+        db.session.commit()
+        folded = alert_report.report(alert_id)
+    assert folded["clicks"]["unique"] == 1 and folded["click_to_sign_rate"] is None
+    assert folded["by_action"][0]["click_to_sign_rate"] is None
+    page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
+    assert "Click-to-sign</dt><dd>—<span class=\"sub\">not known: clicks are not kept per person" in page

@@ -153,10 +153,13 @@ def report(alert_id: int) -> dict | None:
             item["signatures_after_click"] += after
     # Click-to-sign is a share of people: those who clicked and then signed (known from the
     # per-person rows, so never more than the people counted as clicking), of those who clicked.
+    # Without per-person rows (TRACK_CLICKS=aggregate, rows folded away) it is not known: None.
+    def click_to_sign(signed: int, clicked: int) -> float | None:
+        return _rate(min(signed, clicked), clicked) if first_click else None
+
     for action_id, item in by_action.items():
         item["people_signed_after_click"] = sum(1 for _, a in signed_after if a == action_id)
-        item["click_to_sign_rate"] = _rate(min(item["people_signed_after_click"], item["unique_clicks"]),
-                                           item["unique_clicks"])
+        item["click_to_sign_rate"] = click_to_sign(item["people_signed_after_click"], item["unique_clicks"])
     people_signed_after_click = min(len({who for who, _ in signed_after}), whole["unique_clicks"])
 
     figures = delivery_figures(alert_id)
@@ -187,7 +190,7 @@ def report(alert_id: int) -> dict | None:
         # People, not signatures: of the people who clicked, the share who then signed an
         # action whose link they had clicked (0-1; None when nobody clicked).
         "people_signed_after_click": people_signed_after_click,
-        "click_to_sign_rate": _rate(people_signed_after_click, whole["unique_clicks"]),
+        "click_to_sign_rate": click_to_sign(people_signed_after_click, whole["unique_clicks"]),
         "by_action": list(by_action.values()),
         "links": link_items,
         **windows,

@@ -375,7 +375,7 @@ def test_setup_markers_survive_alternating_dev_and_test(tmp_path):
     fake.parent.mkdir(parents=True)
     fake.write_text(f"#!/bin/sh\necho \"$*\" >> {tmp_path / 'calls.log'}\n")  # pip, as a log line
     fake.chmod(0o755)
-    env = {**os.environ, "SKIP_APT": "1"}
+    env = {**os.environ, "SKIP_APT": "1", "SKIP_NPM": "1"}
     for mode in ([], ["--test"], [], ["--test"], []):
         subprocess.run(["bash", "scripts/setup", *mode], cwd=tmp_path, env=env, check=True, timeout=30)
     installs = [c for c in (tmp_path / "calls.log").read_text().splitlines() if "install -q -e" in c]

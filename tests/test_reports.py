@@ -10,10 +10,12 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
+from alerts import clickcounts
 from alerts.extensions import db
 from alerts.models import (
     Action,
     BounceEvent,
+    Click,
     ConsentRecord,
     Delivery,
     Signature,
@@ -175,3 +177,51 @@ def test_report_page_says_when_clicks_are_not_tracked(app, staff_client, client,
         assert alert_report.report(alert_id)["track_clicks"] == "off"
     page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
     assert "Clicks are not tracked" in page
+
+
+def test_click_to_sign_counts_people_and_stays_within_0_and_100_percent(app, staff_client, client, smtp):
+    """One person's click and three signatures attributed to the alert (theirs on another action,
+    a forwarded link's, one made before the click): 1 of 1 person who clicked then signed."""
+    with app.app_context():
+        alert_id = send_blast(3, TWO)
+        click(client, links_by_recipient(smtp)["reader00000@example.org"][0])
+        record_all()
+        deliveries = dict(db.session.execute(
+            sa.select(Subscriber.email, Delivery.id).join(Delivery, Delivery.subscriber_id == Subscriber.id)
+        ).all())
+        actions = dict(db.session.execute(sa.select(Action.slug, Action.id)).all())
+        clicked_at = db.session.scalar(sa.select(sa.func.min(Click.at)))
+
+        def sign(email: str, slug: str, at) -> None:
+            db.session.add(Signature(action_id=actions[slug], email=email, email_key=email, name="S",
+                                     source="alert", alert_id=alert_id, delivery_id=deliveries[email],
+                                     created_at=at))
+
+        sign("reader00000@example.org", TWO[0], clicked_at + timedelta(minutes=2))  # clicked, then signed
+        sign("reader00000@example.org", TWO[1], clicked_at + timedelta(minutes=3))  # never clicked TWO[1]
+        sign("reader00001@example.org", TWO[0], clicked_at + timedelta(minutes=4))  # never clicked
+        sign("reader00002@example.org", TWO[0], clicked_at - timedelta(minutes=1))
+        db.session.commit()
+        data = alert_report.report(alert_id)
+    assert data["signatures"] == 4 and data["clicks"]["unique"] == 1
+    rates = [data["click_to_sign_rate"]] + [a["click_to_sign_rate"] for a in data["by_action"]]
+    assert all(r is None or 0 <= r <= 1 for r in rates), rates
+    assert data["people_signed_after_click"] == 1
+    assert data["click_to_sign_rate"] == 1.0
+    first, second = data["by_action"]
+    assert (first["unique_clicks"], first["people_signed_after_click"]) == (1, 1)
+    assert first["click_to_sign_rate"] == 1.0
+    assert (second["unique_clicks"], second["click_to_sign_rate"]) == (0, None)
+    page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "Click-to-sign 100.0% 1 of 1 people who clicked then signed" in text
+    assert "300.0%" not in text and "400.0%" not in text
+    # Once the per-person rows are folded into counters, who signed after a click is not known.
+    with app.app_context():
+        clickcounts.fold(Click.alert_id == alert_id)
+        db.session.commit()
+        folded = alert_report.report(alert_id)
+    assert folded["clicks"]["unique"] == 1 and folded["click_to_sign_rate"] is None
+    assert folded["by_action"][0]["click_to_sign_rate"] is None
+    page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
+    assert "Click-to-sign</dt><dd>—<span class=\"sub\">not known: clicks are not kept per person" in page

@@ -362,7 +362,10 @@ def test_signature_after_a_click_is_attributed_and_report_matches_rows(app, ctx,
     assert (first["slug"], first["unique_clicks"], first["signatures"], first["signatures_after_click"]) == (
         TWO[0], 1, 1, 1)
     assert (second["unique_clicks"], second["signatures"], second["signatures_after_click"]) == (1, 1, 0)
-    assert first["click_to_sign_rate"] == 1.0 and data["click_to_sign_rate"] == 1.0
+    # Of the two people who clicked an action, one then signed it (the other signature is a non-clicker's).
+    assert first["click_to_sign_rate"] == 1.0 and second["click_to_sign_rate"] == 0.0
+    assert (data["people_signed_after_click"], data["clicks"]["unique"]) == (1, 2)
+    assert data["click_to_sign_rate"] == 0.5
     # Every figure against the rows.
     assert data["delivered"] == db.session.scalar(
         sa.select(sa.func.count()).select_from(Delivery).where(Delivery.status == "sent")) == 3

@@ -308,7 +308,8 @@ def alert_report_command(alert_id: int, as_json: bool) -> None:
         ("People who clicked", f"{clicks['unique']} ({_percent(data['click_rate'])} of delivered)"),
         ("Clicks by people", clicks["total"]), ("Machine clicks (apart)", clicks["machine"]),
         ("Signatures", f"{data['signatures']} ({data['signatures_after_click']} after a click)"),
-        ("Click-to-sign", _percent(data["click_to_sign_rate"])),
+        ("Click-to-sign", f"{_percent(data['click_to_sign_rate'])} ({data['people_signed_after_click']} of "
+                          f"{clicks['unique']} people who clicked then signed)"),
     ]
     click.echo(f"Alert {data['id']}: {data['subject']} ({data['state']})")
     for label, value in rows:

@@ -6,7 +6,7 @@ counters that hold aggregate and folded clicks), so it can be checked against th
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -92,6 +92,17 @@ def click_tally(alert: Alert) -> clickcounts.Tally:
     return clickcounts.tally(rows, alert.started_at).add(clickcounts.stored(alert.id))
 
 
+def first_action_clicks(alert_id: int) -> dict[tuple[int, int], datetime]:
+    """Each person's (delivery's) first human click on each action's link, from the per-person
+    rows (none with TRACK_CLICKS=aggregate or once the rows are folded into counters)."""
+    return {(d, a): at for d, a, at in db.session.execute(
+        sa.select(Click.delivery_id, Click.action_id, sa.func.min(Click.at))
+        .where(Click.alert_id == alert_id, Click.machine.is_(False),
+               Click.delivery_id.is_not(None), Click.action_id.is_not(None))
+        .group_by(Click.delivery_id, Click.action_id)
+    )}
+
+
 def report(alert_id: int) -> dict | None:
     """The whole report as JSON-ready data; None when there is no such alert."""
     alert = db.session.get(Alert, alert_id)
@@ -111,10 +122,7 @@ def report(alert_id: int) -> dict | None:
         sa.select(Signature.action_id, Signature.created_at, Signature.delivery_id)
         .where(Signature.alert_id == alert_id)
     ).all()
-    clicked = {tuple(row) for row in db.session.execute(
-        sa.select(Click.delivery_id, Click.action_id)
-        .where(Click.alert_id == alert_id, Click.machine.is_(False))
-    )}
+    first_click = first_action_clicks(alert_id)
     by_action: dict[int, dict] = {}
     link_items = []
     for index, url, action_id, slug, title in links:
@@ -126,22 +134,33 @@ def report(alert_id: int) -> dict | None:
             continue
         item = by_action.setdefault(action_id, {
             "slug": slug, "title": title, "unique_clicks": 0, "total_clicks": 0, "machine_clicks": 0,
-            "signatures": 0, "signatures_after_click": 0,
+            "signatures": 0, "signatures_after_click": 0, "people_signed_after_click": 0,
         })
         item["unique_clicks"] += counts["unique_clicks"]
         item["total_clicks"] += counts["clicks"]
         item["machine_clicks"] += counts["machine_clicks"]
     signatures_after_click = 0
+    signed_after: set[tuple[int, int]] = set()  # (delivery, action): that person signed it after a click
     for sig in sig_rows:
         item = by_action.get(sig.action_id)
-        after = (sig.delivery_id, sig.action_id) in clicked
+        clicked_at = first_click.get((sig.delivery_id, sig.action_id))
+        after = clicked_at is not None and sig.created_at >= clicked_at
         signatures_after_click += after
+        if after:
+            signed_after.add((sig.delivery_id, sig.action_id))
         if item is not None:
             item["signatures"] += 1
             item["signatures_after_click"] += after
-    for item in by_action.values():
-        item["click_to_sign_rate"] = _rate(item["signatures"], item["unique_clicks"])
-    action_unique = sum(item["unique_clicks"] for item in by_action.values())
+    # Click-to-sign is a share of people: those who clicked and then signed (known from the
+    # per-person rows, so never more than the people counted as clicking), of those who clicked.
+    # Without per-person rows (TRACK_CLICKS=aggregate, rows folded away) it is not known: None.
+    def click_to_sign(signed: int, clicked: int) -> float | None:
+        return _rate(min(signed, clicked), clicked) if first_click else None
+
+    for action_id, item in by_action.items():
+        item["people_signed_after_click"] = sum(1 for _, a in signed_after if a == action_id)
+        item["click_to_sign_rate"] = click_to_sign(item["people_signed_after_click"], item["unique_clicks"])
+    people_signed_after_click = min(len({who for who, _ in signed_after}), whole["unique_clicks"])
 
     figures = delivery_figures(alert_id)
     opened = tally.by_link.get(clickcounts.OPENS)
@@ -168,7 +187,10 @@ def report(alert_id: int) -> dict | None:
                    "machine": opened["machine_clicks"]} if opened else None),
         "signatures": len(sig_rows),
         "signatures_after_click": signatures_after_click,
-        "click_to_sign_rate": _rate(len(sig_rows), action_unique),
+        # People, not signatures: of the people who clicked, the share who then signed an
+        # action whose link they had clicked (0-1; None when nobody clicked).
+        "people_signed_after_click": people_signed_after_click,
+        "click_to_sign_rate": click_to_sign(people_signed_after_click, whole["unique_clicks"]),
         "by_action": list(by_action.values()),
         "links": link_items,
         **windows,

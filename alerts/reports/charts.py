@@ -12,7 +12,15 @@ from datetime import date
 from markupsafe import Markup, escape
 
 W, H = 360, 150
-PAD_L, PAD_R, PAD_T, PAD_B = 34, 8, 10, 22
+PAD_R, PAD_T, PAD_B = 8, 10, 22
+# The y-axis labels (static/reports.css: .chart .tick, 11px, 12px on a phone) are right-aligned
+# TICK_GAP units left of the plot; the plot starts where the widest label, measured at the
+# larger size and generously, still fits.
+TICK_FONT = 12
+TICK_GAP = 4
+_CHAR_EM = {",": 0.34, ".": 0.34}  # a digit is at most 0.62 em in the fonts the pages use
+DIGIT_EM = 0.62
+MIN_PAD_L = 24
 
 
 def _nice_max(value: int) -> int:
@@ -31,27 +39,38 @@ def _fmt(n: int) -> str:
     return f"{n:,}"
 
 
+def label_width(text: str) -> float:
+    """The most room a y-axis label takes at TICK_FONT (in view box units)."""
+    return TICK_FONT * sum(_CHAR_EM.get(ch, DIGIT_EM) for ch in text)
+
+
+def pad_left(top: int) -> float:
+    """The plot's left edge: the top label (the widest) fits to its left, whatever its width."""
+    return max(MIN_PAD_L, round(label_width(_fmt(top)) + TICK_GAP + 2, 1))
+
+
 def _day_label(d: date) -> str:
     return f"{d.day} {d:%b}"
 
 
 def _frame(label: str, top: int, days: list[date], body: list[str]) -> Markup:
-    plot_w = W - PAD_L - PAD_R
+    pad_l = pad_left(top)
+    plot_w = W - pad_l - PAD_R
     ticks = [0, len(days) // 2, len(days) - 1] if days else []
     parts = [
         f'<svg class="chart" viewBox="0 0 {W} {H}" role="img" aria-label="{escape(label)}" '
         f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
         f"<title>{escape(label)}</title>",
-        f'<line class="axis" x1="{PAD_L}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}"/>',
-        f'<line class="grid" x1="{PAD_L}" y1="{PAD_T}" x2="{W - PAD_R}" y2="{PAD_T}"/>',
-        f'<text class="tick" x="{PAD_L - 4}" y="{PAD_T + 4}" text-anchor="end">{_fmt(top)}</text>',
-        f'<text class="tick" x="{PAD_L - 4}" y="{H - PAD_B}" text-anchor="end">0</text>',
+        f'<line class="axis" x1="{pad_l}" y1="{H - PAD_B}" x2="{W - PAD_R}" y2="{H - PAD_B}"/>',
+        f'<line class="grid" x1="{pad_l}" y1="{PAD_T}" x2="{W - PAD_R}" y2="{PAD_T}"/>',
+        f'<text class="tick" x="{pad_l - TICK_GAP}" y="{PAD_T + 4}" text-anchor="end">{_fmt(top)}</text>',
+        f'<text class="tick" x="{pad_l - TICK_GAP}" y="{H - PAD_B}" text-anchor="end">0</text>',
     ]
     for i in ticks:
-        x = PAD_L + plot_w * (i + 0.5) / len(days)
+        x = pad_l + plot_w * (i + 0.5) / len(days)
         anchor = "start" if i == 0 else "end" if i == len(days) - 1 else "middle"
         if i == 0:
-            x = PAD_L
+            x = pad_l
         elif i == len(days) - 1:
             x = W - PAD_R
         parts.append(f'<text class="tick" x="{x:.1f}" y="{H - 6}" text-anchor="{anchor}">'
@@ -63,12 +82,13 @@ def _frame(label: str, top: int, days: list[date], body: list[str]) -> Markup:
 def bars(days: list[date], values: list[int], label: str, unit: str = "") -> Markup:
     """One bar per day."""
     top = _nice_max(max(values, default=0))
-    plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    pad_l = pad_left(top)
+    plot_w, plot_h = W - pad_l - PAD_R, H - PAD_T - PAD_B
     slot = plot_w / max(len(days), 1)
     body = []
     for i, (d, v) in enumerate(zip(days, values, strict=True)):
         h = plot_h * v / top
-        x = PAD_L + i * slot + slot * 0.15
+        x = pad_l + i * slot + slot * 0.15
         body.append(
             f'<rect class="bar" x="{x:.1f}" y="{H - PAD_B - h:.1f}" width="{slot * 0.7:.1f}" '
             f'height="{h:.1f}"><title>{_day_label(d)}: {_fmt(v)}{escape(unit)}</title></rect>'
@@ -79,9 +99,10 @@ def bars(days: list[date], values: list[int], label: str, unit: str = "") -> Mar
 def line(days: list[date], values: list[int], label: str) -> Markup:
     """A line over the days, with its area shaded; the axis starts at zero."""
     top = _nice_max(max(values, default=0))
-    plot_w, plot_h = W - PAD_L - PAD_R, H - PAD_T - PAD_B
+    pad_l = pad_left(top)
+    plot_w, plot_h = W - pad_l - PAD_R, H - PAD_T - PAD_B
     slot = plot_w / max(len(days), 1)
-    points = [(PAD_L + slot * (i + 0.5), H - PAD_B - plot_h * v / top) for i, v in enumerate(values)]
+    points = [(pad_l + slot * (i + 0.5), H - PAD_B - plot_h * v / top) for i, v in enumerate(values)]
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in points)
     body = []
     if points:

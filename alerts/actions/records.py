@@ -22,12 +22,11 @@ from .. import csvin, csvout
 from ..extensions import db, upsert
 from ..models import Action, Signature, Subscriber, utcnow
 from ..subscribers import subscriptions
-from .signing import COMMENT_MAX, IMPORT, NAME_MAX, POSTAL_MAX, email_key
+from .signing import COMMENT_MAX, ERASED, IMPORT, NAME_MAX, POSTAL_MAX, email_key
 
 EXPORT_COLUMNS = ("name", "email", "postal_code", "comment", "signed_at", "source", "alert_id")
 EXPORT_CHUNK = 1000
 IMPORT_CHUNK = 1000
-ERASED = ""  # an erased signature keeps its row (counts add up) with no address or name
 
 # Header names recognised, compared lower-cased with punctuation removed.
 IMPORT_HEADERS = {

@@ -6,7 +6,7 @@ import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
-from alerts.models import Alert, Subscriber
+from alerts.models import Alert, StaffUser, Subscriber
 from tests.helpers import csrf_token, make_alert
 
 # -- NUL characters (PostgreSQL refuses them in a string; the guard runs before the database) --
@@ -78,3 +78,36 @@ def test_staff_schedule_refuses_a_time_off_the_calendar(app, staff_client, monke
     assert res.status_code == 400 and message in res.get_data(as_text=True)
     with app.app_context():
         assert db.session.get(Alert, alert_id).scheduled_for is None
+
+
+# -- staff passwords ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("password", "why"), [
+    ("aaaaaaaaaa", "too short: it needs at least 12 characters"),
+    ("aaaaaaaaaaaaaaaa", 'Repeats like "aaa" are easy to guess'),
+    ("password1234", "This is a very common password"),
+    ("qwertyuiop12", "This is similar to a commonly used password"),
+    ("abcdefghijklmnop", "too easy to guess"),
+    ("kidsrightsnewsdesk", "too easy to guess"),  # the account's own address, rearranged
+])
+def test_create_staff_refuses_a_weak_password_saying_why(app, password, why):
+    with app.app_context():
+        result = app.test_cli_runner().invoke(
+            args=["create-staff", "newsdesk@kidsrights.example.org", "--password-stdin"],
+            input=password + "\n")
+        assert result.exit_code == 2 and why in result.output, result.output
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(StaffUser)) == 0
+
+
+def test_a_new_password_is_held_to_the_same_policy(app, staff):
+    from alerts.accounts import StaffError, set_password
+
+    with app.app_context():
+        user = db.session.scalar(sa.select(StaffUser))
+        before = user.password_hash
+        with pytest.raises(StaffError, match="too easy to guess"):
+            set_password(user, "123456789012")
+        assert user.password_hash == before
+        set_password(user, "ferry lantern quietly 42")
+        db.session.rollback()

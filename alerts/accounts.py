@@ -44,6 +44,10 @@ def check_new_password(password: str, email: str) -> None:
     zxcvbn knows common and breached passwords, names, words, keyboard walks, repeats and
     dates; the account's address counts as a known word. Raises StaffError saying why.
     """
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StaffError("the password is not UTF-8 text (it holds bytes that are not UTF-8)") from exc
     if len(password) < MIN_PASSWORD_LENGTH:
         raise StaffError(f"the password is too short: it needs at least {MIN_PASSWORD_LENGTH} "
                          f"characters (a few unrelated words make a good one)")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 
@@ -111,3 +113,96 @@ def test_a_new_password_is_held_to_the_same_policy(app, staff):
         assert user.password_hash == before
         set_password(user, "ferry lantern quietly 42")
         db.session.rollback()
+
+
+# -- the command line: one `Error:` line and a non-zero exit, never a traceback ----------------
+
+NOT_UTF8 = os.fsdecode(b"caf\xe9")  # what Python makes of argv bytes that are not UTF-8
+HUGE_ID = str(10**23)
+
+
+def _refused(result, *needles: str, code: int = 2) -> None:
+    assert result.exit_code == code, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    assert "Error: " in result.output and all(n in result.output for n in needles), result.output
+
+
+def test_cli_refuses_an_argument_that_is_not_utf8(app, ctx):
+    runner = app.test_cli_runner()
+    _refused(runner.invoke(args=["alert", "create", "--subject", NOT_UTF8, "--intro", "Hi"]),
+             "Invalid value for '--subject'", "not UTF-8 text")
+    _refused(runner.invoke(args=["action", "close", NOT_UTF8]), "Invalid value for 'SLUG'", "not UTF-8")
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Alert)) == 0
+
+
+def test_cli_refuses_a_password_that_is_not_utf8(app):
+    with app.app_context():
+        result = app.test_cli_runner().invoke(
+            args=["create-staff", "ops@example.org", "--password-stdin"],
+            input=b"caf\xe9 ferry lantern quietly\n")
+        _refused(result, "the password on standard input is not UTF-8 text")
+        from alerts.accounts import StaffError, create_staff
+
+        with pytest.raises(StaffError, match="not UTF-8 text"):  # a prompt's surrogates, too
+            create_staff("ops@example.org", NOT_UTF8 + " ferry lantern quietly")
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(StaffUser)) == 0
+
+
+@pytest.mark.parametrize("args", [
+    ["alert", "status", HUGE_ID], ["alert", "report", HUGE_ID], ["alert", "pause", HUGE_ID],
+    ["alert", "schedule", HUGE_ID, "--at", "2099-01-01T00:00:00Z"], ["alert", "audience", HUGE_ID],
+    ["alert", "remind", HUGE_ID, "--subject", "Again"], ["alert", "status", "0"],
+])
+def test_cli_refuses_an_id_past_the_database_integers(app, ctx, args):
+    _refused(app.test_cli_runner().invoke(args=args), "Invalid value for 'ALERT_ID'",
+             "is not in the range 1<=x<=9223372036854775807")
+
+
+@pytest.mark.parametrize(("args", "env", "needle"), [
+    (["dev", "--port", "99999"], {}, "Invalid value for '--port': 99999 is not in the range 1<=x<=65535"),
+    (["dev", "--smtp-port", "0"], {}, "Invalid value for '--smtp-port'"),
+    (["bounces", "serve", "--port", "99999"], {}, "Invalid value for '--port'"),
+    (["bounces", "serve"], {"BOUNCE_SMTP_PORT": "70000"}, "Invalid value for '--port'"),
+    (["bounces", "poll", "--url", "imaps://u:p@127.0.0.1:99999/INBOX"], {},
+     "BOUNCE_IMAP_URL: the port is not 1 to 65535"),
+    (["bounces", "poll", "--url", "imaps://u:p@127.0.0.1:1/INBOX", "--every", HUGE_ID], {},
+     "Invalid value for '--every'"),
+])
+def test_cli_refuses_a_port_or_an_interval_out_of_range(app, args, env, needle):
+    with app.app_context():
+        _refused(app.test_cli_runner().invoke(args=args, env=env), needle)
+
+
+def test_cli_refuses_a_dkim_domain_that_is_not_a_dns_name(app, ctx, tmp_path, monkeypatch):
+    runner = app.test_cli_runner()
+    key = tmp_path / "k.pem"
+    _refused(runner.invoke(args=["dkim", "keygen", "--selector", "s1", "--domain", "bad domain",
+                                 "--out", str(key)]), "Invalid value for --domain", "is not a DNS name")
+    assert not key.exists()
+    assert runner.invoke(args=["dkim", "keygen", "--selector", "s1", "--domain", "example.org",
+                               "--out", str(key)]).exit_code == 0
+    alert_id = make_alert()
+    db.session.commit()
+    monkeypatch.delitem(app.extensions, "alerts.dkim", raising=False)  # built anew from these
+    for name, value in {"DKIM_DOMAIN": "bad domain", "DKIM_SELECTOR": "s1",
+                        "DKIM_PRIVATE_KEY_FILE": str(key)}.items():
+        monkeypatch.setitem(app.config, name, value)
+    _refused(runner.invoke(args=["alert", "send", str(alert_id), "--yes"]),
+             "DKIM_DOMAIN 'bad domain' is not a DNS name", code=1)
+    monkeypatch.setitem(app.config, "DKIM_PRIVATE_KEY_FILE", str(tmp_path / "missing.pem"))
+    monkeypatch.setitem(app.config, "DKIM_DOMAIN", "example.org")
+    _refused(runner.invoke(args=["alert", "send", str(alert_id), "--yes"]),
+             "DKIM_PRIVATE_KEY_FILE", "cannot be read", code=1)
+    db.session.rollback()
+    assert db.session.get(Alert, alert_id).state == "draft"
+
+
+def test_a_bad_setting_is_one_error_line_for_every_command(app):
+    from click.testing import CliRunner
+
+    from alerts.cli import main
+
+    result = CliRunner().invoke(main, ["alert", "status", "1"], env={"MAX_CONTENT_LENGTH": "lots"})
+    _refused(result, "MAX_CONTENT_LENGTH must be a whole number, got 'lots'", code=1)

@@ -16,6 +16,7 @@ from alerts.extensions import db
 from alerts.models import Action, Signature, Subscriber
 from alerts.subscribers import importing
 from tests.helpers import csrf_token, log_in, seed_actions
+from tests.test_security import multipart
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 HUGE = "x" * (csvin.FIELD_MAX + 1)
@@ -178,3 +179,16 @@ def test_staff_signer_upload_of_an_unreadable_file_is_a_400_showing_why(app, sta
     assert response.status_code == 400 and shown in html and "nothing was imported" in html
     with app.app_context():
         assert signing.count(action_id) == 0
+
+
+def test_staff_signer_upload_takes_a_file_as_large_as_the_subscriber_import(app, staff_client):
+    with app.app_context():
+        action_id = _rikers().id
+    rows = "".join(f"signer{i:06d}@example.org,Signer {i}\n" for i in range(31_000))
+    assert len(rows) > app.config["MAX_CONTENT_LENGTH"]
+    page = f"/staff/actions/{action_id}/signatures"
+    body = ("email,name\n" + rows).encode()
+    response = staff_client.post(f"{page}/import", **multipart(  # (encoded here: see multipart)
+        {"csrf_token": csrf_token(staff_client, page)}, {"file": (body, "signers.csv")}))
+    assert response.status_code == 200, response.status_code
+    assert "31000 added, 0 already signed, 0 rejected" in response.get_data(as_text=True)

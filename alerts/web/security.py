@@ -5,8 +5,9 @@
   HEAD and GET to every link in an email). A GET that records something by contract (a
   tracked click) says so with `@records_on_get`; HEAD and OPTIONS never may.
 - A request body is limited to MAX_CONTENT_LENGTH (413, a readable page); only views marked
-  `@allows_large_upload` (the staff CSV import) take up to STAFF_UPLOAD_MAX_BYTES, and only
-  with a staff session, so nobody else can make the server spool a large body.
+  `@allows_large_upload` (the staff CSV imports of subscribers and signers) take up to
+  STAFF_UPLOAD_MAX_BYTES, and only with a staff session, so nobody else can make the server
+  spool a large body.
 - Security headers on every page: no framing, no sniffing, a referrer policy, HSTS when
   BASE_URL is https; pages reached by a token (`/confirm/<token>`, `/unsubscribe/<token>`,
   anything with a token in its URL) are never cached and send no referrer.

@@ -160,20 +160,18 @@ class CsvTable:
                 if ok:
                     cells = lenient[0]
                 else:
-                    rows += 1
-                    yield from self._unclosed(consumed)
+                    rows = _counted(rows, first)
+                    yield self._unclosed(consumed)
                     continue
             elif len(consumed) > 1 and not self._keyed(cells):
                 # A quote that closes lines below, leaving the row no key of its own: it was left
                 # open and swallowed the rows below it.
-                rows += 1
-                yield from self._unclosed(consumed)
+                rows = _counted(rows, first)
+                yield self._unclosed(consumed)
                 continue
             if not any(cell.strip() for cell in cells):
                 continue
-            rows += 1
-            if rows > ROWS_MAX:
-                raise CsvFileError(f"line {first}: the file has more than {ROWS_MAX:,} rows; split it")
+            rows = _counted(rows, first)
             yield Record(first, consumed[-1][0], cells, text)
 
     def _keyed(self, cells: list[str]) -> bool:
@@ -183,15 +181,21 @@ class CsvTable:
         cell = cells[self.key] if self.key < len(cells) else ""
         return bool(cell.strip()) and "\n" not in cell and "\r" not in cell
 
-    def _unclosed(self, consumed: list[tuple[int, str]]) -> Iterator[Record]:
+    def _unclosed(self, consumed: list[tuple[int, str]]) -> Record:
+        """The row whose quote never closed, on its own line; the lines it swallowed are read again."""
         first, text = consumed[0]
         self.lines.push_back(consumed[1:])
-        end = consumed[-1][0]
-        yield Record(first, end, _parse_line(text, self.delimiter, first), text, unclosed=True)
+        return Record(first, consumed[-1][0], _parse_line(text, self.delimiter, first), text, unclosed=True)
 
     def check(self) -> int:
         """Read every row, so that an unreadable one is an error now; return the rows read."""
         return sum(1 for _ in self.records())
+
+
+def _counted(rows: int, line: int) -> int:
+    if rows >= ROWS_MAX:
+        raise CsvFileError(f"line {line}: the file has more than {ROWS_MAX:,} rows; split it")
+    return rows + 1
 
 
 def _parse_line(text: str, delimiter: str, line: int = 1) -> list[str]:

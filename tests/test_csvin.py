@@ -192,3 +192,10 @@ def test_staff_signer_upload_takes_a_file_as_large_as_the_subscriber_import(app,
         {"csrf_token": csrf_token(staff_client, page)}, {"file": (body, "signers.csv")}))
     assert response.status_code == 200, response.status_code
     assert "31000 added, 0 already signed, 0 rejected" in response.get_data(as_text=True)
+
+
+def test_a_file_over_the_row_limit_is_refused_naming_the_line(monkeypatch):
+    monkeypatch.setattr(csvin, "ROWS_MAX", 3)
+    assert len(_read(b"email\na@x.org\n\nb@x.org\n\"c@x.org\n")) == 3  # blank lines are no rows
+    with pytest.raises(csvin.CsvFileError, match="line 6: the file has more than 3 rows"):
+        _read(b"email\na@x.org\nb@x.org\n\n\"c@x.org\nd@x.org\n")

@@ -29,6 +29,7 @@ def _dummy_hash() -> str:
     return _argon2()[0].hash("not a real password")
 
 
+EMAIL_MAX = 254  # StaffUser.email
 MIN_PASSWORD_LENGTH = 12
 MIN_PASSWORD_SCORE = 3  # zxcvbn's 0-4: 3 resists an offline attack on a slow hash
 STRENGTH_CHECKED = 72  # zxcvbn looks at this many characters at most
@@ -66,8 +67,8 @@ def check_new_password(password: str, email: str) -> None:
 
 def create_staff(email: str, password: str) -> StaffUser:
     email = email.strip().lower()
-    if "@" not in email:
-        raise StaffError(f"not an email address: {email!r}")
+    if "@" not in email or len(email) > EMAIL_MAX or any(c.isspace() for c in email):
+        raise StaffError(f"not an email address (at most {EMAIL_MAX} characters, no spaces): {email[:80]!r}")
     check_new_password(password, email)
     if db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email)):
         raise StaffError(f"staff account {email} already exists")

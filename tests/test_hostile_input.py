@@ -206,3 +206,23 @@ def test_a_bad_setting_is_one_error_line_for_every_command(app):
 
     result = CliRunner().invoke(main, ["alert", "status", "1"], env={"MAX_CONTENT_LENGTH": "lots"})
     _refused(result, "MAX_CONTENT_LENGTH must be a whole number, got 'lots'", code=1)
+
+
+def test_cli_refuses_a_staff_address_the_column_cannot_hold(app):
+    with app.app_context():
+        result = app.test_cli_runner().invoke(
+            args=["create-staff", "a" * 300 + "@example.org", "--password-stdin"],
+            input="ferry lantern quietly\n")
+        _refused(result, "not an email address (at most 254 characters")
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(StaffUser)) == 0
+
+
+def test_cli_import_with_a_report_it_cannot_write_imports_nothing(app, ctx, tmp_path):
+    path = tmp_path / "list.csv"
+    path.write_text("email\nann@example.org\n")
+    result = app.test_cli_runner().invoke(args=[
+        "subscribers", "import", str(path), "--consent", "documented", "--source", "Fair",
+        "--report", str(tmp_path / "no-such-folder" / "r.csv")])
+    _refused(result, "Invalid value for --report", "cannot write", "No such file or directory")
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Subscriber)) == 0

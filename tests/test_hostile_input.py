@@ -24,6 +24,13 @@ def test_a_nul_in_the_path_or_the_query_is_a_400(client, path):
     assert "NUL character" in response.get_data(as_text=True)
 
 
+def test_a_nul_in_a_staff_search_is_a_400(staff_client):
+    """On PostgreSQL these reach a query that the driver refuses: a 500 without the guard."""
+    for path in ("/staff/subscribers?q=ann%00", "/staff/suppressions?q=%00x", "/staff/subscribers/1%00"):
+        response = staff_client.get(path)
+        assert response.status_code == 400 and "NUL character" in response.get_data(as_text=True), path
+
+
 def test_a_nul_in_a_form_field_is_a_400_and_nothing_is_written(app, client):
     token = csrf_token(client)
     response = client.post("/subscribe", data={"email": "ann\x00@example.org", "website": "",

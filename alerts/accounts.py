@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 
 import sqlalchemy as sa
 
@@ -27,19 +28,48 @@ def _dummy_hash() -> str:
     """
     return _argon2()[0].hash("not a real password")
 
-MIN_PASSWORD_LENGTH = 10
+
+EMAIL_MAX = 254  # StaffUser.email
+MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_SCORE = 3  # zxcvbn's 0-4: 3 resists an offline attack on a slow hash
+STRENGTH_CHECKED = 72  # zxcvbn looks at this many characters at most
 
 
 class StaffError(ValueError):
     pass
 
 
+def check_new_password(password: str, email: str) -> None:
+    """Refuse a staff password that is short, or common, or made of a guessable pattern.
+
+    zxcvbn knows common and breached passwords, names, words, keyboard walks, repeats and
+    dates; the account's address counts as a known word. Raises StaffError saying why.
+    """
+    try:
+        password.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise StaffError("the password is not UTF-8 text (it holds bytes that are not UTF-8)") from exc
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise StaffError(f"the password is too short: it needs at least {MIN_PASSWORD_LENGTH} "
+                         f"characters (a few unrelated words make a good one)")
+    from zxcvbn import zxcvbn
+
+    address = email.strip().lower()
+    words = [address, address.partition("@")[0], *(w for w in re.split(r"[^a-z0-9]+", address) if w)]
+    result = zxcvbn(password[:STRENGTH_CHECKED], user_inputs=words)
+    if result["score"] >= MIN_PASSWORD_SCORE:
+        return
+    feedback = result["feedback"]
+    why = feedback["warning"] or "it follows a pattern that is quick to guess"
+    hint = " ".join(feedback["suggestions"]) or "Add another word or two. Uncommon words are better."
+    raise StaffError(f"the password is too easy to guess: {why.rstrip('.')}. {hint}")
+
+
 def create_staff(email: str, password: str) -> StaffUser:
     email = email.strip().lower()
-    if "@" not in email:
-        raise StaffError(f"not an email address: {email!r}")
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    if "@" not in email or len(email) > EMAIL_MAX or any(c.isspace() for c in email):
+        raise StaffError(f"not an email address (at most {EMAIL_MAX} characters, no spaces): {email[:80]!r}")
+    check_new_password(password, email)
     if db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email)):
         raise StaffError(f"staff account {email} already exists")
     user = StaffUser(email=email, password_hash=_argon2()[0].hash(password))
@@ -58,8 +88,7 @@ def ensure_dev_staff(email: str, password: str) -> str:
 
 def set_password(user: StaffUser, password: str) -> None:
     """A new password ends every session of the account; the caller commits."""
-    if len(password) < MIN_PASSWORD_LENGTH:
-        raise StaffError(f"password must be at least {MIN_PASSWORD_LENGTH} characters")
+    check_new_password(password, user.email)
     user.password_hash = _argon2()[0].hash(password)
     end_sessions(user.id)
 

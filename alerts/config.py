@@ -21,6 +21,10 @@ POSTAL_ADDRESS_REQUIRED = (
 )
 
 
+class ConfigError(RuntimeError):
+    """A setting cannot be used as it stands; the message names it and what it must be."""
+
+
 def postal_address_missing(cfg) -> bool:
     """True when a blast must be refused: the address is the placeholder outside `alerts dev`."""
     return cfg["ORG_POSTAL_ADDRESS"] == PLACEHOLDER_POSTAL_ADDRESS and not cfg.get("DEV_MODE")
@@ -38,7 +42,7 @@ def _int(name: str, default: int) -> int:
     try:
         return int(raw)
     except ValueError as exc:
-        raise RuntimeError(f"{name} must be a whole number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a whole number, got {raw!r}") from exc
 
 
 def _float(name: str, default: float | None) -> float | None:
@@ -48,9 +52,9 @@ def _float(name: str, default: float | None) -> float | None:
     try:
         value = float(raw)
     except ValueError as exc:
-        raise RuntimeError(f"{name} must be a number, got {raw!r}") from exc
+        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
     if value <= 0:
-        raise RuntimeError(f"{name} must be more than 0, got {raw!r}")
+        raise ConfigError(f"{name} must be more than 0, got {raw!r}")
     return value
 
 
@@ -61,14 +65,14 @@ def _timezone(name: str, default: str) -> str:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise RuntimeError(f"{name} must be an IANA time zone like Europe/London, got {value!r}") from exc
+        raise ConfigError(f"{name} must be an IANA time zone like Europe/London, got {value!r}") from exc
     return value
 
 
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     value = (_env(name, default) or default).strip().lower()
     if value not in allowed:
-        raise RuntimeError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
     return value
 
 

@@ -469,3 +469,21 @@ def test_same_answer_whatever_the_address_state_and_no_mail_to_suppressed(
     assert sorted(m.rcpt_tos[0] for m in smtp.handler.messages) == [
         "member00000@example.org", "stranger@example.org"]
     assert count(PLEDGE) == 0
+
+
+def test_a_confirmation_link_is_dead_once_its_signer_is_erased(client, seeded, ctx):
+    action = db.session.scalar(sa.select(Action).where(Action.slug == PLEDGE))
+    action.requires_confirmation = True
+    db.session.commit()
+    [email] = add_confirmed(1, prefix="eraseme")
+    sub_id = db.session.scalar(sa.select(Subscriber.id).where(Subscriber.email == email))
+    sign(client, PLEDGE, name="Era Sed", email=email)
+    [flagged] = signatures(PLEDGE)
+    path = f"/actions/confirm/{signing.make_confirm_token(flagged.id)}"
+    assert client.get(path).status_code == 200  # live until the erasure
+    privacy_steps.erase_subscriber(sub_id, by="subscriber")
+    db.session.commit()
+    for response in (client.get(path), client.post(path)):
+        assert response.status_code == 400
+        assert "This link doesn’t work" in response.get_data(as_text=True)
+    assert count(PLEDGE) == 0 and signatures(PLEDGE)[0].confirmed_at is None

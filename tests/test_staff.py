@@ -80,7 +80,7 @@ def test_create_staff_from_the_command_line(app):
 
     short = create("y@example.org", "short")
     assert short.exit_code == 2
-    assert "password must be at least 10 characters" in short.output
+    assert "the password is too short: it needs at least 12 characters" in short.output
     again = create("x@example.org", "another long password")
     assert again.exit_code == 2
     assert "already exists" in again.output

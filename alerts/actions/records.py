@@ -9,26 +9,24 @@ who acted.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import BinaryIO
 
 import sqlalchemy as sa
 
-from .. import csvout
+from .. import csvin, csvout
 from ..extensions import db, upsert
 from ..models import Action, Signature, Subscriber, utcnow
-from ..subscribers import importing, subscriptions
-from .signing import IMPORT, NAME_MAX, POSTAL_MAX, email_key
+from ..subscribers import subscriptions
+from .signing import COMMENT_MAX, ERASED, IMPORT, NAME_MAX, POSTAL_MAX, email_key
 
 EXPORT_COLUMNS = ("name", "email", "postal_code", "comment", "signed_at", "source", "alert_id")
 EXPORT_CHUNK = 1000
 IMPORT_CHUNK = 1000
-ERASED = ""  # an erased signature keeps its row (counts add up) with no address or name
 
 # Header names recognised, compared lower-cased with punctuation removed.
 IMPORT_HEADERS = {
@@ -171,33 +169,40 @@ def _columns(header: list[str]) -> dict[str, int]:
 def _when(raw: str) -> datetime | None:
     try:
         value = datetime.fromisoformat(raw.strip().replace("Z", "+00:00"))
-    except ValueError:
+        return value.astimezone(UTC) if value.tzinfo else None
+    except (ValueError, OverflowError):  # not a date, or one that leaves the calendar in UTC
         return None
-    return value if value.tzinfo else None
 
 
 def import_signers(action: Action, binary: BinaryIO) -> SignerImport:
     """Add another tool's signers as counted signatures of `action`; commits each chunk.
 
-    Raises SignerFileError before writing anything when the file is not UTF-8 CSV with an
-    email column. A row is rejected for a missing or invalid address; one already signed is
-    counted as such and left as it is.
+    Raises SignerFileError naming the line before writing anything when the file cannot be
+    read (alerts.csvin: not UTF-8, a value over the limit...) or has no email column. A row
+    is rejected for a missing or invalid address, or a quote left open; one already signed
+    is counted as such and left as it is.
     """
+    def key_of(header: list[str]) -> int:
+        nonlocal columns
+        columns = _columns([h.strip() for h in header])
+        return columns["email"]
+
+    columns: dict[str, int] = {}
     try:
-        importing.check_file(binary)
-    except importing.ImportFileError as exc:
+        table = csvin.open_table(binary, key_of=key_of)
+    except csvin.CsvFileError as exc:
         raise SignerFileError(str(exc)) from exc
-    text = importing.text_stream(binary)
-    first = text.readline()
-    delimiter = max((",", ";", "\t"), key=first.count) if any(d in first for d in ",;\t") else ","
-    reader = csv.reader(io.StringIO(first), delimiter=delimiter)
-    columns = _columns([h.strip() for h in next(reader, [])])
-    rows = csv.reader(text, delimiter=delimiter)
     report = SignerImport()
     chunk: list[dict] = []
-    for line, row in enumerate(rows, start=2):
-        if not any(cell.strip() for cell in row):
+    for record in table.records():
+        line, row = record.line, record.cells
+        if record.unclosed:
+            shown = record.text.strip()[:254]
+            report.rejected.append((line, shown, "a quote (\") opens in this row and is never closed"
+                                    + (f"; lines {line}–{record.end} are read again on their own"
+                                       if record.end > line else "")))
             continue
+
         def cell(name: str, row: list[str] = row) -> str:
             i = columns.get(name)
             return row[i].strip() if i is not None and i < len(row) else ""
@@ -213,14 +218,13 @@ def import_signers(action: Action, binary: BinaryIO) -> SignerImport:
         signed_at = _when(cell("signed_at")) or utcnow()
         chunk.append({"email": email, "email_key": email_key(email),
                       "name": " ".join(name.split())[:NAME_MAX], "postal_code": postal,
-                      "comment": cell("comment") or None,
+                      "comment": cell("comment")[:COMMENT_MAX] or None,
                       "created_at": signed_at, "confirmed_at": signed_at})
         if len(chunk) >= IMPORT_CHUNK:
             _apply(action, chunk, report)
             chunk = []
     if chunk:
         _apply(action, chunk, report)
-    text.detach()
     return report
 
 

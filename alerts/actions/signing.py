@@ -28,6 +28,7 @@ from .references import read_reference
 
 SEND_SIGNATURE_CONFIRMATION = "alerts.tasks.send_signature_confirmation"
 SIGNATURE_CONFIRM_SALT = "alerts.signature-confirm.v1"
+ERASED = ""  # an erased signature keeps its row (counts add up) with no address or name
 SIGNATURE_CONFIRM_MAX_AGE = 7 * 24 * 3600
 NAME_MAX, POSTAL_MAX, COMMENT_MAX = 200, 20, 2000
 _POSTAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,19}$")
@@ -319,9 +320,16 @@ def read_confirm_token(token: str) -> int:
     return data
 
 
+def confirmable(signature_id: int) -> Signature | None:
+    """The signature a confirmation link names; None when it is gone or its signer was erased,
+    so that the link of an erased signer is dead like any invalid one."""
+    signature = db.session.get(Signature, signature_id)
+    return None if signature is None or signature.email == ERASED else signature
+
+
 def confirm_signature(token: str) -> Signature | None:
-    """Count a flagged signature (idempotent); None when it is gone. The caller commits."""
-    signature = db.session.get(Signature, read_confirm_token(token))
+    """Count a flagged signature (idempotent); None when it is gone or erased. The caller commits."""
+    signature = confirmable(read_confirm_token(token))
     if signature is not None and signature.confirmed_at is None:
         signature.confirmed_at = utcnow()
     return signature
@@ -376,7 +384,7 @@ def send_signature_confirmation(signature_id: int) -> emails.Email | None:
     """Mail a flagged signature its confirmation link; None when there is nothing to confirm
     (confirmed meanwhile, erased)."""
     signature = db.session.get(Signature, signature_id)
-    if signature is None or signature.confirmed_at is not None or not signature.email:
+    if signature is None or signature.confirmed_at is not None or signature.email == ERASED:
         return None
     action = db.session.get(Action, signature.action_id)
     return emails.Email(

@@ -6,7 +6,7 @@ claimed by one conditional UPDATE, so exactly one of them launches the blast.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, tzinfo
 
 import sqlalchemy as sa
 
@@ -15,17 +15,36 @@ from ..models import Alert, AlertState, utcnow
 from . import control
 from .state import BlastError, locked_alert
 
+LAST_YEAR = 9999
+
 
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time with its offset (or Z); a time without one is refused, not guessed."""
     raw = text.strip()
-    try:
-        when = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError as exc:
-        raise BlastError(f"{text!r} is not an ISO 8601 time (like 2026-12-01T09:00:00+01:00)") from exc
+    when = _calendar_time(text, raw.replace("Z", "+00:00").replace("z", "+00:00"))
     if when.tzinfo is None:
         raise BlastError(f"{text!r} has no time zone: add one, like +00:00 or Z")
-    return when.astimezone(UTC)
+    return _in_utc(text, when)
+
+
+def parse_local(text: str, zone: tzinfo) -> datetime:
+    """A wall-clock time (2026-12-01T09:00) in `zone`, as UTC; a date the calendar lacks is refused."""
+    return _in_utc(text, _calendar_time(text, text.strip()).replace(tzinfo=zone))
+
+
+def _calendar_time(text: str, raw: str) -> datetime:
+    try:
+        return datetime.fromisoformat(raw)
+    except ValueError as exc:  # not ISO 8601, or a date the calendar lacks (2026-02-30, year 99999)
+        raise BlastError(f"{text!r} is not an ISO 8601 time on the calendar ({exc}); "
+                         "write it like 2026-12-01T09:00:00+01:00") from exc
+
+
+def _in_utc(text: str, when: datetime) -> datetime:
+    try:
+        return when.astimezone(UTC)
+    except OverflowError as exc:  # 0001-01-01 east of UTC, 9999-12-31 west of it
+        raise BlastError(f"{text!r} is outside the years 1 to 9999 in UTC") from exc
 
 
 def schedule(alert_id: int, when: datetime) -> Alert:
@@ -33,6 +52,9 @@ def schedule(alert_id: int, when: datetime) -> Alert:
     alert = locked_alert(alert_id)
     if alert.state != AlertState.DRAFT:
         raise BlastError(f"alert {alert_id} is {alert.state}; only a draft can be scheduled")
+    if when.year >= LAST_YEAR:  # shown in any time zone, a later time would leave the calendar
+        raise BlastError(f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC is too far ahead; "
+                         f"choose a time before the year {LAST_YEAR}")
     if when <= utcnow():
         raise BlastError(f"{when.astimezone(UTC):%Y-%m-%d %H:%M} UTC is in the past; "
                          "choose a later time or send it now")

@@ -69,9 +69,13 @@ class MailboxConfig:
         if not parts.hostname or parts.username is None or parts.password is None:
             raise PollerConfigError("BOUNCE_IMAP_URL needs a user, a password and a host")
         security = {"imaps": "ssl", "imap+starttls": "starttls", "imap": "plain"}[parts.scheme]
+        try:
+            port = parts.port or SCHEMES[parts.scheme]
+        except ValueError as exc:  # not a number, or over 65535
+            raise PollerConfigError(f"BOUNCE_IMAP_URL: the port is not 1 to 65535 ({exc})") from exc
         return cls(
             host=parts.hostname,
-            port=parts.port or SCHEMES[parts.scheme],
+            port=port,
             user=unquote(parts.username),
             password=unquote(parts.password),
             mailbox=unquote(parts.path.lstrip("/")) or "INBOX",

@@ -5,14 +5,20 @@ from __future__ import annotations
 import click
 from flask import Flask
 
+from ..config import ConfigError
 from . import accounts, actions, alerts, bounces, dev, ops, subscribers
+from .common import guard
 from .database import Main
 
 
 def _create_app() -> Flask:
+    """The app, or one `Error:` line naming the setting that stops it (no traceback)."""
     from .. import create_app  # here: alerts/__init__ imports this package
 
-    return create_app()
+    try:
+        return create_app()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
 @click.group(cls=Main, create_app=_create_app, add_version_option=False)
@@ -34,6 +40,7 @@ COMMANDS = (
     subscribers.subscribers_group,
     ops.dkim_group,
 )
+guard(COMMANDS)
 
 
 def register(app: Flask) -> None:

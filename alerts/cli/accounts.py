@@ -18,7 +18,11 @@ from ..extensions import db
 def create_staff_command(email: str, password_stdin: bool) -> None:
     """Create a staff login (password from a prompt or --password-stdin)."""
     if password_stdin:
-        password = sys.stdin.readline().rstrip("\r\n")
+        raw = sys.stdin.buffer.readline().rstrip(b"\r\n")
+        try:
+            password = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise click.UsageError("the password on standard input is not UTF-8 text") from exc
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
     try:

@@ -7,15 +7,18 @@ import sys
 import time
 
 import click
+from flask import current_app
 
 from .. import audiences
 from ..blasts import abtest, compose, control, progress, scheduling, state
 from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
 from ..extensions import db
+from ..mail import dkim
 from ..models import Alert, AlertState
 from ..reports.alert_report import report as alert_report
 from ..words import plural
+from .common import ID
 from .database import Group
 from .progress import Progress
 
@@ -93,7 +96,7 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
 
 
 @alert_group.command("audience")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 def alert_audience(alert_id: int, as_json: bool) -> None:
     """How many a blast started now would go to, and the rules that say who."""
@@ -116,7 +119,7 @@ def alert_audience(alert_id: int, as_json: bool) -> None:
 
 
 @alert_group.command("remind")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--subject", help="Its own subject (default: “Reminder: ” and the alert's).")
 @click.option("--minus-clickers", is_flag=True, help="Also leave out those who clicked.")
 def alert_remind(alert_id: int, subject: str | None, minus_clickers: bool) -> None:
@@ -130,7 +133,7 @@ def alert_remind(alert_id: int, subject: str | None, minus_clickers: bool) -> No
 
 
 @alert_group.command("send")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--wait", is_flag=True, help="Show a progress bar until the blast ends.")
 @click.option("--yes", "-y", is_flag=True, help="Do not ask for confirmation (scripts are never asked).")
 def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
@@ -139,6 +142,7 @@ def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
     On a terminal it asks first, naming the subject and the count; `--yes` skips that.
     With no terminal on standard input (a script, cron, CI) it never asks.
     """
+    dkim.signer_for(current_app)  # a DKIM setting that cannot sign is refused before anything starts
     if not yes and sys.stdin.isatty():
         _confirm_send(alert_id)
     try:
@@ -192,7 +196,7 @@ def _wait(alert_id: int, total: int) -> None:
 
 
 @alert_group.command("status")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 def alert_status(alert_id: int, as_json: bool) -> None:
     """Show an alert's state and delivery counts."""
@@ -233,7 +237,7 @@ def _status_lines(s: dict) -> list[tuple[str, str]]:
 
 
 @alert_group.command("schedule")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--at", "at", default=None, metavar="ISO8601", help="When to start the blast.")
 @click.option("--cancel", is_flag=True, help="Take the alert off the schedule (it stays a draft).")
 def alert_schedule(alert_id: int, at: str | None, cancel: bool) -> None:
@@ -266,21 +270,21 @@ def _control(alert_id: int, operation: str) -> None:
 
 
 @alert_group.command("pause")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 def alert_pause(alert_id: int) -> None:
     """Pause a blast; batches in flight stop within a few messages."""
     _control(alert_id, "pause")
 
 
 @alert_group.command("resume")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 def alert_resume(alert_id: int) -> None:
     """Resume a paused blast where it stopped."""
     _control(alert_id, "resume")
 
 
 @alert_group.command("cancel")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 def alert_cancel(alert_id: int) -> None:
     """Cancel a blast; whoever has not been sent to yet is skipped."""
     _control(alert_id, "cancel")
@@ -291,7 +295,7 @@ def _percent(rate: float | None) -> str:
 
 
 @alert_group.command("report")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 def alert_report_command(alert_id: int, as_json: bool) -> None:
     """Did the alert move people: delivery, clicks (people and machines), signatures per action."""
@@ -325,7 +329,7 @@ def alert_report_command(alert_id: int, as_json: bool) -> None:
 
 
 @alert_group.command("ab")
-@click.argument("alert_id", type=int)
+@click.argument("alert_id", type=ID)
 @click.option("--json", "as_json", is_flag=True)
 def alert_ab(alert_id: int, as_json: bool) -> None:
     """An A/B subject test's variants, their numbers, and why the winner won."""

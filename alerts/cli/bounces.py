@@ -12,6 +12,7 @@ from flask.cli import with_appcontext
 
 from ..extensions import db
 from ..words import plural
+from .common import PORT
 
 
 @click.group("bounces")
@@ -22,7 +23,7 @@ def bounces_group() -> None:
 @bounces_group.command("serve")
 @click.option("--host", envvar="BOUNCE_SMTP_HOST", default="127.0.0.1", show_default=True,
               help="Address to listen on (0.0.0.0 for all); env BOUNCE_SMTP_HOST.")
-@click.option("--port", envvar="BOUNCE_SMTP_PORT", type=int, default=2525, show_default=True,
+@click.option("--port", envvar="BOUNCE_SMTP_PORT", type=PORT, default=2525, show_default=True,
               help="Port to listen on (the MX is port 25: map or forward it); env BOUNCE_SMTP_PORT.")
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
@@ -52,7 +53,7 @@ def serve_command(host: str, port: int) -> None:
 @click.option("--processed-folder", envvar="BOUNCE_IMAP_PROCESSED_FOLDER", default="Processed",
               show_default=True,
               help="Where processed reports are moved; an empty value deletes them instead.")
-@click.option("--every", "interval", type=int, default=0,
+@click.option("--every", "interval", type=click.IntRange(0, 7 * 86400), default=0,
               help="Poll again every this many seconds until stopped (default: one pass).")
 @with_appcontext
 def poll_command(url: str, processed_folder: str, interval: int) -> None:

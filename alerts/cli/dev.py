@@ -18,6 +18,7 @@ from pathlib import Path
 import click
 
 from ..config import PROJECT_ROOT
+from .common import PORT
 
 STAFF_PASSWORD_FILE = "dev-staff-password"
 # The dev login's address. A test send checks its address as any send does (a dotted domain
@@ -64,9 +65,10 @@ def port_problems(host: str, ports: dict[str, int]) -> list[str]:
 
 @click.command("dev")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=5000, show_default=True, help="The web app.")
-@click.option("--smtp-port", default=1025, show_default=True, help="The mail catcher's SMTP.")
-@click.option("--mail-port", default=8025, show_default=True, help="The mail catcher's inbox page.")
+@click.option("--port", type=PORT, default=5000, show_default=True, help="The web app.")
+@click.option("--smtp-port", type=PORT, default=1025, show_default=True, help="The mail catcher's SMTP.")
+@click.option("--mail-port", type=PORT, default=8025, show_default=True,
+              help="The mail catcher's inbox page.")
 @click.option("--verbose", "-v", is_flag=True, help="Show every request and the worker's INFO logs.")
 def dev_command(host: str, port: int, smtp_port: int, mail_port: int, verbose: bool) -> None:
     """Run web app, Celery worker and beat, embedded Redis and a mail catcher together.

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 from flask import current_app
 
-from ..mail.dkim import generate_rsa_key
+from ..mail.dkim import DkimConfigError, check_name, generate_rsa_key
 
 
 @click.group("dkim")
@@ -35,6 +35,10 @@ def keygen_command(selector: str, domain: str, out: str | None, bits: int, force
     domain = domain.strip().lower().rstrip(".")
     if not selector or any(c not in "abcdefghijklmnopqrstuvwxyz0123456789-_." for c in selector):
         raise click.BadParameter("letters, digits, '-', '_' and '.' only", param_hint="--selector")
+    try:
+        check_name("the domain", domain)
+    except DkimConfigError as exc:
+        raise click.BadParameter(str(exc), param_hint="--domain") from exc
     path = Path(out) if out else Path(current_app.instance_path) / f"dkim-{selector}.{domain}.pem"
     if path.exists() and not force:
         raise click.UsageError(f"{path} exists; choose another --out, or --force to replace it")

@@ -69,6 +69,12 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
         mapping = parse_mapping(mappings)
     except ImportFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--map") from exc
+    if report_path:
+        try:  # before anything is imported: a report that cannot be written stops it now
+            open(report_path, "a", encoding="utf-8").close()
+        except OSError as exc:
+            raise click.BadParameter(f"cannot write {report_path}: {exc.strerror}",
+                                     param_hint="--report") from exc
     with open(file, "rb") as binary:
         try:
             total = importing.check_file(binary)

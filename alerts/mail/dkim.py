@@ -96,6 +96,18 @@ def _selection(names: tuple[bytes, ...]) -> tuple[tuple[tuple[int, bytes, bool],
     return tuple(picks), b":".join(signed)
 
 
+class DkimConfigError(ValueError):
+    """A DKIM setting (domain, selector, key file) cannot be used; the message names it."""
+
+
+def check_name(setting: str, value: str) -> str:
+    """A DKIM domain or selector must be a DNS name: letters, digits, '.', '-' and '_'."""
+    if not value or _NOT_A_NAME.search(value.encode("utf-8", "surrogateescape")):
+        raise DkimConfigError(f"{setting} {value!r} is not a DNS name (letters, digits, '.', '-' "
+                              "and '_' only)")
+    return value
+
+
 class DkimSigner:
     def __init__(self, domain: str, selector: str, private_key_pem: bytes):
         # cryptography is imported here, not at the top: every `alerts` command imports this
@@ -103,7 +115,11 @@ class DkimSigner:
         from cryptography.hazmat.primitives import hashes, serialization
         from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
 
-        key = serialization.load_pem_private_key(private_key_pem, password=None)
+        try:
+            key = serialization.load_pem_private_key(private_key_pem, password=None)
+        except (ValueError, TypeError) as exc:
+            raise DkimConfigError(f"DKIM_PRIVATE_KEY_FILE holds no unencrypted PEM private key ({exc})"
+                                  ) from exc
         self.rsa_args = None
         if isinstance(key, rsa.RSAPrivateKey):
             self.algorithm = b"rsa-sha256"
@@ -111,13 +127,11 @@ class DkimSigner:
         elif isinstance(key, ed25519.Ed25519PrivateKey):
             self.algorithm = b"ed25519-sha256"
         else:
-            raise ValueError("DKIM key must be RSA or Ed25519")
+            raise DkimConfigError("DKIM_PRIVATE_KEY_FILE: the key must be RSA or Ed25519")
         self.key = key
-        self.domain = domain.encode()
-        self.selector = selector.encode()
-        for what, value in (("DKIM_DOMAIN", self.domain), ("DKIM_SELECTOR", self.selector)):
-            if not value or _NOT_A_NAME.search(value):  # also keeps the tags' relaxed form trivial
-                raise ValueError(f"{what} {value.decode()!r} is not a DNS name")
+        # A DNS name also keeps the tags' relaxed form trivial.
+        self.domain = check_name("DKIM_DOMAIN", domain).encode()
+        self.selector = check_name("DKIM_SELECTOR", selector).encode()
         # Canonical lines of headers whose values repeat from message to message (From,
         # Subject, Date, List-Id...): a blast's messages share all but three of them.
         self._canon: dict[tuple[bytes, bytes], bytes] = {}
@@ -201,7 +215,11 @@ def signer_for(app) -> DkimSigner | NoSigner:
         cfg = app.config
         signer: DkimSigner | NoSigner = NoSigner()
         if cfg.get("DKIM_DOMAIN") and cfg.get("DKIM_SELECTOR") and cfg.get("DKIM_PRIVATE_KEY_FILE"):
-            pem = Path(cfg["DKIM_PRIVATE_KEY_FILE"]).read_bytes()
+            try:
+                pem = Path(cfg["DKIM_PRIVATE_KEY_FILE"]).read_bytes()
+            except OSError as exc:
+                raise DkimConfigError(f"DKIM_PRIVATE_KEY_FILE {cfg['DKIM_PRIVATE_KEY_FILE']} cannot be "
+                                      f"read: {exc.strerror}") from exc
             signer = DkimSigner(cfg["DKIM_DOMAIN"], cfg["DKIM_SELECTOR"], pem)
         app.extensions["alerts.dkim"] = signer
     return app.extensions["alerts.dkim"]

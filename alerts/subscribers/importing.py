@@ -23,8 +23,6 @@ choice), never touches a suppressed address, and leaves confirmed subscribers as
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import re
 import secrets
@@ -39,7 +37,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from .. import csvout, queueing
+from .. import csvin, csvout, queueing
 from ..extensions import db
 from ..models import (
     ConsentRecord,
@@ -176,28 +174,14 @@ class ImportReport:
 
 
 def check_file(binary: BinaryIO) -> int:
-    """Make sure the file is UTF-8 before anything is imported; return its lines after the header.
+    """The file's lines after the header, for a progress bar; leaves the file where it was.
 
-    Leaves the file at its start. Raises ImportFileError naming the first line that is not UTF-8.
+    Raises ImportFileError naming the first line that is not UTF-8 text.
     """
-    binary.seek(0)
-    lines = 0
-    for lines, raw in enumerate(binary, start=1):  # a UTF-8 sequence never holds a newline byte
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise ImportFileError(
-                f"line {lines} is not UTF-8 text (byte 0x{raw[exc.start]:02x} at character "
-                f"{exc.start + 1}); save the file as \"CSV UTF-8\" and try again"
-            ) from exc
-    binary.seek(0)
-    if lines == 0:
-        raise ImportFileError("the file is empty; it needs a header row naming the email column")
-    return lines - 1
-
-
-def text_stream(binary: BinaryIO) -> TextIO:
-    return io.TextIOWrapper(binary, encoding="utf-8-sig", newline="")
+    try:
+        return csvin.data_lines(binary)
+    except csvin.CsvFileError as exc:
+        raise ImportFileError(f"{exc}; nothing was imported") from exc
 
 
 def _key(header: str) -> str:
@@ -252,13 +236,6 @@ def _listing(headers: list[str]) -> str:
     return shown + (", …" if len(headers) > 12 else "")
 
 
-def _delimiter(header_line: str) -> str:
-    """Comma, or the semicolon or tab that some spreadsheet programs write instead."""
-    counts = {d: header_line.count(d) for d in (",", ";", "\t")}
-    best = max(counts, key=lambda d: counts[d])
-    return best if counts[best] else ","
-
-
 # -- the import --------------------------------------------------------------------------
 
 
@@ -281,7 +258,7 @@ class _ChunkResult:
 
 
 def import_csv(
-    stream: TextIO,
+    stream: BinaryIO | TextIO,
     *,
     consent: str,
     source: str | None = None,
@@ -292,7 +269,10 @@ def import_csv(
     progress: Callable[[int], None] | None = None,
     welcome: bool = False,
 ) -> ImportReport:
-    """Import subscribers from CSV text; see the module docstring for what each mode does.
+    """Import subscribers from a CSV file (binary, or text); see the module docstring for the modes.
+
+    The whole file is read first (alerts.csvin): one that cannot be read is refused with
+    ImportFileError naming the line, before any row is applied.
 
     `progress` is called with the number of file lines consumed since its last call.
     Each chunk is committed on its own (a dry run commits nothing), and confirmation
@@ -314,46 +294,33 @@ def import_csv(
         raise ImportFileError(f"the source is longer than {SOURCE_MAX} characters")
     started = time.perf_counter()
     report = ImportReport(consent=consent, dry_run=dry_run, welcome=welcome)
+    try:
+        table = csvin.open_table(stream, key_of=lambda header: resolve_columns(header, mapping)["email"])
+    except csvin.CsvFileError as exc:
+        raise ImportFileError(f"{exc}; nothing was imported") from exc
     version = consent_text_version or current_app.config["CONSENT_TEXT_VERSION"]
-
-    header_line = stream.readline()
-    if not header_line.strip():
-        raise ImportFileError("the file has no header row; its first line must name the email column")
-    report.delimiter = _delimiter(header_line)
-    header = next(csv.reader([header_line], delimiter=report.delimiter))
+    header = table.header
+    report.delimiter = table.delimiter
     columns = resolve_columns(header, mapping)
     report.columns = {name: header[i].strip() for name, i in columns.items()}
     email_at, source_at = columns["email"], columns.get("source")
 
-    lines = _Lines(stream, first=2)  # the header was line 1
-    reader = csv.reader(lines, delimiter=report.delimiter)
-    used = [i for i in (email_at, source_at) if i is not None]
     seen: dict[str, int] = {}
     chunk: list[_Row] = []
     applier = _Applier(consent, version, dry_run, report)
     last = reported_line = 1  # progress counts the lines after the header
-    for record in reader:
-        consumed = lines.take()
-        line, last = consumed[0][0], max(last, consumed[-1][0])
+    for found in table.records():
+        line, last, record = found.line, max(last, found.end), found.cells
         if progress is not None and last - reported_line >= 1000:
             progress(last - reported_line)
             reported_line = last
-        if not any(cell.strip() for cell in record):
-            continue
         report.rows += 1
-        if len(consumed) > 1 and (
-            any(i < len(record) and "\n" in record[i] for i in used)
-            or email_at >= len(record) or not record[email_at].strip()
-        ):
-            # An address or a source never spans lines, and a row spanning lines without an
-            # address is no row either: a quote was left open and swallowed the rows below it.
-            # Reject this row and read those rows again, each on its own.
+        if found.unclosed:
             cell = record[email_at] if email_at < len(record) else ""
-            shown = cell.split("\n", 1)[0].strip() or consumed[0][1].strip()  # the row as it stands
-            report.add(Problem(line, shown[:254], "unterminated-quote",
-                               f"lines {line}–{consumed[-1][0]} were read as one row; "
-                               f"they are read again on their own"))
-            lines.push_back(consumed[1:])
+            shown = cell.split("\n", 1)[0].strip() or found.text.strip()  # the row as it stands
+            detail = (f"lines {line}–{found.end} were read as one row; they are read again on their own"
+                      if found.end > line else "it runs to the end of the file")
+            report.add(Problem(line, shown[:254], "unterminated-quote", detail))
             continue
         raw = record[email_at].strip() if email_at < len(record) else ""
         if not raw:
@@ -366,7 +333,7 @@ def import_csv(
             continue
         row_source = source
         if source_at is not None and source_at < len(record) and record[source_at].strip():
-            row_source = record[source_at].strip()
+            row_source = " ".join(record[source_at].split())  # a quoted source may span lines
             if len(row_source) > SOURCE_MAX:
                 report.add(Problem(line, raw, "source-too-long"))
                 continue
@@ -394,69 +361,9 @@ def import_csv(
     return report
 
 
-def check_csv(binary: BinaryIO) -> None:
-    """Parse the whole file as CSV before anything is applied: a row that cannot be read
-    (a field over the csv module's limit, an unclosed quote) is an error naming its line,
-    not a failure after earlier chunks were already committed. Leaves the file at its start."""
-    binary.seek(0)
-    text = text_stream(binary)
-    try:
-        header = text.readline()
-        reader = csv.reader(text, delimiter=_delimiter(header))
-        try:
-            for _ in reader:
-                pass
-        except csv.Error as exc:
-            raise ImportFileError(
-                f"line {1 + reader.line_num} cannot be read as CSV ({exc}); nothing was imported"
-            ) from exc
-    finally:
-        text.detach()
-        binary.seek(0)
-
-
-class _Lines:
-    """The file's lines for csv.reader, numbered, with a way to read some of them again."""
-
-    def __init__(self, stream: TextIO, first: int):
-        self.stream = stream
-        self.number = first - 1
-        self.again: list[tuple[int, str]] = []
-        self.current: list[tuple[int, str]] = []
-
-    def __iter__(self) -> _Lines:
-        return self
-
-    def __next__(self) -> str:
-        if self.again:
-            item = self.again.pop(0)
-        else:
-            text = self.stream.readline()
-            if not text:
-                raise StopIteration
-            self.number += 1
-            item = (self.number, text)
-        self.current.append(item)
-        return item[1]
-
-    def take(self) -> list[tuple[int, str]]:
-        """The (number, text) lines the last record was read from."""
-        taken, self.current = self.current, []
-        return taken
-
-    def push_back(self, items: list[tuple[int, str]]) -> None:
-        self.again = items + self.again
-
-
 def import_file(binary: BinaryIO, **options) -> ImportReport:
-    """`import_csv` for an uploaded or opened binary file (checked for UTF-8 and CSV first)."""
-    check_file(binary)
-    check_csv(binary)
-    text = text_stream(binary)
-    try:
-        return import_csv(text, **options)
-    finally:
-        text.detach()
+    """`import_csv` for an uploaded or opened binary file."""
+    return import_csv(binary, **options)
 
 
 class _Applier:

@@ -187,12 +187,14 @@ def confirm_signature(token: str):
     except signing.ConfirmLinkError as exc:
         return render_template("signature_link_error.html", reason=exc.reason), 400, PRIVATE_HEADERS
     if request.method == "GET":
+        if signing.confirmable(signature_id) is None:  # erased: a dead link, like any invalid one
+            return render_template("signature_link_error.html", reason="invalid"), 400, PRIVATE_HEADERS
         return render_template("signature_confirm.html", token=token, done=False,
                                signature_id=signature_id), 200, PRIVATE_HEADERS
     signature = signing.confirm_signature(token)
     db.session.commit()
     if signature is None:
-        return render_template("signature_link_error.html", reason="gone"), 404, PRIVATE_HEADERS
+        return render_template("signature_link_error.html", reason="invalid"), 400, PRIVATE_HEADERS
     action = db.session.get(Action, signature.action_id)
     return render_template("signature_confirm.html", token=token, done=True, action=action), 200, \
         PRIVATE_HEADERS

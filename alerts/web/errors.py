@@ -69,7 +69,8 @@ def register(app: Flask) -> None:
         code = exc.code or 500
         if request.path.startswith("/healthz"):
             return exc
-        message = MESSAGES.get(code, exc.description)
+        message = exc.description if getattr(exc, "shows_description", False) else MESSAGES.get(
+            code, exc.description)
         if code == 413:
             message = _too_large()
         title = {429: "Slow down", 413: "Too large to accept"}.get(code, exc.name)

@@ -5,12 +5,15 @@
   HEAD and GET to every link in an email). A GET that records something by contract (a
   tracked click) says so with `@records_on_get`; HEAD and OPTIONS never may.
 - A request body is limited to MAX_CONTENT_LENGTH (413, a readable page); only views marked
-  `@allows_large_upload` (the staff CSV import) take up to STAFF_UPLOAD_MAX_BYTES, and only
-  with a staff session, so nobody else can make the server spool a large body.
+  `@allows_large_upload` (the staff CSV imports of subscribers and signers) take up to
+  STAFF_UPLOAD_MAX_BYTES, and only with a staff session, so nobody else can make the server
+  spool a large body.
 - Security headers on every page: no framing, no sniffing, a referrer policy, HSTS when
   BASE_URL is https; pages reached by a token (`/confirm/<token>`, `/unsubscribe/<token>`,
   anything with a token in its URL) are never cached and send no referrer.
 - Integer URL parts above 2^63 - 1 are a 404 (the databases' integers stop there).
+- A NUL character in the path, the query string, a form field (or a file's name) or a JSON
+  body is a 400 before any view runs: it is not text, and PostgreSQL refuses it in a string.
 """
 
 from __future__ import annotations
@@ -21,12 +24,21 @@ import flask
 from flask import Flask, current_app, has_request_context, request, session
 from sqlalchemy import event
 from sqlalchemy.orm import Session
+from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_DB_INT = 2**63 - 1
 # The public pages' policy; staff pages send a stricter one of their own.
 PUBLIC_CSP = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
+
+
+class NulCharacter(BadRequest):
+    """A request holds a NUL character (0x00) where text is expected."""
+
+    description = ("That request held a NUL character (%00), which is not text. "
+                   "Please go back, check what was typed or pasted, and try again.")
+    shows_description = True
 
 
 class SafeMethodWrite(RuntimeError):
@@ -117,8 +129,31 @@ def security_headers(response: flask.Response) -> flask.Response:
     return response
 
 
+def _holds_nul(value: object) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
+def refuse_nul() -> None:
+    """Stop a request with a NUL character anywhere a view or the database would read it."""
+    pairs = [*request.args.items(multi=True)]
+    if request.method not in SAFE_METHODS:
+        pairs += request.form.items(multi=True)
+        pairs += ((name, f.filename or "") for name, f in request.files.items(multi=True))
+    if _holds_nul(request.path) or any(_holds_nul(k) or _holds_nul(v) for k, v in pairs):
+        raise NulCharacter()
+    if request.is_json and _holds_nul(request.get_json(silent=True)):
+        raise NulCharacter()
+
+
 def register(app: Flask) -> None:
     """Before any blueprint: the converter must be in place when their rules are added."""
     app.request_class = Request
     app.url_map.converters["int"] = BoundedIntConverter
+    app.before_request(refuse_nul)
     app.after_request(security_headers)

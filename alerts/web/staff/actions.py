@@ -11,6 +11,7 @@ from ...actions import records, signing
 from ...extensions import db
 from ...models import Action
 from ...subscribers import preferences
+from ..security import allows_large_upload
 from . import PER_PAGE, bp
 from .forms import ActionForm, SignerImportForm
 
@@ -110,6 +111,7 @@ def action_signatures_csv(action_id: int):
 
 
 @bp.post("/actions/<int:action_id>/signatures/import")
+@allows_large_upload  # the same size limit as the subscriber import: one reader, one set of limits
 def action_signatures_import(action_id: int):
     action = db.get_or_404(Action, action_id)
     form = SignerImportForm()

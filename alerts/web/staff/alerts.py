@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import smtplib
-from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
@@ -274,9 +273,8 @@ def alert_schedule(alert_id: int):
     item = db.get_or_404(Alert, alert_id)
     form = ScheduleForm()
     if form.validate_on_submit():
-        local = datetime.fromisoformat(form.at.data).replace(tzinfo=org_zone())
         try:
-            scheduling.schedule(item.id, local.astimezone(UTC))
+            scheduling.schedule(item.id, scheduling.parse_local(form.at.data, org_zone()))
         except state.BlastError as exc:
             db.session.rollback()
             form.at.errors = [f"{exc}."]

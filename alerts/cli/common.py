@@ -1,0 +1,80 @@
+"""What every `alerts` command shares: its parameter types and how a refusal is printed.
+
+An id is a database integer (1 to 2^63 - 1), a port is 1 to 65535: anything else is a usage
+error naming the parameter, not an overflow deep in a driver. Every command is guarded in one
+place (`guard`): a value that is not UTF-8 text (bytes that arrived on argv or in the
+environment undecoded) is refused naming its parameter, and the project's own refusals
+(a bad setting, a blast that cannot start...) print as one `Error:` line with a non-zero
+exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable
+
+import click
+
+from ..accounts import StaffError
+from ..actions.catalog import ActionError
+from ..actions.records import SignerFileError
+from ..audiences.rules import AudienceError
+from ..blasts.abtest import AbTestError
+from ..blasts.compose import ComposeError
+from ..blasts.state import BlastError
+from ..csvin import CsvFileError
+from ..mail.dkim import DkimConfigError
+from ..mail.smtp import MailConfigError
+from ..subscribers.importing import ImportFileError
+from ..web.security import MAX_DB_INT
+
+ID = click.IntRange(1, MAX_DB_INT)
+PORT = click.IntRange(1, 65535)
+
+# The project's own "this cannot be done as asked" errors; their message is for the operator.
+REFUSALS: tuple[type[Exception], ...] = (
+    StaffError, ActionError, SignerFileError, AudienceError, AbTestError, ComposeError, BlastError,
+    CsvFileError, DkimConfigError, MailConfigError, ImportFileError,
+)
+
+
+def _not_text(value: object) -> bool:
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return True
+        return False
+    if isinstance(value, list | tuple):
+        return any(_not_text(v) for v in value)
+    return False
+
+
+def _check_text(ctx: click.Context, values: dict) -> None:
+    for param in ctx.command.params:
+        if _not_text(values.get(param.name)):
+            raise click.BadParameter(
+                "the value is not UTF-8 text (it holds bytes that are not UTF-8); type it again, or "
+                "convert the file or setting it came from to UTF-8", ctx=ctx, param=param)
+
+
+def _guarded(callback: Callable) -> Callable:
+    @functools.wraps(callback)
+    def run(*args, **kwargs):
+        _check_text(click.get_current_context(), kwargs)
+        try:
+            return callback(*args, **kwargs)
+        except REFUSALS as exc:
+            raise click.ClickException(str(exc)) from exc
+
+    run.alerts_guarded = True
+    return run
+
+
+def guard(commands: Iterable[click.Command]) -> None:
+    """Guard these commands and every subcommand of a group among them (once each)."""
+    for command in commands:
+        if command.callback is not None and not getattr(command.callback, "alerts_guarded", False):
+            command.callback = _guarded(command.callback)
+        if isinstance(command, click.Group):
+            guard(command.commands.values())

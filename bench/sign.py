@@ -1,6 +1,6 @@
 """Signing benchmark: a petition going viral, signed concurrently through the app under gunicorn.
 
-    python bench/sign.py --signatures 5000 [--clients 8] [--rate 500] [--existing 100000] [--json out.json]
+    python -m bench.sign --signatures 5000 [--clients 8] [--rate 500] [--existing 100000] [--json out.json]
 
 Starts Redis (REDIS_URL, or a redis-server of its own), a fresh database (SQLite in a temporary
 directory unless --database-url names one whose name contains 'bench'), seeds the seven actions
@@ -24,23 +24,26 @@ the run (the output says to what).
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-import benchlib
-import floor
-from benchlib import BenchError
+from bench import floor
+from bench.lib import BenchError
+from bench.lib.cpu import other_load_text
+from bench.lib.database import check_database_url, database_label, fresh_schema
+from bench.lib.harness import apply_settings, run_bench, table, web_bench_args
+from bench.lib.load import Outcome, Phase, drive, latency_summary, measured
+from bench.lib.processes import cpu_count
+from bench.lib.redis import BenchRedis
+from bench.lib.web import Gunicorn, GunicornSettings, Visitor
 
 RATE_LIMIT = "1000000/minute"
 SLUG = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 
 
 def parse_args(argv=None):
-    p = benchlib.web_bench_args("Signing benchmark (see the module docstring).", "signatures", "signatures",
+    p = web_bench_args("Signing benchmark (see the module docstring).", "signatures", "signatures",
                                 5000)
     p.add_argument("--existing", type=int, default=0, help="signatures on the petition before the run")
     return p.parse_args(argv)
@@ -102,8 +105,8 @@ def run(args, workdir: Path) -> dict:
         raise BenchError("--signatures and --clients must be at least 1")
     run_id = secrets.token_hex(4)
     database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    check_database_url(database_url, args.force_drop)
+    redis = BenchRedis.start(workdir, args.redis_url)
     server = None
     try:
         settings = {
@@ -116,15 +119,15 @@ def run(args, workdir: Path) -> dict:
             "BASE_URL": "https://alerts.example.org",
             "SMTP_URL": "smtp://127.0.0.1:9",  # nothing is mailed: no box is ticked, no worker runs
         }
-        env = benchlib.apply_settings(settings, args.settings)
+        env = apply_settings(settings, args.settings)
 
         from alerts import create_app
 
         app = create_app()
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         action_id = prefill(app, args.existing)
 
-        server_settings = benchlib.GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
+        server_settings = GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
         floor_n = args.floor_requests or args.signatures
         print(f"[bench] floor: bare Flask under {server_settings.label}, {args.warmup} warm-up, "
               f"{floor_n:,} measured", file=sys.stderr)
@@ -134,21 +137,21 @@ def run(args, workdir: Path) -> dict:
             fields=lambda i: fields(f"floor-{i:07d}@example.net"),
         )
 
-        server = benchlib.Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
+        server = Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
         prefix = f"sign-{run_id}-"
         warm = [f"{prefix}w{i:06d}@example.net" for i in range(args.warmup)]
         emails = [f"{prefix}{i:07d}@example.net" for i in range(args.signatures)]
-        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
+        warm_out, out = Outcome(), Outcome()
         page, ok = f"/actions/{SLUG}?src=share", (303,)
 
-        async def sign(v: benchlib.Visitor, email: str) -> int:
+        async def sign(v: Visitor, email: str) -> int:
             return await v.post_form(f"/actions/{SLUG}/sign", fields(email), b"")
 
-        async def both() -> benchlib.Phase:
-            visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
+        async def both() -> Phase:
+            visitors = [Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
             try:
-                await benchlib.drive(visitors, warm, sign, None, warm_out, ok, page)
-                return await benchlib.measured(visitors, emails, sign, args.rate, out, ok, page,
+                await drive(visitors, warm, sign, None, warm_out, ok, page)
+                return await measured(visitors, emails, sign, args.rate, out, ok, page,
                                                server_pid=server.proc.pid)
             finally:
                 for v in visitors:
@@ -172,7 +175,7 @@ def run(args, workdir: Path) -> dict:
 
         latencies = out.latencies_ms
         rps = len(latencies) / phase.wall if phase.wall else 0.0
-        latency = benchlib.latency_summary(latencies)
+        latency = latency_summary(latencies)
         errors = len(out.errors) + len(warm_out.errors)
         server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
         return {
@@ -181,9 +184,9 @@ def run(args, workdir: Path) -> dict:
             "existing": args.existing,
             "clients": args.clients,
             "mode": f"open loop at {args.rate:g}/s" if args.rate else "closed loop",
-            "database": benchlib.database_label(database_url),
+            "database": database_label(database_url),
             "redis": redis.description,
-            "cpus": benchlib.cpu_count(),
+            "cpus": cpu_count(),
             "server": server_settings.label,
             "rate_limit": f"SIGN_RATE_LIMIT and SIGN_ADDRESS_RATE_LIMIT={RATE_LIMIT} "
                           "(raised: all load comes from 127.0.0.1)",
@@ -241,7 +244,7 @@ def render_table(r: dict) -> str:
         ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
         ("errors", f"{r['errors']}"),
         ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
-        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        ("other load on the machine", other_load_text(r["other_load"])),
         ("-", ""),
         ("accepted signatures", f"{c['accepted']:,} (with warm-up)"),
         ("signature rows", f"{c['rows']:,} ({c['doubled']} doubled, {c['uncounted']} not counted, "
@@ -251,31 +254,17 @@ def render_table(r: dict) -> str:
         ("-", ""),
         *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="signatures"),
     ]
-    return benchlib.table(rows, f"Signing benchmark: {r['signatures']:,} signatures, {r['database']}")
+    return table(rows, f"Signing benchmark: {r['signatures']:,} signatures, {r['database']}")
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-sign-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench/sign.py: {exc}", file=sys.stderr)
-        for log in (workdir / "floor-gunicorn.log", workdir / "gunicorn.log"):
-            if log.exists():
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render_table(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    c = result["check"]
-    ok = c["lost"] == 0 and c["misattributed"] == 0 and result["errors"] == 0 and c["accepted"] > 0 \
-        and result["floor"]["errors"] == 0
-    return 0 if ok else 1
+    def ok(result) -> bool:
+        c = result["check"]
+        return (c["lost"] == 0 and c["misattributed"] == 0 and result["errors"] == 0 and c["accepted"] > 0
+                and result["floor"]["errors"] == 0)
+
+    return run_bench("sign", parse_args(argv), run, render_table,
+                     logs=("floor-gunicorn.log", "gunicorn.log"), ok=ok)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Signup benchmark: concurrent signups against the app served by gunicorn on loopback.
 
-    python bench/signup.py --signups 5000 [--clients 8] [--rate 500] [--json out.json]
+    python -m bench.signup --signups 5000 [--clients 8] [--rate 500] [--json out.json]
 
 Starts Redis (REDIS_URL, or a redis-server of its own), a fresh database (SQLite in a temporary
 directory unless --database-url names one whose name contains 'bench') and gunicorn serving
@@ -33,16 +33,22 @@ import secrets
 import sys
 from pathlib import Path
 
-import benchlib
-import floor
-from benchlib import BenchError
+from bench import floor
+from bench.lib import BenchError
+from bench.lib.cpu import other_load_text
+from bench.lib.database import check_database_url, database_label, fresh_schema
+from bench.lib.harness import apply_settings, run_bench, table, web_bench_args
+from bench.lib.load import Outcome, Phase, drive, latency_summary, measured
+from bench.lib.processes import cpu_count
+from bench.lib.redis import BenchRedis
+from bench.lib.web import Gunicorn, GunicornSettings, Visitor
 
 RATE_LIMIT = "1000000/minute"
 DONE_MARK = b"Check your inbox"
 
 
 def parse_args(argv=None):
-    p = benchlib.web_bench_args("Signup benchmark (see the module docstring).", "signups", "signups", 5000)
+    p = web_bench_args("Signup benchmark (see the module docstring).", "signups", "signups", 5000)
     return p.parse_args(argv)
 
 
@@ -96,8 +102,8 @@ def run(args, workdir: Path) -> dict:
     run_id = secrets.token_hex(4)
     queue = f"bench-signup-{run_id}"
     database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    check_database_url(database_url, args.force_drop)
+    redis = BenchRedis.start(workdir, args.redis_url)
     server = None
     try:
         settings = {
@@ -109,20 +115,20 @@ def run(args, workdir: Path) -> dict:
             "BASE_URL": "https://alerts.example.org",
             "SMTP_URL": "smtp://127.0.0.1:9",  # nothing sends: no worker runs during the bench
         }
-        env = benchlib.apply_settings(settings, args.settings)
+        env = apply_settings(settings, args.settings)
 
         from alerts import create_app
         from alerts.actions import seed_actions
         from alerts.extensions import db
 
         app = create_app()
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         with app.app_context():
             seed_actions()
             db.session.commit()
             db.session.remove()
 
-        server_settings = benchlib.GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
+        server_settings = GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
         floor_n = args.floor_requests or args.signups
         print(f"[bench] floor: bare Flask under {server_settings.label}, {args.warmup} warm-up, "
               f"{floor_n:,} measured", file=sys.stderr)
@@ -130,21 +136,21 @@ def run(args, workdir: Path) -> dict:
                                       clients=args.clients, rate=args.rate, timeout=args.timeout,
                                       path="/subscribe")
 
-        server = benchlib.Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
+        server = Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
         prefix = f"signup-{run_id}-"
         warm = [f"{prefix}w{i:06d}@example.net" for i in range(args.warmup)]
         emails = [f"{prefix}{i:07d}@example.net" for i in range(args.signups)]
-        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
+        warm_out, out = Outcome(), Outcome()
 
-        async def subscribe(v: benchlib.Visitor, email: str) -> int:
+        async def subscribe(v: Visitor, email: str) -> int:
             return await v.post_form("/subscribe", {"email": email, "website": ""}, DONE_MARK)
 
-        async def both() -> benchlib.Phase:
-            visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
+        async def both() -> Phase:
+            visitors = [Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
             try:
                 # 303: redirected to the answer page (redirect after POST)
-                await benchlib.drive(visitors, warm, subscribe, None, warm_out, ok=(200, 303))
-                return await benchlib.measured(visitors, emails, subscribe, args.rate, out, ok=(200, 303),
+                await drive(visitors, warm, subscribe, None, warm_out, ok=(200, 303))
+                return await measured(visitors, emails, subscribe, args.rate, out, ok=(200, 303),
                                                server_pid=server.proc.pid)
             finally:
                 for v in visitors:
@@ -170,7 +176,7 @@ def run(args, workdir: Path) -> dict:
         latencies = out.latencies_ms
         wall = phase.wall
         rps = len(latencies) / wall if wall else 0.0
-        latency = benchlib.latency_summary(latencies)
+        latency = latency_summary(latencies)
         errors = len(out.errors) + len(warm_out.errors)
         server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
         return {
@@ -178,9 +184,9 @@ def run(args, workdir: Path) -> dict:
             "warmup": args.warmup,
             "clients": args.clients,
             "mode": f"open loop at {args.rate:g}/s" if args.rate else "closed loop",
-            "database": benchlib.database_label(database_url),
+            "database": database_label(database_url),
             "redis": redis.description,
-            "cpus": benchlib.cpu_count(),
+            "cpus": cpu_count(),
             "server": server_settings.label,
             "rate_limit": f"SUBSCRIBE_RATE_LIMIT={RATE_LIMIT} (raised: all load comes from 127.0.0.1)",
             "wall_seconds": round(wall, 3),
@@ -235,7 +241,7 @@ def render_table(r: dict) -> str:
         ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
         ("errors", f"{r['errors']}"),
         ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
-        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        ("other load on the machine", other_load_text(r["other_load"])),
         ("-", ""),
         ("accepted signups", f"{c['accepted']:,} (with warm-up)"),
         ("recorded signups", f"{c['signup_rows']:,} signup_attempts rows"),
@@ -245,18 +251,17 @@ def render_table(r: dict) -> str:
         ("-", ""),
         *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="signups"),
     ]
-    return benchlib.table(rows, f"Signup benchmark: {r['signups']:,} signups, {r['database']}")
+    return table(rows, f"Signup benchmark: {r['signups']:,} signups, {r['database']}")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
 
     def ok(result) -> bool:
         return (result["check"]["lost"] == 0 and result["errors"] == 0 and result["check"]["accepted"] > 0
                 and result["floor"]["errors"] == 0)
 
-    return benchlib.run_bench("signup", args, run, render_table,
+    return run_bench("signup", args, run, render_table,
                               logs=("floor-gunicorn.log", "gunicorn.log"), ok=ok)
 
 

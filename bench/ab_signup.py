@@ -22,7 +22,7 @@ import secrets
 import sys
 from pathlib import Path
 
-from bench.lib.database import check_database_url
+from bench.lib.database import bench_database_url
 from bench.lib.harness import run_bench, table
 from bench.lib.redis import BenchRedis
 from bench.profile_signup import drop_queue, form_token, loop, make_app
@@ -155,8 +155,7 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def run(args, workdir: Path) -> dict:
-    database_url = args.database_url or f"sqlite:///{workdir / 'ab.db'}"
-    check_database_url(database_url, args.force_drop)
+    database_url = bench_database_url(args, workdir, "ab.db")
     redis = BenchRedis.start(workdir, args.redis_url)
     queue = f"bench-ab-signup-{secrets.token_hex(4)}"
     try:

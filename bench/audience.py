@@ -23,7 +23,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.lib import BenchError
-from bench.lib.database import check_database_url, database_label, fresh_schema
+from bench.lib.database import bench_database_url, database_label, fresh_schema
 from bench.lib.harness import run_bench
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
@@ -98,8 +98,7 @@ def timed(fn, repeat: int) -> tuple[float, object]:
 
 
 def run(args, workdir: Path) -> dict:
-    if args.database_url:
-        check_database_url(args.database_url, args.force_drop)
+    url = bench_database_url(args, workdir)
     import logging
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -109,7 +108,6 @@ def run(args, workdir: Path) -> dict:
     from alerts.extensions import db
     from alerts.models import Alert, Delivery, Subscriber
 
-    url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
     # One chunk: the insert timed is the whole audience's (a blast fixes it in chunks).
     app = create_app({"SECRET_KEY": "bench", "SECRET_KEYS": ["bench"], "SQLALCHEMY_DATABASE_URI": url,
                       "BLAST_FILL_CHUNK": 10**9})

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.lib import PROJECT_ROOT, BenchError
 from bench.lib.cpu import MachineCpu, PeakRss, Sampler, cpu_by_process, cpu_top, foreign_cpu, other_load_text
-from bench.lib.database import check_database_url, database_label, fresh_schema
+from bench.lib.database import bench_database_url, database_label, fresh_schema
 from bench.lib.floors import FloorSampler, rsa_floor
 from bench.lib.harness import apply_settings, run_bench, table
 from bench.lib.processes import cpu_count, stop_process
@@ -291,8 +291,7 @@ def run(args, workdir: Path) -> dict:
         raise BenchError("--subscribers must be at least 1")
     run_id = secrets.token_hex(4)
     queue = f"bench-blast-{run_id}"
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    check_database_url(database_url, args.force_drop)
+    database_url = bench_database_url(args, workdir)
 
     redis = BenchRedis.start(workdir, args.redis_url)
     sink = None
@@ -565,8 +564,7 @@ def run_relay_cap(args, workdir: Path) -> dict:
     n = args.subscribers
     run_id = secrets.token_hex(4)
     queue = f"bench-relay-{run_id}"
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    check_database_url(database_url, args.force_drop)
+    database_url = bench_database_url(args, workdir)
     redis = BenchRedis.start(workdir, args.redis_url)
     relay = MailCatcher(handler=RelayHandler(
         rate=args.relay_cap, max_connections=args.relay_connections,

@@ -23,7 +23,6 @@ Used by bench/signup.py; meant for any benchmark of a web endpoint.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
 import secrets
 import sys
@@ -35,7 +34,7 @@ from flask import Flask, make_response, redirect, request
 from bench.lib import BenchError
 from bench.lib.cpu import other_load_text
 from bench.lib.harness import run_bench, table
-from bench.lib.load import Outcome, Phase, drive, latency_summary, measured
+from bench.lib.load import Run, warm_then_measure
 from bench.lib.processes import cpu_count
 from bench.lib.web import Gunicorn, GunicornSettings, Visitor
 
@@ -111,22 +110,11 @@ def measure(settings: GunicornSettings, workdir: Path, env: dict, *, requests: i
                 status, _ = await v.request("GET", f"/r/{secrets.token_urlsafe(24)}")
                 return status
 
-        warm_out, out = Outcome(), Outcome()
-
-        async def both() -> Phase:
-            visitors = [Visitor("127.0.0.1", server.port, timeout) for _ in range(clients)]
-            try:
-                await drive(visitors, list(range(warmup)), action, None, warm_out, ok, form_path)
-                return await measured(visitors, list(range(warmup, warmup + requests)), action,
-                                               rate, out, ok, form_path, server.proc.pid)
-            finally:
-                for v in visitors:
-                    await v.close()
-
-        phase = asyncio.run(both())
+        load = warm_then_measure(server.port, clients, timeout, list(range(warmup)),
+                                 list(range(warmup, warmup + requests)), action, rate, ok, form_path,
+                                 server.proc.pid)
     finally:
         server.stop()
-    rps = len(out.latencies_ms) / phase.wall if phase.wall else 0.0
     return {
         "kind": kind,
         "what": ("bare Flask: GET / (hidden token, cookie) once per client, then POST "
@@ -137,18 +125,8 @@ def measure(settings: GunicornSettings, workdir: Path, env: dict, *, requests: i
         "warmup": warmup,
         "clients": clients,
         "mode": f"open loop at {rate:g}/s" if rate else "closed loop",
-        "wall_seconds": round(phase.wall, 3),
-        "requests_per_second": round(rps, 1),
-        "latency_ms": latency_summary(out.latencies_ms),
-        "server_cpu_ms_per_request": round(1000 * phase.server_cpu_seconds / max(len(out.latencies_ms), 1),
-                                           3),
-        "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
-        "errors": len(out.errors) + len(warm_out.errors),
-        "error_samples": (warm_out.errors + out.errors)[:5],
-        "accepted": len(out.accepted),
-        "connections_opened": phase.connects,
-        "machine_cpu_busy_percent": phase.busy_percent,
-        "other_load": phase.other_load,
+        **load.figures("request"),
+        "accepted": len(load.out.accepted),
     }
 
 
@@ -179,6 +157,12 @@ def compare(app_rps: float, app_p99: float | None, floor: dict, lost: int, error
         **checks,
         "met": all(checks.values()),
     }
+
+
+def compare_load(load: Run, floor: dict, lost: int) -> dict:
+    """`compare` for a web bench's `Run`: its rate, p99, errors and server CPU against the floor's."""
+    return compare(load.requests_per_second, load.latency["p99"], floor, lost, load.errors,
+                   app_server_cpu_ms=load.server_cpu_ms)
 
 
 def table_rows(floor: dict, ratios: dict, unit: str = "requests") -> list[tuple[str, str]]:

@@ -28,7 +28,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from bench.lib import BenchError
-from bench.lib.database import check_database_url, fresh_schema
+from bench.lib.database import bench_database_url, fresh_schema
 from bench.lib.harness import run_bench
 
 
@@ -73,9 +73,7 @@ def generate(path: Path, rows: int, invalid: float, duplicates: float, seed: int
 
 
 def run(args, workdir: Path) -> dict:
-    url = args.database_url
-    if url:
-        check_database_url(url, args.force_drop)
+    url = bench_database_url(args, workdir)
 
     import logging
 
@@ -88,7 +86,7 @@ def run(args, workdir: Path) -> dict:
     queue = f"bench-import-{uuid.uuid4().hex[:8]}"
     app = create_app({
         "SECRET_KEY": "bench", "SECRET_KEYS": ["bench"],
-        "SQLALCHEMY_DATABASE_URI": url or f"sqlite:///{workdir / 'bench.db'}",
+        "SQLALCHEMY_DATABASE_URI": url,
         "REDIS_URL": args.redis_url,
         "CELERY_TASK_QUEUE": queue,
     })

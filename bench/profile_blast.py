@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench.blast import DKIM_DOMAIN, DKIM_SELECTOR, ORG, seed, write_dkim_key
 from bench.lib import PROJECT_ROOT
-from bench.lib.database import check_database_url, database_label, fresh_schema
+from bench.lib.database import bench_database_url, database_label, fresh_schema
 from bench.lib.harness import run_bench, table
 from bench.lib.redis import BenchRedis
 from bench.lib.sinks import Sink
@@ -55,8 +55,7 @@ def timed(fn, items) -> tuple[float, list]:
 def run(args, workdir: Path) -> dict:
     import sqlalchemy as sa
 
-    database_url = args.database_url or f"sqlite:///{workdir / 'profile.db'}"
-    check_database_url(database_url, args.force_drop)
+    database_url = bench_database_url(args, workdir, "profile.db")
     redis = BenchRedis.start(workdir, args.redis_url)
     sink = Sink(args.sink)
     try:

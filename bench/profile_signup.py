@@ -36,7 +36,7 @@ from pathlib import Path
 
 from bench import floor
 from bench.lib import BenchError
-from bench.lib.database import check_database_url, database_label, fresh_schema
+from bench.lib.database import bench_database_url, database_label, fresh_schema
 from bench.lib.harness import apply_settings, run_bench, table
 from bench.lib.redis import BenchRedis
 
@@ -154,8 +154,7 @@ def drop_queue(redis_url: str, queue: str) -> None:
 
 
 def run(args, workdir: Path) -> dict:
-    database_url = args.database_url or f"sqlite:///{workdir / 'profile.db'}"
-    check_database_url(database_url, args.force_drop)
+    database_url = bench_database_url(args, workdir, "profile.db")
     redis = BenchRedis.start(workdir, args.redis_url)
     queue = f"bench-profile-signup-{secrets.token_hex(4)}"
     try:

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench.lib import BenchError
-from bench.lib.database import check_database_url, database_label, fresh_schema
+from bench.lib.database import bench_database_url, database_label, fresh_schema
 from bench.lib.harness import run_bench, table
 from bench.lib.redis import BenchRedis
 
@@ -118,8 +118,7 @@ def timed(client, path: str) -> float:
 
 
 def run(args, workdir: Path) -> dict:
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    check_database_url(database_url, args.force_drop)
+    database_url = bench_database_url(args, workdir)
     redis = BenchRedis.start(workdir, args.redis_url)
     try:
         import os

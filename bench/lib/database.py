@@ -21,6 +21,14 @@ def check_database_url(url: str, force: bool) -> None:
         )
 
 
+def bench_database_url(args, workdir: Path, filename: str = "bench.db") -> str:
+    """`--database-url` once `check_database_url` allows it, else a new SQLite file in `workdir`."""
+    if args.database_url:
+        check_database_url(args.database_url, args.force_drop)
+        return args.database_url
+    return f"sqlite:///{workdir / filename}"
+
+
 # A bench's hold on its database, kept until its process ends (by URL).
 _CLAIMS: dict[str, object] = {}
 

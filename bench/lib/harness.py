@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import sys
 from pathlib import Path
 
 from bench.lib import BenchError
-from bench.lib.processes import exit_cleanly_on_sigterm
+from bench.lib.database import database_label
+from bench.lib.processes import cpu_count, exit_cleanly_on_sigterm
 
 
 def apply_settings(settings: dict[str, str], overrides: list[str]) -> dict[str, str]:
@@ -21,6 +23,21 @@ def apply_settings(settings: dict[str, str], overrides: list[str]) -> dict[str, 
         settings[name] = value
     os.environ.update(settings)
     return {**os.environ, **settings}
+
+
+def web_app_env(args, database_url: str, redis_url: str, queue: str, **extra: str) -> dict[str, str]:
+    """The app's settings in a web bench (a new secret, its own Celery queue, no worker and so
+    nothing mailed) with `extra` and `--set` on top, exported; returns the processes' environment."""
+    settings = {
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SECRET_KEY": secrets.token_urlsafe(32),
+        "CELERY_TASK_QUEUE": queue,
+        "BASE_URL": "https://alerts.example.org",
+        "SMTP_URL": "smtp://127.0.0.1:9",  # nothing listens: no worker runs during a web bench
+        **extra,
+    }
+    return apply_settings(settings, args.settings)
 
 
 def table(rows: list[tuple[str, str]], title: str) -> str:
@@ -95,3 +112,17 @@ def web_bench_args(description: str, count: str, noun: str, default: int, warmup
     p.add_argument("--timeout", type=float, default=10.0, help="seconds one request may take")
     p.add_argument("--json", dest="json_path", default=None)
     return p
+
+
+def web_run_figures(args, database_url: str, redis, server) -> dict:
+    """The settings every web bench's figures start with: what `web_bench_args` took, the
+    database, the Redis, the CPUs and the server (a `GunicornSettings`)."""
+    return {
+        "warmup": args.warmup,
+        "clients": args.clients,
+        "mode": f"open loop at {args.rate:g}/s" if args.rate else "closed loop",
+        "database": database_label(database_url),
+        "redis": redis.description,
+        "cpus": cpu_count(),
+        "server": server.label,
+    }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from bench.lib.cpu import MachineCpu, cpu_by_process, cpu_top, foreign_cpu
+from bench.lib.cpu import MachineCpu, cpu_by_process, cpu_top, foreign_cpu, other_load_text
 from bench.lib.processes import tree_cpu_seconds
 from bench.lib.web import HttpError, Visitor
 
@@ -102,3 +102,87 @@ async def measured(visitors: list[Visitor], items: list, action, rate: float | N
     after = cpu_by_process()
     return Phase(wall, busy, cpu_top(before, after), foreign_cpu(before, after, wall, machine.busy_seconds),
                  sum(v.connects for v in visitors), server_cpu)
+
+
+@dataclass
+class Run:
+    """A web bench's load: warm-up then the measured phase, by the same visitors."""
+
+    phase: Phase
+    warm: Outcome
+    out: Outcome
+
+    @property
+    def requests_per_second(self) -> float:
+        return len(self.out.latencies_ms) / self.phase.wall if self.phase.wall else 0.0
+
+    @property
+    def latency(self) -> dict:
+        return latency_summary(self.out.latencies_ms)
+
+    @property
+    def errors(self) -> int:
+        return len(self.out.errors) + len(self.warm.errors)
+
+    @property
+    def accepted(self) -> list:
+        """Every item the server accepted, warm-up's included (the checks count them all)."""
+        return self.warm.accepted + self.out.accepted
+
+    @property
+    def server_cpu_ms(self) -> float:
+        """User+sys of the server's processes per measured request, in milliseconds."""
+        return 1000 * self.phase.server_cpu_seconds / max(len(self.out.latencies_ms), 1)
+
+    def figures(self, per: str) -> dict:
+        """What every web bench reports of its load; `per` names its unit (a signup, a redirect)."""
+        return {
+            "wall_seconds": round(self.phase.wall, 3),
+            "requests_per_second": round(self.requests_per_second, 1),
+            "latency_ms": self.latency,
+            f"server_cpu_ms_per_{per}": round(self.server_cpu_ms, 3),
+            "statuses": {str(k): v for k, v in sorted(self.out.statuses.items())},
+            "errors": self.errors,
+            "error_samples": (self.warm.errors + self.out.errors)[:5],
+            "connections_opened": self.phase.connects,
+            "machine_cpu_busy_percent": self.phase.busy_percent,
+            "cpu_by_process": self.phase.cpu_top,
+            "other_load": self.phase.other_load,
+        }
+
+
+def warm_then_measure(port: int, clients: int, timeout: float, warm: list, items: list, action,
+                      rate: float | None, ok: tuple[int, ...] = (200,), form_path: str | None = "/",
+                      server_pid: int | None = None) -> Run:
+    """`clients` visitors of the server on `port`: `warm` done unmeasured (closed loop), then
+    `items` through `measured`; the visitors keep their cookies, tokens and connections."""
+    warm_out, out = Outcome(), Outcome()
+
+    async def both() -> Phase:
+        visitors = [Visitor("127.0.0.1", port, timeout) for _ in range(clients)]
+        try:
+            await drive(visitors, warm, action, None, warm_out, ok, form_path)
+            return await measured(visitors, items, action, rate, out, ok, form_path, server_pid)
+        finally:
+            for v in visitors:
+                await v.close()
+
+    return Run(asyncio.run(both()), warm_out, out)
+
+
+def load_rows(r: dict, plural: str, per: str, errors_row: tuple[str, str] | None = None) -> list:
+    """The table rows of `Run.figures`: rate, latency, server CPU beside the floor's, statuses,
+    errors, the machine's CPU and other load."""
+    lat = r["latency_ms"]
+    return [
+        (f"{plural} per second", f"{r['requests_per_second']:,.1f}"),
+        ("latency p50 / p90", f"{lat['p50']} ms / {lat['p90']} ms"),
+        ("latency p99", f"{lat['p99']} ms"),
+        ("latency max", f"{lat['max']} ms"),
+        (f"server CPU per {per}", f"{r[f'server_cpu_ms_per_{per}']:.3f} ms (gunicorn processes, user+sys; "
+                                  f"floor: {r['floor']['server_cpu_ms_per_request']:.3f} ms)"),
+        ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
+        errors_row or ("errors", f"{r['errors']}"),
+        ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
+        ("other load on the machine", other_load_text(r["other_load"])),
+    ]

@@ -6,7 +6,8 @@ import os
 import threading
 from pathlib import Path
 
-from bench.lib.processes import _stat_fields, cmdline, descendants, process_cpu_seconds, vm_hwm_kib
+from alerts.testing.procfs import cmdline, stat_fields
+from bench.lib.processes import descendants, process_cpu_seconds, vm_hwm_kib
 
 
 class PeakRss:
@@ -84,7 +85,7 @@ def cpu_by_process() -> dict[int, tuple[str, float]]:
     for entry in os.listdir("/proc"):
         if entry.isdigit():
             pid = int(entry)
-            fields = _stat_fields(pid)
+            fields = stat_fields(pid)
             if fields:
                 out[pid] = (cmdline(pid)[:120] or f"[{pid}]", process_cpu_seconds(pid))
     return out

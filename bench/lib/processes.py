@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from alerts.testing import ports
+from alerts.testing import ports, procfs
 from bench.lib import BenchError
 
 
@@ -50,27 +50,14 @@ def cpu_count() -> int:
     return len(os.sched_getaffinity(0))
 
 
-def _stat_fields(pid: int) -> list[str] | None:
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return raw[raw.rindex(")") + 2:].split()
-
-
 def descendants(pid: int) -> list[int]:
     """`pid` and every process below it, from /proc (no psutil needed)."""
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            fields = _stat_fields(int(entry))
-            if fields:
-                children.setdefault(int(fields[1]), []).append(int(entry))
+    below = procfs.children()
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo.extend(children.get(p, []))
+        todo.extend(below.get(p, []))
     return out
 
 
@@ -86,17 +73,10 @@ def vm_hwm_kib(pid: int) -> int | None:
 
 
 def process_cpu_seconds(pid: int) -> float:
-    fields = _stat_fields(pid)
+    fields = procfs.stat_fields(pid)
     if not fields:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return ""
 
 
 def tree_cpu_seconds(pid: int) -> float:

@@ -13,6 +13,7 @@ also printed as a ratio to it.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
@@ -25,6 +26,7 @@ import sqlalchemy as sa
 from bench.lib import BenchError
 from bench.lib.database import bench_database_url, database_label, fresh_schema
 from bench.lib.harness import run_bench
+from bench.lib.redis import BenchRedis
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 DETENTION = "detention-is-no-place-for-a-child"
@@ -47,6 +49,8 @@ def parse_args(argv=None):
     p.add_argument("--force-drop", action="store_true")
     p.add_argument("--repeat", type=int, default=5, help="runs per figure; the median is shown")
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None,
+                   help="the app's Redis (default: a redis-server of the bench's own)")
     p.add_argument("--json", dest="json_path", default=None, help="also write the figures here")
     return p.parse_args(argv)
 
@@ -102,6 +106,15 @@ def run(args, workdir: Path) -> dict:
     import logging
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    redis = BenchRedis.start(workdir, args.redis_url)  # else create_app starts the embedded one
+    try:
+        return measure(args, url, redis.url)
+    finally:
+        redis.stop()
+
+
+def measure(args, url: str, redis_url: str) -> dict:
+    """Fill the database, then time each audience's count and insert beside the floor."""
     from alerts import audiences, create_app
     from alerts.blasts import state
     from alerts.blasts.compose import save_alert
@@ -110,7 +123,7 @@ def run(args, workdir: Path) -> dict:
 
     # One chunk: the insert timed is the whole audience's (a blast fixes it in chunks).
     app = create_app({"SECRET_KEY": "bench", "SECRET_KEYS": ["bench"], "SQLALCHEMY_DATABASE_URI": url,
-                      "BLAST_FILL_CHUNK": 10**9})
+                      "REDIS_URL": redis_url, "BLAST_FILL_CHUNK": 10**9})
     fresh_schema(app)
     with app.app_context():
         t0 = time.perf_counter()

@@ -82,7 +82,8 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     suppressed = suppressions.suppressed_hashes(r.email for r in rows if r.email)
     db.session.commit()  # no transaction stays open while the batch sends
 
-    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000, first, last)
+    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000, first, last,
+                        lease=cfg["BLAST_STUCK_SECONDS"])
     with recorder:
         todo = []
         for row in rows:

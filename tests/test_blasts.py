@@ -699,3 +699,47 @@ def test_recorder_gives_up_at_the_end_of_the_lease_keeping_the_outcomes(app, ctx
     assert 0.2 < time.monotonic() - started < 5
     assert rec.result.sent == 0 and len(rec._sent) == 1
     away.dispose()
+
+
+def test_a_stalled_blast_shows_no_rate_and_no_time_left(app, staff_client, monkeypatch):
+    """Nothing sent for over STALLED_SECONDS with rows waiting: "stalled since HH:MM" in the
+    organisation's zone, in place of a rate and a time left made up from old sends."""
+    from datetime import timedelta
+
+    from alerts.blasts import progress
+    from alerts.models import Alert, Delivery, utcnow
+
+    monkeypatch.setitem(app.config, "ORG_TIMEZONE", "America/New_York")
+    with app.app_context():
+        add_confirmed(10)
+        alert_id = make_alert()
+        blasts.start_blast(alert_id)
+        last = utcnow().replace(hour=15, minute=7, second=0, microsecond=0) - timedelta(days=1)
+        db.session.get(Alert, alert_id).started_at = last - timedelta(seconds=20)
+        rows = db.session.scalars(sa.select(Delivery).where(Delivery.alert_id == alert_id)
+                                  .order_by(Delivery.id)).all()
+        for n, row in enumerate(rows[:4]):
+            row.status, row.sent_at = "sent", last - timedelta(seconds=3 * (3 - n))
+        db.session.commit()
+        moving = progress.status(alert_id, now=last + timedelta(seconds=5))
+        assert moving["rate_per_second"] > 0 and moving["seconds_left"] is not None
+        assert moving["stalled_since"] is None
+        stalled = progress.status(alert_id, now=last + timedelta(seconds=31))
+        assert stalled["rate_per_second"] is None and stalled["seconds_left"] is None
+        assert stalled["stalled_since"] == last.isoformat()
+        local = last.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))
+        assert stalled["stalled_words"] == f"stalled since {local:%H:%M %Z}"
+        # Nothing sent at all, 31 s after the start: stalled since the start.
+        db.session.execute(sa.update(Delivery).values(status="queued", sent_at=None))
+        db.session.commit()
+        never = progress.status(alert_id, now=last + timedelta(seconds=11))
+        assert never["stalled_since"] == (last - timedelta(seconds=20)).isoformat()
+        local = (last - timedelta(seconds=20)).astimezone(local.tzinfo)
+    # The page and its JSON, on the real clock: the blast started a day ago.
+    status = staff_client.get(f"/staff/alerts/{alert_id}/status.json").get_json()
+    assert status["rate_per_second"] is None and status["stalled_words"]
+    page = staff_client.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)
+    assert '<dd data-field="rate">—</dd>' in page
+    assert f'<dd data-field="seconds_left">stalled since {local:%H:%M %Z}</dd>' in page
+    out = app.test_cli_runner().invoke(args=["alert", "status", str(alert_id)]).output
+    assert "stalled since" in out and "messages/s" not in out

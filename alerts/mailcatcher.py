@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import email
 import email.parser
@@ -50,6 +51,9 @@ class CatcherHandler:
         self.connect_reply = None
         self.rcpt_reply = None  # callable(address) -> None | "451 ..." | "550 ..."
         self.data_reply = None  # callable(rcpt_tos) -> None | reply; may block (tests stall here)
+        # Seconds each message's 250 takes, per connection (a relay's latency: unlike a
+        # blocking data_reply, connections wait side by side, so more of them send faster).
+        self.data_delay = 0.0
         self.open = 0  # sessions greeted and not yet closed
         self.refused_at_connect = 0
 
@@ -83,6 +87,8 @@ class CatcherHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope: SMTPEnvelope):
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         reply = self.data_reply(list(envelope.rcpt_tos)) if self.data_reply else None
         if reply:
             return reply

@@ -702,7 +702,7 @@ def test_recorder_gives_up_at_the_end_of_the_lease_keeping_the_outcomes(app, ctx
 
 
 def test_a_stalled_blast_shows_no_rate_and_no_time_left(app, staff_client, monkeypatch):
-    """Nothing sent for over STALLED_SECONDS with rows waiting: "stalled since HH:MM" in the
+    """Nothing sent for over STALLED_SECONDS (15) with rows waiting: "stalled since HH:MM" in the
     organisation's zone, in place of a rate and a time left made up from old sends."""
     from datetime import timedelta
 
@@ -724,7 +724,8 @@ def test_a_stalled_blast_shows_no_rate_and_no_time_left(app, staff_client, monke
         moving = progress.status(alert_id, now=last + timedelta(seconds=5))
         assert moving["rate_per_second"] > 0 and moving["seconds_left"] is not None
         assert moving["stalled_since"] is None
-        stalled = progress.status(alert_id, now=last + timedelta(seconds=31))
+        assert progress.status(alert_id, now=last + timedelta(seconds=15))["stalled_since"] is None
+        stalled = progress.status(alert_id, now=last + timedelta(seconds=16))
         assert stalled["rate_per_second"] is None and stalled["seconds_left"] is None
         assert stalled["stalled_since"] == last.isoformat()
         local = last.astimezone(__import__("zoneinfo").ZoneInfo("America/New_York"))

@@ -16,8 +16,9 @@ from .state import BlastError, filling
 
 RATE_WINDOW_SECONDS = 30
 # A sending blast with rows waiting and nothing sent for this long has stalled (the relay
-# or the workers are away): no rate and no time left, which would both be made up.
-STALLED_SECONDS = 30
+# or the workers are away): no rate and no time left, which would both be made up from the
+# sends of the last RATE_WINDOW_SECONDS. Half that window: a blast sends several a second.
+STALLED_SECONDS = 15
 
 
 def counts(alert_id: int) -> dict[str, int]:

@@ -176,6 +176,7 @@ def _clean(app, smtp):
     smtp.handler.connect_reply = None
     smtp.handler.rcpt_reply = None
     smtp.handler.data_reply = None
+    smtp.handler.data_delay = 0.0
     yield
     with app.app_context():
         db.session.remove()

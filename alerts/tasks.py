@@ -125,7 +125,12 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     # Rows that went back to the queue (4xx, SMTP down) are tried again later; past the
     # last retry the sweep's re-dispatch still finds them, so nothing is lost.
     if result.needs_retry and self.request.retries < current_app.config["MAIL_MAX_RETRIES"]:
-        raise self.retry(countdown=backoff_seconds(self.request.retries))
+        delay = backoff_seconds(self.request.retries)
+        if result.retry_after is not None:
+            # Every relay is skipped for now: try again just after the first may be tried
+            # (a relay back from maintenance is sent to within seconds, not after the backoff).
+            delay = result.retry_after + random.uniform(0.1, 1.0)
+        raise self.retry(countdown=delay)
     return {"sent": result.sent, "failed": result.failed, "requeued": result.requeued}
 
 

@@ -113,3 +113,13 @@ def test_a_relay_that_answers_is_skipped_for_seconds_one_that_is_silent_for_long
     silent = [pace.mark_down(RELAY + "0", "Connection refused") for _ in range(8)]
     assert answered == [1, 2, 4, 5, 5, 5, 5, 5]
     assert silent == [1, 2, 4, 8, 16, 30, 30, 30]
+
+
+def test_back_in_says_when_the_first_skipped_relay_may_be_tried(app):
+    pace = pacing.for_url(app.config["REDIS_URL"])
+    assert pace.back_in([RELAY, RELAY + "0"]) is None
+    pace.mark_down(RELAY, "421 System shutting down", answered=True)  # 1 s
+    for _ in range(3):
+        pace.mark_down(RELAY + "0", "Connection refused")  # 4 s
+    assert 0.5 < pace.back_in([RELAY, RELAY + "0"]) <= 1.0
+    assert 3.5 < pace.back_in([RELAY + "0"]) <= 4.0

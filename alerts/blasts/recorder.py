@@ -35,6 +35,7 @@ class BatchResult:
     requeued: int = 0
     throttled: int = 0  # throttle answers (tried again, no attempt spent)
     stopped: str | None = None  # why the batch stopped early, if it did
+    retry_after: float | None = None  # no relay to send to: seconds until the first may be tried
 
     @property
     def needs_retry(self) -> bool:

@@ -158,6 +158,9 @@ def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | N
         relay = pacing.choose(relays, down, tried_down)
         if relay is None:
             recorder.result.stopped = "smtp-unavailable"
+            if pace:
+                recorder.result.retry_after = run.safe(
+                    lambda: pace.back_in([r.name for r in relays]), None)
             log.warning("alert %s: no relay answers (%s)", recorder.alert_id,
                         "; ".join(f"{k}: {v}" for k, v in down.items()) or "all failed",
                         extra={"alert_id": recorder.alert_id})

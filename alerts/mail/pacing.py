@@ -248,6 +248,14 @@ class Pacing:
         k = _key(name)
         self.r.delete(k + ":fails", k + ":down")
 
+    def back_in(self, names: list[str]) -> float | None:
+        """Seconds until the first of these relays may be tried again (None: none is skipped)."""
+        pipe = self.r.pipeline()
+        for n in names:
+            pipe.pttl(_key(n) + ":down")
+        left = [ms / 1000 for ms in pipe.execute() if ms and ms > 0]
+        return min(left, default=None)
+
     def down(self, names: list[str]) -> dict[str, str]:
         """Which of these relays are skipped now, and why."""
         values = self.r.mget([_key(n) + ":down" for n in names])

@@ -163,8 +163,10 @@ def _clean(app, smtp):
         # and no clicks queued by an earlier test.
         tracking_helpers.reset(app)
     smtp.handler.clear()
+    smtp.handler.connect_reply = None
     smtp.handler.rcpt_reply = None
     smtp.handler.data_reply = None
+    smtp.handler.data_delay = 0.0
     yield
     with app.app_context():
         db.session.remove()

@@ -107,8 +107,8 @@ def lockout_seconds_left(email: str, ip: str | None) -> int:
     """How long this account stays locked for this IP; 0 when it is not (or Redis cannot say)."""
     try:
         ttl = _redis().ttl(_key("lock", email, ip))
-    except redis.RedisError:
-        log.warning("login lockout check skipped: Redis unavailable", exc_info=True)
+    except redis.RedisError as exc:
+        log.warning("login lockout check skipped: Redis unavailable (%s)", exc)
         return 0
     return max(int(ttl), 0)
 
@@ -132,13 +132,13 @@ def record_failure(email: str, ip: str | None) -> bool:
             log.warning("staff login locked after %d failures (account hash %s)",
                         failures, email_hash(email)[:12])
             return True
-    except redis.RedisError:
-        log.warning("login failure not counted: Redis unavailable", exc_info=True)
+    except redis.RedisError as exc:
+        log.warning("login failure not counted: Redis unavailable (%s)", exc)
     return False
 
 
 def clear_failures(email: str, ip: str | None) -> None:
     try:
         _redis().delete(_key("fail", email, ip))
-    except redis.RedisError:
-        log.warning("could not clear login failures: Redis unavailable", exc_info=True)
+    except redis.RedisError as exc:
+        log.warning("could not clear login failures: Redis unavailable (%s)", exc)

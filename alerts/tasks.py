@@ -14,13 +14,12 @@ from typing import Any
 from celery import Task, shared_task
 from flask import current_app
 
-from . import welcome
 from .actions import signing  # noqa: F401 - its email kind, registered on import
 from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
-from .subscribers import confirmations, emails, subscriptions
+from .subscribers import confirmations, emails, subscriptions, welcome
 from .tracking import drain, retention
 from .words import plural
 

@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from .. import welcome as welcome_email
 from ..models import SubscriberStatus
 from ..subscribers import importing
+from ..subscribers import welcome as welcome_email
 from ..subscribers.exporting import export_csv
 from ..subscribers.importing import CONSENT_MODES, DOCUMENTED, ImportFileError, parse_mapping
 from ..words import plural

@@ -53,7 +53,7 @@ from .subscriptions import InvalidEmail, normalize_email, release_cooldown
 
 QUEUE_CONFIRMATIONS = "alerts.tasks.queue_confirmations"
 QUEUE_EMAILS = "alerts.tasks.queue_emails"
-WELCOME = "welcome"  # the email kind (alerts.welcome)
+WELCOME = "welcome"  # the email kind (alerts.subscribers.welcome)
 
 log = logging.getLogger(__name__)
 

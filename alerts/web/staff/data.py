@@ -29,11 +29,10 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from ... import welcome
 from ...extensions import db
 from ...models import Alert, Delivery, Subscriber, SubscriberStatus
 from ...reports import history
-from ...subscribers import exporting, importing, privacy
+from ...subscribers import exporting, importing, privacy, welcome
 from ..forms import ButtonForm
 from ..security import allows_large_upload
 from . import auth, bp

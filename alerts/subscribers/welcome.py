@@ -12,14 +12,14 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import queueing
-from .actions import action_link, open_actions
-from .extensions import db
-from .mail.context import org_context
-from .mail.rendering import compiled, markdown_html
-from .mail.signed_ids import return_path
-from .models import EmailText, Subscriber, SubscriberStatus, utcnow
-from .subscribers import emails
+from .. import queueing
+from ..actions import action_link, open_actions
+from ..extensions import db
+from ..mail.context import org_context
+from ..mail.rendering import compiled, markdown_html
+from ..mail.signed_ids import return_path
+from ..models import EmailText, Subscriber, SubscriberStatus, utcnow
+from . import emails
 
 SEND_WELCOME = "alerts.tasks.send_welcome"
 NAME = "welcome"

@@ -14,7 +14,7 @@ import redis
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import suppressions
+from .. import suppressions, tasknames
 from ..extensions import db
 from ..mail import pacing, smtp
 from ..mail.signed_ids import ReturnPaths, envelope_sender
@@ -36,7 +36,6 @@ from .state import BlastError, finish_if_done
 
 log = logging.getLogger(__name__)
 # Sent from the staff page itself (the answer says whether it went); a queued one runs the same.
-SEND_ALERT_TEST = "alerts.tasks.send_alert_test"
 
 
 def _claim(alert_id: int, first: int, last: int) -> str | None:
@@ -372,7 +371,7 @@ def _recipient_error(rec: Recorder, row, refusal: smtp.Refusal, max_attempts: in
 
 # Written to a staff address, not to a subscriber: the unsubscribe link is a sample and no
 # List-Unsubscribe header offers a one-click button that could unsubscribe no one.
-@emails.email("alert_test", task=SEND_ALERT_TEST, subscriber=False, auto_submitted=False)
+@emails.email("alert_test", task=tasknames.SEND_ALERT_TEST, subscriber=False, auto_submitted=False)
 def send_test(alert_id: int, to: str) -> emails.Email:
     """One copy to a staff address, through the alert's template, signer and relay."""
     alert = db.session.get(Alert, alert_id)

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from .. import queueing
+from .. import queueing, tasknames
 from ..extensions import db
 from ..models import (
     ConsentRecord,
@@ -26,8 +26,6 @@ from ..models import (
 from .import_report import DOCUMENTED, ImportReport, Problem
 from .subscriptions import release_cooldown
 
-QUEUE_CONFIRMATIONS = "alerts.tasks.queue_confirmations"
-QUEUE_EMAILS = "alerts.tasks.queue_emails"
 WELCOME = "welcome"  # the email kind (alerts.subscribers.welcome)
 
 log = logging.getLogger(__name__)
@@ -281,7 +279,7 @@ def _queue_confirmations(ids: list[int], rows: list[Row], report: ImportReport, 
     the cooldown slots taken for these subscribers are freed, so that running the
     import again (or a signup) sends the confirmation.
     """
-    if not broken and queueing.publish(QUEUE_CONFIRMATIONS, ids):
+    if not broken and queueing.publish(tasknames.QUEUE_CONFIRMATIONS, ids):
         report.queued += len(ids)
         return False
     release_cooldown(ids)
@@ -299,7 +297,7 @@ def _queue_confirmations(ids: list[int], rows: list[Row], report: ImportReport, 
 def _queue_welcomes(ids: list[int]) -> None:
     """After the chunk's commit: the welcomes asked for, as one fan-out task. If the broker
     is away they are not lost: the sweep sends welcomes not yet sent within the hour."""
-    if not queueing.publish(QUEUE_EMAILS, WELCOME, ids):
+    if not queueing.publish(tasknames.QUEUE_EMAILS, WELCOME, ids):
         log.warning("import: %s welcome email(s) left for the sweep (the broker is away)", len(ids),
                     extra={"welcomes": len(ids)})
 

@@ -35,7 +35,6 @@ from .recorder import BatchResult, Recorder
 from .state import BlastError, finish_if_done
 
 log = logging.getLogger(__name__)
-# Sent from the staff page itself (the answer says whether it went); a queued one runs the same.
 
 
 def _claim(alert_id: int, first: int, last: int) -> str | None:
@@ -371,6 +370,7 @@ def _recipient_error(rec: Recorder, row, refusal: smtp.Refusal, max_attempts: in
 
 # Written to a staff address, not to a subscriber: the unsubscribe link is a sample and no
 # List-Unsubscribe header offers a one-click button that could unsubscribe no one.
+# Sent from the staff page itself (the answer says whether it went); a queued one runs the same.
 @emails.email("alert_test", task=tasknames.SEND_ALERT_TEST, subscriber=False, auto_submitted=False)
 def send_test(alert_id: int, to: str) -> emails.Email:
     """One copy to a staff address, through the alert's template, signer and relay."""

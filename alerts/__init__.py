@@ -12,7 +12,8 @@ from .celery_app import celery_init_app
 from .config import PROJECT_ROOT, load_config
 from .extensions import csrf, db, limiter, migrate
 from .logs import configure_logging
-from .web import errors, preferences, privacy, public, redirects, security, staff
+from .web import blueprint, errors, filters, security
+from .web.staff import blueprint as staff_blueprint
 
 
 def create_app(test_config: dict | None = None) -> Flask:
@@ -58,11 +59,10 @@ def register_extensions(app: Flask) -> None:
 
 def register_blueprints(app: Flask) -> None:
     security.register(app)  # app-wide rules first: every blueprint's routes get them
-    app.register_blueprint(public.bp)
-    app.register_blueprint(privacy.bp)
-    app.register_blueprint(redirects.bp)
-    app.register_blueprint(preferences.bp)
-    app.register_blueprint(staff.bp)
+    filters.register(app)  # the template filters are the app's: public, staff and email pages use them
+    for bp in blueprint.BLUEPRINTS:
+        app.register_blueprint(bp)
+    app.register_blueprint(staff_blueprint.bp)
     errors.register(app)
 
 

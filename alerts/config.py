@@ -194,7 +194,12 @@ def load_config(instance_path: Path) -> dict:
         # bounces without acting by default; Mailman scores them half a hard bounce).
         "BOUNCE_SOFT_THRESHOLD": _int("BOUNCE_SOFT_THRESHOLD", 3),
         "BOUNCE_SOFT_WINDOW_DAYS": _int("BOUNCE_SOFT_WINDOW_DAYS", 7),
-        "BOUNCE_MAX_MESSAGE_BYTES": _int("BOUNCE_MAX_MESSAGE_BYTES", 10_000_000),
+        # The receiver's limits: a report bigger than the parser reads (1 MB; a bounce quoting
+        # one of our alerts is far under) is refused with 552 as it arrives, never held whole;
+        # past BOUNCE_MAX_SESSIONS reports arriving at once, the next sender is told to retry
+        # (452), so a flood of big reports costs at most sessions x size of memory.
+        "BOUNCE_MAX_MESSAGE_BYTES": _int("BOUNCE_MAX_MESSAGE_BYTES", 1_000_000),
+        "BOUNCE_MAX_SESSIONS": _int("BOUNCE_MAX_SESSIONS", 8),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
         # Click tracking (see the README's privacy section): person | aggregate | off; how
         # long per-person clicks are kept; how often the Redis list of clicks is recorded;

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import contextlib
 import email
@@ -90,8 +91,29 @@ class CatcherHandler:
                               default=-1) + 1
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
+        # callable() -> None | "421 ...": answered instead of the greeting (a relay in maintenance)
+        self.connect_reply = None
         self.rcpt_reply = None  # callable(address) -> None | "451 ..." | "550 ..."
         self.data_reply = None  # callable(rcpt_tos) -> None | reply; may block (tests stall here)
+        # Seconds each message's 250 takes, per connection (a relay's latency: unlike a
+        # blocking data_reply, connections wait side by side, so more of them send faster).
+        self.data_delay = 0.0
+        self.open = 0  # sessions greeted and not yet closed
+        self.refused_at_connect = 0
+
+    def connected(self, conn_id: int) -> str | None:
+        """A new connection: None to greet it, or the reply that refuses it."""
+        reply = self.connect_reply() if self.connect_reply else None
+        with self.lock:
+            if reply:
+                self.refused_at_connect += 1
+            else:
+                self.open += 1
+        return reply
+
+    def disconnected(self, conn_id: int) -> None:
+        with self.lock:
+            self.open -= 1
 
     pipelining = True  # advertised like Postfix does, so senders exercise RFC 2920
 
@@ -109,6 +131,8 @@ class CatcherHandler:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope: SMTPEnvelope):
+        if self.data_delay:
+            await asyncio.sleep(self.data_delay)
         reply = self.data_reply(list(envelope.rcpt_tos)) if self.data_reply else None
         if reply:
             return reply
@@ -161,18 +185,21 @@ class RelayHandler(CatcherHandler):
         self.per_connection: collections.Counter = collections.Counter()  # (connection, domain)
         self._connection_ids = 0
 
-    def connected(self, conn_id: int) -> bool:
+    def connected(self, conn_id: int) -> str | None:
+        reply = super().connected(conn_id)
+        if reply:
+            return reply
         with self.lock:
-            self.open += 1
             if self.max_connections is not None and self.open > self.max_connections:
                 self.refused_connections += 1
-                return False
+                self.open -= 1
+                return "421 4.7.0 Too many connections, try again later"
             self.peak_connections = max(self.peak_connections, self.open)
-            return True
+            return None
 
     def disconnected(self, conn_id: int) -> None:
+        super().disconnected(conn_id)
         with self.lock:
-            self.open -= 1
             for conns in self._domain_conns.values():
                 conns.discard(conn_id)
 
@@ -203,32 +230,37 @@ class RelayHandler(CatcherHandler):
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
 
-class _CappedSMTP(SMTP):
-    """aiosmtpd's server, answering 421 instead of a greeting past the handler's cap."""
+class _CatcherSMTP(SMTP):
+    """aiosmtpd's server, answering the handler's refusal (a 421) instead of a greeting when
+    it has one, and counting the sessions open."""
+
+    greeted = False
 
     async def _handle_client(self) -> None:
-        if not self.event_handler.connected(id(self.session)):
-            await self.push("421 4.7.0 Too many connections, try again later")
+        refusal = self.event_handler.connected(id(self.session))
+        if refusal:
+            await self.push(refusal)
             self.transport.close()
             return
+        self.greeted = True
         await super()._handle_client()
 
     def connection_lost(self, error) -> None:
-        self.event_handler.disconnected(id(self.session))
+        if self.greeted:
+            self.event_handler.disconnected(id(self.session))
         super().connection_lost(error)
 
 
-class _RelayController(Controller):
+class _CatcherController(Controller):
     def factory(self):
-        return _CappedSMTP(self.handler, **self.SMTP_kwargs)
+        return _CatcherSMTP(self.handler, **self.SMTP_kwargs)
 
 
 class MailCatcher:
     def __init__(self, host: str = "127.0.0.1", port: int = 0, handler: CatcherHandler | None = None):
         self.handler = handler or CatcherHandler()
         port = port or free_port(host)
-        kind = _RelayController if isinstance(self.handler, RelayHandler) else Controller
-        self.controller = kind(
+        self.controller = _CatcherController(
             self.handler, hostname=host, port=port, decode_data=False, data_size_limit=10_000_000
         )
 

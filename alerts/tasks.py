@@ -6,11 +6,13 @@ Each is registered under its name in `tasknames`, the contract with the workers 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
 import smtplib
 from typing import Any
 
+import sqlalchemy as sa
 from celery import Task, shared_task
 from flask import current_app
 
@@ -101,7 +103,21 @@ def fill_blast(alert_id: int) -> int:
 
 @shared_task(bind=True, name=tasknames.SEND_BATCH, max_retries=None)
 def send_batch(self, alert_id: int, first: int, last: int) -> dict:
-    result = sending.send_batch(alert_id, first, last)
+    try:
+        result = sending.send_batch(alert_id, first, last)
+    except sa.exc.OperationalError as exc:
+        # The database is away (a restart): what the batch sent is recorded or its rows come
+        # back with the lease, and a batch that had not claimed yet claims nothing twice, so
+        # it is tried again soon instead of waiting for the sweep to notice the stall.
+        with contextlib.suppress(Exception):
+            db.session.rollback()
+        if self.request.retries >= current_app.config["MAIL_MAX_RETRIES"]:
+            raise
+        log.warning("alert %s batch %s-%s: database unavailable (%s); tried again shortly",
+                    alert_id, first, last, str(exc).splitlines()[0],
+                    extra={"alert_id": alert_id, "first_delivery_id": first,
+                           "last_delivery_id": last})
+        raise self.retry(countdown=backoff_seconds(self.request.retries)) from exc
     log.info("alert %s batch %s-%s: %s", alert_id, first, last, result,
              extra={"alert_id": alert_id, "first_delivery_id": first, "last_delivery_id": last,
                     "sent": result.sent, "failed": result.failed, "skipped": result.skipped,
@@ -110,7 +126,12 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     # Rows that went back to the queue (4xx, SMTP down) are tried again later; past the
     # last retry the sweep's re-dispatch still finds them, so nothing is lost.
     if result.needs_retry and self.request.retries < current_app.config["MAIL_MAX_RETRIES"]:
-        raise self.retry(countdown=backoff_seconds(self.request.retries))
+        delay = backoff_seconds(self.request.retries)
+        if result.retry_after is not None:
+            # Every relay is skipped for now: try again just after the first may be tried
+            # (a relay back from maintenance is sent to within seconds, not after the backoff).
+            delay = result.retry_after + random.uniform(0.1, 1.0)
+        raise self.retry(countdown=delay)
     return {"sent": result.sent, "failed": result.failed, "requeued": result.requeued}
 
 

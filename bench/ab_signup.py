@@ -1,6 +1,6 @@
 """A/B of one change to POST /subscribe, inside one process, on a shared machine.
 
-    python bench/ab_signup.py --variant no-sent-event [--variant ...] [--rounds 20] [--signups 4000]
+    python -m bench.ab_signup --variant no-sent-event [--variant ...] [--rounds 20] [--signups 4000]
 
 The app is built like bench/profile_signup.py (fresh SQLite, Redis, rate limit raised) and
 driven through `app.test_client()`. Each variant is a change applied at run time (a setting
@@ -22,8 +22,10 @@ import secrets
 import sys
 from pathlib import Path
 
-import benchlib
-from profile_signup import drop_queue, form_token, loop, make_app
+from bench.lib.database import bench_database_url
+from bench.lib.harness import run_bench, table
+from bench.lib.redis import BenchRedis
+from bench.profile_signup import drop_queue, form_token, loop, make_app
 
 MARK = b"Check your inbox"
 
@@ -153,9 +155,8 @@ def quartiles(values: list[float]) -> tuple[float, float, float]:
 
 
 def run(args, workdir: Path) -> dict:
-    database_url = args.database_url or f"sqlite:///{workdir / 'ab.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    database_url = bench_database_url(args, workdir, "ab.db")
+    redis = BenchRedis.start(workdir, args.redis_url)
     queue = f"bench-ab-signup-{secrets.token_hex(4)}"
     try:
         app = make_app(args, database_url, redis.url, queue)
@@ -227,11 +228,11 @@ def render(r: dict) -> str:
                                    f"{r['saved_cpu_ms_iqr'][0]:+.3f} .. {r['saved_cpu_ms_iqr'][1]:+.3f}); "
                                    f"B cheaper in {r['b_faster_rounds']} of {r['rounds']} rounds"),
     ]
-    return benchlib.table(rows, "POST /subscribe, in-process A/B")
+    return table(rows, "POST /subscribe, in-process A/B")
 
 
 def main(argv=None) -> int:
-    return benchlib.run_bench("ab-signup", parse_args(argv), run, render)
+    return run_bench("ab_signup", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Audience benchmark: how long the live count and the blast's INSERT … SELECT take with rules.
 
-    python bench/audience.py [--subscribers 100000] [--database-url URL]
+    python -m bench.audience [--subscribers 100000] [--database-url URL] [--json out.json]
 
 Fills a fresh database (a new SQLite file, or a PostgreSQL database whose name contains
 "bench") with N confirmed subscribers, signatures on two actions (30% by subscriber, 5% by
@@ -13,19 +13,20 @@ also printed as a ratio to it.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import statistics
 import sys
-import tempfile
 import time
 from datetime import timedelta
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import sqlalchemy as sa
 
-import sqlalchemy as sa  # noqa: E402
-
-from bench.benchlib import check_database_url, database_label, fresh_schema  # noqa: E402
+from bench.lib import BenchError
+from bench.lib.database import bench_database_url, database_label, fresh_schema
+from bench.lib.harness import run_bench
+from bench.lib.redis import BenchRedis
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 DETENTION = "detention-is-no-place-for-a-child"
@@ -48,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--force-drop", action="store_true")
     p.add_argument("--repeat", type=int, default=5, help="runs per figure; the median is shown")
     p.add_argument("--seed", type=int, default=2026)
+    p.add_argument("--redis-url", default=os.environ.get("REDIS_URL") or None,
+                   help="the app's Redis (default: a redis-server of the bench's own)")
+    p.add_argument("--json", dest="json_path", default=None, help="also write the figures here")
     return p.parse_args(argv)
 
 
@@ -97,63 +101,85 @@ def timed(fn, repeat: int) -> tuple[float, object]:
     return statistics.median(runs), out
 
 
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    if args.database_url:
-        check_database_url(args.database_url, args.force_drop)
+def run(args, workdir: Path) -> dict:
+    url = bench_database_url(args, workdir)
     import logging
 
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    redis = BenchRedis.start(workdir, args.redis_url)  # else create_app starts the embedded one
+    try:
+        return measure(args, url, redis.url)
+    finally:
+        redis.stop()
+
+
+def measure(args, url: str, redis_url: str) -> dict:
+    """Fill the database, then time each audience's count and insert beside the floor."""
     from alerts import audiences, create_app
     from alerts.blasts import state
     from alerts.blasts.compose import save_alert
     from alerts.extensions import db
     from alerts.models import Alert, Delivery, Subscriber
 
-    with tempfile.TemporaryDirectory(prefix="alerts-audience-bench-") as tmp:
-        url = args.database_url or f"sqlite:///{Path(tmp) / 'bench.db'}"
-        # One chunk: the insert timed is the whole audience's (a blast fixes it in chunks).
-        app = create_app({"SECRET_KEY": "bench", "SECRET_KEYS": ["bench"], "SQLALCHEMY_DATABASE_URI": url,
-                          "BLAST_FILL_CHUNK": 10**9})
-        fresh_schema(app)
-        with app.app_context():
-            t0 = time.perf_counter()
-            fill(args.subscribers, args.seed)
-            print(f"{args.subscribers:,} subscribers filled in {time.perf_counter() - t0:.1f}s "
-                  f"({database_label(url)})", file=sys.stderr)
-            if url.startswith("postgresql"):
-                db.session.execute(sa.text("ANALYZE"))
-                db.session.commit()
-            floor, total = timed(lambda: db.session.scalar(
-                sa.select(sa.func.count()).select_from(Subscriber).where(Subscriber.status == "confirmed")),
-                args.repeat)
-            print(f"database: {database_label(url)}; subscribers: {args.subscribers:,}; "
-                  f"floor (count of confirmed): {floor * 1000:.1f} ms")
-            print(f"{'audience':<38} {'size':>8} {'count ms':>9} {'x floor':>8} "
-                  f"{'insert ms':>10} {'x floor':>8}")
-            for name, rules in AUDIENCES.items():
-                alert = save_alert(None, subject=name[:200], intro_md="x", action_slugs=[RIKERS, DETENTION],
-                                   audience=rules)
-                db.session.commit()
-                parsed = audiences.parse(alert.audience)
-                linked = audiences.linked_action_ids(alert)
-                count_s, size = timed(lambda p=parsed, li=linked: audiences.size(p, li), args.repeat)
-
-                def insert(alert_id=alert.id):
-                    t = state.start_blast(alert_id)
-                    db.session.rollback()  # undo: the next run starts from a draft again
-                    return t
-
-                insert_s, written = timed(insert, max(1, args.repeat // 2))
-                assert written == size, (written, size)
-                print(f"{name:<38} {size:>8,} {count_s * 1000:>9.1f} {count_s / floor:>8.1f} "
-                      f"{insert_s * 1000:>10.1f} {insert_s / floor:>8.1f}")
-            db.session.execute(sa.delete(Delivery))
-            db.session.execute(sa.delete(Alert))
+    # One chunk: the insert timed is the whole audience's (a blast fixes it in chunks).
+    app = create_app({"SECRET_KEY": "bench", "SECRET_KEYS": ["bench"], "SQLALCHEMY_DATABASE_URI": url,
+                      "REDIS_URL": redis_url, "BLAST_FILL_CHUNK": 10**9})
+    fresh_schema(app)
+    with app.app_context():
+        t0 = time.perf_counter()
+        fill(args.subscribers, args.seed)
+        print(f"{args.subscribers:,} subscribers filled in {time.perf_counter() - t0:.1f}s "
+              f"({database_label(url)})", file=sys.stderr)
+        if url.startswith("postgresql"):
+            db.session.execute(sa.text("ANALYZE"))
             db.session.commit()
-            assert total == args.subscribers
-    return 0
+        floor, total = timed(lambda: db.session.scalar(
+            sa.select(sa.func.count()).select_from(Subscriber).where(Subscriber.status == "confirmed")),
+            args.repeat)
+        if total != args.subscribers:
+            raise BenchError(f"{total:,} confirmed subscribers counted, {args.subscribers:,} filled")
+        rows = {}
+        for name, rules in AUDIENCES.items():
+            alert = save_alert(None, subject=name[:200], intro_md="x", action_slugs=[RIKERS, DETENTION],
+                               audience=rules)
+            db.session.commit()
+            parsed = audiences.parse(alert.audience)
+            linked = audiences.linked_action_ids(alert)
+            count_s, size = timed(lambda p=parsed, li=linked: audiences.size(p, li), args.repeat)
+
+            def insert(alert_id=alert.id):
+                t = state.start_blast(alert_id)
+                db.session.rollback()  # undo: the next run starts from a draft again
+                return t
+
+            insert_s, written = timed(insert, max(1, args.repeat // 2))
+            if written != size:
+                raise BenchError(f"{name}: the blast wrote {written:,} deliveries, the count said {size:,}")
+            rows[name] = {"size": size, "count_ms": round(count_s * 1000, 1),
+                          "count_x_floor": round(count_s / floor, 1), "insert_ms": round(insert_s * 1000, 1),
+                          "insert_x_floor": round(insert_s / floor, 1)}
+        db.session.execute(sa.delete(Delivery))
+        db.session.execute(sa.delete(Alert))
+        db.session.commit()
+        db.session.remove()
+        db.engine.dispose()
+    return {"database": database_label(url), "subscribers": args.subscribers,
+            "floor_ms": round(floor * 1000, 1), "audiences": rows}
+
+
+def render(r: dict) -> str:
+    lines = [f"database: {r['database']}; subscribers: {r['subscribers']:,}; "
+             f"floor (count of confirmed): {r['floor_ms']:.1f} ms",
+             f"{'audience':<38} {'size':>8} {'count ms':>9} {'x floor':>8} {'insert ms':>10} {'x floor':>8}"]
+    for name, a in r["audiences"].items():
+        lines.append(f"{name:<38} {a['size']:>8,} {a['count_ms']:>9.1f} {a['count_x_floor']:>8.1f} "
+                     f"{a['insert_ms']:>10.1f} {a['insert_x_floor']:>8.1f}")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    return run_bench("audience", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    sys.exit(main())

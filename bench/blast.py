@@ -1,6 +1,6 @@
 """Blast benchmark: N subscribers, the real send path, messages per second end to end.
 
-    python bench/blast.py --subscribers 10000 [--database-url URL] [--json out.json]
+    python -m bench.blast --subscribers 10000 [--database-url URL] [--json out.json]
 
 Seeds N confirmed subscribers and the seven actions into a fresh database, starts an SMTP sink
 in its own process, Redis (REDIS_URL, or a redis-server of its own) and real `celery -A worker
@@ -21,8 +21,14 @@ import sys
 import time
 from pathlib import Path
 
-import benchlib
-from benchlib import BenchError
+from bench.lib import PROJECT_ROOT, BenchError
+from bench.lib.cpu import MachineCpu, PeakRss, Sampler, cpu_by_process, cpu_top, foreign_cpu, other_load_text
+from bench.lib.database import bench_database_url, database_label, fresh_schema
+from bench.lib.floors import FloorSampler, rsa_floor
+from bench.lib.harness import apply_settings, run_bench, table
+from bench.lib.processes import cpu_count, stop_process
+from bench.lib.redis import BenchRedis, redact
+from bench.lib.sinks import Sink, sink_ceiling
 
 TARGET_RATE = 1000
 TARGET_RATIO = 10
@@ -160,7 +166,7 @@ def dkim_verifies(message: bytes, txt_record: str) -> bool:
 # -- the naive reference sender ------------------------------------------------------------------
 
 
-def naive_reference(app, alert_id: int, count: int, sink: benchlib.Sink, key_path: Path) -> dict:
+def naive_reference(app, alert_id: int, count: int, sink: Sink, key_path: Path) -> dict:
     """The tutorial way, one process: Jinja + premailer per message, EmailMessage, dkimpy, smtplib."""
     import email.policy
     import logging
@@ -238,7 +244,7 @@ def start_workers(args, env: dict, queue: str, workdir: Path) -> list[tuple[str,
                "-c", str(args.concurrency), "-Q", f"{queue},{bulk_queue(queue)}", "-n", name,
                "--without-gossip",
                "--without-mingle", "--without-heartbeat", "-l", "WARNING"]
-        proc = subprocess.Popen(cmd, cwd=benchlib.PROJECT_ROOT, env=env, stdout=log, stderr=log,
+        proc = subprocess.Popen(cmd, cwd=PROJECT_ROOT, env=env, stdout=log, stderr=log,
                                 start_new_session=True)
         log.close()
         procs.append((name, proc))
@@ -285,14 +291,13 @@ def run(args, workdir: Path) -> dict:
         raise BenchError("--subscribers must be at least 1")
     run_id = secrets.token_hex(4)
     queue = f"bench-blast-{run_id}"
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
+    database_url = bench_database_url(args, workdir)
 
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    redis = BenchRedis.start(workdir, args.redis_url)
     sink = None
     workers: list[tuple[str, subprocess.Popen]] = []
     try:
-        sink = benchlib.Sink(args.sink)
+        sink = Sink(args.sink)
         key_path, txt_record = write_dkim_key(workdir)
         env_settings = {
             **ORG,
@@ -305,14 +310,14 @@ def run(args, workdir: Path) -> dict:
             "DKIM_PRIVATE_KEY_FILE": str(key_path),
             "CELERY_TASK_QUEUE": queue,
         }
-        env = benchlib.apply_settings(env_settings, args.settings)
+        env = apply_settings(env_settings, args.settings)
 
         from alerts import create_app
 
         app = create_app()
-        print(f"[bench] fresh schema in {benchlib.database_label(database_url)}; seeding {n:,} "
+        print(f"[bench] fresh schema in {database_label(database_url)}; seeding {n:,} "
               "subscribers", file=sys.stderr)
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         alert_id = seed(app, n)
 
         message = sample_message(app, alert_id)
@@ -321,7 +326,7 @@ def run(args, workdir: Path) -> dict:
             raise BenchError("the sample message's DKIM signature does not verify")
 
         print(f"[bench] sink ceiling ({sink.name})", file=sys.stderr)
-        ceiling = benchlib.sink_ceiling(sink, message, seconds=args.ceiling_seconds)
+        ceiling = sink_ceiling(sink, message, seconds=args.ceiling_seconds)
 
         ref_n = min(args.reference, n)
         print(f"[bench] naive reference sender, {ref_n:,} messages", file=sys.stderr)
@@ -333,11 +338,11 @@ def run(args, workdir: Path) -> dict:
         wait_workers_ready(app, workers)
         print(f"[bench] RSA floor: {FLOOR_SAMPLES} signatures", file=sys.stderr)
         key_pem = key_path.read_bytes()
-        rsa_before = benchlib.rsa_floor(key_pem, FLOOR_SAMPLES)
-        floor_during = benchlib.FloorSampler(key_path)
-        rss = benchlib.PeakRss({name: proc.pid for name, proc in workers})
+        rsa_before = rsa_floor(key_pem, FLOOR_SAMPLES)
+        floor_during = FloorSampler(key_path)
+        rss = PeakRss({name: proc.pid for name, proc in workers})
         rss.baseline()
-        sampler = benchlib.Sampler(rss.sample, every=0.25)
+        sampler = Sampler(rss.sample, every=0.25)
         sampler.start()
 
         from alerts.blasts import control
@@ -352,8 +357,8 @@ def run(args, workdir: Path) -> dict:
                     raise BenchError(f"worker {name} exited with {proc.returncode} during the blast")
 
         print(f"[bench] blast to {n:,} subscribers", file=sys.stderr)
-        machine = benchlib.MachineCpu().start()
-        procs_before = benchlib.cpu_by_process()
+        machine = MachineCpu().start()
+        procs_before = cpu_by_process()
         t0 = time.perf_counter()
         with app.app_context():
             from alerts.extensions import db
@@ -379,14 +384,14 @@ def run(args, workdir: Path) -> dict:
             sink.settle(0.5)  # what was in flight at the cancel lands (and is not counted here)
         sink_cpu = sink.cpu_seconds() - cpu_before
         busy = machine.stop()
-        procs_after = benchlib.cpu_by_process()
-        cpu_top = benchlib.cpu_top(procs_before, procs_after)
-        foreign = benchlib.foreign_cpu(procs_before, procs_after, wall, machine.busy_seconds)
+        procs_after = cpu_by_process()
+        top = cpu_top(procs_before, procs_after)
+        foreign = foreign_cpu(procs_before, procs_after, wall, machine.busy_seconds)
         timeline = sink.timeline(t0, before, want)
         sampler.stop()
         rsa_during = floor_during.stop()
         status = alert_status(app, alert_id, wait_for_end=30)
-        rsa_after = benchlib.rsa_floor(key_pem, FLOOR_SAMPLES)
+        rsa_after = rsa_floor(key_pem, FLOOR_SAMPLES)
         rsa_ms = (rsa_before["cpu_ms_median"] + rsa_after["cpu_ms_median"]) / 2
         # The same signature costing much more before than after (or the reverse) means the
         # machine's speed moved during the run (other load, frequency): the ratio is rougher.
@@ -407,10 +412,10 @@ def run(args, workdir: Path) -> dict:
         return {
             "subscribers": n,
             "complete": complete,
-            "database": benchlib.database_label(database_url),
-            "database_url": benchlib.redact(database_url) if args.database_url else "sqlite (temporary file)",
+            "database": database_label(database_url),
+            "database_url": redact(database_url) if args.database_url else "sqlite (temporary file)",
             "redis": redis.description,
-            "cpus": benchlib.cpu_count(),
+            "cpus": cpu_count(),
             "dkim": {"algorithm": "rsa-sha256", "key_bits": 2048, "sample_verified": dkim_ok},
             "workers": {"processes": args.workers, "pool": args.pool, "concurrency": args.concurrency},
             "settings": {k: v for k, v in sorted(app.config.items()) if k.startswith("BLAST_")},
@@ -445,7 +450,7 @@ def run(args, workdir: Path) -> dict:
             "worker_cpu_ratio_to_rsa_floor": round(cpu_ratio, 2) if cpu_ratio else None,
             "worker_cpu_ratio_to_rsa_floor_before_after": round(cpu_ratio_around, 2)
             if cpu_ratio_around else None,
-            "cpu_by_process": cpu_top,
+            "cpu_by_process": top,
             "other_load": foreign,
             "sink": {"name": sink.name, "count": sink.count, "ceiling": ceiling},
             "reference": {**reference, "how": "Jinja+premailer per message, EmailMessage, dkimpy "
@@ -460,7 +465,7 @@ def run(args, workdir: Path) -> dict:
         }
     finally:
         for _, proc in workers:
-            benchlib.stop_process(proc, timeout=20, group=True)
+            stop_process(proc, timeout=20, group=True)
         if sink:
             sink.stop()
         _drop_queue(redis.url, queue)
@@ -516,7 +521,7 @@ def render_table(r: dict) -> str:
         ("steady rate (10%-90%)", f"{b['steady_per_second']} msg/s"),
         ("sink CPU per message", f"{b['sink_cpu_ms_per_message']:.3f} ms (workers: see below); machine "
                                  f"{b['machine_cpu_busy_percent']}% busy"),
-        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        ("other load on the machine", other_load_text(r["other_load"])),
         ("-", ""),
         ("RSA floor during the blast", f"{f['during_blast']['cpu_ms_median']:.3f} ms CPU per signature "
                                        f"(median of {f['during_blast']['samples']} taken throughout; "
@@ -546,7 +551,7 @@ def render_table(r: dict) -> str:
     title = f"Blast benchmark: {r['subscribers']:,} subscribers, {r['database']}, {r['sink']['name']}"
     if not r["complete"]:
         title += "  ** INCOMPLETE: not every message arrived **"
-    return benchlib.table(rows, title)
+    return table(rows, title)
 
 
 # -- a throttling relay ---------------------------------------------------------------------------
@@ -559,16 +564,15 @@ def run_relay_cap(args, workdir: Path) -> dict:
     n = args.subscribers
     run_id = secrets.token_hex(4)
     queue = f"bench-relay-{run_id}"
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    database_url = bench_database_url(args, workdir)
+    redis = BenchRedis.start(workdir, args.redis_url)
     relay = MailCatcher(handler=RelayHandler(
         rate=args.relay_cap, max_connections=args.relay_connections,
         throttle_reply="454 Throttling failure: Maximum sending rate exceeded")).start()
     workers: list[tuple[str, subprocess.Popen]] = []
     try:
         key_path, _ = write_dkim_key(workdir)
-        env = benchlib.apply_settings({
+        env = apply_settings({
             **ORG, "DATABASE_URL": database_url, "REDIS_URL": redis.url, "SMTP_URL": relay.url,
             "SECRET_KEY": secrets.token_urlsafe(32), "DKIM_DOMAIN": DKIM_DOMAIN,
             "DKIM_SELECTOR": DKIM_SELECTOR, "DKIM_PRIVATE_KEY_FILE": str(key_path),
@@ -577,7 +581,7 @@ def run_relay_cap(args, workdir: Path) -> dict:
         from alerts import create_app
 
         app = create_app()
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         alert_id = seed(app, n)
         workers = start_workers(args, env, queue, workdir)
         wait_workers_ready(app, workers)
@@ -606,7 +610,7 @@ def run_relay_cap(args, workdir: Path) -> dict:
             db.session.remove()
         h = relay.handler
         return {
-            "subscribers": n, "database": benchlib.database_label(database_url),
+            "subscribers": n, "database": database_label(database_url),
             "relay": {"rate": args.relay_cap, "connections": args.relay_connections},
             "workers": f"{args.workers} x celery -P {args.pool} -c {args.concurrency}",
             "state": status["state"], "sent": status["sent"], "failed": status["failed"],
@@ -620,7 +624,7 @@ def run_relay_cap(args, workdir: Path) -> dict:
         }
     finally:
         for _, proc in workers:
-            benchlib.stop_process(proc, timeout=20, group=True)
+            stop_process(proc, timeout=20, group=True)
         relay.stop()
         _drop_queue(redis.url, queue)
         redis.stop()
@@ -638,17 +642,16 @@ def render_relay_table(r: dict) -> str:
         ("throttle answers", f"{r['throttle_answers']:,}, attempts spent: {r['attempts_spent']}"),
         ("connections", f"peak {r['peak_connections']}, refused {r['refused_connections']}"),
     ]
-    return benchlib.table(rows, "Blast into a throttling relay")
+    return table(rows, "Blast into a throttling relay")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
     if args.relay_cap:
-        return benchlib.run_bench("blast", args, run_relay_cap, render_relay_table,
+        return run_bench("blast", args, run_relay_cap, render_relay_table,
                                   logs=("worker*.log",), keep=args.keep,
                                   ok=lambda result: result["complete"])
-    return benchlib.run_bench("blast", args, run, render_table, logs=("worker*.log",), keep=args.keep,
+    return run_bench("blast", args, run, render_table, logs=("worker*.log",), keep=args.keep,
                               ok=lambda result: result["complete"])
 
 

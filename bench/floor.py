@@ -1,6 +1,6 @@
 """The floor for web benchmarks: what a bare Flask handler does under the same server and load.
 
-    python bench/floor.py --requests 3000 [--clients 8] [--rate R] [--kind post|redirect]
+    python -m bench.floor --requests 3000 [--clients 8] [--rate R] [--kind post|redirect]
 
 A web figure says little on its own (machines of one kind have measured up to 4x apart), so a
 web benchmark measures this floor in the same run and quotes its figures as ratios to it. The
@@ -14,7 +14,7 @@ floor is this module's `app`: a Flask app with
 
 `measure()` serves it with gunicorn under exactly the app's `GunicornSettings` (workers,
 worker class, threads, backlog, timeout) and drives it with the same asyncio client
-(`benchlib.Visitor`, `benchlib.drive`): for POST the same path and the same form fields as the
+(`Visitor`, `drive`): for POST the same path and the same form fields as the
 app's requests. `compare()` turns an app's figures and the floor's into the ratios the project
 states its goals in (throughput at least 0.5x the floor's, p99 at most 3x, nothing lost).
 Used by bench/signup.py; meant for any benchmark of a web endpoint.
@@ -23,19 +23,20 @@ Used by bench/signup.py; meant for any benchmark of a web endpoint.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import secrets
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-import benchlib
-from benchlib import BenchError, GunicornSettings
 from flask import Flask, make_response, redirect, request
+
+from bench.lib import BenchError
+from bench.lib.cpu import other_load_text
+from bench.lib.harness import run_bench, table
+from bench.lib.load import Run, warm_then_measure
+from bench.lib.processes import cpu_count
+from bench.lib.web import Gunicorn, GunicornSettings, Visitor
 
 GOAL_THROUGHPUT_RATIO = 0.5  # app/floor requests per second, at least
 GOAL_P99_RATIO = 3.0  # app/floor p99, at most
@@ -95,37 +96,25 @@ def measure(settings: GunicornSettings, workdir: Path, env: dict, *, requests: i
     if fields is None:
         def fields(i):
             return {"email": f"floor-{i:07d}@example.net", "website": ""}
-    server = benchlib.Gunicorn("floor:app", settings, env, workdir / "floor-gunicorn.log",
-                               extra=("--pythonpath", str(benchlib.BENCH_DIR)))
+    server = Gunicorn("bench.floor:app", settings, env, workdir / "floor-gunicorn.log")
     try:
         if kind == "post":
             ok, form_path = (200,), "/"
 
-            async def action(v: benchlib.Visitor, i: int) -> int:
+            async def action(v: Visitor, i: int) -> int:
                 return await v.post_form(path, fields(i), MARK)
         else:
             ok, form_path = (302,), None
 
-            async def action(v: benchlib.Visitor, i: int) -> int:
+            async def action(v: Visitor, i: int) -> int:
                 status, _ = await v.request("GET", f"/r/{secrets.token_urlsafe(24)}")
                 return status
 
-        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
-
-        async def both() -> benchlib.Phase:
-            visitors = [benchlib.Visitor("127.0.0.1", server.port, timeout) for _ in range(clients)]
-            try:
-                await benchlib.drive(visitors, list(range(warmup)), action, None, warm_out, ok, form_path)
-                return await benchlib.measured(visitors, list(range(warmup, warmup + requests)), action,
-                                               rate, out, ok, form_path, server.proc.pid)
-            finally:
-                for v in visitors:
-                    await v.close()
-
-        phase = asyncio.run(both())
+        load = warm_then_measure(server.port, clients, timeout, list(range(warmup)),
+                                 list(range(warmup, warmup + requests)), action, rate, ok, form_path,
+                                 server.proc.pid)
     finally:
         server.stop()
-    rps = len(out.latencies_ms) / phase.wall if phase.wall else 0.0
     return {
         "kind": kind,
         "what": ("bare Flask: GET / (hidden token, cookie) once per client, then POST "
@@ -136,18 +125,8 @@ def measure(settings: GunicornSettings, workdir: Path, env: dict, *, requests: i
         "warmup": warmup,
         "clients": clients,
         "mode": f"open loop at {rate:g}/s" if rate else "closed loop",
-        "wall_seconds": round(phase.wall, 3),
-        "requests_per_second": round(rps, 1),
-        "latency_ms": benchlib.latency_summary(out.latencies_ms),
-        "server_cpu_ms_per_request": round(1000 * phase.server_cpu_seconds / max(len(out.latencies_ms), 1),
-                                           3),
-        "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
-        "errors": len(out.errors) + len(warm_out.errors),
-        "error_samples": (warm_out.errors + out.errors)[:5],
-        "accepted": len(out.accepted),
-        "connections_opened": phase.connects,
-        "machine_cpu_busy_percent": phase.busy_percent,
-        "other_load": phase.other_load,
+        **load.figures("request"),
+        "accepted": len(load.out.accepted),
     }
 
 
@@ -180,6 +159,12 @@ def compare(app_rps: float, app_p99: float | None, floor: dict, lost: int, error
     }
 
 
+def compare_load(load: Run, floor: dict, lost: int) -> dict:
+    """`compare` for a web bench's `Run`: its rate, p99, errors and server CPU against the floor's."""
+    return compare(load.requests_per_second, load.latency["p99"], floor, lost, load.errors,
+                   app_server_cpu_ms=load.server_cpu_ms)
+
+
 def table_rows(floor: dict, ratios: dict, unit: str = "requests") -> list[tuple[str, str]]:
     """Rows for a benchmark's table: the floor's figures, the ratios, the goal's verdict."""
     ok = {True: "met", False: "NOT met"}
@@ -194,7 +179,7 @@ def table_rows(floor: dict, ratios: dict, unit: str = "requests") -> list[tuple[
         ("floor latency p50 / p99", f"{lat['p50']} ms / {lat['p99']} ms"),
         ("floor server CPU per request", f"{floor['server_cpu_ms_per_request']:.3f} ms (gunicorn processes, "
                                          "user+sys)"),
-        ("floor: other load", benchlib.other_load_text(floor["other_load"])),
+        ("floor: other load", other_load_text(floor["other_load"])),
         (f"ratio throughput ({unit}/floor)",
          f"{ratios['throughput_ratio']}x (goal >= {GOAL_THROUGHPUT_RATIO}x: {ok[ratios['throughput_met']]})"),
         ("ratio p99 (app/floor)", f"{ratios['p99_ratio']}x (goal <= {GOAL_P99_RATIO:g}x: "
@@ -208,7 +193,7 @@ def table_rows(floor: dict, ratios: dict, unit: str = "requests") -> list[tuple[
 # -- on its own ---------------------------------------------------------------------------------
 
 
-def main(argv=None) -> int:
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description="The web floor on its own (see the module docstring).")
     p.add_argument("--requests", type=int, default=3000)
     p.add_argument("--warmup", type=int, default=200)
@@ -219,22 +204,20 @@ def main(argv=None) -> int:
     p.add_argument("--worker-class", default="sync", choices=("sync", "gthread"))
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", dest="json_path", default=None)
-    args = p.parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-floor-"))
+    return p.parse_args(argv)
+
+
+def run(args, workdir: Path) -> dict:
     settings = GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
-    try:
-        r = measure(settings, workdir, dict(os.environ), requests=args.requests,
-                    warmup=args.warmup, clients=args.clients, rate=args.rate, kind=args.kind)
-    except BenchError as exc:
-        print(f"bench/floor.py: {exc}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
+    return measure(settings, workdir, dict(os.environ), requests=args.requests,
+                   warmup=args.warmup, clients=args.clients, rate=args.rate, kind=args.kind)
+
+
+def render(r: dict) -> str:
     lat = r["latency_ms"]
-    print(benchlib.table([
+    return table([
         ("floor", r["what"]),
-        ("server", f"{r['server']} on 127.0.0.1, {benchlib.cpu_count()} CPUs"),
+        ("server", f"{r['server']} on 127.0.0.1, {cpu_count()} CPUs"),
         ("load", f"{r['clients']} asyncio clients, {r['mode']}"),
         ("-", ""),
         ("requests per second", f"{r['requests_per_second']:,.1f}"),
@@ -243,11 +226,13 @@ def main(argv=None) -> int:
         ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
         ("errors", str(r["errors"])),
         ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
-        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
-    ], f"Web floor: {r['requests']:,} requests"))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(r, indent=2) + "\n")
-    return 0 if r["errors"] == 0 and r["accepted"] == r["requests"] else 1
+        ("other load on the machine", other_load_text(r["other_load"])),
+    ], f"Web floor: {r['requests']:,} requests")
+
+
+def main(argv=None) -> int:
+    return run_bench("floor", parse_args(argv), run, render, logs=("floor-gunicorn.log",),
+                     ok=lambda r: r["errors"] == 0 and r["accepted"] == r["requests"])
 
 
 if __name__ == "__main__":

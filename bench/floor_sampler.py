@@ -1,7 +1,7 @@
 """The RSA floor measured while a benchmark runs: a few signatures every so often, each timed
 as this thread's CPU, until standard input closes; then their CPU times (ms) as JSON.
 
-    python bench/floor_sampler.py KEY.pem [--every 0.25] [--each 4]
+    python -m bench.floor_sampler KEY.pem [--every 0.25] [--each 4]
 
 The floor measured before and after a run misses how the machine's speed moves during it
 (a shared host's other load); measured throughout, it meets the same conditions as the work

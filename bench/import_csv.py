@@ -1,6 +1,6 @@
 """Subscriber import benchmark: N CSV rows through alerts.importing, rows per second.
 
-    python bench/import_csv.py [--rows 100000] [--database-url URL] [--consent documented]
+    python -m bench.import_csv [--rows 100000] [--database-url URL] [--consent documented]
 
 Writes a CSV of N rows (about 1% invalid addresses and 2% repeats of an earlier row, in
 mixed case, with a name column beside the email column) and imports it into a fresh database:
@@ -18,18 +18,18 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import os
 import random
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+import sqlalchemy as sa
 
-import sqlalchemy as sa  # noqa: E402
+from bench.lib import BenchError
+from bench.lib.database import bench_database_url, fresh_schema
+from bench.lib.harness import run_bench
 
 
 def parse_args(argv=None):
@@ -72,25 +72,8 @@ def generate(path: Path, rows: int, invalid: float, duplicates: float, seed: int
     return counts
 
 
-def fresh_schema(app) -> None:
-    from flask_migrate import upgrade
-
-    from alerts.extensions import db
-
-    with app.app_context():
-        meta = sa.MetaData()
-        meta.reflect(db.engine)
-        meta.drop_all(db.engine)
-        upgrade()
-
-
-def main(argv=None) -> int:
-    args = parse_args(argv)
-    url = args.database_url
-    if url and "bench" not in sa.engine.make_url(url).database and not args.force_drop:
-        print(f"refusing to wipe {url}: its name does not contain 'bench' (--force-drop to insist)",
-              file=sys.stderr)
-        return 2
+def run(args, workdir: Path) -> dict:
+    url = bench_database_url(args, workdir)
 
     import logging
 
@@ -100,72 +83,82 @@ def main(argv=None) -> int:
     from alerts.models import ConsentRecord, Subscriber
     from alerts.subscribers import exporting, importing
 
-    with tempfile.TemporaryDirectory(prefix="alerts-import-bench-") as tmp:
-        tmpdir = Path(tmp)
-        queue = f"bench-import-{uuid.uuid4().hex[:8]}"
-        app = create_app({
-            "SECRET_KEY": "bench", "SECRET_KEYS": ["bench"],
-            "SQLALCHEMY_DATABASE_URI": url or f"sqlite:///{tmpdir / 'bench.db'}",
-            "REDIS_URL": args.redis_url,
-            "CELERY_TASK_QUEUE": queue,
-        })
-        backend = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name()
-        fresh_schema(app)
-        csv_path = tmpdir / "subscribers.csv"
-        t0 = time.perf_counter()
-        kinds = generate(csv_path, args.rows, args.invalid, args.duplicates, args.seed)
-        gen_s = time.perf_counter() - t0
-        size_mb = csv_path.stat().st_size / 1e6
-        print(f"{args.rows:,} rows ({size_mb:.1f} MB) generated in {gen_s:.1f}s: {kinds['valid_unique']:,} "
-              f"unique valid, {kinds['invalid']:,} invalid, {kinds['duplicate']:,} repeats; "
-              f"database: {backend}; consent: {args.consent}", file=sys.stderr)
+    queue = f"bench-import-{uuid.uuid4().hex[:8]}"
+    app = create_app({
+        "SECRET_KEY": "bench", "SECRET_KEYS": ["bench"],
+        "SQLALCHEMY_DATABASE_URI": url,
+        "REDIS_URL": args.redis_url,
+        "CELERY_TASK_QUEUE": queue,
+    })
+    backend = sa.engine.make_url(app.config["SQLALCHEMY_DATABASE_URI"]).get_backend_name()
+    fresh_schema(app)
+    csv_path = workdir / "subscribers.csv"
+    t0 = time.perf_counter()
+    kinds = generate(csv_path, args.rows, args.invalid, args.duplicates, args.seed)
+    gen_s = time.perf_counter() - t0
+    size_mb = csv_path.stat().st_size / 1e6
+    print(f"{args.rows:,} rows ({size_mb:.1f} MB) generated in {gen_s:.1f}s: {kinds['valid_unique']:,} "
+          f"unique valid, {kinds['invalid']:,} invalid, {kinds['duplicate']:,} repeats; "
+          f"database: {backend}; consent: {args.consent}", file=sys.stderr)
 
-        options = {"consent": args.consent, "source": "bench import"}
-        if args.chunk_size:
-            options["chunk_size"] = args.chunk_size
-        figures: dict[str, object] = {"rows": args.rows, "backend": backend, "consent": args.consent,
-                                      "kinds": kinds}
-        try:
-            with app.app_context():
-                for label in ("first", "again"):
-                    with open(csv_path, "rb") as fh:
-                        t0 = time.perf_counter()
-                        report = importing.import_file(fh, **options)
-                        seconds = time.perf_counter() - t0
-                    figures[label] = {
-                        "seconds": round(seconds, 2),
-                        "rows_per_second": round(args.rows / seconds),
-                        "created": report.created,
-                        "queued": report.queued,
-                        "reasons": dict(report.reasons),
-                    }
-                    print(f"import ({label}): {args.rows:,} rows in {seconds:.2f}s = "
-                          f"{args.rows / seconds:,.0f} rows/s; {report.created:,} created, "
-                          f"{report.queued:,} confirmations queued, {dict(report.reasons)}")
-                subscribers = db.session.scalar(sa.select(sa.func.count()).select_from(Subscriber))
-                consents = db.session.scalar(sa.select(sa.func.count()).select_from(ConsentRecord))
-                assert subscribers == kinds["valid_unique"], (subscribers, kinds)
-                assert consents == kinds["valid_unique"], (consents, kinds)
+    options = {"consent": args.consent, "source": "bench import"}
+    if args.chunk_size:
+        options["chunk_size"] = args.chunk_size
+    figures: dict[str, object] = {"rows": args.rows, "backend": backend, "consent": args.consent,
+                                  "kinds": kinds}
+    try:
+        with app.app_context():
+            for label in ("first", "again"):
+                with open(csv_path, "rb") as fh:
+                    t0 = time.perf_counter()
+                    report = importing.import_file(fh, **options)
+                    seconds = time.perf_counter() - t0
+                figures[label] = {
+                    "seconds": round(seconds, 2),
+                    "rows_per_second": round(args.rows / seconds),
+                    "created": report.created,
+                    "queued": report.queued,
+                    "reasons": dict(report.reasons),
+                }
+            subscribers = db.session.scalar(sa.select(sa.func.count()).select_from(Subscriber))
+            consents = db.session.scalar(sa.select(sa.func.count()).select_from(ConsentRecord))
+            if not subscribers == consents == kinds["valid_unique"]:
+                raise BenchError(f"{subscribers:,} subscribers and {consents:,} consent records for "
+                                 f"{kinds['valid_unique']:,} unique valid addresses")
 
-                t0 = time.perf_counter()
-                out = io.StringIO()
-                for piece in exporting.export_csv():
-                    out.write(piece)
-                seconds = time.perf_counter() - t0
-                exported = out.getvalue().count("\n") - 1
-                assert exported == subscribers
-                figures["export"] = {"seconds": round(seconds, 2),
-                                     "rows_per_second": round(exported / seconds)}
-                print(f"export: {exported:,} rows in {seconds:.2f}s = {exported / seconds:,.0f} rows/s")
-        finally:
-            if args.consent == "confirm-first":  # the queue and kombu's records of it
-                r = redis_conn.client(app.config["REDIS_URL"])
-                r.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
-            with app.app_context():
-                db.engine.dispose()
-        if args.json_path:
-            Path(args.json_path).write_text(json.dumps(figures, indent=2) + "\n")
-    return 0
+            t0 = time.perf_counter()
+            out = io.StringIO()
+            for piece in exporting.export_csv():
+                out.write(piece)
+            seconds = time.perf_counter() - t0
+            exported = out.getvalue().count("\n") - 1
+            if exported != subscribers:
+                raise BenchError(f"{exported:,} rows exported of {subscribers:,} subscribers")
+            figures["export"] = {"rows": exported, "seconds": round(seconds, 2),
+                                 "rows_per_second": round(exported / seconds)}
+    finally:
+        if args.consent == "confirm-first":  # the queue and kombu's records of it
+            r = redis_conn.client(app.config["REDIS_URL"])
+            r.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
+        with app.app_context():
+            db.engine.dispose()
+    return figures
+
+
+def render(r: dict) -> str:
+    lines = []
+    for label in ("first", "again"):
+        f = r[label]
+        lines.append(f"import ({label}): {r['rows']:,} rows in {f['seconds']:.2f}s = "
+                     f"{f['rows_per_second']:,.0f} rows/s; {f['created']:,} created, "
+                     f"{f['queued']:,} confirmations queued, {f['reasons']}")
+    e = r["export"]
+    lines.append(f"export: {e['rows']:,} rows in {e['seconds']:.2f}s = {e['rows_per_second']:,.0f} rows/s")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    return run_bench("import_csv", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The least CPU Python can spend on one personalised, DKIM-signed message handed to a relay,
 as a ratio to one RSA-2048 signature: how close to the floor a worker written in Python can get.
 
-    python bench/message_floor.py [--messages 20000] [--size 15000]
+    python -m bench.message_floor [--messages 20000] [--size 15000]
 
 An experiment for the worker's CPU per message (issue 11). One loop, one process, no
 database, no pacing, no recording of outcomes: per message only what every alert needs:
@@ -22,8 +22,11 @@ import os
 import sys
 import time
 
-import benchlib
-from smtp_costs import message
+from bench.lib import BenchError
+from bench.lib.floors import rsa_floor
+from bench.lib.harness import run_bench, table
+from bench.lib.sinks import Sink
+from bench.smtp_costs import message
 
 SLOTS = 11
 
@@ -118,20 +121,20 @@ def run(args, workdir) -> dict:
     from alerts.mail.dkim import generate_rsa_key
 
     if args.messages < 10:
-        raise benchlib.BenchError("--messages must be at least 10")
+        raise BenchError("--messages must be at least 10")
     pem, _ = generate_rsa_key()
-    before = benchlib.rsa_floor(pem, samples=300)
-    sink = benchlib.Sink("python")
+    before = rsa_floor(pem, samples=300)
+    sink = Sink("python")
     try:
         start = sink.settle(0.1)
         loop = _loop(sink.url, message(args.size), args.messages, pem)
         counted = sink.wait_for(start + loop["sent"], 30) - start
     finally:
         sink.stop()
-    after = benchlib.rsa_floor(pem, samples=300)
+    after = rsa_floor(pem, samples=300)
     floor_ms = (before["cpu_ms_median"] + after["cpu_ms_median"]) / 2
     if counted != loop["sent"]:
-        raise benchlib.BenchError(f"the sink counted {counted} of {loop['sent']}")
+        raise BenchError(f"the sink counted {counted} of {loop['sent']}")
     return {"messages": args.messages, "counted": counted, "message_bytes": loop["size"],
             "rsa_floor_ms": round(floor_ms, 4), "loop_ms": round(loop["whole_ms"], 4),
             "ratio": round(loop["whole_ms"] / floor_ms, 3),
@@ -147,11 +150,11 @@ def render(r: dict) -> str:
             ("least Python a message", f"{r['loop_ms']:.3f} ms CPU = {r['ratio']:.3f}x the RSA floor"),
             ("  of which, timed apart", f"build {p['build_us']:.1f} µs, sign {p['sign_us']:.1f} µs, "
                                         f"SMTP {p['send_us']:.1f} µs")]
-    return benchlib.table(rows, "The floor of a Python sender: one loop, no database, no pacing")
+    return table(rows, "The floor of a Python sender: one loop, no database, no pacing")
 
 
 def main(argv=None) -> int:
-    return benchlib.run_bench("message_floor", parse_args(argv), run, render)
+    return run_bench("message_floor", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

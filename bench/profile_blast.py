@@ -1,6 +1,6 @@
 """Where a blast's time goes, per message: one process, no Celery, the real code.
 
-    python bench/profile_blast.py --subscribers 5000 [--database-url URL] [--cprofile out.prof]
+    python -m bench.profile_blast --subscribers 5000 [--database-url URL] [--cprofile out.prof]
 
 Seeds N subscribers like bench/blast.py, fixes the recipients with `blasts.start_blast`, then
 (1) times each step of the per-recipient path on its own over the first rows (personalize,
@@ -21,8 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import benchlib
-from blast import DKIM_DOMAIN, DKIM_SELECTOR, ORG, seed, write_dkim_key
+from bench.blast import DKIM_DOMAIN, DKIM_SELECTOR, ORG, seed, write_dkim_key
+from bench.lib import PROJECT_ROOT
+from bench.lib.database import bench_database_url, database_label, fresh_schema
+from bench.lib.harness import run_bench, table
+from bench.lib.redis import BenchRedis
+from bench.lib.sinks import Sink
 
 
 def parse_args(argv=None):
@@ -51,10 +55,9 @@ def timed(fn, items) -> tuple[float, list]:
 def run(args, workdir: Path) -> dict:
     import sqlalchemy as sa
 
-    database_url = args.database_url or f"sqlite:///{workdir / 'profile.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
-    sink = benchlib.Sink(args.sink)
+    database_url = bench_database_url(args, workdir, "profile.db")
+    redis = BenchRedis.start(workdir, args.redis_url)
+    sink = Sink(args.sink)
     try:
         key_path, _ = write_dkim_key(workdir)
         settings = {
@@ -78,7 +81,7 @@ def run(args, workdir: Path) -> dict:
 
         app = create_app()
         app.config["BLAST_FILL_CHUNK"] = 10**9  # every recipient fixed at once: all batches are timed
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         alert_id = seed(app, args.subscribers)
         with app.app_context():
             total = state.start_blast(alert_id)
@@ -166,7 +169,7 @@ def run(args, workdir: Path) -> dict:
         whole = ms(t_all, got)
         result = {
             "subscribers": args.subscribers,
-            "database": benchlib.database_label(database_url),
+            "database": database_label(database_url),
             "sink": sink.name,
             "rows_timed_by_step": n,
             "factory_setup_ms": round(1000 * factory_s, 2),
@@ -193,7 +196,7 @@ def run(args, workdir: Path) -> dict:
 def top_functions(stats: pstats.Stats, top: int, messages: int) -> list[dict]:
     rows = []
     for (filename, line, name), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():
-        short = filename.split("site-packages/")[-1].replace(str(benchlib.PROJECT_ROOT) + "/", "")
+        short = filename.split("site-packages/")[-1].replace(str(PROJECT_ROOT) + "/", "")
         rows.append({"function": f"{short}:{line}({name})", "calls": calls,
                      "self_ms_per_message": round(1000 * tottime / max(messages, 1), 4),
                      "cum_ms_per_message": round(1000 * cumtime / max(messages, 1), 4)})
@@ -214,7 +217,7 @@ def render(r: dict) -> str:
         ("send_batch, CPU of this process", f"{sb['cpu_ms_per_message']:.4f} ms"),
         ("remainder: claims, outcome writes, batch set-up", f"{sb['remainder_ms_per_message']:.4f} ms"),
     ]
-    out = benchlib.table(rows, "Blast profile, milliseconds per message")
+    out = table(rows, "Blast profile, milliseconds per message")
     out += "\n\nsend_batch under cProfile, by own time (ms per message; cProfile inflates small calls):\n"
     for f in r["top_functions"]:
         out += (f"  {f['self_ms_per_message']:8.4f}  {f['cum_ms_per_message']:8.4f}  {f['calls']:>9}"
@@ -223,7 +226,7 @@ def render(r: dict) -> str:
 
 
 def main(argv=None) -> int:
-    return benchlib.run_bench("profile_blast", parse_args(argv), run, render)
+    return run_bench("profile_blast", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

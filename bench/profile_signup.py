@@ -1,7 +1,7 @@
 """Where a signup's time goes: POST /subscribe in one process, through Flask's test client.
 
-    python bench/profile_signup.py --signups 2000 [--database-url URL] [--cprofile out.prof]
-    python bench/profile_signup.py --signups 1500 --quick --config RATELIMIT_HEADERS_ENABLED=false
+    python -m bench.profile_signup --signups 2000 [--database-url URL] [--cprofile out.prof]
+    python -m bench.profile_signup --signups 1500 --quick --config RATELIMIT_HEADERS_ENABLED=false
 
 Builds the app like bench/signup.py (fresh database, Redis, its own Celery queue, the rate limit
 raised), fetches the form once, then posts N signups through `app.test_client()`: the whole WSGI
@@ -34,8 +34,11 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import benchlib
-import floor
+from bench import floor
+from bench.lib import BenchError
+from bench.lib.database import bench_database_url, database_label, fresh_schema
+from bench.lib.harness import apply_settings, run_bench, table
+from bench.lib.redis import BenchRedis
 
 TOKEN_RE = re.compile(rb'name="csrf_token" type="hidden" value="([^"]+)"')
 
@@ -103,7 +106,7 @@ def loop(client, emails: list[str], token: str, path: str, mark: bytes) -> tuple
     for email in emails:
         response = client.post(path, data={"csrf_token": token, "email": email, "website": ""})
         if response.status_code != 200 or mark not in response.data:
-            raise benchlib.BenchError(f"POST {path} answered {response.status_code}")
+            raise BenchError(f"POST {path} answered {response.status_code}")
     return time.perf_counter() - w0, time.thread_time() - c0
 
 
@@ -111,13 +114,13 @@ def form_token(client) -> str:
     response = client.get("/")
     match = TOKEN_RE.search(response.data)
     if response.status_code != 200 or not match:
-        raise benchlib.BenchError("GET / gave no CSRF token")
+        raise BenchError("GET / gave no CSRF token")
     return match.group(1).decode()
 
 
 def make_app(args, database_url: str, redis_url: str, queue: str):
     """The app as bench/signup.py configures it, on a fresh schema with the actions seeded."""
-    benchlib.apply_settings({
+    apply_settings({
         "DATABASE_URL": database_url, "REDIS_URL": redis_url, "SECRET_KEY": secrets.token_urlsafe(32),
         "CELERY_TASK_QUEUE": queue, "SUBSCRIBE_RATE_LIMIT": "1000000/minute",
         "BASE_URL": "https://alerts.example.org", "SMTP_URL": "smtp://127.0.0.1:9",
@@ -131,7 +134,7 @@ def make_app(args, database_url: str, redis_url: str, queue: str):
         name, _, raw = item.partition("=")
         overrides[name] = json.loads(raw)
     app = create_app(overrides or None)
-    benchlib.fresh_schema(app)
+    fresh_schema(app)
     with app.app_context():
         seed_actions()
         db.session.commit()
@@ -151,9 +154,8 @@ def drop_queue(redis_url: str, queue: str) -> None:
 
 
 def run(args, workdir: Path) -> dict:
-    database_url = args.database_url or f"sqlite:///{workdir / 'profile.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    database_url = bench_database_url(args, workdir, "profile.db")
+    redis = BenchRedis.start(workdir, args.redis_url)
     queue = f"bench-profile-signup-{secrets.token_hex(4)}"
     try:
         app = make_app(args, database_url, redis.url, queue)
@@ -201,7 +203,7 @@ def run(args, workdir: Path) -> dict:
                     "app_over_floor_cpu": round(median("ratio_cpu"), 2),
                     "app_over_floor_cpu_all": [round(x["ratio_cpu"], 2) for x in rounds]}
         if args.quick:
-            return {"signups": n, "database": benchlib.database_label(database_url), "config": args.config,
+            return {"signups": n, "database": database_label(database_url), "config": args.config,
                     "headline": headline}
 
         # Timed steps.
@@ -277,7 +279,7 @@ def run(args, workdir: Path) -> dict:
                  for name in wall}
         return {
             "signups": n,
-            "database": benchlib.database_label(database_url),
+            "database": database_label(database_url),
             "config": args.config,
             "headline": headline,
             "app_ms_per_signup": {"wall": round(app_wall * per, 3), "cpu": round(app_cpu * per, 3)},
@@ -308,7 +310,7 @@ def render(r: dict) -> str:
         ("app / floor (CPU)", f"{h['app_over_floor_cpu']}x (rounds: {h['app_over_floor_cpu_all']})"),
     ]
     if "steps" not in r:
-        return benchlib.table(rows, "POST /subscribe in one process")
+        return table(rows, "POST /subscribe in one process")
     rows += [
         ("-", ""),
         ("steps pass: whole request", f"{r['app_ms_per_signup']['cpu']:.3f} ms CPU, "
@@ -320,7 +322,7 @@ def render(r: dict) -> str:
     for name, s in sorted(r["steps"].items(), key=lambda kv: -kv[1]["wall_ms"]):
         rows.append((name, f"{s['wall_ms']:.3f} ms wall, {s['cpu_ms']:.3f} ms CPU "
                            f"({s['calls_per_signup']}/signup)"))
-    return benchlib.table(rows, "POST /subscribe, milliseconds per signup (steps overlap: Flask "
+    return table(rows, "POST /subscribe, milliseconds per signup (steps overlap: Flask "
                                 "full_dispatch_request contains the view's steps)")
 
 
@@ -329,7 +331,7 @@ def main(argv=None) -> int:
         extra = [result[k] for k in ("cprofile_cumulative", "cprofile_tottime") if k in result]
         return "\n".join([render(result), *extra])
 
-    return benchlib.run_bench("profile_signup", parse_args(argv), run, render_all)
+    return run_bench("profile_signup", parse_args(argv), run, render_all)
 
 
 if __name__ == "__main__":

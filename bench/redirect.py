@@ -1,6 +1,6 @@
 """Redirect benchmark: tracked links (`GET /r/<token>/<index>`) under gunicorn, beside the floor.
 
-    python bench/redirect.py --clicks 5000 [--clients 8] [--rate R] [--database-url …] [--json out.json]
+    python -m bench.redirect --clicks 5000 [--clients 8] [--rate R] [--database-url …] [--json out.json]
 
 Builds a fresh database (SQLite in a temporary directory unless --database-url names one whose
 name contains 'bench'), an alert and one delivery per simulated recipient (the blast is started,
@@ -21,23 +21,23 @@ Figures are printed as ratios to the floor (goal: throughput >= 0.5x, p99 <= 3x,
 from __future__ import annotations
 
 import asyncio
-import json
 import secrets
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import benchlib
-import floor
-from benchlib import BenchError
+from bench import floor
+from bench.lib.database import bench_database_url, fresh_schema
+from bench.lib.harness import run_bench, table, web_app_env, web_bench_args, web_run_figures
+from bench.lib.load import load_rows, warm_then_measure
+from bench.lib.redis import BenchRedis
+from bench.lib.web import Gunicorn, GunicornSettings, Visitor
 
 ACTIONS = 3
 
 
 def parse_args(argv=None):
-    p = benchlib.web_bench_args("Redirect benchmark (see the module docstring).", "clicks", "redirects", 5000,
+    p = web_bench_args("Redirect benchmark (see the module docstring).", "clicks", "redirects", 5000,
                                 warmup=300, floor=False)
     return p.parse_args(argv)
 
@@ -82,21 +82,11 @@ def prepare(app, recipients: int) -> tuple[int, list[str], list[str]]:
 def run(args, workdir: Path) -> dict:
     run_id = secrets.token_hex(4)
     queue = f"bench-redirect-{run_id}"
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    database_url = bench_database_url(args, workdir)
+    redis = BenchRedis.start(workdir, args.redis_url)
     server = None
     try:
-        settings = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "CELERY_TASK_QUEUE": queue,
-            "BASE_URL": "https://alerts.example.org",
-            "SMTP_URL": "smtp://127.0.0.1:9",  # nothing is sent
-            "TRACK_CLICKS": "person",
-        }
-        env = benchlib.apply_settings(settings, args.settings)
+        env = web_app_env(args, database_url, redis.url, queue, TRACK_CLICKS="person")
 
         from alerts import create_app
         from alerts.extensions import db
@@ -104,20 +94,20 @@ def run(args, workdir: Path) -> dict:
         from alerts.tracking import drain, recording
 
         app = create_app()
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         total = args.warmup + args.clicks
         alert_id, paths, targets = prepare(app, total)
 
-        server_settings = benchlib.GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
+        server_settings = GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
         print(f"[bench] floor: bare Flask GET /r/<token> under {server_settings.label}", file=sys.stderr)
         floor_figures = floor.measure(server_settings, workdir, env, requests=args.clicks, warmup=args.warmup,
                                       clients=args.clients, rate=args.rate, timeout=args.timeout,
                                       kind="redirect")
 
-        server = benchlib.Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
+        server = Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
         wrong: list[str] = []
 
-        async def follow(v: benchlib.Visitor, i: int) -> int:
+        async def follow(v: Visitor, i: int) -> int:
             status, _ = await v.request("GET", paths[i])
             return status
 
@@ -133,23 +123,13 @@ def run(args, workdir: Path) -> dict:
                 if location != targets[i]:
                     wrong.append(f"{paths[i]} -> {location}, wanted {targets[i]}")
 
-        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
-
-        async def both() -> benchlib.Phase:
-            visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
-            try:
-                await benchlib.drive(visitors, list(range(args.warmup)), follow, None, warm_out, (302,), None)
-                return await benchlib.measured(visitors, list(range(args.warmup, total)), follow, args.rate,
-                                               out, (302,), None, server.proc.pid)
-            finally:
-                for v in visitors:
-                    await v.close()
-
         print(f"[bench] {args.warmup} warm-up redirects, then {args.clicks:,} measured", file=sys.stderr)
-        phase = asyncio.run(both())
+        load = warm_then_measure(server.port, args.clients, args.timeout, list(range(args.warmup)),
+                                 list(range(args.warmup, total)), follow, args.rate, (302,), None,
+                                 server.proc.pid)
         with app.app_context():
             r = recording.client()
-            answered = len(warm_out.accepted) + len(out.accepted)
+            answered = len(load.accepted)
             queued = r.llen(recording.queue_key())
         asyncio.run(check_targets(list(range(0, total, max(1, total // 20)))))
         server.stop()
@@ -172,31 +152,12 @@ def run(args, workdir: Path) -> dict:
             left = r.llen(recording.queue_key())
             db.session.remove()
 
-        latencies = out.latencies_ms
-        rps = len(latencies) / phase.wall if phase.wall else 0.0
-        latency = benchlib.latency_summary(latencies)
-        errors = len(out.errors) + len(warm_out.errors)
         lost = (answered - queued) + (queued_all - rows) + left
-        server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
         return {
             "clicks": args.clicks,
-            "warmup": args.warmup,
-            "clients": args.clients,
-            "mode": f"open loop at {args.rate:g}/s" if args.rate else "closed loop",
-            "database": benchlib.database_label(database_url),
-            "redis": redis.description,
-            "cpus": benchlib.cpu_count(),
-            "server": server_settings.label,
-            "wall_seconds": round(phase.wall, 3),
-            "requests_per_second": round(rps, 1),
-            "latency_ms": latency,
-            "server_cpu_ms_per_redirect": round(server_cpu_ms, 3),
-            "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
-            "errors": errors,
-            "error_samples": (warm_out.errors + out.errors)[:5],
+            **web_run_figures(args, database_url, redis, server_settings),
+            **load.figures("redirect"),
             "wrong_targets": wrong[:5],
-            "machine_cpu_busy_percent": phase.busy_percent,
-            "other_load": phase.other_load,
             "recording": {
                 "answered": answered,
                 "queued_in_redis": queued,
@@ -211,8 +172,7 @@ def run(args, workdir: Path) -> dict:
                 "lost": lost,
             },
             "floor": floor_figures,
-            "ratio_to_floor": floor.compare(rps, latency["p99"], floor_figures, lost + len(wrong), errors,
-                                            app_server_cpu_ms=server_cpu_ms),
+            "ratio_to_floor": floor.compare_load(load, floor_figures, lost + len(wrong)),
         }
     finally:
         if server is not None:
@@ -221,7 +181,6 @@ def run(args, workdir: Path) -> dict:
 
 
 def render_table(r: dict) -> str:
-    lat = r["latency_ms"]
     c = r["recording"]
     rows = [
         ("redirects (measured)", f"{r['clicks']:,} after {r['warmup']} warm-up, each a different recipient"),
@@ -229,17 +188,8 @@ def render_table(r: dict) -> str:
         ("server", f"{r['server']} on 127.0.0.1, {r['cpus']} CPUs; TRACK_CLICKS=person"),
         ("database", r["database"]),
         ("-", ""),
-        ("redirects per second", f"{r['requests_per_second']:,.1f}"),
-        ("latency p50 / p90", f"{lat['p50']} ms / {lat['p90']} ms"),
-        ("latency p99", f"{lat['p99']} ms"),
-        ("latency max", f"{lat['max']} ms"),
-        ("server CPU per redirect", f"{r['server_cpu_ms_per_redirect']:.3f} ms (gunicorn processes, "
-                                    f"user+sys; floor: {r['floor']['server_cpu_ms_per_request']:.3f} ms)"),
-        ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
-        ("errors / wrong targets", f"{r['errors']} / {len(r['wrong_targets'])} "
-                                   "(of a sample checked by HEAD)"),
-        ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
-        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        *load_rows(r, "redirects", "redirect", ("errors / wrong targets", f"{r['errors']} / "
+                   f"{len(r['wrong_targets'])} (of a sample checked by HEAD)")),
         ("-", ""),
         ("answered, queued in Redis", f"{c['answered']:,}, {c['queued_in_redis']:,}"),
         ("recorded (drain, one process)", f"{c['rows']:,} clicks rows ({c['rows_by_people']:,} people's; "
@@ -250,30 +200,16 @@ def render_table(r: dict) -> str:
         ("-", ""),
         *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="redirects"),
     ]
-    return benchlib.table(rows, f"Redirect benchmark: {r['clicks']:,} tracked clicks, {r['database']}")
+    return table(rows, f"Redirect benchmark: {r['clicks']:,} tracked clicks, {r['database']}")
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-redirect-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench/redirect.py: {exc}", file=sys.stderr)
-        for log in (workdir / "floor-gunicorn.log", workdir / "gunicorn.log"):
-            if log.exists():
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render_table(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    ok = (result["recording"]["lost"] == 0 and result["errors"] == 0 and not result["wrong_targets"]
-          and result["floor"]["errors"] == 0)
-    return 0 if ok else 1
+    def ok(result) -> bool:
+        return (result["recording"]["lost"] == 0 and result["errors"] == 0 and not result["wrong_targets"]
+                and result["floor"]["errors"] == 0)
+
+    return run_bench("redirect", parse_args(argv), run, render_table,
+                     logs=("floor-gunicorn.log", "gunicorn.log"), ok=ok)
 
 
 if __name__ == "__main__":

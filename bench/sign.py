@@ -1,6 +1,6 @@
 """Signing benchmark: a petition going viral, signed concurrently through the app under gunicorn.
 
-    python bench/sign.py --signatures 5000 [--clients 8] [--rate 500] [--existing 100000] [--json out.json]
+    python -m bench.sign --signatures 5000 [--clients 8] [--rate 500] [--existing 100000] [--json out.json]
 
 Starts Redis (REDIS_URL, or a redis-server of its own), a fresh database (SQLite in a temporary
 directory unless --database-url names one whose name contains 'bench'), seeds the seven actions
@@ -23,24 +23,24 @@ the run (the output says to what).
 
 from __future__ import annotations
 
-import asyncio
-import json
 import secrets
-import shutil
 import sys
-import tempfile
 from pathlib import Path
 
-import benchlib
-import floor
-from benchlib import BenchError
+from bench import floor
+from bench.lib import BenchError
+from bench.lib.database import bench_database_url, fresh_schema
+from bench.lib.harness import run_bench, table, web_app_env, web_bench_args, web_run_figures
+from bench.lib.load import load_rows, warm_then_measure
+from bench.lib.redis import BenchRedis
+from bench.lib.web import Gunicorn, GunicornSettings, Visitor
 
 RATE_LIMIT = "1000000/minute"
 SLUG = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 
 
 def parse_args(argv=None):
-    p = benchlib.web_bench_args("Signing benchmark (see the module docstring).", "signatures", "signatures",
+    p = web_bench_args("Signing benchmark (see the module docstring).", "signatures", "signatures",
                                 5000)
     p.add_argument("--existing", type=int, default=0, help="signatures on the petition before the run")
     return p.parse_args(argv)
@@ -101,30 +101,20 @@ def run(args, workdir: Path) -> dict:
     if args.signatures < 1 or args.clients < 1:
         raise BenchError("--signatures and --clients must be at least 1")
     run_id = secrets.token_hex(4)
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    database_url = bench_database_url(args, workdir)
+    redis = BenchRedis.start(workdir, args.redis_url)
     server = None
     try:
-        settings = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "CELERY_TASK_QUEUE": f"bench-sign-{run_id}",
-            "SIGN_RATE_LIMIT": RATE_LIMIT,
-            "SIGN_ADDRESS_RATE_LIMIT": RATE_LIMIT,
-            "BASE_URL": "https://alerts.example.org",
-            "SMTP_URL": "smtp://127.0.0.1:9",  # nothing is mailed: no box is ticked, no worker runs
-        }
-        env = benchlib.apply_settings(settings, args.settings)
+        env = web_app_env(args, database_url, redis.url, f"bench-sign-{run_id}", SIGN_RATE_LIMIT=RATE_LIMIT,
+                          SIGN_ADDRESS_RATE_LIMIT=RATE_LIMIT)  # no box is ticked: nothing to mail
 
         from alerts import create_app
 
         app = create_app()
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         action_id = prefill(app, args.existing)
 
-        server_settings = benchlib.GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
+        server_settings = GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
         floor_n = args.floor_requests or args.signatures
         print(f"[bench] floor: bare Flask under {server_settings.label}, {args.warmup} warm-up, "
               f"{floor_n:,} measured", file=sys.stderr)
@@ -134,35 +124,25 @@ def run(args, workdir: Path) -> dict:
             fields=lambda i: fields(f"floor-{i:07d}@example.net"),
         )
 
-        server = benchlib.Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
+        server = Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
         prefix = f"sign-{run_id}-"
         warm = [f"{prefix}w{i:06d}@example.net" for i in range(args.warmup)]
         emails = [f"{prefix}{i:07d}@example.net" for i in range(args.signatures)]
-        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
         page, ok = f"/actions/{SLUG}?src=share", (303,)
 
-        async def sign(v: benchlib.Visitor, email: str) -> int:
+        async def sign(v: Visitor, email: str) -> int:
             return await v.post_form(f"/actions/{SLUG}/sign", fields(email), b"")
-
-        async def both() -> benchlib.Phase:
-            visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
-            try:
-                await benchlib.drive(visitors, warm, sign, None, warm_out, ok, page)
-                return await benchlib.measured(visitors, emails, sign, args.rate, out, ok, page,
-                                               server_pid=server.proc.pid)
-            finally:
-                for v in visitors:
-                    await v.close()
 
         print(f"[bench] {args.warmup} warm-up signatures, then {args.signatures:,} measured "
               f"({args.clients} clients{f', {args.rate:g}/s' if args.rate else ''}; "
               f"{args.existing:,} already on the petition)", file=sys.stderr)
-        phase = asyncio.run(both())
+        load = warm_then_measure(server.port, args.clients, args.timeout, warm, emails, sign, args.rate, ok,
+                                 page, server.proc.pid)
         server.stop()
         server = None
 
         # Nothing lost: one counted row per accepted signature, attributed to the share link.
-        accepted = warm_out.accepted + out.accepted
+        accepted = load.accepted
         rows, total = stored(app, action_id, prefix)
         missing = [e for e in accepted if e not in rows]
         doubled = sum(1 for n, _s, _c in rows.values() if n != 1)
@@ -170,34 +150,13 @@ def run(args, workdir: Path) -> dict:
         uncounted = sum(1 for _n, _s, counted in rows.values() if not counted)
         lost = len(missing) + doubled + uncounted + (total != args.existing + len(accepted))
 
-        latencies = out.latencies_ms
-        rps = len(latencies) / phase.wall if phase.wall else 0.0
-        latency = benchlib.latency_summary(latencies)
-        errors = len(out.errors) + len(warm_out.errors)
-        server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
         return {
             "signatures": args.signatures,
-            "warmup": args.warmup,
             "existing": args.existing,
-            "clients": args.clients,
-            "mode": f"open loop at {args.rate:g}/s" if args.rate else "closed loop",
-            "database": benchlib.database_label(database_url),
-            "redis": redis.description,
-            "cpus": benchlib.cpu_count(),
-            "server": server_settings.label,
+            **web_run_figures(args, database_url, redis, server_settings),
             "rate_limit": f"SIGN_RATE_LIMIT and SIGN_ADDRESS_RATE_LIMIT={RATE_LIMIT} "
                           "(raised: all load comes from 127.0.0.1)",
-            "wall_seconds": round(phase.wall, 3),
-            "requests_per_second": round(rps, 1),
-            "latency_ms": latency,
-            "server_cpu_ms_per_signature": round(server_cpu_ms, 3),
-            "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
-            "errors": errors,
-            "error_samples": (warm_out.errors + out.errors)[:5],
-            "connections_opened": phase.connects,
-            "machine_cpu_busy_percent": phase.busy_percent,
-            "cpu_by_process": phase.cpu_top,
-            "other_load": phase.other_load,
+            **load.figures("signature"),
             "check": {
                 "accepted": len(accepted),
                 "rows": len(rows),
@@ -210,8 +169,7 @@ def run(args, workdir: Path) -> dict:
                 "lost": lost,
             },
             "floor": floor_figures,
-            "ratio_to_floor": floor.compare(rps, latency["p99"], floor_figures, lost + misattributed, errors,
-                                            app_server_cpu_ms=server_cpu_ms),
+            "ratio_to_floor": floor.compare_load(load, floor_figures, lost + misattributed),
         }
     finally:
         if server is not None:
@@ -220,7 +178,6 @@ def run(args, workdir: Path) -> dict:
 
 
 def render_table(r: dict) -> str:
-    lat = r["latency_ms"]
     c = r["check"]
     rows = [
         ("signatures (measured)", f"{r['signatures']:,} after {r['warmup']} warm-up; "
@@ -232,16 +189,7 @@ def render_table(r: dict) -> str:
         ("rate limit", r["rate_limit"]),
         ("-", ""),
         ("wall seconds", f"{r['wall_seconds']:.2f}"),
-        ("signatures per second", f"{r['requests_per_second']:,.1f}"),
-        ("latency p50 / p90", f"{lat['p50']} ms / {lat['p90']} ms"),
-        ("latency p99", f"{lat['p99']} ms"),
-        ("latency max", f"{lat['max']} ms"),
-        ("server CPU per signature", f"{r['server_cpu_ms_per_signature']:.3f} ms (gunicorn processes, "
-                                     f"user+sys; floor: {r['floor']['server_cpu_ms_per_request']:.3f} ms)"),
-        ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
-        ("errors", f"{r['errors']}"),
-        ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
-        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        *load_rows(r, "signatures", "signature"),
         ("-", ""),
         ("accepted signatures", f"{c['accepted']:,} (with warm-up)"),
         ("signature rows", f"{c['rows']:,} ({c['doubled']} doubled, {c['uncounted']} not counted, "
@@ -251,31 +199,17 @@ def render_table(r: dict) -> str:
         ("-", ""),
         *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="signatures"),
     ]
-    return benchlib.table(rows, f"Signing benchmark: {r['signatures']:,} signatures, {r['database']}")
+    return table(rows, f"Signing benchmark: {r['signatures']:,} signatures, {r['database']}")
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
-    workdir = Path(tempfile.mkdtemp(prefix="alerts-bench-sign-"))
-    try:
-        result = run(args, workdir)
-    except BenchError as exc:
-        print(f"bench/sign.py: {exc}", file=sys.stderr)
-        for log in (workdir / "floor-gunicorn.log", workdir / "gunicorn.log"):
-            if log.exists():
-                tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
-                print(f"--- {log.name} (last lines)\n{tail}", file=sys.stderr)
-        return 2
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    print(render_table(result))
-    if args.json_path:
-        Path(args.json_path).write_text(json.dumps(result, indent=2) + "\n")
-    c = result["check"]
-    ok = c["lost"] == 0 and c["misattributed"] == 0 and result["errors"] == 0 and c["accepted"] > 0 \
-        and result["floor"]["errors"] == 0
-    return 0 if ok else 1
+    def ok(result) -> bool:
+        c = result["check"]
+        return (c["lost"] == 0 and c["misattributed"] == 0 and result["errors"] == 0 and c["accepted"] > 0
+                and result["floor"]["errors"] == 0)
+
+    return run_bench("sign", parse_args(argv), run, render_table,
+                     logs=("floor-gunicorn.log", "gunicorn.log"), ok=ok)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """Signup benchmark: concurrent signups against the app served by gunicorn on loopback.
 
-    python bench/signup.py --signups 5000 [--clients 8] [--rate 500] [--json out.json]
+    python -m bench.signup --signups 5000 [--clients 8] [--rate 500] [--json out.json]
 
 Starts Redis (REDIS_URL, or a redis-server of its own), a fresh database (SQLite in a temporary
 directory unless --database-url names one whose name contains 'bench') and gunicorn serving
@@ -26,23 +26,26 @@ says whether the project's goal is reached: throughput at least 0.5x the floor's
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import json
 import secrets
 import sys
 from pathlib import Path
 
-import benchlib
-import floor
-from benchlib import BenchError
+from bench import floor
+from bench.lib import BenchError
+from bench.lib.database import bench_database_url, fresh_schema
+from bench.lib.harness import run_bench, table, web_app_env, web_bench_args, web_run_figures
+from bench.lib.load import load_rows, warm_then_measure
+from bench.lib.redis import BenchRedis
+from bench.lib.web import Gunicorn, GunicornSettings, Visitor
 
 RATE_LIMIT = "1000000/minute"
 DONE_MARK = b"Check your inbox"
 
 
 def parse_args(argv=None):
-    p = benchlib.web_bench_args("Signup benchmark (see the module docstring).", "signups", "signups", 5000)
+    p = web_bench_args("Signup benchmark (see the module docstring).", "signups", "signups", 5000)
     return p.parse_args(argv)
 
 
@@ -95,34 +98,24 @@ def run(args, workdir: Path) -> dict:
         raise BenchError("--signups and --clients must be at least 1")
     run_id = secrets.token_hex(4)
     queue = f"bench-signup-{run_id}"
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    database_url = bench_database_url(args, workdir)
+    redis = BenchRedis.start(workdir, args.redis_url)
     server = None
     try:
-        settings = {
-            "DATABASE_URL": database_url,
-            "REDIS_URL": redis.url,
-            "SECRET_KEY": secrets.token_urlsafe(32),
-            "CELERY_TASK_QUEUE": queue,
-            "SUBSCRIBE_RATE_LIMIT": RATE_LIMIT,
-            "BASE_URL": "https://alerts.example.org",
-            "SMTP_URL": "smtp://127.0.0.1:9",  # nothing sends: no worker runs during the bench
-        }
-        env = benchlib.apply_settings(settings, args.settings)
+        env = web_app_env(args, database_url, redis.url, queue, SUBSCRIBE_RATE_LIMIT=RATE_LIMIT)
 
         from alerts import create_app
         from alerts.actions import seed_actions
         from alerts.extensions import db
 
         app = create_app()
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         with app.app_context():
             seed_actions()
             db.session.commit()
             db.session.remove()
 
-        server_settings = benchlib.GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
+        server_settings = GunicornSettings(args.gunicorn_workers, args.worker_class, args.threads)
         floor_n = args.floor_requests or args.signups
         print(f"[bench] floor: bare Flask under {server_settings.label}, {args.warmup} warm-up, "
               f"{floor_n:,} measured", file=sys.stderr)
@@ -130,34 +123,24 @@ def run(args, workdir: Path) -> dict:
                                       clients=args.clients, rate=args.rate, timeout=args.timeout,
                                       path="/subscribe")
 
-        server = benchlib.Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
+        server = Gunicorn("wsgi:app", server_settings, env, workdir / "gunicorn.log")
         prefix = f"signup-{run_id}-"
         warm = [f"{prefix}w{i:06d}@example.net" for i in range(args.warmup)]
         emails = [f"{prefix}{i:07d}@example.net" for i in range(args.signups)]
-        warm_out, out = benchlib.Outcome(), benchlib.Outcome()
 
-        async def subscribe(v: benchlib.Visitor, email: str) -> int:
+        async def subscribe(v: Visitor, email: str) -> int:
             return await v.post_form("/subscribe", {"email": email, "website": ""}, DONE_MARK)
-
-        async def both() -> benchlib.Phase:
-            visitors = [benchlib.Visitor("127.0.0.1", server.port, args.timeout) for _ in range(args.clients)]
-            try:
-                # 303: redirected to the answer page (redirect after POST)
-                await benchlib.drive(visitors, warm, subscribe, None, warm_out, ok=(200, 303))
-                return await benchlib.measured(visitors, emails, subscribe, args.rate, out, ok=(200, 303),
-                                               server_pid=server.proc.pid)
-            finally:
-                for v in visitors:
-                    await v.close()
 
         print(f"[bench] {args.warmup} warm-up signups, then {args.signups:,} measured "
               f"({args.clients} clients{f', {args.rate:g}/s' if args.rate else ''})", file=sys.stderr)
-        phase = asyncio.run(both())
+        # 303: redirected to the answer page (redirect after POST)
+        load = warm_then_measure(server.port, args.clients, args.timeout, warm, emails, subscribe, args.rate,
+                                 ok=(200, 303), server_pid=server.proc.pid)
         server.stop()
         server = None
 
         # Nothing lost: every accepted signup recorded, with its handle_signup task queued once.
-        accepted = warm_out.accepted + out.accepted
+        accepted = load.accepted
         stored = stored_subscribers(app, prefix)
         length, queued_ids = queued_confirmations(redis.url, queue)
         missing_rows = [e for e in accepted if e not in stored]
@@ -167,33 +150,11 @@ def run(args, workdir: Path) -> dict:
         duplicates = len(queued_ids) - len(queued_set)
         lost = len(missing_rows) + len(not_queued)
 
-        latencies = out.latencies_ms
-        wall = phase.wall
-        rps = len(latencies) / wall if wall else 0.0
-        latency = benchlib.latency_summary(latencies)
-        errors = len(out.errors) + len(warm_out.errors)
-        server_cpu_ms = 1000 * phase.server_cpu_seconds / max(len(latencies), 1)
         return {
             "signups": args.signups,
-            "warmup": args.warmup,
-            "clients": args.clients,
-            "mode": f"open loop at {args.rate:g}/s" if args.rate else "closed loop",
-            "database": benchlib.database_label(database_url),
-            "redis": redis.description,
-            "cpus": benchlib.cpu_count(),
-            "server": server_settings.label,
+            **web_run_figures(args, database_url, redis, server_settings),
             "rate_limit": f"SUBSCRIBE_RATE_LIMIT={RATE_LIMIT} (raised: all load comes from 127.0.0.1)",
-            "wall_seconds": round(wall, 3),
-            "requests_per_second": round(rps, 1),
-            "latency_ms": latency,
-            "server_cpu_ms_per_signup": round(server_cpu_ms, 3),
-            "statuses": {str(k): v for k, v in sorted(out.statuses.items())},
-            "errors": errors,
-            "error_samples": (warm_out.errors + out.errors)[:5],
-            "connections_opened": phase.connects,
-            "machine_cpu_busy_percent": phase.busy_percent,
-            "cpu_by_process": phase.cpu_top,
-            "other_load": phase.other_load,
+            **load.figures("signup"),
             "check": {
                 "accepted": len(accepted),
                 "signup_rows": len(stored),
@@ -206,8 +167,7 @@ def run(args, workdir: Path) -> dict:
                 "lost": lost,
             },
             "floor": floor_figures,
-            "ratio_to_floor": floor.compare(rps, latency["p99"], floor_figures, lost, errors,
-                                            app_server_cpu_ms=server_cpu_ms),
+            "ratio_to_floor": floor.compare_load(load, floor_figures, lost),
         }
     finally:
         if server is not None:
@@ -216,7 +176,6 @@ def run(args, workdir: Path) -> dict:
 
 
 def render_table(r: dict) -> str:
-    lat = r["latency_ms"]
     c = r["check"]
     rows = [
         ("signups (measured)", f"{r['signups']:,} after {r['warmup']} warm-up"),
@@ -226,16 +185,7 @@ def render_table(r: dict) -> str:
         ("rate limit", r["rate_limit"]),
         ("-", ""),
         ("wall seconds", f"{r['wall_seconds']:.2f}"),
-        ("signups per second", f"{r['requests_per_second']:,.1f}"),
-        ("latency p50 / p90", f"{lat['p50']} ms / {lat['p90']} ms"),
-        ("latency p99", f"{lat['p99']} ms"),
-        ("latency max", f"{lat['max']} ms"),
-        ("server CPU per signup", f"{r['server_cpu_ms_per_signup']:.3f} ms (gunicorn processes, user+sys; "
-                                  f"floor: {r['floor']['server_cpu_ms_per_request']:.3f} ms)"),
-        ("HTTP statuses", ", ".join(f"{k}: {v:,}" for k, v in r["statuses"].items()) or "-"),
-        ("errors", f"{r['errors']}"),
-        ("machine CPU", f"{r['machine_cpu_busy_percent']}% busy"),
-        ("other load on the machine", benchlib.other_load_text(r["other_load"])),
+        *load_rows(r, "signups", "signup"),
         ("-", ""),
         ("accepted signups", f"{c['accepted']:,} (with warm-up)"),
         ("recorded signups", f"{c['signup_rows']:,} signup_attempts rows"),
@@ -245,18 +195,17 @@ def render_table(r: dict) -> str:
         ("-", ""),
         *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="signups"),
     ]
-    return benchlib.table(rows, f"Signup benchmark: {r['signups']:,} signups, {r['database']}")
+    return table(rows, f"Signup benchmark: {r['signups']:,} signups, {r['database']}")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
 
     def ok(result) -> bool:
         return (result["check"]["lost"] == 0 and result["errors"] == 0 and result["check"]["accepted"] > 0
                 and result["floor"]["errors"] == 0)
 
-    return benchlib.run_bench("signup", args, run, render_table,
+    return run_bench("signup", args, run, render_table,
                               logs=("floor-gunicorn.log", "gunicorn.log"), ok=ok)
 
 

@@ -1,7 +1,7 @@
 """What handing a message to the relay costs the sender's CPU, by protocol: the app's pipelined
 DATA (`mail.smtp.Pipeline`) against BDAT (RFC 3030 CHUNKING) with 1, 4 and 16 messages in flight.
 
-    python bench/smtp_costs.py [--messages 20000] [--size 14500] [--sink python|postfix]
+    python -m bench.smtp_costs [--messages 20000] [--size 14500] [--sink python|postfix]
 
 An experiment for the worker's CPU per message (issue 11). DATA needs the server's 354 before
 a message's content, so each message waits for one round trip, whatever the pipelining: the
@@ -19,7 +19,11 @@ import re
 import sys
 import time
 
-import benchlib
+from bench.lib import BenchError
+from bench.lib.floors import rsa_floor
+from bench.lib.harness import run_bench, table
+from bench.lib.processes import process_cpu_seconds
+from bench.lib.sinks import Sink
 
 SENDER = "alerts@example.org"
 
@@ -61,7 +65,7 @@ def _bdat(url: str, data: bytes, n: int, window: int) -> None:
 
     conn = smtp.connect(url)
     if not conn.has_extn("chunking") or not conn.has_extn("pipelining"):
-        raise benchlib.BenchError("the sink does not offer CHUNKING and PIPELINING")
+        raise BenchError("the sink does not offer CHUNKING and PIPELINING")
     sock, reader = conn.sock, conn.sock.makefile("rb")
     head = f"\r\nBDAT {len(data)} LAST\r\n".encode()
     in_flight = 0
@@ -71,7 +75,7 @@ def _bdat(url: str, data: bytes, n: int, window: int) -> None:
             line = reader.readline(8192)
             match = _REPLY.match(line)
             if not match or match.group(1) != b"250":
-                raise benchlib.BenchError(f"BDAT: the sink answered {line!r}")
+                raise BenchError(f"BDAT: the sink answered {line!r}")
 
     for i in range(n):
         sock.sendall(b"".join([f"MAIL FROM:<{SENDER}>\r\nRCPT TO:<r{i}@example.net>".encode(), head, data]))
@@ -91,9 +95,9 @@ def run(args, workdir) -> dict:
     from alerts.mail.dkim import generate_rsa_key
 
     pem, _ = generate_rsa_key()
-    floor = benchlib.rsa_floor(pem, samples=300)
+    floor = rsa_floor(pem, samples=300)
     data = message(args.size)
-    sink = benchlib.Sink(args.sink)
+    sink = Sink(args.sink)
     modes = [("DATA, pipelined (the app's smtp.Pipeline)", lambda: _pipeline(sink.url, data, args.messages))]
     modes += [(f"BDAT, {w} in flight", lambda w=w: _bdat(sink.url, data, args.messages, w))
               for w in (1, 4, 16)]
@@ -101,14 +105,14 @@ def run(args, workdir) -> dict:
     try:
         for name, send in modes:
             before = sink.settle(0.1)
-            sink_cpu = benchlib.process_cpu_seconds(sink.proc.pid)
+            sink_cpu = process_cpu_seconds(sink.proc.pid)
             c0, w0 = time.thread_time(), time.perf_counter()
             send()
             cpu, wall = time.thread_time() - c0, time.perf_counter() - w0
             counted = sink.wait_for(before + args.messages, 30) - before
-            sink_cpu = benchlib.process_cpu_seconds(sink.proc.pid) - sink_cpu
+            sink_cpu = process_cpu_seconds(sink.proc.pid) - sink_cpu
             if counted != args.messages:
-                raise benchlib.BenchError(f"{name}: the sink counted {counted} of {args.messages}")
+                raise BenchError(f"{name}: the sink counted {counted} of {args.messages}")
             us = lambda seconds: round(1e6 * seconds / args.messages, 2)  # noqa: E731
             rows.append({"protocol": name, "client_cpu_us": us(cpu), "wall_us": us(wall),
                          "sink_cpu_us": us(sink_cpu), "counted": counted,
@@ -128,11 +132,11 @@ def render(r: dict) -> str:
                      f"{row['client_cpu_us']:.1f} µs CPU a message ({row['x_rsa']:.3f}x RSA), "
                      f"wall {row['wall_us']:.1f} µs, sink {row['sink_cpu_us']:.1f} µs; "
                      f"{row['counted']:,} counted"))
-    return benchlib.table(rows, "SMTP cost per message, sender's CPU (this thread, user+sys)")
+    return table(rows, "SMTP cost per message, sender's CPU (this thread, user+sys)")
 
 
 def main(argv=None) -> int:
-    return benchlib.run_bench("smtp_costs", parse_args(argv), run, render)
+    return run_bench("smtp_costs", parse_args(argv), run, render)
 
 
 if __name__ == "__main__":

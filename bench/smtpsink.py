@@ -1,6 +1,6 @@
 """A minimal SMTP sink for the benchmarks: accepts every message, keeps none, counts them.
 
-Run in its own process: `python bench/smtpsink.py --port 2525`. It speaks enough SMTP for
+Run in its own process: `python -m bench.smtpsink --port 2525`. It speaks enough SMTP for
 smtplib and for pipelining clients (EHLO/HELO, MAIL, RCPT, DATA, BDAT, RSET, NOOP, QUIT) and writes
 its running count to stdout the way Postfix's `smtp-sink -c` does (`... mesg=N\\r`), so the
 benchmarks read both sinks the same way. Used when Postfix's smtp-sink is not installed.

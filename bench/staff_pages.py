@@ -10,7 +10,7 @@ median and p90 in milliseconds and its ratio to the floor; the goal is under 300
 fetches after it is shown (the dashboard's charts, a draft's recipient count) is timed on rows of
 its own.
 
-    .venv/bin/python bench/staff_pages.py --subscribers 1000000 \
+    .venv/bin/python -m bench.staff_pages --subscribers 1000000 \
         --database-url postgresql+psycopg://postgres@127.0.0.1:5432/alerts_bench
 """
 
@@ -22,8 +22,10 @@ import sys
 import time
 from pathlib import Path
 
-import benchlib
-from benchlib import BenchError
+from bench.lib import BenchError
+from bench.lib.database import bench_database_url, database_label, fresh_schema
+from bench.lib.harness import run_bench, table
+from bench.lib.redis import BenchRedis
 
 GOAL_MS = 300
 
@@ -116,9 +118,8 @@ def timed(client, path: str) -> float:
 
 
 def run(args, workdir: Path) -> dict:
-    database_url = args.database_url or f"sqlite:///{workdir / 'bench.db'}"
-    benchlib.check_database_url(database_url, args.force_drop)
-    redis = benchlib.RedisServer.start(workdir, args.redis_url)
+    database_url = bench_database_url(args, workdir)
+    redis = BenchRedis.start(workdir, args.redis_url)
     try:
         import os
 
@@ -131,7 +132,7 @@ def run(args, workdir: Path) -> dict:
         from alerts.web.staff import auth
 
         app = create_app()
-        benchlib.fresh_schema(app)
+        fresh_schema(app)
         t0 = time.perf_counter()
         alert_id = seed(app, args.subscribers)
         seeded = time.perf_counter() - t0
@@ -178,7 +179,7 @@ def run(args, workdir: Path) -> dict:
             out[name] = {"median_ms": round(median, 1), "p90_ms": round(p90, 1),
                          "ratio_to_floor": round(median / floor_median, 1), "goal_met": median < GOAL_MS,
                          "after_the_page": name in after}
-        return {"subscribers": args.subscribers, "database": benchlib.database_label(database_url),
+        return {"subscribers": args.subscribers, "database": database_label(database_url),
                 "seed_seconds": round(seeded, 1), "floor_median_ms": round(floor_median, 3),
                 "rounds": args.rounds, "pages": out,
                 "complete": all(p["goal_met"] for p in out.values() if not p["after_the_page"])}
@@ -194,13 +195,12 @@ def render(r: dict) -> str:
             f" (goal < {GOAL_MS} ms: {'met' if p['goal_met'] else 'NOT met'})"
         rows.append((name, f"{p['median_ms']} ms median, p90 {p['p90_ms']} ms, {p['ratio_to_floor']}x the "
                            f"floor{goal}"))
-    return benchlib.table(rows, f"Staff pages at {r['subscribers']:,} subscribers, {r['rounds']} rounds")
+    return table(rows, f"Staff pages at {r['subscribers']:,} subscribers, {r['rounds']} rounds")
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
-    benchlib.exit_cleanly_on_sigterm()
-    return benchlib.run_bench("staff_pages", args, run, render, keep=args.keep,
+    return run_bench("staff_pages", args, run, render, keep=args.keep,
                               ok=lambda result: result["complete"])
 
 

@@ -222,9 +222,10 @@
     set("sent", numbers.format(s.sent));
     set("failed", numbers.format(s.failed));
     set("skipped", numbers.format(s.skipped));
-    // A paused blast sends nothing: no rate and no time left, as the server renders it.
-    set("rate", s.state === "paused" ? "—" : s.rate_per_second + "/s");
-    set("seconds_left", s.state === "paused" ? "paused" : duration(s.seconds_left));
+    // A paused or stalled blast sends nothing: no rate and no time left, as the server renders it.
+    set("rate", s.state === "paused" || s.rate_per_second === null ? "—" : s.rate_per_second + "/s");
+    set("seconds_left", s.state === "paused" ? "paused"
+      : s.stalled_since ? s.stalled_words : duration(s.seconds_left));
     if (s.pace) {
       set("pace", s.pace.why);
     }

@@ -18,7 +18,6 @@ import pytest
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parent.parent
-BENCH = ROOT / "bench"
 
 
 @pytest.fixture(autouse=True)
@@ -32,7 +31,7 @@ def run_bench(script: str, tmp_path: Path, *args: str, timeout: float = 240) -> 
     # The benchmarks wipe the database they are given: never hand them the suite's.
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "TEST_DATABASE_URL")}
     proc = subprocess.run(
-        [sys.executable, str(BENCH / script), *args, "--json", str(out)],
+        [sys.executable, "-m", f"bench.{Path(script).stem}", *args, "--json", str(out)],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout,
     )
     assert proc.returncode == 0, f"{script} exited {proc.returncode}\n{proc.stdout}\n{proc.stderr[-4000:]}"
@@ -193,15 +192,11 @@ def test_blast_profile_runs(tmp_path):
 
 @pytest.fixture
 def sink():
-    sys.path.insert(0, str(BENCH))
-    try:
-        import benchlib
+    from bench.lib.sinks import Sink
 
-        s = benchlib.Sink("python")
-        yield s
-        s.stop()
-    finally:
-        sys.path.remove(str(BENCH))
+    s = Sink("python")
+    yield s
+    s.stop()
 
 
 def test_python_sink_counts_what_it_accepts(sink):
@@ -242,7 +237,7 @@ def test_python_sink_counts_what_it_accepts(sink):
 
 
 def test_cli_startup_bench_runs(tmp_path):
-    """bench/cli_startup.py, one run of each command: every row has its figures and ratio."""
+    """bench.cli_startup, one run of each command: every row has its figures and ratio."""
     env_redis = os.environ.get("TEST_REDIS_URL") or os.environ.get("REDIS_URL")
     if not env_redis:
         pytest.skip("needs a Redis URL for the commands it starts")
@@ -275,7 +270,7 @@ def test_redirect_bench_loses_nothing(tmp_path):
 
 
 def test_smtp_costs_bench_counts_every_message_by_each_protocol(tmp_path):
-    """bench/smtp_costs.py: the app's pipelined DATA and BDAT with 1, 4, 16 in flight, every
+    """bench.smtp_costs: the app's pipelined DATA and BDAT with 1, 4, 16 in flight, every
     message counted by the sink (a BDAT reply other than 250 stops the bench)."""
     r, table = run_bench("smtp_costs.py", tmp_path, "--messages", "300")
     assert [row["protocol"].split(",")[0] for row in r["rows"]] == ["DATA", "BDAT", "BDAT", "BDAT"]
@@ -284,7 +279,7 @@ def test_smtp_costs_bench_counts_every_message_by_each_protocol(tmp_path):
 
 
 def test_message_floor_bench_sends_every_message_and_prices_it_against_rsa(tmp_path):
-    """bench/message_floor.py: the least-Python loop's messages all reach the sink, its ratio
+    """bench.message_floor: the least-Python loop's messages all reach the sink, its ratio
     is to an RSA floor of the same run, and the parts are each timed."""
     r, table = run_bench("message_floor.py", tmp_path, "--messages", "200")
     assert r["counted"] == 220 and r["message_bytes"] > 14_000
@@ -299,14 +294,21 @@ def test_a_second_bench_on_the_same_database_is_refused_at_once(tmp_path):
     url = os.environ.get("TEST_DATABASE_URL", "")
     if not url.startswith("postgresql"):
         url = f"sqlite:///{tmp_path / 'bench.db'}"
-    sys.path.insert(0, str(BENCH))
-    try:
-        import benchlib
+    from bench.lib import BenchError
+    from bench.lib.database import claim_database
 
-        first = benchlib.claim_database(url)
-        with pytest.raises(benchlib.BenchError, match="another bench is using"):
-            benchlib.claim_database(url)
-        first.close()  # the first bench ends: the database is free again
-        benchlib.claim_database(url).close()
-    finally:
-        sys.path.remove(str(BENCH))
+    first = claim_database(url)
+    with pytest.raises(BenchError, match="another bench is using"):
+        claim_database(url)
+    first.close()  # the first bench ends: the database is free again
+    claim_database(url).close()
+
+
+def test_audience_bench_counts_what_the_blast_inserts(tmp_path):
+    """bench.audience, small: every audience's count equals the rows its blast writes (it stops
+    otherwise), each beside the plain count of confirmed subscribers."""
+    r, table = run_bench("audience.py", tmp_path, "--subscribers", "400", "--repeat", "1")
+    assert r["subscribers"] == 400 and r["floor_ms"] > 0
+    assert len(r["audiences"]) == 7 and all(a["count_x_floor"] > 0 for a in r["audiences"].values())
+    assert r["audiences"]["everyone, acted too (base rules only)"]["size"] == 400
+    assert "x floor" in table

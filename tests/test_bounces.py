@@ -18,7 +18,9 @@ import shutil
 import smtplib
 import socket
 import subprocess
+import sys
 import tempfile
+import threading
 import time
 import uuid
 from datetime import timedelta
@@ -765,3 +767,114 @@ def test_imap_poller_takes_only_the_reports_it_processed(app, ctx, dovecot, boun
     assert mailbox_state(dovecot, "INBOX") == inbox
     assert len(db.session.scalars(sa.select(ConsentRecord).where(
         ConsentRecord.subscriber_id == angry_id, ConsentRecord.event == "unsubscribe:complaint")).all()) == 1
+
+
+# -- the receiver under a flood ------------------------------------------------------------------
+
+
+def _begin_data(server: BounceServer) -> smtplib.SMTP:
+    """A session that has said DATA and been told 354: its report is now arriving."""
+    conn = smtplib.SMTP(server.host, server.port, timeout=10)
+    conn.ehlo()
+    conn.mail("")
+    conn.rcpt(f"bounces@{BOUNCE_DOMAIN}")
+    conn.putcmd("data")
+    code, text = conn.getreply()
+    assert code == 354, text
+    return conn
+
+
+def test_reports_arriving_at_once_past_the_cap_are_told_to_try_again(app, ctx, bounce_domain):
+    server = BounceServer(app, "127.0.0.1", max_sessions=2).start()
+    arriving = []
+    try:
+        arriving = [_begin_data(server), _begin_data(server)]
+        with smtplib.SMTP(server.host, server.port, timeout=10) as third:
+            third.ehlo()
+            third.mail("")
+            third.rcpt(f"bounces@{BOUNCE_DOMAIN}")
+            code, text = third.docmd("DATA")
+            assert code == 452 and b"try again later" in text  # temporary: the sender retries
+            for conn in arriving:  # the two under way are taken
+                conn.send(b"Subject: not a report\r\n\r\nhello\r\n.\r\n")
+                assert conn.getreply()[0] == 250
+            third.rset()  # and once they are done, the third one is too
+            third.sendmail("", [f"bounces@{BOUNCE_DOMAIN}"], b"Subject: hi\r\n\r\nhello\r\n")
+    finally:
+        for conn in arriving:
+            conn.close()
+        server.stop()
+
+
+def _memory_kb(pid: int) -> dict[str, int]:
+    """VmRSS (now) and VmHWM (the most it ever held), in kB."""
+    fields = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            fields[name] = int(value.split()[0])
+    return fields
+
+
+@pytest.mark.slow
+def test_a_flood_of_oversized_reports_is_refused_without_being_held(app, bounce_domain, tmp_path):
+    """Twelve 8.9 MB reports at once at `alerts bounces serve`, as production runs it: each
+    is refused (552 over the size, or 452 past the sessions cap) and the receiver's memory
+    grows by far less than one of them."""
+    from tests.processes import ROOT, worker_env
+
+    port = free_port()
+    env = worker_env(app, redis_url=app.config["REDIS_URL"], smtp_url="smtp://127.0.0.1:1",
+                     queue="unused", BOUNCE_DOMAIN=BOUNCE_DOMAIN, BOUNCE_SMTP_PORT=str(port))
+    log = tmp_path / "receiver.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([sys.executable, "-c", "from alerts.cli import main; main()",
+                                 "bounces", "serve"], cwd=ROOT, env=env, stdout=out,
+                                stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=5) as conn:  # warmed up: one report
+                    conn.sendmail("", [f"bounces@{BOUNCE_DOMAIN}"],
+                                  b"Subject: not a report\r\n\r\nhello\r\n")
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.1)
+        before = _memory_kb(proc.pid)["VmRSS"]
+        line = b"x" * 76 + b"\r\n"
+        big = b"Subject: Delivery Status Notification\r\n\r\n" + line * (8_900_000 // len(line))
+        codes: list[int] = []
+
+        def flood() -> None:
+            # No SIZE= declared (smtplib's sendmail would, and be refused at MAIL FROM): the
+            # receiver learns the size only as the data arrives.
+            with smtplib.SMTP("127.0.0.1", port, timeout=60) as conn:
+                conn.ehlo()
+                conn.mail("")
+                conn.rcpt(f"bounces@{BOUNCE_DOMAIN}")
+                try:
+                    codes.append(conn.data(big)[0])  # the answer at the data's end
+                except smtplib.SMTPResponseException as exc:  # refused before it (at DATA)
+                    codes.append(exc.smtp_code)
+
+        threads = [threading.Thread(target=flood) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        memory = _memory_kb(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    assert sorted(set(codes)) in ([552], [452, 552]), codes
+    assert len(codes) == 12 and codes.count(552) >= 8
+    grew_mb = (memory["VmHWM"] - before) / 1024
+    print(f"receiver: {before / 1024:.0f} MB before, peak {memory['VmHWM'] / 1024:.0f} MB, "
+          f"{memory['VmRSS'] / 1024:.0f} MB after; answers {sorted(codes)}")
+    # Each session under way holds at most its report's first BOUNCE_MAX_MESSAGE_BYTES (as
+    # Python lines, about twice that) before it is refused: 8 x 2 x 1 MB, where the reports
+    # held whole would be 12 x 8.9 MB and more (a copy per parse).
+    bound_mb = app.config["BOUNCE_MAX_SESSIONS"] * 2 * app.config["BOUNCE_MAX_MESSAGE_BYTES"] / 2**20
+    assert grew_mb < bound_mb, f"the receiver grew by {grew_mb:.0f} MB at its peak"

@@ -25,6 +25,7 @@ import pytest
 
 from alerts.actions import SEED_ACTIONS
 from alerts.mailcatcher import free_port
+from alerts.testing import procfs
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"
@@ -47,28 +48,17 @@ def _clean():
 
 def _stat(pid: int) -> tuple[int, str, int] | None:
     """(parent pid, state, start time) of a process, or None when it is gone."""
-    try:
-        raw = Path(f"/proc/{pid}/stat").read_text()
-    except (FileNotFoundError, ProcessLookupError):
-        return None
-    # The command name is in parentheses and may hold spaces: split after the last ")".
-    fields = raw[raw.rindex(")") + 2 :].split()
-    return int(fields[1]), fields[0], int(fields[19])
+    fields = procfs.stat_fields(pid)
+    return None if fields is None else (int(fields[1]), fields[0], int(fields[19]))
 
 
 def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-    except OSError:
-        return "?"
+    return procfs.cmdline(pid, gone="?")
 
 
 def descendants(root: int) -> dict[int, tuple[int, str]]:
     """Every live process below `root`: pid -> (start time, command line)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit() and (st := _stat(int(entry.name))) is not None:
-            children.setdefault(st[0], []).append(int(entry.name))
+    children = procfs.children()
     found, todo = {}, [root]
     while todo:
         for child in children.get(todo.pop(), []):

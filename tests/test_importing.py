@@ -340,10 +340,10 @@ def test_data_pages_need_a_login(client):
 
 
 def test_bench_script_runs(app, tmp_path):
-    """bench/import_csv.py, small: it checks its own counts; here it must just finish."""
+    """bench.import_csv, small: it checks its own counts; here it must just finish."""
     out = tmp_path / "figures.json"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench" / "import_csv.py"), "--rows", "3000", "--json", str(out),
+        [sys.executable, "-m", "bench.import_csv", "--rows", "3000", "--json", str(out),
          "--redis-url", app.config["REDIS_URL"]],
         capture_output=True, text=True, timeout=120, cwd=ROOT,
     )

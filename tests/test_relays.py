@@ -211,3 +211,65 @@ def test_per_domain_limits_are_honoured_at_the_sink(app, ctx, workers, relays):
     assert peak["example.org"] > 2  # unlimited: the workers did overlap
     per_conn = [n for (conn, d), n in relay.handler.per_connection.items() if d == "yahoo.com"]
     assert max(per_conn) <= 20 and sum(per_conn) == 150
+
+
+def _most_open(relay, seconds: float) -> tuple[int, float | None]:
+    """The most sessions open at once over `seconds`, and when that many were first seen."""
+    most, first_at = 0, None
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        now = relay.handler.open
+        if now > most:
+            most, first_at = now, time.monotonic() - start
+        time.sleep(0.01)
+    return most, first_at
+
+
+def _until_full(relay, full: int, timeout: float) -> float | None:
+    """Seconds until `full` sessions are open at once again (None: not within `timeout`)."""
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if relay.handler.open >= full:
+            return time.monotonic() - start
+        time.sleep(0.01)
+    return None
+
+
+def test_a_relay_answering_a_bare_421_for_a_while_gets_all_its_connections_back(
+        app, ctx, workers, relays):
+    """A bare 421 at connect (the relay restarting, 10 s) is an outage, not a connection
+    limit: once the relay greets again, the blast is back to as many connections as before
+    within seconds (a 421 read as "too many connections" kept it at one for five minutes)."""
+    n = 3000
+    relay = relays()
+    relay.handler.data_delay = 0.005  # each 250 takes a while: more connections, faster
+    emails = add_confirmed(n)
+    alert_id = make_alert()
+    # Production's backoff between a batch's tries (5 s doubling): a batch that found the
+    # relay skipped comes back when the relay may be tried again, not after its backoff.
+    workers.start(name="w1", concurrency=4, SMTP_URL=relay.url, MAIL_RETRY_BACKOFF="5",
+                  MAIL_RETRY_BACKOFF_MAX="600")
+    workers.launch(alert_id)
+    assert relay.handler.wait_for(400, timeout=60), "the blast never got going"
+    full, _ = _most_open(relay, 1.5)
+    assert full >= 3, f"only {full} connection(s) before the outage"
+    relay.handler.connect_reply = lambda: "421 4.3.2 System shutting down"
+    outage_ends = time.monotonic() + 10
+    while time.monotonic() < outage_ends:
+        time.sleep(0.05)
+    assert relay.handler.refused_at_connect > 0
+    during = len(relay.messages)
+    relay.handler.connect_reply = None
+    back_in = _until_full(relay, full, timeout=15)
+    # The relay is skipped for at most ANSWERED_BREAKER_MAX (5 s) after its last refusal,
+    # and a batch waits that long and up to a second more (here about 3 s; 9 s when the
+    # batches slept their backoff out, a few minutes at one connection when the 421 was read
+    # as "too many connections").
+    assert back_in is not None and back_in < 7, (
+        f"{full} connections before the outage; not again within 15 s of its end "
+        f"(most since: {_most_open(relay, 1)[0]})")
+    status = wait_for_state(alert_id, timeout=120)
+    assert status["state"] == "sent" and status["sent"] == n, status
+    counts = received(relay)
+    assert set(counts) == set(emails) and max(counts.values()) == 1
+    assert during < n

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import redis
 import sqlalchemy as sa
@@ -14,6 +15,10 @@ from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
 from .state import BlastError, filling
 
 RATE_WINDOW_SECONDS = 30
+# A sending blast with rows waiting and nothing sent for this long has stalled (the relay
+# or the workers are away): no rate and no time left, which would both be made up from the
+# sends of the last RATE_WINDOW_SECONDS. Half that window: a blast sends several a second.
+STALLED_SECONDS = 15
 
 
 def counts(alert_id: int) -> dict[str, int]:
@@ -44,8 +49,8 @@ def counts_by_alert(alert_ids: list[int]) -> dict[int, dict[str, int]]:
     return out
 
 
-def status(alert_id: int) -> dict:
-    """What the CLI and the staff page show: counts, rate, time left."""
+def status(alert_id: int, now: datetime | None = None) -> dict:
+    """What the CLI and the staff page show: counts, rate, time left (`now`: tests' clock)."""
     alert = db.session.get(Alert, alert_id, populate_existing=True)
     if alert is None:
         raise BlastError(f"there is no alert {alert_id}")
@@ -56,13 +61,14 @@ def status(alert_id: int) -> dict:
         gap = max(0, (alert.recipients_expected or 0) - c["total"])
         c["queued"] += gap
         c["total"] += gap
-    now = utcnow()
+    now = now or utcnow()
     window = RATE_WINDOW_SECONDS
-    recent = db.session.scalar(
-        sa.select(sa.func.count())
-        .select_from(Delivery)
-        .where(Delivery.alert_id == alert_id, Delivery.sent_at >= now - timedelta(seconds=window))
-    )
+    recent, last_sent = db.session.execute(
+        sa.select(sa.func.count(Delivery.id).filter(
+                      Delivery.sent_at >= now - timedelta(seconds=window)),
+                  sa.func.max(Delivery.sent_at))
+        .where(Delivery.alert_id == alert_id)
+    ).one()
     elapsed = ((alert.finished_at or now) - alert.started_at).total_seconds() if alert.started_at else 0
     if alert.state == AlertState.SENDING:
         # The last 30 s, or since the start when the blast is younger than that.
@@ -73,20 +79,35 @@ def status(alert_id: int) -> dict:
         rate = c["sent"] / elapsed if elapsed else 0
     remaining = c["queued"] + c["sending"]
     done = c["sent"] + c["failed"] + c["skipped"]
+    stalled_since = None
+    if alert.state == AlertState.SENDING and remaining:
+        since = max([t for t in (last_sent, alert.started_at) if t is not None], default=None)
+        if since is not None and (now - since).total_seconds() > STALLED_SECONDS:
+            stalled_since, rate = since, None
     return {
         "id": alert.id,
         "state": alert.state,
         **c,
         "done": done,
         "percent": round(100 * done / c["total"], 1) if c["total"] else float(alert.state == "sent") * 100,
-        "rate_per_second": round(rate, 1),
+        "rate_per_second": None if rate is None else round(rate, 1),
         "seconds_left": round(remaining / rate) if rate and remaining else None,
+        "stalled_since": stalled_since.isoformat() if stalled_since else None,
+        "stalled_words": stalled_words(stalled_since),
         "scheduled_for": alert.scheduled_for.isoformat() if alert.scheduled_for else None,
         "filling": still_filling,
         "pace": pace() if alert.state in (AlertState.SENDING, AlertState.PAUSED) else None,
         "started_at": alert.started_at.isoformat() if alert.started_at else None,
         "finished_at": alert.finished_at.isoformat() if alert.finished_at else None,
     }
+
+
+def stalled_words(since: datetime | None) -> str | None:
+    """ "stalled since 14:05 EST": the time in the organisation's zone (ORG_TIMEZONE)."""
+    if since is None:
+        return None
+    local = since.astimezone(ZoneInfo(current_app.config["ORG_TIMEZONE"]))
+    return f"stalled since {local:%H:%M %Z}"
 
 
 def pace() -> dict:

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 # twenty times a second, most of the database's work during a blast.
 HEARTBEAT_SECONDS = 1.0
 
+# A flush the database refused is tried again after this long, doubling up to the most.
+RETRY_FIRST_SECONDS = 0.1
+RETRY_MAX_SECONDS = 2.0
+
 
 @dataclass
 class BatchResult:
@@ -31,6 +35,7 @@ class BatchResult:
     requeued: int = 0
     throttled: int = 0  # throttle answers (tried again, no attempt spent)
     stopped: str | None = None  # why the batch stopped early, if it did
+    retry_after: float | None = None  # no relay to send to: seconds until the first may be tried
 
     @property
     def needs_retry(self) -> bool:
@@ -45,16 +50,21 @@ class Recorder:
     unrecorded: the window between a server's 250 and its commit is one flush interval.
     The same flush reads the alert's state (pause, cancel) and, once a second, renews the
     claim's lease.
+    When the database is away, the send loop is stopped and the outcomes are kept: `flush`
+    tries again, reconnecting with backoff, until the lease runs out (`lease` seconds after
+    its last renewal, when another worker may take the rows back), so a database restart
+    shorter than the lease costs no 250 and no second copy.
     Engine internal: it commits, on its own connection.
     """
 
     def __init__(self, engine: sa.Engine, alert_id: int, claim: str, interval: float,
-                 first: int, last: int):
+                 first: int, last: int, lease: float = 30.0):
         self.engine = engine
         self.alert_id = alert_id
         self.claim = claim
         self.first, self.last = first, last
         self.interval = interval
+        self.lease = lease
         self.result = BatchResult()
         self.stop_reason: str | None = None
         self._lock = threading.Lock()
@@ -129,15 +139,44 @@ class Recorder:
     def _run(self) -> None:
         while not self._done.wait(self.interval):
             try:
-                self.flush()
-            except Exception:  # the database is away: the send loop stops at its next check
-                log.exception("alert %s: recording outcomes failed", self.alert_id,
-                              extra={"alert_id": self.alert_id, "claim": self.claim})
+                with self._flushing:
+                    self._flush()
+            except Exception as exc:  # the database is away: the send loop stops at its next check
+                log.warning("alert %s: recording outcomes failed (%s); sending stops, the "
+                            "outcomes are kept", self.alert_id, exc,
+                            extra={"alert_id": self.alert_id, "claim": self.claim})
                 self.stop_reason = self.stop_reason or "database-error"
+                return  # the batch's own flushes try again until the lease ends
 
     def flush(self) -> None:
+        """Write what is waiting; while the database is away, try again until the lease ends."""
+        delay = RETRY_FIRST_SECONDS
+        failures = 0
         with self._flushing:
-            self._flush()
+            while True:
+                try:
+                    self._flush()
+                except Exception as exc:
+                    failures += 1
+                    # The rows' lease was last renewed at _beat_at; past its end they may be
+                    # another worker's (the claim in every statement keeps a late write harmless).
+                    left = self._beat_at + self.lease - time.monotonic()
+                    if left <= 0:
+                        log.error("alert %s: outcomes could not be recorded within the lease "
+                                  "(%s tries): %s", self.alert_id, failures, exc,
+                                  extra={"alert_id": self.alert_id, "claim": self.claim})
+                        raise
+                    if failures == 1:
+                        log.warning("alert %s: database unavailable (%s); outcomes kept, "
+                                    "trying again for up to %.0f s", self.alert_id, exc, left,
+                                    extra={"alert_id": self.alert_id, "claim": self.claim})
+                    time.sleep(min(delay, left))
+                    delay = min(2 * delay, RETRY_MAX_SECONDS)
+                    continue
+                if failures:
+                    log.info("alert %s: outcomes recorded after %s failed tries", self.alert_id,
+                             failures, extra={"alert_id": self.alert_id, "claim": self.claim})
+                return
 
     def _flush(self) -> None:
         with self._lock:

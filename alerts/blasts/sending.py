@@ -83,7 +83,8 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     suppressed = suppressions.suppressed_hashes(r.email for r in rows if r.email)
     db.session.commit()  # no transaction stays open while the batch sends
 
-    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000, first, last)
+    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000, first, last,
+                        lease=cfg["BLAST_STUCK_SECONDS"])
     with recorder:
         todo = []
         for row in rows:
@@ -158,6 +159,9 @@ def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | N
         relay = pacing.choose(relays, down, tried_down)
         if relay is None:
             recorder.result.stopped = "smtp-unavailable"
+            if pace:
+                recorder.result.retry_after = run.safe(
+                    lambda: pace.back_in([r.name for r in relays]), None)
             log.warning("alert %s: no relay answers (%s)", recorder.alert_id,
                         "; ".join(f"{k}: {v}" for k, v in down.items()) or "all failed",
                         extra={"alert_id": recorder.alert_id})
@@ -176,7 +180,8 @@ def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | N
         if outcome == "down":
             tried_down.add(relay.name)
             if pace:
-                run.safe(lambda r=relay: pace.mark_down(r.name, run.last_error), 0)
+                run.safe(lambda r=relay: pace.mark_down(r.name, run.last_error,
+                                                        answered=run.answered), 0)
         elif outcome == "again" and not run.progressed:
             refused_in_a_row += 1
             if refused_in_a_row >= 20:
@@ -211,6 +216,7 @@ class _Run:
         self.built: dict[int, bytes] = {}
         self.unsigned: dict[int, tuple] = {}  # messages made ahead, not signed yet
         self.last_error = ""
+        self.answered = False  # the last failure was a relay's reply, not silence
         self.progressed = False  # a 250 since the loop last looked
 
     def stopping(self) -> bool:
@@ -231,12 +237,21 @@ class _Run:
             conn = smtp.connect(relay.url, self.timeout)
         except (OSError, smtplib.SMTPException) as exc:
             refusal = smtp.refusal(exc)
-            self.last_error = refusal.detail
-            if refusal.throttled:  # "too many connections": fewer from now on, then try again
+            self.last_error, self.answered = refusal.detail, refusal.code is not None
+            if refusal.too_many_connections:  # fewer connections from now on, then try again
                 pacer.too_many_connections(refusal.detail)
-                log.info("relay %s refused a connection: %s", relay.name, refusal.detail)
+                log.info("relay %s refused a connection as one too many: %s", relay.name,
+                         refusal.detail)
                 time.sleep(0.2 + random.random() * 0.3)
                 return "again"
+            if refusal.throttled:  # slower from now on, as many connections as before
+                pacer.push_back(refusal.detail)
+                log.info("relay %s refused a connection, asking us to slow down: %s",
+                         relay.name, refusal.detail)
+                time.sleep(0.2 + random.random() * 0.3)
+                return "again"
+            # Anything else, a bare 421 included (a restart, maintenance), is an outage: the
+            # relay is skipped for a while, its connection cap left as it was.
             log.warning("alert %s: relay %s unavailable (%s)", rec.alert_id, relay.name,
                         refusal.detail, extra={"alert_id": rec.alert_id, "relay": relay.name})
             return "down"
@@ -246,7 +261,8 @@ class _Run:
             return self._send(pipe, relay, pacer, domain)
         except (OSError, smtplib.SMTPException) as exc:
             # The connection died before this row's 250: it stays pending for the next relay.
-            self.last_error = smtp.refusal(exc).detail
+            refusal = smtp.refusal(exc)
+            self.last_error, self.answered = refusal.detail, refusal.code is not None
             log.warning("alert %s: relay %s failed mid-batch (%s); %d rows to go",
                         rec.alert_id, relay.name, self.last_error, len(self.pending),
                         extra={"alert_id": rec.alert_id, "relay": relay.name})

@@ -217,7 +217,10 @@ def _status_lines(s: dict) -> list[tuple[str, str]]:
     waiting = s["queued"] + s["sending"]
     lines += [("Waiting", f"{waiting:,}"), ("Sent", f"{s['sent']:,}"), ("Failed", f"{s['failed']:,}"),
               ("Skipped", f"{s['skipped']:,}"), ("Done", f"{s['percent']:g}%")]
-    if s["state"] == "sending":
+    if s["state"] == "sending" and s.get("stalled_since"):
+        lines.append(("Rate", "none: " + s["stalled_words"]))
+        lines.append(("Time left", "unknown (" + s["stalled_words"] + ")"))
+    elif s["state"] == "sending":
         lines.append(("Rate", f"{s['rate_per_second']:g} messages/s"))
         left = s["seconds_left"]
         lines.append(("Time left", "unknown yet" if left is None else progress.duration_words(left)))

@@ -39,7 +39,8 @@ def serve_command(host: str, port: int) -> None:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc}") from exc
     click.echo(
         f"Bounce receiver for @{server.domain} on {host}:{server.port} "
-        f"(messages up to {server.max_bytes:,} bytes). Ctrl-C stops it.", err=True
+        f"(messages up to {server.max_bytes:,} bytes, {server.max_sessions} at once). "
+        "Ctrl-C stops it.", err=True
     )
     _wait_for_stop()
     server.stop()

@@ -15,7 +15,9 @@ Four things, each one Redis round trip, all keyed by the relay's name (never its
 - **connection slots**: a sorted set of leases (they expire, so a dead worker's slot frees
   itself) capped by SMTP_MAX_CONNECTIONS, or by what the relay told us with "too many
   connections" (remembered for five minutes);
-- a **circuit breaker**: a relay that does not answer is skipped for 1, 2, 4 … 30 s.
+- a **circuit breaker**: a relay that does not answer is skipped for 1, 2, 4 … 30 s; one
+  that answers but refuses service (a bare 421: restarting, in maintenance) for 1, 2, 4, 5 s,
+  so that sending is back at full speed within seconds of its return.
 
 When Redis itself is away, pacing fails open (the relay still pushes back and nothing is
 lost by sending); the blast engine never stops on a pacing error.
@@ -43,6 +45,7 @@ SLOT_TTL = 60  # a connection's lease; refreshed while it is used
 SLOT_REFRESH = 20
 LEARNED_CAP_TTL = 300
 BREAKER_MAX = 30
+ANSWERED_BREAKER_MAX = 5  # a relay that answers "421" is cheap to ask again
 
 _ACQUIRE = """
 local t = redis.call('TIME')
@@ -230,18 +233,28 @@ class Pacing:
         return cap
 
     # -- circuit breaker ---------------------------------------------------------------
-    def mark_down(self, name: str, reason: str) -> int:
-        """A relay that does not answer is skipped for 1, 2, 4 … 30 s; returns the period."""
+    def mark_down(self, name: str, reason: str, *, answered: bool = False) -> int:
+        """A relay that does not answer is skipped for 1, 2, 4 … 30 s, one that answered with
+        a refusal of service for at most ANSWERED_BREAKER_MAX; returns the period."""
         k = _key(name)
         fails = self.r.incr(k + ":fails")
         self.r.expire(k + ":fails", 600)
-        period = min(BREAKER_MAX, 2 ** min(fails - 1, 10))
+        longest = ANSWERED_BREAKER_MAX if answered else BREAKER_MAX
+        period = min(longest, 2 ** min(fails - 1, 10))
         self.r.set(k + ":down", reason[:300], ex=period)
         return period
 
     def mark_up(self, name: str) -> None:
         k = _key(name)
         self.r.delete(k + ":fails", k + ":down")
+
+    def back_in(self, names: list[str]) -> float | None:
+        """Seconds until the first of these relays may be tried again (None: none is skipped)."""
+        pipe = self.r.pipeline()
+        for n in names:
+            pipe.pttl(_key(n) + ":down")
+        left = [ms / 1000 for ms in pipe.execute() if ms and ms > 0]
+        return min(left, default=None)
 
     def down(self, names: list[str]) -> dict[str, str]:
         """Which of these relays are skipped now, and why."""

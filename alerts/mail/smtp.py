@@ -118,6 +118,9 @@ class Refusal:
     at_recipient: bool  # refused at RCPT: about this address, not the message or the relay
     connection: bool  # the sender, the relay or the connection failed: nothing about this recipient
     throttled: bool = False  # the relay asks us to slow down: nothing wrong with the message
+    # The relay says we hold too many connections to it at once: fewer from now on. Said in
+    # words ("too many connections", "concurrent"); a bare 421 says nothing of the kind.
+    too_many_connections: bool = False
 
     @property
     def relay_down(self) -> bool:
@@ -154,14 +157,28 @@ def _text(value) -> str:
 _THROTTLE_WORDS = re.compile(
     r"throttl|rate.?limit|sending rate|too many (connections|messages|concurrent|sessions)"
     r"|exceeded|slow down|too fast|concurrency", re.I)
+# What they say when we hold too many connections at once (Postfix's anvil: "421 4.7.0 Error:
+# too many connections from 192.0.2.1"; Exchange Online: "421 4.3.2 The maximum number of
+# concurrent connections has exceeded a limit"; "452 4.7.0 Too many concurrent SMTP sessions").
+_CONNECTION_WORDS = re.compile(
+    r"too many (\w+ ){0,2}(connections|sessions)|concurrent (\w+ )?(connections|sessions)"
+    r"|concurrency|connection limit|connections? (are )?limited", re.I)
 _STATUS_4_7 = re.compile(r"^\s*4\.7\.\d{1,3}\b")
 
 
 def is_throttle(code: int | None, text: str) -> bool:
-    """421, or a 4xx whose enhanced status is 4.7.x or whose words say rate: never the message's fault."""
+    """A 4xx whose enhanced status is 4.7.x or whose words say rate: never the message's fault.
+
+    A 421 alone ("421 Service not available, closing transmission channel", "421 4.3.2
+    System shutting down") is not one: the relay is going away, and is treated as down."""
     if code is None or not 400 <= code < 500:
         return False
-    return code == 421 or bool(_STATUS_4_7.match(text)) or bool(_THROTTLE_WORDS.search(text))
+    return bool(_STATUS_4_7.match(text)) or bool(_THROTTLE_WORDS.search(text))
+
+
+def is_too_many_connections(code: int | None, text: str) -> bool:
+    """A 4xx that says we hold too many connections at once: the one answer that lowers the cap."""
+    return code is not None and 400 <= code < 500 and bool(_CONNECTION_WORDS.search(text))
 
 
 def refusal(exc: BaseException) -> Refusal:
@@ -173,18 +190,21 @@ def refusal(exc: BaseException) -> Refusal:
             code, text = min(replies, key=lambda r: r[0])
             text = _text(text)
             return Refusal(code, text, at_recipient=True, connection=code == 421,
-                           throttled=is_throttle(code, text))
+                           throttled=is_throttle(code, text),
+                           too_many_connections=is_too_many_connections(code, text))
         return Refusal(None, "no recipient accepted", at_recipient=True, connection=False)
     if isinstance(exc, smtplib.SMTPSenderRefused | smtplib.SMTPConnectError):
         text = _text(exc.smtp_error)
         return Refusal(exc.smtp_code, text, at_recipient=False, connection=True,
                        throttled=is_throttle(exc.smtp_code, text)
-                       or (exc.smtp_code == 554 and bool(_THROTTLE_WORDS.search(text))))
+                       or (exc.smtp_code == 554 and bool(_THROTTLE_WORDS.search(text))),
+                       too_many_connections=is_too_many_connections(exc.smtp_code, text))
     if isinstance(exc, smtplib.SMTPResponseException):
         # 421 closes the connection whatever command it answered.
         text = _text(exc.smtp_error)
         return Refusal(exc.smtp_code, text, at_recipient=False, connection=exc.smtp_code == 421,
-                       throttled=is_throttle(exc.smtp_code, text))
+                       throttled=is_throttle(exc.smtp_code, text),
+                       too_many_connections=is_too_many_connections(exc.smtp_code, text))
     return Refusal(None, f"{type(exc).__name__}: {exc}", at_recipient=False, connection=True)
 
 

@@ -22,7 +22,7 @@ from ..actions.references import read_reference
 from ..extensions import csrf, db, limiter
 from ..mail.context import external_url
 from ..models import Action
-from .public import bp, client_request
+from .client import client_request
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,6 @@ def _render(action: Action, *, signer=None, token: str = "", not_me: bool = Fals
     return body, status, PRIVATE_HEADERS
 
 
-@bp.get("/actions/<slug>")
 def action(slug: str):
     item = _action_or_404(slug)
     token = request.args.get("r", "")
@@ -110,7 +109,6 @@ def _check_rate_limits() -> None:
                 raise TooManyRequests(retry_after=max(1, int(reset - time.time())))
 
 
-@bp.post("/actions/<slug>/sign")
 @limiter.exempt  # limited per IP and per address in the view (`_check_rate_limits`)
 def sign(slug: str):
     item = signing.signable(slug)  # a Row, not the ORM object: the hot path of a viral petition
@@ -170,7 +168,6 @@ def share_links(action: Action) -> dict[str, str]:
     }
 
 
-@bp.get("/actions/<slug>/thanks")
 def thanks(slug: str):
     item = _action_or_404(slug)
     return render_template(
@@ -179,7 +176,6 @@ def thanks(slug: str):
     ), 200, {"Cache-Control": "no-store"}
 
 
-@bp.route("/actions/confirm/<token>", methods=["GET", "POST"])
 @csrf.exempt  # the signed token is the credential, as for the list's own confirmation
 def confirm_signature(token: str):
     try:

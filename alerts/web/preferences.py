@@ -7,14 +7,12 @@ The RFC 8058 one-click POST to /unsubscribe/<token> is untouched: it unsubscribe
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import render_template, request
 
 from ..extensions import db
 from ..models import Subscriber, SubscriberStatus, utcnow
 from ..subscribers import preferences
 from ..subscribers.tokens import TokenError, unsubscribe_subscriber_id
-
-bp = Blueprint("preferences", __name__)
 
 HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer", "X-Robots-Tag": "noindex"}
 
@@ -42,7 +40,6 @@ def _no_subscription(token: str):
     return render_template("preferences_done.html", token=token, gone=True), 404, HEADERS
 
 
-@bp.post("/unsubscribe/<token>/topics")
 def topics(token: str):
     sub = _subscriber(token)
     if sub is None:
@@ -58,7 +55,6 @@ def topics(token: str):
     return render_template("preferences_done.html", token=token, saved="topics", labels=labels), 200, HEADERS
 
 
-@bp.post("/unsubscribe/<token>/pause")
 def pause(token: str):
     sub = _subscriber(token)
     if sub is None:
@@ -69,7 +65,6 @@ def pause(token: str):
                            until=sub.paused_until), 200, HEADERS
 
 
-@bp.post("/unsubscribe/<token>/resume")
 def resume(token: str):
     sub = _subscriber(token)
     if sub is None:

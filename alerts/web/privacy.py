@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import json
 
-from flask import Blueprint, Response, render_template, request
+from flask import Response, render_template, request
 
 from ..extensions import db
 from ..models import Subscriber
 from ..subscribers import privacy
 from ..subscribers.tokens import TokenError, read_unsubscribe_token, subscriber_id_for_key
 from .forms import ButtonForm
-
-bp = Blueprint("privacy", __name__)
 
 PRIVATE_HEADERS = {
     "Cache-Control": "no-store",
@@ -48,7 +46,6 @@ def _gone():
     return render_template("privacy_gone.html"), 404, PRIVATE_HEADERS
 
 
-@bp.get("/unsubscribe/<token>/data.json")
 def data(token: str):
     try:
         sub_id = _subscriber_id(token)
@@ -63,7 +60,6 @@ def data(token: str):
     return Response(body, mimetype="application/json", headers=headers)
 
 
-@bp.route("/unsubscribe/<token>/erase", methods=["GET", "POST"])
 def erase(token: str):
     try:
         sub_id = _subscriber_id(token)

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import (
-    Blueprint,
     abort,
     current_app,
     jsonify,
@@ -20,7 +19,7 @@ from flask import (
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn, words
+from .. import actions, redis_conn
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, preferences, subscriptions, welcome
@@ -30,12 +29,10 @@ from ..subscribers.tokens import (
     legacy_unsubscribe_id,
     unsubscribe_subscriber_id,
 )
+from .client import client_request
 from .preferences import preferences_context
 
 log = logging.getLogger(__name__)
-bp = Blueprint("public", __name__)
-bp.add_app_template_filter(words.in_sentence, "in_sentence")
-bp.add_app_template_filter(words.action_name, "action_name")
 
 
 class SubscribeForm(FlaskForm):
@@ -48,11 +45,6 @@ class SubscribeForm(FlaskForm):
 SESSION_SIGNUP = "signup_email"
 
 
-def client_request(source: str = "web-form") -> subscriptions.Request:
-    return subscriptions.Request(ip=request.remote_addr, user_agent=request.user_agent.string, source=source)
-
-
-@bp.get("/")
 def index():
     return render_template("index.html", actions=actions.open_actions(), form=SubscribeForm())
 
@@ -61,7 +53,6 @@ def _subscribe_rate_limit() -> str:
     return current_app.config["SUBSCRIBE_RATE_LIMIT"]
 
 
-@bp.post("/subscribe")
 @limiter.limit(_subscribe_rate_limit)
 def subscribe():
     form = SubscribeForm()
@@ -94,7 +85,6 @@ def _done(email: str):
     return redirect(url_for("public.subscribe_done"), code=303)
 
 
-@bp.get("/subscribe")
 def subscribe_done():
     """The answer page, echoing the address so a typo can be spotted (changes nothing)."""
     email = session.get(SESSION_SIGNUP)
@@ -103,7 +93,6 @@ def subscribe_done():
     return render_template("subscribe_done.html", email=email)
 
 
-@bp.get("/favicon.ico")
 def favicon():
     """Browsers ask for it whatever the page says; the icon is an SVG."""
     icon = Path(current_app.static_folder or "") / "favicon.svg"
@@ -116,7 +105,6 @@ def _token_error_page(exc: TokenError, kind: str):
     )
 
 
-@bp.route("/confirm/<token>", methods=["GET", "POST"])
 @csrf.exempt  # the signed token is the credential; there is no session to forge
 def confirm(token: str):
     if request.method != "POST":  # GET and HEAD (link scanners) only look
@@ -145,7 +133,6 @@ def confirm(token: str):
     return render_template("confirmed.html", already=outcome == subscriptions.ConfirmOutcome.ALREADY)
 
 
-@bp.route("/unsubscribe/<token>", methods=["GET", "POST"])
 @csrf.exempt  # RFC 8058 one-click comes with no cookie and no form token
 def unsubscribe(token: str):
     legacy = False
@@ -183,7 +170,6 @@ def unsubscribe(token: str):
     return render_template("unsubscribed.html", legacy=legacy, erased=sub is None)
 
 
-@bp.get("/healthz")
 @limiter.exempt
 def healthz():
     problems = {}
@@ -200,7 +186,3 @@ def healthz():
         body = {"status": "unavailable", **{k: f"down: {v}" for k, v in problems.items()}}
         return jsonify(body), 503
     return jsonify(status="ok", database="ok", redis="ok")
-
-
-# The action pages (sign, thank you, confirm a signature) add their routes to `bp`.
-from . import action_pages  # noqa: E402, F401

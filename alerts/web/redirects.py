@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import base64
 
-from flask import Blueprint, abort, make_response, redirect, request
+from flask import abort, make_response, redirect, request
 
 from ..clickcounts import OPENS
 from ..extensions import limiter
 from ..mail.signed_ids import parse_click_token
 from ..tracking import links, machines, recording
 
-bp = Blueprint("redirects", __name__)
 PIXEL = base64.b64decode("R0lGODlhAQABAIAAAAAAAP///yH5BAEAAAAALAAAAAABAAEAAAIBRAA7")
 
 
-@bp.get("/r/<token>/<int:index>")
 @limiter.exempt
 def follow(token: str, index: int):
     parsed = parse_click_token(token)
@@ -40,7 +38,6 @@ def follow(token: str, index: int):
     return response
 
 
-@bp.get("/o/<token>.gif")
 @limiter.exempt
 def open_pixel(token: str):
     """The opt-in open pixel (TRACK_OPENS=on): always the image, counted only when the token verifies."""

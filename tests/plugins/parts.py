@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import sqlalchemy as sa
 from celery.contrib.testing.worker import start_worker
 from werkzeug.serving import make_server
 
@@ -19,6 +18,7 @@ from alerts.celery_app import bulk_queue
 from alerts.extensions import db, limiter
 from alerts.mail import pacing
 from alerts.mailcatcher import MailCatcher
+from alerts.testing.schema import fresh_schema
 from tests import tracking_helpers
 
 RUN_ID = uuid.uuid4().hex[:8]
@@ -66,21 +66,11 @@ def app(tmp_path_factory, smtp):
         }
     )
     with app.app_context():
-        _fresh_schema()
+        fresh_schema()
     yield app
     from alerts.redis_conn import stop_embedded
 
     stop_embedded()
-
-
-def _fresh_schema() -> None:
-    """Drop everything, then build the schema the way production does: by migrations."""
-    from flask_migrate import upgrade
-
-    meta = sa.MetaData()
-    meta.reflect(db.engine)
-    meta.drop_all(db.engine)
-    upgrade()
 
 
 class _InFlight:
@@ -173,8 +163,10 @@ def _clean(app, smtp):
         # and no clicks queued by an earlier test.
         tracking_helpers.reset(app)
     smtp.handler.clear()
+    smtp.handler.connect_reply = None
     smtp.handler.rcpt_reply = None
     smtp.handler.data_reply = None
+    smtp.handler.data_delay = 0.0
     yield
     with app.app_context():
         db.session.remove()

@@ -12,7 +12,7 @@ from ...extensions import db
 from ...models import Action
 from ...subscribers import preferences
 from ..security import allows_large_upload
-from . import PER_PAGE, bp
+from .common import PER_PAGE
 from .forms import ActionForm, SignerImportForm
 
 DAYS_SHOWN = 60
@@ -46,24 +46,20 @@ def _action_page(form: ActionForm, action: Action | None):
     return render_template("staff/action_form.html", form=form, action=action), status
 
 
-@bp.get("/actions")
 def actions():
     return render_template("staff/actions.html", actions=catalog.ordered_actions(),
                            counts=signing.counts_by_action())
 
 
-@bp.route("/actions/new", methods=["GET", "POST"])
 def action_new():
     return _action_page(ActionForm(), None)
 
 
-@bp.route("/actions/<int:action_id>/edit", methods=["GET", "POST"])
 def action_edit(action_id: int):
     action = db.get_or_404(Action, action_id)
     return _action_page(ActionForm(obj=action), action)
 
 
-@bp.post("/actions/<int:action_id>/toggle")
 def action_toggle(action_id: int):
     action = db.get_or_404(Action, action_id)
     action.is_open = not action.is_open
@@ -72,7 +68,6 @@ def action_toggle(action_id: int):
     return redirect(url_for("staff.actions"), code=303)
 
 
-@bp.post("/actions/<int:action_id>/move")
 def action_move(action_id: int):
     """Swap with the neighbour, then renumber, so equal or gappy positions still move."""
     direction = request.form.get("direction")
@@ -97,12 +92,10 @@ def _signatures_page(action: Action, import_form: SignerImportForm, report=None,
     ), status
 
 
-@bp.get("/actions/<int:action_id>/signatures")
 def action_signatures(action_id: int):
     return _signatures_page(db.get_or_404(Action, action_id), SignerImportForm())
 
 
-@bp.get("/actions/<int:action_id>/signatures.csv")
 def action_signatures_csv(action_id: int):
     action = db.get_or_404(Action, action_id)
     name = f"signatures-{action.slug[:60]}-{datetime.now(UTC):%Y-%m-%d}.csv"
@@ -110,7 +103,6 @@ def action_signatures_csv(action_id: int):
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 
-@bp.post("/actions/<int:action_id>/signatures/import")
 @allows_large_upload  # the same size limit as the subscriber import: one reader, one set of limits
 def action_signatures_import(action_id: int):
     action = db.get_or_404(Action, action_id)

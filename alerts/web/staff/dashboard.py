@@ -10,7 +10,6 @@ from ...extensions import db
 from ...models import Action, Alert
 from ...reports import alert_report, charts
 from ...reports import dashboard as series
-from . import bp
 
 
 def subscriber_counts() -> dict[str, int]:
@@ -18,7 +17,6 @@ def subscriber_counts() -> dict[str, int]:
     return listcounts.by_status()
 
 
-@bp.get("/")
 def dashboard():
     recent = db.session.scalars(
         sa.select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(8)
@@ -34,13 +32,11 @@ def dashboard():
     )
 
 
-@bp.get("/charts.part")
 def dashboard_charts_part():
     """The dashboard's charts alone, which the dashboard fetches and puts in place."""
     return render_template("staff/_charts.html", **dashboard_charts())
 
 
-@bp.get("/charts")
 def dashboard_charts_page():
     """The same charts as a page of their own, for a browser that runs no script."""
     return render_template("staff/charts.html", **dashboard_charts())

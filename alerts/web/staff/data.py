@@ -1,6 +1,6 @@
 """Staff pages for subscriber data: CSV import and export, one subscriber's record, erasure.
 
-The views join the staff blueprint, so its login gate and security headers apply to them.
+The staff blueprint's table routes to these views, so its login gate and security headers apply to them.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from ...reports import history
 from ...subscribers import exporting, import_report, importing, privacy, welcome
 from ..forms import ButtonForm
 from ..security import allows_large_upload
-from . import auth, bp
+from . import auth
 
 REPORT_ROWS_SHOWN = 200
 DELIVERIES_SHOWN = 100
@@ -128,7 +128,6 @@ class ImportForm(FlaskForm):
 # -- import and export -------------------------------------------------------------------
 
 
-@bp.route("/subscribers/import", methods=["GET", "POST"])
 @allows_large_upload
 def data_import():
     form = ImportForm()
@@ -170,7 +169,6 @@ def _run_import(stream, form: ImportForm, mapping: dict[str, str]) -> import_rep
     )
 
 
-@bp.get("/subscribers/export.csv")
 def data_export():
     status = request.args.get("status") or None
     if status is not None and status not in {s.value for s in SubscriberStatus}:
@@ -193,7 +191,6 @@ def _subscriber_or_404(subscriber_id: int) -> Subscriber:
     return sub
 
 
-@bp.get("/subscribers/<int:subscriber_id>")
 def data_subscriber(subscriber_id: int):
     sub = _subscriber_or_404(subscriber_id)
     deliveries = db.session.execute(
@@ -213,7 +210,6 @@ def data_subscriber(subscriber_id: int):
     )
 
 
-@bp.get("/subscribers/<int:subscriber_id>/data.json")
 def data_subscriber_json(subscriber_id: int):
     payload = privacy.export_subscriber_data(subscriber_id)
     if payload is None:
@@ -225,7 +221,6 @@ def data_subscriber_json(subscriber_id: int):
     )
 
 
-@bp.route("/subscribers/<int:subscriber_id>/erase", methods=["GET", "POST"])
 def data_subscriber_erase(subscriber_id: int):
     sub = _subscriber_or_404(subscriber_id)
     form = ButtonForm()

@@ -9,7 +9,7 @@ from flask import current_app, flash, redirect, render_template, request, url_fo
 from ...accounts import check_password, end_sessions_for
 from ...extensions import db, limiter
 from ...words import plural
-from . import auth, bp
+from . import auth
 from .forms import LoginForm
 
 log = logging.getLogger(__name__)
@@ -28,7 +28,6 @@ def _locked_page(form: LoginForm, seconds: int):
     return render_template("staff/login.html", form=form, error=error), 429
 
 
-@bp.route("/login", methods=["GET", "POST"])
 @limiter.limit(_login_rate_limit, methods=["POST"], deduct_when=lambda r: r.status_code >= 400)
 def login():
     form = LoginForm()
@@ -59,7 +58,6 @@ def login():
     return redirect(auth.safe_next(form.next.data) or url_for("staff.dashboard"), code=303)
 
 
-@bp.post("/logout")
 def logout():
     auth.logout()
     db.session.commit()

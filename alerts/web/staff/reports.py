@@ -5,10 +5,8 @@ from __future__ import annotations
 from flask import abort, render_template
 
 from ...reports import alert_report
-from . import bp
 
 
-@bp.get("/alerts/<int:alert_id>/report", endpoint="alert_report")
 def alert_report_page(alert_id: int):
     data = alert_report.report(alert_id)
     if data is None:

@@ -7,11 +7,10 @@ from flask import render_template, request
 
 from ...extensions import db
 from ...models import Subscriber, SubscriberStatus
-from . import PER_PAGE, bp, page_number
+from .common import PER_PAGE, page_number
 from .dashboard import subscriber_counts
 
 
-@bp.get("/subscribers")
 def subscribers():
     status = request.args.get("status", "")
     if status not in {s.value for s in SubscriberStatus}:

@@ -1,7 +1,7 @@
-"""Staff pages for the suppression list and the bounce log (routes on the staff blueprint).
+"""Staff pages for the suppression list and the bounce log.
 
-Imported by create_app before the blueprint is registered; being on `staff.bp`, every
-route here is behind its login gate, CSP and no-store headers.
+Their routes are in the staff blueprint's table (blueprint.py), so every one of them is
+behind its login gate, CSP and no-store headers.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from ...bounces import processing
 from ...extensions import db
 from ...models import BounceEvent, BounceKind, Subscriber, Suppression, SuppressionLift, email_hash
 from ...suppressions import lift
-from . import bp, current_staff, page_number
+from .common import current_staff, page_number
 from .forms import ADDRESS
 
 PER_PAGE = 50
@@ -66,12 +66,10 @@ def _list_page(form: SuppressForm, status: int = 200):
     ), status
 
 
-@bp.get("/suppressions")
 def suppressions():
     return _list_page(SuppressForm())
 
 
-@bp.post("/suppressions")
 def suppression_add():
     form = SuppressForm()
     if not form.validate_on_submit():
@@ -86,7 +84,6 @@ def suppression_add():
     return redirect(url_for("staff.suppressions"), code=303)
 
 
-@bp.post("/suppressions/<int:suppression_id>/lift")
 def suppression_lift(suppression_id: int):
     entry = db.get_or_404(Suppression, suppression_id)
     back = redirect(url_for("staff.suppressions", q=request.args.get("q") or None), code=303)
@@ -104,7 +101,6 @@ def suppression_lift(suppression_id: int):
     return back
 
 
-@bp.get("/bounces")
 def bounce_events():
     kind = request.args.get("kind", "")
     if kind not in {k.value for k in BounceKind}:

@@ -9,7 +9,6 @@ from wtforms.validators import DataRequired, Length
 
 from ...extensions import db
 from ...subscribers import welcome
-from . import bp
 
 
 class WelcomeForm(FlaskForm):
@@ -20,7 +19,6 @@ class WelcomeForm(FlaskForm):
     enabled = BooleanField("Send the welcome email after each confirmation")
 
 
-@bp.route("/welcome", methods=["GET", "POST"])
 def welcome_email():
     current = welcome.text()
     form = WelcomeForm(data={"subject": current.subject, "body_md": current.body_md,

@@ -1,0 +1,134 @@
+"""The staff blueprint: the gate in front of every staff page, then the route table.
+
+The gate (login required, the staff security headers) is the blueprint's own, so every rule
+added below gets it; the view modules import no blueprint, and their decorators (a rate
+limit, a large-upload allowance) stay on the view.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, flash, jsonify, redirect, request, session, url_for
+
+from . import (
+    actions,
+    auth,
+    compose,
+    dashboard,
+    data,
+    login,
+    reports,
+    sending,
+    subscribers,
+    suppressions,
+    welcome,
+)
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+# The only staff endpoints reachable without a login.
+OPEN_ENDPOINTS = {"staff.login"}
+
+# Staff pages load only this site's files and cannot be framed elsewhere.
+STAFF_CSP = (
+    "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'"
+)
+
+
+# -- login, and the gate in front of every other page ------------------------------
+
+
+@bp.before_request
+def require_login():
+    if request.endpoint in OPEN_ENDPOINTS or auth.current_staff() is not None:
+        return None
+    had_session = auth.SESSION_USER in session
+    if had_session:
+        session.clear()  # expired, or the account is gone: nothing of it stays
+    if request.endpoint == "staff.alert_status":
+        return jsonify(error="login required"), 401
+    if request.method not in ("GET", "HEAD"):
+        abort(401)
+    if had_session:
+        flash("Your session has ended. Please log in again.", "info")
+    target = request.full_path if request.query_string else request.path
+    return redirect(url_for("staff.login", next=target))
+
+
+@bp.after_request
+def security_headers(response):
+    response.headers.setdefault("Content-Security-Policy", STAFF_CSP)
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.context_processor
+def staff_context() -> dict:
+    return {"staff_user": auth.current_staff()}
+
+
+# -- the route table ----------------------------------------------------------------
+
+GET = ("GET",)
+POST = ("POST",)
+GET_POST = ("GET", "POST")
+rule = bp.add_url_rule
+
+rule("/login", "login", login.login, methods=GET_POST)
+rule("/logout", "logout", login.logout, methods=POST)
+
+rule("/", "dashboard", dashboard.dashboard, methods=GET)
+rule("/charts.part", "dashboard_charts_part", dashboard.dashboard_charts_part, methods=GET)
+rule("/charts", "dashboard_charts_page", dashboard.dashboard_charts_page, methods=GET)
+
+rule("/actions", "actions", actions.actions, methods=GET)
+rule("/actions/new", "action_new", actions.action_new, methods=GET_POST)
+rule("/actions/<int:action_id>/edit", "action_edit", actions.action_edit, methods=GET_POST)
+rule("/actions/<int:action_id>/toggle", "action_toggle", actions.action_toggle, methods=POST)
+rule("/actions/<int:action_id>/move", "action_move", actions.action_move, methods=POST)
+rule("/actions/<int:action_id>/signatures", "action_signatures", actions.action_signatures, methods=GET)
+rule("/actions/<int:action_id>/signatures.csv", "action_signatures_csv", actions.action_signatures_csv,
+     methods=GET)
+rule("/actions/<int:action_id>/signatures/import", "action_signatures_import",
+     actions.action_signatures_import, methods=POST)
+
+# Alerts: compose (the list, a draft, its audience and A/B test) ...
+rule("/alerts", "alerts", compose.alerts, methods=GET)
+rule("/alerts/audience.json", "alert_audience", compose.alert_audience, methods=GET)
+rule("/alerts/new", "alert_new", compose.alert_new, methods=GET_POST)
+rule("/alerts/<int:alert_id>/edit", "alert_edit", compose.alert_edit, methods=GET_POST)
+# ... then look, preview, test, schedule, send and control the blast.
+rule("/alerts/<int:alert_id>", "alert", sending.alert, methods=GET)
+rule("/alerts/<int:alert_id>/preview.html", "alert_preview_html", sending.alert_preview_html, methods=GET)
+rule("/alerts/<int:alert_id>/preview.txt", "alert_preview_text", sending.alert_preview_text, methods=GET)
+rule("/alerts/<int:alert_id>/test", "alert_test", sending.alert_test, methods=POST)
+rule("/alerts/<int:alert_id>/schedule", "alert_schedule", sending.alert_schedule, methods=POST)
+rule("/alerts/<int:alert_id>/unschedule", "alert_unschedule", sending.alert_unschedule, methods=POST)
+rule("/alerts/<int:alert_id>/remind", "alert_remind", sending.alert_remind, methods=POST)
+rule("/alerts/<int:alert_id>/send", "alert_send", sending.alert_send, methods=GET_POST)
+rule("/alerts/<int:alert_id>/recipients.json", "alert_recipients", sending.alert_recipients, methods=GET)
+rule("/alerts/<int:alert_id>/status.json", "alert_status", sending.alert_status, methods=GET)
+rule("/alerts/<int:alert_id>/pause", "alert_pause", sending.alert_pause, methods=POST)
+rule("/alerts/<int:alert_id>/resume", "alert_resume", sending.alert_resume, methods=POST)
+rule("/alerts/<int:alert_id>/cancel", "alert_cancel", sending.alert_cancel, methods=POST)
+rule("/alerts/<int:alert_id>/report", "alert_report", reports.alert_report_page, methods=GET)
+
+rule("/subscribers", "subscribers", subscribers.subscribers, methods=GET)
+rule("/subscribers/import", "data_import", data.data_import, methods=GET_POST)
+rule("/subscribers/export.csv", "data_export", data.data_export, methods=GET)
+rule("/subscribers/<int:subscriber_id>", "data_subscriber", data.data_subscriber, methods=GET)
+rule("/subscribers/<int:subscriber_id>/data.json", "data_subscriber_json", data.data_subscriber_json,
+     methods=GET)
+rule("/subscribers/<int:subscriber_id>/erase", "data_subscriber_erase", data.data_subscriber_erase,
+     methods=GET_POST)
+
+rule("/suppressions", "suppressions", suppressions.suppressions, methods=GET)
+rule("/suppressions", "suppression_add", suppressions.suppression_add, methods=POST)
+rule("/suppressions/<int:suppression_id>/lift", "suppression_lift", suppressions.suppression_lift,
+     methods=POST)
+rule("/bounces", "bounce_events", suppressions.bounce_events, methods=GET)
+
+rule("/welcome", "welcome_email", welcome.welcome_email, methods=GET_POST)

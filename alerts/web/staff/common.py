@@ -1,0 +1,23 @@
+"""What the staff views share: the signed-in user and the list pages' paging."""
+
+from __future__ import annotations
+
+from flask import request
+
+from ...models import StaffUser
+from . import auth
+
+PER_PAGE = 50
+MAX_PAGE = 1_000_000  # beyond any list here; keeps OFFSET inside the databases' integers
+
+
+def page_number() -> int:
+    """The `page` query argument, 1 when missing or nonsense, never past MAX_PAGE."""
+    page = request.args.get("page", 1, type=int)
+    return min(max(page, 1), MAX_PAGE)
+
+
+def current_staff() -> StaffUser:
+    user = auth.current_staff()
+    assert user is not None  # the blueprint's before_request gate let this request through
+    return user

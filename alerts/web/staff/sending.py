@@ -1,0 +1,226 @@
+"""Staff pages for one alert: look, preview, test, schedule, send, follow, pause, resume, cancel."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+
+from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
+
+from ...blasts import compose, content, control, progress, scheduling, sending, state
+from ...blasts.compose import ComposeError
+from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
+from ...extensions import db
+from ...mail.smtp import MailConfigError
+from ...models import AbTest, Alert, AlertState
+from ...words import plural
+from ..filters import org_zone
+from .common import current_staff
+from .compose import audience_of, counted
+from .forms import LaunchForm, ReminderForm, ScheduleForm, SendTestForm
+
+log = logging.getLogger(__name__)
+
+# The email preview is staff-written content: no scripts, no forms, no requests out but images.
+PREVIEW_CSP = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src https: data:; font-src https: data:; "
+    "base-uri 'none'; form-action 'none'; frame-ancestors 'self'; sandbox"
+)
+
+
+def alert(alert_id: int):
+    return _alert_page(db.get_or_404(Alert, alert_id))
+
+
+def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: int = 200):
+    status = progress.status(item.id)
+    test_form = SendTestForm(data={"to": current_staff().email})
+    if schedule_form is None:
+        when = item.scheduled_for.astimezone(org_zone()) if item.scheduled_for else None
+        schedule_form = ScheduleForm(formdata=None,
+                                     data={"at": when.strftime("%Y-%m-%dT%H:%M") if when else ""})
+    return render_template(
+        "staff/alert.html",
+        alert=item,
+        status=status,
+        test_form=test_form,
+        audience=audience_of(item, count=False),
+        included=content.rendered_actions(item),
+        intro_names=compose.intro_names(item.intro_md, content.rendered_actions(item)),
+        send_blocked=_send_blocked(),
+        ab=db.session.get(AbTest, item.id),
+        remind_form=ReminderForm(data={"subject": compose.reminder_subject(item.subject)}),
+        can_remind=item.state in compose.FINISHED,
+        schedule_form=schedule_form,
+        org_timezone=current_app.config["ORG_TIMEZONE"],
+    ), code
+
+
+def alert_schedule(alert_id: int):
+    """Schedule or reschedule a draft; the time is read in the organisation's zone."""
+    item = db.get_or_404(Alert, alert_id)
+    form = ScheduleForm()
+    if form.validate_on_submit():
+        try:
+            scheduling.schedule(item.id, scheduling.parse_local(form.at.data, org_zone()))
+        except state.BlastError as exc:
+            db.session.rollback()
+            form.at.errors = [f"{exc}."]
+        else:
+            db.session.commit()
+            flash(f"Scheduled: beat starts this alert at {form.at.data.replace('T', ' ')} "
+                  f"({current_app.config['ORG_TIMEZONE']}).", "success")
+            return redirect(url_for("staff.alert", alert_id=item.id, _anchor="schedule"), code=303)
+    return _alert_page(item, form, 400)
+
+
+def alert_unschedule(alert_id: int):
+    return _control(alert_id, scheduling.unschedule, "Unscheduled. The alert is a draft again; "
+                    "nothing is sent until you send or schedule it.")
+
+
+def alert_remind(alert_id: int):
+    """Remind those who did not act: a new draft to the same recipients minus signers."""
+    item = db.get_or_404(Alert, alert_id)
+    form = ReminderForm()
+    if not form.validate_on_submit():
+        flash("Reminder not made: " + " ".join(e for errs in form.errors.values() for e in errs), "error")
+        return redirect(url_for("staff.alert", alert_id=item.id, _anchor="remind"), code=303)
+    try:
+        draft = compose.reminder(item.id, minus_clickers=form.minus_clickers.data,
+                                 created_by=current_staff().email, subject=form.subject.data)
+    except ComposeError as exc:
+        db.session.rollback()
+        flash(f"Reminder not made: {exc}.", "error")
+        return redirect(url_for("staff.alert", alert_id=item.id, _anchor="remind"), code=303)
+    db.session.commit()
+    flash("Reminder drafted for those who did not act. Check it, then send it.", "success")
+    return redirect(url_for("staff.alert", alert_id=draft.id), code=303)
+
+
+def _send_blocked() -> str | None:
+    """Why no blast may start here at all (said before anyone presses Send), or None."""
+    return POSTAL_ADDRESS_REQUIRED if postal_address_missing(current_app.config) else None
+
+
+def alert_preview_html(alert_id: int):
+    rendered = content.preview(db.get_or_404(Alert, alert_id))
+    response = make_response(rendered.html)
+    response.headers["Content-Type"] = "text/html; charset=utf-8"
+    response.headers["Content-Security-Policy"] = PREVIEW_CSP
+    response.headers["X-Frame-Options"] = "SAMEORIGIN"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def alert_preview_text(alert_id: int):
+    rendered = content.preview(db.get_or_404(Alert, alert_id))
+    body = f"Subject: {rendered.subject}\n\n{rendered.text}"
+    return body, 200, {
+        "Content-Type": "text/plain; charset=utf-8",
+        # Shown in the alert page's preview frame, like the HTML version.
+        "Content-Security-Policy": "default-src 'none'; frame-ancestors 'self'; sandbox",
+        "X-Frame-Options": "SAMEORIGIN",
+    }
+
+
+def alert_test(alert_id: int):
+    item = db.get_or_404(Alert, alert_id)
+    form = SendTestForm()
+    # To the top of the page, where the answer is shown (the form is right below it).
+    back = redirect(url_for("staff.alert", alert_id=item.id), code=303)
+    if not form.validate_on_submit():
+        flash("Test not sent: " + " ".join(e for errs in form.errors.values() for e in errs), "error")
+        return back
+    to = form.to.data.strip()
+    try:
+        sending.send_test(item.id, to)
+    except state.BlastError as exc:
+        flash(f"Test not sent: {exc}.", "error")
+    except (OSError, smtplib.SMTPException, MailConfigError) as exc:
+        log.warning("test send of alert %s to %s failed: %s", item.id, to, exc)
+        flash(f"Test not sent: the mail server could not be reached or refused it ({exc}). "
+              "Nothing was sent to subscribers.", "error")
+    else:
+        flash(f"Test sent to {to}. Its subject starts with [TEST].", "success")
+    return back
+
+
+def alert_send(alert_id: int):
+    """The confirmation step: the count and the subject, and a box to tick, before anything goes."""
+    item = db.get_or_404(Alert, alert_id)
+    back = redirect(url_for("staff.alert", alert_id=item.id), code=303)
+    if item.state != AlertState.DRAFT:
+        flash(f"This alert is {item.state}; only a draft can be sent.", "error")
+        return back
+    form = LaunchForm()
+    if request.method == "POST" and form.validate_on_submit():
+        # No count before the send (a second or more at a million): the first message goes
+        # out while the page counts, after the commit.
+        try:
+            total = control.launch(item.id)
+            if total == 0:
+                raise state.BlastError("there are no confirmed subscribers to send to")
+        except state.BlastError as exc:
+            db.session.rollback()
+            flash(f"Not sent: {exc}.", "error")
+            return back
+        db.session.commit()
+        if total is None:
+            total = state.expected_recipients(item)
+            db.session.commit()
+        flash(f"Sending to {plural(total, 'subscriber')}. You can pause or cancel below.", "success")
+        return back
+    audience = counted(item)
+    recipients = audience["size"]
+    status = 400 if request.method == "POST" else 200
+    return render_template(
+        "staff/send.html", alert=item, form=form, recipients=recipients,
+        included=content.rendered_actions(item), send_blocked=_send_blocked(),
+        audience=audience, ab=db.session.get(AbTest, item.id),
+    ), status
+
+
+def alert_recipients(alert_id: int):
+    """The draft page's count, fetched after the page: how many a blast started now would go to."""
+    item = db.get_or_404(Alert, alert_id)
+    if item.state != AlertState.DRAFT:
+        return jsonify(error=f"This alert is {item.state}; only a draft has recipients to count."), 409
+    audience = counted(item)
+    if audience.get("error"):
+        return jsonify(error=audience["error"]), 400
+    return jsonify(size=audience["size"], description=audience["description"], words=audience["words"])
+
+
+def alert_status(alert_id: int):
+    try:
+        status = progress.status(alert_id)
+    except state.BlastError as exc:
+        return jsonify(error=str(exc)), 404
+    return jsonify(status)
+
+
+def _control(alert_id: int, operation, done: str):
+    db.get_or_404(Alert, alert_id)
+    try:
+        operation(alert_id)
+    except state.BlastError as exc:
+        db.session.rollback()
+        flash(f"{exc}.", "error")
+    else:
+        db.session.commit()
+        flash(done, "success")
+    return redirect(url_for("staff.alert", alert_id=alert_id), code=303)
+
+
+def alert_pause(alert_id: int):
+    return _control(alert_id, control.pause, "Paused. Messages already handed to the mail server "
+                    "still arrive; nothing more is sent until you resume.")
+
+
+def alert_resume(alert_id: int):
+    return _control(alert_id, control.resume, "Resumed.")
+
+
+def alert_cancel(alert_id: int):
+    return _control(alert_id, control.cancel, "Cancelled. Subscribers not yet sent to are skipped.")

@@ -81,7 +81,8 @@ class Applier:
 
     def _commit(self, rows: list[Row]) -> _ChunkResult:
         """The chunk in one transaction (a dry run rolls it back), started again on a race."""
-        for attempt in range(3):
+        tries = 3
+        while True:
             try:
                 result = self._apply(rows)
                 if self.dry_run:
@@ -93,9 +94,9 @@ class Applier:
                 # A signup for one of these addresses landed between our SELECT and INSERT:
                 # start the chunk again, which now finds that subscriber.
                 db.session.rollback()
-                if attempt == 2:
+                tries -= 1
+                if not tries:
                     raise
-        raise AssertionError("unreachable")
 
     def _apply(self, rows: list[Row]) -> _ChunkResult:
         result = _ChunkResult()

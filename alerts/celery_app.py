@@ -8,7 +8,7 @@ from celery import Celery, Task
 from flask import Flask
 from kombu import Queue
 
-from . import redis_conn
+from . import redis_conn, tasknames
 
 
 def bulk_queue(queue: str) -> str:
@@ -39,7 +39,7 @@ def celery_config(app: Flask) -> dict:
         # A worker started without -Q takes from both queues in turn (Redis: round robin), so
         # interactive tasks wait at most for one batch; `-Q NAME.bulk` makes a blast-only worker.
         "task_queues": [Queue(queue), Queue(bulk_queue(queue))],
-        "task_routes": {"alerts.tasks.send_batch": {"queue": bulk_queue(queue)}},
+        "task_routes": {tasknames.SEND_BATCH: {"queue": bulk_queue(queue)}},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": True,
@@ -49,20 +49,20 @@ def celery_config(app: Flask) -> dict:
         "task_send_sent_event": False,
         "beat_schedule": {
             "sweep-stuck-deliveries": {
-                "task": "alerts.tasks.sweep",
+                "task": tasknames.SWEEP,
                 "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 15)),
             },
             "start-scheduled-alerts": {
-                "task": "alerts.tasks.start_scheduled",
+                "task": tasknames.START_SCHEDULED,
                 "schedule": timedelta(seconds=app.config.get("SCHEDULE_INTERVAL_SECONDS", 10)),
             },
             "record-clicks": {
-                "task": "alerts.tasks.record_clicks",
+                "task": tasknames.RECORD_CLICKS,
                 "schedule": timedelta(seconds=app.config.get("CLICK_FLUSH_SECONDS", 5)),
             },
-            "expire-clicks": {"task": "alerts.tasks.expire_clicks", "schedule": timedelta(hours=1)},
+            "expire-clicks": {"task": tasknames.EXPIRE_CLICKS, "schedule": timedelta(hours=1)},
             "decide-ab-tests": {
-                "task": "alerts.tasks.decide_ab_tests",
+                "task": tasknames.DECIDE_AB_TESTS,
                 "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
             },
         },

@@ -1,7 +1,7 @@
 """Celery tasks: thin wrappers that commit, retry and log around plain functions.
 
-Task names are the contract with the workers and with `queueing` (domain code queues by
-name and never imports this module).
+Each is registered under its name in `tasknames`, the contract with the workers and with
+`queueing` (domain code queues by name and never imports this module).
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ import sqlalchemy as sa
 from celery import Task, shared_task
 from flask import current_app
 
-from . import welcome
+from . import tasknames
 from .actions import signing  # noqa: F401 - its email kind, registered on import
 from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing
 from .extensions import db
 from .mail import smtp
-from .subscribers import confirmations, emails, subscriptions
+from .subscribers import confirmations, emails, subscriptions, welcome
 from .tracking import drain, retention
 from .words import plural
 
@@ -83,7 +83,7 @@ send_welcome = EMAIL_TASKS[welcome.NAME]
 send_signature_confirmation = EMAIL_TASKS["signature_confirmation"]
 
 
-@shared_task(name="alerts.tasks.handle_signup")
+@shared_task(name=tasknames.HANDLE_SIGNUP)
 def handle_signup(attempt_id: int) -> int | None:
     """A signup as received by `POST /subscribe`: decided here, so the answer could not tell."""
     subscriber_id = confirmations.handle_signup(attempt_id)
@@ -91,17 +91,17 @@ def handle_signup(attempt_id: int) -> int | None:
     return subscriber_id
 
 
-@shared_task(name="alerts.tasks.dispatch_blast")
+@shared_task(name=tasknames.DISPATCH_BLAST)
 def dispatch_blast(alert_id: int) -> int:
     return dispatch.dispatch(alert_id)
 
 
-@shared_task(name="alerts.tasks.fill_blast")
+@shared_task(name=tasknames.FILL_BLAST)
 def fill_blast(alert_id: int) -> int:
     return dispatch.fill(alert_id)
 
 
-@shared_task(bind=True, name="alerts.tasks.send_batch", max_retries=None)
+@shared_task(bind=True, name=tasknames.SEND_BATCH, max_retries=None)
 def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     try:
         result = sending.send_batch(alert_id, first, last)
@@ -135,7 +135,7 @@ def send_batch(self, alert_id: int, first: int, last: int) -> dict:
     return {"sent": result.sent, "failed": result.failed, "requeued": result.requeued}
 
 
-@shared_task(name="alerts.tasks.start_scheduled")
+@shared_task(name=tasknames.START_SCHEDULED)
 def start_scheduled() -> list[int]:
     started = scheduling.start_due()
     for alert_id in started:
@@ -143,7 +143,7 @@ def start_scheduled() -> list[int]:
     return started
 
 
-@shared_task(name="alerts.tasks.sweep")
+@shared_task(name=tasknames.SWEEP)
 def sweep() -> dict:
     result = recovery.sweep()
     signups = subscriptions.stale_attempts(current_app.config["SIGNUP_STALE_SECONDS"])
@@ -188,7 +188,7 @@ def sweep_words(result: dict) -> str:
     return ", ".join(words)
 
 
-@shared_task(name="alerts.tasks.decide_ab_tests")
+@shared_task(name=tasknames.DECIDE_AB_TESTS)
 def decide_ab_tests() -> dict:
     """Beat: A/B tests' circuit breakers, and winners once their wait is over (commits per test)."""
     done = abtest.decide_due()
@@ -197,7 +197,7 @@ def decide_ab_tests() -> dict:
     return done
 
 
-@shared_task(name="alerts.tasks.queue_emails")
+@shared_task(name=tasknames.QUEUE_EMAILS)
 def queue_emails(kind_name: str, ids: list[int]) -> int:
     """A bulk import's fan-out: one task of an email kind per subscriber, queued from a worker.
 
@@ -214,13 +214,13 @@ def queue_emails(kind_name: str, ids: list[int]) -> int:
     return len(ids)
 
 
-@shared_task(name="alerts.tasks.queue_confirmations")
+@shared_task(name=tasknames.QUEUE_CONFIRMATIONS)
 def queue_confirmations(subscriber_ids: list[int]) -> int:
     """`queue_emails` of confirmations (the name imports queue them under)."""
     return queue_emails("confirmation", subscriber_ids)
 
 
-@shared_task(name="alerts.tasks.record_clicks")
+@shared_task(name=tasknames.RECORD_CLICKS)
 def record_clicks() -> dict:
     """Drain the redirect's Redis list of clicks into the database (commits per batch)."""
     result = drain.drain()
@@ -229,7 +229,7 @@ def record_clicks() -> dict:
     return result.as_dict()
 
 
-@shared_task(name="alerts.tasks.expire_clicks")
+@shared_task(name=tasknames.EXPIRE_CLICKS)
 def expire_clicks() -> dict:
     """Per-person clicks past CLICK_RETENTION_DAYS become counts (commits)."""
     result = retention.expire()

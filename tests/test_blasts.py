@@ -465,8 +465,8 @@ def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):
 
     import sqlalchemy as sa
 
-    from alerts.blasts import sending
     from alerts.blasts.recorder import HEARTBEAT_SECONDS, Recorder
+    from alerts.blasts.store import SqlBatchStore
     from alerts.extensions import db
     from alerts.models import Delivery, utcnow
 
@@ -474,7 +474,7 @@ def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):
     alert_id = make_alert()
     blasts.start_blast(alert_id)
     first, last = next(blasts.batch_ranges(alert_id, 10))
-    claim = sending._claim(alert_id, first, last)
+    claim = SqlBatchStore().claim(alert_id, first, last)
     long_ago = utcnow() - timedelta(seconds=20)
     db.session.execute(sa.update(Delivery).values(claimed_at=long_ago))
     db.session.commit()
@@ -498,8 +498,8 @@ def test_recorder_keeps_one_connection_and_replaces_it_when_it_dies(app, ctx):
     second); when it dies, that flush keeps its 250s and records them on a fresh one."""
     import sqlalchemy as sa
 
-    from alerts.blasts import sending
     from alerts.blasts.recorder import Recorder
+    from alerts.blasts.store import SqlBatchStore
     from alerts.extensions import db
     from alerts.models import Delivery
 
@@ -507,7 +507,7 @@ def test_recorder_keeps_one_connection_and_replaces_it_when_it_dies(app, ctx):
     alert_id = make_alert()
     blasts.start_blast(alert_id)
     first, last = next(blasts.batch_ranges(alert_id, 10))
-    claim = sending._claim(alert_id, first, last)
+    claim = SqlBatchStore().claim(alert_id, first, last)
     ids = list(db.session.scalars(sa.select(Delivery.id).order_by(Delivery.id)))
     recorder = Recorder(db.engine, alert_id, claim, 0.05, first, last)
     recorder.sent(ids[0])
@@ -535,7 +535,7 @@ def test_recorder_keeps_one_connection_and_replaces_it_when_it_dies(app, ctx):
 def _claimed_batch(n: int):
     import sqlalchemy as sa
 
-    from alerts.blasts import sending
+    from alerts.blasts.store import SqlBatchStore
     from alerts.extensions import db
     from alerts.models import Delivery
 
@@ -543,7 +543,7 @@ def _claimed_batch(n: int):
     alert_id = make_alert()
     blasts.start_blast(alert_id)
     first, last = next(blasts.batch_ranges(alert_id, 10))
-    claim = sending._claim(alert_id, first, last)
+    claim = SqlBatchStore().claim(alert_id, first, last)
     ids = list(db.session.scalars(sa.select(Delivery.id).order_by(Delivery.id)))
     return alert_id, claim, first, last, ids
 
@@ -640,14 +640,14 @@ def test_a_signup_during_a_big_blast_is_not_queued_behind_its_batches(app, clien
 def _recorder_on(engine, alert_id: int, lease: float):
     """A batch's recorder writing through `engine`, with one 250 waiting."""
 
-    from alerts.blasts import sending
     from alerts.blasts.recorder import Recorder
+    from alerts.blasts.store import SqlBatchStore
     from alerts.extensions import db
     from alerts.models import Delivery
 
     blasts.start_blast(alert_id)
     first, last = next(blasts.batch_ranges(alert_id, 10))
-    claim = sending._claim(alert_id, first, last)
+    claim = SqlBatchStore().claim(alert_id, first, last)
     recorder = Recorder(engine, alert_id, claim, 0.05, first, last, lease=lease)
     recorder.sent(db.session.scalar(sa.select(sa.func.min(Delivery.id))))
     return recorder

@@ -15,9 +15,10 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from alerts import queueing, tasks, welcome
+from alerts import queueing, tasks
 from alerts.extensions import db
 from alerts.models import Subscriber, utcnow
+from alerts.subscribers import welcome
 from tests.helpers import csrf_token, seed_actions, write_csv
 
 SOURCE = "Paper petition, Pride march 2026"

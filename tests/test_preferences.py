@@ -8,9 +8,10 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from alerts import audiences, welcome
+from alerts import audiences
 from alerts.extensions import db
 from alerts.models import Subscriber, SubscriberTopic, utcnow
+from alerts.subscribers import welcome
 from tests.helpers import link_in, save_alert, seed_actions, subscribe, unsubscribe_token_for
 
 

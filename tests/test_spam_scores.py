@@ -19,7 +19,7 @@ from alerts.extensions import db
 from alerts.mailcatcher import Received
 from alerts.models import Action, Signature, Subscriber, utcnow
 from alerts.subscribers.confirmations import send_confirmation
-from alerts.welcome import send_welcome
+from alerts.subscribers.welcome import send_welcome
 from tests.helpers import STAFF_EMAIL, blasts, make_alert, seed_actions
 from tests.tracking_helpers import send_blast
 

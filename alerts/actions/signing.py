@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from .. import queueing
+from .. import queueing, tasknames
 from ..extensions import PerDialect, db
 from ..mail.context import external_url, org_context
 from ..mail.rendering import compiled
@@ -26,7 +26,6 @@ from ..models import Action, Delivery, Signature, Subscriber, utcnow
 from ..subscribers import confirmations, emails, subscriptions
 from .references import read_reference
 
-SEND_SIGNATURE_CONFIRMATION = "alerts.tasks.send_signature_confirmation"
 SIGNATURE_CONFIRM_SALT = "alerts.signature-confirm.v1"
 ERASED = ""  # an erased signature keeps its row (counts add up) with no address or name
 SIGNATURE_CONFIRM_MAX_AGE = 7 * 24 * 3600
@@ -252,7 +251,7 @@ def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
 def queue_confirmation(signature_id: int) -> None:
     """Mail the confirmation link once the signature commits; if the broker is away, the
     signature is flagged and the sweep queues it (`claim_unqueued_confirmations`)."""
-    queueing.after_commit(SEND_SIGNATURE_CONFIRMATION, signature_id,
+    queueing.after_commit(tasknames.SEND_SIGNATURE_CONFIRMATION, signature_id,
                           on_broker_down=lambda: _flag_unqueued(signature_id))
 
 
@@ -379,7 +378,7 @@ SIGNATURE_CONFIRM_SLOTS = ("confirm_url", "email", "action_title")
 
 
 # Written to whoever signed, who need not be on the list: no list to unsubscribe from.
-@emails.email("signature_confirmation", task=SEND_SIGNATURE_CONFIRMATION, subscriber=False)
+@emails.email("signature_confirmation", task=tasknames.SEND_SIGNATURE_CONFIRMATION, subscriber=False)
 def send_signature_confirmation(signature_id: int) -> emails.Email | None:
     """Mail a flagged signature its confirmation link; None when there is nothing to confirm
     (confirmed meanwhile, erased)."""

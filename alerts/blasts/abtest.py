@@ -17,7 +17,7 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from .. import queueing
+from .. import queueing, tasknames
 from ..extensions import db
 from ..models import (
     AbTest,
@@ -33,7 +33,6 @@ from ..models import (
     utcnow,
 )
 
-DISPATCH = "alerts.tasks.dispatch_blast"
 LETTERS = "ABCDEFGHIJ"
 MAX_WAIT_MINUTES = 7 * 24 * 60
 
@@ -228,7 +227,7 @@ def decide(alert_id: int, *, force: bool = False) -> str | None:
         sa.update(Delivery).where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.HELD)
         .values(status=DeliveryStatus.QUEUED, variant=best))
     if alert.state == AlertState.SENDING:
-        queueing.after_commit(DISPATCH, alert_id)
+        queueing.after_commit(tasknames.DISPATCH_BLAST, alert_id)
     return "decided"
 
 

@@ -8,11 +8,9 @@ from __future__ import annotations
 
 from flask import current_app
 
-from .. import queueing
+from .. import queueing, tasknames
 from ..config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from . import abtest, state
-
-DISPATCH = "alerts.tasks.dispatch_blast"
 
 
 def launch(alert_id: int) -> int | None:
@@ -23,7 +21,7 @@ def launch(alert_id: int) -> int | None:
         raise state.BlastError(POSTAL_ADDRESS_REQUIRED)
     total = state.start_blast(alert_id)
     abtest.start(alert_id)  # an A/B test's samples are queued, the rest held for the winner
-    queueing.after_commit(DISPATCH, alert_id)
+    queueing.after_commit(tasknames.DISPATCH_BLAST, alert_id)
     return total
 
 
@@ -33,7 +31,7 @@ def pause(alert_id: int) -> None:
 
 def resume(alert_id: int) -> None:
     state.resume(alert_id)
-    queueing.after_commit(DISPATCH, alert_id)
+    queueing.after_commit(tasknames.DISPATCH_BLAST, alert_id)
 
 
 def cancel(alert_id: int) -> None:

@@ -8,13 +8,10 @@ from collections.abc import Iterator
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import queueing
+from .. import queueing, tasknames
 from ..extensions import db
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
 from .state import expected_recipients, filling, finish_if_done, fix_next_chunk
-
-SEND_BATCH = "alerts.tasks.send_batch"
-FILL = "alerts.tasks.fill_blast"
 
 
 def batch_ranges(alert_id: int, size: int, after: int = 0) -> Iterator[tuple[int, int]]:
@@ -64,10 +61,11 @@ def _queue_batches(alert: Alert, after: int = 0) -> tuple[int, bool]:
     ranges = list(batch_ranges(alert.id, size, after=after))
     alert.last_dispatch_at = utcnow()  # the sweep reads it
     for first, last in ranges:
-        queueing.after_commit(SEND_BATCH, alert.id, first, last)
+        queueing.after_commit(tasknames.SEND_BATCH, alert.id, first, last)
     more = filling(alert)
     if more:
-        queueing.after_commit(FILL, alert.id)  # (again after a pause or a lost task: harmless)
+        # (Again after a pause or a lost task: harmless.)
+        queueing.after_commit(tasknames.FILL_BLAST, alert.id)
     return len(ranges), more
 
 

@@ -1,4 +1,7 @@
-"""Sending one batch: claim its rows, build and send each message once, hand outcomes to the recorder."""
+"""Sending one batch: claim its rows, build and send each message once, hand outcomes to the recorder.
+
+The loop holds no SQL: the rows, their claim and their outcomes are its store's (`store`).
+"""
 
 from __future__ import annotations
 
@@ -8,95 +11,52 @@ import logging
 import random
 import smtplib
 import time
-import uuid
 
 import redis
-import sqlalchemy as sa
 from flask import current_app
 
-from .. import suppressions
+from .. import suppressions, tasknames
 from ..extensions import db
 from ..mail import pacing, smtp
 from ..mail.signed_ids import ReturnPaths, envelope_sender
-from ..models import (
-    Alert,
-    AlertState,
-    Delivery,
-    DeliveryStatus,
-    Subscriber,
-    SubscriberStatus,
-    email_hash,
-    utcnow,
-)
+from ..models import Alert, DeliveryStatus, SubscriberStatus
 from ..subscribers import emails
 from ..subscribers.subscriptions import InvalidEmail, normalize_email
 from .content import MessageFactory
-from .recorder import BatchResult, Recorder
-from .state import BlastError, finish_if_done
+from .recorder import BatchResult
+from .state import BlastError
+from .store import BatchStore, Messages, Outcomes, SqlBatchStore
 
 log = logging.getLogger(__name__)
-# Sent from the staff page itself (the answer says whether it went); a queued one runs the same.
-SEND_ALERT_TEST = "alerts.tasks.send_alert_test"
 
 
-def _claim(alert_id: int, first: int, last: int) -> str | None:
-    """Take the range's queued rows in one UPDATE; commits (the claim must be visible to all)."""
-    claim = uuid.uuid4().hex
-    res = db.session.execute(
-        sa.update(Delivery)
-        .where(
-            Delivery.alert_id == alert_id,
-            Delivery.id >= first,
-            Delivery.id <= last,
-            Delivery.status == DeliveryStatus.QUEUED,
-        )
-        .values(status=DeliveryStatus.SENDING, claim_id=claim, claimed_at=utcnow())
-    )
-    db.session.commit()
-    return claim if res.rowcount else None
-
-
-def _alert_state(alert_id: int) -> str | None:
-    return db.session.scalar(sa.select(Alert.state).where(Alert.id == alert_id))
-
-
-def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
+def send_batch(alert_id: int, first: int, last: int, store: BatchStore | None = None) -> BatchResult:
     """Claim the queued rows in [first, last], send each one once, record every outcome.
 
-    Engine internal: commits its claim, and its recorder commits outcomes as they come.
+    Engine internal: through its store (`SqlBatchStore` unless told), it commits its claim,
+    and its recorder commits outcomes as they come.
     """
     cfg = current_app.config
-    if _alert_state(alert_id) != AlertState.SENDING:
+    store = store or SqlBatchStore()
+    if not store.sending(alert_id):
         return BatchResult(stopped="not-sending")
-    claim = _claim(alert_id, first, last)
+    claim = store.claim(alert_id, first, last)
     if claim is None:
-        finish_if_done(alert_id)
+        store.finish_if_done(alert_id)
         return BatchResult()
-    rows = db.session.execute(
-        sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-                  Subscriber.status, Subscriber.token_key, Delivery.variant)
-        .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
-        .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
-        .order_by(Delivery.id)
-    ).all()
-    alert = db.session.get(Alert, alert_id)
-    factory = MessageFactory.for_alert(alert)
-    factory.prepare(rows)  # A/B variants and partial signers, one query per batch
-    suppressed = suppressions.suppressed_hashes(r.email for r in rows if r.email)
-    db.session.commit()  # no transaction stays open while the batch sends
+    batch = store.load(alert_id, first, last, claim)
 
-    recorder = Recorder(db.engine, alert_id, claim, cfg["BLAST_FLUSH_MS"] / 1000, first, last,
-                        lease=cfg["BLAST_STUCK_SECONDS"])
+    recorder = store.outcomes(alert_id, claim, first, last)
     with recorder:
         todo = []
-        for row in rows:
+        for row in batch.rows:
             if row.email is None or row.status != SubscriberStatus.CONFIRMED:
                 recorder.mark([row.id], DeliveryStatus.SKIPPED, "not subscribed")
-            elif email_hash(row.email) in suppressed:
+            elif row.email in batch.suppressed:
                 recorder.mark([row.id], DeliveryStatus.SKIPPED, "suppressed")
             else:
                 todo.append(row)
-        unsent = _send_rows(recorder, factory, todo, cfg)
+        unsent = _send_rows(recorder, batch.messages, todo, cfg)
         recorder.flush()  # the state as of now decides between requeue and skip
         recorder.release([r.id for r in unsent], recorder.result.stopped or "requeued")
     result = recorder.result
@@ -104,11 +64,11 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     if result.stopped == "lost-claim":
         log.error("alert %s: claim %s was taken over; batch stopped", alert_id, claim,
                   extra={"alert_id": alert_id, "claim": claim})
-    finish_if_done(alert_id)
+    store.finish_if_done(alert_id)
     return result
 
 
-def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> list:
+def _send_rows(recorder: Outcomes, factory: Messages, todo: list, cfg) -> list:
     """Send over paced connections to the relays; returns the rows still unsent (they go back).
 
     A relay that does not answer or drops the connection is marked down and the rest of
@@ -205,7 +165,7 @@ MAX_THROTTLES_PER_BATCH = 50
 class _Run:
     """One batch's rows on their way through one connection after another."""
 
-    def __init__(self, recorder: Recorder, factory: MessageFactory, pending, cfg):
+    def __init__(self, recorder: Outcomes, factory: Messages, pending, cfg):
         self.recorder = recorder
         self.factory = factory
         self.pending = pending
@@ -370,7 +330,7 @@ class _Run:
                  extra={"alert_id": rec.alert_id, "relay": relay.name, "smtp_code": refusal.code})
 
 
-def _recipient_error(rec: Recorder, row, refusal: smtp.Refusal, max_attempts: int) -> None:
+def _recipient_error(rec: Outcomes, row, refusal: smtp.Refusal, max_attempts: int) -> None:
     """5xx is final (and, at RCPT, a hard bounce that suppresses); 4xx is tried again later."""
     detail = refusal.detail
     log.info("delivery %s refused: %s", row.id, detail,
@@ -388,7 +348,8 @@ def _recipient_error(rec: Recorder, row, refusal: smtp.Refusal, max_attempts: in
 
 # Written to a staff address, not to a subscriber: the unsubscribe link is a sample and no
 # List-Unsubscribe header offers a one-click button that could unsubscribe no one.
-@emails.email("alert_test", task=SEND_ALERT_TEST, subscriber=False, auto_submitted=False)
+# Sent from the staff page itself (the answer says whether it went); a queued one runs the same.
+@emails.email("alert_test", task=tasknames.SEND_ALERT_TEST, subscriber=False, auto_submitted=False)
 def send_test(alert_id: int, to: str) -> emails.Email:
     """One copy to a staff address, through the alert's template, signer and relay."""
     alert = db.session.get(Alert, alert_id)

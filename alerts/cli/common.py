@@ -25,7 +25,7 @@ from ..blasts.state import BlastError
 from ..csvin import CsvFileError
 from ..mail.dkim import DkimConfigError
 from ..mail.smtp import MailConfigError
-from ..subscribers.importing import ImportFileError
+from ..subscribers.import_report import ImportFileError
 from ..web.security import MAX_DB_INT
 
 ID = click.IntRange(1, MAX_DB_INT)

@@ -6,11 +6,12 @@ import sys
 
 import click
 
-from .. import welcome as welcome_email
 from ..models import SubscriberStatus
 from ..subscribers import importing
+from ..subscribers import welcome as welcome_email
 from ..subscribers.exporting import export_csv
-from ..subscribers.importing import CONSENT_MODES, DOCUMENTED, ImportFileError, parse_mapping
+from ..subscribers.import_columns import parse_mapping
+from ..subscribers.import_report import CONSENT_MODES, DOCUMENTED, ImportFileError, write_problems
 from ..words import plural
 from .progress import Progress
 
@@ -93,7 +94,7 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
         click.echo(line)
     if report_path:
         with open(report_path, "w", newline="", encoding="utf-8") as out:
-            importing.write_problems(report.problems, out)
+            write_problems(report.problems, out)
         click.echo(f"{plural(len(report.problems), 'row')} listed with their reasons in {report_path}.")
     elif report.problems:
         click.echo("Use --report FILE to list those rows with their reasons.")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .. import queueing
+from .. import queueing, tasknames
 from ..extensions import db
 from ..mail.context import external_url, org_context
 from ..mail.rendering import compiled
@@ -12,20 +12,18 @@ from . import emails
 from .subscriptions import AWAITING_CONFIRMATION, release_cooldown, take_attempt
 from .tokens import make_confirm_token
 
-SEND_CONFIRMATION = "alerts.tasks.send_confirmation"
-HANDLE_SIGNUP = "alerts.tasks.handle_signup"
 CONFIRM_SLOTS = ("confirm_url", "email", emails.UNSUBSCRIBE_SLOT)
 
 
 def queue(subscriber_id: int) -> None:
     """Send the confirmation once the signup commits; if the broker is away, free the cooldown."""
-    queueing.after_commit(SEND_CONFIRMATION, subscriber_id,
+    queueing.after_commit(tasknames.SEND_CONFIRMATION, subscriber_id,
                           on_broker_down=lambda: release_cooldown([subscriber_id]))
 
 
 def queue_signup(attempt_id: int) -> None:
     """Decide a recorded signup in a worker once it commits; if the broker is away, the sweep does."""
-    queueing.after_commit(HANDLE_SIGNUP, attempt_id)
+    queueing.after_commit(tasknames.HANDLE_SIGNUP, attempt_id)
 
 
 def handle_signup(attempt_id: int) -> int | None:
@@ -36,7 +34,7 @@ def handle_signup(attempt_id: int) -> int | None:
     return subscriber_id
 
 
-@emails.email("confirmation", task=SEND_CONFIRMATION, subscriber=True)
+@emails.email("confirmation", task=tasknames.SEND_CONFIRMATION, subscriber=True)
 def send_confirmation(subscriber_id: int) -> emails.Email | None:
     """Mail the confirmation link; None (nothing sent) when there is no longer anyone to confirm."""
     sub = db.session.get(Subscriber, subscriber_id)

@@ -19,10 +19,10 @@ from flask import (
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn, welcome
+from .. import actions, redis_conn
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
-from ..subscribers import confirmations, preferences, subscriptions
+from ..subscribers import confirmations, preferences, subscriptions, welcome
 from ..subscribers.tokens import (
     SAMPLE_UNSUBSCRIBE_TOKENS,
     TokenError,

@@ -29,11 +29,10 @@ from flask_wtf.file import FileField
 from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
-from ... import welcome
 from ...extensions import db
 from ...models import Alert, Delivery, Subscriber, SubscriberStatus
 from ...reports import history
-from ...subscribers import exporting, importing, privacy
+from ...subscribers import exporting, import_report, importing, privacy, welcome
 from ..forms import ButtonForm
 from ..security import allows_large_upload
 from . import auth
@@ -80,15 +79,15 @@ class ImportForm(FlaskForm):
     consent = RadioField(
         "How did these people consent?",
         choices=[
-            SelectChoice(importing.DOCUMENTED,
+            SelectChoice(import_report.DOCUMENTED,
                          "We hold documented consent: add them as confirmed subscribers"),
-            SelectChoice(importing.CONFIRM_FIRST,
+            SelectChoice(import_report.CONFIRM_FIRST,
                          "Send each a confirmation email first: add them as pending"),
         ],
         validators=[InputRequired("Choose how these people consented.")],
     )
     source = StringField(
-        "Source of consent", validators=[Length(max=importing.SOURCE_MAX)],
+        "Source of consent", validators=[Length(max=import_report.SOURCE_MAX)],
         description="Where and how they agreed, e.g. “Paper petition, Pride march 2026”. "
                     "Recorded as their consent; required for documented consent.",
     )
@@ -112,7 +111,7 @@ class ImportForm(FlaskForm):
     def validate_send_welcome(self, field) -> None:
         if not field.data:
             return
-        if self.consent.data != importing.DOCUMENTED:
+        if self.consent.data != import_report.DOCUMENTED:
             raise ValidationError("The welcome email goes with documented consent: people who "
                                   "confirm first get it when they confirm.")
         if not welcome.text().enabled:
@@ -120,7 +119,7 @@ class ImportForm(FlaskForm):
                                   "switch it on first, or leave this box unticked.")
 
     def validate_source(self, field) -> None:
-        if self.consent.data == importing.DOCUMENTED and not (field.data or "").strip():
+        if self.consent.data == import_report.DOCUMENTED and not (field.data or "").strip():
             raise ValidationError(
                 "Say where and how these people consented; it is recorded as their consent."
             )
@@ -148,7 +147,7 @@ def data_import():
                 report = _run_import(stream, form, mapping)
         else:
             report = _run_import(form.file.data.stream, form, mapping)
-    except importing.ImportFileError as exc:
+    except import_report.ImportFileError as exc:
         form.file.errors = [str(exc)]
         return render_template("staff/data_import.html", form=form), 400
     keep_as = None
@@ -158,12 +157,12 @@ def data_import():
         kept.unlink(missing_ok=True)  # imported: nothing to keep any longer
     return render_template(
         "staff/data_import_report.html", report=report, filename=filename, form=form,
-        keep_as=keep_as, problems=report.problems[:REPORT_ROWS_SHOWN], reasons=importing.REASONS,
-        rejected_reasons=importing.REJECTED,
+        keep_as=keep_as, problems=report.problems[:REPORT_ROWS_SHOWN], reasons=import_report.REASONS,
+        rejected_reasons=import_report.REJECTED,
     )
 
 
-def _run_import(stream, form: ImportForm, mapping: dict[str, str]) -> importing.ImportReport:
+def _run_import(stream, form: ImportForm, mapping: dict[str, str]) -> import_report.ImportReport:
     return importing.import_file(
         stream, consent=form.consent.data, source=form.source.data, mapping=mapping,
         dry_run=form.dry_run.data, welcome=form.send_welcome.data,

@@ -7,8 +7,8 @@ from flask_wtf import FlaskForm
 from wtforms import BooleanField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
-from ... import welcome
 from ...extensions import db
+from ...subscribers import welcome
 
 
 class WelcomeForm(FlaskForm):

@@ -12,16 +12,15 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from . import queueing
-from .actions import action_link, open_actions
-from .extensions import db
-from .mail.context import org_context
-from .mail.rendering import compiled, markdown_html
-from .mail.signed_ids import return_path
-from .models import EmailText, Subscriber, SubscriberStatus, utcnow
-from .subscribers import emails
+from .. import queueing, tasknames
+from ..actions import action_link, open_actions
+from ..extensions import db
+from ..mail.context import org_context
+from ..mail.rendering import compiled, markdown_html
+from ..mail.signed_ids import return_path
+from ..models import EmailText, Subscriber, SubscriberStatus, utcnow
+from . import emails
 
-SEND_WELCOME = "alerts.tasks.send_welcome"
 NAME = "welcome"
 SLOTS = (emails.UNSUBSCRIBE_SLOT, "email")
 DEFAULT_SUBJECT = "Welcome to {org} action alerts"
@@ -72,7 +71,7 @@ SWEEP_WINDOW = timedelta(hours=1)
 def queue(subscriber_id: int) -> None:
     """After the confirmation commits (a broker outage loses no confirmation; the sweep
     sends the welcome later: `unsent`)."""
-    queueing.after_commit(SEND_WELCOME, subscriber_id)
+    queueing.after_commit(tasknames.SEND_WELCOME, subscriber_id)
 
 
 def unsent(limit: int = 1000, now: datetime | None = None) -> list[int]:
@@ -132,7 +131,7 @@ def release(subscriber_id: int) -> None:
     db.session.commit()
 
 
-@emails.email(NAME, task=SEND_WELCOME, subscriber=True, on_retry=release)
+@emails.email(NAME, task=tasknames.SEND_WELCOME, subscriber=True, on_retry=release)
 def send_welcome(subscriber_id: int) -> emails.Email | None:
     """The welcome, once for the subscriber's current confirmation; None when not to be sent.
 

@@ -91,3 +91,13 @@ def test_the_alerts_command_prints_one_line_naming_the_database(app):
     [line] = done.stderr.strip().splitlines()
     assert line.startswith("Error: the database is not answering (postgresql+psycopg://alerts:***@")
     assert "Connection refused" in line and PASSWORD not in line
+
+
+def test_the_sweep_says_in_one_line_that_the_database_is_away(dead_app, caplog):
+    from alerts import tasks
+
+    with dead_app.app_context(), caplog.at_level("WARNING", logger="alerts.tasks"):
+        assert tasks.sweep.run() == {"database": "down"}
+    [record] = [r for r in caplog.records if r.name == "alerts.tasks"]
+    assert record.getMessage().startswith("sweep skipped: the database is not answering (")
+    assert record.exc_info is None and PASSWORD not in record.getMessage()

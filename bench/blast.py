@@ -559,7 +559,7 @@ def render_table(r: dict) -> str:
 
 def run_relay_cap(args, workdir: Path) -> dict:
     """The blast into a relay that throttles at a fixed rate and caps connections (as SES does)."""
-    from alerts.mailcatcher import MailCatcher, RelayHandler
+    from alerts.testing.mailcatcher import MailCatcher, RelayHandler
 
     n = args.subscribers
     run_id = secrets.token_hex(4)

@@ -18,9 +18,9 @@ from alerts.blasts.compose import save_alert as _save_alert
 from alerts.blasts.dispatch import batch_ranges
 from alerts.bounces import processing
 from alerts.extensions import db
-from alerts.mailcatcher import Received
 from alerts.models import Subscriber
 from alerts.subscribers import confirmations, exporting, privacy
+from alerts.testing.mailcatcher import Received
 
 
 def _committed(fn):

@@ -12,8 +12,8 @@ import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
-from alerts.mailcatcher import MailCatcher
 from alerts.models import Action, Delivery, Subscriber, Suppression
+from alerts.testing.mailcatcher import MailCatcher
 from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 from tests.processes import PostgresServer, WorkerProcess, send_task, worker_env
 

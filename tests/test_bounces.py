@@ -34,7 +34,6 @@ from alerts.bounces.poller import MailboxConfig, poll_once
 from alerts.bounces.server import BounceServer
 from alerts.extensions import db
 from alerts.mail import signed_ids as verp
-from alerts.mailcatcher import free_port
 from alerts.models import (
     Alert,
     BounceEvent,
@@ -46,6 +45,7 @@ from alerts.models import (
     email_hash,
     utcnow,
 )
+from alerts.testing.mailcatcher import free_port
 from tests.helpers import (
     STAFF_EMAIL,
     add_confirmed,

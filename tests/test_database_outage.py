@@ -11,7 +11,7 @@ import pytest
 
 from alerts import create_app
 from alerts.extensions import limiter
-from alerts.mailcatcher import free_port
+from alerts.testing.mailcatcher import free_port
 from tests.processes import ROOT
 
 PASSWORD = "not-to-be-shown"

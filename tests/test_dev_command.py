@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 
 from alerts.actions import SEED_ACTIONS
-from alerts.mailcatcher import free_port
 from alerts.testing import procfs
+from alerts.testing.mailcatcher import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTANCE = ROOT / "instance"

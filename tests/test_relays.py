@@ -1,7 +1,7 @@
 """Real relays that push back: paced, adaptive, several relays, and back soon after a crash.
 
 Real worker processes, a real Redis of the test's own, and aiosmtpd relays on loopback
-that throttle at a fixed rate and a connection cap (alerts/mailcatcher.py RelayHandler).
+that throttle at a fixed rate and a connection cap (alerts/testing/mailcatcher.py RelayHandler).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from alerts.extensions import db
 from alerts.mail.smtp import free_port
-from alerts.mailcatcher import MailCatcher, RelayHandler
 from alerts.models import Delivery, Subscriber
+from alerts.testing.mailcatcher import MailCatcher, RelayHandler
 from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
 
 pytestmark = pytest.mark.slow

@@ -16,10 +16,10 @@ import sqlalchemy as sa
 
 from alerts.actions.signing import send_signature_confirmation
 from alerts.extensions import db
-from alerts.mailcatcher import Received
 from alerts.models import Action, Signature, Subscriber, utcnow
 from alerts.subscribers.confirmations import send_confirmation
 from alerts.subscribers.welcome import send_welcome
+from alerts.testing.mailcatcher import Received
 from tests.helpers import STAFF_EMAIL, blasts, make_alert, seed_actions
 from tests.tracking_helpers import send_blast
 

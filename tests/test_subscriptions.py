@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
 from alerts.extensions import db
-from alerts.mailcatcher import MailCatcher
 from alerts.models import ConsentRecord, Subscriber
 from alerts.subscribers.tokens import read_confirm_token
+from alerts.testing.mailcatcher import MailCatcher
 from tests.helpers import (
     apply_signups,
     confirm_token_for,

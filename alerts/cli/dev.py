@@ -101,8 +101,8 @@ def _start(started: contextlib.ExitStack, host: str, port: int, smtp_port: int, 
     from werkzeug.serving import make_server
 
     from .. import create_app  # here, not at the top: alerts/__init__ imports this module
-    from ..mailcatcher import CatcherHandler, InboxStore, MailCatcher, inbox_app  # dev only
     from ..redis_conn import start_embedded, stop_embedded
+    from ..testing.mailcatcher import CatcherHandler, InboxStore, MailCatcher, inbox_app  # dev only
 
     instance = PROJECT_ROOT / "instance"
     private_files(instance)

@@ -17,7 +17,7 @@ from alerts import create_app
 from alerts.celery_app import bulk_queue
 from alerts.extensions import db, limiter
 from alerts.mail import pacing
-from alerts.mailcatcher import MailCatcher
+from alerts.testing.mailcatcher import MailCatcher
 from alerts.testing.schema import fresh_schema
 from tests import tracking_helpers
 

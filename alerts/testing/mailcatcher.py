@@ -22,7 +22,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
-from .mail.smtp import free_port
+from ..mail.smtp import free_port
 
 
 @dataclass

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from typing import TYPE_CHECKING, ClassVar
 
 import flask_limiter
 import sqlalchemy as sa
@@ -28,6 +29,8 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    if TYPE_CHECKING:
+        __table__: ClassVar[sa.Table]  # every model names a table (DeclarativeBase says FromClause)
 
 
 log = logging.getLogger(__name__)

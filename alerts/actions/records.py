@@ -182,12 +182,13 @@ def import_signers(action: Action, binary: BinaryIO) -> SignerImport:
     is rejected for a missing or invalid address, or a quote left open; one already signed
     is counted as such and left as it is.
     """
+    columns: dict[str, int] = {}
+
     def key_of(header: list[str]) -> int:
         nonlocal columns
         columns = _columns([h.strip() for h in header])
         return columns["email"]
 
-    columns: dict[str, int] = {}
     try:
         table = csvin.open_table(binary, key_of=key_of)
     except csvin.CsvFileError as exc:

@@ -387,6 +387,7 @@ def send_signature_confirmation(signature_id: int) -> emails.Email | None:
     if signature is None or signature.confirmed_at is not None or signature.email == ERASED:
         return None
     action = db.session.get(Action, signature.action_id)
+    assert action is not None  # its signatures go with it (ON DELETE CASCADE)
     return emails.Email(
         to=signature.email,
         compiled=compiled("signature_confirm", SIGNATURE_CONFIRM_SLOTS, org_context),

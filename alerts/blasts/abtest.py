@@ -134,7 +134,7 @@ class VariantResult:
 
 def measure(test: AbTest) -> list[VariantResult]:
     """Each variant's numbers: unique clickers and signers per sent message; unsubscribes, complaints."""
-    alert = db.session.get(Alert, test.alert_id)
+    alert = db.session.get_one(Alert, test.alert_id)
     d = Delivery
     clicked = sa.exists().where(
         Click.alert_id == d.alert_id, Click.machine.is_(False),
@@ -161,10 +161,12 @@ def measure(test: AbTest) -> list[VariantResult]:
     out = []
     for v, spec in enumerate(test.variants):
         r = rows.get(v)
+        sent, clickers, signers, unsubscribed, complaints = (
+            int(getattr(r, k) or 0) if r else 0
+            for k in ("sent", "clickers", "signers", "unsubscribed", "complaints"))
         out.append(VariantResult(
             letter(v), spec["subject"], spec.get("from_name"), int(r.sample) if r else 0,
-            *(int(getattr(r, k) or 0) if r else 0
-              for k in ("sent", "clickers", "signers", "unsubscribed", "complaints"))))
+            sent, clickers, signers, unsubscribed, complaints))
     for res in out:
         bad = res.unsubscribed + res.complaints
         res.tripped = bool(res.sent) and 100 * bad / res.sent > test.breaker_pct
@@ -204,7 +206,7 @@ def decide(alert_id: int, *, force: bool = False) -> str | None:
     test = db.session.get(AbTest, alert_id, with_for_update=True, populate_existing=True)
     if test is None or test.state != "testing":
         return None
-    alert = db.session.get(Alert, alert_id)
+    alert = db.session.get_one(Alert, alert_id)
     results = measure(test)
     test.results = [asdict(r) for r in results]
     if alert.state == AlertState.CANCELLED:
@@ -220,6 +222,7 @@ def decide(alert_id: int, *, force: bool = False) -> str | None:
             sa.update(Delivery).where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.HELD)
             .values(status=DeliveryStatus.SKIPPED, error="A/B test stopped by the circuit breaker"))
         return "stopped"
+    assert test.decide_at is not None  # set with the state "testing"
     if not force and utcnow() < test.decide_at:
         return None
     best, reason = _winner(results, test.metric)

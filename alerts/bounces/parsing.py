@@ -76,7 +76,7 @@ _NOT_CHARSETS = {"punycode", "idna", "unicode-escape", "raw-unicode-escape"}  # 
 
 @dataclass
 class RecipientReport:
-    kind: str
+    kind: BounceKind
     status: str | None = None
     diagnostic: str | None = None
     address: str | None = None  # as the report names it: used only to match a known subscriber
@@ -95,7 +95,7 @@ class Report:
     feedback_type: str | None = None
 
 
-def classify(action: str | None, status: str | None) -> str | None:
+def classify(action: str | None, status: str | None) -> BounceKind | None:
     """A DSN recipient block's kind (RFC 3464 Action, RFC 3463 Status), or None if no failure.
 
     Hard is a failure about the address itself: X.1.x (bad mailbox, bad domain), 5.2.1
@@ -255,8 +255,8 @@ def _returned_headers(report: email.message.Message) -> list[email.message.Messa
             continue
         if not part.is_multipart():  # text/rfc822-headers
             found.append(HeaderParser(policy=_POLICY).parsestr(_payload_text(part)[:MAX_TEXT]))
-        elif part.get_payload() and isinstance(part.get_payload(0), email.message.Message):
-            found.append(part.get_payload(0))
+        elif part.get_payload() and isinstance(inner := part.get_payload(0), email.message.Message):
+            found.append(inner)
     return found[:MAX_FOUND]
 
 
@@ -318,7 +318,8 @@ def _parse_arf(msg, feedback_part) -> tuple[list[RecipientReport], str | None, l
     original_from = [_header(fields, "Original-Mail-From")]
     if feedback_type not in COMPLAINT_TYPES:
         return [], reporter, original_from, feedback_type
-    rcpts = addresses(fields.get_all("Original-Rcpt-To") or [], MAX_RECIPIENTS) or [None]
+    rcpts: Sequence[str | None] = (addresses(fields.get_all("Original-Rcpt-To") or [], MAX_RECIPIENTS)
+                                   or [None])
     recipients = [
         RecipientReport(kind=BounceKind.COMPLAINT, status=None,
                         diagnostic=one_line(f"feedback-type {feedback_type}"), address=addr)
@@ -356,13 +357,14 @@ def _heuristic(msg, raw: bytes, text: str) -> list[RecipientReport]:
         log.exception("flufl.bounce failed on a message")
         return []
     body = _HEADER_END_RE.split(text, 1)[-1]  # not the headers: Received IPs, version numbers
-    status = _REPLY_STATUS_RE.search(body) or _LONE_STATUS_RE.search(body)
-    status = status.group(1) if status else None
+    found = _REPLY_STATUS_RE.search(body) or _LONE_STATUS_RE.search(body)
+    status = found.group(1) if found else None
     diagnostic = next((line for line in body.splitlines() if _SMTP_REPLY_RE.search(line)), None)
     warning = _WARNING_RE.search(_header(msg, "Subject")) or _WARNING_RE.search(text)
     out = []
     for addr in sorted(permanent):
         kind = BounceKind.DELAYED if warning else classify("failed", status)
+        assert kind is not None  # a failure with a 4.x.x or 5.x.x status (or none) always has a kind
         out.append(RecipientReport(kind=kind, status=status, diagnostic=one_line(diagnostic),
                                    address=_clean_address(addr.decode(errors="replace"))))
     for addr in sorted(temporary - permanent):

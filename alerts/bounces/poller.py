@@ -186,7 +186,7 @@ def poll_once(cfg: MailboxConfig, *, processed_folder: str | None = "Processed",
         caps = _capabilities(conn)
         typ, data = conn.select(quote_mailbox(cfg.mailbox))
         _check(typ, data, f"SELECT {cfg.mailbox}")
-        typ, data = conn.uid("SEARCH", None, "UNDELETED")
+        typ, data = conn.uid("SEARCH", None, "UNDELETED")  # type: ignore[arg-type]  # None: no CHARSET (imaplib skips it)
         _check(typ, data, "UID SEARCH")
         uids = [int(u) for u in (data[0] or b"").split()]
         mover = _Mover(conn, caps, processed_folder)

@@ -170,8 +170,8 @@ def refusal(exc: BaseException) -> Refusal:
         replies = list(exc.recipients.values())
         if replies:
             # The worst answer decides: one 4xx among 5xx still means "try again".
-            code, text = min(replies, key=lambda r: r[0])
-            text = _text(text)
+            code, raw = min(replies, key=lambda r: r[0])
+            text = _text(raw)
             return Refusal(code, text, at_recipient=True, connection=code == 421,
                            throttled=is_throttle(code, text))
         return Refusal(None, "no recipient accepted", at_recipient=True, connection=False)
@@ -243,6 +243,7 @@ class Pipeline:
     def __init__(self, conn: smtplib.SMTP):
         conn.ehlo_or_helo_if_needed()
         if conn.file is None:
+            assert conn.sock is not None  # the greeting above connected it
             conn.file = conn.sock.makefile("rb")
         self.conn = conn
         self.pipelining = bool(conn.does_esmtp and conn.has_extn("pipelining"))
@@ -333,6 +334,7 @@ def _envelope(sender: str, recipient: str) -> bytes:
 def _reply(conn: smtplib.SMTP) -> tuple[int, bytes]:
     """One reply, as smtplib's getreply reads it, without its per-line debug bookkeeping."""
     lines = []
+    assert conn.file is not None  # Pipeline made it on connecting
     while True:
         try:
             line = conn.file.readline(_MAXLINE + 1)

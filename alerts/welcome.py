@@ -8,6 +8,7 @@ more, and someone who unsubscribes and confirms again is welcomed again.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -122,7 +123,7 @@ def _claim(subscriber_id: int) -> Subscriber | None:
         .values(welcomed_for=Subscriber.confirmed_at)
     )
     db.session.commit()
-    return db.session.get(Subscriber, subscriber_id) if res.rowcount == 1 else None
+    return db.session.get(Subscriber, subscriber_id) if cast(sa.CursorResult, res).rowcount == 1 else None
 
 
 def release(subscriber_id: int) -> None:

@@ -58,11 +58,11 @@ def status(alert_id: int) -> dict:
         c["total"] += gap
     now = utcnow()
     window = RATE_WINDOW_SECONDS
-    recent = db.session.scalar(
+    recent = db.session.execute(
         sa.select(sa.func.count())
         .select_from(Delivery)
         .where(Delivery.alert_id == alert_id, Delivery.sent_at >= now - timedelta(seconds=window))
-    )
+    ).scalar_one()
     elapsed = ((alert.finished_at or now) - alert.started_at).total_seconds() if alert.started_at else 0
     if alert.state == AlertState.SENDING:
         # The last 30 s, or since the start when the blast is younger than that.

@@ -9,6 +9,7 @@ import random
 import smtplib
 import time
 import uuid
+from typing import cast
 
 import redis
 import sqlalchemy as sa
@@ -53,7 +54,7 @@ def _claim(alert_id: int, first: int, last: int) -> str | None:
         .values(status=DeliveryStatus.SENDING, claim_id=claim, claimed_at=utcnow())
     )
     db.session.commit()
-    return claim if res.rowcount else None
+    return claim if cast(sa.CursorResult, res).rowcount else None
 
 
 def _alert_state(alert_id: int) -> str | None:
@@ -79,7 +80,7 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
         .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
         .order_by(Delivery.id)
     ).all()
-    alert = db.session.get(Alert, alert_id)
+    alert = db.session.get_one(Alert, alert_id)  # the claimed rows are its deliveries
     factory = MessageFactory.for_alert(alert)
     factory.prepare(rows)  # A/B variants and partial signers, one query per batch
     suppressed = suppressions.suppressed_hashes(r.email for r in rows if r.email)

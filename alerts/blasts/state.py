@@ -3,8 +3,9 @@
 draft -> sending -> sent; sending <-> paused; draft, sending or paused -> cancelled.
 Nothing here commits: the caller does (and `control` queues the dispatch after it).
 """
-
 from __future__ import annotations
+
+from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -169,4 +170,4 @@ def finish_if_done(alert_id: int) -> bool:
         .values(state=AlertState.SENT, finished_at=utcnow())
     )
     db.session.commit()
-    return res.rowcount == 1
+    return cast(sa.CursorResult, res).rowcount == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -149,7 +150,7 @@ def _claim_cooldown(subscriber_id: int) -> bool:
         .values(last_confirmation_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast(sa.CursorResult, result).rowcount == 1
 
 
 def claim_unsent_confirmations(limit: int = 1000) -> list[int]:

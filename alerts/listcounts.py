@@ -86,14 +86,14 @@ def _cached(name: str, compute):
     client = _client(current_app.config["REDIS_URL"])
     prefix = current_app.extensions["listcounts"]
     try:
-        generation = int(client.get(f"{prefix}:generation") or 0)
+        generation = int(client.get(f"{prefix}:generation") or 0)  # type: ignore[arg-type]  # redis-py types a sync reply as maybe Awaitable
         key = f"{prefix}:{name}:{generation}"
         found = client.get(key)
     except redis.RedisError:
         log.warning("cached subscriber counts unavailable; counting", exc_info=True)
         return compute()
     if found is not None:
-        return json.loads(found)
+        return json.loads(found)  # type: ignore[arg-type]  # redis-py types a sync reply as maybe Awaitable
     value = compute()
     try:
         client.set(key, json.dumps(value), ex=TTL_SECONDS)

@@ -101,7 +101,8 @@ class Recorder:
         with self._lock:
             self._sent.append(delivery_id)
 
-    def mark(self, ids: list[int], status: DeliveryStatus, error: str | None, *, attempt: bool = False) -> None:
+    def mark(self, ids: list[int], status: DeliveryStatus, error: str | None, *,
+             attempt: bool = False) -> None:
         if not ids:
             return
         values: dict = {"status": status, "error": error}

@@ -221,7 +221,7 @@ class Pacing:
         now = time.time()
         self.r.zremrangebyscore(k + ":conn", "-inf", now)
         in_use = self.r.zcard(k + ":conn")
-        cap = max(1, in_use - 1)  # our own new slot is counted in in_use
+        cap = max(1, in_use - 1)  # type: ignore[operator]  # our own slot is in in_use; redis-py: maybe Awaitable
         pipe = self.r.pipeline()
         pipe.set(k + ":conncap", cap, ex=LEARNED_CAP_TTL)
         pipe.hset(k, mapping={"conn_reason": reason[:300]})
@@ -235,7 +235,7 @@ class Pacing:
         k = _key(name)
         fails = self.r.incr(k + ":fails")
         self.r.expire(k + ":fails", 600)
-        period = min(BREAKER_MAX, 2 ** min(fails - 1, 10))
+        period = min(BREAKER_MAX, 2 ** min(fails - 1, 10))  # type: ignore[operator]  # redis-py types a sync reply as maybe Awaitable
         self.r.set(k + ":down", reason[:300], ex=period)
         return period
 
@@ -246,7 +246,9 @@ class Pacing:
     def down(self, names: list[str]) -> dict[str, str]:
         """Which of these relays are skipped now, and why."""
         values = self.r.mget([_key(n) + ":down" for n in names])
-        return {n: v.decode(errors="replace") for n, v in zip(names, values, strict=True) if v}
+        return {n: v.decode(errors="replace")
+                for n, v in zip(names, values, strict=True)  # type: ignore[arg-type]  # redis-py: maybe Awaitable
+                if v}
 
     # -- what staff see ----------------------------------------------------------------
     def describe(self, name: str, limits: Limits) -> dict:

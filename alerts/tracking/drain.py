@@ -121,7 +121,7 @@ def drain(now: float | None = None, hold: float | None = None) -> DrainResult:
         result.busy = True
         return result
     try:
-        for key in sorted(k.decode() for k in r.smembers(pending)):
+        for key in sorted(k.decode() for k in r.smembers(pending)):  # type: ignore[union-attr]  # redis-py types a sync reply as maybe Awaitable
             result.recovered += 1
             _record_batch(r, key, result)
         take = r.register_script(_TAKE)

@@ -83,7 +83,7 @@ def _current_task():
 
     if not current_task:
         return None
-    task = current_task._get_current_object()
+    task = current_task._get_current_object()  # type: ignore[attr-defined]  # celery-types: the proxy as a Task
     return task if getattr(task.request, "id", None) else None
 
 

@@ -151,7 +151,7 @@ def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     if total is None:  # a large list: counted after the commit, while the first messages go
-        total = state.expected_recipients(db.session.get(Alert, alert_id))
+        total = state.expected_recipients(db.session.get_one(Alert, alert_id))
         db.session.commit()
     click.echo(f"Alert {alert_id}: sending to {plural(total, 'subscriber')}.", err=True)
     if wait:
@@ -248,6 +248,7 @@ def alert_schedule(alert_id: int, at: str | None, cancel: bool) -> None:
         if cancel:
             scheduling.unschedule(alert_id)
         else:
+            assert at is not None  # one of the two, checked above
             scheduling.schedule(alert_id, scheduling.parse_time(at))
     except BlastError as exc:
         raise click.ClickException(str(exc)) from exc

@@ -28,7 +28,7 @@ def bounces_group() -> None:
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
     """Receive DSNs and ARF complaints for BOUNCE_DOMAIN by SMTP until stopped."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     if not app.config.get("BOUNCE_DOMAIN"):
         raise click.UsageError("Set BOUNCE_DOMAIN first: the receiver accepts mail only for it.")
     try:

@@ -67,7 +67,7 @@ def _guarded(callback: Callable) -> Callable:
         except REFUSALS as exc:
             raise click.ClickException(str(exc)) from exc
 
-    run.alerts_guarded = True
+    run.alerts_guarded = True  # type: ignore[attr-defined]  # a marker; mypy models no function attributes
     return run
 
 

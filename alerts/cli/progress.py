@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
 import click
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 LOG_EVERY_SECONDS = 2
 
@@ -17,7 +21,7 @@ class Progress:
         self.total = total
         self.label = label
         self.done = 0
-        self.bar = None
+        self.bar: ProgressBar[int] | None = None
         self.last = 0.0
 
     def __enter__(self) -> Progress:

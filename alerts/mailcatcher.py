@@ -112,6 +112,8 @@ class CatcherHandler:
         reply = self.data_reply(list(envelope.rcpt_tos)) if self.data_reply else None
         if reply:
             return reply
+        # aiosmtpd answers DATA only after MAIL FROM, and hands the content over with it
+        assert envelope.mail_from is not None and envelope.original_content is not None
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
         with self.arrived:
             if self.store is not None:
@@ -209,6 +211,7 @@ class _CappedSMTP(SMTP):
     async def _handle_client(self) -> None:
         if not self.event_handler.connected(id(self.session)):
             await self.push("421 4.7.0 Too many connections, try again later")
+            assert self.transport is not None  # a client is connected
             self.transport.close()
             return
         await super()._handle_client()

@@ -89,7 +89,7 @@ class ReturnPaths:
 
     def __call__(self, kind: str, ident: int) -> str:
         """VERP when BOUNCE_DOMAIN is set, else MAIL_FROM's address."""
-        if not self.domain:
+        if not self.domain or self.mac is None:  # the key is made with the domain
             return self.plain
         return f"{LOCAL_PREFIX}+{kind}{ident}-{_verp_tag(self.mac, kind, ident)}@{self.domain}"
 
@@ -160,7 +160,7 @@ class UnsubscribeAddresses:
         self.mac = Keyed(_keys()[0]) if self.domain else None
 
     def __call__(self, token_key: str) -> str | None:
-        if not self.domain:
+        if not self.domain or self.mac is None:  # the key is made with the domain
             return None
         return f"{UNSUBSCRIBE_PREFIX}+{token_key}-{_unsubscribe_tag(self.mac, token_key)}@{self.domain}"
 

@@ -6,6 +6,7 @@ counters that hold aggregate and folded clicks), so it can be checked against th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -92,7 +93,7 @@ def click_tally(alert: Alert) -> clickcounts.Tally:
     return clickcounts.tally(rows, alert.started_at).add(clickcounts.stored(alert.id))
 
 
-def first_action_clicks(alert_id: int) -> dict[tuple[int, int], datetime]:
+def first_action_clicks(alert_id: int) -> dict[tuple[int | None, int | None], datetime]:
     """Each person's (delivery's) first human click on each action's link, from the per-person
     rows (none with TRACK_CLICKS=aggregate or once the rows are folded into counters)."""
     return {(d, a): at for d, a, at in db.session.execute(
@@ -110,11 +111,11 @@ def report(alert_id: int) -> dict | None:
         return None
     tally = click_tally(alert)
     whole = tally.row(clickcounts.ALERT_WIDE)
-    links = db.session.execute(
+    links: Sequence[tuple[int | None, str | None, int | None, str | None, str | None]] = db.session.execute(
         sa.select(AlertLink.link_index, AlertLink.url, AlertLink.action_id, Action.slug, Action.title)
         .outerjoin(Action, Action.id == AlertLink.action_id)
         .where(AlertLink.alert_id == alert_id).order_by(AlertLink.link_index)
-    ).all()
+    ).tuples().all()
     if not links:  # a draft, or sent with TRACK_CLICKS=off: the actions it names
         links = [(None, None, a.id, a.slug, a.title) for a in alert.actions]
 
@@ -142,15 +143,15 @@ def report(alert_id: int) -> dict | None:
     signatures_after_click = 0
     signed_after: set[tuple[int, int]] = set()  # (delivery, action): that person signed it after a click
     for sig in sig_rows:
-        item = by_action.get(sig.action_id)
+        entry = by_action.get(sig.action_id)
         clicked_at = first_click.get((sig.delivery_id, sig.action_id))
         after = clicked_at is not None and sig.created_at >= clicked_at
         signatures_after_click += after
         if after:
             signed_after.add((sig.delivery_id, sig.action_id))
-        if item is not None:
-            item["signatures"] += 1
-            item["signatures_after_click"] += after
+        if entry is not None:
+            entry["signatures"] += 1
+            entry["signatures_after_click"] += after
     # Click-to-sign is a share of people: those who clicked and then signed (known from the
     # per-person rows, so never more than the people counted as clicking), of those who clicked.
     # Without per-person rows (TRACK_CLICKS=aggregate, rows folded away) it is not known: None.

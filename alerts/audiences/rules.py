@@ -211,9 +211,9 @@ def linked_action_ids(alert: Alert | None) -> list[int]:
 
 
 def size(rules: Rules, linked: list[int]) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         sa.select(sa.func.count()).select_from(Subscriber).where(*conditions(rules, linked))
-    )
+    ).scalar_one()
 
 
 def _titles(slugs: list[str]) -> str:

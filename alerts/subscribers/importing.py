@@ -570,7 +570,7 @@ class _Applier:
         emails = dict(db.session.execute(query).all())
         db.session.rollback()
         for sub_id in ids:
-            row = rows_by_email.get(emails.get(sub_id, ""))
+            row = rows_by_email.get(emails.get(sub_id) or "")
             if row is not None:
                 self.report.add(Problem(row.line, row.raw, "not-queued"))
 

@@ -45,6 +45,7 @@ def normalize_email(raw: str) -> str:
         result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidEmail(str(exc)) from exc
+    assert result.ascii_email is not None  # allow_smtputf8=False: every valid address has one
     local, _, domain = result.ascii_email.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -256,12 +257,12 @@ def record_attempt(email: str, req: Request) -> int:
     Nothing about the address is read here, so no branch answers faster than another;
     `take_attempt` (in a task) decides. The caller commits, then queues.
     """
-    return db.session.scalar(
+    return db.session.execute(
         sa.insert(SignupAttempt)
         .values(email=email, at=utcnow(), ip=req.ip, user_agent=(req.user_agent or "")[:512] or None,
                 source=req.source)
         .returning(SignupAttempt.id)
-    )
+    ).scalar_one()
 
 
 def take_attempt(attempt_id: int) -> int | None:

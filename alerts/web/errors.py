@@ -30,7 +30,7 @@ DATABASE_DOWN_MESSAGE = ("This page needs the database, which is not answering j
 RETRY_AFTER_SECONDS = 30
 
 
-def _page(code: int, title: str, message: str) -> str:
+def _page(code: int, title: str, message: str | None) -> str:
     """An error page from the templates alone: no context processor runs (the staff pages' one
     reads the database, which may be what failed), so an error page never fails in turn."""
     return current_app.jinja_env.get_template("error.html").render(code=code, title=title, message=message)

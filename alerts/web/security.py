@@ -47,13 +47,13 @@ class SafeMethodWrite(RuntimeError):
 
 def records_on_get(view: Callable) -> Callable:
     """Allow a GET (never a HEAD) to write: only for what the contract says a GET records."""
-    view.records_on_get = True
+    view.records_on_get = True  # type: ignore[attr-defined]  # a marker; mypy models no function attributes
     return view
 
 
 def allows_large_upload(view: Callable) -> Callable:
     """This view takes a staff upload of up to STAFF_UPLOAD_MAX_BYTES."""
-    view.allows_large_upload = True
+    view.allows_large_upload = True  # type: ignore[attr-defined]  # a marker, as above
     return view
 
 
@@ -69,11 +69,12 @@ class Request(flask.Request):
         if (self.endpoint and getattr(_view(), "allows_large_upload", False)
                 and isinstance(session.get("staff_id"), int)):
             return current_app.config["STAFF_UPLOAD_MAX_BYTES"]
-        return flask.Request.max_content_length.fget(self)
+        # mypy reads a property with a setter, taken from its class, as overloaded methods
+        return flask.Request.max_content_length.fget(self)  # type: ignore[attr-defined]
 
     @max_content_length.setter
     def max_content_length(self, value: int | None) -> None:
-        flask.Request.max_content_length.fset(self, value)
+        flask.Request.max_content_length.fset(self, value)  # type: ignore[attr-defined]
 
 
 class BoundedIntConverter(IntegerConverter):

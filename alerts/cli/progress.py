@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -44,7 +44,7 @@ class Progress:
         percent = round(100 * self.done / self.total, 1) if self.total else 100.0
         click.echo(f"{self.label}: {self.done}/{self.total} ({percent}%)", err=True)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
         elif exc[0] is None:

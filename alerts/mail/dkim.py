@@ -18,6 +18,7 @@ from .mime import join_message
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from flask import Flask
 
 # Headers the signature covers, when present. Both RFC 8058 headers are in it, and From
 # is listed twice so that a second From cannot be added without breaking the signature.
@@ -213,7 +214,7 @@ class NoSigner:
         return join_message(head, body)
 
 
-def signer_for(app) -> DkimSigner | NoSigner:
+def signer_for(app: Flask) -> DkimSigner | NoSigner:
     """The app's signer, built once; a NoSigner when DKIM is not configured."""
     if "alerts.dkim" not in app.extensions:
         cfg = app.config

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Sequence
 from email.header import Header
 from email.utils import formatdate, parseaddr
+from typing import Any
 
 _SPACE_AFTER_SPACE = re.compile(r"(?<= ) +")
 
@@ -136,7 +137,7 @@ def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
-def build_message(**fields) -> bytes:
+def build_message(**fields: Any) -> bytes:
     """One personalised message, as bytes: `message_parts` joined (what DKIM signs and SMTP sends)."""
     head, body = message_parts(**fields)
     return join_message(head, body)

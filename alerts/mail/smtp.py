@@ -8,6 +8,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
@@ -51,7 +52,10 @@ class Relay:
         return self.name
 
 
-def _number(query: dict, name: str, kind, url: str):
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(query: dict[str, list[str]], name: str, kind: type[_Number], url: str) -> _Number | None:
     if name not in query:
         return None
     raw = query[name][-1]
@@ -144,7 +148,7 @@ class Refusal:
         return f"{self.code} {self.text}" if self.code is not None else self.text
 
 
-def _text(value) -> str:
+def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 

@@ -17,7 +17,7 @@ from . import queueing
 from .actions import action_link, open_actions
 from .extensions import db
 from .mail.context import org_context
-from .mail.rendering import compiled, markdown_html
+from .mail.rendering import CompiledEmail, compiled, markdown_html
 from .mail.signed_ids import return_path
 from .models import EmailText, Subscriber, SubscriberStatus, utcnow
 from .subscribers import emails
@@ -106,7 +106,7 @@ def _context(row: EmailText) -> dict:
     }
 
 
-def compiled_welcome():
+def compiled_welcome() -> CompiledEmail:
     row = text()
     actions = open_actions()
     version = (row.subject, row.body_md, tuple((a.id, a.updated_at) for a in actions))

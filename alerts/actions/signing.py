@@ -18,7 +18,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .. import queueing
-from ..extensions import PerDialect, db
+from ..extensions import DialectInsert, PerDialect, db
 from ..mail.context import external_url, org_context
 from ..mail.rendering import compiled
 from ..mail.signed_ids import envelope_sender
@@ -191,7 +191,7 @@ def signable(slug: str):
     return db.session.execute(_SIGNABLE, {"slug": slug}).first()
 
 
-def _build_insert_signature(insert) -> sa.Insert:
+def _build_insert_signature(insert: DialectInsert) -> sa.Insert:
     subscriber = Subscriber.__table__
     now = sa.bindparam("now", type_=_S.c.created_at.type)
     return (

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 
-from ..extensions import PerDialect, db
+from ..extensions import DialectInsert, PerDialect, db
 from ..models import (
     ConsentRecord,
     SignupAttempt,
@@ -78,7 +78,7 @@ def _record(sub: Subscriber, event: str, req: Request) -> None:
 _INSERT_CONSENT = sa.insert(ConsentRecord.__table__)
 
 
-def _build_insert_pending(insert) -> sa.Insert:
+def _build_insert_pending(insert: DialectInsert) -> sa.Insert:
     table = Subscriber.__table__
     now = sa.bindparam("now", type_=table.c.created_at.type)
     return (

@@ -126,7 +126,7 @@ def classify(action: str | None, status: str | None) -> BounceKind | None:
 class _Policy(email.policy.Compat32):
     """compat32, but a header is always a str: raw 8-bit bytes are read as UTF-8, else Latin-1."""
 
-    def header_fetch_parse(self, name, value):
+    def header_fetch_parse(self, name: str, value: str) -> str:
         if name.lower() == "content-type":  # as it came: its boundary must match the body's lines
             return value
         return _header_text(value)
@@ -153,7 +153,7 @@ def _decode(data: bytes, charset: str | None = None) -> str:
     return data.decode("latin-1", "replace")
 
 
-def _header_text(value) -> str:
+def _header_text(value: str | email.header.Header) -> str:
     """A header value as one line of text, from a str with raw 8-bit bytes in it or a Header."""
     if isinstance(value, email.header.Header):  # a message parsed with plain compat32
         value = str(value)
@@ -172,7 +172,7 @@ def _parse(data: bytes) -> email.message.Message:
     """The message's MIME structure, or only its headers if it has too many parts to build."""
     made = 0
 
-    def factory(policy=_POLICY):
+    def factory(policy: email.policy.Policy = _POLICY) -> email.message.Message:
         nonlocal made
         made += 1
         if made > MAX_PARTS + 1:  # + the one the parser makes to try the factory
@@ -281,7 +281,7 @@ def _report_part(msg: email.message.Message, ctypes: Sequence[str]) -> email.mes
     return None
 
 
-def _parse_dsn(msg, status_part) -> tuple[list[RecipientReport], str | None, list[str]]:
+def _parse_dsn(msg: email.message.Message, status_part: email.message.Message) -> tuple[list[RecipientReport], str | None, list[str]]:
     blocks = _header_blocks(status_part, MAX_RECIPIENTS + 1)
     if not blocks:
         return [], None, []
@@ -308,7 +308,7 @@ def _parse_dsn(msg, status_part) -> tuple[list[RecipientReport], str | None, lis
     return recipients, reporter, [e for e in envelope_ids if e]
 
 
-def _parse_arf(msg, feedback_part) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
+def _parse_arf(msg: email.message.Message, feedback_part: email.message.Message) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
     blocks = _header_blocks(feedback_part, 1)
     fields = blocks[0] if blocks else email.message.Message(_POLICY)
     feedback_type = _header(fields, "Feedback-Type").strip().lower()
@@ -342,7 +342,7 @@ def looks_automatic(msg: email.message.Message, envelope_sender: str | None = No
     return bool(_BOUNCE_SENDER_RE.search(_header(msg, "From")))
 
 
-def _heuristic(msg, raw: bytes, text: str) -> list[RecipientReport]:
+def _heuristic(msg: email.message.Message, raw: bytes, text: str) -> list[RecipientReport]:
     """flufl.bounce's detectors (Mailman's), for bounces that are not RFC 3464."""
     try:
         from flufl.bounce import all_failures

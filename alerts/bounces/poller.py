@@ -26,6 +26,7 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..extensions import db
@@ -118,13 +119,13 @@ def _capabilities(conn: imaplib.IMAP4) -> set[str]:
     return {c.upper() for c in data[0].decode().split()}
 
 
-def _check(typ: str, data, what: str) -> None:
+def _check(typ: str, data: list[Any], what: str) -> None:
     if typ != "OK":
         detail = b" ".join(d for d in data if isinstance(d, bytes)).decode(errors="replace")
         raise imaplib.IMAP4.error(f"{what} failed: {detail}")
 
 
-def _fetched(data) -> dict[int, bytes]:
+def _fetched(data: list[Any]) -> dict[int, bytes]:
     """{uid: bytes} from an imaplib FETCH answer."""
     out = {}
     for item in data:

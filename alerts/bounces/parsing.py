@@ -281,7 +281,8 @@ def _report_part(msg: email.message.Message, ctypes: Sequence[str]) -> email.mes
     return None
 
 
-def _parse_dsn(msg: email.message.Message, status_part: email.message.Message) -> tuple[list[RecipientReport], str | None, list[str]]:
+def _parse_dsn(msg: email.message.Message, status_part: email.message.Message
+               ) -> tuple[list[RecipientReport], str | None, list[str]]:
     blocks = _header_blocks(status_part, MAX_RECIPIENTS + 1)
     if not blocks:
         return [], None, []
@@ -308,7 +309,8 @@ def _parse_dsn(msg: email.message.Message, status_part: email.message.Message) -
     return recipients, reporter, [e for e in envelope_ids if e]
 
 
-def _parse_arf(msg: email.message.Message, feedback_part: email.message.Message) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
+def _parse_arf(msg: email.message.Message, feedback_part: email.message.Message
+               ) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
     blocks = _header_blocks(feedback_part, 1)
     fields = blocks[0] if blocks else email.message.Message(_POLICY)
     feedback_type = _header(fields, "Feedback-Type").strip().lower()

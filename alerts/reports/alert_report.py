@@ -35,7 +35,7 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _count(query) -> int:
+def _count(query: sa.Select[int]) -> int:
     return db.session.scalar(query) or 0
 
 
@@ -45,7 +45,7 @@ def delivery_figures(alert_id: int) -> dict[str, int]:
         .group_by(Delivery.status)
     ).all())
 
-    def with_event(*kinds) -> sa.Select:
+    def with_event(*kinds: BounceKind) -> sa.Select:
         return (sa.select(sa.func.count(sa.distinct(BounceEvent.delivery_id)))
                 .join(Delivery, Delivery.id == BounceEvent.delivery_id)
                 .where(Delivery.alert_id == alert_id, BounceEvent.kind.in_(kinds)))

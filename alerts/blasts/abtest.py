@@ -148,7 +148,7 @@ def measure(test: AbTest) -> list[VariantResult]:
     complained = sa.exists().where(BounceEvent.delivery_id == d.id,
                                    BounceEvent.kind == BounceKind.COMPLAINT)
 
-    def count(cond):
+    def count(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.sum(sa.case((cond, 1), else_=0))
 
     rows = {r.variant: r for r in db.session.execute(
@@ -185,7 +185,7 @@ def _winner(results: list[VariantResult], metric: str) -> tuple[int, str]:
     w = results[best]
     noun = "clicked" if metric == "clicks" else "signed"
 
-    def figure(r):
+    def figure(r: VariantResult) -> str:
         n = r.clickers if metric == "clicks" else r.signers
         return f"{n} of {r.sent} {noun} ({_pct(n, r.sent)})"
 

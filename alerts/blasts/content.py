@@ -12,7 +12,7 @@ from datetime import datetime
 from email.utils import parseaddr
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from markupsafe import Markup
 
 from ..actions import action_link
@@ -158,7 +158,7 @@ def compiled_alert(alert: Alert | AlertText, subject: str | None = None,
     return compiled("alert", slots, lambda: alert_context(text, subject, signed), version)
 
 
-def warm_up(app) -> None:
+def warm_up(app: Flask) -> None:
     """For a worker's parent, before it forks its pool: the alert templates compiled and the
     stylesheet's parse cached (premailer keeps it), so that no pool process spends ~35 ms of
     its first batch on them. A sample alert is compiled and thrown away."""
@@ -245,7 +245,7 @@ class MessageFactory:
             reference=ReferenceSigner.current(),
         )
 
-    def prepare(self, rows) -> None:
+    def prepare(self, rows: Sequence[sa.Row]) -> None:
         """Per batch, before sending: each row's A/B variant and the alert's actions each signed.
 
         `rows` have id, subscriber_id, email and variant. One query for the batch.
@@ -267,7 +267,7 @@ class MessageFactory:
                         signed.setdefault(who, set()).add(action_id)
         self._signed_of = {k: frozenset(v) for k, v in signed.items()}
 
-    def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None):
+    def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None) -> tuple[CompiledEmail, str]:
         variant = self._variant_of.get(delivery_id)
         signed = self._signed_of.get(subscriber_id, frozenset())
         if variant is None and not signed:
@@ -384,7 +384,7 @@ class MessageFactory:
                             "canonicalising each one", self.alert_id)
         return self.signer.sign_parts(head, body, canonical_body=self._canonical)
 
-    def parts_row(self, row) -> tuple[list, bytes]:
+    def parts_row(self, row: sa.Row) -> tuple[list, bytes]:
         """`parts` for one of a batch's rows (id, subscriber_id, email, token_key)."""
         return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key)
 

@@ -48,7 +48,7 @@ def filling(alert: Alert) -> bool:
     return alert.fill_through is not None and (alert.fill_after or 0) < alert.fill_through
 
 
-def _still_filling():
+def _still_filling() -> sa.ColumnElement[bool]:
     """`filling` as SQL, for the statement that ends a blast."""
     return sa.and_(Alert.fill_through.is_not(None),
                    sa.func.coalesce(Alert.fill_after, 0) < Alert.fill_through)

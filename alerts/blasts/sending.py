@@ -9,7 +9,8 @@ import random
 import smtplib
 import time
 import uuid
-from typing import cast
+from collections.abc import Callable, Mapping
+from typing import Any, cast
 
 import redis
 import sqlalchemy as sa
@@ -108,7 +109,7 @@ def send_batch(alert_id: int, first: int, last: int) -> BatchResult:
     return result
 
 
-def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> list:
+def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg: Mapping[str, Any]) -> list:
     """Send over paced connections to the relays; returns the rows still unsent (they go back).
 
     A relay that does not answer or drops the connection is marked down and the rest of
@@ -151,7 +152,8 @@ def _send_rows(recorder: Recorder, factory: MessageFactory, todo: list, cfg) -> 
     return unsent
 
 
-def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | None = None) -> None:
+def _through_relays(run: _Run, relays: list, pace: pacing.Pacing | None, cfg: Mapping[str, Any],
+                    domain: pacing.Pacer | None = None) -> None:
     """One connection after another until the run's rows are sent or the batch must stop."""
     recorder = run.recorder
     tried_down: set[str] = set()
@@ -201,7 +203,8 @@ MAX_THROTTLES_PER_BATCH = 50
 class _Run:
     """One batch's rows on their way through one connection after another."""
 
-    def __init__(self, recorder: Recorder, factory: MessageFactory, pending, cfg):
+    def __init__(self, recorder: Recorder, factory: MessageFactory, pending: collections.deque,
+                 cfg: Mapping[str, Any]) -> None:
         self.recorder = recorder
         self.factory = factory
         self.pending = pending
@@ -219,7 +222,7 @@ class _Run:
     def stopping(self) -> bool:
         return self.recorder.stop_reason is not None
 
-    def safe(self, fn, default):
+    def safe(self, fn: Callable[..., Any], default: Any) -> Any:
         try:
             return fn()
         except redis.RedisError as exc:
@@ -243,7 +246,8 @@ class _Run:
             log.warning("alert %s: relay %s unavailable (%s)", rec.alert_id, relay.name,
                         refusal.detail, extra={"alert_id": rec.alert_id, "relay": relay.name})
             return "down"
-        pacer.pacing and self.safe(lambda: pacer.pacing.mark_up(relay.name), None)
+        if (paced := pacer.pacing) is not None:
+            self.safe(lambda: paced.mark_up(relay.name), None)
         pipe = smtp.Pipeline(conn)
         try:
             return self._send(pipe, relay, pacer, domain)
@@ -306,7 +310,7 @@ class _Run:
                 self.progressed = True
         return "up"
 
-    def _message(self, row) -> bytes:
+    def _message(self, row: sa.Row) -> bytes:
         """The row's signed message: signed ahead already, or made and signed now."""
         built = self.built.pop(row.id, None)
         return built if built is not None else self.factory.sign(self._parts(0))
@@ -337,7 +341,7 @@ class _Run:
             except Exception:  # noqa: BLE001 - raised again when the row is built to be sent
                 log.debug("building delivery %s ahead failed", self.pending[1].id, exc_info=True)
 
-    def _throttled(self, row, data: bytes, refusal: smtp.Refusal, relay: smtp.Relay,
+    def _throttled(self, row: sa.Row, data: bytes, refusal: smtp.Refusal, relay: smtp.Relay,
                    pacer: pacing.Pacer) -> None:
         """The relay wants us slower: halve its pace, and this row waits its turn again, unspent."""
         rate = pacer.push_back(refusal.detail)
@@ -355,7 +359,7 @@ class _Run:
                  extra={"alert_id": rec.alert_id, "relay": relay.name, "smtp_code": refusal.code})
 
 
-def _recipient_error(rec: Recorder, row, refusal: smtp.Refusal, max_attempts: int) -> None:
+def _recipient_error(rec: Recorder, row: sa.Row, refusal: smtp.Refusal, max_attempts: int) -> None:
     """5xx is final (and, at RCPT, a hard bounce that suppresses); 4xx is tried again later."""
     detail = refusal.detail
     log.info("delivery %s refused: %s", row.id, detail,

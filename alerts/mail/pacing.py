@@ -28,8 +28,9 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -338,7 +339,8 @@ class Pacer:
         self._slot: str | None = None
         self._slot_refreshed = 0.0
 
-    def _safe(self, fn, *args, default=None):
+    def _safe(self, fn: Any, *args: object, default: Any = None) -> Any:
+        # fn: `self.pacing and self.pacing.<method>`, a method whenever pacing is set
         if self.pacing is None:
             return default
         try:
@@ -347,7 +349,7 @@ class Pacer:
             log.warning("pacing for %s unavailable (%s): sending unpaced", self.name, exc)
             return default
 
-    def take(self, stop=lambda: False) -> bool:
+    def take(self, stop: Callable[[], bool] = lambda: False) -> bool:
         """Wait for one message's token; False if `stop()` became true while waiting."""
         if self._tokens > 0:
             self._tokens -= 1
@@ -390,7 +392,7 @@ class Pacer:
             self._ok = 0
 
     # connection slots
-    def take_slot(self, wait: float, stop=lambda: False) -> bool:
+    def take_slot(self, wait: float, stop: Callable[[], bool] = lambda: False) -> bool:
         """A connection slot, waiting up to `wait` seconds; True when held (or when unpaced)."""
         self._slot = uuid.uuid4().hex
         deadline = time.monotonic() + wait

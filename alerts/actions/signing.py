@@ -149,7 +149,8 @@ def _clean_text(value: str | None, limit: int, field: str, label: str) -> str:
     return value
 
 
-def validate(action: Action, entry: Entry, signer: Signer | None) -> tuple[str, str, str | None, str | None]:
+def validate(action: Action | sa.Row, entry: Entry,
+             signer: Signer | None) -> tuple[str, str, str | None, str | None]:
     """(email, name, postal code, comment) or SignError naming the first field at fault."""
     name = _clean_text(entry.name, NAME_MAX, "name", "Your name")
     if signer is not None:
@@ -186,7 +187,7 @@ _EXISTING = sa.select(_S.c.id, _S.c.confirmed_at).where(
     _S.c.action_id == sa.bindparam("action_id"), _S.c.email_key == sa.bindparam("email_key"))
 
 
-def signable(slug: str):
+def signable(slug: str) -> sa.Row | None:
     """What signing needs to know of an action (a Row with Action's attribute names), or None."""
     return db.session.execute(_SIGNABLE, {"slug": slug}).first()
 
@@ -213,7 +214,7 @@ def _build_insert_signature(insert: DialectInsert) -> sa.Insert:
 _INSERT_SIGNATURE = PerDialect(_build_insert_signature)
 
 
-def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
+def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where: Attribution,
          request: subscriptions.Request) -> Outcome:
     """Record one signature (or find the one already there). The caller commits.
 
@@ -280,7 +281,7 @@ def claim_unqueued_confirmations(limit: int = 1000) -> list[int]:
     ).all())
 
 
-def join_list(email: str, request: subscriptions.Request, action: Action) -> None:
+def join_list(email: str, request: subscriptions.Request, action: Action | sa.Row) -> None:
     """"Also send me action alerts": the normal double opt-in, sourced to this action.
 
     Recorded and decided later, as `POST /subscribe` is, so the answer says nothing about the

@@ -57,9 +57,11 @@ def alert_group() -> None:
 @click.option("--send-at", default=None, metavar="ISO8601",
               help="Schedule it: beat starts the blast at this time (with its offset, e.g. +01:00 or Z).")
 def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...],
-                 only_signers_of, except_signers_of, topics, joined_after, joined_before, source,
-                 engaged_days, not_engaged, include_acted, saved_name, subjects_b, from_names,
-                 ab_sample, ab_wait, ab_metric, send_at) -> None:
+                 only_signers_of: tuple[str, ...], except_signers_of: tuple[str, ...],
+                 topics: tuple[str, ...], joined_after: str | None, joined_before: str | None,
+                 source: str | None, engaged_days: int | None, not_engaged: bool, include_acted: bool,
+                 saved_name: str | None, subjects_b: tuple[str, ...], from_names: tuple[str, ...],
+                 ab_sample: int | None, ab_wait: int | None, ab_metric: str, send_at: str | None) -> None:
     """Create a draft alert and print its id."""
     rules: dict = {}
     if saved_name:

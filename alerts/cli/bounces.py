@@ -5,6 +5,7 @@ from __future__ import annotations
 import imaplib
 import signal
 import threading
+from types import FrameType
 
 import click
 from flask import current_app
@@ -93,7 +94,7 @@ def _stop_event() -> threading.Event:
     """Set by Ctrl-C or SIGTERM (docker stop), so a loop ends between passes."""
     stop = threading.Event()
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, handler)

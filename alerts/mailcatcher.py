@@ -11,17 +11,23 @@ import json
 import re
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from .mail.smtp import free_port
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.typing import ResponseReturnValue
 
 
 @dataclass
@@ -90,25 +96,27 @@ class CatcherHandler:
                               default=-1) + 1
         self.lock = threading.Lock()
         self.arrived = threading.Condition(self.lock)
-        self.rcpt_reply = None  # callable(address) -> None | "451 ..." | "550 ..."
-        self.data_reply = None  # callable(rcpt_tos) -> None | reply; may block (tests stall here)
+        self.rcpt_reply: Callable[[str], str | None] | None = None  # None | "451 ..." | "550 ..."
+        self.data_reply: Callable[[list[str]], str | None] | None = None  # may block (tests stall here)
 
     pipelining = True  # advertised like Postfix does, so senders exercise RFC 2920
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: SMTPEnvelope, hostname: str,
+                          responses: list[str]) -> list[str]:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
-    async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
         reply = self.rcpt_reply(address) if self.rcpt_reply else None
         if reply:
             return reply
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope: SMTPEnvelope):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SMTPEnvelope) -> str:
         reply = self.data_reply(list(envelope.rcpt_tos)) if self.data_reply else None
         if reply:
             return reply
@@ -189,7 +197,8 @@ class RelayHandler(CatcherHandler):
             return True
         return False
 
-    async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
         with self.lock:
             if not self._take():
                 self.throttled += 1
@@ -200,8 +209,8 @@ class RelayHandler(CatcherHandler):
             self.peak_per_domain[domain] = max(self.peak_per_domain[domain], len(conns))
             if not hasattr(session, "relay_connection"):
                 self._connection_ids += 1
-                session.relay_connection = self._connection_ids
-            self.per_connection[(session.relay_connection, domain)] += 1
+                session.relay_connection = self._connection_ids  # type: ignore[attr-defined]  # our mark
+            self.per_connection[(session.relay_connection, domain)] += 1  # type: ignore[attr-defined]
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
 
@@ -216,13 +225,13 @@ class _CappedSMTP(SMTP):
             return
         await super()._handle_client()
 
-    def connection_lost(self, error) -> None:
+    def connection_lost(self, error: Exception | None) -> None:
         self.event_handler.disconnected(id(self.session))
         super().connection_lost(error)
 
 
 class _RelayController(Controller):
-    def factory(self):
+    def factory(self) -> SMTP:
         return _CappedSMTP(self.handler, **self.SMTP_kwargs)
 
 
@@ -261,14 +270,14 @@ INBOX_PAGE_SIZE = 50
 BASE_TARGET = re.compile(r"(<head[^>]*>)", re.I)
 
 
-def inbox_app(catcher: MailCatcher):
+def inbox_app(catcher: MailCatcher) -> Flask:
     """The dev inbox in the browser: received messages (newest first, paged, searchable), each one's parts."""
     from flask import Flask, abort, redirect, render_template_string, request
 
     app = Flask("mailcatcher")
 
     @app.get("/")
-    def index():
+    def index() -> str:
         q = (request.args.get("q") or "").strip()
         page = max(1, request.args.get("page", 1, type=int) or 1)
         items = list(enumerate(catcher.messages))[::-1]
@@ -285,7 +294,7 @@ def inbox_app(catcher: MailCatcher):
                                       page=page, pages=pages, kept=store.folder if store else None)
 
     @app.post("/clear")
-    def clear():
+    def clear() -> ResponseReturnValue:
         origin = request.headers.get("Origin")
         if origin and origin.rstrip("/") != request.host_url.rstrip("/"):
             abort(403)  # only this page's own button empties the inbox
@@ -293,7 +302,7 @@ def inbox_app(catcher: MailCatcher):
         return redirect("/", code=303)
 
     @app.get("/<int:i>")
-    def show(i: int):
+    def show(i: int) -> str:
         msgs = catcher.messages
         if not 0 <= i < len(msgs):
             abort(404)
@@ -310,7 +319,7 @@ def inbox_app(catcher: MailCatcher):
         )
 
     @app.get("/<int:i>/raw")
-    def raw(i: int):
+    def raw(i: int) -> ResponseReturnValue:
         msgs = catcher.messages
         if not 0 <= i < len(msgs):
             abort(404)

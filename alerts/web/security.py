@@ -23,9 +23,9 @@ from collections.abc import Callable
 import flask
 from flask import Flask, current_app, has_request_context, request, session
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 from werkzeug.exceptions import BadRequest
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, Map
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_DB_INT = 2**63 - 1
@@ -80,7 +80,8 @@ class Request(flask.Request):
 class BoundedIntConverter(IntegerConverter):
     """`<int:…>` that stops where database integers stop, so 2**63 is a 404, not a 500."""
 
-    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
+                 max: int | None = None, signed: bool = False) -> None:
         super().__init__(map, fixed_digits, min, MAX_DB_INT if max is None else max, signed)
 
 
@@ -98,13 +99,13 @@ def _refuse(what: str) -> None:
 
 
 @event.listens_for(Session, "before_flush")
-def _no_flush_on_safe_methods(session, flush_context, instances) -> None:
+def _no_flush_on_safe_methods(session: Session, flush_context: object, instances: object) -> None:
     if (session.new or session.dirty or session.deleted) and _read_only_request():
         _refuse("write to the database")
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _no_dml_on_safe_methods(state) -> None:
+def _no_dml_on_safe_methods(state: ORMExecuteState) -> None:
     if (state.is_insert or state.is_update or state.is_delete) and _read_only_request():
         _refuse("write to the database")
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -111,11 +112,12 @@ def report(alert_id: int) -> dict | None:
         return None
     tally = click_tally(alert)
     whole = tally.row(clickcounts.ALERT_WIDE)
-    links: Sequence[tuple[int | None, str | None, int | None, str | None, str | None]] = db.session.execute(
+    # (link index, URL, action id, slug, title): the query's rows, or tuples for a draft's actions
+    links: Sequence[Any] = db.session.execute(
         sa.select(AlertLink.link_index, AlertLink.url, AlertLink.action_id, Action.slug, Action.title)
         .outerjoin(Action, Action.id == AlertLink.action_id)
         .where(AlertLink.alert_id == alert_id).order_by(AlertLink.link_index)
-    ).tuples().all()
+    ).all()
     if not links:  # a draft, or sent with TRACK_CLICKS=off: the actions it names
         links = [(None, None, a.id, a.slug, a.title) for a in alert.actions]
 

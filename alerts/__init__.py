@@ -43,7 +43,8 @@ def configure(app: Flask, test_config: dict | None) -> None:
     if app.config.get("SESSION_COOKIE_SECURE") is None:
         app.config["SESSION_COOKIE_SECURE"] = app.config["BASE_URL"].startswith("https://")
     if app.config.get("PROXY_FIX_X_FOR"):
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
+        app.wsgi_app = ProxyFix(  # type: ignore[method-assign]  # Flask's documented way to wrap it
+            app.wsgi_app, x_for=int(app.config["PROXY_FIX_X_FOR"]))
 
 
 def register_extensions(app: Flask) -> None:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import functools
 import re
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 
 from .extensions import db
 from .models import StaffUser, utcnow
 
+if TYPE_CHECKING:
+    from argon2 import PasswordHasher
+
 
 @functools.cache
-def _argon2():
+def _argon2() -> tuple[PasswordHasher, tuple[type[Exception], ...]]:
     """argon2 on first use: most `alerts` commands never hash a password."""
     from argon2 import PasswordHasher
     from argon2.exceptions import InvalidHashError, VerificationError

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery, Task
 from flask import Flask
@@ -71,7 +72,7 @@ def celery_config(app: Flask) -> dict:
     }
 
 
-def celery_init_app(app: Flask) -> Celery:
+def celery_init_app(app: Flask) -> Celery[Any]:
     class FlaskTask(Task):
         def __call__(self, *args: object, **kwargs: object) -> object:
             with app.app_context():

@@ -105,7 +105,7 @@ def stored(alert_id: int) -> Tally:
     return out
 
 
-def events(where) -> dict[int, list[ClickEvent]]:
+def events(where: sa.ColumnElement[bool]) -> dict[int, list[ClickEvent]]:
     """Per-person click rows matching `where`, as events per alert."""
     out: dict[int, list[ClickEvent]] = {}
     rows = db.session.execute(
@@ -116,7 +116,7 @@ def events(where) -> dict[int, list[ClickEvent]]:
     return out
 
 
-def fold(where) -> int:
+def fold(where: sa.ColumnElement[bool]) -> int:
     """Turn the per-person rows matching `where` into counters, then delete them; returns how many.
 
     Exact when the rows are all of a recipient's clicks on an alert (erasure) or all of an

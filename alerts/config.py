@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import secrets
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from dotenv import load_dotenv
 
@@ -25,7 +27,7 @@ class ConfigError(RuntimeError):
     """A setting cannot be used as it stands; the message names it and what it must be."""
 
 
-def postal_address_missing(cfg) -> bool:
+def postal_address_missing(cfg: Mapping[str, Any]) -> bool:
     """True when a blast must be refused: the address is the placeholder outside `alerts dev`."""
     return cfg["ORG_POSTAL_ADDRESS"] == PLACEHOLDER_POSTAL_ADDRESS and not cfg.get("DEV_MODE")
 

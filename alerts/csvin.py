@@ -16,7 +16,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, TextIO
 
@@ -206,7 +206,8 @@ def _parse_line(text: str, delimiter: str, line: int = 1) -> list[str]:
         raise CsvFileError(f"line {line} has a value longer than {FIELD_MAX:,} characters") from exc
 
 
-def open_table(stream: BinaryIO | TextIO, *, key_of=None) -> CsvTable:
+def open_table(stream: BinaryIO | TextIO, *,
+               key_of: Callable[[list[str]], int] | None = None) -> CsvTable:
     """Check the whole file, then open it for reading its rows (the stream must be seekable).
 
     `key_of(header)` says which column holds each row's key (the email address); a row that

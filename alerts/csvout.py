@@ -29,7 +29,7 @@ def cell(value: Any) -> Any:
 class Writer:
     """csv.writer with every cell neutralised."""
 
-    def __init__(self, out: TextIO, **fmt):
+    def __init__(self, out: TextIO, **fmt: Any) -> None:
         self._w = csv.writer(out, **fmt)
 
     def writerow(self, row: Iterable[Any]) -> None:

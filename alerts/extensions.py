@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import sqlite3
 import time
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import flask_limiter
 import sqlalchemy as sa
@@ -13,9 +15,10 @@ from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from limits import RateLimitItem
+from limits.strategies import RateLimiter
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -28,9 +31,12 @@ NAMING_CONVENTION = {
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    if TYPE_CHECKING:
+        __table__: ClassVar[sa.Table]  # every model names a table (DeclarativeBase says FromClause)
 
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class Limiter(flask_limiter.Limiter):
@@ -50,7 +56,7 @@ class Limiter(flask_limiter.Limiter):
         """When `item`'s current window ends (a Unix time), for Retry-After."""
         return self._counted(lambda strategy: strategy.get_window_stats(item, *identifiers).reset_time)
 
-    def _counted(self, count):
+    def _counted(self, count: Callable[[RateLimiter], _T]) -> _T:
         if self._storage_dead and time.monotonic() >= self._next_recheck:
             self._next_recheck = time.monotonic() + self.RECHECK_SECONDS
             if self.storage.check():
@@ -86,16 +92,21 @@ def database_down_reason(exc: BaseException) -> str:
     return (lines[0] if lines else type(orig).__name__)[:300]
 
 
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+# The dialect's INSERT (it knows ON CONFLICT): what `upsert` returns and `PerDialect` builds with.
+DialectInsert = Callable[[Any], postgresql.Insert | sqlite.Insert]
+# A column as a statement names it: a model's attribute or a table's column.
+Column = sa.ColumnElement[Any] | QueryableAttribute[Any]
+_INSERTS: dict[str, DialectInsert] = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
 
 
-def upsert(target, bind: sa.Connection | None = None):
+def upsert(target: Any, bind: sa.Connection | None = None) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that knows ON CONFLICT, for the database in use (both dialects spell it alike)."""
     dialect = (bind or db.session.get_bind()).dialect.name
     return _INSERTS[dialect](target)
 
 
-def any_of(column, values, bind: sa.Connection | None = None):
+def any_of(column: Column, values: Iterable[Any],
+           bind: sa.Connection | None = None) -> sa.ColumnElement[bool]:
     """`column IN values`, on PostgreSQL as one array parameter (`= ANY(:p)`): a blast batch's
     500 ids as 500 bound parameters cost SQLAlchemy and psycopg more CPU than the query takes
     to run, and a statement whose text changes with the list's length is never reused."""
@@ -105,7 +116,7 @@ def any_of(column, values, bind: sa.Connection | None = None):
     return column.in_(values)
 
 
-def in_param(column, name: str, dialect: str):
+def in_param(column: Column, name: str, dialect: str) -> sa.ColumnElement[bool]:
     """`column IN :name` for a statement built once per database: one array parameter on
     PostgreSQL (one statement text, whatever the length), an expanding list elsewhere."""
     if dialect == "postgresql":
@@ -118,7 +129,7 @@ class PerDialect:
     (signup, signing) building and cache-keying an ORM statement per call costs more than
     running it. `build` gets the dialect's insert function."""
 
-    def __init__(self, build) -> None:
+    def __init__(self, build: Callable[[DialectInsert], sa.Executable]) -> None:
         self._build = build
         self._built: dict[str, sa.Executable] = {}
 
@@ -131,7 +142,7 @@ class PerDialect:
 
 
 @event.listens_for(Engine, "connect")
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: object, _record: object) -> None:
     """SQLite as a multi-process store: WAL for readers beside a writer, waits instead of errors."""
     if isinstance(dbapi_connection, sqlite3.Connection):
         cursor = dbapi_connection.cursor()

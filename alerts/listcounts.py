@@ -14,15 +14,22 @@ import hashlib
 import json
 import logging
 import re
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 import redis
 import sqlalchemy as sa
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from . import redis_conn
 from .extensions import db
 from .models import Subscriber, SubscriberStatus
 
+if TYPE_CHECKING:
+    from flask import Flask
+
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 TTL_SECONDS = 120
 _DIRTY = "alerts_subscribers_written"
@@ -44,24 +51,25 @@ def _prefix(engine: sa.Engine) -> str:
     return f"alerts:listcounts:{hashlib.sha256(name.encode()).hexdigest()[:16]}"
 
 
-def install(app) -> None:
+def install(app: Flask) -> None:
     """Bump the generation after every transaction of this app's engine that wrote to subscribers."""
     url = app.config["REDIS_URL"]
     with app.app_context():
         engine = db.engine
     prefix = app.extensions["listcounts"] = _prefix(engine)
 
-    def mark(conn, _cursor, statement, _parameters, _context, _executemany):
+    def mark(conn: sa.Connection, _cursor: object, statement: str, _parameters: object, _context: object,
+             _executemany: bool) -> None:
         if _WRITES.match(statement):
             conn.info[_DIRTY] = True
 
-    def committing(conn):
+    def committing(conn: sa.Connection) -> None:
         # before the commit (a reader may still count the old rows, so again at checkin)
         if conn.info.pop(_DIRTY, False):
             conn.info[_COMMITTED] = True
             invalidate(url, prefix)
 
-    def returned(_dbapi_connection, record):
+    def returned(_dbapi_connection: object, record: ConnectionPoolEntry | None) -> None:
         # checkin comes after the commit (or rollback) that ended the connection's transaction
         if record is not None and (record.info.pop(_COMMITTED, False) | record.info.pop(_DIRTY, False)):
             invalidate(url, prefix)
@@ -79,21 +87,21 @@ def invalidate(url: str, prefix: str) -> None:
         log.warning("could not invalidate the cached subscriber counts", exc_info=True)
 
 
-def _cached(name: str, compute):
+def _cached(name: str, compute: Callable[[], _T]) -> _T:
     """`compute()` as of this generation, computed once per generation and TTL."""
     from flask import current_app
 
     client = _client(current_app.config["REDIS_URL"])
     prefix = current_app.extensions["listcounts"]
     try:
-        generation = int(client.get(f"{prefix}:generation") or 0)
+        generation = int(client.get(f"{prefix}:generation") or 0)  # type: ignore[arg-type]  # redis-py types a sync reply as maybe Awaitable
         key = f"{prefix}:{name}:{generation}"
         found = client.get(key)
     except redis.RedisError:
         log.warning("cached subscriber counts unavailable; counting", exc_info=True)
         return compute()
     if found is not None:
-        return json.loads(found)
+        return json.loads(found)  # type: ignore[arg-type]  # redis-py types a sync reply as maybe Awaitable
     value = compute()
     try:
         client.set(key, json.dumps(value), ex=TTL_SECONDS)

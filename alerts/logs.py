@@ -16,8 +16,12 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from flask import Flask
+
+if TYPE_CHECKING:
+    from celery import Task
 
 # The attributes every LogRecord has; anything else on a record came from `extra`.
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"message", "asctime", "taskName"}
@@ -77,13 +81,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def _current_task():
+def _current_task() -> Task | None:
     """The Celery task running in this thread, if any."""
     from celery import current_task
 
     if not current_task:
         return None
-    task = current_task._get_current_object()
+    task = current_task._get_current_object()  # type: ignore[attr-defined]  # celery-types: the proxy as a Task
     return task if getattr(task.request, "id", None) else None
 
 
@@ -110,7 +114,7 @@ def configure_logging(app: Flask) -> None:
     _connect_celery_signals()
 
 
-def _json_handlers(logger: logging.Logger, **_kwargs) -> None:
+def _json_handlers(logger: logging.Logger, **_kwargs: object) -> None:
     for handler in logger.handlers:
         handler.setFormatter(JsonFormatter())
 

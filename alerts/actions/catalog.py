@@ -209,7 +209,7 @@ def next_open_action(after: Action, skip_ids: frozenset[int] = frozenset()) -> A
     that is hosted here and not among `skip_ids`, wrapping round to the first."""
     items = [a for a in open_actions() if a.id != after.id and a.id not in skip_ids and not a.url]
     later = [a for a in items if (a.position, a.id) > (after.position, after.id)]
-    return (later or items or [None])[0]
+    return next(iter(later or items), None)
 
 
 def move(action_id: int, direction: str) -> bool:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
@@ -40,7 +40,7 @@ IMPORT_HEADERS = {
 }
 
 
-def visible(action_id: int):
+def visible(action_id: int) -> sa.ColumnElement[bool]:
     """Rows staff see: the action's signatures that were not erased."""
     return sa.and_(Signature.action_id == action_id, Signature.email != ERASED)
 
@@ -56,7 +56,7 @@ def search(action_id: int, q: str = "") -> sa.Select:
     return query
 
 
-def _day_expression():
+def _day_expression() -> sa.ColumnElement[Any]:
     if db.session.get_bind().dialect.name == "postgresql":
         return sa.cast(sa.func.timezone("UTC", Signature.created_at), sa.Date)
     return sa.func.substr(Signature.created_at, 1, 10)  # SQLite keeps ISO text in UTC
@@ -182,12 +182,13 @@ def import_signers(action: Action, binary: BinaryIO) -> SignerImport:
     is rejected for a missing or invalid address, or a quote left open; one already signed
     is counted as such and left as it is.
     """
+    columns: dict[str, int] = {}
+
     def key_of(header: list[str]) -> int:
         nonlocal columns
         columns = _columns([h.strip() for h in header])
         return columns["email"]
 
-    columns: dict[str, int] = {}
     try:
         table = csvin.open_table(binary, key_of=key_of)
     except csvin.CsvFileError as exc:

@@ -18,7 +18,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .. import queueing, tasknames
-from ..extensions import PerDialect, db
+from ..extensions import DialectInsert, PerDialect, db
 from ..mail.context import external_url, org_context
 from ..mail.rendering import compiled
 from ..mail.signed_ids import envelope_sender
@@ -148,7 +148,8 @@ def _clean_text(value: str | None, limit: int, field: str, label: str) -> str:
     return value
 
 
-def validate(action: Action, entry: Entry, signer: Signer | None) -> tuple[str, str, str | None, str | None]:
+def validate(action: Action | sa.Row, entry: Entry,
+             signer: Signer | None) -> tuple[str, str, str | None, str | None]:
     """(email, name, postal code, comment) or SignError naming the first field at fault."""
     name = _clean_text(entry.name, NAME_MAX, "name", "Your name")
     if signer is not None:
@@ -185,12 +186,12 @@ _EXISTING = sa.select(_S.c.id, _S.c.confirmed_at).where(
     _S.c.action_id == sa.bindparam("action_id"), _S.c.email_key == sa.bindparam("email_key"))
 
 
-def signable(slug: str):
+def signable(slug: str) -> sa.Row | None:
     """What signing needs to know of an action (a Row with Action's attribute names), or None."""
     return db.session.execute(_SIGNABLE, {"slug": slug}).first()
 
 
-def _build_insert_signature(insert) -> sa.Insert:
+def _build_insert_signature(insert: DialectInsert) -> sa.Insert:
     subscriber = Subscriber.__table__
     now = sa.bindparam("now", type_=_S.c.created_at.type)
     return (
@@ -212,7 +213,7 @@ def _build_insert_signature(insert) -> sa.Insert:
 _INSERT_SIGNATURE = PerDialect(_build_insert_signature)
 
 
-def sign(action, entry: Entry, *, signer: Signer | None, where: Attribution,
+def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where: Attribution,
          request: subscriptions.Request) -> Outcome:
     """Record one signature (or find the one already there). The caller commits.
 
@@ -279,7 +280,7 @@ def claim_unqueued_confirmations(limit: int = 1000) -> list[int]:
     ).all())
 
 
-def join_list(email: str, request: subscriptions.Request, action: Action) -> None:
+def join_list(email: str, request: subscriptions.Request, action: Action | sa.Row) -> None:
     """"Also send me action alerts": the normal double opt-in, sourced to this action.
 
     Recorded and decided later, as `POST /subscribe` is, so the answer says nothing about the
@@ -386,6 +387,7 @@ def send_signature_confirmation(signature_id: int) -> emails.Email | None:
     if signature is None or signature.confirmed_at is not None or signature.email == ERASED:
         return None
     action = db.session.get(Action, signature.action_id)
+    assert action is not None  # its signatures go with it (ON DELETE CASCADE)
     return emails.Email(
         to=signature.email,
         compiled=compiled("signature_confirm", SIGNATURE_CONFIRM_SLOTS, org_context),

@@ -7,12 +7,13 @@ signed every action the alert links to.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
-from ..extensions import db
+from ..extensions import Column, db
 from ..models import (
     Action,
     Alert,
@@ -55,7 +56,7 @@ class Rules:
         return {k: v for k, v in asdict(self).items() if v != default[k]}
 
 
-def _date(value, name: str) -> str | None:
+def _date(value: object, name: str) -> str | None:
     if value in (None, ""):
         return None
     try:
@@ -64,7 +65,7 @@ def _date(value, name: str) -> str | None:
         raise AudienceError(f"{name} must be a date like 2026-01-31, not {value!r}") from exc
 
 
-def _slugs(values, name: str) -> list[str]:
+def _slugs(values: Iterable[str | None] | None, name: str) -> list[str]:
     slugs = list(dict.fromkeys(s.strip() for s in (values or []) if s and s.strip()))
     if slugs:
         found = set(db.session.scalars(sa.select(Action.slug).where(Action.slug.in_(slugs))))
@@ -74,7 +75,7 @@ def _slugs(values, name: str) -> list[str]:
     return slugs
 
 
-def _int(value, name: str, low: int, high: int) -> int | None:
+def _int(value: object, name: str, low: int, high: int) -> int | None:
     if value in (None, ""):
         return None
     try:
@@ -86,7 +87,7 @@ def _int(value, name: str, low: int, high: int) -> int | None:
     return number
 
 
-def _bool(value) -> bool:
+def _bool(value: object) -> bool:
     if isinstance(value, str):
         return value.strip().lower() in ("1", "true", "yes", "on")
     return bool(value)
@@ -131,7 +132,7 @@ def _action_ids(slugs: list[str]) -> list[int]:
     return list(db.session.scalars(sa.select(Action.id).where(Action.slug.in_(slugs)))) if slugs else []
 
 
-def _signed_where(*conditions):
+def _signed_where(*conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
     """A signature matching the subscriber (as a subscriber, or by the same case-folded email_key) and these.
 
     Uncorrelated IN subqueries, each computed once per statement (a hashed subplan on
@@ -143,12 +144,12 @@ def _signed_where(*conditions):
     return sa.or_(Subscriber.id.in_(by_id), Subscriber.email_key.in_(by_address))
 
 
-def signed(action_ids: list[int]):
+def signed(action_ids: list[int]) -> sa.ColumnElement[bool]:
     """The subscriber signed one of these actions."""
     return _signed_where(Signature.action_id.in_(action_ids))
 
 
-def _ids(column, *conditions):
+def _ids(column: Column, *conditions: sa.ColumnElement[bool]) -> sa.ColumnElement[bool]:
     """Subscriber.id IN (the non-null ids in `column` where `conditions`), computed once."""
     return Subscriber.id.in_(sa.select(column).where(column.is_not(None), *conditions))
 
@@ -211,9 +212,9 @@ def linked_action_ids(alert: Alert | None) -> list[int]:
 
 
 def size(rules: Rules, linked: list[int]) -> int:
-    return db.session.scalar(
+    return db.session.execute(
         sa.select(sa.func.count()).select_from(Subscriber).where(*conditions(rules, linked))
-    )
+    ).scalar_one()
 
 
 def _titles(slugs: list[str]) -> str:

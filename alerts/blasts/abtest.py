@@ -133,7 +133,7 @@ class VariantResult:
 
 def measure(test: AbTest) -> list[VariantResult]:
     """Each variant's numbers: unique clickers and signers per sent message; unsubscribes, complaints."""
-    alert = db.session.get(Alert, test.alert_id)
+    alert = db.session.get_one(Alert, test.alert_id)
     d = Delivery
     clicked = sa.exists().where(
         Click.alert_id == d.alert_id, Click.machine.is_(False),
@@ -147,7 +147,7 @@ def measure(test: AbTest) -> list[VariantResult]:
     complained = sa.exists().where(BounceEvent.delivery_id == d.id,
                                    BounceEvent.kind == BounceKind.COMPLAINT)
 
-    def count(cond):
+    def count(cond: sa.ColumnElement[bool]) -> sa.ColumnElement[int]:
         return sa.func.sum(sa.case((cond, 1), else_=0))
 
     rows = {r.variant: r for r in db.session.execute(
@@ -160,10 +160,12 @@ def measure(test: AbTest) -> list[VariantResult]:
     out = []
     for v, spec in enumerate(test.variants):
         r = rows.get(v)
+        sent, clickers, signers, unsubscribed, complaints = (
+            int(getattr(r, k) or 0) if r else 0
+            for k in ("sent", "clickers", "signers", "unsubscribed", "complaints"))
         out.append(VariantResult(
             letter(v), spec["subject"], spec.get("from_name"), int(r.sample) if r else 0,
-            *(int(getattr(r, k) or 0) if r else 0
-              for k in ("sent", "clickers", "signers", "unsubscribed", "complaints"))))
+            sent, clickers, signers, unsubscribed, complaints))
     for res in out:
         bad = res.unsubscribed + res.complaints
         res.tripped = bool(res.sent) and 100 * bad / res.sent > test.breaker_pct
@@ -182,7 +184,7 @@ def _winner(results: list[VariantResult], metric: str) -> tuple[int, str]:
     w = results[best]
     noun = "clicked" if metric == "clicks" else "signed"
 
-    def figure(r):
+    def figure(r: VariantResult) -> str:
         n = r.clickers if metric == "clicks" else r.signers
         return f"{n} of {r.sent} {noun} ({_pct(n, r.sent)})"
 
@@ -203,7 +205,7 @@ def decide(alert_id: int, *, force: bool = False) -> str | None:
     test = db.session.get(AbTest, alert_id, with_for_update=True, populate_existing=True)
     if test is None or test.state != "testing":
         return None
-    alert = db.session.get(Alert, alert_id)
+    alert = db.session.get_one(Alert, alert_id)
     results = measure(test)
     test.results = [asdict(r) for r in results]
     if alert.state == AlertState.CANCELLED:
@@ -219,6 +221,7 @@ def decide(alert_id: int, *, force: bool = False) -> str | None:
             sa.update(Delivery).where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.HELD)
             .values(status=DeliveryStatus.SKIPPED, error="A/B test stopped by the circuit breaker"))
         return "stopped"
+    assert test.decide_at is not None  # set with the state "testing"
     if not force and utcnow() < test.decide_at:
         return None
     best, reason = _winner(results, test.metric)

@@ -6,18 +6,20 @@ import functools
 import html
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from email.utils import parseaddr
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import Flask, current_app
 from markupsafe import Markup
 
 from ..actions import action_link
 from ..actions.references import ReferenceSigner
 from ..extensions import any_of, db
 from ..mail.context import external_url, org_context
-from ..mail.dkim import canon_body_relaxed, signer_for
+from ..mail.dkim import DkimSigner, NoSigner, canon_body_relaxed, signer_for
 from ..mail.mime import domain_of, format_from, message_parts, new_message_id
 from ..mail.rendering import CompiledEmail, Rendered, Slot, compile_email, compiled, markdown_html
 from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
@@ -70,7 +72,8 @@ def frozen_links(alert: Alert) -> list[tuple[int | None, str]]:
     return [(a.id, action_link(a)) for a in alert.actions] + [(None, u) for u in intro_links(alert.intro_md)]
 
 
-def alert_slots(actions: list[Action], pixel: bool = False, intro: int = 0) -> tuple[str, ...]:
+def alert_slots(actions: Sequence[Action | ActionText], pixel: bool = False,
+                intro: int = 0) -> tuple[str, ...]:
     return (*RECIPIENT_SLOTS, *(action_slot(i) for i in range(len(actions))),
             *(intro_slot(k) for k in range(intro)), *((OPEN_PIXEL_SLOT,) if pixel else ()))
 
@@ -92,7 +95,7 @@ class ActionText:
     title: str
     summary: str
     call_to_action: str
-    updated_at: object
+    updated_at: datetime
 
 
 @dataclass(frozen=True)
@@ -155,7 +158,7 @@ def compiled_alert(alert: Alert | AlertText, subject: str | None = None,
     return compiled("alert", slots, lambda: alert_context(text, subject, signed), version)
 
 
-def warm_up(app) -> None:
+def warm_up(app: Flask) -> None:
     """For a worker's parent, before it forks its pool: the alert templates compiled and the
     stylesheet's parse cached (premailer keeps it), so that no pool process spends ~35 ms of
     its first batch on them. A sample alert is compiled and thrown away."""
@@ -187,8 +190,8 @@ class MessageFactory:
     domain: str
     list_id: str
     unsubscribe_base: str
-    serializer: object
-    signer: object
+    serializer: UnsubscribeTokens
+    signer: DkimSigner | NoSigner
     unsubscribe_address: UnsubscribeAddresses
     message_id: MessageIds
     action_links: tuple[str, ...]  # where each action's button leads, in the alert's order
@@ -242,7 +245,7 @@ class MessageFactory:
             reference=ReferenceSigner.current(),
         )
 
-    def prepare(self, rows) -> None:
+    def prepare(self, rows: Sequence[sa.Row]) -> None:
         """Per batch, before sending: each row's A/B variant and the alert's actions each signed.
 
         `rows` have id, subscriber_id, email and variant. One query for the batch.
@@ -260,11 +263,11 @@ class MessageFactory:
                     sa.or_(any_of(Signature.subscriber_id, subs), any_of(Signature.email_key, by_email)))
             ):
                 for who in (sub_id, by_email.get(key)):
-                    if who in subs_set:
+                    if who is not None and who in subs_set:
                         signed.setdefault(who, set()).add(action_id)
         self._signed_of = {k: frozenset(v) for k, v in signed.items()}
 
-    def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None):
+    def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None) -> tuple[CompiledEmail, str]:
         variant = self._variant_of.get(delivery_id)
         signed = self._signed_of.get(subscriber_id, frozenset())
         if variant is None and not signed:
@@ -272,6 +275,7 @@ class MessageFactory:
         key = (variant, signed)
         if key not in self._variants:
             subject, from_header = self.variants[variant] if variant is not None else (None, self.from_header)
+            assert self.text is not None  # for_alert sets it
             self._variants[key] = (compiled_alert(self.text, subject, signed), from_header)
         return self._variants[key]
 
@@ -312,6 +316,7 @@ class MessageFactory:
         for slot, url, index, on in self._link_plan:
             query = f"r={ref}" if on and ref is not None else ""
             if index is not None and token is not None:
+                assert self.tracker is not None  # a token is only made by the tracker
                 out[slot] = self.tracker.url(token, index, query)
             elif query:
                 out[slot] = f"{url}{'&' if '?' in url else '?'}{query}"
@@ -379,7 +384,7 @@ class MessageFactory:
                             "canonicalising each one", self.alert_id)
         return self.signer.sign_parts(head, body, canonical_body=self._canonical)
 
-    def parts_row(self, row) -> tuple[list, bytes]:
+    def parts_row(self, row: sa.Row) -> tuple[list, bytes]:
         """`parts` for one of a batch's rows (id, subscriber_id, email, token_key)."""
         return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key)
 

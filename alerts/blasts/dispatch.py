@@ -23,7 +23,8 @@ def batch_ranges(alert_id: int, size: int, after: int = 0) -> Iterator[tuple[int
         .order_by(Delivery.id)
         .execution_options(yield_per=10_000)
     )
-    first = last = None
+    first: int | None = None
+    last = 0
     n = 0
     for delivery_id in ids:
         if first is None:
@@ -55,8 +56,9 @@ def _queue_batches(alert: Alert, after: int = 0) -> tuple[int, bool]:
     """A batch task for each run of queued rows past `after`, and the next fill while the list
     is still being fixed, all sent once the caller commits; returns (batches, still filling)."""
     cfg = current_app.config
-    queued = db.session.scalar(sa.select(sa.func.count()).where(
-        Delivery.alert_id == alert.id, Delivery.status == DeliveryStatus.QUEUED, Delivery.id > after))
+    queued = db.session.execute(sa.select(sa.func.count()).where(
+        Delivery.alert_id == alert.id, Delivery.status == DeliveryStatus.QUEUED, Delivery.id > after)
+    ).scalar_one()
     size = batch_size(queued, cfg["BLAST_BATCH_SIZE"], cfg["BLAST_MIN_BATCHES"])
     ranges = list(batch_ranges(alert.id, size, after=after))
     alert.last_dispatch_at = utcnow()  # the sweep reads it
@@ -103,8 +105,9 @@ def fill(alert_id: int) -> int:
     if alert is None or alert.state != AlertState.SENDING or not filling(alert):
         db.session.rollback()
         return 0
-    newest = db.session.scalar(
-        sa.select(sa.func.coalesce(sa.func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id))
+    newest = db.session.execute(
+        sa.select(sa.func.coalesce(sa.func.max(Delivery.id), 0)).where(Delivery.alert_id == alert_id)
+    ).scalar_one()
     fix_next_chunk(alert, current_app.config["BLAST_FILL_CHUNK"])
     batches, more = _queue_batches(alert, after=newest)
     db.session.commit()

@@ -7,7 +7,9 @@ import functools
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -81,7 +83,7 @@ class Recorder:
         self._thread.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
         try:
@@ -111,7 +113,8 @@ class Recorder:
         with self._lock:
             self._sent.append(delivery_id)
 
-    def mark(self, ids: list[int], status: str, error: str | None, *, attempt: bool = False) -> None:
+    def mark(self, ids: list[int], status: DeliveryStatus, error: str | None, *,
+             attempt: bool = False) -> None:
         if not ids:
             return
         values: dict = {"status": status, "error": error}
@@ -205,7 +208,7 @@ class Recorder:
             self._disconnect()
             raise
 
-    def _write_on(self, conn: sa.Connection, now, sent: list[int], marks: list,
+    def _write_on(self, conn: sa.Connection, now: datetime, sent: list[int], marks: list,
                   suppress: list) -> str | None:
         built = _statements(conn.dialect.name)
         # The id range lets the database find the batch's rows by primary key.
@@ -236,7 +239,7 @@ class Recorder:
 
 
 @contextlib.contextmanager
-def _transaction(conn: sa.Connection):
+def _transaction(conn: sa.Connection) -> Iterator[None]:
     """One transaction on the recorder's connection: said out loud where it autocommits."""
     if conn.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
         with conn.begin():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -21,11 +22,11 @@ def sweep() -> dict:
     cfg = current_app.config
     now = utcnow()
     stuck_before = now - timedelta(seconds=cfg["BLAST_STUCK_SECONDS"])
-    reset = db.session.execute(
+    reset = cast(sa.CursorResult, db.session.execute(
         sa.update(Delivery)
         .where(Delivery.status == DeliveryStatus.SENDING, Delivery.claimed_at < stuck_before)
         .values(status=DeliveryStatus.QUEUED, claim_id=None, error="returned by sweep")
-    ).rowcount
+    )).rowcount
     db.session.commit()
     stall_before = now - timedelta(seconds=cfg["BLAST_STALL_SECONDS"])
     redispatched = []
@@ -34,7 +35,7 @@ def sweep() -> dict:
         if finish_if_done(alert_id):
             continue
         queued = sa.exists().where(Delivery.alert_id == alert_id, Delivery.status == DeliveryStatus.QUEUED)
-        if not db.session.scalar(sa.select(queued)) and not filling(db.session.get(Alert, alert_id)):
+        if not db.session.scalar(sa.select(queued)) and not filling(db.session.get_one(Alert, alert_id)):
             continue  # nothing to dispatch (an A/B test's rest waits, held, for its winner)
         last_dispatch, last_claim = db.session.execute(
             sa.select(Alert.last_dispatch_at,

@@ -7,6 +7,7 @@ claimed by one conditional UPDATE, so exactly one of them launches the blast.
 from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
+from typing import cast
 
 import sqlalchemy as sa
 
@@ -87,12 +88,12 @@ def start_due(now: datetime | None = None) -> list[int]:
     started = []
     for alert_id in due:
         # The claim: a draft has never been dispatched, so only one caller can set this.
-        won = db.session.execute(
+        won = cast(sa.CursorResult, db.session.execute(
             sa.update(Alert)
             .where(Alert.id == alert_id, Alert.state == AlertState.DRAFT,
                    Alert.scheduled_for <= now, Alert.last_dispatch_at.is_(None))
             .values(last_dispatch_at=now)
-        ).rowcount
+        )).rowcount
         if not won:
             db.session.rollback()
             continue

@@ -111,7 +111,8 @@ def _send_rows(recorder: Outcomes, factory: Messages, todo: list, cfg) -> list:
     return unsent
 
 
-def _through_relays(run: _Run, relays: list, pace, cfg, domain: pacing.Pacer | None = None) -> None:
+def _through_relays(run: _Run, relays: list, pace: pacing.Pacing | None, cfg: Mapping[str, Any],
+                    domain: pacing.Pacer | None = None) -> None:
     """One connection after another until the run's rows are sent or the batch must stop."""
     recorder = run.recorder
     tried_down: set[str] = set()
@@ -184,7 +185,7 @@ class _Run:
     def stopping(self) -> bool:
         return self.recorder.stop_reason is not None
 
-    def safe(self, fn, default):
+    def safe(self, fn: Callable[..., Any], default: Any) -> Any:
         try:
             return fn()
         except redis.RedisError as exc:
@@ -217,7 +218,8 @@ class _Run:
             log.warning("alert %s: relay %s unavailable (%s)", rec.alert_id, relay.name,
                         refusal.detail, extra={"alert_id": rec.alert_id, "relay": relay.name})
             return "down"
-        pacer.pacing and self.safe(lambda: pacer.pacing.mark_up(relay.name), None)
+        if (paced := pacer.pacing) is not None:
+            self.safe(lambda: paced.mark_up(relay.name), None)
         pipe = smtp.Pipeline(conn)
         try:
             return self._send(pipe, relay, pacer, domain)
@@ -281,7 +283,7 @@ class _Run:
                 self.progressed = True
         return "up"
 
-    def _message(self, row) -> bytes:
+    def _message(self, row: sa.Row) -> bytes:
         """The row's signed message: signed ahead already, or made and signed now."""
         built = self.built.pop(row.id, None)
         return built if built is not None else self.factory.sign(self._parts(0))
@@ -312,7 +314,7 @@ class _Run:
             except Exception:  # noqa: BLE001 - raised again when the row is built to be sent
                 log.debug("building delivery %s ahead failed", self.pending[1].id, exc_info=True)
 
-    def _throttled(self, row, data: bytes, refusal: smtp.Refusal, relay: smtp.Relay,
+    def _throttled(self, row: sa.Row, data: bytes, refusal: smtp.Refusal, relay: smtp.Relay,
                    pacer: pacing.Pacer) -> None:
         """The relay wants us slower: halve its pace, and this row waits its turn again, unspent."""
         rate = pacer.push_back(refusal.detail)

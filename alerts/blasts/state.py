@@ -3,8 +3,9 @@
 draft -> sending -> sent; sending <-> paused; draft, sending or paused -> cancelled.
 Nothing here commits: the caller does (and `control` queues the dispatch after it).
 """
-
 from __future__ import annotations
+
+from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -47,7 +48,7 @@ def filling(alert: Alert) -> bool:
     return alert.fill_through is not None and (alert.fill_after or 0) < alert.fill_through
 
 
-def _still_filling():
+def _still_filling() -> sa.ColumnElement[bool]:
     """`filling` as SQL, for the statement that ends a blast."""
     return sa.and_(Alert.fill_through.is_not(None),
                    sa.func.coalesce(Alert.fill_after, 0) < Alert.fill_through)
@@ -169,4 +170,4 @@ def finish_if_done(alert_id: int) -> bool:
         .values(state=AlertState.SENT, finished_at=utcnow())
     )
     db.session.commit()
-    return res.rowcount == 1
+    return cast(sa.CursorResult, res).rowcount == 1

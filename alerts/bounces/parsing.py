@@ -76,7 +76,7 @@ _NOT_CHARSETS = {"punycode", "idna", "unicode-escape", "raw-unicode-escape"}  # 
 
 @dataclass
 class RecipientReport:
-    kind: str
+    kind: BounceKind
     status: str | None = None
     diagnostic: str | None = None
     address: str | None = None  # as the report names it: used only to match a known subscriber
@@ -95,7 +95,7 @@ class Report:
     feedback_type: str | None = None
 
 
-def classify(action: str | None, status: str | None) -> str | None:
+def classify(action: str | None, status: str | None) -> BounceKind | None:
     """A DSN recipient block's kind (RFC 3464 Action, RFC 3463 Status), or None if no failure.
 
     Hard is a failure about the address itself: X.1.x (bad mailbox, bad domain), 5.2.1
@@ -126,7 +126,7 @@ def classify(action: str | None, status: str | None) -> str | None:
 class _Policy(email.policy.Compat32):
     """compat32, but a header is always a str: raw 8-bit bytes are read as UTF-8, else Latin-1."""
 
-    def header_fetch_parse(self, name, value):
+    def header_fetch_parse(self, name: str, value: str) -> str:
         if name.lower() == "content-type":  # as it came: its boundary must match the body's lines
             return value
         return _header_text(value)
@@ -153,7 +153,7 @@ def _decode(data: bytes, charset: str | None = None) -> str:
     return data.decode("latin-1", "replace")
 
 
-def _header_text(value) -> str:
+def _header_text(value: str | email.header.Header) -> str:
     """A header value as one line of text, from a str with raw 8-bit bytes in it or a Header."""
     if isinstance(value, email.header.Header):  # a message parsed with plain compat32
         value = str(value)
@@ -172,7 +172,7 @@ def _parse(data: bytes) -> email.message.Message:
     """The message's MIME structure, or only its headers if it has too many parts to build."""
     made = 0
 
-    def factory(policy=_POLICY):
+    def factory(policy: email.policy.Policy = _POLICY) -> email.message.Message:
         nonlocal made
         made += 1
         if made > MAX_PARTS + 1:  # + the one the parser makes to try the factory
@@ -255,8 +255,8 @@ def _returned_headers(report: email.message.Message) -> list[email.message.Messa
             continue
         if not part.is_multipart():  # text/rfc822-headers
             found.append(HeaderParser(policy=_POLICY).parsestr(_payload_text(part)[:MAX_TEXT]))
-        elif part.get_payload() and isinstance(part.get_payload(0), email.message.Message):
-            found.append(part.get_payload(0))
+        elif part.get_payload() and isinstance(inner := part.get_payload(0), email.message.Message):
+            found.append(inner)
     return found[:MAX_FOUND]
 
 
@@ -281,7 +281,8 @@ def _report_part(msg: email.message.Message, ctypes: Sequence[str]) -> email.mes
     return None
 
 
-def _parse_dsn(msg, status_part) -> tuple[list[RecipientReport], str | None, list[str]]:
+def _parse_dsn(msg: email.message.Message, status_part: email.message.Message
+               ) -> tuple[list[RecipientReport], str | None, list[str]]:
     blocks = _header_blocks(status_part, MAX_RECIPIENTS + 1)
     if not blocks:
         return [], None, []
@@ -308,7 +309,8 @@ def _parse_dsn(msg, status_part) -> tuple[list[RecipientReport], str | None, lis
     return recipients, reporter, [e for e in envelope_ids if e]
 
 
-def _parse_arf(msg, feedback_part) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
+def _parse_arf(msg: email.message.Message, feedback_part: email.message.Message
+               ) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
     blocks = _header_blocks(feedback_part, 1)
     fields = blocks[0] if blocks else email.message.Message(_POLICY)
     feedback_type = _header(fields, "Feedback-Type").strip().lower()
@@ -318,7 +320,8 @@ def _parse_arf(msg, feedback_part) -> tuple[list[RecipientReport], str | None, l
     original_from = [_header(fields, "Original-Mail-From")]
     if feedback_type not in COMPLAINT_TYPES:
         return [], reporter, original_from, feedback_type
-    rcpts = addresses(fields.get_all("Original-Rcpt-To") or [], MAX_RECIPIENTS) or [None]
+    rcpts: Sequence[str | None] = (addresses(fields.get_all("Original-Rcpt-To") or [], MAX_RECIPIENTS)
+                                   or [None])
     recipients = [
         RecipientReport(kind=BounceKind.COMPLAINT, status=None,
                         diagnostic=one_line(f"feedback-type {feedback_type}"), address=addr)
@@ -341,7 +344,7 @@ def looks_automatic(msg: email.message.Message, envelope_sender: str | None = No
     return bool(_BOUNCE_SENDER_RE.search(_header(msg, "From")))
 
 
-def _heuristic(msg, raw: bytes, text: str) -> list[RecipientReport]:
+def _heuristic(msg: email.message.Message, raw: bytes, text: str) -> list[RecipientReport]:
     """flufl.bounce's detectors (Mailman's), for bounces that are not RFC 3464."""
     try:
         from flufl.bounce import all_failures
@@ -356,13 +359,14 @@ def _heuristic(msg, raw: bytes, text: str) -> list[RecipientReport]:
         log.exception("flufl.bounce failed on a message")
         return []
     body = _HEADER_END_RE.split(text, 1)[-1]  # not the headers: Received IPs, version numbers
-    status = _REPLY_STATUS_RE.search(body) or _LONE_STATUS_RE.search(body)
-    status = status.group(1) if status else None
+    found = _REPLY_STATUS_RE.search(body) or _LONE_STATUS_RE.search(body)
+    status = found.group(1) if found else None
     diagnostic = next((line for line in body.splitlines() if _SMTP_REPLY_RE.search(line)), None)
     warning = _WARNING_RE.search(_header(msg, "Subject")) or _WARNING_RE.search(text)
     out = []
     for addr in sorted(permanent):
         kind = BounceKind.DELAYED if warning else classify("failed", status)
+        assert kind is not None  # a failure with a 4.x.x or 5.x.x status (or none) always has a kind
         out.append(RecipientReport(kind=kind, status=status, diagnostic=one_line(diagnostic),
                                    address=_clean_address(addr.decode(errors="replace"))))
     for addr in sorted(temporary - permanent):

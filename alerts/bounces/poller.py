@@ -26,6 +26,7 @@ import re
 import ssl
 from dataclasses import dataclass, field
 from email.parser import BytesHeaderParser
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..extensions import db
@@ -118,13 +119,13 @@ def _capabilities(conn: imaplib.IMAP4) -> set[str]:
     return {c.upper() for c in data[0].decode().split()}
 
 
-def _check(typ: str, data, what: str) -> None:
+def _check(typ: str, data: list[Any], what: str) -> None:
     if typ != "OK":
         detail = b" ".join(d for d in data if isinstance(d, bytes)).decode(errors="replace")
         raise imaplib.IMAP4.error(f"{what} failed: {detail}")
 
 
-def _fetched(data) -> dict[int, bytes]:
+def _fetched(data: list[Any]) -> dict[int, bytes]:
     """{uid: bytes} from an imaplib FETCH answer."""
     out = {}
     for item in data:
@@ -186,7 +187,7 @@ def poll_once(cfg: MailboxConfig, *, processed_folder: str | None = "Processed",
         caps = _capabilities(conn)
         typ, data = conn.select(quote_mailbox(cfg.mailbox))
         _check(typ, data, f"SELECT {cfg.mailbox}")
-        typ, data = conn.uid("SEARCH", None, "UNDELETED")
+        typ, data = conn.uid("SEARCH", None, "UNDELETED")  # type: ignore[arg-type]  # None: no CHARSET (imaplib skips it)
         _check(typ, data, "UID SEARCH")
         uids = [int(u) for u in (data[0] or b"").split()]
         mover = _Mover(conn, caps, processed_folder)

@@ -16,7 +16,7 @@ import logging
 from concurrent.futures import ThreadPoolExecutor
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, Envelope
+from aiosmtpd.smtp import SMTP, Envelope, Session
 from flask import Flask
 
 from ..extensions import db
@@ -36,7 +36,8 @@ class BounceHandler:
         self.max_sessions = max_sessions
         self.receiving = 0  # DATA under way (every session runs on the server's one event loop)
 
-    async def handle_RCPT(self, server, session, envelope: Envelope, address: str, rcpt_options):
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope, address: str,
+                          rcpt_options: list[str]) -> str:
         domain = address.rpartition("@")[2].strip().lower().rstrip(".")
         if domain != self.domain:
             return "550 5.1.1 Not a bounce address here; this server accepts no other mail"
@@ -45,7 +46,7 @@ class BounceHandler:
         envelope.rcpt_tos.append(address)
         return "250 2.1.5 OK"
 
-    async def handle_DATA(self, server, session, envelope: Envelope):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         loop = asyncio.get_running_loop()
         try:
             outcome = await loop.run_in_executor(

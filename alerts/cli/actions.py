@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import BinaryIO
 
 import click
 from flask.cli import with_appcontext
@@ -94,7 +95,7 @@ def action_signatures(slug: str, fmt: str) -> None:
 @action_group.command("import-signatures")
 @click.argument("slug")
 @click.argument("file", type=click.File("rb"))
-def action_import_signatures(slug: str, file) -> None:
+def action_import_signatures(slug: str, file: BinaryIO) -> None:
     """Add the signers of an action hosted elsewhere (CSV with a header row naming `email`)."""
     action = _action(slug)
     try:

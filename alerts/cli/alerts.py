@@ -57,9 +57,11 @@ def alert_group() -> None:
 @click.option("--send-at", default=None, metavar="ISO8601",
               help="Schedule it: beat starts the blast at this time (with its offset, e.g. +01:00 or Z).")
 def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, ...],
-                 only_signers_of, except_signers_of, topics, joined_after, joined_before, source,
-                 engaged_days, not_engaged, include_acted, saved_name, subjects_b, from_names,
-                 ab_sample, ab_wait, ab_metric, send_at) -> None:
+                 only_signers_of: tuple[str, ...], except_signers_of: tuple[str, ...],
+                 topics: tuple[str, ...], joined_after: str | None, joined_before: str | None,
+                 source: str | None, engaged_days: int | None, not_engaged: bool, include_acted: bool,
+                 saved_name: str | None, subjects_b: tuple[str, ...], from_names: tuple[str, ...],
+                 ab_sample: int | None, ab_wait: int | None, ab_metric: str, send_at: str | None) -> None:
     """Create a draft alert and print its id."""
     rules: dict = {}
     if saved_name:
@@ -151,7 +153,7 @@ def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
     if total is None:  # a large list: counted after the commit, while the first messages go
-        total = state.expected_recipients(db.session.get(Alert, alert_id))
+        total = state.expected_recipients(db.session.get_one(Alert, alert_id))
         db.session.commit()
     click.echo(f"Alert {alert_id}: sending to {plural(total, 'subscriber')}.", err=True)
     if wait:
@@ -251,6 +253,7 @@ def alert_schedule(alert_id: int, at: str | None, cancel: bool) -> None:
         if cancel:
             scheduling.unschedule(alert_id)
         else:
+            assert at is not None  # one of the two, checked above
             scheduling.schedule(alert_id, scheduling.parse_time(at))
     except BlastError as exc:
         raise click.ClickException(str(exc)) from exc

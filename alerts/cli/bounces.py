@@ -5,6 +5,7 @@ from __future__ import annotations
 import imaplib
 import signal
 import threading
+from types import FrameType
 
 import click
 from flask import current_app
@@ -28,7 +29,7 @@ def bounces_group() -> None:
 @with_appcontext
 def serve_command(host: str, port: int) -> None:
     """Receive DSNs and ARF complaints for BOUNCE_DOMAIN by SMTP until stopped."""
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # Flask types the proxy as the app
     if not app.config.get("BOUNCE_DOMAIN"):
         raise click.UsageError("Set BOUNCE_DOMAIN first: the receiver accepts mail only for it.")
     try:
@@ -94,7 +95,7 @@ def _stop_event() -> threading.Event:
     """Set by Ctrl-C or SIGTERM (docker stop), so a loop ends between passes."""
     stop = threading.Event()
 
-    def handler(signum, frame):
+    def handler(signum: int, frame: FrameType | None) -> None:
         stop.set()
 
     signal.signal(signal.SIGINT, handler)

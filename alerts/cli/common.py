@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable
+from typing import Any
 
 import click
 
@@ -60,14 +61,14 @@ def _check_text(ctx: click.Context, values: dict) -> None:
 
 def _guarded(callback: Callable) -> Callable:
     @functools.wraps(callback)
-    def run(*args, **kwargs):
+    def run(*args: Any, **kwargs: Any) -> Any:
         _check_text(click.get_current_context(), kwargs)
         try:
             return callback(*args, **kwargs)
         except REFUSALS as exc:
             raise click.ClickException(str(exc)) from exc
 
-    run.alerts_guarded = True
+    run.alerts_guarded = True  # type: ignore[attr-defined]  # a marker; mypy models no function attributes
     return run
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 import sqlalchemy as sa
 from flask.cli import AppGroup, FlaskGroup, ScriptInfo
@@ -20,7 +22,7 @@ def database_down_message(ctx: click.Context, exc: BaseException) -> str:
 
 
 class _DatabaseErrors(click.Group):
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except DATABASE_DOWN as exc:

@@ -14,11 +14,16 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ..config import PROJECT_ROOT
 from .common import PORT
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from werkzeug.serving import BaseWSGIServer
 
 STAFF_PASSWORD_FILE = "dev-staff-password"
 # The dev login's address. A test send checks its address as any send does (a dotted domain
@@ -40,7 +45,7 @@ def quiet_logs(verbose: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-def _serve_in_thread(app, host: str, port: int):
+def _serve_in_thread(app: Flask, host: str, port: int) -> BaseWSGIServer:
     from werkzeug.serving import make_server
 
     server = make_server(host, port, app, threaded=True)
@@ -96,7 +101,7 @@ def dev_command(host: str, port: int, smtp_port: int, mail_port: int, verbose: b
 
 
 def _start(started: contextlib.ExitStack, host: str, port: int, smtp_port: int, mail_port: int,
-           verbose: bool):
+           verbose: bool) -> tuple[str, BaseWSGIServer]:
     """Start each part, registering its stop on `started` at once; return the banner and web server."""
     from werkzeug.serving import make_server
 
@@ -160,7 +165,7 @@ def private_files(instance: Path) -> None:
     instance.chmod(0o700)
 
 
-def _wait_for_worker(app, worker: subprocess.Popen) -> None:
+def _wait_for_worker(app: Flask, worker: subprocess.Popen) -> None:
     """Print the banner only once the worker answers, so nothing of its start-up follows it."""
     celery = app.extensions["celery"]
     deadline = time.monotonic() + WORKER_READY_SECONDS
@@ -173,7 +178,7 @@ def _wait_for_worker(app, worker: subprocess.Popen) -> None:
     click.echo("The Celery worker has not answered yet; carrying on.", err=True)
 
 
-def _prepare(app) -> tuple[str, Path]:
+def _prepare(app: Flask) -> tuple[str, Path]:
     """Migrate, seed, and make sure there is a staff login to print."""
     from flask_migrate import upgrade
 

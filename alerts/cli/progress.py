@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING, Any
 
 import click
+
+if TYPE_CHECKING:
+    from click._termui_impl import ProgressBar
 
 LOG_EVERY_SECONDS = 2
 
@@ -17,7 +21,7 @@ class Progress:
         self.total = total
         self.label = label
         self.done = 0
-        self.bar = None
+        self.bar: ProgressBar[int] | None = None
         self.last = 0.0
 
     def __enter__(self) -> Progress:
@@ -40,7 +44,7 @@ class Progress:
         percent = round(100 * self.done / self.total, 1) if self.total else 100.0
         click.echo(f"{self.label}: {self.done}/{self.total} ({percent}%)", err=True)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: Any) -> None:
         if self.bar is not None:
             self.bar.__exit__(*exc)
         elif exc[0] is None:

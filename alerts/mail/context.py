@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 from flask import current_app
 
 
-def external_url(endpoint: str, **values: str) -> str:
+def external_url(endpoint: str, **values: str | int) -> str:
     """Links in emails use BASE_URL, never the host of whatever request is running.
 
     The URL map is bound to BASE_URL once per app (a request context per link cost a blast

@@ -12,8 +12,13 @@ import hashlib
 import re
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from .mime import join_message
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+    from flask import Flask
 
 # Headers the signature covers, when present. Both RFC 8058 headers are in it, and From
 # is listed twice so that a second From cannot be added without breaking the signature.
@@ -138,9 +143,9 @@ class DkimSigner:
         self._tags_of: tuple[int, bytes, bytes] = (0, b"", b"")
 
     def _sign(self, data: bytes) -> bytes:
-        if self.rsa_args is not None:
-            return self.key.sign(data, *self.rsa_args)
-        return self.key.sign(hashlib.sha256(data).digest())
+        if self.rsa_args is not None:  # the key is RSA
+            return cast("rsa.RSAPrivateKey", self.key).sign(data, *self.rsa_args)
+        return cast("ed25519.Ed25519PrivateKey", self.key).sign(hashlib.sha256(data).digest())
 
     def sign(self, message: bytes, *, canonical_body: bool = False) -> bytes:
         """The message with a DKIM-Signature header prepended.
@@ -209,7 +214,7 @@ class NoSigner:
         return join_message(head, body)
 
 
-def signer_for(app) -> DkimSigner | NoSigner:
+def signer_for(app: Flask) -> DkimSigner | NoSigner:
     """The app's signer, built once; a NoSigner when DKIM is not configured."""
     if "alerts.dkim" not in app.extensions:
         cfg = app.config

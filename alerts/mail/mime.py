@@ -11,8 +11,10 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Sequence
 from email.header import Header
 from email.utils import formatdate, parseaddr
+from typing import Any
 
 _SPACE_AFTER_SPACE = re.compile(r"(?<= ) +")
 
@@ -135,7 +137,7 @@ def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
-def build_message(**fields) -> bytes:
+def build_message(**fields: Any) -> bytes:
     """One personalised message, as bytes: `message_parts` joined (what DKIM signs and SMTP sends)."""
     head, body = message_parts(**fields)
     return join_message(head, body)
@@ -154,7 +156,7 @@ def message_parts(
     text: str | None = None,
     html: str | None = None,
     message_id: str,
-    extra_headers: list[tuple[str, str]] = (),
+    extra_headers: Sequence[tuple[str, str]] = (),
     text_qp: bytes | None = None,
     html_qp: bytes | None = None,
 ) -> tuple[list[tuple[bytes, bytes]], bytes]:
@@ -179,14 +181,14 @@ def message_parts(
         for name, value in head:
             if "\n" in value.replace("\r\n ", "") or "\r" in value.replace("\r\n ", ""):
                 raise ValueError(f"header {name.decode()} carries a line break")
+    if text_qp is None:
+        assert text is not None, "the text part comes as text or as text_qp"
+        text_qp = _qp(text)
+    if html_qp is None:
+        assert html is not None, "the HTML part comes as html or as html_qp"
+        html_qp = _qp(html)
     return [(name, value.encode("utf-8")) for name, value in head], b"".join(
-        [
-            _PART_TEXT,
-            text_qp if text_qp is not None else _qp(text),
-            _PART_HTML,
-            html_qp if html_qp is not None else _qp(html),
-            _END,
-        ]
+        [_PART_TEXT, text_qp, _PART_HTML, html_qp, _END]
     )
 
 

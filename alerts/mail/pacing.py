@@ -30,8 +30,9 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import redis
 
@@ -224,7 +225,7 @@ class Pacing:
         now = time.time()
         self.r.zremrangebyscore(k + ":conn", "-inf", now)
         in_use = self.r.zcard(k + ":conn")
-        cap = max(1, in_use - 1)  # our own new slot is counted in in_use
+        cap = max(1, in_use - 1)  # type: ignore[operator]  # our own slot is in in_use; redis-py: maybe Awaitable
         pipe = self.r.pipeline()
         pipe.set(k + ":conncap", cap, ex=LEARNED_CAP_TTL)
         pipe.hset(k, mapping={"conn_reason": reason[:300]})
@@ -259,7 +260,9 @@ class Pacing:
     def down(self, names: list[str]) -> dict[str, str]:
         """Which of these relays are skipped now, and why."""
         values = self.r.mget([_key(n) + ":down" for n in names])
-        return {n: v.decode(errors="replace") for n, v in zip(names, values, strict=True) if v}
+        return {n: v.decode(errors="replace")
+                for n, v in zip(names, values, strict=True)  # type: ignore[arg-type]  # redis-py: maybe Awaitable
+                if v}
 
     # -- what staff see ----------------------------------------------------------------
     def describe(self, name: str, limits: Limits) -> dict:
@@ -349,7 +352,8 @@ class Pacer:
         self._slot: str | None = None
         self._slot_refreshed = 0.0
 
-    def _safe(self, fn, *args, default=None):
+    def _safe(self, fn: Any, *args: object, default: Any = None) -> Any:
+        # fn: `self.pacing and self.pacing.<method>`, a method whenever pacing is set
         if self.pacing is None:
             return default
         try:
@@ -358,7 +362,7 @@ class Pacer:
             log.warning("pacing for %s unavailable (%s): sending unpaced", self.name, exc)
             return default
 
-    def take(self, stop=lambda: False) -> bool:
+    def take(self, stop: Callable[[], bool] = lambda: False) -> bool:
         """Wait for one message's token; False if `stop()` became true while waiting."""
         if self._tokens > 0:
             self._tokens -= 1
@@ -401,7 +405,7 @@ class Pacer:
             self._ok = 0
 
     # connection slots
-    def take_slot(self, wait: float, stop=lambda: False) -> bool:
+    def take_slot(self, wait: float, stop: Callable[[], bool] = lambda: False) -> bool:
         """A connection slot, waiting up to `wait` seconds; True when held (or when unpaced)."""
         self._slot = uuid.uuid4().hex
         deadline = time.monotonic() + wait

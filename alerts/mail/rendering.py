@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from jinja2 import Environment
 from markupsafe import Markup, escape
@@ -33,7 +34,7 @@ SLOT_RE = re.compile(rf"{_MARK}([a-z0-9_]+){_MARK}")
 class Slot(Markup):
     """A per-recipient value's place-holder, safe for HTML, attributes and premailer."""
 
-    def __new__(cls, name: str):
+    def __new__(cls, name: str) -> Slot:
         return super().__new__(cls, f"{_MARK}{name}{_MARK}")
 
 
@@ -164,7 +165,7 @@ def _strip_indentation(html: str) -> str:
     return "\n".join(" " + line if line[:1] == "." else line for line in lines if line)
 
 
-def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context) -> CompiledEmail:
+def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context: Any) -> CompiledEmail:
     """Render `templates/email/<name>.{html,txt}` once with slots for per-recipient values."""
     holders = {slot: Slot(slot) for slot in slots}
     html_t = env.get_template(f"email/{name}.html")

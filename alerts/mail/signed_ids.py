@@ -14,8 +14,10 @@ import functools
 import hashlib
 import hmac
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.utils import parseaddr
+from typing import Any
 
 from flask import current_app
 
@@ -32,7 +34,7 @@ class BounceTarget:
     ident: int
 
 
-def envelope_sender(cfg) -> str:
+def envelope_sender(cfg: Mapping[str, Any]) -> str:
     """The plain address of MAIL_FROM: the return path when VERP is off."""
     return _plain_address(cfg["MAIL_FROM"])
 
@@ -82,14 +84,14 @@ def _verp_tag(mac: Keyed, kind: str, ident: int) -> str:
 class ReturnPaths:
     """Envelope senders with the configuration read once: a blast asks for one per message."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.domain = cfg.get("BOUNCE_DOMAIN")
         self.plain = envelope_sender(cfg)
         self.mac = Keyed(_keys()[0]) if self.domain else None
 
     def __call__(self, kind: str, ident: int) -> str:
         """VERP when BOUNCE_DOMAIN is set, else MAIL_FROM's address."""
-        if not self.domain:
+        if not self.domain or self.mac is None:  # the key is made with the domain
             return self.plain
         return f"{LOCAL_PREFIX}+{kind}{ident}-{_verp_tag(self.mac, kind, ident)}@{self.domain}"
 
@@ -155,12 +157,12 @@ def _unsubscribe_tag(mac: Keyed, token_key: str) -> str:
 class UnsubscribeAddresses:
     """`unsubscribe_address` with the configuration read once: a blast asks once a message."""
 
-    def __init__(self, cfg) -> None:
+    def __init__(self, cfg: Mapping[str, Any]) -> None:
         self.domain = cfg.get("BOUNCE_DOMAIN")
         self.mac = Keyed(_keys()[0]) if self.domain else None
 
     def __call__(self, token_key: str) -> str | None:
-        if not self.domain:
+        if not self.domain or self.mac is None:  # the key is made with the domain
             return None
         return f"{UNSUBSCRIBE_PREFIX}+{token_key}-{_unsubscribe_tag(self.mac, token_key)}@{self.domain}"
 

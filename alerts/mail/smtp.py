@@ -8,6 +8,7 @@ import smtplib
 import socket
 import ssl
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import parse_qs, unquote, urlsplit
 
 SCHEMES = {"smtp": 25, "smtp+starttls": 587, "smtps": 465}
@@ -51,7 +52,10 @@ class Relay:
         return self.name
 
 
-def _number(query: dict, name: str, kind, url: str):
+_Number = TypeVar("_Number", int, float)
+
+
+def _number(query: dict[str, list[str]], name: str, kind: type[_Number], url: str) -> _Number | None:
     if name not in query:
         return None
     raw = query[name][-1]
@@ -147,7 +151,7 @@ class Refusal:
         return f"{self.code} {self.text}" if self.code is not None else self.text
 
 
-def _text(value) -> str:
+def _text(value: bytes | str) -> str:
     return value.decode(errors="replace") if isinstance(value, bytes) else str(value)
 
 
@@ -187,8 +191,8 @@ def refusal(exc: BaseException) -> Refusal:
         replies = list(exc.recipients.values())
         if replies:
             # The worst answer decides: one 4xx among 5xx still means "try again".
-            code, text = min(replies, key=lambda r: r[0])
-            text = _text(text)
+            code, raw = min(replies, key=lambda r: r[0])
+            text = _text(raw)
             return Refusal(code, text, at_recipient=True, connection=code == 421,
                            throttled=is_throttle(code, text),
                            too_many_connections=is_too_many_connections(code, text))
@@ -263,6 +267,7 @@ class Pipeline:
     def __init__(self, conn: smtplib.SMTP):
         conn.ehlo_or_helo_if_needed()
         if conn.file is None:
+            assert conn.sock is not None  # the greeting above connected it
             conn.file = conn.sock.makefile("rb")
         self.conn = conn
         self.pipelining = bool(conn.does_esmtp and conn.has_extn("pipelining"))
@@ -353,6 +358,7 @@ def _envelope(sender: str, recipient: str) -> bytes:
 def _reply(conn: smtplib.SMTP) -> tuple[int, bytes]:
     """One reply, as smtplib's getreply reads it, without its per-line debug bookkeeping."""
     lines = []
+    assert conn.file is not None  # Pipeline made it on connecting
     while True:
         try:
             line = conn.file.readline(_MAXLINE + 1)

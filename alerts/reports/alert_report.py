@@ -6,7 +6,9 @@ counters that hold aggregate and folded clicks), so it can be checked against th
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -34,7 +36,7 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def _count(query) -> int:
+def _count(query: sa.Select[int]) -> int:
     return db.session.scalar(query) or 0
 
 
@@ -44,7 +46,7 @@ def delivery_figures(alert_id: int) -> dict[str, int]:
         .group_by(Delivery.status)
     ).all())
 
-    def with_event(*kinds) -> sa.Select:
+    def with_event(*kinds: BounceKind) -> sa.Select:
         return (sa.select(sa.func.count(sa.distinct(BounceEvent.delivery_id)))
                 .join(Delivery, Delivery.id == BounceEvent.delivery_id)
                 .where(Delivery.alert_id == alert_id, BounceEvent.kind.in_(kinds)))
@@ -92,7 +94,7 @@ def click_tally(alert: Alert) -> clickcounts.Tally:
     return clickcounts.tally(rows, alert.started_at).add(clickcounts.stored(alert.id))
 
 
-def first_action_clicks(alert_id: int) -> dict[tuple[int, int], datetime]:
+def first_action_clicks(alert_id: int) -> dict[tuple[int | None, int | None], datetime]:
     """Each person's (delivery's) first human click on each action's link, from the per-person
     rows (none with TRACK_CLICKS=aggregate or once the rows are folded into counters)."""
     return {(d, a): at for d, a, at in db.session.execute(
@@ -110,7 +112,8 @@ def report(alert_id: int) -> dict | None:
         return None
     tally = click_tally(alert)
     whole = tally.row(clickcounts.ALERT_WIDE)
-    links = db.session.execute(
+    # (link index, URL, action id, slug, title): the query's rows, or tuples for a draft's actions
+    links: Sequence[Any] = db.session.execute(
         sa.select(AlertLink.link_index, AlertLink.url, AlertLink.action_id, Action.slug, Action.title)
         .outerjoin(Action, Action.id == AlertLink.action_id)
         .where(AlertLink.alert_id == alert_id).order_by(AlertLink.link_index)
@@ -142,15 +145,15 @@ def report(alert_id: int) -> dict | None:
     signatures_after_click = 0
     signed_after: set[tuple[int, int]] = set()  # (delivery, action): that person signed it after a click
     for sig in sig_rows:
-        item = by_action.get(sig.action_id)
+        entry = by_action.get(sig.action_id)
         clicked_at = first_click.get((sig.delivery_id, sig.action_id))
         after = clicked_at is not None and sig.created_at >= clicked_at
         signatures_after_click += after
         if after:
             signed_after.add((sig.delivery_id, sig.action_id))
-        if item is not None:
-            item["signatures"] += 1
-            item["signatures_after_click"] += after
+        if entry is not None:
+            entry["signatures"] += 1
+            entry["signatures_after_click"] += after
     # Click-to-sign is a share of people: those who clicked and then signed (known from the
     # per-person rows, so never more than the people counted as clicking), of those who clicked.
     # Without per-person rows (TRACK_CLICKS=aggregate, rows folded away) it is not known: None.

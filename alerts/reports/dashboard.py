@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from .. import listcounts
-from ..extensions import db
+from ..extensions import Column, db
 from ..models import Action, ConsentRecord, Signature, Subscriber, utcnow
+
+if TYPE_CHECKING:
+    from datetime import datetime
 
 DAYS = 30
 SIGNUP_EVENTS = ("signup", "import:documented", "import:confirm-first")
@@ -25,7 +29,7 @@ class Series:
         return sum(self.values)
 
 
-def _day(column):
+def _day(column: Column) -> sa.ColumnElement[Any]:
     """The UTC calendar day of a timestamp column, on SQLite and PostgreSQL alike."""
     if db.session.get_bind().dialect.name == "postgresql":
         return sa.func.date(sa.func.timezone("UTC", column))
@@ -37,13 +41,13 @@ def window(days: int = DAYS) -> list[date]:
     return [today - timedelta(days=n) for n in range(days - 1, -1, -1)]
 
 
-def _since(days: list[date]):
+def _since(days: list[date]) -> datetime:
     from datetime import UTC, datetime
 
     return datetime.combine(days[0], datetime.min.time(), UTC)
 
 
-def _per_day(column, *where, days: list[date]) -> tuple[Series, int]:
+def _per_day(column: Column, *where: sa.ColumnElement[bool], days: list[date]) -> tuple[Series, int]:
     """The series, and the total since the window began (rows on a later day included)."""
     rows = db.session.execute(
         sa.select(_day(column).label("d"), sa.func.count())
@@ -53,7 +57,7 @@ def _per_day(column, *where, days: list[date]) -> tuple[Series, int]:
     return Series(days, [by.get(d.isoformat(), 0) for d in days]), sum(by.values())
 
 
-def per_day(column, *where, days: list[date] | None = None) -> Series:
+def per_day(column: Column, *where: sa.ColumnElement[bool], days: list[date] | None = None) -> Series:
     return _per_day(column, *where, days=days or window())[0]
 
 
@@ -81,15 +85,15 @@ def confirmations_and_total(days: list[date]) -> tuple[Series, int]:
     return _per_day(Subscriber.confirmed_at, days=days)
 
 
-def confirmations(days=None) -> Series:
+def confirmations(days: list[date] | None = None) -> Series:
     return per_day(Subscriber.confirmed_at, days=days)
 
 
-def unsubscribes(days=None) -> Series:
+def unsubscribes(days: list[date] | None = None) -> Series:
     return per_day(ConsentRecord.at, ConsentRecord.event.like("unsubscribe%"), days=days)
 
 
-def signups_by_source(days=None, limit: int = 8) -> list[tuple[str, int]]:
+def signups_by_source(days: list[date] | None = None, limit: int = 8) -> list[tuple[str, int]]:
     days = days or window()
     rows = db.session.execute(
         sa.select(sa.func.coalesce(ConsentRecord.source, "unknown").label("s"), sa.func.count().label("n"))
@@ -101,7 +105,7 @@ def signups_by_source(days=None, limit: int = 8) -> list[tuple[str, int]]:
     return top + ([("other sources", rest)] if rest else [])
 
 
-def signatures_per_action(days=None) -> list[tuple[Action, Series]]:
+def signatures_per_action(days: list[date] | None = None) -> list[tuple[Action, Series]]:
     """Every action with a signature in the window, in Action Center order."""
     days = days or window()
     rows = db.session.execute(

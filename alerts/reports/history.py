@@ -71,15 +71,15 @@ def for_subscriber(sub: Subscriber) -> list[Event]:
         what = DELIVERY_WORDS.get(d.status, d.status)
         events.append(Event(d.sent_at or d.claimed_at, "delivery", f"{what}: {subject}",
                             d.error or "", d.alert_id))
-    for c, subject, title in db.session.execute(
+    for click, subject, title in db.session.execute(
         sa.select(Click, Alert.subject, Action.title).join(Alert, Alert.id == Click.alert_id)
         .outerjoin(Action, Action.id == Click.action_id)
         .where(Click.subscriber_id == sub.id).order_by(Click.id.desc()).limit(LIMIT)
     ):
-        who = "A machine (link scanner or prefetch) opened" if c.machine else "Clicked"
-        why = machines.REASON_WORDS.get(c.machine_reason or "")
-        events.append(Event(c.at, "click", f"{who} “{title or f'link {c.link_index + 1}'}”",
-                            f"in {subject}" + (f" ({why})" if why else ""), c.alert_id))
+        who = "A machine (link scanner or prefetch) opened" if click.machine else "Clicked"
+        why = machines.REASON_WORDS.get(click.machine_reason or "")
+        events.append(Event(click.at, "click", f"{who} “{title or f'link {click.link_index + 1}'}”",
+                            f"in {subject}" + (f" ({why})" if why else ""), click.alert_id))
     for s, title, subject in db.session.execute(
         sa.select(Signature, Action.title, Alert.subject).join(Action, Action.id == Signature.action_id)
         .outerjoin(Alert, Alert.id == Signature.alert_id)

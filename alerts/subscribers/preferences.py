@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import timedelta
 
 import sqlalchemy as sa
@@ -26,7 +27,7 @@ class PreferenceError(ValueError):
     pass
 
 
-def clean_topics(topics) -> list[str]:
+def clean_topics(topics: Iterable[str | None] | None) -> list[str]:
     """Known topic slugs in the canonical order; an unknown one is an error naming it."""
     chosen = [t.strip() for t in (topics or []) if t and t.strip()]
     unknown = [t for t in chosen if t not in TOPIC_LABELS]
@@ -41,7 +42,7 @@ def topics_of(subscriber_id: int) -> list[str]:
     return [slug for slug, _ in TOPICS if slug in chosen]
 
 
-def set_topics(subscriber_id: int, topics) -> list[str]:
+def set_topics(subscriber_id: int, topics: Iterable[str | None] | None) -> list[str]:
     """Replace the subscriber's topics (an empty choice means every topic)."""
     chosen = clean_topics(topics)
     db.session.execute(sa.delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == subscriber_id))

@@ -44,7 +44,7 @@ def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _signatures_of(sub: Subscriber):
+def _signatures_of(sub: Subscriber) -> sa.ColumnElement[bool]:
     """A subscriber's signatures: linked to them, or made with their address before they joined."""
     return sa.or_(Signature.subscriber_id == sub.id, Signature.email_key == sub.email.strip().casefold())
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 
-from ..extensions import PerDialect, db
+from ..extensions import DialectInsert, PerDialect, db
 from ..models import (
     ConsentRecord,
     SignupAttempt,
@@ -44,6 +45,7 @@ def normalize_email(raw: str) -> str:
         result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
         raise InvalidEmail(str(exc)) from exc
+    assert result.ascii_email is not None  # allow_smtputf8=False: every valid address has one
     local, _, domain = result.ascii_email.rpartition("@")
     return f"{local}@{domain.lower()}"
 
@@ -76,7 +78,7 @@ def _record(sub: Subscriber, event: str, req: Request) -> None:
 _INSERT_CONSENT = sa.insert(ConsentRecord.__table__)
 
 
-def _build_insert_pending(insert) -> sa.Insert:
+def _build_insert_pending(insert: DialectInsert) -> sa.Insert:
     table = Subscriber.__table__
     now = sa.bindparam("now", type_=table.c.created_at.type)
     return (
@@ -149,7 +151,7 @@ def _claim_cooldown(subscriber_id: int) -> bool:
         .values(last_confirmation_at=now)
         .execution_options(synchronize_session=False)
     )
-    return result.rowcount == 1
+    return cast(sa.CursorResult, result).rowcount == 1
 
 
 def claim_unsent_confirmations(limit: int = 1000) -> list[int]:
@@ -255,12 +257,12 @@ def record_attempt(email: str, req: Request) -> int:
     Nothing about the address is read here, so no branch answers faster than another;
     `take_attempt` (in a task) decides. The caller commits, then queues.
     """
-    return db.session.scalar(
+    return db.session.execute(
         sa.insert(SignupAttempt)
         .values(email=email, at=utcnow(), ip=req.ip, user_agent=(req.user_agent or "")[:512] or None,
                 source=req.source)
         .returning(SignupAttempt.id)
-    )
+    ).scalar_one()
 
 
 def take_attempt(attempt_id: int) -> int | None:

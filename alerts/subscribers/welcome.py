@@ -8,6 +8,7 @@ more, and someone who unsubscribes and confirms again is welcomed again.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -16,7 +17,7 @@ from .. import queueing, tasknames
 from ..actions import action_link, open_actions
 from ..extensions import db
 from ..mail.context import org_context
-from ..mail.rendering import compiled, markdown_html
+from ..mail.rendering import CompiledEmail, compiled, markdown_html
 from ..mail.signed_ids import return_path
 from ..models import EmailText, Subscriber, SubscriberStatus, utcnow
 from . import emails
@@ -104,7 +105,7 @@ def _context(row: EmailText) -> dict:
     }
 
 
-def compiled_welcome():
+def compiled_welcome() -> CompiledEmail:
     row = text()
     actions = open_actions()
     version = (row.subject, row.body_md, tuple((a.id, a.updated_at) for a in actions))
@@ -121,7 +122,7 @@ def _claim(subscriber_id: int) -> Subscriber | None:
         .values(welcomed_for=Subscriber.confirmed_at)
     )
     db.session.commit()
-    return db.session.get(Subscriber, subscriber_id) if res.rowcount == 1 else None
+    return db.session.get(Subscriber, subscriber_id) if cast(sa.CursorResult, res).rowcount == 1 else None
 
 
 def release(subscriber_id: int) -> None:

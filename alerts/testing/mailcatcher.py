@@ -17,12 +17,17 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP
+from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SMTPEnvelope
 
 from ..mail.smtp import free_port
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from flask.typing import ResponseReturnValue
 
 
 @dataclass
@@ -117,13 +122,15 @@ class CatcherHandler:
 
     pipelining = True  # advertised like Postfix does, so senders exercise RFC 2920
 
-    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+    async def handle_EHLO(self, server: SMTP, session: Session, envelope: SMTPEnvelope, hostname: str,
+                          responses: list[str]) -> list[str]:
         session.host_name = hostname
         if self.pipelining:
             responses.insert(-1, "250-PIPELINING")
         return responses
 
-    async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
         reply = self.rcpt_reply(address) if self.rcpt_reply else None
         if reply:
             return reply
@@ -136,6 +143,8 @@ class CatcherHandler:
         reply = self.data_reply(list(envelope.rcpt_tos)) if self.data_reply else None
         if reply:
             return reply
+        # aiosmtpd answers DATA only after MAIL FROM, and hands the content over with it
+        assert envelope.mail_from is not None and envelope.original_content is not None
         item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
         with self.arrived:
             if self.store is not None:
@@ -214,7 +223,8 @@ class RelayHandler(CatcherHandler):
             return True
         return False
 
-    async def handle_RCPT(self, server, session, envelope: SMTPEnvelope, address, rcpt_options):
+    async def handle_RCPT(self, server: SMTP, session: Session, envelope: SMTPEnvelope, address: str,
+                          rcpt_options: list[str]) -> str:
         with self.lock:
             if not self._take():
                 self.throttled += 1
@@ -225,8 +235,8 @@ class RelayHandler(CatcherHandler):
             self.peak_per_domain[domain] = max(self.peak_per_domain[domain], len(conns))
             if not hasattr(session, "relay_connection"):
                 self._connection_ids += 1
-                session.relay_connection = self._connection_ids
-            self.per_connection[(session.relay_connection, domain)] += 1
+                session.relay_connection = self._connection_ids  # type: ignore[attr-defined]  # our mark
+            self.per_connection[(session.relay_connection, domain)] += 1  # type: ignore[attr-defined]
         return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
 
 
@@ -290,14 +300,14 @@ INBOX_PAGE_SIZE = 50
 BASE_TARGET = re.compile(r"(<head[^>]*>)", re.I)
 
 
-def inbox_app(catcher: MailCatcher):
+def inbox_app(catcher: MailCatcher) -> Flask:
     """The dev inbox in the browser: received messages (newest first, paged, searchable), each one's parts."""
     from flask import Flask, abort, redirect, render_template_string, request
 
     app = Flask("mailcatcher")
 
     @app.get("/")
-    def index():
+    def index() -> str:
         q = (request.args.get("q") or "").strip()
         page = max(1, request.args.get("page", 1, type=int) or 1)
         items = list(enumerate(catcher.messages))[::-1]
@@ -314,7 +324,7 @@ def inbox_app(catcher: MailCatcher):
                                       page=page, pages=pages, kept=store.folder if store else None)
 
     @app.post("/clear")
-    def clear():
+    def clear() -> ResponseReturnValue:
         origin = request.headers.get("Origin")
         if origin and origin.rstrip("/") != request.host_url.rstrip("/"):
             abort(403)  # only this page's own button empties the inbox
@@ -322,7 +332,7 @@ def inbox_app(catcher: MailCatcher):
         return redirect("/", code=303)
 
     @app.get("/<int:i>")
-    def show(i: int):
+    def show(i: int) -> str:
         msgs = catcher.messages
         if not 0 <= i < len(msgs):
             abort(404)
@@ -339,7 +349,7 @@ def inbox_app(catcher: MailCatcher):
         )
 
     @app.get("/<int:i>/raw")
-    def raw(i: int):
+    def raw(i: int) -> ResponseReturnValue:
         msgs = catcher.messages
         if not 0 <= i < len(msgs):
             abort(404)

@@ -18,8 +18,10 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import current_app
@@ -28,6 +30,9 @@ from .. import clickcounts
 from ..extensions import db
 from ..models import Alert, AlertLink, Click, ClickBatch, Delivery
 from . import links, machines, recording
+
+if TYPE_CHECKING:
+    import redis
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +126,7 @@ def drain(now: float | None = None, hold: float | None = None) -> DrainResult:
         result.busy = True
         return result
     try:
-        for key in sorted(k.decode() for k in r.smembers(pending)):
+        for key in sorted(k.decode() for k in r.smembers(pending)):  # type: ignore[union-attr]  # redis-py types a sync reply as maybe Awaitable
             result.recovered += 1
             _record_batch(r, key, result)
         take = r.register_script(_TAKE)
@@ -139,12 +144,12 @@ def drain(now: float | None = None, hold: float | None = None) -> DrainResult:
     return result
 
 
-def _record_batch(r, key: str, result: DrainResult) -> None:
+def _record_batch(r: redis.Redis, key: str, result: DrainResult) -> None:
     _, pending, _ = _keys()
     batch_id = key.rsplit(":", 1)[-1]
     if db.session.get(ClickBatch, batch_id) is None:
         batch = _Batch(key)
-        for item in r.lrange(key, 0, -1):
+        for item in r.lrange(key, 0, -1):  # type: ignore[union-attr]  # redis-py types a sync reply as maybe Awaitable
             rec = recording.decode(item)
             if rec is None:
                 result.skipped += 1
@@ -161,7 +166,7 @@ def _record_batch(r, key: str, result: DrainResult) -> None:
     r.srem(pending, key)
 
 
-def _write(batch: _Batch, result: DrainResult):
+def _write(batch: _Batch, result: DrainResult) -> Callable[[redis.Redis], None]:
     """Classify and write one batch (not committed); returns what to do in Redis after the commit."""
     cfg = current_app.config
     window = cfg["CLICK_BURST_SECONDS"]
@@ -248,7 +253,8 @@ def _seen_key(alert_id: int) -> str:
     return f"{recording.queue_key()}:seen:{alert_id}"
 
 
-def _aggregate(events: dict[int, list[clickcounts.ClickEvent]], started: dict):
+def _aggregate(events: dict[int, list[clickcounts.ClickEvent]],
+               started: dict) -> Callable[[redis.Redis], None]:
     """Counters for clicks kept without a person; each recipient counted once per link via Redis."""
     if not events:
         return lambda r: None
@@ -279,7 +285,7 @@ def _aggregate(events: dict[int, list[clickcounts.ClickEvent]], started: dict):
         clickcounts.add(alert_id, tally)
         new_members[alert_id] = seen - known
 
-    def remember(r) -> None:
+    def remember(r: redis.Redis) -> None:
         ttl = current_app.config["CLICK_RETENTION_DAYS"] * 86400
         pipe = r.pipeline()
         for alert_id, members in new_members.items():

@@ -136,7 +136,8 @@ class _LinkCache:
     """Frozen links never change, so each process keeps the alerts it has seen (LRU)."""
 
     def __init__(self, size: int = 512):
-        self.size, self.items, self.lock = size, OrderedDict(), threading.Lock()
+        self.size, self.lock = size, threading.Lock()
+        self.items: OrderedDict[int, tuple[str, ...]] = OrderedDict()
 
     def get(self, alert_id: int) -> tuple[str, ...]:
         with self.lock:

@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from werkzeug.datastructures import Headers
 
 # User agents of link scanners, unfurlers and prefetchers (matched case-insensitively).
 MACHINE_AGENTS = re.compile(
@@ -31,7 +35,7 @@ REASON_WORDS = {HEAD: "a link checker's HEAD request", PREFETCH: "a browser's pr
                 PROXY: "a mail privacy proxy"}
 
 
-def request_reason(method: str, headers: Mapping[str, str]) -> str:
+def request_reason(method: str, headers: Mapping[str, str] | Headers) -> str:
     """Why this request is a machine's ("" when it may be a person)."""
     if method == "HEAD":
         return HEAD
@@ -62,7 +66,7 @@ def bursts(clicks: list[tuple[float, int]], window: float) -> set[int]:
     return out
 
 
-def open_reason(method: str, headers: Mapping[str, str]) -> str:
+def open_reason(method: str, headers: Mapping[str, str] | Headers) -> str:
     """Why a pixel fetch is a machine's: the same as a click, plus Apple Mail Privacy
     Protection's proxy, which fetches every image of every message as plain "Mozilla/5.0"."""
     reason = request_reason(method, headers)

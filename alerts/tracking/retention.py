@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -19,8 +20,8 @@ def expire() -> dict:
     cutoff = utcnow() - timedelta(days=current_app.config["CLICK_RETENTION_DAYS"])
     old_alerts = sa.select(Alert.id).where(Alert.started_at < cutoff)
     folded = clickcounts.fold(Click.alert_id.in_(old_alerts))
-    forgotten = db.session.execute(
+    forgotten = cast(sa.CursorResult, db.session.execute(
         sa.delete(ClickBatch).where(ClickBatch.recorded_at < utcnow() - BATCH_MEMORY)
-    ).rowcount
+    )).rowcount
     db.session.commit()
     return {"clicks_folded": folded, "batches_forgotten": max(forgotten, 0)}

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from functools import lru_cache
+from typing import Any
 from urllib.parse import quote
 
 from flask import abort, current_app, redirect, render_template, request, url_for
@@ -145,7 +146,7 @@ def sign(slug: str):
     # The answer names nothing but the action: the thank-you page is the same for everyone.
     # (No session write either: re-signing the session cookie on every signature costs CPU a
     # viral petition has better use for.)
-    args = {} if outcome.counted else {"check": "1"}
+    args: dict[str, Any] = {} if outcome.counted else {"check": "1"}
     response = redirect(url_for("public.thanks", slug=slug, **args), code=303)
     done = signed_here() | {item.id}
     if signer is not None:  # the alert's reference proves who this is: what they signed before counts

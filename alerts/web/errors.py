@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, jsonify, request
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+
+if TYPE_CHECKING:
+    from flask.typing import ResponseReturnValue
+    from werkzeug.wrappers import Response
 
 from ..extensions import DATABASE_DOWN, database_down_reason, limiter
 
@@ -30,7 +35,7 @@ DATABASE_DOWN_MESSAGE = ("This page needs the database, which is not answering j
 RETRY_AFTER_SECONDS = 30
 
 
-def _page(code: int, title: str, message: str) -> str:
+def _page(code: int, title: str, message: str | None) -> str:
     """An error page from the templates alone: no context processor runs (the staff pages' one
     reads the database, which may be what failed), so an error page never fails in turn."""
     return current_app.jinja_env.get_template("error.html").render(code=code, title=title, message=message)
@@ -50,10 +55,10 @@ def _too_large() -> str:
 
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
-    def csrf_error(exc: CSRFError):
+    def csrf_error(exc: CSRFError) -> ResponseReturnValue:
         return _page(400, "This form has expired", "Please reload the page and submit the form again."), 400
 
-    def database_down(exc: Exception):
+    def database_down(exc: Exception) -> ResponseReturnValue:
         log.error("the database is not answering (%s %s): %s", request.method, request.path,
                   database_down_reason(exc))
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
@@ -65,7 +70,7 @@ def register(app: Flask) -> None:
         app.register_error_handler(kind, database_down)
 
     @app.errorhandler(HTTPException)
-    def http_error(exc: HTTPException):
+    def http_error(exc: HTTPException) -> ResponseReturnValue:
         code = exc.code or 500
         if request.path.startswith("/healthz"):
             return exc
@@ -82,7 +87,7 @@ def register(app: Flask) -> None:
         return response
 
 
-def _rate_limit_headers(response) -> None:
+def _rate_limit_headers(response: Response) -> None:
     """The headers Flask-Limiter would add, on a 429 only (RATELIMIT_HEADERS_ENABLED is off):
     the breached limit, what is left of it, when it resets, and Retry-After in seconds."""
     current = limiter.current_limit

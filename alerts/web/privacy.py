@@ -69,7 +69,7 @@ def erase(token: str):
     sub = db.session.get(Subscriber, sub_id) if sub_id is not None else None
     if request.method == "POST" and form.validate_on_submit():
         if sub is not None:
-            privacy.erase_subscriber(sub_id, by="subscriber")
+            privacy.erase_subscriber(sub.id, by="subscriber")
             db.session.commit()
         # Erasing twice (a double click, the back button) ends on the same page.
         return render_template("privacy_erased.html"), 200, PRIVATE_HEADERS

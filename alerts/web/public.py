@@ -120,6 +120,7 @@ def confirm(token: str):
         outcome = subscriptions.confirm(token, client_request())
         if outcome == subscriptions.ConfirmOutcome.CONFIRMED:
             subscriber_id = subscriptions.confirm_token_subscriber_id(token)
+            assert subscriber_id is not None  # the link just confirmed someone
             preferences.set_topics(subscriber_id, request.form.getlist("topics"))
             welcome.queue(subscriber_id)  # once per confirmation: the send claims it
     except TokenError as exc:

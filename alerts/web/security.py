@@ -23,9 +23,9 @@ from collections.abc import Callable
 import flask
 from flask import Flask, current_app, has_request_context, request, session
 from sqlalchemy import event
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 from werkzeug.exceptions import BadRequest
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, Map
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_DB_INT = 2**63 - 1
@@ -47,13 +47,13 @@ class SafeMethodWrite(RuntimeError):
 
 def records_on_get(view: Callable) -> Callable:
     """Allow a GET (never a HEAD) to write: only for what the contract says a GET records."""
-    view.records_on_get = True
+    view.records_on_get = True  # type: ignore[attr-defined]  # a marker; mypy models no function attributes
     return view
 
 
 def allows_large_upload(view: Callable) -> Callable:
     """This view takes a staff upload of up to STAFF_UPLOAD_MAX_BYTES."""
-    view.allows_large_upload = True
+    view.allows_large_upload = True  # type: ignore[attr-defined]  # a marker, as above
     return view
 
 
@@ -69,17 +69,19 @@ class Request(flask.Request):
         if (self.endpoint and getattr(_view(), "allows_large_upload", False)
                 and isinstance(session.get("staff_id"), int)):
             return current_app.config["STAFF_UPLOAD_MAX_BYTES"]
-        return flask.Request.max_content_length.fget(self)
+        # mypy reads a property with a setter, taken from its class, as overloaded methods
+        return flask.Request.max_content_length.fget(self)  # type: ignore[attr-defined]
 
     @max_content_length.setter
     def max_content_length(self, value: int | None) -> None:
-        flask.Request.max_content_length.fset(self, value)
+        flask.Request.max_content_length.fset(self, value)  # type: ignore[attr-defined]
 
 
 class BoundedIntConverter(IntegerConverter):
     """`<int:…>` that stops where database integers stop, so 2**63 is a 404, not a 500."""
 
-    def __init__(self, map, fixed_digits=0, min=None, max=None, signed=False):  # noqa: A002
+    def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
+                 max: int | None = None, signed: bool = False) -> None:
         super().__init__(map, fixed_digits, min, MAX_DB_INT if max is None else max, signed)
 
 
@@ -97,13 +99,13 @@ def _refuse(what: str) -> None:
 
 
 @event.listens_for(Session, "before_flush")
-def _no_flush_on_safe_methods(session, flush_context, instances) -> None:
+def _no_flush_on_safe_methods(session: Session, flush_context: object, instances: object) -> None:
     if (session.new or session.dirty or session.deleted) and _read_only_request():
         _refuse("write to the database")
 
 
 @event.listens_for(Session, "do_orm_execute")
-def _no_dml_on_safe_methods(state) -> None:
+def _no_dml_on_safe_methods(state: ORMExecuteState) -> None:
     if (state.is_insert or state.is_update or state.is_delete) and _read_only_request():
         _refuse("write to the database")
 

@@ -110,7 +110,7 @@ def lockout_seconds_left(email: str, ip: str | None) -> int:
     except redis.RedisError as exc:
         log.warning("login lockout check skipped: Redis unavailable (%s)", exc)
         return 0
-    return max(int(ttl), 0)
+    return max(int(ttl), 0)  # type: ignore[arg-type]  # redis-py types a sync reply as maybe Awaitable
 
 
 def record_failure(email: str, ip: str | None) -> bool:

@@ -9,6 +9,7 @@ from flask_wtf.file import FileField, FileRequired
 from wtforms import (
     BooleanField,
     EmailField,
+    Field,
     HiddenField,
     IntegerField,
     PasswordField,
@@ -27,7 +28,7 @@ from ...subscribers.preferences import TOPICS
 ADDRESS = Regexp(r"^[^@\s]+@[^@\s]+$", message="Enter an email address like name@example.org.")
 
 
-def web_address(form, field) -> None:
+def web_address(form: FlaskForm, field: Field) -> None:
     parts = urlsplit(field.data or "")
     if parts.scheme not in ("http", "https") or not parts.netloc or " " in field.data:
         raise ValidationError("Enter a full address starting with https://")
@@ -115,7 +116,7 @@ class ActionForm(FlaskForm):
     )
 
 
-def at_least_one(form, field) -> None:
+def at_least_one(form: FlaskForm, field: Field) -> None:
     """Not InputRequired: its `required` flag would make a browser demand every checkbox."""
     if not field.data:
         raise ValidationError("Choose at least one action.")

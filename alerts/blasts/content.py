@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import Flask, current_app
@@ -28,6 +29,9 @@ from ..subscribers.emails import list_unsubscribe
 from ..subscribers.tokens import PREVIEW_TOKEN, TEST_SEND_TOKEN, UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 from ..words import action_name
+
+if TYPE_CHECKING:
+    from .store import Recipient
 
 log = logging.getLogger(__name__)
 
@@ -384,8 +388,9 @@ class MessageFactory:
                             "canonicalising each one", self.alert_id)
         return self.signer.sign_parts(head, body, canonical_body=self._canonical)
 
-    def parts_row(self, row: sa.Row) -> tuple[list, bytes]:
+    def parts_row(self, row: Recipient) -> tuple[list, bytes]:
         """`parts` for one of a batch's rows (id, subscriber_id, email, token_key)."""
+        assert row.email is not None  # the loop sends only rows with an address
         return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key)
 
 

@@ -80,18 +80,19 @@ def status(alert_id: int, now: datetime | None = None) -> dict:
     remaining = c["queued"] + c["sending"]
     done = c["sent"] + c["failed"] + c["skipped"]
     stalled_since = None
+    shown_rate: float | None = rate
     if alert.state == AlertState.SENDING and remaining:
         since = max([t for t in (last_sent, alert.started_at) if t is not None], default=None)
         if since is not None and (now - since).total_seconds() > STALLED_SECONDS:
-            stalled_since, rate = since, None
+            stalled_since, shown_rate = since, None
     return {
         "id": alert.id,
         "state": alert.state,
         **c,
         "done": done,
         "percent": round(100 * done / c["total"], 1) if c["total"] else float(alert.state == "sent") * 100,
-        "rate_per_second": None if rate is None else round(rate, 1),
-        "seconds_left": round(remaining / rate) if rate and remaining else None,
+        "rate_per_second": None if shown_rate is None else round(shown_rate, 1),
+        "seconds_left": round(remaining / shown_rate) if shown_rate and remaining else None,
         "stalled_since": stalled_since.isoformat() if stalled_since else None,
         "stalled_words": stalled_words(stalled_since),
         "scheduled_for": alert.scheduled_for.isoformat() if alert.scheduled_for else None,

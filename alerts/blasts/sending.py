@@ -11,8 +11,11 @@ import logging
 import random
 import smtplib
 import time
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import redis
+import sqlalchemy as sa
 from flask import current_app
 
 from .. import suppressions, tasknames
@@ -37,16 +40,16 @@ def send_batch(alert_id: int, first: int, last: int, store: BatchStore | None = 
     and its recorder commits outcomes as they come.
     """
     cfg = current_app.config
-    store = store or SqlBatchStore()
-    if not store.sending(alert_id):
+    batches: BatchStore = SqlBatchStore() if store is None else store
+    if not batches.sending(alert_id):
         return BatchResult(stopped="not-sending")
-    claim = store.claim(alert_id, first, last)
+    claim = batches.claim(alert_id, first, last)
     if claim is None:
-        store.finish_if_done(alert_id)
+        batches.finish_if_done(alert_id)
         return BatchResult()
-    batch = store.load(alert_id, first, last, claim)
+    batch = batches.load(alert_id, first, last, claim)
 
-    recorder = store.outcomes(alert_id, claim, first, last)
+    recorder = batches.outcomes(alert_id, claim, first, last)
     with recorder:
         todo = []
         for row in batch.rows:
@@ -64,11 +67,11 @@ def send_batch(alert_id: int, first: int, last: int, store: BatchStore | None = 
     if result.stopped == "lost-claim":
         log.error("alert %s: claim %s was taken over; batch stopped", alert_id, claim,
                   extra={"alert_id": alert_id, "claim": claim})
-    store.finish_if_done(alert_id)
+    batches.finish_if_done(alert_id)
     return result
 
 
-def _send_rows(recorder: Outcomes, factory: Messages, todo: list, cfg) -> list:
+def _send_rows(recorder: Outcomes, factory: Messages, todo: list, cfg: Mapping[str, Any]) -> list:
     """Send over paced connections to the relays; returns the rows still unsent (they go back).
 
     A relay that does not answer or drops the connection is marked down and the rest of
@@ -166,7 +169,8 @@ MAX_THROTTLES_PER_BATCH = 50
 class _Run:
     """One batch's rows on their way through one connection after another."""
 
-    def __init__(self, recorder: Outcomes, factory: Messages, pending, cfg):
+    def __init__(self, recorder: Outcomes, factory: Messages, pending: collections.deque,
+                 cfg: Mapping[str, Any]) -> None:
         self.recorder = recorder
         self.factory = factory
         self.pending = pending
@@ -332,7 +336,7 @@ class _Run:
                  extra={"alert_id": rec.alert_id, "relay": relay.name, "smtp_code": refusal.code})
 
 
-def _recipient_error(rec: Outcomes, row, refusal: smtp.Refusal, max_attempts: int) -> None:
+def _recipient_error(rec: Outcomes, row: sa.Row, refusal: smtp.Refusal, max_attempts: int) -> None:
     """5xx is final (and, at RCPT, a hard bounce that suppresses); 4xx is tried again later."""
     detail = refusal.detail
     log.info("delivery %s refused: %s", row.id, detail,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, Self, cast
 
 import sqlalchemy as sa
 from flask import current_app
@@ -56,10 +56,11 @@ class Outcomes(Protocol):
     result: BatchResult
     stop_reason: str | None
 
-    def __enter__(self) -> Outcomes: ...
+    def __enter__(self) -> Self: ...
     def __exit__(self, *exc: object) -> None: ...
     def sent(self, delivery_id: int) -> None: ...
-    def mark(self, ids: list[int], status: str, error: str | None, *, attempt: bool = False) -> None: ...
+    def mark(self, ids: list[int], status: DeliveryStatus, error: str | None, *,
+             attempt: bool = False) -> None: ...
     def suppress(self, email: str, reason: str, detail: str) -> None: ...
     def release(self, ids: list[int], why: str) -> None: ...
     def flush(self) -> None: ...
@@ -116,7 +117,7 @@ class SqlBatchStore:
             .values(status=DeliveryStatus.SENDING, claim_id=claim, claimed_at=utcnow())
         )
         db.session.commit()
-        return claim if res.rowcount else None
+        return claim if cast(sa.CursorResult, res).rowcount else None
 
     def load(self, alert_id: int, first: int, last: int, claim: str) -> Batch:
         rows = db.session.execute(
@@ -126,7 +127,7 @@ class SqlBatchStore:
             .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
             .order_by(Delivery.id)
         ).all()
-        factory = MessageFactory.for_alert(db.session.get(Alert, alert_id))
+        factory = MessageFactory.for_alert(db.session.get_one(Alert, alert_id))
         factory.prepare(rows)  # A/B variants and partial signers, one query per batch
         emails = [r.email for r in rows if r.email]
         hashes = suppressions.suppressed_hashes(emails)

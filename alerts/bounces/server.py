@@ -88,7 +88,7 @@ class _BounceSMTP(SMTP):
 
 
 class _BounceController(Controller):
-    def factory(self):
+    def factory(self) -> SMTP:
         return _BounceSMTP(self.handler, **self.SMTP_kwargs)
 
 

@@ -241,7 +241,7 @@ class Pacing:
         fails = self.r.incr(k + ":fails")
         self.r.expire(k + ":fails", 600)
         longest = ANSWERED_BREAKER_MAX if answered else BREAKER_MAX
-        period = min(longest, 2 ** min(fails - 1, 10))
+        period = min(longest, 2 ** min(fails - 1, 10))  # type: ignore[operator]  # redis-py types a sync reply as maybe Awaitable
         self.r.set(k + ":down", reason[:300], ex=period)
         return period
 

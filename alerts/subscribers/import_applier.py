@@ -289,7 +289,7 @@ def _queue_confirmations(ids: list[int], rows: list[Row], report: ImportReport, 
     db.session.rollback()
     rows_by_email = {email_key(r.email): r for r in rows}
     for sub_id in ids:
-        row = rows_by_email.get(emails.get(sub_id, ""))
+        row = rows_by_email.get(emails.get(sub_id) or "")
         if row is not None:
             report.add(Problem(row.line, row.raw, "not-queued"))
     return True

@@ -137,7 +137,7 @@ class CatcherHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope: SMTPEnvelope):
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: SMTPEnvelope) -> str:
         if self.data_delay:
             await asyncio.sleep(self.data_delay)
         reply = self.data_reply(list(envelope.rcpt_tos)) if self.data_reply else None
@@ -250,19 +250,20 @@ class _CatcherSMTP(SMTP):
         refusal = self.event_handler.connected(id(self.session))
         if refusal:
             await self.push(refusal)
+            assert self.transport is not None  # a client is connected
             self.transport.close()
             return
         self.greeted = True
         await super()._handle_client()
 
-    def connection_lost(self, error) -> None:
+    def connection_lost(self, error: Exception | None) -> None:
         if self.greeted:
             self.event_handler.disconnected(id(self.session))
         super().connection_lost(error)
 
 
 class _CatcherController(Controller):
-    def factory(self):
+    def factory(self) -> SMTP:
         return _CatcherSMTP(self.handler, **self.SMTP_kwargs)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 import subprocess
 import time
@@ -19,7 +20,9 @@ def wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen | Non
         with contextlib.suppress(OSError), socket.create_connection((host, port), timeout=0.5):
             return
         if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"{proc.args[0]} exited with {proc.returncode} before listening on {port}")
+            command = proc.args if isinstance(proc.args, str | bytes | os.PathLike) else proc.args[0]
+            raise RuntimeError(
+                f"{os.fsdecode(command)} exited with {proc.returncode} before listening on {port}")
         if time.monotonic() > deadline:
             raise RuntimeError(f"nothing listens on {host}:{port} after {timeout}s")
         time.sleep(0.05)

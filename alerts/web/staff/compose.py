@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import sqlalchemy as sa
 from flask import flash, jsonify, redirect, render_template, request, url_for
@@ -32,7 +33,7 @@ def _alert_form(alert: Alert | None) -> AlertForm:
         elif chosen and action.slug in chosen:
             choices.append(SelectChoice(action.slug, f"{action.title} (closed: will not be included)"))
     if alert is None:
-        initial = {"actions": [choice.value for choice in choices]}
+        initial: dict[str, Any] = {"actions": [choice.value for choice in choices]}
     else:
         initial = {
             "subject": alert.subject,
@@ -91,8 +92,9 @@ def _rules_from(values, alert: Alert | None) -> dict:
         "include_acted": values.get("include_acted") in ("y", "on", "true", "1"),
     }
     for key in KEPT_RULES:
-        if alert is not None and (alert.audience or {}).get(key) is not None:
-            rules[key] = alert.audience[key]
+        kept = (alert.audience or {}).get(key) if alert is not None else None
+        if kept is not None:
+            rules[key] = kept
     return rules
 
 
@@ -174,7 +176,7 @@ def audience_of(alert: Alert | None, *, count: bool = True) -> dict:
     description = audiences.describe(rules, linked)
     size = audiences.size(rules, linked) if count else None
     return {"size": size, "description": description, "rules": rules.to_json(),
-            "words": audiences.sentence(size, description) if count else None}
+            "words": audiences.sentence(size, description) if size is not None else None}
 
 
 def counted(alert: Alert) -> dict:

@@ -156,6 +156,7 @@ FORMATS = [
 ]
 
 
+@pytest.mark.commits
 @pytest.mark.parametrize(("fixture", "kind", "reason", "delivery_status"), FORMATS,
                          ids=[f[0].removesuffix(".eml") for f in FORMATS])
 def test_report_changes_the_right_subscriber(ctx, receiver, fixture, kind, reason, delivery_status):
@@ -216,6 +217,7 @@ def test_bounce_of_a_real_blast_suppresses_and_the_next_blast_leaves_them_out(
     assert blasts.start_blast(second) == 2
 
 
+@pytest.mark.commits
 def test_message_id_identifies_a_bounce_sent_to_another_address(ctx, receiver):
     """No VERP anywhere (BOUNCE_DOMAIN was set later, or a relay rewrote it): the Message-ID."""
     alert_id = make_alert()
@@ -230,6 +232,7 @@ def test_message_id_identifies_a_bounce_sent_to_another_address(ctx, receiver):
     assert suppression("mid@example.net").reason == "hard-bounce"
 
 
+@pytest.mark.commits
 def test_forged_tags_are_ignored_and_unknown_addresses_change_nothing(ctx, receiver):
     alert_id = make_alert()
     sub_id, delivery_id = sent_delivery("victim@example.net", alert_id)
@@ -264,6 +267,7 @@ def test_the_poller_path_ignores_a_report_that_only_names_an_address(ctx, bounce
     assert db.session.get(Subscriber, sub.id).status == "confirmed"
 
 
+@pytest.mark.commits
 def test_the_open_receiver_ignores_a_forged_report_that_only_names_an_address(ctx, receiver):
     """Over SMTP anyone can send a report: naming a subscriber's address is not enough."""
     db.session.add(Subscriber(email="target@example.net", status="confirmed"))
@@ -301,6 +305,7 @@ def test_receiver_takes_mail_only_for_its_domain_and_caps_the_size(app, ctx, bou
     finally:
         server.stop()
 
+@pytest.mark.commits
 def test_a_report_with_raw_utf8_in_its_fields_is_applied(ctx, receiver):
     """Such a report made the reader raise, and the receiver answered 451 for days."""
     alert_id = make_alert()
@@ -342,6 +347,7 @@ def test_a_report_that_cannot_be_read_is_accepted_not_retried(ctx, receiver, mon
     assert events() == []
 
 
+@pytest.mark.commits
 def test_the_same_report_twice_counts_once(ctx, receiver):
     alert_id = make_alert()
     sub_id, delivery_id = sent_delivery("twice@example.net", alert_id)
@@ -354,6 +360,7 @@ def test_the_same_report_twice_counts_once(ctx, receiver):
     assert len(events(sub_id)) == 1
 
 
+@pytest.mark.commits
 def test_soft_bounces_suppress_at_the_threshold_within_the_window(app, ctx, receiver, monkeypatch):
     monkeypatch.setitem(app.config, "BOUNCE_SOFT_THRESHOLD", 3)
     monkeypatch.setitem(app.config, "BOUNCE_SOFT_WINDOW_DAYS", 7)
@@ -402,6 +409,7 @@ def test_soft_bounces_suppress_at_the_threshold_within_the_window(app, ctx, rece
     assert events(old_id)[-1].outcome == "soft bounce 1 of 3 within 7 days"
 
 
+@pytest.mark.commits
 def test_a_bounced_confirmation_suppresses_the_address(ctx, receiver):
     sub = Subscriber(email="typo@gmial.example", status="pending", confirm_nonce="n")
     db.session.add(sub)
@@ -536,6 +544,7 @@ def test_staff_see_add_search_and_lift_suppressions(app, staff_client):
     assert post(client, "/staff/suppressions/999999/lift", {"reason": "x"}).status_code == 404
 
 
+@pytest.mark.commits
 def test_staff_see_the_bounce_log(app, receiver, staff_client):
     # No app context around the requests: each request's own g holds its login.
     with app.app_context():

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
@@ -224,6 +225,7 @@ def test_confirm_first_sends_each_a_confirmation_and_respects_the_cooldown(
     assert smtp.handler.wait_for(1, timeout=1) == []
 
 
+@pytest.mark.commits
 def test_confirm_first_with_the_broker_away_frees_the_cooldown(app, ctx, tmp_path, smtp, monkeypatch):
     from alerts import queueing
 

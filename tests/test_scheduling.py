@@ -78,6 +78,7 @@ def test_only_a_draft_can_be_scheduled(app, ctx, smtp, celery_worker):
     assert out.exit_code != 0 and "only a draft can be scheduled" in out.output
 
 
+@pytest.mark.commits
 def test_a_due_alert_is_started_exactly_once_by_concurrent_beats(app, ctx):
     """Four callers at the same moment (beats on several machines): one launch."""
     add_confirmed(20)

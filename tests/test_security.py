@@ -262,6 +262,7 @@ def test_case_variants_share_one_row_and_one_cooldown(app, client, smtp, celery_
 # -- 4. /subscribe takes the same steps whatever the address -------------------------------
 
 
+@pytest.mark.commits
 def test_every_subscribe_branch_takes_the_same_steps(app, client):
     """New, pending, confirmed, unsubscribed, suppressed, erased, in cooldown, a case variant:
     the same SQL statements and the same one task, so no clock can tell them apart."""
@@ -327,6 +328,7 @@ def test_every_subscribe_branch_takes_the_same_steps(app, client):
         assert gone.status == "unsubscribed"  # (12) unchanged until its owner confirms
 
 
+@pytest.mark.commits
 def test_a_signup_whose_task_was_lost_is_applied_by_the_sweep(app, client, monkeypatch):
     from kombu.exceptions import OperationalError
 
@@ -453,6 +455,7 @@ def _smtp_to(server, rcpt: str, data: bytes) -> None:
         conn.sendmail("reader@example.net", [rcpt], data)
 
 
+@pytest.mark.commits
 def test_list_unsubscribe_mailto_is_signed_on_the_bounce_domain_and_acted_on(app, ctx, bounce_domain):
     from alerts.bounces.server import BounceServer
     from alerts.mail.signed_ids import unsubscribe_address

@@ -25,6 +25,7 @@ from alerts.mailcatcher import MailCatcher
 from tests import tracking_helpers
 
 RUN_ID = uuid.uuid4().hex[:8]
+UNACKED = "unacked"  # kombu's Redis hash of messages a worker has taken but not acknowledged
 
 
 def _redis_url(tmp_root: Path) -> str:
@@ -113,24 +114,27 @@ class _InFlight:
             cls.events += 1
 
     @classmethod
-    def settle(cls, app, timeout: float = 15) -> None:
-        """Wait until the worker has nothing queued and nothing running (only if it runs).
+    def settle(cls, app, timeout: float = 15, *, held: bool = False) -> bool:
+        """Wait until the worker has nothing queued and nothing running (only if it runs);
+        with `held`, nothing taken off the queue but not started either (prefetched, or a
+        retry waiting for its time). False if it is still busy after `timeout`.
 
         A test that queued nothing and ran nothing since the last settled look (most of them)
         finds it settled at once; otherwise three quiet looks in a row, since a task taken off
         the queue is not running yet for a moment, and a task may queue another."""
         if not cls.started:
-            return
+            return True
         from alerts import redis_conn
 
         r = redis_conn.client(app.config["REDIS_URL"])
         queue = app.config["CELERY_TASK_QUEUE"]
 
         def busy() -> int:
-            return cls.running or r.llen(queue) or r.llen(bulk_queue(queue))
+            return (cls.running or r.llen(queue) or r.llen(bulk_queue(queue))
+                    or (held and r.hlen(UNACKED)))
 
         if cls.events == cls.settled_at and not busy():
-            return
+            return True
         deadline = time.monotonic() + timeout
         quiet = 0
         while time.monotonic() < deadline:
@@ -138,8 +142,21 @@ class _InFlight:
             quiet = 0 if busy() else quiet + 1
             if quiet >= 3:
                 cls.settled_at = events
-                return
+                return True
             time.sleep(0.05)
+        return False
+
+
+class SessionWorker:
+    """What the `celery_worker` fixture gives a test: a way to wait for the worker's work."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    def wait_idle(self, timeout: float = 30) -> None:
+        """Return once everything queued so far has run (and whatever it queued in turn):
+        an email that was going to come has come."""
+        assert _InFlight.settle(self.app, timeout, held=True), f"the worker was still busy after {timeout} s"
 
 
 @pytest.fixture(scope="session")
@@ -154,14 +171,15 @@ def celery_worker(app):
     # What earlier tests queued with no worker about names rows that are gone (and ids that
     # come round again): the worker starts on empty queues.
     queue = app.config["CELERY_TASK_QUEUE"]
-    redis_conn.client(app.config["REDIS_URL"]).delete(queue, bulk_queue(queue))
+    redis_conn.client(app.config["REDIS_URL"]).delete(queue, bulk_queue(queue), UNACKED,
+                                                  f"{UNACKED}_index")
     task_prerun.connect(_InFlight.on_start, weak=False)
     task_postrun.connect(_InFlight.on_end, weak=False)
     before_task_publish.connect(_InFlight.on_publish, weak=False)
     with start_worker(celery, pool="threads", concurrency=4, perform_ping_check=False,
                       shutdown_timeout=30):
         _InFlight.started = True
-        yield
+        yield SessionWorker(app)
         _InFlight.started = False
 
 

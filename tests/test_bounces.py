@@ -699,6 +699,7 @@ PERSONAL = (
 )
 
 
+@pytest.mark.slow  # starts Dovecot
 def test_imap_poller_ignores_forged_reports_and_acts_on_a_mailto_unsubscribe(app, ctx, dovecot,
                                                                               bounce_domain):
     """A forged ARF naming a subscriber only by address stays in the mailbox and changes no
@@ -726,6 +727,7 @@ def test_imap_poller_ignores_forged_reports_and_acts_on_a_mailto_unsubscribe(app
     assert set(mailbox_state(dovecot, "Processed")) == {"unsubscribe"}
 
 
+@pytest.mark.slow  # starts Dovecot
 def test_imap_poller_takes_only_the_reports_it_processed(app, ctx, dovecot, bounce_domain):
     alert_id = make_alert()
     hard_id, hard_delivery = sent_delivery("gone@example.net", alert_id)

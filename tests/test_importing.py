@@ -341,6 +341,7 @@ def test_data_pages_need_a_login(client):
     assert client.post("/staff/subscribers/import").status_code in (400, 401)
 
 
+@pytest.mark.slow  # runs bench/import_csv.py
 def test_bench_script_runs(app, tmp_path):
     """bench/import_csv.py, small: it checks its own counts; here it must just finish."""
     out = tmp_path / "figures.json"

@@ -199,12 +199,6 @@ def full_clean(item: pytest.Item) -> bool:
             or not FULL_CLEAN_FIXTURES.isdisjoint(item.fixturenames))
 
 
-def pytest_configure(config) -> None:
-    config.addinivalue_line(
-        "markers", "commits: the code under test commits on a connection of its own (a thread, "
-        "`db.engine.begin()`): the test gets emptied tables, not a rolled-back transaction")
-
-
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Rolled-back and pure tests first, full-clean ones after (as Django runs its TestCases
     before its TransactionTestCases): the session's worker starts with the first test that

@@ -46,6 +46,7 @@ def _by_variant(alert_id: int) -> dict:
     return {(v, s): n for v, s, n in rows}
 
 
+@pytest.mark.commits
 def test_ab_samples_winner_by_clicks_rest_sent_once(app, ctx, smtp):
     alert_id = _ab_alert(300, seed=7)
     # 10% of 300 per variant: 30 each queued; the other 210 held with no variant.
@@ -113,6 +114,7 @@ def test_the_same_seed_picks_the_same_sample(app, ctx, smtp):
     assert a == b and a != c and len(a) == 30
 
 
+@pytest.mark.commits
 def test_circuit_breaker_stops_the_test_and_nobody_else_is_sent(app, ctx, smtp):
     alert_id = _ab_alert(200, seed=1, breaker_pct=5.0)
     _send_all_queued(alert_id)
@@ -132,6 +134,7 @@ def test_circuit_breaker_stops_the_test_and_nobody_else_is_sent(app, ctx, smtp):
     assert blasts.status(alert_id)["state"] == "sent" and len(smtp.handler.messages) == 60
 
 
+@pytest.mark.commits
 def test_one_variant_tripped_loses_even_with_more_clicks(app, ctx, smtp):
     alert_id = _ab_alert(200, seed=2, breaker_pct=5.0)
     _send_all_queued(alert_id)
@@ -150,6 +153,7 @@ def test_one_variant_tripped_loses_even_with_more_clicks(app, ctx, smtp):
     assert "A was stopped by the circuit breaker" in test.reason
 
 
+@pytest.mark.commits
 def test_winner_by_signatures(app, ctx, smtp):
     alert_id = _ab_alert(200, seed=5, metric="signatures")
     _send_all_queued(alert_id)
@@ -185,6 +189,7 @@ def test_bad_ab_settings_are_refused(app, ctx, kw, message):
         abtest.configure(alert, **kw)
 
 
+@pytest.mark.commits
 def test_partial_signer_gets_thanks_and_the_rest_first(app, ctx, smtp):
     emails = add_confirmed(3)
     alert_id = make_alert(slugs=[DETENTION, RIKERS])

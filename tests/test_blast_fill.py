@@ -152,6 +152,7 @@ def test_paused_blast_stops_filling_and_resume_goes_on(app, ctx, monkeypatch, qu
     assert ("alerts.tasks.fill_blast", (alert_id,)) in queued
 
 
+@pytest.mark.commits
 def test_a_pause_does_not_wait_for_the_first_fills_count(app, ctx, monkeypatch, queued):
     """Counting a million-person audience takes seconds: the first fill counts before it takes
     the alert's row lock, so staff pressing Pause meanwhile are answered at once."""

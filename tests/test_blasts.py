@@ -374,6 +374,7 @@ def test_pipeline_closed_with_an_answer_unread_quits_cleanly(app, ctx, smtp):
     assert [m.rcpt_tos for m in smtp.handler.wait_for(1, timeout=5)] == [["a@b.org"]]
 
 
+@pytest.mark.commits
 def test_the_next_message_is_signed_while_the_relay_reads_the_data(app, ctx, smtp, dkim_key,
                                                                   monkeypatch):
     """The sender does not sleep until the relay answers: the server holds each answer until
@@ -426,6 +427,7 @@ def test_the_next_message_is_signed_while_the_relay_reads_the_data(app, ctx, smt
         Delivery.alert_id == alert_id, Delivery.status == "sent")) == 5
 
 
+@pytest.mark.commits
 def test_a_message_that_fails_to_build_ahead_leaves_the_one_in_flight_recorded(
         app, ctx, smtp, dkim_key, monkeypatch):
     """Making the next messages ahead must not cost this one its answer: a later row's error
@@ -458,6 +460,7 @@ def test_a_message_that_fails_to_build_ahead_leaves_the_one_in_flight_recorded(
     assert len(smtp.handler.messages) == 1
 
 
+@pytest.mark.commits
 def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):
     """Each renewal rewrites every unsent row of the batch: at every 50 ms flush that was most
     of the database's work during a blast. A second apart is thirty renewals per 30 s lease."""
@@ -493,6 +496,7 @@ def test_recorder_renews_the_lease_once_a_second_not_at_every_flush(app, ctx):
     assert renewed > long_ago + timedelta(seconds=15)
 
 
+@pytest.mark.commits
 def test_recorder_keeps_one_connection_and_replaces_it_when_it_dies(app, ctx):
     """The batch's flushes share one connection (no pool checkout and ping twenty times a
     second); when it dies, that flush keeps its 250s and records them on a fresh one."""
@@ -548,6 +552,7 @@ def _claimed_batch(n: int):
     return alert_id, claim, first, last, ids
 
 
+@pytest.mark.commits
 def test_a_flush_of_250s_is_one_statement_and_one_with_marks_is_one_transaction(app, ctx, monkeypatch):
     """On PostgreSQL a flush of 250s alone is one statement (it was BEGIN, UPDATE, SELECT,
     COMMIT: four round trips, twenty times a second). A flush with more in it is still one

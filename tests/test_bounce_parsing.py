@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from alerts.bounces import parsing as bounces
 from alerts.bounces.parsing import parse_report
 from alerts.models import BounceKind
+from tests.budgets import examples
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bounces"
 VERP = "bounces+d12-0123456789@bounce.example.org"
@@ -479,13 +480,13 @@ FUZZ = settings(deadline=None, derandomize=True, database=None, print_blob=False
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
-@settings(FUZZ, max_examples=500)
+@settings(FUZZ, max_examples=examples(500))
 @given(mutated_fixtures())
 def test_fuzz_mutated_fixtures(data):
     assert_sane(parse_report(data))
 
 
-@settings(FUZZ, max_examples=300)
+@settings(FUZZ, max_examples=examples(300))
 @given(st.sampled_from([b"", b"From: MAILER-DAEMON@x\r\n", dsn(b"").rpartition(b"--BB--")[0]]),
        st.binary(max_size=3000))
 def test_fuzz_random_bytes(prefix, data):

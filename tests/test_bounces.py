@@ -158,6 +158,7 @@ FORMATS = [
 ]
 
 
+@pytest.mark.commits
 @pytest.mark.parametrize(("fixture", "kind", "reason", "delivery_status"), FORMATS,
                          ids=[f[0].removesuffix(".eml") for f in FORMATS])
 def test_report_changes_the_right_subscriber(ctx, receiver, fixture, kind, reason, delivery_status):
@@ -218,6 +219,7 @@ def test_bounce_of_a_real_blast_suppresses_and_the_next_blast_leaves_them_out(
     assert blasts.start_blast(second) == 2
 
 
+@pytest.mark.commits
 def test_message_id_identifies_a_bounce_sent_to_another_address(ctx, receiver):
     """No VERP anywhere (BOUNCE_DOMAIN was set later, or a relay rewrote it): the Message-ID."""
     alert_id = make_alert()
@@ -232,6 +234,7 @@ def test_message_id_identifies_a_bounce_sent_to_another_address(ctx, receiver):
     assert suppression("mid@example.net").reason == "hard-bounce"
 
 
+@pytest.mark.commits
 def test_forged_tags_are_ignored_and_unknown_addresses_change_nothing(ctx, receiver):
     alert_id = make_alert()
     sub_id, delivery_id = sent_delivery("victim@example.net", alert_id)
@@ -266,6 +269,7 @@ def test_the_poller_path_ignores_a_report_that_only_names_an_address(ctx, bounce
     assert db.session.get(Subscriber, sub.id).status == "confirmed"
 
 
+@pytest.mark.commits
 def test_the_open_receiver_ignores_a_forged_report_that_only_names_an_address(ctx, receiver):
     """Over SMTP anyone can send a report: naming a subscriber's address is not enough."""
     db.session.add(Subscriber(email="target@example.net", status="confirmed"))
@@ -303,6 +307,7 @@ def test_receiver_takes_mail_only_for_its_domain_and_caps_the_size(app, ctx, bou
     finally:
         server.stop()
 
+@pytest.mark.commits
 def test_a_report_with_raw_utf8_in_its_fields_is_applied(ctx, receiver):
     """Such a report made the reader raise, and the receiver answered 451 for days."""
     alert_id = make_alert()
@@ -344,6 +349,7 @@ def test_a_report_that_cannot_be_read_is_accepted_not_retried(ctx, receiver, mon
     assert events() == []
 
 
+@pytest.mark.commits
 def test_the_same_report_twice_counts_once(ctx, receiver):
     alert_id = make_alert()
     sub_id, delivery_id = sent_delivery("twice@example.net", alert_id)
@@ -356,6 +362,7 @@ def test_the_same_report_twice_counts_once(ctx, receiver):
     assert len(events(sub_id)) == 1
 
 
+@pytest.mark.commits
 def test_soft_bounces_suppress_at_the_threshold_within_the_window(app, ctx, receiver, monkeypatch):
     monkeypatch.setitem(app.config, "BOUNCE_SOFT_THRESHOLD", 3)
     monkeypatch.setitem(app.config, "BOUNCE_SOFT_WINDOW_DAYS", 7)
@@ -404,6 +411,7 @@ def test_soft_bounces_suppress_at_the_threshold_within_the_window(app, ctx, rece
     assert events(old_id)[-1].outcome == "soft bounce 1 of 3 within 7 days"
 
 
+@pytest.mark.commits
 def test_a_bounced_confirmation_suppresses_the_address(ctx, receiver):
     sub = Subscriber(email="typo@gmial.example", status="pending", confirm_nonce="n")
     db.session.add(sub)
@@ -449,7 +457,7 @@ def test_a_suppressed_address_gets_nothing_from_any_path(app, client, smtp, cele
     assert (blocked.get_data(as_text=True).replace(token, "").replace("blocked@", "ADDRESS@")
             == normal.get_data(as_text=True).replace(token, "").replace("welcome@", "ADDRESS@"))
     smtp.handler.wait_for(1, timeout=20)
-    time.sleep(0.5)
+    celery_worker.wait_idle()
     assert [m.rcpt_tos for m in smtp.messages] == [["welcome@example.org"]]
 
     with app.app_context():
@@ -538,6 +546,7 @@ def test_staff_see_add_search_and_lift_suppressions(app, staff_client):
     assert post(client, "/staff/suppressions/999999/lift", {"reason": "x"}).status_code == 404
 
 
+@pytest.mark.commits
 def test_staff_see_the_bounce_log(app, receiver, staff_client):
     # No app context around the requests: each request's own g holds its login.
     with app.app_context():
@@ -692,6 +701,7 @@ PERSONAL = (
 )
 
 
+@pytest.mark.slow  # starts Dovecot
 def test_imap_poller_ignores_forged_reports_and_acts_on_a_mailto_unsubscribe(app, ctx, dovecot,
                                                                               bounce_domain):
     """A forged ARF naming a subscriber only by address stays in the mailbox and changes no
@@ -719,6 +729,7 @@ def test_imap_poller_ignores_forged_reports_and_acts_on_a_mailto_unsubscribe(app
     assert set(mailbox_state(dovecot, "Processed")) == {"unsubscribe"}
 
 
+@pytest.mark.slow  # starts Dovecot
 def test_imap_poller_takes_only_the_reports_it_processed(app, ctx, dovecot, bounce_domain):
     alert_id = make_alert()
     hard_id, hard_delivery = sent_delivery("gone@example.net", alert_id)

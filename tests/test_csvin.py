@@ -15,6 +15,7 @@ from alerts.actions import records, signing
 from alerts.extensions import db
 from alerts.models import Action, Signature, Subscriber
 from alerts.subscribers import importing
+from tests.budgets import examples
 from tests.helpers import csrf_token, log_in, seed_actions
 from tests.test_security import multipart
 
@@ -79,7 +80,8 @@ _PIECES = st.sampled_from(['"', ",", ";", "\t", "\n", "\r", "\r\n", " ", "a", "b
                            "\x00", "é", '""', "\ufeff"])
 
 
-@settings(max_examples=50, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=examples(50), deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(body=st.lists(_PIECES, max_size=60), raw=st.sampled_from([b"", b"\xff", b"\xc3", HUGE.encode()]),
        at=st.integers(min_value=0, max_value=60))
 def test_hostile_input_is_read_or_refused_and_no_line_is_dropped_in_silence(body, raw, at):

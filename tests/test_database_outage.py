@@ -46,6 +46,7 @@ def _as_staff_of(dead_app, staff_client):
     return browser
 
 
+@pytest.mark.commits
 def test_staff_and_public_pages_say_the_database_is_not_answering(dead_app, staff_client):
     browser = _as_staff_of(dead_app, staff_client)
     for path in ("/staff/", "/staff/alerts", "/"):
@@ -58,6 +59,7 @@ def test_staff_and_public_pages_say_the_database_is_not_answering(dead_app, staf
         assert page.headers["Retry-After"] == "30"
 
 
+@pytest.mark.commits
 def test_status_json_answers_503_naming_the_database(dead_app, staff_client):
     browser = _as_staff_of(dead_app, staff_client)
     answer = browser.get("/staff/alerts/1/status.json", headers={"Accept": "application/json"})
@@ -65,11 +67,13 @@ def test_status_json_answers_503_naming_the_database(dead_app, staff_client):
     assert answer.get_json() == {"error": "The database is not answering.", "database": "down"}
 
 
+@pytest.mark.commits
 def test_healthz_names_the_database(dead_app):
     answer = dead_app.test_client().get("/healthz")
     assert answer.status_code == 503 and answer.get_json()["database"].startswith("down")
 
 
+@pytest.mark.commits
 def test_cli_prints_one_line_naming_the_database(dead_app):
     result = dead_app.test_cli_runner().invoke(args=["alert", "status", "1"])
     assert result.exit_code == 1

@@ -362,6 +362,7 @@ def test_dev_inbox_pages_searches_and_clears(smtp):
 # -- scripts ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # runs scripts/setup
 def test_setup_markers_survive_alternating_dev_and_test(tmp_path):
     """scripts/dev and scripts/test share .venv: each install is made once, not on every switch."""
     import shutil
@@ -387,6 +388,7 @@ def test_setup_markers_survive_alternating_dev_and_test(tmp_path):
     assert len(markers) == 1 and markers[0].endswith("-0")
 
 
+@pytest.mark.slow  # runs scripts/pg_check.py
 def test_pg_check_tells_a_missing_database_from_a_missing_server():
     import subprocess
     import sys

@@ -11,6 +11,7 @@ from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
@@ -224,6 +225,7 @@ def test_confirm_first_sends_each_a_confirmation_and_respects_the_cooldown(
     assert smtp.handler.wait_for(1, timeout=1) == []
 
 
+@pytest.mark.commits
 def test_confirm_first_with_the_broker_away_frees_the_cooldown(app, ctx, tmp_path, smtp, monkeypatch):
     from alerts import queueing
 
@@ -339,6 +341,7 @@ def test_data_pages_need_a_login(client):
     assert client.post("/staff/subscribers/import").status_code in (400, 401)
 
 
+@pytest.mark.slow  # runs bench/import_csv.py
 def test_bench_script_runs(app, tmp_path):
     """bench.import_csv, small: it checks its own counts; here it must just finish."""
     out = tmp_path / "figures.json"

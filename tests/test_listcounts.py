@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 import sqlalchemy as sa
 
 from alerts import listcounts
@@ -18,6 +19,7 @@ def _card(page: str, label: str) -> int:
     return int(found.group(1).replace(",", ""))
 
 
+@pytest.mark.commits
 def test_counts_are_cached_until_the_list_changes(app, ctx):
     add_confirmed(3)
     assert listcounts.by_status()["confirmed"] == 3

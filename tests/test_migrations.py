@@ -1,11 +1,13 @@
 """The Alembic migrations build exactly the schema the models describe."""
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from alerts.extensions import db
 
 
+@pytest.mark.commits
 def test_models_and_migrations_agree(app):
     with app.app_context(), db.engine.connect() as conn:
         diff = compare_metadata(MigrationContext.configure(conn), db.metadata)

@@ -165,6 +165,7 @@ def compose_command() -> list[str] | None:
     return None
 
 
+@pytest.mark.slow  # runs docker compose
 def test_docker_compose_file_is_valid():
     cmd = compose_command()
     if cmd is None:

@@ -144,7 +144,7 @@ def test_welcome_once_per_confirmation_with_topics_from_the_confirm_page(app, cl
         # The same confirmation again (a duplicated or retried task) sends nothing more.
         assert welcome.send_welcome(sid) is False
     client.post(path)  # the used link again: "already", no second welcome
-    time.sleep(1)
+    celery_worker.wait_idle()
     assert len(_wait_for_subject(smtp, 2, "Welcome", timeout=1)) == 1
     # Unsubscribed and back through double opt-in: a new confirmation, a new welcome.
     with app.app_context():

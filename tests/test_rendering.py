@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from alerts.mail.mime import build_message
 from alerts.mail.rendering import compile_email, inline_css
+from tests.budgets import examples
 
 SNAPSHOTS = Path(__file__).parent / "snapshots"
 ORG = {"org_name": "Kids Org", "org_postal_address": "1 Test St, NY", "base_url": "https://x.org"}
@@ -130,7 +131,7 @@ def assert_dkim_canonical(encoded: bytes) -> None:
 
 
 @given(st.text(alphabet=st.sampled_from(" \t\n\r\x01\x02ab=.é"), max_size=300))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 def test_quoted_printable_is_dkim_canonical_and_decodes_to_the_text(text):
     """Blanks in runs, tabs and blanks at line ends are escaped: the signer need not rewrite the body."""
     import quopri
@@ -203,14 +204,14 @@ def _assert_quoted_printable_of(value: str) -> None:
 
 @given(st.text(alphabet=st.characters(min_codepoint=0, max_codepoint=0x7F) | st.sampled_from(".= é"),
                max_size=300))
-@settings(max_examples=3000, deadline=None)
+@settings(max_examples=examples(3000), deadline=None)
 def test_quoted_printable_fast_path_against_binascii(value):
     """Slot values (links, tokens) skip binascii when they need no escape but "="."""
     _assert_quoted_printable_of(value)
 
 
 @given(st.text(alphabet=st.sampled_from("abcXYZ019-_/:?&%.=~"), max_size=400))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 def test_quoted_printable_fast_path_for_links(value):
     _assert_quoted_printable_of(value)
 
@@ -311,7 +312,7 @@ def test_external_url_is_what_url_for_builds_under_base_url(app, base, monkeypat
 
 @given(st.lists(st.text(alphabet=st.sampled_from("abXY09-_/:?&%.=~ \n\té"), max_size=120), max_size=8)
        | st.lists(st.text(alphabet=st.sampled_from("abXY09-_/:?&%.=~"), max_size=200), max_size=8))
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=examples(2000), deadline=None)
 def test_slot_values_encoded_together_as_each_alone(values):
     """A message's slot values go through quoted-printable in one pass when they can: the
     very bytes `qp_piece` makes of each, or None (and each is encoded alone)."""

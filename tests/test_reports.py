@@ -8,6 +8,7 @@ import html
 import re
 from datetime import timedelta
 
+import pytest
 import sqlalchemy as sa
 
 from alerts import clickcounts
@@ -90,6 +91,7 @@ def test_an_empty_dashboard_says_so(app, staff_client, client):
     assert page.count('<svg class="chart"') == 3
 
 
+@pytest.mark.commits
 def test_report_page_shows_the_alerts_figures(app, staff_client, client, smtp):
     with app.app_context():
         alert_id = send_blast(3, TWO)
@@ -112,6 +114,7 @@ def test_report_page_shows_the_alerts_figures(app, staff_client, client, smtp):
     assert client.get("/staff/alerts/4242/report").status_code == 404
 
 
+@pytest.mark.commits
 def test_unsubscribes_bounces_and_complaints_are_counted_per_alert(app, ctx, client, smtp):
     first = send_blast(3, TWO)
     smtp.handler.clear()
@@ -134,6 +137,7 @@ def test_unsubscribes_bounces_and_complaints_are_counted_per_alert(app, ctx, cli
     assert c
 
 
+@pytest.mark.commits
 def test_subscriber_history_tells_the_story_and_why_suppressed(app, staff_client, client, smtp):
     with app.app_context():
         alert_id = send_blast(1, TWO)
@@ -170,6 +174,7 @@ def test_subscriber_history_tells_the_story_and_why_suppressed(app, staff_client
     assert "Why no alert reaches this address" in text and "ARF report from example.org" in text
 
 
+@pytest.mark.commits
 def test_report_page_says_when_clicks_are_not_tracked(app, staff_client, client, smtp, monkeypatch):
     monkeypatch.setitem(app.config, "TRACK_CLICKS", "off")
     with app.app_context():
@@ -179,6 +184,7 @@ def test_report_page_says_when_clicks_are_not_tracked(app, staff_client, client,
     assert "Clicks are not tracked" in page
 
 
+@pytest.mark.commits
 def test_click_to_sign_counts_people_and_stays_within_0_and_100_percent(app, staff_client, client, smtp):
     """One person's click and three signatures attributed to the alert (theirs on another action,
     a forwarded link's, one made before the click): 1 of 1 person who clicked then signed."""

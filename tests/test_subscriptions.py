@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from itsdangerous import TimestampSigner
 
 from alerts.extensions import db
-from alerts.models import ConsentRecord, Subscriber
+from alerts.models import ConsentRecord, Subscriber, utcnow
 from alerts.subscribers.tokens import read_confirm_token
 from alerts.testing.mailcatcher import MailCatcher
 from tests.helpers import (
@@ -129,7 +129,7 @@ def test_honeypot_answers_normally_and_sends_nothing(app, client, smtp, celery_w
     assert subscriber(app, "bot@example.org") is None
     subscribe(client, "human@example.org")
     smtp.handler.wait_for(1, timeout=20)
-    time.sleep(0.5)
+    celery_worker.wait_idle()
     assert [m.rcpt_tos for m in smtp.messages] == [["human@example.org"]]
 
 
@@ -178,7 +178,7 @@ def test_cooldown_stops_subscription_bombing(app, client, smtp, celery_worker):
     for i in range(6):
         assert subscribe(client, "victim@example.org", ip=f"203.0.113.{i + 1}").status_code == 200
     smtp.handler.wait_for(1, timeout=20)
-    time.sleep(1.0)
+    celery_worker.wait_idle()
     assert len([m for m in smtp.messages if m.rcpt_tos == ["victim@example.org"]]) == 1
     # Each attempt is still recorded as consent evidence.
     assert [e for e, _ in consents(app, "victim@example.org")] == ["signup"] * 6
@@ -190,7 +190,9 @@ def test_after_cooldown_a_new_email_is_sent_with_the_same_working_link(
     monkeypatch.setitem(app.config, "CONFIRM_COOLDOWN_SECONDS", 0)
     subscribe(client, "twice@example.org")
     first = confirm_via_email(client, smtp, 1)
-    time.sleep(0.01)
+    sent_at = subscriber(app, "twice@example.org").last_confirmation_at
+    while utcnow() <= sent_at:  # a cooldown of 0 s is over once the clock has moved on
+        pass
     subscribe(client, "twice@example.org")
     second = confirm_via_email(client, smtp, 2)
     with app.app_context():  # one pending period, one nonce: either email's link works
@@ -379,7 +381,7 @@ def test_smtp_down_while_confirming_retries_until_it_is_back(app, client, celery
     try:
         msgs = down.handler.wait_for(1, timeout=30)
         assert [m.rcpt_tos for m in msgs] == [["patient@example.org"]]
-        time.sleep(1)
+        celery_worker.wait_idle()  # no retry left waiting for its time
         assert len(down.messages) == 1  # delivered once, not once per retry
     finally:
         down.stop()
@@ -440,7 +442,7 @@ def test_concurrent_signups_for_one_new_address(app, smtp, celery_worker):
         ) == 1
         assert len(consents(app, "race@example.org")) == 6
     smtp.handler.wait_for(1, timeout=20)
-    time.sleep(1)
+    celery_worker.wait_idle()
     assert len(smtp.messages) == 1
 
 
@@ -461,7 +463,7 @@ def test_a_confirmation_that_could_not_be_queued_is_sent_by_the_sweep(app, clien
     sub = subscriber(app, "unlucky@example.org")
     assert sub.status == "pending" and sub.last_confirmation_at is None
     monkeypatch.undo()
-    time.sleep(0.5)
+    celery_worker.wait_idle()
     assert smtp.messages == []
     with app.app_context():
         result = tasks.sweep.run()

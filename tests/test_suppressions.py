@@ -27,6 +27,7 @@ def test_detail_is_capped(app, ctx):
     assert len(db.session.scalar(sa.select(Suppression.detail))) == suppressions.MAX_DETAIL
 
 
+@pytest.mark.commits
 def test_a_racing_writer_does_not_undo_a_batch_flush(app, ctx, smtp):
     """A bounce report suppresses the address that the recorder's flush is suppressing for a
     550 at RCPT, between the flush's check and its insert. Before one race-safe writer, the

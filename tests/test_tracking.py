@@ -41,6 +41,7 @@ def _clicks() -> list[Click]:
     return list(db.session.scalars(sa.select(Click).order_by(Click.id)))
 
 
+@pytest.mark.commits
 def test_every_action_link_is_tracked_and_leads_to_its_action(app, ctx, client, smtp):
     alert_id = send_blast(3, TWO)
     links = links_by_recipient(smtp)
@@ -80,6 +81,7 @@ def test_every_action_link_is_tracked_and_leads_to_its_action(app, ctx, client, 
     assert queued() == 0
 
 
+@pytest.mark.commits
 def test_tampered_or_unknown_links_are_404_and_record_nothing(app, ctx, client, smtp):
     send_blast(1, TWO)
     url = links_by_recipient(smtp)["reader00000@example.org"][0]
@@ -101,6 +103,7 @@ def test_tampered_or_unknown_links_are_404_and_record_nothing(app, ctx, client, 
     assert record_all().clicks == 0 and _clicks() == []
 
 
+@pytest.mark.commits
 def test_head_prefetch_scanner_agents_and_bursts_are_machine_clicks(app, ctx, client, smtp):
     send_blast(4, TWO)
     links = links_by_recipient(smtp)
@@ -139,6 +142,7 @@ def test_head_prefetch_scanner_agents_and_bursts_are_machine_clicks(app, ctx, cl
         (TWO[0], 1, 2), (TWO[1], 1, 1)]
 
 
+@pytest.mark.commits
 def test_a_burst_across_two_drains_turns_the_earlier_click_into_a_machine_click(app, ctx, client, smtp):
     send_blast(1, TWO)
     urls = links_by_recipient(smtp)["reader00000@example.org"]
@@ -150,6 +154,7 @@ def test_a_burst_across_two_drains_turns_the_earlier_click_into_a_machine_click(
     assert [x.machine for x in _clicks()] == [True, True]
 
 
+@pytest.mark.commits
 def test_a_burst_split_across_drains_keeps_counting_its_machine_clicks(app, ctx, client, smtp):
     """A scanner's third click that lands in the next batch joins the burst the first two made."""
     send_blast(1, TWO)
@@ -163,6 +168,7 @@ def test_a_burst_split_across_drains_keeps_counting_its_machine_clicks(app, ctx,
     assert [(x.machine, x.machine_reason) for x in _clicks()] == [(True, "burst")] * 3
 
 
+@pytest.mark.commits
 def test_a_link_checker_before_a_person_does_not_make_the_person_a_machine(app, ctx, client, smtp):
     """Only bursts carry over between drains: a HEAD then a person's click of another link is a person."""
     send_blast(1, TWO)
@@ -174,6 +180,7 @@ def test_a_link_checker_before_a_person_does_not_make_the_person_a_machine(app, 
     assert [(x.machine, x.machine_reason) for x in _clicks()] == [(True, "head"), (False, None)]
 
 
+@pytest.mark.commits
 def test_the_destination_query_string_passes_through_unchanged(app, ctx, client, smtp, monkeypatch):
     """Signing puts a signed per-recipient reference on each action link; /r/ keeps it."""
     send_blast(1, TWO)
@@ -184,6 +191,7 @@ def test_the_destination_query_string_passes_through_unchanged(app, ctx, client,
     assert answer.headers["Location"] == f"https://alerts.example.org/actions/{TWO[1]}?{query}"
 
 
+@pytest.mark.commits
 def test_links_lead_where_they_led_when_the_blast_started(app, ctx, client, smtp):
     alert_id = send_blast(1, TWO)
     url = links_by_recipient(smtp)["reader00000@example.org"][0]
@@ -196,6 +204,7 @@ def test_links_lead_where_they_led_when_the_blast_started(app, ctx, client, smtp
     assert alert_id
 
 
+@pytest.mark.commits
 def test_track_clicks_off_sends_plain_links_and_stores_nothing(app, ctx, client, smtp, monkeypatch):
     monkeypatch.setitem(app.config, "TRACK_CLICKS", "off")
     send_blast(2, TWO)
@@ -208,6 +217,7 @@ def test_track_clicks_off_sends_plain_links_and_stores_nothing(app, ctx, client,
     assert _clicks() == [] and db.session.scalar(sa.select(sa.func.count()).select_from(ClickCount)) == 0
 
 
+@pytest.mark.commits
 def test_links_sent_before_tracking_was_turned_off_still_work_and_count_nothing(
         app, ctx, client, smtp, monkeypatch):
     send_blast(1, TWO)
@@ -217,6 +227,7 @@ def test_links_sent_before_tracking_was_turned_off_still_work_and_count_nothing(
     assert queued() == 0
 
 
+@pytest.mark.commits
 def test_aggregate_keeps_counts_only_and_counts_each_person_once(app, ctx, client, smtp, monkeypatch):
     monkeypatch.setitem(app.config, "TRACK_CLICKS", "aggregate")
     alert_id = send_blast(3, TWO)
@@ -260,6 +271,7 @@ def _scanner_and_person(app, smtp, monkeypatch, mode: str) -> tuple[int, list[st
     return alert_id, links["reader00000@example.org"], links["reader00001@example.org"]
 
 
+@pytest.mark.commits
 @pytest.mark.parametrize("mode", ["person", "aggregate"])
 def test_a_burst_across_the_recorders_cut_is_recorded_together(app, ctx, client, smtp, monkeypatch, mode):
     """A scanner's clicks on either side of a drain's hold-back cut wait and are recorded in one
@@ -280,6 +292,7 @@ def test_a_burst_across_the_recorders_cut_is_recorded_together(app, ctx, client,
     assert data["clicks"] == {"unique": 1, "total": 1, "machine": 2}
 
 
+@pytest.mark.commits
 @pytest.mark.parametrize("mode", ["person", "aggregate"])
 def test_a_burst_across_a_full_batchs_end_is_recorded_together(app, ctx, client, smtp, monkeypatch, mode):
     """Cut by the batch's size, a recipient's clicks before the cut go with the next batch; a
@@ -301,6 +314,7 @@ def test_a_burst_across_a_full_batchs_end_is_recorded_together(app, ctx, client,
         assert result.machine == 3
 
 
+@pytest.mark.commits
 def test_a_batch_is_recorded_once_whatever_happens_between_commit_and_redis(app, ctx, client, smtp):
     send_blast(2, TWO)
     links = links_by_recipient(smtp)
@@ -326,6 +340,7 @@ def test_a_batch_is_recorded_once_whatever_happens_between_commit_and_redis(app,
     assert record_all().clicks == 0 and len(_clicks()) == 2
 
 
+@pytest.mark.commits
 def test_clicks_younger_than_the_hold_back_wait_for_the_next_run(app, ctx, client, smtp):
     send_blast(1, TWO)
     click(client, links_by_recipient(smtp)["reader00000@example.org"][0])
@@ -341,6 +356,7 @@ def test_only_one_drainer_at_a_time(app, ctx):
     assert drain.drain(hold=-1).busy
 
 
+@pytest.mark.commits
 def test_signature_after_a_click_is_attributed_and_report_matches_rows(app, ctx, client, smtp):
     alert_id = send_blast(3, TWO)
     links = links_by_recipient(smtp)
@@ -375,6 +391,7 @@ def test_signature_after_a_click_is_attributed_and_report_matches_rows(app, ctx,
     assert data["first_day"]["signatures"] == 2
 
 
+@pytest.mark.commits
 def test_erasure_removes_click_rows_and_keeps_the_alert_totals(app, ctx, client, smtp):
     alert_id = send_blast(2, TWO)
     links = links_by_recipient(smtp)
@@ -399,6 +416,7 @@ def test_erasure_removes_click_rows_and_keeps_the_alert_totals(app, ctx, client,
     assert after["by_action"] == before["by_action"]
 
 
+@pytest.mark.commits
 def test_clicks_past_retention_become_counts(app, ctx, client, smtp):
     alert_id = send_blast(2, TWO)
     links = links_by_recipient(smtp)
@@ -416,6 +434,7 @@ def test_clicks_past_retention_become_counts(app, ctx, client, smtp):
     assert after["clicks"] == before["clicks"] == {"unique": 1, "total": 1, "machine": 1}
 
 
+@pytest.mark.commits
 def test_report_command_prints_json(app, ctx, client, smtp):
     alert_id = send_blast(2, TWO)
     click(client, links_by_recipient(smtp)["reader00001@example.org"][1], agent=BROWSER_UA)
@@ -435,6 +454,7 @@ def test_report_command_prints_json(app, ctx, client, smtp):
     assert missing.exit_code != 0 and "no alert 99999" in missing.output
 
 
+@pytest.mark.commits
 def test_no_open_pixel_by_default(app, ctx, client, smtp):
     send_blast(1, TWO)
     html = smtp.handler.messages[0].message.get_body(("html",)).get_content()
@@ -442,6 +462,7 @@ def test_no_open_pixel_by_default(app, ctx, client, smtp):
     assert alert_report.report(db.session.scalar(sa.select(Alert.id)))["opens"] is None
 
 
+@pytest.mark.commits
 def test_opt_in_open_pixel_counts_opens_apart_with_machine_opens(app, ctx, client, smtp, monkeypatch):
     monkeypatch.setitem(app.config, "TRACK_OPENS", "on")
     alert_id = send_blast(3, TWO)
@@ -471,6 +492,7 @@ def test_opt_in_open_pixel_counts_opens_apart_with_machine_opens(app, ctx, clien
     assert "/o/" not in preview(db.session.get(Alert, alert_id)).html
 
 
+@pytest.mark.commits
 def test_links_in_the_intro_are_tracked_too(app, ctx, client, smtp):
     from tests.helpers import add_confirmed, blasts, save_alert, seed_actions
 

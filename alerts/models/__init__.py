@@ -1,0 +1,32 @@
+"""The database schema: subscribers and their consent, actions, alerts and deliveries.
+
+One module per area; every table is importable from here (`from alerts.models import Alert`),
+and importing this package registers them all on the metadata that migrations compare.
+"""
+
+from __future__ import annotations
+
+from .actions import Action, Signature, alert_actions
+from .base import Model, UTCDateTime, email_hash, email_key, new_token_key, utcnow
+from .people import (
+    BounceEvent,
+    BounceKind,
+    ConsentRecord,
+    SignupAttempt,
+    StaffUser,
+    Subscriber,
+    SubscriberStatus,
+    SubscriberTopic,
+    Suppression,
+    SuppressionLift,
+)
+from .sending import AbTest, Alert, AlertState, Delivery, DeliveryStatus, EmailText, SavedAudience
+from .tracking import AlertLink, Click, ClickBatch, ClickCount
+
+__all__ = [
+    "AbTest", "Action", "Alert", "AlertLink", "AlertState", "BounceEvent", "BounceKind", "Click",
+    "ClickBatch", "ClickCount", "ConsentRecord", "Delivery", "DeliveryStatus", "EmailText", "Model",
+    "SavedAudience", "Signature", "SignupAttempt", "StaffUser", "Subscriber", "SubscriberStatus",
+    "SubscriberTopic", "Suppression", "SuppressionLift", "UTCDateTime", "alert_actions", "email_hash",
+    "email_key", "new_token_key", "utcnow",
+]

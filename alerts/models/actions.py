@@ -1,0 +1,81 @@
+"""The Action Center's actions, the alerts they are linked to, and their signatures."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column
+
+from ..extensions import db
+from .base import Model, UTCDateTime, utcnow
+
+
+class Action(Model):
+    """A petition or pledge on the Action Center."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(sa.String(120), unique=True)
+    title: Mapped[str] = mapped_column(sa.String(200))
+    summary: Mapped[str] = mapped_column(sa.Text, default="")
+    call_to_action: Mapped[str] = mapped_column(sa.String(80))
+    kind: Mapped[str] = mapped_column(sa.String(16), default="petition")
+    url: Mapped[str | None] = mapped_column(sa.String(500))
+    is_open: Mapped[bool] = mapped_column(default=True)
+    position: Mapped[int] = mapped_column(default=0)
+    topics: Mapped[list] = mapped_column(sa.JSON, default=list)  # topic slugs staff tag it with
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    # What the action's own page says and asks (issue 10): the full text, whom it addresses,
+    # the words a pledge signer commits to, the goal (None: the next round number), whether
+    # a comment box is shown, and whether a signature counts only once its address confirms.
+    body: Mapped[str] = mapped_column(sa.Text, default="", server_default="")
+    target: Mapped[str | None] = mapped_column(sa.String(200))
+    pledge_text: Mapped[str | None] = mapped_column(sa.Text)
+    goal: Mapped[int | None] = mapped_column()
+    allow_comments: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    requires_confirmation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+
+
+alert_actions = sa.Table(
+    "alert_actions",
+    db.metadata,
+    sa.Column("alert_id", sa.ForeignKey("alerts.id", ondelete="CASCADE"), primary_key=True),
+    sa.Column("action_id", sa.ForeignKey("actions.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Signature(Model):
+    """One person's signature on one action; where it came from is what reports and audiences read."""
+
+    __tablename__ = "signatures"
+    __table_args__ = (
+        sa.UniqueConstraint("action_id", "email_key"),
+        # Audiences match signatures made before subscribing by address.
+        sa.Index("ix_signatures_email_key", "email_key"),
+        sa.Index("ix_signatures_action_confirmed", "action_id", "confirmed_at"),
+        # The sweep's look for confirmations to queue reads only the (few) rows flagged.
+        sa.Index("ix_signatures_confirmation_unqueued", "id",
+                 postgresql_where=sa.text("confirmation_unqueued"),
+                 sqlite_where=sa.text("confirmation_unqueued")),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    subscriber_id: Mapped[int | None] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="SET NULL"), index=True
+    )
+    email: Mapped[str] = mapped_column(sa.String(254))  # as typed, for delivering to the target
+    email_key: Mapped[str] = mapped_column(sa.String(254))  # case-folded: one per (action, address)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    postal_code: Mapped[str | None] = mapped_column(sa.String(20))
+    comment: Mapped[str | None] = mapped_column(sa.Text)
+    source: Mapped[str] = mapped_column(sa.String(32))  # alert | action-center | share | direct | import
+    alert_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
+    delivery_id: Mapped[int | None] = mapped_column(sa.ForeignKey("deliveries.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Its confirmation email could not be queued (the broker was away): the sweep queues it.
+    confirmation_unqueued: Mapped[bool] = mapped_column(default=False, server_default=sa.false())

@@ -658,6 +658,7 @@ def _recorder_on(engine, alert_id: int, lease: float):
     return recorder
 
 
+@pytest.mark.commits
 def test_recorder_tries_a_flush_again_until_the_database_answers(app, ctx, monkeypatch):
     """A database that refuses connections for a while (a restart): the flush waits for
     it, within the lease, and the 250 is recorded once it answers."""
@@ -686,6 +687,7 @@ def test_recorder_tries_a_flush_again_until_the_database_answers(app, ctx, monke
     assert blasts.counts(alert_id)["sent"] == 1
 
 
+@pytest.mark.commits
 def test_recorder_gives_up_at_the_end_of_the_lease_keeping_the_outcomes(app, ctx, tmp_path,
                                                                        monkeypatch):
     """Past the lease the rows may be another worker's: the flush stops trying and raises,

@@ -97,6 +97,7 @@ def test_the_alerts_command_prints_one_line_naming_the_database(app):
     assert "Connection refused" in line and PASSWORD not in line
 
 
+@pytest.mark.commits  # its app's own session must reach the dead database, not the test's transaction
 def test_the_sweep_says_in_one_line_that_the_database_is_away(dead_app, caplog):
     from alerts import tasks
 

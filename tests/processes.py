@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import IO
 
 from celery import Celery
 
@@ -18,7 +19,29 @@ from alerts.testing.redis import RedisServer  # noqa: F401 (re-exported: fixture
 ROOT = Path(__file__).resolve().parent.parent
 
 
-class WorkerProcess:
+class _ProcessGroup:
+    """A process started in a session of its own, with its log; stopped or killed as a group."""
+
+    proc: subprocess.Popen
+    log: IO[bytes]
+
+    def kill(self) -> None:
+        """SIGKILL to the whole process group: no clean-up, no acks, as a crash would be."""
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        self.log.close()
+
+
+class WorkerProcess(_ProcessGroup):
     """`celery -A worker worker` as production runs it, configured by environment."""
 
     def __init__(self, env: dict[str, str], logfile: Path, *, beat: bool = False,
@@ -45,23 +68,9 @@ class WorkerProcess:
             time.sleep(0.05)
         raise AssertionError(f"worker not ready after {timeout} s: see {self.logfile}")
 
-    def kill(self) -> None:
-        """SIGKILL to the whole process group: no clean-up, no acks, as a crash would be."""
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        self.log.close()
 
 
-class WebProcess:
+class WebProcess(_ProcessGroup):
     """`gunicorn wsgi:app` as production runs it (sync workers), configured by environment."""
 
     def __init__(self, env: dict[str, str], logfile: Path, *, workers: int = 2):
@@ -93,15 +102,6 @@ class WebProcess:
                 time.sleep(0.05)
         raise AssertionError(f"gunicorn not answering after {timeout} s: see {self.logfile}")
 
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-        self.log.close()
 
 
 FAST_RECOVERY = {

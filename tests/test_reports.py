@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
+from flask import url_for
 
 from alerts import clickcounts
 from alerts.extensions import db
@@ -231,3 +232,31 @@ def test_click_to_sign_counts_people_and_stays_within_0_and_100_percent(app, sta
     assert folded["by_action"][0]["click_to_sign_rate"] is None
     page = client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
     assert "Click-to-sign</dt><dd>—<span class=\"sub\">not known: clicks are not kept per person" in page
+
+
+@pytest.mark.commits
+def test_the_dashboard_funnel_counts_people_who_signed_once_each(app, staff_client, smtp):
+    """One reader of a two-reader alert signs two actions: the funnel's Signed is 1 person (50%),
+    not 2 signatures (100%), and it can never pass the delivered count."""
+    with app.app_context():
+        alert_id = send_blast(2, TWO)
+        delivery = db.session.scalar(
+            sa.select(Delivery.id).join(Subscriber, Delivery.subscriber_id == Subscriber.id)
+            .where(Subscriber.email == "reader00000@example.org"))
+        for slug in TWO:
+            action_id = db.session.scalar(sa.select(Action.id).where(Action.slug == slug))
+            db.session.add(Signature(action_id=action_id, email="reader00000@example.org",
+                                     email_key="reader00000@example.org", name="S", source="alert",
+                                     alert_id=alert_id, delivery_id=delivery))
+        db.session.commit()
+        [funnel] = [f for f in alert_report.funnels() if f["id"] == alert_id]
+    assert (funnel["delivered"], funnel["signed"], funnel["signatures"]) == (2, 1, 2)
+    page = staff_client.get(url_for_part(app)).get_data(as_text=True)
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+    assert "Signed 1 50.0%" in text and "100.0%" not in text.split("Signed", 1)[1][:40]
+
+
+def url_for_part(app) -> str:
+    """Where the dashboard fetches its charts (the funnels among them) from."""
+    with app.test_request_context():
+        return url_for("staff.dashboard_charts_part")

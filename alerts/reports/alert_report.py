@@ -201,7 +201,8 @@ def report(alert_id: int) -> dict | None:
 
 
 def funnels(limit: int = 8) -> list[dict]:
-    """The latest sent alerts' funnels for the dashboard: delivered, clicked (people), signed."""
+    """The latest sent alerts' funnels for the dashboard, each step in people: delivered, clicked,
+    signed (recipients whose alert led to a signature, however many actions they signed)."""
     alerts = db.session.scalars(
         sa.select(Alert).where(Alert.started_at.is_not(None))
         .order_by(Alert.started_at.desc(), Alert.id.desc()).limit(limit)
@@ -214,7 +215,9 @@ def funnels(limit: int = 8) -> list[dict]:
             "subject": alert.subject,
             "delivered": delivery_figures(alert.id)["delivered"],
             "clicked": whole["unique_clicks"],
-            "signed": _count(sa.select(sa.func.count()).select_from(Signature)
+            "signed": _count(sa.select(sa.func.count(sa.distinct(Signature.delivery_id)))
                              .where(Signature.alert_id == alert.id)),
+            "signatures": _count(sa.select(sa.func.count()).select_from(Signature)
+                                 .where(Signature.alert_id == alert.id)),
         })
     return out

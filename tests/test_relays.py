@@ -109,8 +109,9 @@ def test_two_relays_one_dies_mid_blast_everything_arrives_through_the_other(
         app, ctx, workers, relays):
     n = 600
     first, second = relays(), relays()
-    # The first relay is slow enough (12 s for all of it) that "80 in" comes long before the
-    # end even when this process is starved of CPU for a while; the second one is quick.
+    # The first relay is slow (12 s for all of it), the second quick and so given most of the
+    # blast: "40 in at the slow one" comes while rows are still unsent, even when this process
+    # is starved of CPU for a while (checked below: a blast that ended first tests nothing).
     first.handler.data_reply = lambda rcpt: time.sleep(0.02)
     second.handler.data_reply = lambda rcpt: time.sleep(0.004)
     emails = add_confirmed(n)
@@ -118,9 +119,11 @@ def test_two_relays_one_dies_mid_blast_everything_arrives_through_the_other(
     workers.start(name="w1", concurrency=2, SMTP_URL=f"{first.url},{second.url}")
     workers.launch(alert_id)
     deadline = time.monotonic() + 30
-    while len(first.messages) < 80 and time.monotonic() < deadline:
+    while len(first.messages) < 40 and time.monotonic() < deadline:
         time.sleep(0.02)
+    unsent_at_stop = n - len(first.messages) - len(second.messages)
     first.stop()  # mid-blast: its open connections drop, new ones are refused
+    assert unsent_at_stop > 0, "the blast ended before the relay died: nothing was tested"
     status = wait_for_state(alert_id, timeout=60)
     assert status["state"] == "sent", status
     assert (status["sent"], status["failed"]) == (n, 0)
@@ -132,7 +135,7 @@ def test_two_relays_one_dies_mid_blast_everything_arrives_through_the_other(
     assert len(dupes) <= 2
     ids = message_ids(first, second)
     assert all(len(ids[e]) == 1 for e in dupes)
-    assert len(second.messages) > 0 and len(first.messages) >= 80
+    assert len(second.messages) > 0 and len(first.messages) >= 40
 
 
 def test_a_relay_that_is_down_is_skipped_and_its_share_goes_to_the_other(

@@ -96,3 +96,6 @@ def staff_log_in(page, base: str, email: str, password: str, *, via: str | None 
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
+    # The heading shows before the page's own stylesheets have loaded; a test that measures
+    # the layout must see it styled.
+    page.wait_for_load_state("load")

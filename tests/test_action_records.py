@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alerts.actions import records, signing
 from alerts.extensions import db
 from alerts.models import Action, Signature, Subscriber
-from tests.helpers import SEED_ACTIONS, csrf_token, log_in, seed_actions
+from tests.helpers import SEED_ACTIONS, csrf_token, seed_actions
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 
@@ -139,36 +139,28 @@ def test_cli_import_signatures(app, seeded, tmp_path):
 # -- staff pages --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def staff_client(app, client, staff):
-    """A logged-in client, with the seven actions seeded."""
-    with app.app_context():
-        seed_actions()
-    assert log_in(client).status_code == 303
-    return client
 
-
-def test_staff_signatures_page_search_pages_and_export(app, staff_client):
+def test_staff_signatures_page_search_pages_and_export(app, seeded_staff_client):
     with app.app_context():
         action = _action()
         add_signatures(action, [{"email": f"p{i:03d}@example.org", "name": f"P {i:03d}"} for i in range(60)]
                        + [{"email": "zed@example.org", "name": "Zed Findme", "source": "share"}])
         action_id = action.id
-    html = staff_client.get(f"/staff/actions/{action_id}/signatures").get_data(as_text=True)
+    html = seeded_staff_client.get(f"/staff/actions/{action_id}/signatures").get_data(as_text=True)
     assert "<strong>61</strong> counted" in html and "Page 1 of 2" in html and "By day (UTC)" in html
     assert "<td>share</td>" in html
-    found = staff_client.get(f"/staff/actions/{action_id}/signatures?q=findme").get_data(as_text=True)
+    found = seeded_staff_client.get(f"/staff/actions/{action_id}/signatures?q=findme").get_data(as_text=True)
     assert "zed@example.org" in found and "p001@example.org" not in found
-    page2 = staff_client.get(f"/staff/actions/{action_id}/signatures?page=2").get_data(as_text=True)
+    page2 = seeded_staff_client.get(f"/staff/actions/{action_id}/signatures?page=2").get_data(as_text=True)
     assert "Page 2 of 2" in page2
-    export = staff_client.get(f"/staff/actions/{action_id}/signatures.csv")
+    export = seeded_staff_client.get(f"/staff/actions/{action_id}/signatures.csv")
     assert export.mimetype == "text/csv" and "attachment" in export.headers["Content-Disposition"]
     assert len(export.get_data(as_text=True).splitlines()) == 62
-    listing = staff_client.get("/staff/actions").get_data(as_text=True)
+    listing = seeded_staff_client.get("/staff/actions").get_data(as_text=True)
     assert f'/staff/actions/{action_id}/signatures">61</a>' in listing
 
 
-def test_staff_edit_sets_goal_target_text_and_settings(app, staff_client):
+def test_staff_edit_sets_goal_target_text_and_settings(app, seeded_staff_client):
     with app.app_context():
         action = _action()
     page = f"/staff/actions/{action.id}/edit"
@@ -176,29 +168,30 @@ def test_staff_edit_sets_goal_target_text_and_settings(app, staff_client):
             "call_to_action": action.call_to_action, "kind": "pledge", "url": "", "is_open": "y",
             "target": "NYC Council", "body": "Para one.\n\nPara two.", "pledge_text": "I pledge.",
             "goal": "2500", "allow_comments": "y", "requires_confirmation": "y",
-            "csrf_token": csrf_token(staff_client, page)}
-    assert staff_client.post(page, data=data).status_code == 303
+            "csrf_token": csrf_token(seeded_staff_client, page)}
+    assert seeded_staff_client.post(page, data=data).status_code == 303
     with app.app_context():
         action = _action()
     assert (action.kind, action.target, action.goal, action.pledge_text, action.allow_comments,
             action.requires_confirmation) == ("pledge", "NYC Council", 2500, "I pledge.", True, True)
-    public = staff_client.get(f"/actions/{action.slug}").get_data(as_text=True)
+    public = seeded_staff_client.get(f"/actions/{action.slug}").get_data(as_text=True)
     assert "<p>Para one.</p><p>Para two.</p>" in public and "Goal 2,500" in public
-    bad = staff_client.post(page, data={**data, "goal": "0", "csrf_token": csrf_token(staff_client, page)})
+    token = csrf_token(seeded_staff_client, page)
+    bad = seeded_staff_client.post(page, data={**data, "goal": "0", "csrf_token": token})
     assert bad.status_code == 400 and "1 or more" in bad.get_data(as_text=True)
 
 
-def test_staff_import_signers_page(app, staff_client):
+def test_staff_import_signers_page(app, seeded_staff_client):
     with app.app_context():
         action = _action()
     page = f"/staff/actions/{action.id}/signatures"
     upload = {"file": (io.BytesIO(b"email,name\nx@example.org,X\nbad,Y\n"), "signers.csv"),
-              "csrf_token": csrf_token(staff_client, page)}
-    response = staff_client.post(f"{page}/import", data=upload, content_type="multipart/form-data")
+              "csrf_token": csrf_token(seeded_staff_client, page)}
+    response = seeded_staff_client.post(f"{page}/import", data=upload, content_type="multipart/form-data")
     html = response.get_data(as_text=True)
     assert response.status_code == 200 and "1 added, 0 already signed, 1 rejected" in html
-    refused = staff_client.post(f"{page}/import", content_type="multipart/form-data", data={
-        "file": (io.BytesIO(b"name\nX\n"), "x.csv"), "csrf_token": csrf_token(staff_client, page)})
+    refused = seeded_staff_client.post(f"{page}/import", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(b"name\nX\n"), "x.csv"), "csrf_token": csrf_token(seeded_staff_client, page)})
     assert refused.status_code == 400 and "no email column" in refused.get_data(as_text=True)
     with app.app_context():
         assert signing.count(action.id) == 1

@@ -16,7 +16,7 @@ from alerts.extensions import db
 from alerts.models import Action, Signature, Subscriber
 from alerts.subscribers import importing
 from tests.budgets import examples
-from tests.helpers import csrf_token, log_in, seed_actions
+from tests.helpers import csrf_token, seed_actions
 from tests.test_security import multipart
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
@@ -159,39 +159,33 @@ def test_signer_cli_refuses_an_unreadable_file_in_one_line(app, action, tmp_path
     assert _signatures() == set()
 
 
-@pytest.fixture
-def staff_client(app, client, staff):
-    with app.app_context():
-        seed_actions()
-    assert log_in(client).status_code == 303
-    return client
-
 
 @pytest.mark.parametrize(("data", "shown"), [
     (b"email\na@example.org\n\"" + HUGE.encode() + b"\"\n", "line 3 has a value longer than 131,072"),
     (b"email\na@example.org\nb\xff@example.org\n", "line 3 is not UTF-8"),
 ])
-def test_staff_signer_upload_of_an_unreadable_file_is_a_400_showing_why(app, staff_client, data, shown):
+def test_staff_signer_upload_of_an_unreadable_file_is_a_400_showing_why(app, seeded_staff_client, data,
+                                                                       shown):
     with app.app_context():
         action_id = _rikers().id
     page = f"/staff/actions/{action_id}/signatures"
-    response = staff_client.post(f"{page}/import", content_type="multipart/form-data", data={
-        "file": (io.BytesIO(data), "signers.csv"), "csrf_token": csrf_token(staff_client, page)})
+    response = seeded_staff_client.post(f"{page}/import", content_type="multipart/form-data", data={
+        "file": (io.BytesIO(data), "signers.csv"), "csrf_token": csrf_token(seeded_staff_client, page)})
     html = response.get_data(as_text=True)
     assert response.status_code == 400 and shown in html and "nothing was imported" in html
     with app.app_context():
         assert signing.count(action_id) == 0
 
 
-def test_staff_signer_upload_takes_a_file_as_large_as_the_subscriber_import(app, staff_client):
+def test_staff_signer_upload_takes_a_file_as_large_as_the_subscriber_import(app, seeded_staff_client):
     with app.app_context():
         action_id = _rikers().id
     rows = "".join(f"signer{i:06d}@example.org,Signer {i}\n" for i in range(31_000))
     assert len(rows) > app.config["MAX_CONTENT_LENGTH"]
     page = f"/staff/actions/{action_id}/signatures"
     body = ("email,name\n" + rows).encode()
-    response = staff_client.post(f"{page}/import", **multipart(  # (encoded here: see multipart)
-        {"csrf_token": csrf_token(staff_client, page)}, {"file": (body, "signers.csv")}))
+    response = seeded_staff_client.post(f"{page}/import", **multipart(  # (encoded here: see multipart)
+        {"csrf_token": csrf_token(seeded_staff_client, page)}, {"file": (body, "signers.csv")}))
     assert response.status_code == 200, response.status_code
     assert "31000 added, 0 already signed, 0 rejected" in response.get_data(as_text=True)
 

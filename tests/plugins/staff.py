@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import STAFF_EMAIL, STAFF_PASSWORD, create_staff, log_in
+from tests.helpers import STAFF_EMAIL, STAFF_PASSWORD, create_staff, log_in, seed_actions
 
 
 @pytest.fixture(autouse=True, scope="session")
@@ -38,3 +38,11 @@ def staff_client(client, staff):
     response = log_in(client)
     assert response.status_code == 303, response.get_data(as_text=True)
     return client
+
+
+@pytest.fixture
+def seeded_staff_client(app, staff_client):
+    """A logged-in client, with the seven actions seeded (pages about actions and signers)."""
+    with app.app_context():
+        seed_actions()
+    return staff_client

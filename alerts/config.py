@@ -189,7 +189,6 @@ def load_config(instance_path: Path) -> dict:
         "ORG_TIMEZONE": _timezone("ORG_TIMEZONE", "UTC"),
         # How often beat looks for scheduled alerts that are due.
         "SCHEDULE_INTERVAL_SECONDS": _int("SCHEDULE_INTERVAL_SECONDS", 10),
-        "UNSUBSCRIBE_MAILTO": _env("UNSUBSCRIBE_MAILTO"),
         # Bounces: the VERP return-path domain (its MX points at `alerts bounces serve`).
         "BOUNCE_DOMAIN": _env("BOUNCE_DOMAIN"),
         # Soft bounces suppress after this many within the window (listmonk records soft

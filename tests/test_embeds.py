@@ -14,7 +14,7 @@ from alerts.config import ConfigError, _origins
 from alerts.embeds import formtokens, origins, pow
 from alerts.embeds.sources import clean_source
 from alerts.extensions import db
-from alerts.models import ConsentRecord, Signature, SignupAttempt, Subscriber
+from alerts.models import Action, ConsentRecord, Signature, SignupAttempt, Subscriber, utcnow
 from tests.helpers import apply_signups, seed_actions, subscribe
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
@@ -162,8 +162,8 @@ def test_form_token_purpose_expiry_and_tampering(app):
 def test_an_expired_or_foreign_token_shows_the_form_again_with_what_was_typed(embeds, client, seeded,
                                                                               monkeypatch):
     signup_fields = form_of(client, "/embed/signup")
-    fields = {**form_of(client, f"/embed/actions/{RIKERS}"), "name": "Ada Lovelace", "email": "ada@example.org",
-              "form_token": signup_fields["form_token"]}  # a token made for the signup form
+    fields = {**form_of(client, f"/embed/actions/{RIKERS}"), "name": "Ada Lovelace",
+              "email": "ada@example.org", "form_token": signup_fields["form_token"]}  # the signup form's
     response = post(client, f"/embed/actions/{RIKERS}", fields)
     body = response.get_data(as_text=True)
     assert response.status_code == 400
@@ -303,3 +303,77 @@ def test_site_forms_carry_the_source_code_and_ignore_a_bad_one(app, client, seed
         assert response.status_code == 303  # a bad code never fails the visitor
     assert [(s.email, s.source, s.source_code) for s in signatures()] == [
         ("s1@example.org", "direct", "flyer-7"), ("s2@example.org", "direct", None)]
+
+
+# -- reports, exports, audiences, the staff pages -------------------------------------------
+
+
+def _signature(action_id: int, email: str, code: str | None, *, counted: bool = True,
+               subscriber_id: int | None = None) -> None:
+    db.session.add(Signature(action_id=action_id, email=email, email_key=email, name="N", source="embed",
+                             source_code=code, subscriber_id=subscriber_id,
+                             confirmed_at=utcnow() if counted else None))
+
+
+def test_reports_break_signatures_down_by_source_code(app, ctx, seeded):
+    from alerts.actions import records
+    from alerts.reports import dashboard as series
+
+    rikers, other = db.session.scalars(sa.select(Action.id).order_by(Action.id).limit(2)).all()
+    for i in range(3):
+        _signature(rikers, f"p{i}@example.org", "partner-a")
+    _signature(rikers, "q@example.org", "partner-b", counted=False)
+    _signature(rikers, "r@example.org", None)
+    _signature(other, "s@example.org", "partner-b")
+    db.session.commit()
+    assert series.signatures_by_source_code() == [("partner-a", 3), ("partner-b", 2), ("(no source code)", 1)]
+    assert [(s.source, s.counted, s.flagged) for s in records.by_source_code(rikers)] == [
+        ("partner-a", 3, 0), ("(no source code)", 1, 0), ("partner-b", 0, 1)]
+    rows = [line.split(",") for line in "".join(records.export_csv(rikers)).splitlines()]
+    assert rows[0][-1] == "source_code"
+    assert sorted(r[-1] for r in rows[1:]) == ["", "partner-a", "partner-a", "partner-a"]  # counted ones only
+
+
+def test_the_dashboard_and_the_action_page_show_the_source_codes(app, staff_client, ctx, seeded):
+    rikers = db.session.scalar(sa.select(Action.id).order_by(Action.id).limit(1))
+    _signature(rikers, "p@example.org", "partner-zz")
+    db.session.commit()
+    charts = staff_client.get("/staff/charts").get_data(as_text=True)
+    assert "Signatures by source code" in charts and "partner-zz" in charts
+    page = staff_client.get(f"/staff/actions/{rikers}/signatures").get_data(as_text=True)
+    assert "By source code" in page and "partner-zz" in page
+
+
+def test_an_audience_by_source_code_takes_signups_and_signers_with_it(app, ctx, seeded):
+    from alerts import audiences
+
+    rikers = db.session.scalar(sa.select(Action.id).order_by(Action.id).limit(1))
+    people = {key: Subscriber(email=f"{key}@example.org", status="confirmed", confirmed_at=utcnow(), source=src)
+              for key, src in (("joined", "Flyer-7"), ("signed", "web-form"), ("neither", "web-form"))}
+    db.session.add_all(people.values())
+    db.session.flush()
+    _signature(rikers, "signed@example.org", "flyer-7", subscriber_id=people["signed"].id)
+    _signature(rikers, "neither@example.org", "other-code", subscriber_id=people["neither"].id)
+    db.session.commit()
+    rules = audiences.parse({"source": "flyer-7"})
+    found = set(db.session.scalars(sa.select(Subscriber.email).where(*audiences.conditions(rules, []))))
+    assert found == {"joined@example.org", "signed@example.org"}
+    assert audiences.size(rules, []) == 2
+    assert "signed through “flyer-7”" in audiences.describe(rules)
+
+
+def test_staff_actions_pages_show_embed_codes_with_copy_and_preview(app, staff_client, ctx, seeded, monkeypatch):
+    page = staff_client.get("/staff/actions").get_data(as_text=True)
+    assert "No other site may show these forms yet" in page
+    monkeypatch.setitem(app.config, "EMBED_ORIGINS", (PARTNER,))
+    page = staff_client.get("/staff/actions").get_data(as_text=True)
+    snippet = f'<script src="{OWN}/embed.js" data-form="signup" async></script>'
+    assert snippet in html.unescape(page) and 'data-copy-from="embed-signup"' in page
+    assert 'src="/embed/signup" title="Preview of the embedded signup form"' in page
+    assert f'data-action="{RIKERS}"' in html.unescape(page) and PARTNER in page
+    rikers = db.session.scalar(sa.select(Action.id).where(Action.slug == RIKERS))
+    edit = staff_client.get(f"/staff/actions/{rikers}/edit")
+    body = edit.get_data(as_text=True)
+    assert f'src="/embed/actions/{RIKERS}"' in body and 'data-copy-from="embed-action"' in body
+    assert "frame-ancestors 'none'" in edit.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in edit.headers["Content-Security-Policy"]  # frames of this site only

@@ -348,7 +348,8 @@ def test_an_audience_by_source_code_takes_signups_and_signers_with_it(app, ctx, 
     from alerts import audiences
 
     rikers = db.session.scalar(sa.select(Action.id).order_by(Action.id).limit(1))
-    people = {key: Subscriber(email=f"{key}@example.org", status="confirmed", confirmed_at=utcnow(), source=src)
+    people = {key: Subscriber(email=f"{key}@example.org", status="confirmed", confirmed_at=utcnow(),
+                              source=src)
               for key, src in (("joined", "Flyer-7"), ("signed", "web-form"), ("neither", "web-form"))}
     db.session.add_all(people.values())
     db.session.flush()
@@ -362,7 +363,8 @@ def test_an_audience_by_source_code_takes_signups_and_signers_with_it(app, ctx, 
     assert "signed through “flyer-7”" in audiences.describe(rules)
 
 
-def test_staff_actions_pages_show_embed_codes_with_copy_and_preview(app, staff_client, ctx, seeded, monkeypatch):
+def test_staff_actions_pages_show_embed_codes_with_copy_and_preview(app, staff_client, ctx, seeded,
+                                                                   monkeypatch):
     page = staff_client.get("/staff/actions").get_data(as_text=True)
     assert "No other site may show these forms yet" in page
     monkeypatch.setitem(app.config, "EMBED_ORIGINS", (PARTNER,))

@@ -6,7 +6,6 @@ and 390 px of the host page."""
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator
@@ -28,10 +27,12 @@ RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 NO_THIRD_PARTY_COOKIES = "--test-third-party-cookie-phaseout"
 
 HOST_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
 <title>Partner site: our campaign</title>
 <style>body {{ font-family: Georgia, serif; margin: 0; background: #f4f1ea; color: #222; }}
-header {{ background: #3b2f2f; color: #fff; padding: 18px 24px; }} main {{ max-width: 760px; margin: 0 auto; padding: 16px; }}
+header {{ background: #3b2f2f; color: #fff; padding: 18px 24px; }}
+main {{ max-width: 760px; margin: 0 auto; padding: 16px; }}
 .card {{ background: #fff; padding: 12px; border-radius: 8px; margin: 18px 0; }}</style></head>
 <body><header><strong>Partner Org</strong> · Standing up for kids</header>
 <main><h1>Join the campaign</h1><p>Our partner's forms, placed with one tag each.</p>
@@ -145,7 +146,7 @@ def test_a_visitor_signs_up_and_signs_through_embeds_on_another_site(
         page.goto(live_server.url + "/")
         page.context.add_cookies([{"name": "probe", "value": "1", "url": live_server.url, "sameSite": "Lax"}])
         page.goto(live_server.url + "/")
-        assert any(e["path"] == "/" and e["cookie"] for e in recorder.seen), "the control: a first-party cookie"
+        assert any(e["path"] == "/" and e["cookie"] for e in recorder.seen), "control: a first-party cookie"
 
         page.goto(host.url + "/")
         signup = _frame(page, "/embed/signup")
@@ -197,7 +198,8 @@ def test_a_visitor_signs_up_and_signs_through_embeds_on_another_site(
         before = len(recorder.seen)
         other.evaluate("""app => fetch(app + '/embed/signup', {method: 'POST', mode: 'no-cors',
                               body: new URLSearchParams({email: 'forged@example.org'})})""", live_server.url)
-        _wait(lambda: any(e["method"] == "POST" and e["status"] for e in recorder.seen[before:]), "the forged post")
+        _wait(lambda: any(e["method"] == "POST" and e["status"] for e in recorder.seen[before:]),
+              "the forged post")
         [forged] = [e for e in recorder.seen[before:] if e["method"] == "POST"]
         assert (forged["origin"], forged["status"]) == (foreign.url, 403)
         with app.app_context():

@@ -125,7 +125,7 @@ def _frame(page, path: str):
             if path in frame.url:
                 return frame
         time.sleep(0.05)
-    raise AssertionError(f"no frame of {path} on the page")
+    raise AssertionError(f"no frame of {path} on the page: {[f.url for f in page.frames]}")
 
 
 def test_a_visitor_signs_up_and_signs_through_embeds_on_another_site(

@@ -27,7 +27,6 @@
     const frame = document.createElement("iframe");
     frame.src = url.toString();
     frame.title = script.dataset.title || (slug ? "Sign the petition" : "Sign up for action alerts");
-    frame.loading = "lazy";
     frame.style.cssText = "display:block;width:100%;max-width:640px;border:0;height:" +
       (slug ? 620 : 300) + "px;overflow:hidden";
     frame.setAttribute("scrolling", "no");

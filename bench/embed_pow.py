@@ -123,7 +123,8 @@ def run(args: argparse.Namespace, workdir: Path) -> dict:
             "browser_ms_median": round(b50, 1), "browser_ms_p90": round(b90, 1),
             "python_ms_median": round(p50, 1), "python_ms_p90": round(p90, 1),
             "browser_to_python_ratio": round(b50 / p50, 2) if p50 else None,
-            "server_get_us": round(get_us, 1), "server_post_us": round(post_us, 1), "hmac_us": round(hmac_us, 2),
+            "server_get_us": round(get_us, 1), "server_post_us": round(post_us, 1),
+            "hmac_us": round(hmac_us, 2),
             "server_post_to_hmac_ratio": round(post_us / hmac_us, 1)}
 
 

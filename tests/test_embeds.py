@@ -379,3 +379,19 @@ def test_staff_actions_pages_show_embed_codes_with_copy_and_preview(app, staff_c
     assert f'src="/embed/actions/{RIKERS}"' in body and 'data-copy-from="embed-action"' in body
     assert "frame-ancestors 'none'" in edit.headers["Content-Security-Policy"]
     assert "default-src 'self'" in edit.headers["Content-Security-Policy"]  # frames of this site only
+
+
+def test_the_alert_report_breaks_its_signatures_down_by_source_code(app, staff_client, ctx, seeded):
+    from alerts.reports import alert_report
+    from tests.helpers import make_alert
+
+    alert_id = make_alert("Act now", [RIKERS])
+    rikers = db.session.scalar(sa.select(Action.id).where(Action.slug == RIKERS))
+    for i, code in enumerate(("nl-dec", "nl-dec", "fb", None)):
+        db.session.add(Signature(action_id=rikers, email=f"a{i}@example.org", email_key=f"a{i}@example.org",
+                                 name="N", source="alert", alert_id=alert_id, source_code=code))
+    db.session.commit()
+    assert alert_report.report(alert_id)["by_source_code"] == [
+        {"source_code": "nl-dec", "signatures": 2}, {"source_code": "fb", "signatures": 1}]
+    page = staff_client.get(f"/staff/alerts/{alert_id}/report").get_data(as_text=True)
+    assert "Signatures by source code" in page and "nl-dec" in page

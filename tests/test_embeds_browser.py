@@ -158,6 +158,15 @@ def test_a_visitor_signs_up_and_signs_through_embeds_on_another_site(
         # The frames report their height and embed.js keeps it (the defaults are 300 and 620 px).
         page.wait_for_function("() => [...document.querySelectorAll('iframe')].every("
                                "f => f.style.height && !['300px', '620px'].includes(f.style.height))")
+        # A height message from anywhere but the app (here: the host page itself) is ignored; the
+        # sentinel posted after it arrives once the forged one has been handled.
+        forged_height = page.evaluate("""() => new Promise(done => {
+            window.addEventListener('message', e => { if (e.data === 'sentinel') done(
+                document.querySelector('iframe').style.height); });
+            window.postMessage({type: 'alerts-embed:height', frame: 'f1', height: 5}, '*');
+            window.postMessage('sentinel', '*');
+        })""")
+        assert forged_height != "5px"
         expect(signup.get_by_role("heading", name="Get action alerts")).to_be_visible()
         expect(petition.get_by_role("button", name="Sign the Petition")).to_be_visible()
         page.screenshot(path=shots / "host-page-1280.png", full_page=True)

@@ -245,8 +245,8 @@ def load_config(instance_path: Path) -> dict:
         "LOG_LEVEL": (_env("LOG_LEVEL", "INFO") or "INFO").upper(),
         # Embedded forms (docs/embedding.md): the sites allowed to frame them and post them,
         # how long a framed form stays valid, and the proof-of-work's size (the most numbers
-        # a visitor's browser may have to try; about a second at 100000 on a phone).
+        # a visitor's browser may have to try: bench.embed_pow measures what it costs).
         "EMBED_ORIGINS": _origins("EMBED_ORIGINS"),
         "EMBED_FORM_MAX_AGE": _int("EMBED_FORM_MAX_AGE", 2 * 3600),
-        "EMBED_POW_MAX_NUMBER": _int("EMBED_POW_MAX_NUMBER", 50_000),
+        "EMBED_POW_MAX_NUMBER": _int("EMBED_POW_MAX_NUMBER", 100_000),
     }

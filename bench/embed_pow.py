@@ -1,6 +1,6 @@
 """What the embedded forms' proof of work costs: a visitor's browser, a bot, and the server.
 
-    python -m bench.embed_pow [--challenges 20] [--max-number 50000]
+    python -m bench.embed_pow [--challenges 20] [--max-number 100000]
 
 - **browser**: headless Chromium (Debian's) runs the forms' own solver (static/embed-frame.js,
   unchanged) on a form page holding a fresh challenge; wall milliseconds from the script's
@@ -145,7 +145,7 @@ def render(r: dict) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--challenges", type=int, default=20)
-    p.add_argument("--max-number", type=int, default=50_000)
+    p.add_argument("--max-number", type=int, default=100_000)
     p.add_argument("--json", dest="json_path", default=None)
     return run_bench("embed_pow", p.parse_args(), run, render)
 

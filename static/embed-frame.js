@@ -14,9 +14,9 @@
   window.addEventListener("load", tell);
   tell();
 
-  // -- SHA-256 (FIPS 180-4) of short ASCII inputs, in plain JavaScript: about twenty times
-  //    faster here than one crypto.subtle call per try, and it needs no secure context --
-  const K = new Uint32Array([
+  // -- SHA-256 (FIPS 180-4) of short ASCII inputs, in plain JavaScript (about 1 µs a try):
+  //    several times faster than one crypto.subtle call per try, and no secure context needed --
+  const K = new Int32Array([
     0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
     0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
     0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
@@ -26,18 +26,25 @@
     0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
   ]);
-  const H0 = [0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19];
-  const W = new Uint32Array(64);
-  const out = new Uint32Array(8);
+  // Int32Array throughout: V8 keeps 32-bit integers unboxed, where words above 2^31 read from a
+  // Uint32Array become doubles (half the speed).
+  const H0 = new Int32Array([
+    0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c, 0x1f83d9ab, 0x5be0cd19,
+  ]);
+  const W = new Int32Array(64);
+  const out = new Int32Array(8);
+  let buf = new Uint8Array(128);  // the padded message, reused from one try to the next
   const sha256 = (bytes, length) => {  // the digest of bytes[0:length] into `out`
     const blocks = (length + 9 + 63) >> 6;
-    const buf = new Uint8Array(blocks * 64);
+    const size = blocks * 64;
+    if (buf.length < size) buf = new Uint8Array(size);
     buf.set(bytes.subarray(0, length));
+    buf.fill(0, length, size);
     buf[length] = 0x80;
     const bits = length * 8;
-    buf[buf.length - 4] = bits >>> 24; buf[buf.length - 3] = (bits >>> 16) & 255;
-    buf[buf.length - 2] = (bits >>> 8) & 255; buf[buf.length - 1] = bits & 255;
-    let [h0, h1, h2, h3, h4, h5, h6, h7] = H0;
+    buf[size - 4] = bits >>> 24; buf[size - 3] = (bits >>> 16) & 255;
+    buf[size - 2] = (bits >>> 8) & 255; buf[size - 1] = bits & 255;
+    let h0 = H0[0], h1 = H0[1], h2 = H0[2], h3 = H0[3], h4 = H0[4], h5 = H0[5], h6 = H0[6], h7 = H0[7];
     for (let block = 0; block < blocks; block += 1) {
       for (let i = 0, j = block * 64; i < 16; i += 1, j += 4) {
         W[i] = (buf[j] << 24) | (buf[j + 1] << 16) | (buf[j + 2] << 8) | buf[j + 3];
@@ -66,7 +73,7 @@
   // -- the proof of work: find n with SHA-256(salt + n) == challenge, 0 <= n <= maxnumber,
   //    a slice at a time so the page stays responsive --
   const solve = (ch) => new Promise((resolve) => {
-    const want = new Uint32Array(8);
+    const want = new Int32Array(8);
     for (let i = 0; i < 8; i += 1) want[i] = parseInt(ch.challenge.slice(i * 8, i * 8 + 8), 16);
     const salt = new TextEncoder().encode(ch.salt);
     const bytes = new Uint8Array(salt.length + 16);

@@ -78,6 +78,28 @@ def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     return value
 
 
+def _origins(name: str) -> tuple[str, ...]:
+    """Comma-separated web origins (scheme://host[:port]); a bad entry is named at startup."""
+    from urllib.parse import urlsplit
+
+    found = []
+    for raw in (_env(name, "") or "").split(","):
+        entry = raw.strip().rstrip("/")
+        if not entry:
+            continue
+        try:
+            parts = urlsplit(entry)
+            parts.port  # noqa: B018  # raises ValueError for a port that is not a number
+        except ValueError:
+            parts = None
+        if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+                or parts.path or parts.query or parts.fragment or parts.username or "*" in entry):
+            raise ConfigError(f"{name}: {raw.strip()!r} is not an origin; write each as "
+                              "scheme://host or scheme://host:port, e.g. https://www.example.org")
+        found.append(entry.lower())
+    return tuple(found)
+
+
 def _dev_secret_key(instance_path: Path) -> str:
     """Keep a generated key in instance/ so dev sessions and tokens survive restarts."""
     key_file = instance_path / "secret_key"
@@ -220,4 +242,10 @@ def load_config(instance_path: Path) -> dict:
         # logging as Flask, gunicorn and Celery set it up.
         "LOG_FORMAT": (_env("LOG_FORMAT", "text") or "text").lower(),
         "LOG_LEVEL": (_env("LOG_LEVEL", "INFO") or "INFO").upper(),
+        # Embedded forms (docs/embedding.md): the sites allowed to frame them and post them,
+        # how long a framed form stays valid, and the proof-of-work's size (the most numbers
+        # a visitor's browser may have to try: bench.embed_pow measures what it costs).
+        "EMBED_ORIGINS": _origins("EMBED_ORIGINS"),
+        "EMBED_FORM_MAX_AGE": _int("EMBED_FORM_MAX_AGE", 2 * 3600),
+        "EMBED_POW_MAX_NUMBER": _int("EMBED_POW_MAX_NUMBER", 100_000),
     }

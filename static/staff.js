@@ -270,3 +270,35 @@
     window.setTimeout(poll, 1000);
   }
 })();
+
+/* The actions pages' embed codes: "Copy" puts a code on the clipboard (or selects it to copy by
+   hand), and a preview frame of an embedded form keeps the height the form reports. */
+(function () {
+  "use strict";
+  document.addEventListener("click", function (event) {
+    var button = event.target.closest ? event.target.closest("[data-copy-from]") : null;
+    if (!button) return;
+    var id = button.getAttribute("data-copy-from");
+    var field = document.getElementById(id);
+    var said = document.querySelector("[data-copied-for='" + id + "']");
+    var done = function (text) { if (said) said.textContent = text; };
+    if (!field) return;
+    if (navigator.clipboard && window.isSecureContext) {
+      navigator.clipboard.writeText(field.value).then(function () { done("Copied."); }, function () {
+        field.select(); done("Selected: press Ctrl+C (⌘C) to copy.");
+      });
+    } else {
+      field.select();
+      done(document.execCommand("copy") ? "Copied." : "Selected: press Ctrl+C (⌘C) to copy.");
+    }
+  });
+  window.addEventListener("message", function (event) {
+    if (event.origin !== window.location.origin || !event.data || event.data.type !== "alerts-embed:height") return;
+    Array.prototype.forEach.call(document.querySelectorAll("iframe[data-embed-preview]"), function (frame) {
+      var height = Number(event.data.height);
+      if (frame.contentWindow === event.source && height > 0 && height < 10000) {
+        frame.style.height = Math.ceil(height) + "px";
+      }
+    });
+  });
+})();

@@ -49,6 +49,7 @@ NOT_PAGES = {
     "privacy.data", "staff.action_signatures_csv", "staff.alert_preview_text", "staff.alert_recipients",
     "staff.alert_status", "staff.alert_audience", "staff.dashboard_charts_part",
     "staff.data_subscriber_json", "staff.data_export", "staff.alert_preview_html",
+    "embeds.embed_js",  # a script, not a page (the embed pages it frames are walked)
 }
 
 
@@ -165,6 +166,17 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         page.locator("form.sign-form button[type=submit]").click()
         expect(page).to_have_url(re.compile(rf"/actions/{TWO[1]}/thanks"))
         walk.check("signature thanks")
+        walk.visit("/embed/signup?theme=dark")
+        page.locator("#email").fill("framed@example.org")
+        page.get_by_role("button", name="Sign up").click()
+        expect(page.get_by_role("heading", name="Check your inbox")).to_be_visible()
+        walk.check("embedded signup answer")
+        walk.visit(f"/embed/actions/{TWO[1]}")
+        page.locator("#name").fill("Pat Framed")
+        page.locator("#sign-email").fill("framed@example.org")
+        page.get_by_role("button", name=re.compile("Sign the")).click()
+        expect(page.get_by_role("heading", name="Thank you")).to_be_visible()
+        walk.check("embedded signature thanks")
         walk.visit(f"/actions/confirm/{tokens['signature']}")
         page.locator("form button[type=submit]").click()
         walk.check("signature confirmed")

@@ -312,3 +312,14 @@ def test_audience_bench_counts_what_the_blast_inserts(tmp_path):
     assert len(r["audiences"]) == 7 and all(a["count_x_floor"] > 0 for a in r["audiences"].values())
     assert r["audiences"]["everyone, acted too (base rules only)"]["size"] == 400
     assert "x floor" in table
+
+
+def test_embed_pow_bench_solves_in_the_browser_and_prices_it(tmp_path):
+    """bench.embed_pow, two small challenges: the browser's answers verify (the bench checks
+    each), and every figure and ratio is there."""
+    if not os.access("/usr/bin/chromium", os.X_OK):
+        pytest.skip("needs Debian's Chromium")
+    r, table = run_bench("embed_pow.py", tmp_path, "--challenges", "2", "--max-number", "2000")
+    assert r["challenges"] == 2 and r["browser_ms_median"] > 0 and r["python_ms_median"] >= 0
+    assert r["server_post_us"] > 0 and r["server_post_to_hmac_ratio"] > 0
+    assert "browser / floor" in table

@@ -24,7 +24,7 @@ from ..models import Action, Signature, Subscriber, utcnow
 from ..subscribers import subscriptions
 from .signing import COMMENT_MAX, ERASED, IMPORT, NAME_MAX, POSTAL_MAX, email_key
 
-EXPORT_COLUMNS = ("name", "email", "postal_code", "comment", "signed_at", "source", "alert_id")
+EXPORT_COLUMNS = ("name", "email", "postal_code", "comment", "signed_at", "source", "alert_id", "source_code")
 EXPORT_CHUNK = 1000
 IMPORT_CHUNK = 1000
 
@@ -90,22 +90,36 @@ def by_source(action_id: int) -> list[SourceCount]:
     return [SourceCount(s, c, f) for s, c, f in rows]
 
 
+NO_CODE = "(no source code)"
+
+
+def by_source_code(action_id: int) -> list[SourceCount]:
+    """Signatures per `?source=` code (the partner, link or page they came through), counted and flagged."""
+    counted = sa.func.count(Signature.confirmed_at)
+    code = sa.func.coalesce(Signature.source_code, NO_CODE).label("code")
+    rows = db.session.execute(
+        sa.select(code, counted, sa.func.count() - counted)
+        .where(Signature.action_id == action_id).group_by(code).order_by(counted.desc(), code)
+    )
+    return [SourceCount(s, c, f) for s, c, f in rows]
+
+
 def _iso(value: datetime | None) -> str:
     return value.isoformat(timespec="seconds") if value else ""
 
 
 def _export_query(action_id: int) -> sa.Select:
     return (sa.select(Signature.name, Signature.email, Signature.postal_code, Signature.comment,
-                      Signature.created_at, Signature.source, Signature.alert_id)
+                      Signature.created_at, Signature.source, Signature.alert_id, Signature.source_code)
             .where(visible(action_id), Signature.confirmed_at.is_not(None)).order_by(Signature.id))
 
 
 def export_rows(action_id: int) -> Iterator[dict]:
     """The counted signatures as dicts (the CLI's JSON)."""
     result = db.session.execute(_export_query(action_id).execution_options(yield_per=EXPORT_CHUNK))
-    for name, email, postal, comment, created, source, alert_id in result:
+    for name, email, postal, comment, created, source, alert_id, code in result:
         yield {"name": name, "email": email, "postal_code": postal, "comment": comment,
-               "signed_at": _iso(created), "source": source, "alert_id": alert_id}
+               "signed_at": _iso(created), "source": source, "alert_id": alert_id, "source_code": code}
 
 
 def export_csv(action_id: int) -> Iterator[str]:
@@ -118,8 +132,8 @@ def export_csv(action_id: int) -> Iterator[str]:
     try:
         for partition in result.partitions():
             writer.writerows(
-                (name, email, postal or "", comment or "", _iso(created), source, alert_id or "")
-                for name, email, postal, comment, created, source, alert_id in partition
+                (name, email, postal or "", comment or "", _iso(created), source, alert_id or "", code or "")
+                for name, email, postal, comment, created, source, alert_id, code in partition
             )
             yield _drain(buf)
     finally:

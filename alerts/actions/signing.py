@@ -35,6 +35,7 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 # Where a signature came from (Signature.source); reports and audiences read these.
 ALERT, ACTION_CENTER, SHARE, DIRECT, IMPORT = "alert", "action-center", "share", "direct", "import"
+EMBED = "embed"  # signed through the form embedded on another site (/embed/actions/<slug>)
 PAGE_SOURCES = {"action-center": ACTION_CENTER, "share": SHARE}
 
 
@@ -107,18 +108,19 @@ class Attribution:
     source: str
     alert_id: int | None = None
     delivery_id: int | None = None
+    source_code: str | None = None  # the `?source=` code, already cleaned (embeds.sources)
 
 
 def attribution(signer: Signer | None, *, page_source: str | None, alert_id: int | None = None,
-                email: str | None = None) -> Attribution:
+                email: str | None = None, source_code: str | None = None) -> Attribution:
     """Where a signature came from. With a reference: the alert and, unless TRACK_CLICKS=off,
     the delivery. A forwarded alert's reader who signs as themselves: a share of that alert."""
     track = current_app.config.get("TRACK_CLICKS") != "off"
     if signer is not None and (email is None or email_key(email) == email_key(signer.email)):
-        return Attribution(ALERT, signer.alert_id, signer.delivery_id if track else None)
+        return Attribution(ALERT, signer.alert_id, signer.delivery_id if track else None, source_code)
     if signer is not None:
-        return Attribution(SHARE, signer.alert_id, None)
-    return Attribution(PAGE_SOURCES.get(page_source or "", DIRECT), alert_id, None)
+        return Attribution(SHARE, signer.alert_id, None, source_code)
+    return Attribution(PAGE_SOURCES.get(page_source or "", DIRECT), alert_id, None, source_code)
 
 
 @dataclass
@@ -199,8 +201,8 @@ def _build_insert_signature(insert: DialectInsert) -> sa.Insert:
         .values(action_id=sa.bindparam("action_id"), email=sa.bindparam("email"),
                 email_key=sa.bindparam("email_key"), name=sa.bindparam("name"),
                 postal_code=sa.bindparam("postal_code"), comment=sa.bindparam("comment"),
-                source=sa.bindparam("source"), alert_id=sa.bindparam("alert_id"),
-                delivery_id=sa.bindparam("delivery_id"), created_at=now,
+                source=sa.bindparam("source"), source_code=sa.bindparam("source_code"),
+                alert_id=sa.bindparam("alert_id"), delivery_id=sa.bindparam("delivery_id"), created_at=now,
                 confirmed_at=sa.bindparam("confirmed_at", type_=_S.c.confirmed_at.type),
                 # The signer's subscriber, if the address is on the list: in the same statement.
                 subscriber_id=sa.select(subscriber.c.id)
@@ -230,7 +232,8 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
     counted = proven or not action.requires_confirmation
     new_id = db.session.scalar(_INSERT_SIGNATURE(), {
         "action_id": action.id, "email": email, "email_key": key, "name": name, "postal_code": postal,
-        "comment": comment, "source": where.source, "alert_id": where.alert_id,
+        "comment": comment, "source": where.source, "source_code": where.source_code,
+        "alert_id": where.alert_id,
         "delivery_id": where.delivery_id, "now": now, "confirmed_at": now if counted else None,
     })
     if new_id is None:
@@ -245,7 +248,7 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
         if not counted:
             queue_confirmation(signature_id)
     if entry.opt_in:
-        join_list(email, request, action)
+        join_list(email, request, action, source_code=where.source_code)
     return Outcome(signature_id, new_id is not None, counted)
 
 
@@ -280,13 +283,15 @@ def claim_unqueued_confirmations(limit: int = 1000) -> list[int]:
     ).all())
 
 
-def join_list(email: str, request: subscriptions.Request, action: Action | sa.Row) -> None:
-    """"Also send me action alerts": the normal double opt-in, sourced to this action.
+def join_list(email: str, request: subscriptions.Request, action: Action | sa.Row, *,
+              source_code: str | None = None) -> None:
+    """"Also send me action alerts": the normal double opt-in, sourced to the form's source
+    code if it had one, else to this action (`action:<slug>`).
 
     Recorded and decided later, as `POST /subscribe` is, so the answer says nothing about the
     address's state (no timing either)."""
     req = subscriptions.Request(ip=request.ip, user_agent=request.user_agent,
-                                source=f"action:{action.slug}"[:200])
+                                source=source_code or f"action:{action.slug}"[:200])
     confirmations.queue_signup(subscriptions.record_attempt(email, req))
 
 

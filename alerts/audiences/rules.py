@@ -42,7 +42,8 @@ class Rules:
     except_signers_of: list[str] = field(default_factory=list)  # signed none of these
     joined_after: str | None = None  # ISO date, inclusive
     joined_before: str | None = None  # ISO date, exclusive
-    source: str | None = None  # signup source, exact (case-insensitive)
+    # Signup source, exact (case-insensitive), or a `?source=` code they signed something with.
+    source: str | None = None
     engaged_days: int | None = None  # clicked or signed within this many days…
     engaged: bool = True  # …or, when False, did neither
     topics: list[str] = field(default_factory=list)  # chose one of these, or chose none
@@ -181,7 +182,9 @@ def conditions(rules: Rules, linked_action_ids: list[int]) -> list:
     if rules.joined_before:
         out.append(joined < _midnight(rules.joined_before))
     if rules.source:
-        out.append(sa.func.lower(Subscriber.source) == rules.source.lower())
+        wanted = rules.source.lower()
+        out.append(sa.or_(sa.func.lower(Subscriber.source) == wanted,
+                          _signed_where(sa.func.lower(Signature.source_code) == wanted)))
     if rules.engaged_days:
         since = utcnow() - timedelta(days=rules.engaged_days)
         active = sa.or_(
@@ -247,7 +250,7 @@ def describe(rules: Rules, linked: list[int] | None = None) -> str:
     if rules.joined_before:
         parts.append(f"who joined before {rules.joined_before}")
     if rules.source:
-        parts.append(f"who signed up through “{rules.source}”")
+        parts.append(f"who signed up or signed through “{rules.source}”")
     if rules.engaged_days:
         verb = "who clicked or signed" if rules.engaged else "who neither clicked nor signed"
         parts.append(f"{verb} in the last {rules.engaged_days} days")

@@ -40,7 +40,7 @@ def alert_group() -> None:
               help="Only those who chose this topic (or chose none); repeatable.")
 @click.option("--joined-after", metavar="DATE", help="Joined on or after this date (YYYY-MM-DD).")
 @click.option("--joined-before", metavar="DATE", help="Joined before this date.")
-@click.option("--source", help="Signup source, exactly (any case).")
+@click.option("--source", help="Signup source or ?source= code of a signup or signature, exactly (any case).")
 @click.option("--engaged-days", type=int, metavar="N", help="Clicked or signed within N days.")
 @click.option("--not-engaged", is_flag=True, help="With --engaged-days: those who did neither.")
 @click.option("--include-acted", is_flag=True,

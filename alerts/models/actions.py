@@ -72,7 +72,11 @@ class Signature(Model):
     name: Mapped[str] = mapped_column(sa.String(200), default="")
     postal_code: Mapped[str | None] = mapped_column(sa.String(20))
     comment: Mapped[str | None] = mapped_column(sa.Text)
-    source: Mapped[str] = mapped_column(sa.String(32))  # alert | action-center | share | direct | import
+    # alert | action-center | share | direct | import | embed (the channel, not a source code)
+    source: Mapped[str] = mapped_column(sa.String(32))
+    # The `?source=` code the signer came through (a partner, a newsletter link): reports,
+    # the export and audiences read it. None when no code came with the form.
+    source_code: Mapped[str | None] = mapped_column(sa.String(64), index=True)
     alert_id: Mapped[int | None] = mapped_column(sa.ForeignKey("alerts.id", ondelete="SET NULL"), index=True)
     delivery_id: Mapped[int | None] = mapped_column(sa.ForeignKey("deliveries.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

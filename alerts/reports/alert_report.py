@@ -6,6 +6,7 @@ counters that hold aggregate and folded clicks), so it can be checked against th
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -122,7 +123,7 @@ def report(alert_id: int) -> dict | None:
         links = [(None, None, a.id, a.slug, a.title) for a in alert.actions]
 
     sig_rows = db.session.execute(
-        sa.select(Signature.action_id, Signature.created_at, Signature.delivery_id)
+        sa.select(Signature.action_id, Signature.created_at, Signature.delivery_id, Signature.source_code)
         .where(Signature.alert_id == alert_id)
     ).all()
     first_click = first_action_clicks(alert_id)
@@ -195,6 +196,10 @@ def report(alert_id: int) -> dict | None:
         "people_signed_after_click": people_signed_after_click,
         "click_to_sign_rate": click_to_sign(people_signed_after_click, whole["unique_clicks"]),
         "by_action": list(by_action.values()),
+        # The `?source=` codes this alert's signatures came with (its links can carry one), biggest first.
+        "by_source_code": [{"source_code": c, "signatures": n} for c, n in sorted(
+            collections.Counter(s.source_code for s in sig_rows if s.source_code).items(),
+            key=lambda item: (-item[1], item[0]))],
         "links": link_items,
         **windows,
     }

@@ -105,6 +105,23 @@ def signups_by_source(days: list[date] | None = None, limit: int = 8) -> list[tu
     return top + ([("other sources", rest)] if rest else [])
 
 
+NO_CODE = "(no source code)"
+
+
+def signatures_by_source_code(days: list[date] | None = None, limit: int = 8) -> list[tuple[str, int]]:
+    """Signatures made in the window per `?source=` code, the biggest first; the rest summed."""
+    days = days or window()
+    code = sa.func.coalesce(Signature.source_code, NO_CODE).label("c")
+    rows = db.session.execute(
+        sa.select(code, sa.func.count().label("n"))
+        .where(Signature.created_at >= _since(days))
+        .group_by(code).order_by(sa.desc("n"), code)
+    ).all()
+    top = [(c, n) for c, n in rows[:limit]]
+    rest = sum(n for _, n in rows[limit:])
+    return top + ([("other codes", rest)] if rest else [])
+
+
 def signatures_per_action(days: list[date] | None = None) -> list[tuple[Action, Series]]:
     """Every action with a signature in the window, in Action Center order."""
     days = days or window()

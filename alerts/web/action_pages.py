@@ -20,6 +20,7 @@ from werkzeug.exceptions import TooManyRequests
 from .. import actions
 from ..actions import signing
 from ..actions.references import read_reference
+from ..embeds.sources import clean_source
 from ..extensions import csrf, db, limiter
 from ..mail.context import external_url
 from ..models import Action
@@ -59,12 +60,14 @@ def _page_source(value: str | None) -> str | None:
 
 
 def _render(action: Action, *, signer=None, token: str = "", not_me: bool = False, src: str | None = None,
-            entry: signing.Entry | None = None, error: signing.SignError | None = None, status: int = 200):
+            entry: signing.Entry | None = None, error: signing.SignError | None = None, status: int = 200,
+            source_code: str | None = None):
     count = signing.count(action.id)
     goal = signing.goal_for(action, count)
     body = render_template(
         "action.html", action=action, signer=None if not_me else signer,
         token=token if signer else "", not_me=not_me and signer is not None, src=src or "",
+        source_code=source_code or "",
         entry=entry or signing.Entry(), error=error, count=count, goal=goal,
         percent=min(100, round(100 * count / goal)) if goal else 0,
     )
@@ -76,7 +79,8 @@ def action(slug: str):
     token = request.args.get("r", "")
     signer = signing.signer_for(token) if token else None
     return _render(item, signer=signer, token=token, not_me=request.args.get("not_me") == "1",
-                   src=_page_source(request.args.get("src")))
+                   src=_page_source(request.args.get("src")),
+                   source_code=clean_source(request.args.get("source")))
 
 
 @lru_cache(maxsize=16)
@@ -132,7 +136,8 @@ def sign(slug: str):
         opt_in=request.form.get("opt_in") in ("1", "y", "on", "true"),
     )
     typed = None if signer is not None else entry.email
-    where = signing.attribution(referenced, page_source=src, email=typed)
+    code = clean_source(request.form.get("source"))
+    where = signing.attribution(referenced, page_source=src, email=typed, source_code=code)
     try:
         outcome = signing.sign(item, entry, signer=signer, where=where, request=client_request())
     except signing.ActionClosed:
@@ -141,7 +146,7 @@ def sign(slug: str):
     except signing.SignError as exc:
         db.session.rollback()
         return _render(_action_or_404(slug), signer=referenced, token=token, not_me=not_me, src=src,
-                       entry=entry, error=exc, status=400)
+                       entry=entry, error=exc, status=400, source_code=code)
     db.session.commit()
     # The answer names nothing but the action: the thank-you page is the same for everyone.
     # (No session write either: re-signing the session cookie on every signature costs CPU a

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from flask import Blueprint
 
-from . import action_pages, preferences, privacy, public, redirects
+from . import action_pages, embeds, preferences, privacy, public, redirects
 
 GET = ("GET",)
 POST = ("POST",)
@@ -45,4 +45,12 @@ preferences_bp.add_url_rule("/unsubscribe/<token>/topics", "topics", preferences
 preferences_bp.add_url_rule("/unsubscribe/<token>/pause", "pause", preferences.pause, methods=POST)
 preferences_bp.add_url_rule("/unsubscribe/<token>/resume", "resume", preferences.resume, methods=POST)
 
-BLUEPRINTS = (bp, privacy_bp, redirects_bp, preferences_bp)
+# The forms placed on other websites (EMBED_ORIGINS) and the script that places them.
+embeds_bp = Blueprint("embeds", __name__)
+embeds_bp.add_url_rule("/embed/signup", "signup", embeds.signup, methods=GET)
+embeds_bp.add_url_rule("/embed/signup", "signup_post", embeds.signup_post, methods=POST)
+embeds_bp.add_url_rule("/embed/actions/<slug>", "action", embeds.action, methods=GET)
+embeds_bp.add_url_rule("/embed/actions/<slug>", "action_post", embeds.action_post, methods=POST)
+embeds_bp.add_url_rule("/embed.js", "embed_js", embeds.embed_js, methods=GET)
+
+BLUEPRINTS = (bp, privacy_bp, redirects_bp, preferences_bp, embeds_bp)

@@ -20,6 +20,7 @@ from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
 from .. import actions, redis_conn
+from ..embeds.sources import clean_source
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
 from ..subscribers import confirmations, preferences, subscriptions, welcome
@@ -46,7 +47,8 @@ SESSION_SIGNUP = "signup_email"
 
 
 def index():
-    return render_template("index.html", actions=actions.open_actions(), form=SubscribeForm())
+    return render_template("index.html", actions=actions.open_actions(), form=SubscribeForm(),
+                           source_code=clean_source(request.args.get("source")) or "")
 
 
 def _subscribe_rate_limit() -> str:
@@ -67,12 +69,15 @@ def subscribe():
     except subscriptions.InvalidEmail as exc:
         session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
         return (
-            render_template("index.html", actions=actions.open_actions(), form=form, email_error=str(exc)),
+            render_template("index.html", actions=actions.open_actions(), form=form, email_error=str(exc),
+                            source_code=clean_source(request.form.get("source")) or ""),
             400,
         )
     # The same steps and the same page whether the address is new, pending, confirmed,
     # unsubscribed or suppressed: one row written, one task queued, which decides later.
-    attempt_id = subscriptions.record_attempt(email, client_request())
+    # The source code the page came with (`?source=`), else the channel: the site's form.
+    code = clean_source(request.form.get("source"))
+    attempt_id = subscriptions.record_attempt(email, client_request(source=code or "web-form"))
     confirmations.queue_signup(attempt_id)
     db.session.commit()
     # The same page whether the address was new, pending, confirmed or unsubscribed.

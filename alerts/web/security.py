@@ -8,7 +8,8 @@
   `@allows_large_upload` (the staff CSV imports of subscribers and signers) take up to
   STAFF_UPLOAD_MAX_BYTES, and only with a staff session, so nobody else can make the server
   spool a large body.
-- Security headers on every page: no framing, no sniffing, a referrer policy, HSTS when
+- Security headers on every page: no framing (but the embedded forms, marked `@framable`,
+  which 'self' and EMBED_ORIGINS may frame), no sniffing, a referrer policy, HSTS when
   BASE_URL is https; pages reached by a token (`/confirm/<token>`, `/unsubscribe/<token>`,
   anything with a token in its URL) are never cached and send no referrer.
 - Integer URL parts above 2^63 - 1 are a 404 (the databases' integers stop there).
@@ -26,6 +27,8 @@ from sqlalchemy import event
 from sqlalchemy.orm import ORMExecuteState, Session
 from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, Map
+
+from ..embeds.origins import frame_ancestors
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 MAX_DB_INT = 2**63 - 1
@@ -48,6 +51,12 @@ class SafeMethodWrite(RuntimeError):
 def records_on_get(view: Callable) -> Callable:
     """Allow a GET (never a HEAD) to write: only for what the contract says a GET records."""
     view.records_on_get = True  # type: ignore[attr-defined]  # a marker; mypy models no function attributes
+    return view
+
+
+def framable(view: Callable) -> Callable:
+    """The embedded forms: framed by this site and EMBED_ORIGINS (CSP frame-ancestors), no XFO."""
+    view.framable = True  # type: ignore[attr-defined]  # a marker, as above
     return view
 
 
@@ -116,8 +125,13 @@ def _token_page() -> bool:
 
 def security_headers(response: flask.Response) -> flask.Response:
     headers = response.headers
+    if request.endpoint and getattr(_view(), "framable", False):
+        # (X-Frame-Options cannot name other sites: CSP alone says who may frame these.)
+        headers.setdefault("Content-Security-Policy", embed_csp(current_app.config["EMBED_ORIGINS"],
+                                                                current_app.config["BASE_URL"]))
+    else:
+        headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Content-Security-Policy", PUBLIC_CSP)
-    headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("X-Content-Type-Options", "nosniff")
     if current_app.config["BASE_URL"].startswith("https://"):
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
@@ -129,6 +143,12 @@ def security_headers(response: flask.Response) -> flask.Response:
     else:
         headers.setdefault("Referrer-Policy", "strict-origin-when-cross-origin")
     return response
+
+
+def embed_csp(embed_origins: tuple[str, ...], base_url: str) -> str:
+    """The embed pages' policy: the public one, framable by 'self' and EMBED_ORIGINS only."""
+    ancestors = frame_ancestors({"EMBED_ORIGINS": embed_origins, "BASE_URL": base_url})
+    return PUBLIC_CSP.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}")
 
 
 def _holds_nul(value: object) -> bool:

@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from flask import Response, abort, flash, redirect, render_template, request, stream_with_context, url_for
+from flask import (
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 
 from ... import actions as catalog
 from ...actions import records, signing
@@ -35,6 +45,17 @@ def _save_action(form: ActionForm, action: Action | None) -> Action | None:
         return None
 
 
+def embed_snippet(slug: str | None) -> str:
+    """The one tag a webmaster pastes: the signup form, or one action's signing form."""
+    script = f"{current_app.config['BASE_URL']}/embed.js"
+    what = 'data-form="signup"' if slug is None else f'data-action="{slug}"'
+    return f'<script src="{script}" {what} async></script>'
+
+
+def _embed_context() -> dict:
+    return {"snippet": embed_snippet, "embed_origins": current_app.config["EMBED_ORIGINS"]}
+
+
 def _action_page(form: ActionForm, action: Action | None):
     if request.method == "POST" and form.validate_on_submit():
         saved = _save_action(form, action)
@@ -43,12 +64,12 @@ def _action_page(form: ActionForm, action: Action | None):
             flash(f"Saved “{saved.title}”.", "success")
             return redirect(url_for("staff.actions"), code=303)
     status = 400 if request.method == "POST" else 200
-    return render_template("staff/action_form.html", form=form, action=action), status
+    return render_template("staff/action_form.html", form=form, action=action, **_embed_context()), status
 
 
 def actions():
     return render_template("staff/actions.html", actions=catalog.ordered_actions(),
-                           counts=signing.counts_by_action())
+                           counts=signing.counts_by_action(), **_embed_context())
 
 
 def action_new():
@@ -88,6 +109,7 @@ def _signatures_page(action: Action, import_form: SignerImportForm, report=None,
     return render_template(
         "staff/action_signatures.html", action=action, pagination=pagination, q=q,
         days=days, day_max=max((n for _, n in days), default=0), sources=records.by_source(action.id),
+        source_codes=records.by_source_code(action.id),
         count=count, goal=signing.goal_for(action, count), import_form=import_form, report=report,
     ), status
 

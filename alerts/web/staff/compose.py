@@ -14,7 +14,7 @@ from ...actions import ordered_actions
 from ...blasts import abtest, compose, progress, state
 from ...blasts.compose import ComposeError, save_alert
 from ...extensions import db
-from ...models import AbTest, Action, Alert, AlertState, Subscriber
+from ...models import AbTest, Action, Alert, AlertState, Signature, Subscriber
 from ...subscribers.preferences import TOPICS
 from .common import PER_PAGE, current_staff, page_number
 from .forms import AlertForm
@@ -68,7 +68,12 @@ def _alert_form(alert: Alert | None) -> AlertForm:
     form.topics.choices = [SelectChoice(slug, label) for slug, label in TOPICS]
     sources = db.session.scalars(sa.select(Subscriber.source).where(Subscriber.source.is_not(None))
                                  .distinct().order_by(Subscriber.source).limit(200))
-    form.source.choices = [SelectChoice("", "Any source"), *(SelectChoice(x, x) for x in sources)]
+    # The source codes signatures came with: someone who signed through a partner's page can
+    # be chosen by that code even when they joined the list some other way.
+    codes = db.session.scalars(sa.select(Signature.source_code).where(Signature.source_code.is_not(None))
+                               .distinct().order_by(Signature.source_code).limit(200))
+    form.source.choices = [SelectChoice("", "Any source"),
+                           *(SelectChoice(x, x) for x in sorted({x for x in (*sources, *codes) if x}))]
     if rules.get("source") and rules["source"] not in [c.value for c in form.source.choices]:
         form.source.choices.append(SelectChoice(rules["source"], rules["source"]))
     form.saved_audience.choices = [SelectChoice("", "—"), *(

@@ -146,7 +146,7 @@ class AlertForm(FlaskForm):
     topics = MultiCheckboxField("Topics", validate_choice=False)
     joined_after = StringField("Joined on or after", render_kw={"type": "date"})
     joined_before = StringField("Joined before", render_kw={"type": "date"})
-    source = SelectField("Signup source", choices=[], validate_choice=False)
+    source = SelectField("Source or source code", choices=[], validate_choice=False)
     engagement = SelectField("Engagement", choices=[
         SelectChoice("", "Anyone"), SelectChoice("engaged", "Clicked or signed in the last"),
         SelectChoice("not-engaged", "Neither clicked nor signed in the last")], validate_choice=False)

@@ -49,6 +49,11 @@ class Subscriber(Model):
     # The confirmation whose welcome is settled (sent, or not wanted by the import that
     # confirmed them): one welcome per confirmation, and none the importer did not ask for.
     welcomed_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Given through the API (a CRM's record of the person); none is required.
+    first_name: Mapped[str | None] = mapped_column(sa.String(100))
+    last_name: Mapped[str | None] = mapped_column(sa.String(100))
+    postal_code: Mapped[str | None] = mapped_column(sa.String(20))
+    language: Mapped[str | None] = mapped_column(sa.String(16))
 
     consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"

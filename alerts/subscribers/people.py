@@ -111,8 +111,9 @@ def add(email: str, profile: dict[str, str | None], *, consent: str, req: subscr
             sub.confirm_nonce = None
             sub.source = sub.source or req.source
             sub.consents.append(ConsentRecord(
-                event="confirm:documented", at=now, ip=req.ip, user_agent=(req.user_agent or "")[:512] or None,
-                consent_text_version=None, source=vouched_by[:200]))
+                event="confirm:documented", at=now, ip=req.ip,
+                user_agent=(req.user_agent or "")[:512] or None, consent_text_version=None,
+                source=vouched_by[:200]))
             db.session.flush()
             welcome.queue(sub.id)
         queued = None

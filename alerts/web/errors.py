@@ -81,10 +81,10 @@ def register(app: Flask) -> None:
         if problems.under_api():
             if code == 413:
                 return problems.from_http_exception(exc, _too_large())
-            response = problems.from_http_exception(exc)
+            answer = problems.from_http_exception(exc)
             if isinstance(exc, RateLimitExceeded):
-                _rate_limit_headers(response)
-            return response
+                _rate_limit_headers(answer)
+            return answer
         message = exc.description if getattr(exc, "shows_description", False) else MESSAGES.get(
             code, exc.description)
         if code == 413:

@@ -20,7 +20,7 @@ from . import views
 API_PREFIX = "/api/v1"
 
 
-class _Api(Api):  # type: ignore[misc]  # flask-smorest ships no types
+class _Api(Api):
     def _register_error_handlers(self) -> None:
         """Not smorest's JSON errors: the app's problem+json handler (web/errors.py) answers."""
 

@@ -27,7 +27,8 @@ class SubscriberQuery(PageQuery):
     status = fields.String(validate=validate.OneOf([s.value for s in SubscriberStatus]))
     source = fields.String(validate=validate.Length(max=200))
     email = fields.String(validate=validate.Length(max=254), metadata={"description": "exact, any case"})
-    created_after = fields.AwareDateTime(default_timezone=None, metadata={"description": "ISO 8601 with offset"})
+    created_after = fields.AwareDateTime(default_timezone=None,
+                                         metadata={"description": "ISO 8601 with offset"})
     created_before = fields.AwareDateTime(default_timezone=None)
 
 
@@ -60,13 +61,15 @@ class Profile(Strict):
     postal_code = fields.String(allow_none=True, validate=validate.Length(max=20))
     language = fields.String(allow_none=True, validate=validate.Length(max=16))
     fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.Raw(allow_none=True),
-                          metadata={"description": "custom fields: none are defined yet, so any key is refused"})
+                          metadata={"description": "custom fields: none are defined yet, "
+                                                   "so any key is refused"})
 
 
 class SubscriberCreate(Profile):
     email = fields.String(required=True, validate=validate.Length(min=1, max=254))
     source = fields.String(validate=SOURCE)
-    consent = fields.String(load_default="confirm-first", validate=validate.OneOf(["confirm-first", "documented"]),
+    consent = fields.String(load_default="confirm-first",
+                            validate=validate.OneOf(["confirm-first", "documented"]),
                             metadata={"description": "confirm-first mails a confirmation; documented "
                                                      "records a consent you hold proof of"})
 
@@ -110,7 +113,8 @@ class SignatureCreate(Strict):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
     postal_code = fields.String(allow_none=True, validate=validate.Length(max=20))
     comment = fields.String(allow_none=True)
-    opt_in = fields.Boolean(load_default=False, metadata={"description": "also join the list (double opt-in)"})
+    opt_in = fields.Boolean(load_default=False,
+                            metadata={"description": "also join the list (double opt-in)"})
     source = fields.String(validate=SOURCE)
 
 

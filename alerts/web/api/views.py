@@ -11,12 +11,13 @@ import binascii
 import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 import sqlalchemy as sa
 from flask import current_app, g, request, url_for
 from flask.typing import ResponseReturnValue
-from flask_smorest import Blueprint, abort
+from flask_smorest import Blueprint
+from flask_smorest import abort as smorest_abort
 from limits import RateLimitItem, parse_many
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 
@@ -39,6 +40,12 @@ blp = Blueprint("api", __name__, url_prefix="/api/v1",
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ENDPOINTS = frozenset({"api.count_audience"})
 REALM = 'Bearer realm="api"'
+
+
+def abort(code: int, *, message: str, messages: dict[str, list[str]] | None = None) -> NoReturn:
+    """An error the problem handler answers with (`messages` become its `errors`)."""
+    smorest_abort(code, message=message, **({"messages": messages} if messages else {}))
+    raise AssertionError("unreachable: abort raises")
 
 
 # -- the gate: a token, its scope, its rate limit -----------------------------------------
@@ -204,11 +211,13 @@ def create_subscriber(data: dict) -> tuple[Subscriber, int]:
     except subscriptions.InvalidEmail as exc:
         abort(422, message=str(exc), messages={"email": [str(exc)]})
     client = _client()
-    req = subscriptions.Request(ip=client.ip, user_agent=client.user_agent, source=data.get("source") or "api")
+    req = subscriptions.Request(ip=client.ip, user_agent=client.user_agent,
+                                source=data.get("source") or "api")
     try:
         added = people.add(email, profile, consent=data["consent"], req=req, vouched_by=client.source)
     except people.Suppressed:
-        abort(409, message="That address is suppressed (erased, bounced or complained) and is never added again.")
+        abort(409, message="That address is suppressed (erased, bounced or complained): "
+                           "it is never added again.")
     except people.UnsubscribedThemselves:
         abort(409, message="That person unsubscribed; only their own confirmation brings them back "
                            "(send consent `confirm-first` to mail them a link).")

@@ -4,16 +4,18 @@ double opt-in against documented consent, one signature per address, writes reco
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 from urllib.parse import urlsplit
 
 import pytest
 import sqlalchemy as sa
 
-from alerts import apitokens
-from alerts.extensions import db
+from alerts import apitokens, create_app
+from alerts.extensions import db, limiter
 from alerts.models import ApiToken, ApiWrite, ConsentRecord, Signature, Subscriber, utcnow
-from tests.helpers import add_confirmed, make_alert, seed_actions
+from alerts.testing.mailcatcher import free_port
+from tests.helpers import STAFF_EMAIL, add_confirmed, make_alert, post, seed_actions
 
 RIKERS = "call-on-mayor-adams-to-follow-the-law-and-close-rikers-island"
 PROBLEM = "application/problem+json"
@@ -386,3 +388,68 @@ def test_openapi_document_and_its_reference_page(client):
     assert page.status_code == 200 and page.mimetype == "text/html"
     html = page.get_data(as_text=True)
     assert "POST /api/v1/subscribers" in html and "<script" not in html.split("</head>")[1]
+
+
+# -- the staff page ------------------------------------------------------------------------------
+
+TOKEN_SHOWN = re.compile(r'id="token-value" class="input token-value" value="(aa_[^"]+)"')
+
+
+def test_staff_make_a_token_see_it_once_use_it_and_revoke_it(client, staff_client):
+    page = staff_client.get("/staff/api-tokens")
+    assert page.status_code == 200 and "No tokens yet" in page.get_data(as_text=True)
+    made = post(staff_client, "/staff/api-tokens", {"name": "CiviCRM sync", "scope": ["read", "write"]},
+                page="/staff/api-tokens")
+    assert made.status_code == 200
+    html = made.get_data(as_text=True)
+    plain = TOKEN_SHOWN.search(html).group(1)
+    assert "shown this once" in html and made.headers["Cache-Control"] == "no-store"
+    listing = staff_client.get("/staff/api-tokens").get_data(as_text=True)
+    assert plain not in listing and "CiviCRM sync" in listing and "read write" in listing
+    assert STAFF_EMAIL in listing and "never" in listing
+    assert client.get("/api/v1/actions", headers=auth(plain)).status_code == 200
+    assert "never" not in staff_client.get("/staff/api-tokens").get_data(as_text=True).split("<tbody>")[1]
+    with staff_client.application.app_context():
+        token_id = db.session.scalar(sa.select(ApiToken.id).where(ApiToken.name == "CiviCRM sync"))
+    revoked = post(staff_client, f"/staff/api-tokens/{token_id}/revoke", {}, page="/staff/api-tokens")
+    assert revoked.status_code == 303
+    is_problem(client.get("/api/v1/actions", headers=auth(plain)), 401)
+
+
+@pytest.mark.parametrize(("form", "message"), [
+    ({"name": "", "scope": ["read"]}, "needs a name"),
+    ({"name": "x", "scope": []}, "at least one scope"),
+    ({"name": "x", "scope": ["admin"]}, "Unknown scope"),
+])
+def test_staff_token_form_refuses_what_it_cannot_make(staff_client, form, message):
+    answer = post(staff_client, "/staff/api-tokens", form, page="/staff/api-tokens")
+    assert answer.status_code == 400 and message in answer.get_data(as_text=True)
+    assert "aa_" not in answer.get_data(as_text=True)
+
+
+def test_staff_page_needs_a_login_and_revoking_needs_a_post(client, ctx):
+    assert client.get("/staff/api-tokens").status_code == 302
+    assert client.post("/staff/api-tokens", data={"name": "x", "scope": "read"}).status_code in (400, 401)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(ApiToken)) == 0
+
+
+@pytest.fixture
+def dead_app(app):
+    """The same app pointed at a database nobody listens on (as in test_database_outage)."""
+    other = create_app({
+        **{k: app.config[k] for k in ("SECRET_KEY", "SECRET_KEYS", "REDIS_URL", "SMTP_URL", "BASE_URL",
+                                      "ORG_NAME", "ORG_POSTAL_ADDRESS", "CELERY_TASK_QUEUE",
+                                      "RATELIMIT_KEY_PREFIX")},
+        "TESTING": True, "SQLALCHEMY_DATABASE_URI": f"postgresql+psycopg://a:b@127.0.0.1:{free_port()}/a",
+    })
+    yield other
+    app.extensions["celery"].set_default()
+    app.extensions["celery"].set_current()
+    limiter.init_app(app)
+
+
+@pytest.mark.commits  # its own app and engine: not the rolled-back session of the suite's
+def test_database_down_is_a_503_problem_with_retry_after(dead_app):
+    response = dead_app.test_client().get("/api/v1/subscribers", headers=auth("aa_0123456789ab_secret"))
+    body = is_problem(response, 503)
+    assert response.headers["Retry-After"] and "database" in body["title"]

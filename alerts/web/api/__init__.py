@@ -9,20 +9,37 @@ Its own error handler is not installed: alerts/web/errors.py answers every error
 
 from __future__ import annotations
 
+import http
 from typing import Any
 
 from flask import Blueprint, Flask, current_app, render_template
 from flask_smorest import Api
+from flask_smorest.utils import prepare_response
 
 from ...extensions import csrf
-from . import views
+from . import schemas, views
+from .problems import PROBLEM_MEDIA_TYPE
 
 API_PREFIX = "/api/v1"
 
 
 class _Api(Api):
+    ERROR_SCHEMA = schemas.Problem
+
     def _register_error_handlers(self) -> None:
         """Not smorest's JSON errors: the app's problem+json handler (web/errors.py) answers."""
+
+    def _register_responses(self) -> None:
+        """Every error documented as what it is: an RFC 9457 problem, application/problem+json."""
+        for status in http.HTTPStatus:
+            response: dict[str, Any] = {"description": status.phrase}
+            if status >= 400:
+                response["schema"] = schemas.Problem
+            prepare_response(response, self.spec, PROBLEM_MEDIA_TYPE)
+            self.spec.components.response(status.name, response, lazy=True)
+        default = {"description": "An error: an RFC 9457 problem", "schema": schemas.Problem}
+        prepare_response(default, self.spec, PROBLEM_MEDIA_TYPE)
+        self.spec.components.response(self.DEFAULT_ERROR_RESPONSE_NAME, default, lazy=True)
 
 
 pages = Blueprint("api_pages", __name__, url_prefix=API_PREFIX)

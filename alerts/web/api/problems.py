@@ -9,6 +9,7 @@ from werkzeug.exceptions import HTTPException
 
 PREFIX = "/api/"
 PROBLEM_TYPE = "about:blank"  # RFC 9457: the title is the status's own phrase
+PROBLEM_MEDIA_TYPE = "application/problem+json"
 
 
 def under_api() -> bool:
@@ -41,7 +42,7 @@ def problem(status: int, title: str, detail: str | None = None, *,
         body["detail"] = detail
     if errors:
         body["errors"] = errors
-    response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
+    response = Response(json.dumps(body), status=status, mimetype=PROBLEM_MEDIA_TYPE)
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
         response.headers[name] = value

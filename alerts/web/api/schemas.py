@@ -12,6 +12,16 @@ MAX_LIMIT = 500
 DEFAULT_LIMIT = 100
 
 
+class Problem(Schema):
+    """An error as RFC 9457 describes it, with `errors` naming each field not accepted."""
+
+    type = fields.String(required=True)
+    title = fields.String(required=True)
+    status = fields.Integer(required=True)
+    detail = fields.String()
+    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
+
+
 class Strict(Schema):
     class Meta:
         unknown = RAISE  # a field we do not know is a 422 naming it, never dropped in silence
@@ -20,7 +30,9 @@ class Strict(Schema):
 class PageQuery(Strict):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"rows per page, 1 to {MAX_LIMIT}"})
-    after = fields.String(metadata={"description": "the cursor from the previous page's `next`"})
+    after = fields.Integer(validate=validate.Range(0, 2**63 - 1),
+                           metadata={"description": "where the page starts: follow the previous "
+                                                    "page's `next` URL rather than making one"})
 
 
 class SubscriberQuery(PageQuery):
@@ -66,7 +78,8 @@ class Profile(Strict):
 
 
 class SubscriberCreate(Profile):
-    email = fields.String(required=True, validate=validate.Length(min=1, max=254))
+    email = fields.String(required=True, validate=validate.Length(min=1, max=254),
+                          metadata={"format": "email"})
     source = fields.String(validate=SOURCE)
     consent = fields.String(load_default="confirm-first",
                             validate=validate.OneOf(["confirm-first", "documented"]),

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from functools import lru_cache
 from typing import Any, NoReturn
 
 import sqlalchemy as sa
-from flask import current_app, g, request, url_for
+from flask import Response, current_app, g, jsonify, request, url_for
 from flask.typing import ResponseReturnValue
 from flask_smorest import Blueprint
 from flask_smorest import abort as smorest_abort
@@ -115,9 +116,18 @@ def _commit_write(kind: str, object_id: object) -> None:
 # -- paging: keyset on the primary key (`after`: the last id of the page before) ----------
 
 
+def _plain(row: Any) -> dict[str, Any]:
+    """A row as the page's JSON gives it (datetimes in ISO 8601, as the schema's dump would)."""
+    mapping = row if isinstance(row, dict) else row._mapping
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in mapping.items()}
+
+
 def _page(query: sa.Select, id_column: Any, args: dict, endpoint: str,
-          convert: Callable[[Sequence[Any]], list[Any]] = list, **values: Any) -> dict:
-    """One page of `query` ordered by `id_column`, from `after`, and the next page's URL."""
+          convert: Callable[[Sequence[Any]], Sequence[Any]] = list, **values: Any) -> Response:
+    """One page of `query` ordered by `id_column`, from `after`, and the next page's URL.
+
+    The rows are the schema's fields by name and go out as JSON without a marshmallow dump
+    (half a page's time at 100 rows); Schemathesis holds the answer to the schema."""
     limit = args["limit"]
     rows = db.session.execute(
         query.where(id_column > args.get("after", 0)).order_by(id_column).limit(limit + 1)
@@ -126,10 +136,10 @@ def _page(query: sa.Select, id_column: Any, args: dict, endpoint: str,
     rows = rows[:limit]
     next_url = None
     if more:
-        params = {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in args.items()
+        params = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in args.items()
                   if k != "after" and v is not None}
         next_url = url_for(endpoint, **values, **params, after=rows[-1].id, _external=True)
-    return {"items": convert(rows), "next": next_url}
+    return jsonify(items=[_plain(row) for row in convert(rows)], next=next_url)
 
 
 # -- subscribers ------------------------------------------------------------------------------
@@ -143,7 +153,7 @@ _SUBSCRIBER_COLUMNS = (_SUB.c.id, _SUB.c.email, _SUB.c.status, _SUB.c.first_name
 @blp.route("/subscribers", methods=["GET"])
 @blp.arguments(schemas.SubscriberQuery, location="query", as_kwargs=False)
 @blp.response(200, schemas.SubscriberPage)
-def list_subscribers(args: dict) -> dict:
+def list_subscribers(args: dict) -> Response:
     """Subscribers by id, filtered; a page is an index range scan on the primary key."""
     query = sa.select(*_SUBSCRIBER_COLUMNS)
     if args.get("status"):
@@ -249,7 +259,7 @@ def erase_subscriber(subscriber_id: int) -> None:
 @blp.route("/actions", methods=["GET"])
 @blp.arguments(schemas.PageQuery, location="query", as_kwargs=False)
 @blp.response(200, schemas.ActionPage)
-def list_actions(args: dict) -> dict:
+def list_actions(args: dict) -> Response:
     """Every action (open or closed), with its counted signatures."""
     a = Action.__table__
     query = sa.select(a.c.id, a.c.slug, a.c.title, a.c.summary, a.c.kind, a.c.url, a.c.is_open, a.c.goal,
@@ -275,7 +285,7 @@ _SIG = Signature.__table__
 @blp.route("/actions/<slug>/signatures", methods=["GET"])
 @blp.arguments(schemas.PageQuery, location="query", as_kwargs=False)
 @blp.response(200, schemas.SignaturePage)
-def list_signatures(args: dict, slug: str) -> dict:
+def list_signatures(args: dict, slug: str) -> Response:
     """An action's signatures by id (erased signers' rows are anonymous and left out)."""
     action = _action_or_404(slug)
     query = sa.select(_SIG.c.id, _SIG.c.name, _SIG.c.email, _SIG.c.postal_code, _SIG.c.comment,
@@ -318,7 +328,7 @@ def create_signature(data: dict, slug: str) -> tuple[Any, int]:
 @blp.route("/alerts", methods=["GET"])
 @blp.arguments(schemas.PageQuery, location="query", as_kwargs=False)
 @blp.response(200, schemas.AlertPage)
-def list_alerts(args: dict) -> dict:
+def list_alerts(args: dict) -> Response:
     """Alerts by id, with their state."""
     a = Alert.__table__
     query = sa.select(a.c.id, a.c.subject, a.c.state, a.c.created_at, a.c.scheduled_for, a.c.started_at,

@@ -21,7 +21,10 @@ class Subscriber(Model):
     __tablename__ = "subscribers"
     # Ids are never reused on SQLite either: nothing that once named an erased person can
     # come to name the next one. The staff list's order (newest first) is read from an index.
+    # The API's list filtered by source pages through (source, id): an index range scan, even for
+    # a source no row has (the primary key alone would be read whole).
     __table_args__ = (sa.Index("ix_subscribers_created_at_id", "created_at", "id"),
+                      sa.Index("ix_subscribers_source_id", "source", "id"),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -47,9 +47,11 @@ def upgrade():
         batch_op.add_column(sa.Column("last_name", sa.String(100), nullable=True))
         batch_op.add_column(sa.Column("postal_code", sa.String(20), nullable=True))
         batch_op.add_column(sa.Column("language", sa.String(16), nullable=True))
+    op.create_index("ix_subscribers_source_id", "subscribers", ["source", "id"])
 
 
 def downgrade():
+    op.drop_index("ix_subscribers_source_id", table_name="subscribers")
     with op.batch_alter_table("subscribers") as batch_op:
         for name in ("language", "postal_code", "last_name", "first_name"):
             batch_op.drop_column(name)

@@ -31,8 +31,8 @@ class PageQuery(Strict):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"rows per page, 1 to {MAX_LIMIT}"})
     after = fields.Integer(validate=validate.Range(0, 2**63 - 1),
-                           metadata={"description": "where the page starts: follow the previous "
-                                                    "page's `next` URL rather than making one"})
+                           metadata={"description": "where the page starts (the last id of the page "
+                                                    "before): follow each page's next URL"})
 
 
 class SubscriberQuery(PageQuery):

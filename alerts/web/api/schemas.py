@@ -9,6 +9,7 @@ from ...models import SubscriberStatus
 SOURCE = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,64}$",
                          error="letters, digits and -_. only, at most 64 characters")
 MAX_LIMIT = 500
+MAX_ID = 2**31 - 1  # ids are INTEGER columns (int4 on PostgreSQL)
 DEFAULT_LIMIT = 100
 
 
@@ -30,7 +31,7 @@ class Strict(Schema):
 class PageQuery(Strict):
     limit = fields.Integer(load_default=DEFAULT_LIMIT, validate=validate.Range(1, MAX_LIMIT),
                            metadata={"description": f"rows per page, 1 to {MAX_LIMIT}"})
-    after = fields.Integer(validate=validate.Range(0, 2**63 - 1),
+    after = fields.Integer(validate=validate.Range(0, MAX_ID),
                            metadata={"description": "where the page starts (the last id of the page "
                                                     "before): follow each page's next URL"})
 

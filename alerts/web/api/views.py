@@ -39,6 +39,8 @@ blp = Blueprint("api", __name__, url_prefix="/api/v1",
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ENDPOINTS = frozenset({"api.count_audience"})
 REALM = 'Bearer realm="api"'
+# Ids are INTEGER columns (PostgreSQL's int4): a larger one in a path is a 404, not a 500.
+MAX_ID = schemas.MAX_ID
 
 
 def abort(code: int, *, message: str, messages: dict[str, list[str]] | None = None) -> NoReturn:
@@ -214,7 +216,7 @@ def create_subscriber(data: dict) -> tuple[Subscriber, int]:
     return added.subscriber, 201 if added.created else 200
 
 
-@blp.route("/subscribers/<int:subscriber_id>", methods=["GET"])
+@blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>", methods=["GET"])
 @blp.etag
 @blp.response(200, schemas.SubscriberOut)
 def get_subscriber(subscriber_id: int) -> Subscriber:
@@ -222,7 +224,7 @@ def get_subscriber(subscriber_id: int) -> Subscriber:
     return _subscriber_or_404(subscriber_id)
 
 
-@blp.route("/subscribers/<int:subscriber_id>", methods=["PATCH"])
+@blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>", methods=["PATCH"])
 @blp.arguments(schemas.Profile)
 @blp.response(200, schemas.SubscriberOut)
 def update_subscriber(data: dict, subscriber_id: int) -> Subscriber:
@@ -233,7 +235,7 @@ def update_subscriber(data: dict, subscriber_id: int) -> Subscriber:
     return sub
 
 
-@blp.route("/subscribers/<int:subscriber_id>/unsubscribe", methods=["POST"])
+@blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>/unsubscribe", methods=["POST"])
 @blp.response(200, schemas.SubscriberOut)
 def unsubscribe_subscriber(subscriber_id: int) -> Subscriber:
     """Unsubscribe at once (idempotent); the consent history stays as proof."""
@@ -244,7 +246,7 @@ def unsubscribe_subscriber(subscriber_id: int) -> Subscriber:
     return sub
 
 
-@blp.route("/subscribers/<int:subscriber_id>", methods=["DELETE"])
+@blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>", methods=["DELETE"])
 @blp.response(204)
 def erase_subscriber(subscriber_id: int) -> None:
     """Erase a subscriber's personal data (GDPR art. 17); the address stays suppressed by hash."""
@@ -339,7 +341,7 @@ def list_alerts(args: dict) -> Response:
 OPEN_OBJECT = {"type": "object", "additionalProperties": True}
 
 
-@blp.route("/alerts/<int:alert_id>", methods=["GET"])
+@blp.route(f"/alerts/<int(max={MAX_ID}):alert_id>", methods=["GET"])
 @blp.doc(responses={"200": {"description": "The status object (as `alerts alert status --json`)",
                             "content": {"application/json": {"schema": {
                                 **OPEN_OBJECT, "required": ["id", "state", "total", "done"],
@@ -355,7 +357,7 @@ def alert_status(alert_id: int) -> dict:
         abort(404, message=f"There is no alert {alert_id}.")
 
 
-@blp.route("/alerts/<int:alert_id>/report", methods=["GET"])
+@blp.route(f"/alerts/<int(max={MAX_ID}):alert_id>/report", methods=["GET"])
 @blp.doc(responses={"200": {"description": "The report object (as `alerts alert report --json`)",
                             "content": {"application/json": {"schema": OPEN_OBJECT}}}})
 @blp.response(200)

@@ -303,7 +303,7 @@ def test_actions_and_a_signature_taken_elsewhere_counts_once(client, rw):
     seed_actions()
     actions = client.get("/api/v1/actions?limit=500", headers=rw).get_json()["items"]
     assert RIKERS in {a["slug"] for a in actions}
-    entry = {"email": "Signer@Example.org", "name": "Sam Signer", "postal_code": "10001"}
+    entry = {"email": "Signer@Example.org", "name": "Sam Signer", "postal_code": "10001", "source": "paper"}
     first = client.post(f"/api/v1/actions/{RIKERS}/signatures", headers=rw, json=entry)
     assert first.status_code == 201, first.get_data(as_text=True)
     again = client.post(f"/api/v1/actions/{RIKERS}/signatures", headers=rw,
@@ -311,12 +311,16 @@ def test_actions_and_a_signature_taken_elsewhere_counts_once(client, rw):
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Signature)) == 1
     listed = client.get(f"/api/v1/actions/{RIKERS}/signatures", headers=rw).get_json()
-    assert [s["name"] for s in listed["items"]] == ["Sam Signer"] and listed["next"] is None
+    assert [(s["name"], s["source"]) for s in listed["items"]] == [("Sam Signer", "paper")]
+    assert listed["next"] is None
     listed_actions = client.get("/api/v1/actions", headers=rw).get_json()["items"]
     counted = {a["slug"]: a["signatures"] for a in listed_actions}
     assert counted[RIKERS] == 1
     is_problem(client.post(f"/api/v1/actions/{RIKERS}/signatures", headers=rw,
                            json={"email": "x@example.org", "name": "X", "postal_code": "<>"}), 422)
+    body = is_problem(client.post(f"/api/v1/actions/{RIKERS}/signatures", headers=rw,
+                                  json={**entry, "email": "y@example.org", "source": "s" * 33}), 422)
+    assert "source" in body["errors"]  # refused, never cut to fit
     is_problem(client.post("/api/v1/actions/no-such-action/signatures", headers=rw, json=entry), 404)
     is_problem(client.get("/api/v1/actions/no-such-action/signatures", headers=rw), 404)
 

@@ -8,6 +8,8 @@ from ...models import SubscriberStatus
 
 SOURCE = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,64}$",
                          error="letters, digits and -_. only, at most 64 characters")
+SIGNATURE_SOURCE = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,32}$",
+                                   error="letters, digits and -_. only, at most 32 characters")
 MAX_LIMIT = 500
 MAX_ID = 2**31 - 1  # ids are INTEGER columns (int4 on PostgreSQL)
 DEFAULT_LIMIT = 100
@@ -129,7 +131,9 @@ class SignatureCreate(Strict):
     comment = fields.String(allow_none=True)
     opt_in = fields.Boolean(load_default=False,
                             metadata={"description": "also join the list (double opt-in)"})
-    source = fields.String(validate=SOURCE)
+    # A signature's source is its channel column (alert, share, import…): 32 characters.
+    source = fields.String(validate=SIGNATURE_SOURCE,
+                           metadata={"description": "where it was taken (default: api)"})
 
 
 class AlertOut(Schema):

@@ -309,7 +309,7 @@ def create_signature(data: dict, slug: str) -> tuple[Any, int]:
     client = _client()
     try:
         outcome = signing.sign(action, entry, signer=None,
-                               where=signing.Attribution(source=(data.get("source") or "api")[:32]),
+                               where=signing.Attribution(source=data.get("source") or "api"),
                                request=subscriptions.Request(ip=client.ip, user_agent=client.user_agent,
                                                              source=data.get("source") or "api"))
     except signing.ActionClosed:

@@ -166,6 +166,27 @@ def test_documented_consent_confirms_at_once_with_a_record_naming_the_token(clie
     assert again.status_code == 200 and again.get_json()["id"] == body["id"]
 
 
+def test_documented_consent_welcomes_only_when_asked(app, client, rw, monkeypatch):
+    from alerts import queueing, tasknames
+    from alerts.subscribers import welcome
+
+    published: list[tuple] = []
+    monkeypatch.setattr(queueing, "_send", lambda name, args: published.append((name, tuple(args))))
+    quiet = client.post("/api/v1/subscribers", headers=rw, json={"email": "q@example.org",
+                                                                  "consent": "documented"}).get_json()
+    for minutes in (3, 30, 59):  # the sweep of lost welcomes, any time within its hour: nobody
+        assert welcome.unsent(now=utcnow() + timedelta(minutes=minutes)) == []
+    assert published == []
+    asked = client.post("/api/v1/subscribers", headers=rw, json={"email": "w@example.org",
+                                                                  "consent": "documented", "welcome": True})
+    assert asked.status_code == 201
+    assert published == [(tasknames.SEND_WELCOME, (asked.get_json()["id"],))]
+    assert quiet["id"] != asked.get_json()["id"]
+    body = is_problem(client.post("/api/v1/subscribers", headers=rw, json={"email": "x@example.org",
+                                                                           "welcome": True}), 422)
+    assert "welcome" in body["errors"]
+
+
 def test_confirm_first_is_the_default_and_mails_the_confirmation(client, rw, smtp, celery_worker):
     response = client.post("/api/v1/subscribers", headers=rw, json={"email": "newcomer@example.org"})
     assert response.status_code == 201

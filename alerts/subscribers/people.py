@@ -78,11 +78,13 @@ def clean_profile(values: dict[str, object]) -> dict[str, str | None]:
 
 
 def add(email: str, profile: dict[str, str | None], *, consent: str, req: subscriptions.Request,
-        vouched_by: str) -> Added:
+        vouched_by: str, send_welcome: bool = False) -> Added:
     """Add (or find) a subscriber. The caller commits; a confirmation or welcome goes after it.
 
     `confirm-first` runs the signup form's path (cooldown and all); `documented` confirms at
-    once with a consent record whose source names `vouched_by` (the token). Suppressed
+    once with a consent record whose source names `vouched_by` (the token), and is welcomed
+    only with `send_welcome` (as the CSV import: otherwise the welcome is settled as not
+    wanted, so the sweep of lost welcomes sends none either). Suppressed
     addresses raise Suppressed, a documented consent for someone who unsubscribed
     UnsubscribedThemselves; an address on the list already keeps its status, and gains
     only the profile fields it had none of.
@@ -114,8 +116,11 @@ def add(email: str, profile: dict[str, str | None], *, consent: str, req: subscr
                 event="confirm:documented", at=now, ip=req.ip,
                 user_agent=(req.user_agent or "")[:512] or None, consent_text_version=None,
                 source=vouched_by[:200]))
-            db.session.flush()
-            welcome.queue(sub.id)
+            if send_welcome:
+                db.session.flush()
+                welcome.queue(sub.id)
+            else:
+                sub.welcomed_for = now
         queued = None
     for name, value in profile.items():
         if existing is None or getattr(sub, name) is None:

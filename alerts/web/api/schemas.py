@@ -88,6 +88,8 @@ class SubscriberCreate(Profile):
                             validate=validate.OneOf(["confirm-first", "documented"]),
                             metadata={"description": "confirm-first mails a confirmation; documented "
                                                      "records a consent you hold proof of"})
+    welcome = fields.Boolean(load_default=False,
+                             metadata={"description": "documented consent only: send the welcome email"})
 
 
 class ActionOut(Schema):

@@ -197,6 +197,9 @@ def _profile(data: dict) -> dict[str, str | None]:
 def create_subscriber(data: dict) -> tuple[Subscriber, int]:
     """Add a subscriber: double opt-in by default (`confirm-first`), or `documented` consent."""
     profile = _profile(data)
+    if data["welcome"] and data["consent"] != "documented":
+        message = "welcome is for documented consent: people who confirm first are welcomed when they confirm"
+        abort(422, message=message, messages={"welcome": [message]})
     try:
         email = subscriptions.normalize_email(data["email"])
     except subscriptions.InvalidEmail as exc:
@@ -205,7 +208,8 @@ def create_subscriber(data: dict) -> tuple[Subscriber, int]:
     req = subscriptions.Request(ip=client.ip, user_agent=client.user_agent,
                                 source=data.get("source") or "api")
     try:
-        added = people.add(email, profile, consent=data["consent"], req=req, vouched_by=client.source)
+        added = people.add(email, profile, consent=data["consent"], req=req, vouched_by=client.source,
+                           send_welcome=data["welcome"])
     except people.Suppressed:
         abort(409, message="That address is suppressed (erased, bounced or complained): "
                            "it is never added again.")

@@ -12,7 +12,7 @@ from .celery_app import celery_init_app
 from .config import PROJECT_ROOT, load_config
 from .extensions import csrf, db, limiter, migrate
 from .logs import configure_logging
-from .web import blueprint, errors, filters, security
+from .web import api, blueprint, errors, filters, security
 from .web.staff import blueprint as staff_blueprint
 
 
@@ -64,6 +64,7 @@ def register_blueprints(app: Flask) -> None:
     for bp in blueprint.BLUEPRINTS:
         app.register_blueprint(bp)
     app.register_blueprint(staff_blueprint.bp)
+    api.register(app)
     errors.register(app)
 
 

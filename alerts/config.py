@@ -224,6 +224,10 @@ def load_config(instance_path: Path) -> dict:
         "BOUNCE_MAX_MESSAGE_BYTES": _int("BOUNCE_MAX_MESSAGE_BYTES", 1_000_000),
         "BOUNCE_MAX_SESSIONS": _int("BOUNCE_MAX_SESSIONS", 8),
         "CELERY_TASK_QUEUE": _env("CELERY_TASK_QUEUE", "alerts"),
+        # The REST API: requests per token (flask-limiter's notation), and the languages a
+        # subscriber's `language` may name.
+        "API_RATE_LIMIT": _env("API_RATE_LIMIT", "600/minute;20000/hour"),
+        "LANGUAGES": [code.strip() for code in (_env("LANGUAGES", "en,es") or "").split(",") if code.strip()],
         # Click tracking (see the README's privacy section): person | aggregate | off; how
         # long per-person clicks are kept; how often the Redis list of clicks is recorded;
         # how close together two links of one message must be opened to count as a scanner.

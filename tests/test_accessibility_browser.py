@@ -50,6 +50,9 @@ NOT_PAGES = {
     "staff.alert_status", "staff.alert_audience", "staff.dashboard_charts_part",
     "staff.data_subscriber_json", "staff.data_export", "staff.alert_preview_html",
     "embeds.embed_js",  # a script, not a page (the embed pages it frames are walked)
+    # The REST API answers JSON (its reference page, api_pages.docs, is walked).
+    "api-docs.openapi_json", "api.list_subscribers", "api.get_subscriber", "api.list_actions",
+    "api.list_signatures", "api.list_alerts", "api.alert_status", "api.alert_report_view",
 }
 
 
@@ -240,4 +243,5 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
     finally:
         page.context.close()
     assert not walk.failures, f"axe-core found {len(walk.failures)} violations:\n" + "\n".join(walk.failures)
-    assert {"staff.dashboard", "staff.alert_report", "public.action", "staff.welcome_email"} <= set(walk.seen)
+    assert {"staff.dashboard", "staff.alert_report", "public.action", "staff.welcome_email",
+            "staff.api_tokens", "api_pages.docs"} <= set(walk.seen)

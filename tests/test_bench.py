@@ -177,6 +177,14 @@ def test_staff_pages_bench_runs(tmp_path):
     assert "floor: a bare Flask page" in table
 
 
+def test_api_bench_walks_every_row_and_times_each_page(tmp_path):
+    r, table = run_bench("api.py", tmp_path, "--subscribers", "600", "--rounds", "2")
+    assert r["complete"] and r["walk_rows"] == 600
+    assert set(r["pages"]) >= {"first page", "deep page (cursor 90% down)", "filtered: status=unsubscribed"}
+    assert all(p["median_ms"] > 0 and p["ratio_to_floor"] > 0 for p in r["pages"].values())
+    assert "the floor" in table
+
+
 def test_blast_profile_runs(tmp_path):
     r, table = run_bench("profile_blast.py", tmp_path, "--subscribers", "300", "--steps", "50",
                          "--sink", "python")

@@ -108,10 +108,10 @@ def _url_values(app, rule, tokens: dict, ids: dict) -> dict:
     values = {}
     for arg in rule.arguments:
         converter = rule._converters[arg]
-        if "token" in arg:
-            values[arg] = tokens["confirm" if rule.endpoint.endswith("confirm") else "unsubscribe"]
-        elif isinstance(converter, IntegerConverter) or arg.endswith("_id"):
+        if isinstance(converter, IntegerConverter) or arg.endswith("_id"):  # (token_id: an id)
             values[arg] = ids.get(arg, 1)
+        elif "token" in arg:
+            values[arg] = tokens["confirm" if rule.endpoint.endswith("confirm") else "unsubscribe"]
         elif arg == "slug":
             values[arg] = ids["slug"]
         elif arg == "filename":

@@ -7,6 +7,7 @@ and importing this package registers them all on the metadata that migrations co
 from __future__ import annotations
 
 from .actions import Action, Signature, alert_actions
+from .api import ApiToken, ApiWrite
 from .base import Model, UTCDateTime, email_hash, email_key, new_token_key, utcnow
 from .people import (
     BounceEvent,
@@ -29,4 +30,5 @@ __all__ = [
     "SavedAudience", "Signature", "SignupAttempt", "StaffUser", "Subscriber", "SubscriberStatus",
     "SubscriberTopic", "Suppression", "SuppressionLift", "UTCDateTime", "alert_actions", "email_hash",
     "email_key", "new_token_key", "utcnow",
+    "ApiToken", "ApiWrite",
 ]

@@ -21,7 +21,10 @@ class Subscriber(Model):
     __tablename__ = "subscribers"
     # Ids are never reused on SQLite either: nothing that once named an erased person can
     # come to name the next one. The staff list's order (newest first) is read from an index.
+    # The API's list filtered by source pages through (source, id): an index range scan, even for
+    # a source no row has (the primary key alone would be read whole).
     __table_args__ = (sa.Index("ix_subscribers_created_at_id", "created_at", "id"),
+                      sa.Index("ix_subscribers_source_id", "source", "id"),
                       {"sqlite_autoincrement": True})
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,6 +52,11 @@ class Subscriber(Model):
     # The confirmation whose welcome is settled (sent, or not wanted by the import that
     # confirmed them): one welcome per confirmation, and none the importer did not ask for.
     welcomed_for: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Given through the API (a CRM's record of the person); none is required.
+    first_name: Mapped[str | None] = mapped_column(sa.String(100))
+    last_name: Mapped[str | None] = mapped_column(sa.String(100))
+    postal_code: Mapped[str | None] = mapped_column(sa.String(20))
+    language: Mapped[str | None] = mapped_column(sa.String(16))
 
     consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"

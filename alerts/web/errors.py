@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from werkzeug.wrappers import Response
 
 from ..extensions import DATABASE_DOWN, database_down_reason, limiter
+from .api import problems
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,9 @@ def register(app: Flask) -> None:
         log.error("the database is not answering (%s %s): %s", request.method, request.path,
                   database_down_reason(exc))
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS), "Cache-Control": "no-store"}
+        if problems.under_api():
+            return problems.problem(503, DATABASE_DOWN_TITLE, "Nothing was done; try again in a minute.",
+                                    headers=headers)
         if _wants_json():
             return jsonify(error=f"{DATABASE_DOWN_TITLE}.", database="down"), 503, headers
         return _page(503, DATABASE_DOWN_TITLE, DATABASE_DOWN_MESSAGE), 503, headers
@@ -74,6 +78,13 @@ def register(app: Flask) -> None:
         code = exc.code or 500
         if request.path.startswith("/healthz"):
             return exc
+        if problems.under_api():
+            if code == 413:
+                return problems.from_http_exception(exc, _too_large())
+            answer = problems.from_http_exception(exc)
+            if isinstance(exc, RateLimitExceeded):
+                _rate_limit_headers(answer)
+            return answer
         message = exc.description if getattr(exc, "shows_description", False) else MESSAGES.get(
             code, exc.description)
         if code == 413:

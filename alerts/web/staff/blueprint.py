@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, request, session, 
 
 from . import (
     actions,
+    api_tokens,
     auth,
     compose,
     dashboard,
@@ -132,3 +133,7 @@ rule("/suppressions/<int:suppression_id>/lift", "suppression_lift", suppressions
 rule("/bounces", "bounce_events", suppressions.bounce_events, methods=GET)
 
 rule("/welcome", "welcome_email", welcome.welcome_email, methods=GET_POST)
+
+rule("/api-tokens", "api_tokens", api_tokens.api_tokens, methods=GET)
+rule("/api-tokens", "api_token_create", api_tokens.api_token_create, methods=POST)
+rule("/api-tokens/<int:token_id>/revoke", "api_token_revoke", api_tokens.api_token_revoke, methods=POST)

@@ -332,7 +332,8 @@ def test_actions_and_a_signature_taken_elsewhere_counts_once(client, rw):
     assert again.status_code == 200 and again.get_json()["id"] == first.get_json()["id"]
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Signature)) == 1
     listed = client.get(f"/api/v1/actions/{RIKERS}/signatures", headers=rw).get_json()
-    assert [(s["name"], s["source"]) for s in listed["items"]] == [("Sam Signer", "paper")]
+    assert [(s["name"], s["source"], s["source_code"]) for s in listed["items"]] == [
+        ("Sam Signer", "api", "paper")]
     assert listed["next"] is None
     listed_actions = client.get("/api/v1/actions", headers=rw).get_json()["items"]
     counted = {a["slug"]: a["signatures"] for a in listed_actions}
@@ -340,7 +341,7 @@ def test_actions_and_a_signature_taken_elsewhere_counts_once(client, rw):
     is_problem(client.post(f"/api/v1/actions/{RIKERS}/signatures", headers=rw,
                            json={"email": "x@example.org", "name": "X", "postal_code": "<>"}), 422)
     body = is_problem(client.post(f"/api/v1/actions/{RIKERS}/signatures", headers=rw,
-                                  json={**entry, "email": "y@example.org", "source": "s" * 33}), 422)
+                                  json={**entry, "email": "y@example.org", "source": "s" * 65}), 422)
     assert "source" in body["errors"]  # refused, never cut to fit
     is_problem(client.post("/api/v1/actions/no-such-action/signatures", headers=rw, json=entry), 404)
     is_problem(client.get("/api/v1/actions/no-such-action/signatures", headers=rw), 404)

@@ -1,13 +1,13 @@
 """API tokens, the record of API writes, and a subscriber's name, postal code and language
 
 Revision ID: i24_api
-Revises: i22_signature_unqueued
+Revises: i24_source_codes
 """
 import sqlalchemy as sa
 from alembic import op
 
 revision = "i24_api"
-down_revision = "i22_signature_unqueued"
+down_revision = "i24_source_codes"
 branch_labels = None
 depends_on = None
 

@@ -8,8 +8,6 @@ from ...models import SubscriberStatus
 
 SOURCE = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,64}$",
                          error="letters, digits and -_. only, at most 64 characters")
-SIGNATURE_SOURCE = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,32}$",
-                                   error="letters, digits and -_. only, at most 32 characters")
 MAX_LIMIT = 500
 MAX_ID = 2**31 - 1  # ids are INTEGER columns (int4 on PostgreSQL)
 DEFAULT_LIMIT = 100
@@ -116,7 +114,8 @@ class SignatureOut(Schema):
     email = fields.String(required=True)
     postal_code = fields.String(allow_none=True)
     comment = fields.String(allow_none=True)
-    source = fields.String(required=True)
+    source = fields.String(required=True, metadata={"description": "the channel: api, alert, share, embed…"})
+    source_code = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)
     confirmed_at = fields.DateTime(allow_none=True)
     counted = fields.Boolean(required=True)
@@ -133,9 +132,8 @@ class SignatureCreate(Strict):
     comment = fields.String(allow_none=True)
     opt_in = fields.Boolean(load_default=False,
                             metadata={"description": "also join the list (double opt-in)"})
-    # A signature's source is its channel column (alert, share, import…): 32 characters.
-    source = fields.String(validate=SIGNATURE_SOURCE,
-                           metadata={"description": "where it was taken (default: api)"})
+    source = fields.String(validate=SOURCE,
+                           metadata={"description": "its source code (as ?source= on a page)"})
 
 
 class AlertOut(Schema):

@@ -295,7 +295,7 @@ def list_signatures(args: dict, slug: str) -> Response:
     """An action's signatures by id (erased signers' rows are anonymous and left out)."""
     action = _action_or_404(slug)
     query = sa.select(_SIG.c.id, _SIG.c.name, _SIG.c.email, _SIG.c.postal_code, _SIG.c.comment,
-                      _SIG.c.source, _SIG.c.created_at, _SIG.c.confirmed_at,
+                      _SIG.c.source, _SIG.c.source_code, _SIG.c.created_at, _SIG.c.confirmed_at,
                       _SIG.c.confirmed_at.is_not(None).label("counted")).where(
         _SIG.c.action_id == action.id, _SIG.c.email != "")
     return _page(query, _SIG.c.id, args, "api.list_signatures", slug=slug)
@@ -313,7 +313,7 @@ def create_signature(data: dict, slug: str) -> tuple[Any, int]:
     client = _client()
     try:
         outcome = signing.sign(action, entry, signer=None,
-                               where=signing.Attribution(source=data.get("source") or "api"),
+                               where=signing.Attribution(source="api", source_code=data.get("source")),
                                request=subscriptions.Request(ip=client.ip, user_agent=client.user_agent,
                                                              source=data.get("source") or "api"))
     except signing.ActionClosed:
@@ -323,7 +323,8 @@ def create_signature(data: dict, slug: str) -> tuple[Any, int]:
     _commit_write("signature", outcome.signature_id)
     row = db.session.execute(
         sa.select(_SIG.c.id, _SIG.c.name, _SIG.c.email, _SIG.c.postal_code, _SIG.c.comment, _SIG.c.source,
-                  _SIG.c.created_at, _SIG.c.confirmed_at, _SIG.c.confirmed_at.is_not(None).label("counted"))
+                  _SIG.c.source_code, _SIG.c.created_at, _SIG.c.confirmed_at,
+                  _SIG.c.confirmed_at.is_not(None).label("counted"))
         .where(_SIG.c.id == outcome.signature_id)).one()
     return row, 201 if outcome.new else 200
 

@@ -26,10 +26,10 @@ from ..blasts.state import BlastError
 from ..csvin import CsvFileError
 from ..mail.dkim import DkimConfigError
 from ..mail.smtp import MailConfigError
+from ..models.base import MAX_ID
 from ..subscribers.import_report import ImportFileError
-from ..web.security import MAX_DB_INT
 
-ID = click.IntRange(1, MAX_DB_INT)
+ID = click.IntRange(1, MAX_ID)
 PORT = click.IntRange(1, 65535)
 
 # The project's own "this cannot be done as asked" errors; their message is for the operator.

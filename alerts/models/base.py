@@ -18,6 +18,11 @@ else:
     Model = db.Model
 
 
+# Every id column is an INTEGER (int4 on PostgreSQL): a URL, cursor or command-line id past this
+# names no row and must be refused before it reaches the database (PostgreSQL errors on it).
+MAX_ID = 2**31 - 1
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 

@@ -12,7 +12,7 @@
   which 'self' and EMBED_ORIGINS may frame), no sniffing, a referrer policy, HSTS when
   BASE_URL is https; pages reached by a token (`/confirm/<token>`, `/unsubscribe/<token>`,
   anything with a token in its URL) are never cached and send no referrer.
-- Integer URL parts above 2^63 - 1 are a 404 (the databases' integers stop there).
+- Integer URL parts above 2^31 - 1 are a 404 (the id columns stop there).
 - A NUL character in the path, the query string, a form field (or a file's name) or a JSON
   body is a 400 before any view runs: it is not text, and PostgreSQL refuses it in a string.
 """
@@ -29,9 +29,9 @@ from werkzeug.exceptions import BadRequest
 from werkzeug.routing import IntegerConverter, Map
 
 from ..embeds.origins import frame_ancestors
+from ..models.base import MAX_ID
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-MAX_DB_INT = 2**63 - 1
 # The public pages' policy; staff pages send a stricter one of their own.
 PUBLIC_CSP = "frame-ancestors 'none'; base-uri 'none'; object-src 'none'; form-action 'self'"
 
@@ -87,11 +87,11 @@ class Request(flask.Request):
 
 
 class BoundedIntConverter(IntegerConverter):
-    """`<int:…>` that stops where database integers stop, so 2**63 is a 404, not a 500."""
+    """`<int:…>` that stops where the id columns stop (MAX_ID), so 2**31 is a 404, not a 500."""
 
     def __init__(self, map: Map, fixed_digits: int = 0, min: int | None = None,  # noqa: A002
                  max: int | None = None, signed: bool = False) -> None:
-        super().__init__(map, fixed_digits, min, MAX_DB_INT if max is None else max, signed)
+        super().__init__(map, fixed_digits, min, MAX_ID if max is None else max, signed)
 
 
 def _read_only_request() -> bool:

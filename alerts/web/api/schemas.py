@@ -5,11 +5,11 @@ from __future__ import annotations
 from marshmallow import RAISE, Schema, fields, validate
 
 from ...models import SubscriberStatus
+from ...models.base import MAX_ID
 
 SOURCE = validate.Regexp(r"^[A-Za-z0-9_.\-]{1,64}$",
                          error="letters, digits and -_. only, at most 64 characters")
 MAX_LIMIT = 500
-MAX_ID = 2**31 - 1  # ids are INTEGER columns (int4 on PostgreSQL)
 DEFAULT_LIMIT = 100
 
 

@@ -40,7 +40,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ENDPOINTS = frozenset({"api.count_audience"})
 REALM = 'Bearer realm="api"'
 # Ids are INTEGER columns (PostgreSQL's int4): a larger one in a path is a 404, not a 500.
-MAX_ID = schemas.MAX_ID
+MAX_ID = schemas.MAX_ID  # the id columns end there (models.base)
 
 
 def abort(code: int, *, message: str, messages: dict[str, list[str]] | None = None) -> NoReturn:

@@ -32,6 +32,9 @@ class WebhookEndpoint(Model):
     disabled_reason: Mapped[str | None] = mapped_column(sa.String(500))
     # Since the first failure after the last success: past WEBHOOK_DISABLE_AFTER_DAYS it is disabled.
     failing_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Removed by staff: hidden and sent nothing, deleted (with its messages) by the sweep an hour
+    # later, so an event being recorded at that moment never names a row that is gone.
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     @property
     def events(self) -> list[str]:
@@ -55,6 +58,9 @@ class WebhookMessage(Model):
     payload: Mapped[str] = mapped_column(sa.Text)  # the body exactly as sent (and signed)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When a task was last queued for it: the sweep queues one again only after WEBHOOK_CLAIM_SECONDS
+    # (a task lost with Redis, or never queued while it was away), not on every pass.
+    queued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # A claimed row is held until then: a worker killed mid-send leaves it due again after.
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)

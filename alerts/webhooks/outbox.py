@@ -1,0 +1,152 @@
+"""The outbox: one message row per endpoint that wants an event, written in the event's transaction.
+
+`emit` is called by the domain code where each event happens (the caller commits, as for
+everything else there); the delivery task is queued after the commit. When no endpoint wants
+the type (most installs, most of the time) it costs a dictionary lookup: the set of wanted
+types is read at most once every CACHE_SECONDS per process, and at once after this process
+changes an endpoint. An endpoint added elsewhere gets events from every process within that time.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from collections.abc import Sequence
+from datetime import date, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from .. import queueing, tasknames
+from ..extensions import db
+from ..models import WebhookEndpoint, WebhookMessage, WebhookState, utcnow
+
+CACHE_SECONDS = 5.0
+TASK_CHUNK = 50  # messages one delivery task sends, one after another (one endpoint's)
+
+
+class _Wanted:
+    types: frozenset[str] = frozenset()
+    read_at = -1e9
+
+
+def forget() -> None:
+    """This process changed an endpoint: read the wanted types again at the next event."""
+    _Wanted.read_at = -1e9
+
+
+def wanted() -> frozenset[str]:
+    """The event types some enabled endpoint asked for (cached per process for CACHE_SECONDS)."""
+    now = time.monotonic()
+    if now - _Wanted.read_at > CACHE_SECONDS:
+        rows = db.session.scalars(sa.select(WebhookEndpoint.event_types).where(_live())).all()
+        _Wanted.types = frozenset(t for row in rows for t in row.split())
+        _Wanted.read_at = now
+    return _Wanted.types
+
+
+def _live() -> sa.ColumnElement[bool]:
+    return sa.and_(WebhookEndpoint.enabled.is_(True), WebhookEndpoint.removed_at.is_(None))
+
+
+def _wants(event_type: str) -> sa.ColumnElement[bool]:
+    return (" " + WebhookEndpoint.event_types + " ").like(f"% {event_type} %")
+
+
+def _json_default(value: object) -> str:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def body(event_type: str, data: dict[str, Any], at: datetime) -> str:
+    """The payload exactly as it is signed and sent: `{"type", "timestamp", "data"}`."""
+    return json.dumps({"type": event_type, "timestamp": at.isoformat(), "data": data},
+                      default=_json_default, separators=(",", ":"), ensure_ascii=False)
+
+
+def _new_msg_id() -> str:
+    return "msg_" + secrets.token_hex(12)
+
+
+def emit(event_type: str, data: dict[str, Any]) -> int:
+    """Record one event for every enabled endpoint that wants it; the caller commits.
+
+    One INSERT ... SELECT from the endpoints table, so an endpoint removed meanwhile gets nothing.
+    Returns how many messages were written.
+    """
+    if event_type not in wanted():
+        return 0
+    now = utcnow()
+    prefix = _new_msg_id() + "_"
+    E = WebhookEndpoint
+    chosen = sa.select(
+        sa.literal(prefix, sa.String) + sa.cast(E.id, sa.String), E.id, sa.literal(event_type, sa.String),
+        sa.literal(body(event_type, data, now), sa.Text), sa.literal(now, E.created_at.type),
+        sa.literal(now, E.created_at.type), sa.literal(now, E.created_at.type), sa.literal(0),
+        sa.literal(WebhookState.PENDING, sa.String),
+    ).where(_live(), _wants(event_type))
+    M = WebhookMessage
+    insert = sa.insert(M).from_select(
+        [M.msg_id, M.endpoint_id, M.event_type, M.payload, M.created_at, M.next_attempt_at, M.queued_at,
+         M.attempts, M.state], chosen,
+    ).returning(M.id, M.endpoint_id)
+    rows = db.session.execute(insert).all()
+    _queue_after_commit([(row.endpoint_id, row.id) for row in rows])
+    return len(rows)
+
+
+def emit_many(event_type: str, items: Sequence[dict[str, Any]]) -> int:
+    """Many events of one type at once (an import's thousands): one executemany; the caller commits."""
+    if not items or event_type not in wanted():
+        return 0
+    # FOR SHARE on PostgreSQL: an endpoint cannot be deleted under the rows that name it.
+    endpoint_ids = list(db.session.scalars(
+        sa.select(WebhookEndpoint.id).where(_live(), _wants(event_type)).with_for_update(read=True)
+    ))
+    if not endpoint_ids:
+        return 0
+    now = utcnow()
+    rows: list[dict[str, Any]] = []
+    for data in items:
+        payload = body(event_type, data, now)
+        prefix = _new_msg_id() + "_"
+        rows.extend({"msg_id": f"{prefix}{eid}", "endpoint_id": eid, "event_type": event_type,
+                     "payload": payload, "created_at": now, "next_attempt_at": now, "queued_at": now,
+                     "attempts": 0, "state": WebhookState.PENDING} for eid in endpoint_ids)
+    written = db.session.execute(
+        sa.insert(WebhookMessage).returning(WebhookMessage.id, WebhookMessage.endpoint_id), rows
+    ).all()
+    _queue_after_commit([(row.endpoint_id, row.id) for row in written])
+    return len(written)
+
+
+def for_endpoint(endpoint_id: int, event_type: str, data: dict[str, Any]) -> WebhookMessage:
+    """One message to one endpoint whatever it asked for (the staff's test event); the caller commits."""
+    now = utcnow()
+    message = WebhookMessage(msg_id=f"{_new_msg_id()}_{endpoint_id}", endpoint_id=endpoint_id,
+                             event_type=event_type, payload=body(event_type, data, now), created_at=now,
+                             next_attempt_at=now, queued_at=now, attempts=0, state=WebhookState.PENDING)
+    db.session.add(message)
+    db.session.flush()
+    _queue_after_commit([(endpoint_id, message.id)])
+    return message
+
+
+def _queue_after_commit(pairs: list[tuple[int, int]]) -> None:
+    """One delivery task per endpoint and chunk; if the broker is away the sweep finds the rows."""
+    for ids in chunks(pairs):
+        queueing.after_commit(tasknames.DELIVER_WEBHOOKS, ids)
+
+
+def chunks(pairs: list[tuple[int, int]]) -> list[list[int]]:
+    """Message ids grouped by endpoint, in order, at most TASK_CHUNK to a task."""
+    by_endpoint: dict[int, list[int]] = {}
+    for endpoint_id, message_id in pairs:
+        by_endpoint.setdefault(endpoint_id, []).append(message_id)
+    out: list[list[int]] = []
+    for ids in by_endpoint.values():
+        ids.sort()
+        out.extend(ids[i:i + TASK_CHUNK] for i in range(0, len(ids), TASK_CHUNK))
+    return out

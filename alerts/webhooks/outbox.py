@@ -36,11 +36,12 @@ def forget() -> None:
     _Wanted.read_at = -1e9
 
 
-def wanted() -> frozenset[str]:
+def wanted(conn: sa.Connection | None = None) -> frozenset[str]:
     """The event types some enabled endpoint asked for (cached per process for CACHE_SECONDS)."""
     now = time.monotonic()
     if now - _Wanted.read_at > CACHE_SECONDS:
-        rows = db.session.scalars(sa.select(WebhookEndpoint.event_types).where(_live())).all()
+        executor = conn if conn is not None else db.session
+        rows = executor.scalars(sa.select(WebhookEndpoint.event_types).where(_live())).all()
         _Wanted.types = frozenset(t for row in rows for t in row.split())
         _Wanted.read_at = now
     return _Wanted.types
@@ -70,13 +71,14 @@ def _new_msg_id() -> str:
     return "msg_" + secrets.token_hex(12)
 
 
-def emit(event_type: str, data: dict[str, Any]) -> int:
+def emit(event_type: str, data: dict[str, Any], *, conn: sa.Connection | None = None) -> int:
     """Record one event for every enabled endpoint that wants it; the caller commits.
 
     One INSERT ... SELECT from the endpoints table, so an endpoint removed meanwhile gets nothing.
-    Returns how many messages were written.
+    `conn` writes on a Connection of its own (the blast recorder's): no task is queued then,
+    the sweep sends the rows within WEBHOOK_SWEEP_SECONDS. Returns how many messages were written.
     """
-    if event_type not in wanted():
+    if event_type not in wanted(conn):
         return 0
     now = utcnow()
     prefix = _new_msg_id() + "_"
@@ -84,14 +86,16 @@ def emit(event_type: str, data: dict[str, Any]) -> int:
     chosen = sa.select(
         sa.literal(prefix, sa.String) + sa.cast(E.id, sa.String), E.id, sa.literal(event_type, sa.String),
         sa.literal(body(event_type, data, now), sa.Text), sa.literal(now, E.created_at.type),
-        sa.literal(now, E.created_at.type), sa.literal(now, E.created_at.type), sa.literal(0),
-        sa.literal(WebhookState.PENDING, sa.String),
+        sa.literal(now, E.created_at.type), sa.literal(None if conn is not None else now, E.created_at.type),
+        sa.literal(0), sa.literal(WebhookState.PENDING, sa.String),
     ).where(_live(), _wants(event_type))
     M = WebhookMessage
     insert = sa.insert(M).from_select(
         [M.msg_id, M.endpoint_id, M.event_type, M.payload, M.created_at, M.next_attempt_at, M.queued_at,
          M.attempts, M.state], chosen,
     ).returning(M.id, M.endpoint_id)
+    if conn is not None:
+        return len(conn.execute(insert).all())
     rows = db.session.execute(insert).all()
     _queue_after_commit([(row.endpoint_id, row.id) for row in rows])
     return len(rows)
@@ -120,6 +124,24 @@ def emit_many(event_type: str, items: Sequence[dict[str, Any]]) -> int:
     ).all()
     _queue_after_commit([(row.endpoint_id, row.id) for row in written])
     return len(written)
+
+
+ERASED_PAYLOAD = '{"redacted":"the subscriber was erased"}'
+
+
+def scrub_subscriber(email: str) -> int:
+    """An erased subscriber's address leaves the outbox: payloads quoting it are replaced, and
+    those not yet sent are not sent; the caller commits. Returns how many were scrubbed."""
+    quoted = json.dumps(email, ensure_ascii=False)  # as it appears inside a payload
+    M = WebhookMessage
+    like = "%" + quoted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    hit = M.payload.like(like, escape="\\")
+    failed = db.session.execute(
+        sa.update(M).where(hit, M.state == WebhookState.PENDING)
+        .values(state=WebhookState.FAILED, last_error="subscriber erased", payload=ERASED_PAYLOAD)
+    )
+    rest = db.session.execute(sa.update(M).where(hit).values(payload=ERASED_PAYLOAD))
+    return int(getattr(failed, "rowcount", 0) or 0) + int(getattr(rest, "rowcount", 0) or 0)
 
 
 def for_endpoint(endpoint_id: int, event_type: str, data: dict[str, Any]) -> WebhookMessage:

@@ -173,10 +173,10 @@ def finish_if_done(alert_id: int) -> bool:
     finished = cast(sa.CursorResult, res).rowcount == 1
     if finished:  # in the same commit: the event is recorded with the state it reports
         alert = db.session.get_one(Alert, alert_id)
-        counts = dict(db.session.execute(
+        counts: dict[str, int] = {status: n for status, n in db.session.execute(
             sa.select(Delivery.status, sa.func.count()).where(Delivery.alert_id == alert_id)
             .group_by(Delivery.status)
-        ).tuples().all())
+        )}
         outbox.emit(webhooks.ALERT_SENT, {
             "id": alert.id, "subject": alert.subject, "started_at": alert.started_at,
             "finished_at": alert.finished_at, "sent": counts.get(DeliveryStatus.SENT, 0),

@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from ..config import ConfigError
-from . import accounts, actions, alerts, bounces, dev, ops, subscribers
+from . import accounts, actions, alerts, bounces, dev, ops, subscribers, webhooks
 from .common import guard
 from .database import Main
 
@@ -39,6 +39,7 @@ COMMANDS = (
     bounces.bounces_group,
     subscribers.subscribers_group,
     ops.dkim_group,
+    webhooks.webhook_group,
 )
 guard(COMMANDS)
 

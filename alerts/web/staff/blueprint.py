@@ -20,6 +20,7 @@ from . import (
     sending,
     subscribers,
     suppressions,
+    webhooks,
     welcome,
 )
 
@@ -132,3 +133,12 @@ rule("/suppressions/<int:suppression_id>/lift", "suppression_lift", suppressions
 rule("/bounces", "bounce_events", suppressions.bounce_events, methods=GET)
 
 rule("/welcome", "welcome_email", welcome.welcome_email, methods=GET_POST)
+
+rule("/webhooks", "webhooks", webhooks.webhooks, methods=GET)
+rule("/webhooks", "webhook_add", webhooks.webhook_add, methods=POST)
+rule("/webhooks/<int:endpoint_id>", "webhook", webhooks.webhook, methods=GET)
+rule("/webhooks/<int:endpoint_id>/remove", "webhook_remove", webhooks.webhook_remove, methods=POST)
+rule("/webhooks/<int:endpoint_id>/enable", "webhook_enable", webhooks.webhook_enable, methods=POST)
+rule("/webhooks/<int:endpoint_id>/test", "webhook_test", webhooks.webhook_test, methods=POST)
+rule("/webhooks/<int:endpoint_id>/messages/<int:message_id>/redeliver", "webhook_redeliver",
+     webhooks.webhook_redeliver, methods=POST)

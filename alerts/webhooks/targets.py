@@ -48,7 +48,7 @@ def refusal(ip: Address) -> str | None:
             return f"IPv4-mapped {why}" if why else None
     for name, flag in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
                        ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
-                       ("private", ip.is_private), ("reserved", ip.is_reserved)):
+                       ("reserved", ip.is_reserved), ("private", ip.is_private)):
         if flag:
             return name
     if not ip.is_global:  # shared (100.64/10), documentation and benchmark ranges, ...

@@ -8,7 +8,7 @@ from __future__ import annotations
 from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import SelectChoice, StringField
 from wtforms.validators import DataRequired, Length
 
 from ...extensions import db
@@ -33,7 +33,7 @@ class EndpointForm(FlaskForm):
         "URL", validators=[DataRequired("Enter the URL events are posted to."), Length(max=2000)],
         render_kw={"placeholder": "https://crm.example.org/hooks/alerts", "autocomplete": "off"},
     )
-    events = MultiCheckboxField("Events", choices=[(e, e) for e in EVENT_TYPES],
+    events = MultiCheckboxField("Events", choices=[SelectChoice(e, e) for e in EVENT_TYPES],
                                 validators=[DataRequired("Choose at least one event.")])
 
 

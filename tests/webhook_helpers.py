@@ -89,3 +89,37 @@ class Receiver:
 def verify(secret: str, request: Received) -> dict:
     """What a receiver does: check the signature with the standardwebhooks library, parse the body."""
     return Webhook(secret).verify(request.body, request.headers)
+
+
+def endpoint_with_deliveries() -> int:
+    """Staff pages' data: an endpoint with a delivered, a retried and a failed message, and a
+    disabled one (the notice); committed. Returns the first endpoint's id."""
+    from datetime import timedelta
+
+    from alerts.extensions import db
+    from alerts.models import WebhookAttempt, WebhookMessage, WebhookState, utcnow
+    from alerts.webhooks import endpoints, outbox
+
+    hook = endpoints.add("https://8.8.8.8/hooks/alerts", ["signature.created", "complaint"], by="test")
+    dead = endpoints.add("https://1.1.1.1/gone", ["alert.sent"], by="test")
+    endpoints.disable(dead, "no 2xx answer since 2026-12-01 09:00 UTC (last: answered 503)")
+    db.session.flush()
+    now = utcnow()
+    for n, (state, answers) in enumerate([
+        (WebhookState.DELIVERED, [(200, None, '{"ok": true}')]),
+        (WebhookState.PENDING, [(500, "answered 500", "Internal Server Error"),
+                                (None, "no answer within 10 s", None)]),
+        (WebhookState.FAILED, [(410, "answered 410", "Gone")]),
+    ]):
+        message = WebhookMessage(msg_id=f"msg_test{n}_{hook.id}", endpoint_id=hook.id,
+                                 event_type="signature.created",
+                                 payload=outbox.body("signature.created", {"id": n}, now),
+                                 state=state, attempts=len(answers), next_attempt_at=now + timedelta(minutes=5))
+        db.session.add(message)
+        db.session.flush()
+        for status, error, response in answers:
+            db.session.add(WebhookAttempt(message_id=message.id, at=now, status=status, error=error,
+                                          latency_ms=120, response=response))
+    db.session.commit()
+    outbox.forget()
+    return hook.id

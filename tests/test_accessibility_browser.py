@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 from alerts.actions.signing import make_confirm_token as make_signature_token
 from alerts.extensions import db
 from alerts.models import Action, BounceEvent, Delivery, Signature, Subscriber, utcnow
+from tests import webhook_helpers
 from tests.helpers import (
     bounces,
     confirm_token_for,
@@ -31,7 +32,6 @@ from tests.helpers import (
 from tests.plugins import browsers
 from tests.plugins.browsers import staff_log_in
 from tests.report_helpers import month_of_activity
-from tests import webhook_helpers
 from tests.tracking_helpers import TWO, click, links_by_recipient, record_all, send_blast
 
 pytestmark = pytest.mark.slow

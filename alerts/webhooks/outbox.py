@@ -9,6 +9,7 @@ changes an endpoint. An endpoint added elsewhere gets events from every process 
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import time
@@ -81,24 +82,33 @@ def emit(event_type: str, data: dict[str, Any], *, conn: sa.Connection | None = 
     if event_type not in wanted(conn):
         return 0
     now = utcnow()
-    prefix = _new_msg_id() + "_"
-    E = WebhookEndpoint
-    chosen = sa.select(
-        sa.literal(prefix, sa.String) + sa.cast(E.id, sa.String), E.id, sa.literal(event_type, sa.String),
-        sa.literal(body(event_type, data, now), sa.Text), sa.literal(now, E.created_at.type),
-        sa.literal(now, E.created_at.type), sa.literal(None if conn is not None else now, E.created_at.type),
-        sa.literal(0), sa.literal(WebhookState.PENDING, sa.String),
-    ).where(_live(), _wants(event_type))
-    M = WebhookMessage
-    insert = sa.insert(M).from_select(
-        [M.msg_id, M.endpoint_id, M.event_type, M.payload, M.created_at, M.next_attempt_at, M.queued_at,
-         M.attempts, M.state], chosen,
-    ).returning(M.id, M.endpoint_id)
+    params = {"prefix": _new_msg_id() + "_", "event_type": event_type, "payload": body(event_type, data, now),
+              "now": now, "queued_at": None if conn is not None else now, "state": WebhookState.PENDING,
+              "pattern": f"% {event_type} %"}
+    insert = _emit_statement()
     if conn is not None:
-        return len(conn.execute(insert).all())
-    rows = db.session.execute(insert).all()
+        return len(conn.execute(insert, params).all())
+    rows = db.session.execute(insert, params).all()
     _queue_after_commit([(row.endpoint_id, row.id) for row in rows])
     return len(rows)
+
+
+@functools.cache
+def _emit_statement() -> sa.Insert:
+    """INSERT ... SELECT from the endpoints that want the type: built once (bound parameters
+    only), so each event reuses the compiled statement."""
+    E, M = WebhookEndpoint, WebhookMessage
+    when = E.created_at.type
+    chosen = sa.select(
+        sa.bindparam("prefix", type_=sa.String) + sa.cast(E.id, sa.String), E.id,
+        sa.bindparam("event_type", type_=sa.String), sa.bindparam("payload", type_=sa.Text),
+        sa.bindparam("now", type_=when), sa.bindparam("now", type_=when),
+        sa.bindparam("queued_at", type_=when), sa.literal(0), sa.bindparam("state", type_=sa.String),
+    ).where(_live(), (" " + E.event_types + " ").like(sa.bindparam("pattern", type_=sa.String)))
+    table = M.__table__  # Core, not the ORM's bulk INSERT (which would read the parameters as rows)
+    names = ["msg_id", "endpoint_id", "event_type", "payload", "created_at", "next_attempt_at", "queued_at",
+             "attempts", "state"]
+    return sa.insert(table).from_select(names, chosen).returning(table.c.id, table.c.endpoint_id)
 
 
 def emit_many(event_type: str, items: Sequence[dict[str, Any]]) -> int:

@@ -91,7 +91,8 @@ def run(args, workdir) -> dict:
         return {
             "signatures_per_round": args.signatures, "rounds_per_case": len(per_case[CASES[0]]),
             "cases": [{"case": case, "median_ms": round(statistics.median(ms), 3),
-                       "ratio_to_floor": round(statistics.median(ms) / floor, 2)} for case, ms in per_case.items()],
+                       "ratio_to_floor": round(statistics.median(ms) / floor, 2)}
+                      for case, ms in per_case.items()],
             "outbox_rows": messages, "expected_rows": expected, "tasks_queued": queued,
             "database": "SQLite (a file in a scratch directory)", "redis": redis.description,
         }

@@ -114,7 +114,8 @@ def endpoint_with_deliveries() -> int:
         message = WebhookMessage(msg_id=f"msg_test{n}_{hook.id}", endpoint_id=hook.id,
                                  event_type="signature.created",
                                  payload=outbox.body("signature.created", {"id": n}, now),
-                                 state=state, attempts=len(answers), next_attempt_at=now + timedelta(minutes=5))
+                                 state=state, attempts=len(answers),
+                                 next_attempt_at=now + timedelta(minutes=5))
         db.session.add(message)
         db.session.flush()
         for status, error, response in answers:

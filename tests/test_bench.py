@@ -312,3 +312,12 @@ def test_audience_bench_counts_what_the_blast_inserts(tmp_path):
     assert len(r["audiences"]) == 7 and all(a["count_x_floor"] > 0 for a in r["audiences"].values())
     assert r["audiences"]["everyone, acted too (base rules only)"]["size"] == 400
     assert "x floor" in table
+
+
+def test_webhook_emit_bench_writes_one_row_and_one_task_per_signature(tmp_path):
+    """bench.webhook_emit, small: every signature with the endpoint has its outbox row and its
+    queued delivery task, beside the floor of signing with no endpoint."""
+    r, table = run_bench("webhook_emit.py", tmp_path, "--signatures", "20", "--rounds", "2")
+    assert r["outbox_rows"] == r["expected_rows"] == r["tasks_queued"] == 40  # two rounds of 20
+    assert [c["ratio_to_floor"] for c in r["cases"]][0] == 1.0
+    assert "x the floor" in table

@@ -458,3 +458,32 @@ def test_staff_remove_stops_sending_and_the_sweep_deletes_it_later(app, insecure
         assert endpoints.purge_removed() == 0  # kept an hour, so no event being recorded names a gone row
         assert endpoints.purge_removed(utcnow() + timedelta(hours=2)) == 1
         assert _messages() == []
+
+
+# -- the queue and the settings ---------------------------------------------------------------
+
+
+def test_deliveries_have_their_own_queue_that_a_worker_without_q_also_takes(app):
+    from alerts import tasknames
+    from alerts.celery_app import celery_config, webhooks_queue
+
+    conf = celery_config(app)
+    queue = app.config["CELERY_TASK_QUEUE"]
+    assert conf["task_routes"][tasknames.DELIVER_WEBHOOKS] == {"queue": webhooks_queue(queue)}
+    assert conf["task_routes"][tasknames.SWEEP_WEBHOOKS] == {"queue": webhooks_queue(queue)}
+    assert webhooks_queue(queue) in {q.name for q in conf["task_queues"]}  # what `worker` without -Q takes
+    assert conf["beat_schedule"]["sweep-webhooks"]["task"] == tasknames.SWEEP_WEBHOOKS
+
+
+def test_the_retry_schedule_setting_is_read_and_checked(monkeypatch, tmp_path):
+    from alerts.config import ConfigError, load_config
+
+    monkeypatch.setenv("SECRET_KEY", "k")
+    defaults = load_config(tmp_path)["WEBHOOK_RETRY_SCHEDULE"]
+    assert sum(defaults) > 24 * 3600 and len(defaults) == 7  # eight tries over more than a day
+    monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", "1, 2,3")
+    assert load_config(tmp_path)["WEBHOOK_RETRY_SCHEDULE"] == [1.0, 2.0, 3.0]
+    for bad in ("soon", "5,0", ","):
+        monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", bad)
+        with pytest.raises(ConfigError, match="WEBHOOK_RETRY_SCHEDULE"):
+            load_config(tmp_path)

@@ -238,6 +238,8 @@ def load_config(instance_path: Path) -> dict:
         "WEBHOOK_DISABLE_AFTER_DAYS": _float("WEBHOOK_DISABLE_AFTER_DAYS", 5.0),
         "WEBHOOK_CLAIM_SECONDS": _int("WEBHOOK_CLAIM_SECONDS", 60),
         "WEBHOOK_SWEEP_SECONDS": _float("WEBHOOK_SWEEP_SECONDS", 5.0),
+        # Sent and failed messages (payloads quote addresses) are deleted after this many days.
+        "WEBHOOK_KEEP_DAYS": _int("WEBHOOK_KEEP_DAYS", 30),
         # Logs: "json" writes one JSON object per line (see alerts/logs.py); "text" leaves
         # logging as Flask, gunicorn and Celery set it up.
         "LOG_FORMAT": (_env("LOG_FORMAT", "text") or "text").lower(),

@@ -487,3 +487,20 @@ def test_the_retry_schedule_setting_is_read_and_checked(monkeypatch, tmp_path):
         monkeypatch.setenv("WEBHOOK_RETRY_SCHEDULE", bad)
         with pytest.raises(ConfigError, match="WEBHOOK_RETRY_SCHEDULE"):
             load_config(tmp_path)
+
+
+def test_sent_and_failed_messages_are_deleted_after_the_keeping_period(app, ctx, insecure):
+    _endpoint("http://127.0.0.1:9/a", webhooks.COMPLAINT)
+    for _ in range(3):
+        outbox.emit(webhooks.COMPLAINT, {"email": "kept@example.org"})
+    db.session.commit()
+    sent, failed, pending = _messages()
+    sent.state, failed.state = WebhookState.DELIVERED, WebhookState.FAILED
+    db.session.add(WebhookAttempt(message_id=sent.id, status=200, latency_ms=1))
+    db.session.commit()
+    assert delivery.expire() == 0
+    later = utcnow() + timedelta(days=app.config["WEBHOOK_KEEP_DAYS"], seconds=1)
+    assert delivery.expire(later) == 2
+    db.session.commit()
+    assert [m.id for m in _messages()] == [pending.id]  # not yet sent: kept
+    assert db.session.scalars(sa.select(WebhookAttempt)).all() == []

@@ -157,14 +157,31 @@ def due(now: datetime | None = None, limit: int = SWEEP_LIMIT) -> list[tuple[int
 
 
 def sweep() -> dict[str, int]:
-    """Beat: queue the due messages (one task per endpoint and chunk), delete removed endpoints; commits."""
+    """Beat: queue the due messages (one task per endpoint and chunk), delete removed endpoints
+    and messages past WEBHOOK_KEEP_DAYS; commits."""
     pairs = due()
     purged = endpoints.purge_removed()
+    expired = expire()
     tasks = outbox.chunks(pairs)
     for ids in tasks:
         queueing.after_commit(tasknames.DELIVER_WEBHOOKS, ids)
     db.session.commit()
-    return {"queued": len(pairs), "tasks": len(tasks), "endpoints_deleted": purged}
+    return {"queued": len(pairs), "tasks": len(tasks), "endpoints_deleted": purged, "expired": expired}
+
+
+def expire(now: datetime | None = None, limit: int = 1000) -> int:
+    """Delete up to `limit` delivered or failed messages older than WEBHOOK_KEEP_DAYS, with their
+    attempts (their payloads quote addresses); the caller commits. Pending ones stay."""
+    cutoff = (now or utcnow()) - timedelta(days=current_app.config["WEBHOOK_KEEP_DAYS"])
+    M = WebhookMessage
+    old = list(db.session.scalars(
+        sa.select(M.id).where(M.state != WebhookState.PENDING, M.created_at < cutoff)
+        .order_by(M.id).limit(limit)
+    ))
+    if old:
+        db.session.execute(sa.delete(WebhookAttempt).where(WebhookAttempt.message_id.in_(old)))
+        db.session.execute(sa.delete(M).where(M.id.in_(old)))
+    return len(old)
 
 
 def redeliver(message_id: int) -> WebhookMessage | None:

@@ -504,3 +504,35 @@ def test_sent_and_failed_messages_are_deleted_after_the_keeping_period(app, ctx,
     db.session.commit()
     assert [m.id for m in _messages()] == [pending.id]  # not yet sent: kept
     assert db.session.scalars(sa.select(WebhookAttempt)).all() == []
+
+
+def test_tls_certificates_are_verified_for_the_hosts_name(tmp_path, insecure):
+    """Connecting to the checked address does not skip TLS: a certificate no CA vouches for is refused."""
+    import datetime as dt
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(1).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    (tmp_path / "cert.pem").write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    (tmp_path / "key.pem").write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                                         serialization.PrivateFormat.PKCS8,
+                                                         serialization.NoEncryption()))
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    with Receiver() as receiver:
+        receiver.server.socket = context.wrap_socket(receiver.server.socket, server_side=True)
+        url = f"https://localhost:{receiver.server.server_port}/hooks"
+        answer = targets.post(url, b"{}", {}, timeout=3, allow_insecure=True)
+    assert answer.status is None and "CERTIFICATE_VERIFY_FAILED" in (answer.error or ""), answer
+    assert receiver.requests == []

@@ -18,6 +18,12 @@ def bulk_queue(queue: str) -> str:
     return f"{queue}.bulk"
 
 
+def webhooks_queue(queue: str) -> str:
+    """Where webhook deliveries wait: a receiver that stalls holds only the workers taking this
+    queue (`-Q NAME.webhooks`), never those sending signups' emails, signatures or blasts."""
+    return f"{queue}.webhooks"
+
+
 def celery_config(app: Flask) -> dict:
     queue = app.config["CELERY_TASK_QUEUE"]
     return {
@@ -39,8 +45,11 @@ def celery_config(app: Flask) -> dict:
         "task_default_queue": queue,
         # A worker started without -Q takes from both queues in turn (Redis: round robin), so
         # interactive tasks wait at most for one batch; `-Q NAME.bulk` makes a blast-only worker.
-        "task_queues": [Queue(queue), Queue(bulk_queue(queue))],
-        "task_routes": {tasknames.SEND_BATCH: {"queue": bulk_queue(queue)}},
+        # A worker without -Q takes the webhooks queue too, so a single-worker install delivers them.
+        "task_queues": [Queue(queue), Queue(bulk_queue(queue)), Queue(webhooks_queue(queue))],
+        "task_routes": {tasknames.SEND_BATCH: {"queue": bulk_queue(queue)},
+                        tasknames.DELIVER_WEBHOOKS: {"queue": webhooks_queue(queue)},
+                        tasknames.SWEEP_WEBHOOKS: {"queue": webhooks_queue(queue)}},
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
         "worker_send_task_events": True,
@@ -65,6 +74,10 @@ def celery_config(app: Flask) -> dict:
             "decide-ab-tests": {
                 "task": tasknames.DECIDE_AB_TESTS,
                 "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
+            },
+            "sweep-webhooks": {
+                "task": tasknames.SWEEP_WEBHOOKS,
+                "schedule": timedelta(seconds=app.config.get("WEBHOOK_SWEEP_SECONDS", 5)),
             },
         },
         "timezone": "UTC",

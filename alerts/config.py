@@ -100,6 +100,17 @@ def _origins(name: str) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _delays(name: str, default: str) -> list[float]:
+    raw = _env(name, default) or default
+    try:
+        delays = [float(part) for part in raw.replace(" ", "").split(",") if part]
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be seconds separated by commas (5,300,1800), got {raw!r}") from exc
+    if not delays or any(d <= 0 for d in delays):
+        raise ConfigError(f"{name} must be one or more delays of more than 0 seconds, got {raw!r}")
+    return delays
+
+
 def _dev_secret_key(instance_path: Path) -> str:
     """Keep a generated key in instance/ so dev sessions and tokens survive restarts."""
     key_file = instance_path / "secret_key"
@@ -242,6 +253,18 @@ def load_config(instance_path: Path) -> dict:
         # Behind a reverse proxy: how many X-Forwarded-For hops to trust (0: none), so that
         # rate limits and consent records see the visitor's address, not the proxy's.
         "PROXY_FIX_X_FOR": _int("PROXY_FIX_X_FOR", 0),
+        # Webhooks (docs/webhooks.md): http:// and loopback/private targets allowed (development
+        # and tests only); the time one try may take; the delays between tries (Standard
+        # Webhooks' schedule: about 27 hours in all); how long an endpoint may fail before it is
+        # disabled; how long a claimed message is held from other workers; the sweep's period.
+        "WEBHOOK_ALLOW_INSECURE": _env("WEBHOOK_ALLOW_INSECURE") == "1",
+        "WEBHOOK_TIMEOUT_SECONDS": _float("WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        "WEBHOOK_RETRY_SCHEDULE": _delays("WEBHOOK_RETRY_SCHEDULE", "5,300,1800,7200,18000,36000,36000"),
+        "WEBHOOK_DISABLE_AFTER_DAYS": _float("WEBHOOK_DISABLE_AFTER_DAYS", 5.0),
+        "WEBHOOK_CLAIM_SECONDS": _int("WEBHOOK_CLAIM_SECONDS", 60),
+        "WEBHOOK_SWEEP_SECONDS": _float("WEBHOOK_SWEEP_SECONDS", 5.0),
+        # Sent and failed messages (payloads quote addresses) are deleted after this many days.
+        "WEBHOOK_KEEP_DAYS": _int("WEBHOOK_KEEP_DAYS", 30),
         # Logs: "json" writes one JSON object per line (see alerts/logs.py); "text" leaves
         # logging as Flask, gunicorn and Celery set it up.
         "LOG_FORMAT": (_env("LOG_FORMAT", "text") or "text").lower(),

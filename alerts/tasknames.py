@@ -30,4 +30,8 @@ RECORD_CLICKS = "alerts.tasks.record_clicks"
 EXPIRE_CLICKS = "alerts.tasks.expire_clicks"
 DECIDE_AB_TESTS = "alerts.tasks.decide_ab_tests"
 
+# Webhooks (their own queue: `celery_app.webhooks_queue`); the sweep is beat's.
+DELIVER_WEBHOOKS = "alerts.tasks.deliver_webhooks"
+SWEEP_WEBHOOKS = "alerts.tasks.sweep_webhooks"
+
 ALL = frozenset(value for name, value in dict(globals()).items() if name.isupper() and isinstance(value, str))

@@ -24,6 +24,7 @@ from .extensions import DATABASE_DOWN, database_down_reason, db
 from .mail import smtp
 from .subscribers import confirmations, emails, subscriptions, welcome
 from .tracking import drain, retention
+from .webhooks import delivery as webhook_delivery
 from .words import plural
 
 log = logging.getLogger(__name__)
@@ -245,4 +246,24 @@ def expire_clicks() -> dict:
     result = retention.expire()
     if result["clicks_folded"]:
         log.info("clicks past retention folded into counts: %s", result, extra=result)
+    return result
+
+
+@shared_task(name=tasknames.DELIVER_WEBHOOKS)
+def deliver_webhooks(message_ids: list[int]) -> dict:
+    """Send these webhook messages (one endpoint's); each claim and outcome is committed."""
+    return webhook_delivery.deliver(message_ids).as_dict()
+
+
+@shared_task(name=tasknames.SWEEP_WEBHOOKS)
+def sweep_webhooks() -> dict:
+    """Beat: queue the webhook messages that are due (retries, lost tasks, killed workers)."""
+    try:
+        result = webhook_delivery.sweep()
+    except DATABASE_DOWN as exc:
+        db.session.rollback()
+        log.warning("webhook sweep skipped: the database is not answering (%s)", database_down_reason(exc))
+        return {"database": "down"}
+    if result["queued"]:
+        log.info("webhooks: queued %s due message(s)", result["queued"], extra=result)
     return result

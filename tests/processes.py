@@ -45,10 +45,12 @@ class WorkerProcess(_ProcessGroup):
     """`celery -A worker worker` as production runs it, configured by environment."""
 
     def __init__(self, env: dict[str, str], logfile: Path, *, beat: bool = False,
-                 concurrency: int = 2, name: str = "w1"):
+                 concurrency: int = 2, name: str = "w1", queues: str | None = None):
         args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
                 f"--concurrency={concurrency}", "--pool=prefork", f"--hostname={name}@%h",
                 "--without-gossip", "--without-mingle"]
+        if queues:  # `-Q a,b`, as a worker dedicated to some queues is started
+            args += ["-Q", queues]
         if beat:
             args += ["--beat", "--schedule", str(logfile.with_suffix(".beat"))]
         self.log = open(logfile, "ab")  # noqa: SIM115 (closed in stop)

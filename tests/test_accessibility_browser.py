@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 from alerts.actions.signing import make_confirm_token as make_signature_token
 from alerts.extensions import db
 from alerts.models import Action, BounceEvent, Delivery, Signature, Subscriber, utcnow
+from tests import webhook_helpers
 from tests.helpers import (
     bounces,
     confirm_token_for,
@@ -140,6 +141,7 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
                                email_key="flagged@example.org", name="F", source="action-center")
         db.session.add_all([pending, leaving, gone, to_confirm])
         db.session.commit()
+        hook = webhook_helpers.endpoint_with_deliveries()
         tokens = {
             "confirm": confirm_token_for(pending.id, "nonce1"),
             "unsubscribe": unsubscribe_token_for(reader.id),
@@ -148,7 +150,7 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
             "signature": make_signature_token(to_confirm.id),
         }
         ids = {"alert_id": sent, "action_id": actions[TWO[0]], "subscriber_id": reader.id,
-               "slug": TWO[0]}
+               "slug": TWO[0], "endpoint_id": hook}
         rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in NOT_PAGES]
     token_for = {"public.confirm": "confirm", "public.unsubscribe": "unsubscribe",
                  "privacy.erase": "unsubscribe", "public.confirm_signature": "signature"}
@@ -238,6 +240,12 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         page.locator("input[name=dry_run]").check()
         page.locator("form.form-box button[type=submit]").click()
         walk.check("import report")
+        walk.visit("/staff/webhooks")
+        page.locator("#url").fill("https://8.8.4.4/hooks")
+        page.locator("input[name=events]").first.check()
+        page.get_by_role("button", name="Add endpoint").click()
+        expect(page.locator("#secret")).to_be_visible()
+        walk.check("webhook secret shown")
         page.goto(f"{live_server.url}/staff/alerts/{sent}/report")
         page.screenshot(path=str(shots / "report-1280.png"), full_page=True)
     finally:

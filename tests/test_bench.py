@@ -331,3 +331,12 @@ def test_embed_pow_bench_solves_in_the_browser_and_prices_it(tmp_path):
     assert r["challenges"] == 2 and r["browser_ms_median"] > 0 and r["python_ms_median"] >= 0
     assert r["server_post_us"] > 0 and r["server_post_to_hmac_ratio"] > 0
     assert "browser / floor" in table
+
+
+def test_webhook_emit_bench_writes_one_row_and_one_task_per_signature(tmp_path):
+    """bench.webhook_emit, small: every signature with the endpoint has its outbox row and its
+    queued delivery task, beside the floor of signing with no endpoint."""
+    r, table = run_bench("webhook_emit.py", tmp_path, "--signatures", "20", "--rounds", "2")
+    assert r["outbox_rows"] == r["expected_rows"] == r["tasks_queued"] == 40  # two rounds of 20
+    assert [c["ratio_to_floor"] for c in r["cases"]][0] == 1.0
+    assert "x the floor" in table

@@ -9,7 +9,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 CONFIGURATION = ROOT / "docs" / "configuration.md"
 # The helpers in alerts/config.py whose first argument is a setting's name.
-READERS = {"_env", "_int", "_float", "_bool", "_timezone", "_choice", "_list", "_seconds"}
+READERS = {"_env", "_int", "_float", "_bool", "_timezone", "_choice", "_list", "_seconds", "_delays"}
 ENVIRON_READS = {"get", "pop", "setdefault"}
 # Where the service reads its environment: the package, and the entry points beside it.
 SOURCES = [*sorted((ROOT / "alerts").rglob("*.py")),

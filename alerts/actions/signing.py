@@ -17,13 +17,14 @@ import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from .. import queueing, tasknames
+from .. import queueing, tasknames, webhooks
 from ..extensions import DialectInsert, PerDialect, db
 from ..mail.context import external_url, org_context
 from ..mail.rendering import compiled
 from ..mail.signed_ids import envelope_sender
 from ..models import Action, Delivery, Signature, Subscriber, utcnow
 from ..subscribers import confirmations, emails, subscriptions
+from ..webhooks import outbox
 from .references import read_reference
 
 SIGNATURE_CONFIRM_SALT = "alerts.signature-confirm.v1"
@@ -247,6 +248,11 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
         signature_id = new_id
         if not counted:
             queue_confirmation(signature_id)
+        outbox.emit(webhooks.SIGNATURE_CREATED, {
+            "id": signature_id, "action": {"id": action.id, "slug": action.slug}, "email": email,
+            "name": name, "postal_code": postal, "comment": comment, "source": where.source,
+            "alert_id": where.alert_id, "confirmed": counted, "created_at": now,
+        })
     if entry.opt_in:
         join_list(email, request, action, source_code=where.source_code)
     return Outcome(signature_id, new_id is not None, counted)

@@ -13,9 +13,10 @@ from datetime import datetime
 
 import sqlalchemy as sa
 
-from .. import suppressions
+from .. import suppressions, webhooks
 from ..extensions import any_of, in_param
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
+from ..webhooks import outbox
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +233,10 @@ class Recorder:
                              .values(**values), mine)
             for email, reason, detail in suppress:
                 suppressions.add(email, reason, detail, conn=conn)
+                if reason == "hard-bounce":  # refused at RCPT: sent by the sweep (no session here)
+                    outbox.emit(webhooks.BOUNCE_HARD, {"subscriber_id": None, "email": email, "status": None,
+                                                       "alert_id": self.alert_id, "via": "smtp",
+                                                       "detail": detail[:200]}, conn=conn)
             if beat_due:
                 conn.execute(built.beat, {**mine, "now": now})
                 self._beat_at = beat

@@ -10,10 +10,11 @@ from typing import cast
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import audiences
+from .. import audiences, webhooks
 from ..extensions import db, upsert
 from ..models import AbTest, Alert, AlertState, Delivery, DeliveryStatus, Subscriber, utcnow
 from ..tracking import links
+from ..webhooks import outbox
 from .content import frozen_links
 
 
@@ -169,5 +170,17 @@ def finish_if_done(alert_id: int) -> bool:
         .where(Alert.id == alert_id, Alert.state == AlertState.SENDING, ~busy, ~_still_filling())
         .values(state=AlertState.SENT, finished_at=utcnow())
     )
+    finished = cast(sa.CursorResult, res).rowcount == 1
+    if finished:  # in the same commit: the event is recorded with the state it reports
+        alert = db.session.get_one(Alert, alert_id)
+        counts: dict[str, int] = {status: n for status, n in db.session.execute(
+            sa.select(Delivery.status, sa.func.count()).where(Delivery.alert_id == alert_id)
+            .group_by(Delivery.status)
+        )}
+        outbox.emit(webhooks.ALERT_SENT, {
+            "id": alert.id, "subject": alert.subject, "started_at": alert.started_at,
+            "finished_at": alert.finished_at, "sent": counts.get(DeliveryStatus.SENT, 0),
+            "failed": counts.get(DeliveryStatus.FAILED, 0), "skipped": counts.get(DeliveryStatus.SKIPPED, 0),
+        })
     db.session.commit()
-    return cast(sa.CursorResult, res).rowcount == 1
+    return finished

@@ -43,7 +43,7 @@ from email.policy import compat32
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import suppressions
+from .. import suppressions, webhooks
 from ..extensions import db
 from ..mail import smtp
 from ..mail.signed_ids import parse_message_id, parse_return_path, parse_unsubscribe_address
@@ -59,6 +59,7 @@ from ..models import (
 )
 from ..subscribers.subscriptions import Request, unsubscribe
 from ..subscribers.tokens import subscriber_id_for_key
+from ..webhooks import outbox
 from .parsing import SEVERITY, RecipientReport, Report, addresses, one_line, parse_report
 
 log = logging.getLogger(__name__)
@@ -175,6 +176,12 @@ def _soft_count(sub: Subscriber) -> int:
     return int(row[0] or 0) + int(row[1] or 0)
 
 
+def _bounce_data(sub: Subscriber, status: str | None, target: Target, *, via: str) -> dict:
+    """A bounce or complaint event's data: who, the status code, which alert it answered."""
+    alert_id = target.delivery.alert_id if target.delivery is not None else None
+    return {"subscriber_id": sub.id, "email": sub.email, "status": status, "alert_id": alert_id, "via": via}
+
+
 def _fail_delivery(delivery: Delivery | None, kind: str, status: str | None, diagnostic: str | None) -> None:
     if delivery is not None and delivery.status == DeliveryStatus.SENT:
         delivery.status = DeliveryStatus.FAILED
@@ -207,6 +214,7 @@ def _apply(report: Report, rcpt: RecipientReport, target: Target, source: str) -
     elif rcpt.kind == BounceKind.HARD:
         added = suppressions.add(sub.email, "hard-bounce", detail)
         event.outcome = "suppressed" if added else "already suppressed"
+        outbox.emit(webhooks.BOUNCE_HARD, _bounce_data(sub, rcpt.status, target, via="report"))
     elif rcpt.kind == BounceKind.SOFT:
         db.session.flush()
         count, threshold = _soft_count(sub), current_app.config["BOUNCE_SOFT_THRESHOLD"]
@@ -222,6 +230,8 @@ def _apply(report: Report, rcpt: RecipientReport, target: Target, source: str) -
         unsubscribe(sub.id, Request(ip=None, user_agent=None, source=source_text[:200]), via="complaint")
         suppressions.add(sub.email, "complaint", source_text)
         event.outcome = "unsubscribed and suppressed"
+        outbox.emit(webhooks.COMPLAINT, {**_bounce_data(sub, rcpt.status, target, via="report"),
+                                         "reporter": report.reporter})
     else:
         event.outcome = "recorded (delayed: no action)"
     return event.outcome
@@ -274,6 +284,8 @@ def confirmation_refused(subscriber_id: int, exc: BaseException) -> bool:
     sub = db.session.get(Subscriber, subscriber_id)
     if sub is None:
         return False
+    outbox.emit(webhooks.BOUNCE_HARD, {"subscriber_id": sub.id, "email": sub.email,
+                                       "status": str(refusal.code), "alert_id": None, "via": "smtp"})
     return suppressions.add(sub.email, "hard-bounce", one_line(refusal.detail))
 
 

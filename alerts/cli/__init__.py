@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from ..config import ConfigError
-from . import accounts, actions, alerts, api_tokens, bounces, dev, ops, subscribers
+from . import accounts, actions, alerts, api_tokens, bounces, dev, ops, subscribers, webhooks
 from .common import guard
 from .database import Main
 
@@ -40,6 +40,7 @@ COMMANDS = (
     subscribers.subscribers_group,
     ops.dkim_group,
     api_tokens.api_token_group,
+    webhooks.webhook_group,
 )
 guard(COMMANDS)
 

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from ..celery_app import bulk_queue, webhooks_queue
 from ..config import PROJECT_ROOT
 from .common import PORT
 
@@ -120,18 +121,32 @@ def _start(started: contextlib.ExitStack, host: str, port: int, smtp_port: int, 
         REDIS_URL=env_redis,
         SMTP_URL=os.environ.get("SMTP_URL") or catcher.url,
         BASE_URL=os.environ.get("BASE_URL") or f"http://{host}:{port}",
+        # A receiver on this machine (http://127.0.0.1:…) is what a developer tries webhooks with.
+        WEBHOOK_ALLOW_INSECURE=os.environ.get("WEBHOOK_ALLOW_INSECURE") or "1",
     )
     app = create_app()
     login, password_file = _prepare(app)
+    queue = app.config["CELERY_TASK_QUEUE"]
+    quiet = [] if verbose else ["--quiet"]
+    level = "--loglevel=INFO" if verbose else "--loglevel=WARNING"
+    # Mail and blasts on one worker, webhooks on another: a receiver that stalls holds only the second.
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", *([] if verbose else ["--quiet"]), "-A", "worker", "worker",
-         "--beat", "--loglevel=INFO" if verbose else "--loglevel=WARNING", "--concurrency=2",
+        [sys.executable, "-m", "celery", *quiet, "-A", "worker", "worker", "--beat", level, "--concurrency=2",
+         "-Q", f"{queue},{bulk_queue(queue)}",
          "--schedule", str(Path(app.instance_path) / "celerybeat-schedule")],
         cwd=PROJECT_ROOT,
         env=os.environ.copy(),
         start_new_session=True,
     )
     started.callback(_stop, worker)
+    webhook_worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", *quiet, "-A", "worker", "worker", level, "--concurrency=2",
+         "-Q", webhooks_queue(queue), "-n", "webhooks@%h"],
+        cwd=PROJECT_ROOT,
+        env=os.environ.copy(),
+        start_new_session=True,
+    )
+    started.callback(_stop, webhook_worker)
     inbox = _serve_in_thread(inbox_app(catcher), host, mail_port)
     started.callback(inbox.shutdown)
     web = make_server(host, port, app, threaded=True)

@@ -23,6 +23,7 @@ from .people import (
 )
 from .sending import AbTest, Alert, AlertState, Delivery, DeliveryStatus, EmailText, SavedAudience
 from .tracking import AlertLink, Click, ClickBatch, ClickCount
+from .webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookState
 
 __all__ = [
     "AbTest", "Action", "Alert", "AlertLink", "AlertState", "BounceEvent", "BounceKind", "Click",
@@ -31,4 +32,5 @@ __all__ = [
     "SubscriberTopic", "Suppression", "SuppressionLift", "UTCDateTime", "alert_actions", "email_hash",
     "email_key", "new_token_key", "utcnow",
     "ApiToken", "ApiWrite",
+    "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookState",
 ]

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
-from .. import queueing, tasknames
+from .. import queueing, tasknames, webhooks
 from ..extensions import db
 from ..models import (
     ConsentRecord,
@@ -23,6 +23,7 @@ from ..models import (
     new_token_key,
     utcnow,
 )
+from ..webhooks import outbox
 from .import_report import DOCUMENTED, ImportReport, Problem
 from .subscriptions import release_cooldown
 
@@ -126,6 +127,11 @@ class Applier:
         consents = [(sub_id, row.source) for row, sub_id in zip(new, ids, strict=True)]
         consents += [(sub_id, row.source) for row, sub_id in pending]
         _consent_records(consents, "import:documented", now, self.version)
+        outbox.emit_many(webhooks.SUBSCRIBER_CONFIRMED, [
+            {"id": sub_id, "email": row.email, "status": SubscriberStatus.CONFIRMED.value,
+             "source": row.source, "confirmed_at": now, "unsubscribed_at": None}
+            for row, sub_id in [*zip(new, ids, strict=True), *pending]
+        ])
 
     def _confirm_first(self, found: _Sorted, now: datetime, result: _ChunkResult) -> None:
         new, pending = found.new, found.pending

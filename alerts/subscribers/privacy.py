@@ -18,7 +18,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from .. import clickcounts, suppressions
+from .. import clickcounts, suppressions, webhooks
 from ..extensions import db
 from ..models import (
     Action,
@@ -34,6 +34,7 @@ from ..models import (
     email_hash,
     utcnow,
 )
+from ..webhooks import outbox, payloads
 from .preferences import topics_of
 
 log = logging.getLogger(__name__)
@@ -161,7 +162,8 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
     (it may quote the address); every table with both `email` and `email_hash` (the
     suppression list, its lift audit) keeps the hash and loses the address and any detail
-    that may quote it.
+    that may quote it; webhook messages that quote the address lose their payload (those not
+    yet sent are not sent), and a `subscriber.erased` event names the id alone.
     """
     sub = db.session.get(Subscriber, sub_id, with_for_update=True)
     if sub is None:
@@ -198,5 +200,8 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     clickcounts.fold(Click.subscriber_id == sub.id)
     db.session.execute(sa.delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == sub.id))
     db.session.delete(sub)  # its consent records go with it (cascade)
+    # Messages already waiting for endpoints that quote the address lose their payload's data.
+    outbox.scrub_subscriber(email)
+    outbox.emit(webhooks.SUBSCRIBER_ERASED, payloads.erased(sub_id))
     log.info("subscriber erased", extra={"subscriber_id": sub_id, "erased_by": by.split(":")[0]})
     return True

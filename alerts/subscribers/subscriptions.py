@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 
+from .. import webhooks
 from ..extensions import DialectInsert, PerDialect, db
 from ..models import (
     ConsentRecord,
@@ -22,6 +23,7 @@ from ..models import (
     utcnow,
 )
 from ..suppressions import is_suppressed
+from ..webhooks import outbox, payloads
 from .tokens import TokenError, read_confirm_token
 
 # A confirmation link may be waiting for these: a new signup, or a returning one.
@@ -229,6 +231,7 @@ def confirm(token: str, req: Request) -> str:
     sub.confirmed_at = utcnow()
     sub.confirm_nonce = None
     _record(sub, "confirm", req)
+    outbox.emit(webhooks.SUBSCRIBER_CONFIRMED, payloads.subscriber(sub))
     return ConfirmOutcome.CONFIRMED
 
 
@@ -245,6 +248,7 @@ def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subsc
         sub.unsubscribed_at = datetime.now(UTC)
         sub.confirm_nonce = None
         _record(sub, f"unsubscribe:{via}", req)
+        outbox.emit(webhooks.SUBSCRIBER_UNSUBSCRIBED, payloads.subscriber(sub, via=via))
     return sub
 
 

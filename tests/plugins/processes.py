@@ -28,12 +28,12 @@ def workers(app, smtp, own_redis, tmp_path):
         name = queue
 
         def start(self, *, beat: bool = True, name: str = "w", concurrency: int = 2,
-                  engine_defaults: bool = False,
+                  engine_defaults: bool = False, queues: str | None = None,
                   **extra) -> WorkerProcess:
             env = worker_env(app, redis_url=own_redis.url, smtp_url=smtp.url, queue=queue,
                              engine_defaults=engine_defaults, **extra)
             proc = WorkerProcess(env, tmp_path / f"{name}.log", beat=beat, name=name,
-                                 concurrency=concurrency)
+                                 concurrency=concurrency, queues=queues)
             started.append(proc)
             return proc
 

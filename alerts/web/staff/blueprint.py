@@ -21,6 +21,7 @@ from . import (
     sending,
     subscribers,
     suppressions,
+    webhooks,
     welcome,
 )
 
@@ -137,3 +138,12 @@ rule("/welcome", "welcome_email", welcome.welcome_email, methods=GET_POST)
 rule("/api-tokens", "api_tokens", api_tokens.api_tokens, methods=GET)
 rule("/api-tokens", "api_token_create", api_tokens.api_token_create, methods=POST)
 rule("/api-tokens/<int:token_id>/revoke", "api_token_revoke", api_tokens.api_token_revoke, methods=POST)
+
+rule("/webhooks", "webhooks", webhooks.webhooks, methods=GET)
+rule("/webhooks", "webhook_add", webhooks.webhook_add, methods=POST)
+rule("/webhooks/<int:endpoint_id>", "webhook", webhooks.webhook, methods=GET)
+rule("/webhooks/<int:endpoint_id>/remove", "webhook_remove", webhooks.webhook_remove, methods=POST)
+rule("/webhooks/<int:endpoint_id>/enable", "webhook_enable", webhooks.webhook_enable, methods=POST)
+rule("/webhooks/<int:endpoint_id>/test", "webhook_test", webhooks.webhook_test, methods=POST)
+rule("/webhooks/<int:endpoint_id>/messages/<int:message_id>/redeliver", "webhook_redeliver",
+     webhooks.webhook_redeliver, methods=POST)

@@ -10,6 +10,7 @@ from ...extensions import db
 from ...models import Action, Alert
 from ...reports import alert_report, charts
 from ...reports import dashboard as series
+from ...webhooks import endpoints
 
 
 def subscriber_counts() -> dict[str, int]:
@@ -28,7 +29,7 @@ def dashboard():
     # than the rest of the page together at a million subscribers.
     return render_template(
         "staff/dashboard.html", counts=subscriber_counts(), alerts=recent, open_actions=open_actions,
-        days=series.DAYS,
+        days=series.DAYS, disabled=endpoints.disabled(),
     )
 
 

@@ -482,3 +482,30 @@ def test_database_down_is_a_503_problem_with_retry_after(dead_app):
     response = dead_app.test_client().get("/api/v1/subscribers", headers=auth("aa_0123456789ab_secret"))
     body = is_problem(response, 503)
     assert response.headers["Retry-After"] and "database" in body["title"]
+
+
+def test_writes_through_the_api_raise_the_same_webhook_events_as_the_pages(app, client, rw):
+    """A documented subscriber is subscriber.confirmed, a signature signature.created: the API
+    reaches the CRM's webhooks as a page or an import does."""
+    from alerts import webhooks
+    from alerts.models import WebhookMessage
+    from alerts.webhooks import endpoints, outbox
+
+    seed_actions()
+    app.config["WEBHOOK_ALLOW_INSECURE"] = True
+    try:
+        endpoints.add("http://127.0.0.1:9/hook", webhooks.EVENT_TYPES, by="test")
+        db.session.commit()
+        outbox.forget()
+        added = client.post("/api/v1/subscribers", headers=rw, json={"email": "ada@example.org",
+                                                                      "consent": "documented"})
+        signed = client.post(f"/api/v1/actions/{RIKERS}/signatures", headers=rw,
+                             json={"email": "sam@example.org", "name": "Sam"})
+        assert (added.status_code, signed.status_code) == (201, 201)
+        sent = [(m.event_type, json.loads(m.payload)["data"]["id"])
+                for m in db.session.scalars(sa.select(WebhookMessage).order_by(WebhookMessage.id))]
+        assert sent == [(webhooks.SUBSCRIBER_CONFIRMED, added.get_json()["id"]),
+                        (webhooks.SIGNATURE_CREATED, signed.get_json()["id"])]
+    finally:
+        app.config["WEBHOOK_ALLOW_INSECURE"] = False
+        outbox.forget()

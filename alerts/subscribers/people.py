@@ -17,6 +17,7 @@ from flask import current_app
 from ..extensions import db
 from ..models import ConsentRecord, Subscriber, SubscriberStatus, email_key, utcnow
 from ..suppressions import is_suppressed
+from ..webhooks import SUBSCRIBER_CONFIRMED, outbox, payloads
 from . import confirmations, subscriptions, welcome
 
 CONSENT_MODES = ("confirm-first", "documented")
@@ -92,6 +93,7 @@ def add(email: str, profile: dict[str, str | None], *, consent: str, req: subscr
     if is_suppressed(email):
         raise Suppressed(email)
     existing = db.session.scalar(sa.select(Subscriber).where(Subscriber.email_key == email_key(email)))
+    confirmed_now = False  # a documented consent that confirmed them: subscriber.confirmed
     if consent == "confirm-first":
         queued = subscriptions.request_subscription(email, req)
         if queued is not None:
@@ -106,6 +108,7 @@ def add(email: str, profile: dict[str, str | None], *, consent: str, req: subscr
         if sub.status == SubscriberStatus.UNSUBSCRIBED:
             raise UnsubscribedThemselves(email)
         if sub.status != SubscriberStatus.CONFIRMED:
+            confirmed_now = True
             now = utcnow()
             sub.status = SubscriberStatus.CONFIRMED
             sub.confirmed_at = now
@@ -126,6 +129,8 @@ def add(email: str, profile: dict[str, str | None], *, consent: str, req: subscr
         if existing is None or getattr(sub, name) is None:
             setattr(sub, name, value)
     db.session.flush()
+    if confirmed_now:
+        outbox.emit(SUBSCRIBER_CONFIRMED, payloads.subscriber(sub))
     return Added(sub, existing is None, queued is not None)
 
 

@@ -536,3 +536,29 @@ def test_tls_certificates_are_verified_for_the_hosts_name(tmp_path, insecure):
         answer = targets.post(url, b"{}", {}, timeout=3, allow_insecure=True)
     assert answer.status is None and "CERTIFICATE_VERIFY_FAILED" in (answer.error or ""), answer
     assert receiver.requests == []
+
+
+def test_a_signer_import_raises_signature_created_for_each_new_signer_only(app, ctx, insecure):
+    """The staff signer import is a signature.created per signer it adds (not for one already
+    there), written with the chunk: the CRM hears of paper signatures as of a page's."""
+    import io
+
+    from alerts.actions import records
+    from alerts.models import Action, Signature
+    from tests.helpers import seed_actions
+
+    seed_actions()
+    action = db.session.scalar(sa.select(Action).order_by(Action.position))
+    _endpoint("http://127.0.0.1:9/a", webhooks.SIGNATURE_CREATED)
+    db.session.add(Signature(action_id=action.id, email="old@example.org", email_key="old@example.org",
+                             name="Old", source="direct"))
+    db.session.commit()
+    csv = b"email,name\nold@example.org,Old\nAna@Example.org,Ana Paper\nben@example.org,Ben\n"
+    report = records.import_signers(action, io.BytesIO(csv))
+    assert (report.added, report.already) == (2, 1)
+    sent = [json.loads(m.payload) for m in _messages()]
+    assert [(p["type"], p["data"]["email"], p["data"]["source"], p["data"]["confirmed"]) for p in sent] == [
+        (webhooks.SIGNATURE_CREATED, "Ana@example.org", "import", True),
+        (webhooks.SIGNATURE_CREATED, "ben@example.org", "import", True)]
+    ids = set(db.session.scalars(sa.select(Signature.id).where(Signature.email != "old@example.org")))
+    assert {p["data"]["id"] for p in sent} == ids

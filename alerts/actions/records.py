@@ -18,11 +18,12 @@ from typing import Any, BinaryIO
 
 import sqlalchemy as sa
 
-from .. import csvin, csvout
+from .. import csvin, csvout, webhooks
 from ..extensions import db, upsert
 from ..models import Action, Signature, Subscriber, utcnow
 from ..subscribers import subscriptions
-from .signing import COMMENT_MAX, ERASED, IMPORT, NAME_MAX, POSTAL_MAX, email_key
+from ..webhooks import outbox
+from .signing import COMMENT_MAX, ERASED, IMPORT, NAME_MAX, POSTAL_MAX, email_key, signature_event
 
 EXPORT_COLUMNS = ("name", "email", "postal_code", "comment", "signed_at", "source", "alert_id", "source_code")
 EXPORT_CHUNK = 1000
@@ -256,11 +257,19 @@ def _apply(action: Action, chunk: list[dict], report: SignerImport) -> None:
               for r in unique.values()]
     # Parameters as a list (executemany, batched by SQLAlchemy's insertmanyvalues): one statement
     # compiled once, where `.values(rows)` compiled a thousand-row statement afresh per chunk.
-    added = db.session.scalars(
+    added = db.session.execute(
         upsert(Signature)
-        .on_conflict_do_nothing(index_elements=["action_id", "email_key"]).returning(Signature.id),
+        .on_conflict_do_nothing(index_elements=["action_id", "email_key"])
+        .returning(Signature.id, Signature.email_key),
         values,
     ).all()
+    # Each new signature is a signature.created, written beside it in the chunk's transaction.
+    outbox.emit_many(webhooks.SIGNATURE_CREATED, [
+        signature_event(row.id, action, email=unique[row.email_key]["email"],
+                        name=unique[row.email_key]["name"], postal_code=unique[row.email_key]["postal_code"],
+                        comment=unique[row.email_key]["comment"], source=IMPORT, alert_id=None,
+                        confirmed=True, created_at=unique[row.email_key]["created_at"])
+        for row in added])
     report.added += len(added)
     report.already += len(unique) - len(added)
     db.session.commit()

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app
@@ -248,14 +250,23 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
         signature_id = new_id
         if not counted:
             queue_confirmation(signature_id)
-        outbox.emit(webhooks.SIGNATURE_CREATED, {
-            "id": signature_id, "action": {"id": action.id, "slug": action.slug}, "email": email,
-            "name": name, "postal_code": postal, "comment": comment, "source": where.source,
-            "alert_id": where.alert_id, "confirmed": counted, "created_at": now,
-        })
+        outbox.emit(webhooks.SIGNATURE_CREATED, signature_event(
+            signature_id, action, email=email, name=name, postal_code=postal, comment=comment,
+            source=where.source, alert_id=where.alert_id, confirmed=counted, created_at=now,
+            source_code=where.source_code))
     if entry.opt_in:
         join_list(email, request, action, source_code=where.source_code)
     return Outcome(signature_id, new_id is not None, counted)
+
+
+def signature_event(signature_id: int, action: Action | sa.Row, *, email: str, name: str,
+                    postal_code: str | None, comment: str | None, source: str, alert_id: int | None,
+                    confirmed: bool, created_at: datetime, source_code: str | None = None) -> dict[str, Any]:
+    """`signature.created`'s data, one shape for a page's signature and an import's."""
+    return {"id": signature_id, "action": {"id": action.id, "slug": action.slug}, "email": email,
+            "name": name, "postal_code": postal_code, "comment": comment, "source": source,
+            "source_code": source_code, "alert_id": alert_id, "confirmed": confirmed,
+            "created_at": created_at}
 
 
 def queue_confirmation(signature_id: int) -> None:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 
 from .extensions import db
 from .models import StaffUser, utcnow
+from .permissions import DEFAULT_ROLE, FIRST_ROLE, Role
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher
@@ -69,14 +70,17 @@ def check_new_password(password: str, email: str) -> None:
     raise StaffError(f"the password is too easy to guess: {why.rstrip('.')}. {hint}")
 
 
-def create_staff(email: str, password: str) -> StaffUser:
+def create_staff(email: str, password: str, role: Role | None = None) -> StaffUser:
+    """A new account: the first is the owner, later ones editors unless `role` says."""
     email = email.strip().lower()
     if "@" not in email or len(email) > EMAIL_MAX or any(c.isspace() for c in email):
         raise StaffError(f"not an email address (at most {EMAIL_MAX} characters, no spaces): {email[:80]!r}")
     check_new_password(password, email)
     if db.session.scalar(sa.select(StaffUser).where(StaffUser.email == email)):
         raise StaffError(f"staff account {email} already exists")
-    user = StaffUser(email=email, password_hash=_argon2()[0].hash(password))
+    if role is None:
+        role = DEFAULT_ROLE if db.session.scalar(sa.select(StaffUser.id).limit(1)) else FIRST_ROLE
+    user = StaffUser(email=email, password_hash=_argon2()[0].hash(password), role=role)
     db.session.add(user)
     return user
 

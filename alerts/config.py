@@ -10,6 +10,8 @@ from typing import Any
 
 from dotenv import load_dotenv
 
+from .permissions import Role, RoleError, parse_require_2fa
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # What the footer says until ORG_NAME and ORG_POSTAL_ADDRESS are set: plainly a placeholder,
@@ -125,6 +127,13 @@ def _dev_secret_key(instance_path: Path) -> str:
     return key
 
 
+def _require_2fa(name: str, default: str) -> frozenset[Role]:
+    try:
+        return parse_require_2fa(_env(name, default) or default)
+    except RoleError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def load_config(instance_path: Path) -> dict:
     """Read every setting once; the names are part of the outside contract."""
     load_dotenv(PROJECT_ROOT / ".env", override=False)
@@ -191,6 +200,10 @@ def load_config(instance_path: Path) -> dict:
         "STAFF_LOCKOUT_FAILURES": _int("STAFF_LOCKOUT_FAILURES", 5),
         "STAFF_LOCKOUT_WINDOW_SECONDS": _int("STAFF_LOCKOUT_WINDOW_SECONDS", 15 * 60),
         "STAFF_LOCKOUT_SECONDS": _int("STAFF_LOCKOUT_SECONDS", 15 * 60),
+        # Who must use a second factor (TOTP) to log in: by default those who can send.
+        "STAFF_REQUIRE_2FA": _require_2fa("STAFF_REQUIRE_2FA", "senders"),
+        # A blast to at least this many needs a second staff member's approval to start.
+        "APPROVAL_MIN_RECIPIENTS": _int("APPROVAL_MIN_RECIPIENTS", 1000),
         # The blast engine: the most rows in one batch task, and the fewest batches a dispatch
         # makes (rows allowing: see blasts.dispatch.batch_size), how often a batch records its
         # outcomes (the window between the server's 250 and the commit), when a claimed row

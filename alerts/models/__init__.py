@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from .actions import Action, Signature, alert_actions
 from .api import ApiToken, ApiWrite
+from .audit import AuditEvent
 from .base import Model, UTCDateTime, email_hash, email_key, new_token_key, utcnow
 from .people import (
     BounceEvent,
     BounceKind,
     ConsentRecord,
     SignupAttempt,
+    StaffRecoveryCode,
     StaffUser,
     Subscriber,
     SubscriberStatus,
@@ -31,6 +33,6 @@ __all__ = [
     "SavedAudience", "Signature", "SignupAttempt", "StaffUser", "Subscriber", "SubscriberStatus",
     "SubscriberTopic", "Suppression", "SuppressionLift", "UTCDateTime", "alert_actions", "email_hash",
     "email_key", "new_token_key", "utcnow",
-    "ApiToken", "ApiWrite",
+    "ApiToken", "ApiWrite", "AuditEvent", "StaffRecoveryCode",
     "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookState",
 ]

@@ -169,6 +169,29 @@ class StaffUser(Model):
     # Carried in the session cookie and checked on every request: bumping it (logout,
     # a password change, a lockout) ends every session of this account at once.
     session_epoch: Mapped[int] = mapped_column(default=0, server_default="0")
+    # What the account may do (alerts.permissions.Role); the first account is the owner.
+    role: Mapped[str] = mapped_column(sa.String(16), default="editor", server_default="editor")
+    # A disabled account cannot log in, and its sessions ended when it was disabled.
+    disabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # An invited account has no usable password until its invitation link sets one.
+    invited_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    invited_by: Mapped[str | None] = mapped_column(sa.String(254))
+    # TOTP (RFC 6238): the base32 secret, set when confirmed with a first code; the last
+    # time step accepted, so a code is accepted once.
+    totp_secret: Mapped[str | None] = mapped_column(sa.String(64))
+    totp_enabled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    totp_last_step: Mapped[int | None] = mapped_column(sa.BigInteger)
+
+
+class StaffRecoveryCode(Model):
+    """One of an account's ten single-use recovery codes, kept as a hash."""
+
+    __tablename__ = "staff_recovery_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(sa.ForeignKey("staff_users.id", ondelete="CASCADE"), index=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class SignupAttempt(Model):

@@ -45,6 +45,12 @@ class Alert(Model):
     fill_after: Mapped[int | None] = mapped_column(sa.Integer)
     fill_through: Mapped[int | None] = mapped_column(sa.Integer)
     recipients_expected: Mapped[int | None] = mapped_column(sa.Integer)
+    # Two-person approval (alerts.blasts.approval): who approved, when, and a digest of what
+    # they saw (content, audience, sender, schedule); any change to those voids it.
+    approved_by: Mapped[str | None] = mapped_column(sa.String(254))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    approved_digest: Mapped[str | None] = mapped_column(sa.String(64))
+    approved_recipients: Mapped[int | None] = mapped_column(sa.Integer)
 
     actions: Mapped[list[Action]] = relationship(
         secondary=alert_actions, order_by=(Action.position, Action.id)

@@ -11,6 +11,7 @@ exit, never a traceback.
 from __future__ import annotations
 
 import functools
+import getpass
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -20,6 +21,7 @@ from ..accounts import StaffError
 from ..actions.catalog import ActionError
 from ..actions.records import SignerFileError
 from ..audiences.rules import AudienceError
+from ..audit import Actor
 from ..blasts.abtest import AbTestError
 from ..blasts.compose import ComposeError
 from ..blasts.state import BlastError
@@ -30,6 +32,15 @@ from ..models.base import MAX_ID
 from ..subscribers.import_report import ImportFileError
 
 ID = click.IntRange(1, MAX_ID)
+
+
+def cli_actor() -> Actor:
+    """The operator at the command line, as the audit trail names them: their login name."""
+    try:
+        name = getpass.getuser()
+    except (OSError, KeyError):
+        name = "operator"
+    return Actor("cli", f"cli:{name}")
 PORT = click.IntRange(1, 65535)
 
 # The project's own "this cannot be done as asked" errors; their message is for the operator.

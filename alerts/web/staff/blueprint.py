@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, flash, jsonify, redirect, request, session, url_for
 
+from ...permissions import Permission, allows
 from . import (
     actions,
     api_tokens,
@@ -30,6 +31,10 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 # The only staff endpoints reachable without a login.
 OPEN_ENDPOINTS = {"staff.login"}
 
+# What each staff endpoint needs (alerts/permissions.py), filled by the route table below:
+# the gate checks it before every view, so a rule cannot be added without one.
+ENDPOINT_PERMISSIONS: dict[str, Permission] = {}
+
 # Staff pages load only this site's files and cannot be framed elsewhere.
 STAFF_CSP = (
     "default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'none'; "
@@ -42,7 +47,13 @@ STAFF_CSP = (
 
 @bp.before_request
 def require_login():
-    if request.endpoint in OPEN_ENDPOINTS or auth.current_staff() is not None:
+    if request.endpoint in OPEN_ENDPOINTS:
+        return None
+    user = auth.current_staff()
+    if user is not None:
+        needed = ENDPOINT_PERMISSIONS.get(request.endpoint or "")
+        if needed is None or not allows(user.role, needed):
+            abort(403)  # before the view runs: nothing is read or changed for it
         return None
     had_session = auth.SESSION_USER in session
     if had_session:
@@ -77,73 +88,93 @@ def staff_context() -> dict:
 GET = ("GET",)
 POST = ("POST",)
 GET_POST = ("GET", "POST")
-rule = bp.add_url_rule
+VIEW, COMPOSE, SEND, DATA, STAFF, INTEGRATIONS = (
+    Permission.VIEW, Permission.COMPOSE, Permission.SEND, Permission.DATA, Permission.STAFF,
+    Permission.INTEGRATIONS,
+)
 
-rule("/login", "login", login.login, methods=GET_POST)
-rule("/logout", "logout", login.logout, methods=POST)
 
-rule("/", "dashboard", dashboard.dashboard, methods=GET)
-rule("/charts.part", "dashboard_charts_part", dashboard.dashboard_charts_part, methods=GET)
-rule("/charts", "dashboard_charts_page", dashboard.dashboard_charts_page, methods=GET)
+def rule(path: str, endpoint: str, view, *, methods: tuple[str, ...], needs: Permission | None) -> None:
+    """One staff route and the permission it needs (None: open, or any logged-in account)."""
+    bp.add_url_rule(path, endpoint, view, methods=methods)
+    if needs is not None:
+        ENDPOINT_PERMISSIONS[f"staff.{endpoint}"] = needs
 
-rule("/actions", "actions", actions.actions, methods=GET)
-rule("/actions/new", "action_new", actions.action_new, methods=GET_POST)
-rule("/actions/<int:action_id>/edit", "action_edit", actions.action_edit, methods=GET_POST)
-rule("/actions/<int:action_id>/toggle", "action_toggle", actions.action_toggle, methods=POST)
-rule("/actions/<int:action_id>/move", "action_move", actions.action_move, methods=POST)
-rule("/actions/<int:action_id>/signatures", "action_signatures", actions.action_signatures, methods=GET)
+
+rule("/login", "login", login.login, methods=GET_POST, needs=None)
+rule("/logout", "logout", login.logout, methods=POST, needs=VIEW)
+
+rule("/", "dashboard", dashboard.dashboard, methods=GET, needs=VIEW)
+rule("/charts.part", "dashboard_charts_part", dashboard.dashboard_charts_part, methods=GET, needs=VIEW)
+rule("/charts", "dashboard_charts_page", dashboard.dashboard_charts_page, methods=GET, needs=VIEW)
+
+rule("/actions", "actions", actions.actions, methods=GET, needs=VIEW)
+rule("/actions/new", "action_new", actions.action_new, methods=GET_POST, needs=COMPOSE)
+rule("/actions/<int:action_id>/edit", "action_edit", actions.action_edit, methods=GET_POST, needs=COMPOSE)
+rule("/actions/<int:action_id>/toggle", "action_toggle", actions.action_toggle, methods=POST, needs=COMPOSE)
+rule("/actions/<int:action_id>/move", "action_move", actions.action_move, methods=POST, needs=COMPOSE)
+rule("/actions/<int:action_id>/signatures", "action_signatures", actions.action_signatures, methods=GET,
+     needs=VIEW)
 rule("/actions/<int:action_id>/signatures.csv", "action_signatures_csv", actions.action_signatures_csv,
-     methods=GET)
+     methods=GET, needs=DATA)
 rule("/actions/<int:action_id>/signatures/import", "action_signatures_import",
-     actions.action_signatures_import, methods=POST)
+     actions.action_signatures_import, methods=POST, needs=DATA)
 
 # Alerts: compose (the list, a draft, its audience and A/B test) ...
-rule("/alerts", "alerts", compose.alerts, methods=GET)
-rule("/alerts/audience.json", "alert_audience", compose.alert_audience, methods=GET)
-rule("/alerts/new", "alert_new", compose.alert_new, methods=GET_POST)
-rule("/alerts/<int:alert_id>/edit", "alert_edit", compose.alert_edit, methods=GET_POST)
+rule("/alerts", "alerts", compose.alerts, methods=GET, needs=VIEW)
+rule("/alerts/audience.json", "alert_audience", compose.alert_audience, methods=GET, needs=VIEW)
+rule("/alerts/new", "alert_new", compose.alert_new, methods=GET_POST, needs=COMPOSE)
+rule("/alerts/<int:alert_id>/edit", "alert_edit", compose.alert_edit, methods=GET_POST, needs=COMPOSE)
 # ... then look, preview, test, schedule, send and control the blast.
-rule("/alerts/<int:alert_id>", "alert", sending.alert, methods=GET)
-rule("/alerts/<int:alert_id>/preview.html", "alert_preview_html", sending.alert_preview_html, methods=GET)
-rule("/alerts/<int:alert_id>/preview.txt", "alert_preview_text", sending.alert_preview_text, methods=GET)
-rule("/alerts/<int:alert_id>/test", "alert_test", sending.alert_test, methods=POST)
-rule("/alerts/<int:alert_id>/schedule", "alert_schedule", sending.alert_schedule, methods=POST)
-rule("/alerts/<int:alert_id>/unschedule", "alert_unschedule", sending.alert_unschedule, methods=POST)
-rule("/alerts/<int:alert_id>/remind", "alert_remind", sending.alert_remind, methods=POST)
-rule("/alerts/<int:alert_id>/send", "alert_send", sending.alert_send, methods=GET_POST)
-rule("/alerts/<int:alert_id>/recipients.json", "alert_recipients", sending.alert_recipients, methods=GET)
-rule("/alerts/<int:alert_id>/status.json", "alert_status", sending.alert_status, methods=GET)
-rule("/alerts/<int:alert_id>/pause", "alert_pause", sending.alert_pause, methods=POST)
-rule("/alerts/<int:alert_id>/resume", "alert_resume", sending.alert_resume, methods=POST)
-rule("/alerts/<int:alert_id>/cancel", "alert_cancel", sending.alert_cancel, methods=POST)
-rule("/alerts/<int:alert_id>/report", "alert_report", reports.alert_report_page, methods=GET)
+rule("/alerts/<int:alert_id>", "alert", sending.alert, methods=GET, needs=VIEW)
+rule("/alerts/<int:alert_id>/preview.html", "alert_preview_html", sending.alert_preview_html, methods=GET,
+     needs=VIEW)
+rule("/alerts/<int:alert_id>/preview.txt", "alert_preview_text", sending.alert_preview_text, methods=GET,
+     needs=VIEW)
+rule("/alerts/<int:alert_id>/test", "alert_test", sending.alert_test, methods=POST, needs=COMPOSE)
+rule("/alerts/<int:alert_id>/schedule", "alert_schedule", sending.alert_schedule, methods=POST, needs=SEND)
+rule("/alerts/<int:alert_id>/unschedule", "alert_unschedule", sending.alert_unschedule, methods=POST,
+     needs=SEND)
+rule("/alerts/<int:alert_id>/remind", "alert_remind", sending.alert_remind, methods=POST, needs=COMPOSE)
+rule("/alerts/<int:alert_id>/send", "alert_send", sending.alert_send, methods=GET_POST, needs=SEND)
+rule("/alerts/<int:alert_id>/recipients.json", "alert_recipients", sending.alert_recipients, methods=GET,
+     needs=VIEW)
+rule("/alerts/<int:alert_id>/status.json", "alert_status", sending.alert_status, methods=GET, needs=VIEW)
+rule("/alerts/<int:alert_id>/pause", "alert_pause", sending.alert_pause, methods=POST, needs=SEND)
+rule("/alerts/<int:alert_id>/resume", "alert_resume", sending.alert_resume, methods=POST, needs=SEND)
+rule("/alerts/<int:alert_id>/cancel", "alert_cancel", sending.alert_cancel, methods=POST, needs=SEND)
+rule("/alerts/<int:alert_id>/report", "alert_report", reports.alert_report_page, methods=GET, needs=VIEW)
 
-rule("/subscribers", "subscribers", subscribers.subscribers, methods=GET)
-rule("/subscribers/import", "data_import", data.data_import, methods=GET_POST)
-rule("/subscribers/export.csv", "data_export", data.data_export, methods=GET)
-rule("/subscribers/<int:subscriber_id>", "data_subscriber", data.data_subscriber, methods=GET)
+rule("/subscribers", "subscribers", subscribers.subscribers, methods=GET, needs=VIEW)
+rule("/subscribers/import", "data_import", data.data_import, methods=GET_POST, needs=DATA)
+rule("/subscribers/export.csv", "data_export", data.data_export, methods=GET, needs=DATA)
+rule("/subscribers/<int:subscriber_id>", "data_subscriber", data.data_subscriber, methods=GET, needs=VIEW)
 rule("/subscribers/<int:subscriber_id>/data.json", "data_subscriber_json", data.data_subscriber_json,
-     methods=GET)
+     methods=GET, needs=DATA)
 rule("/subscribers/<int:subscriber_id>/erase", "data_subscriber_erase", data.data_subscriber_erase,
-     methods=GET_POST)
+     methods=GET_POST, needs=DATA)
 
-rule("/suppressions", "suppressions", suppressions.suppressions, methods=GET)
-rule("/suppressions", "suppression_add", suppressions.suppression_add, methods=POST)
+rule("/suppressions", "suppressions", suppressions.suppressions, methods=GET, needs=VIEW)
+rule("/suppressions", "suppression_add", suppressions.suppression_add, methods=POST, needs=DATA)
 rule("/suppressions/<int:suppression_id>/lift", "suppression_lift", suppressions.suppression_lift,
-     methods=POST)
-rule("/bounces", "bounce_events", suppressions.bounce_events, methods=GET)
+     methods=POST, needs=DATA)
+rule("/bounces", "bounce_events", suppressions.bounce_events, methods=GET, needs=VIEW)
 
-rule("/welcome", "welcome_email", welcome.welcome_email, methods=GET_POST)
+rule("/welcome", "welcome_email", welcome.welcome_email, methods=GET_POST, needs=COMPOSE)
 
-rule("/api-tokens", "api_tokens", api_tokens.api_tokens, methods=GET)
-rule("/api-tokens", "api_token_create", api_tokens.api_token_create, methods=POST)
-rule("/api-tokens/<int:token_id>/revoke", "api_token_revoke", api_tokens.api_token_revoke, methods=POST)
+rule("/api-tokens", "api_tokens", api_tokens.api_tokens, methods=GET, needs=INTEGRATIONS)
+rule("/api-tokens", "api_token_create", api_tokens.api_token_create, methods=POST, needs=INTEGRATIONS)
+rule("/api-tokens/<int:token_id>/revoke", "api_token_revoke", api_tokens.api_token_revoke, methods=POST,
+     needs=INTEGRATIONS)
 
-rule("/webhooks", "webhooks", webhooks.webhooks, methods=GET)
-rule("/webhooks", "webhook_add", webhooks.webhook_add, methods=POST)
-rule("/webhooks/<int:endpoint_id>", "webhook", webhooks.webhook, methods=GET)
-rule("/webhooks/<int:endpoint_id>/remove", "webhook_remove", webhooks.webhook_remove, methods=POST)
-rule("/webhooks/<int:endpoint_id>/enable", "webhook_enable", webhooks.webhook_enable, methods=POST)
-rule("/webhooks/<int:endpoint_id>/test", "webhook_test", webhooks.webhook_test, methods=POST)
+rule("/webhooks", "webhooks", webhooks.webhooks, methods=GET, needs=INTEGRATIONS)
+rule("/webhooks", "webhook_add", webhooks.webhook_add, methods=POST, needs=INTEGRATIONS)
+rule("/webhooks/<int:endpoint_id>", "webhook", webhooks.webhook, methods=GET, needs=INTEGRATIONS)
+rule("/webhooks/<int:endpoint_id>/remove", "webhook_remove", webhooks.webhook_remove, methods=POST,
+     needs=INTEGRATIONS)
+rule("/webhooks/<int:endpoint_id>/enable", "webhook_enable", webhooks.webhook_enable, methods=POST,
+     needs=INTEGRATIONS)
+rule("/webhooks/<int:endpoint_id>/test", "webhook_test", webhooks.webhook_test, methods=POST,
+     needs=INTEGRATIONS)
 rule("/webhooks/<int:endpoint_id>/messages/<int:message_id>/redeliver", "webhook_redeliver",
-     webhooks.webhook_redeliver, methods=POST)
+     webhooks.webhook_redeliver, methods=POST, needs=INTEGRATIONS)

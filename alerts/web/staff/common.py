@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import request
 
+from ...audit import Actor
 from ...models import StaffUser
 from . import auth
 
@@ -21,3 +22,8 @@ def current_staff() -> StaffUser:
     user = auth.current_staff()
     assert user is not None  # the blueprint's before_request gate let this request through
     return user
+
+
+def staff_actor() -> Actor:
+    """The signed-in staff member as the audit trail names them: their address and IP."""
+    return Actor("staff", current_staff().email, request.remote_addr)

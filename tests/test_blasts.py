@@ -324,9 +324,8 @@ def test_pipeline_hangs_up_on_data_awaited_for_an_envelope_sent_ahead(app, ctx, 
     pipe.send("from@x.org", "b@b.org", b"Subject: two\r\n\r\nbody\r\n", ("from@x.org", "c@x.org"))
     with pytest.raises(__import__("smtplib").SMTPServerDisconnected):
         pipe.send("from@x.org", "someone-else@x.org", b"Subject: wrong\r\n\r\nbody\r\n")
-    time.sleep(0.3)
     got = smtp.handler.wait_for(2, timeout=5)
-    time.sleep(0.2)
+    assert smtp.handler.wait_closed(timeout=5)  # both sessions over: nothing more can arrive
     assert [m.rcpt_tos for m in smtp.handler.messages] == [["a@b.org"], ["b@b.org"]]
     assert [m.message["Subject"] for m in got] == ["one", "two"]
 
@@ -456,7 +455,7 @@ def test_a_message_that_fails_to_build_ahead_leaves_the_one_in_flight_recorded(
         .where(Delivery.alert_id == alert_id)).all())
     assert status[emails[0]] == "sent"
     assert [m.rcpt_tos for m in smtp.handler.wait_for(1, timeout=5)] == [[emails[0]]]
-    time.sleep(0.2)
+    assert smtp.handler.wait_closed(timeout=5)  # the batch's session is over: nothing more comes
     assert len(smtp.handler.messages) == 1
 
 

@@ -119,6 +119,7 @@ class CatcherHandler:
     def disconnected(self, conn_id: int) -> None:
         with self.lock:
             self.open -= 1
+            self.arrived.notify_all()
 
     pipelining = True  # advertised like Postfix does, so senders exercise RFC 2920
 
@@ -158,6 +159,11 @@ class CatcherHandler:
         with self.arrived:
             self.arrived.wait_for(lambda: len(self.messages) >= count, timeout=timeout)
             return list(self.messages)
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Wait until no session is open: whatever a client sent has then been received."""
+        with self.arrived:
+            return self.arrived.wait_for(lambda: self.open <= 0, timeout=timeout)
 
     def clear(self) -> None:
         with self.lock:

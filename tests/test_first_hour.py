@@ -337,7 +337,7 @@ def _mail(smtp, n: int) -> None:
 
 
 def test_dev_inbox_pages_searches_and_clears(smtp):
-    from alerts.testing.mailcatcher import INBOX_PAGE_SIZE, inbox_app
+    from alerts.testing.inbox import INBOX_PAGE_SIZE, inbox_app
 
     _mail(smtp, INBOX_PAGE_SIZE + 5)
     inbox = inbox_app(smtp).test_client()

@@ -15,7 +15,7 @@ from werkzeug.serving import make_server
 
 from alerts.extensions import db
 from alerts.models import Subscriber
-from alerts.testing.mailcatcher import inbox_app
+from alerts.testing.inbox import inbox_app
 from tests.helpers import add_confirmed, create_staff, make_alert, seed_actions
 from tests.plugins import browsers
 from tests.plugins.browsers import staff_log_in

@@ -198,7 +198,8 @@ def test_the_dev_staff_address_is_one_a_test_send_accepts(app, client, smtp):
 def test_the_dev_inbox_outlives_a_restart_and_says_so(tmp_path):
     import smtplib
 
-    from alerts.testing.mailcatcher import CatcherHandler, InboxStore, MailCatcher, inbox_app
+    from alerts.testing.inbox import inbox_app
+    from alerts.testing.mailcatcher import CatcherHandler, InboxStore, MailCatcher
 
     folder = tmp_path / "dev-inbox"
     first = MailCatcher(handler=CatcherHandler(InboxStore(folder))).start()

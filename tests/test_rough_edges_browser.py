@@ -11,7 +11,8 @@ from playwright.sync_api import expect
 
 from alerts import suppressions
 from alerts.extensions import db
-from alerts.testing.mailcatcher import MailCatcher, inbox_app
+from alerts.testing.inbox import inbox_app
+from alerts.testing.mailcatcher import MailCatcher
 from tests.helpers import STAFF_EMAIL, STAFF_PASSWORD, create_staff, make_alert
 from tests.plugins import browsers
 from tests.plugins.parts import LiveServer

@@ -108,7 +108,8 @@ def _start(started: contextlib.ExitStack, host: str, port: int, smtp_port: int, 
 
     from .. import create_app  # here, not at the top: alerts/__init__ imports this module
     from ..redis_conn import start_embedded, stop_embedded
-    from ..testing.mailcatcher import CatcherHandler, InboxStore, MailCatcher, inbox_app  # dev only
+    from ..testing.inbox import inbox_app  # dev only
+    from ..testing.mailcatcher import CatcherHandler, InboxStore, MailCatcher
 
     instance = PROJECT_ROOT / "instance"
     private_files(instance)

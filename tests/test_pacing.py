@@ -6,6 +6,7 @@ import smtplib
 
 import pytest
 
+from alerts.mail import pacer as pacer_mod
 from alerts.mail import pacing, smtp
 
 RELAY = "pacing-test.example:25"
@@ -27,33 +28,33 @@ def _counted(pace: pacing.Pacing) -> list[int]:
 def test_an_unpaced_relay_is_asked_for_more_tokens_each_time_until_it_pushes_back(app):
     pace = pacing.for_url(app.config["REDIS_URL"])
     asked = _counted(pace)
-    pacer = pacing.Pacer(pace, RELAY, pacing.Limits())
+    pacer = pacer_mod.Pacer(pace, RELAY, pacing.Limits())
     for _ in range(3000):
         assert pacer.take()
     # 20, 40, 80, 160, then 320 at a time: 13 round trips, not 150
     assert asked[:5] == [20, 40, 80, 160, 320]
-    assert max(asked) == pacing.UNPACED_CHUNK
+    assert max(asked) == pacer_mod.UNPACED_CHUNK
     assert len(asked) == 13
 
     # The relay pushes back: it is paced now, and asked a chunk at a time again.
     pacer.push_back("454 Throttling failure: Maximum sending rate exceeded")
     asked.clear()
-    other = pacing.Pacer(pace, RELAY, pacing.Limits())
+    other = pacer_mod.Pacer(pace, RELAY, pacing.Limits())
     for _ in range(3):
         other.take(stop=lambda: True)
-    assert pacer.chunk == pacing.CHUNK
-    assert asked and set(asked) == {pacing.CHUNK}
-    assert other.chunk == pacing.CHUNK
+    assert pacer.chunk == pacer_mod.CHUNK
+    assert asked and set(asked) == {pacer_mod.CHUNK}
+    assert other.chunk == pacer_mod.CHUNK
 
 
 def test_a_paced_relay_is_asked_a_chunk_at_a_time(app):
     pace = pacing.for_url(app.config["REDIS_URL"])
     asked = _counted(pace)
-    pacer = pacing.Pacer(pace, RELAY, pacing.Limits(max_rate=100_000))
+    pacer = pacer_mod.Pacer(pace, RELAY, pacing.Limits(max_rate=100_000))
     for _ in range(500):
         assert pacer.take()
-    assert set(asked) == {pacing.CHUNK}
-    assert len(asked) >= 500 // pacing.CHUNK
+    assert set(asked) == {pacer_mod.CHUNK}
+    assert len(asked) >= 500 // pacer_mod.CHUNK
 
 
 # -- what a relay's refusal means ---------------------------------------------------------

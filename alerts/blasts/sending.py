@@ -21,6 +21,7 @@ from flask import current_app
 from .. import suppressions, tasknames
 from ..extensions import db
 from ..mail import pacing, smtp
+from ..mail.pacer import Pacer, choose
 from ..mail.signed_ids import ReturnPaths, envelope_sender
 from ..models import Alert, DeliveryStatus, SubscriberStatus
 from ..subscribers import emails
@@ -101,7 +102,7 @@ def _send_rows(recorder: Outcomes, factory: Messages, todo: list, cfg: Mapping[s
             if domain is None:
                 _through_relays(run, relays, pace, cfg)
             else:
-                dom = pacing.Pacer(pace, f"domain:{domain}", domain_limits[domain])
+                dom = Pacer(pace, f"domain:{domain}", domain_limits[domain])
                 if dom.take_slot(cfg["SMTP_SLOT_WAIT_SECONDS"], stop=run.stopping):
                     try:
                         _through_relays(run, relays, pace, cfg, dom)
@@ -115,14 +116,14 @@ def _send_rows(recorder: Outcomes, factory: Messages, todo: list, cfg: Mapping[s
 
 
 def _through_relays(run: _Run, relays: list, pace: pacing.Pacing | None, cfg: Mapping[str, Any],
-                    domain: pacing.Pacer | None = None) -> None:
+                    domain: Pacer | None = None) -> None:
     """One connection after another until the run's rows are sent or the batch must stop."""
     recorder = run.recorder
     tried_down: set[str] = set()
     refused_in_a_row = 0
     while run.pending and recorder.stop_reason is None:
         down = run.safe(lambda: pace.down([r.name for r in relays]), {}) if pace else {}
-        relay = pacing.choose(relays, down, tried_down)
+        relay = choose(relays, down, tried_down)
         if relay is None:
             recorder.result.stopped = "smtp-unavailable"
             if pace:
@@ -134,7 +135,7 @@ def _through_relays(run: _Run, relays: list, pace: pacing.Pacing | None, cfg: Ma
             break
         limits = pacing.Limits(relay.max_rate or cfg["SMTP_MAX_RATE"],
                                relay.max_connections or cfg["SMTP_MAX_CONNECTIONS"])
-        pacer = pacing.Pacer(pace, relay.name, limits)
+        pacer = Pacer(pace, relay.name, limits)
         if not pacer.take_slot(cfg["SMTP_SLOT_WAIT_SECONDS"], stop=run.stopping):
             recorder.result.stopped = recorder.result.stopped or "relay-busy"
             break
@@ -196,8 +197,8 @@ class _Run:
             log.warning("relay state unavailable (%s)", exc)
             return default
 
-    def over_one_connection(self, relay: smtp.Relay, pacer: pacing.Pacer,
-                            domain: pacing.Pacer | None = None) -> str:
+    def over_one_connection(self, relay: smtp.Relay, pacer: Pacer,
+                            domain: Pacer | None = None) -> str:
         """Send until the rows run out, the relay fails ("down"), or it closes on us ("again")."""
         rec = self.recorder
         try:
@@ -238,8 +239,8 @@ class _Run:
         finally:
             pipe.close()
 
-    def _send(self, pipe: smtp.Pipeline, relay: smtp.Relay, pacer: pacing.Pacer,
-              domain: pacing.Pacer | None = None) -> str:
+    def _send(self, pipe: smtp.Pipeline, relay: smtp.Relay, pacer: Pacer,
+              domain: Pacer | None = None) -> str:
         rec, pending = self.recorder, self.pending
         per_connection = domain.limits.per_connection if domain else None
         sent_here = 0
@@ -319,7 +320,7 @@ class _Run:
                 log.debug("building delivery %s ahead failed", self.pending[1].id, exc_info=True)
 
     def _throttled(self, row: sa.Row, data: bytes, refusal: smtp.Refusal, relay: smtp.Relay,
-                   pacer: pacing.Pacer) -> None:
+                   pacer: Pacer) -> None:
         """The relay wants us slower: halve its pace, and this row waits its turn again, unspent."""
         rate = pacer.push_back(refusal.detail)
         self.pending.popleft()

@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from alerts.bounces import mime
 from alerts.bounces import parsing as bounces
 from alerts.bounces.parsing import parse_report
 from alerts.models import BounceKind
@@ -333,7 +334,7 @@ def test_thousands_of_nesting_levels_do_not_recurse(wrapper):
 def test_a_report_is_read_down_to_the_depth_cap_and_no_further():
     inner = dsn(failed())  # its headers are as good as a part's
     shallow = parse_report(b"From: MAILER-DAEMON@x\r\n" + nested_multipart(inner, 5))
-    deep = parse_report(b"From: MAILER-DAEMON@x\r\n" + nested_multipart(inner, bounces.MAX_DEPTH + 5))
+    deep = parse_report(b"From: MAILER-DAEMON@x\r\n" + nested_multipart(inner, mime.MAX_DEPTH + 5))
     assert recipients(shallow) == [(BounceKind.HARD, "5.1.1", RCPT)]
     assert deep is None
 

@@ -7,7 +7,6 @@ flufl.bounce (Mailman's detectors) recognises.
 
 from __future__ import annotations
 
-import codecs
 import email
 import email.header
 import email.message
@@ -15,14 +14,23 @@ import email.policy
 import hashlib
 import logging
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from email.parser import BytesParser, HeaderParser
+from email.parser import HeaderParser
 from email.utils import getaddresses
 from itertools import islice
 
 from ..mail.signed_ids import MESSAGE_ID_RE, VERP_RE
 from ..models import BounceKind
+from .mime import (
+    CONTROL_RE,
+    POLICY,
+    header,
+    header_text,
+    parse,
+    payload_text,
+    walk,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +55,6 @@ _WARNING_RE = re.compile(
 # What one report may cost to read: real reports are a few parts and one recipient block, and
 # a sender retries a report we fail on for days, so past these the rest is left unread.
 MAX_READ_BYTES = 1_000_000  # of the message; a report returning one of our alerts is well under
-MAX_PARTS = 200  # MIME parts built; a message with more is read as its headers and text only
-MAX_DEPTH = 20  # nesting levels looked into
 MAX_RECIPIENTS = 100  # recipient blocks (DSN), Original-Rcpt-To (ARF) or findings (heuristic)
 MAX_TEXT = 1_000_000  # characters searched for VERP addresses, Message-IDs and statuses
 MAX_HEURISTIC_BYTES = 64_000  # given to flufl.bounce, whose detectors take up to ~3 s a megabyte
@@ -63,15 +69,12 @@ _DS_TYPES = ("text/delivery-status", "text/global-delivery-status")
 _RETURNED_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers", "message/global-headers")
 _BLANK_LINE_RE = re.compile(r"\r?\n[ \t]*\r?\n")
 _HEADER_END_RE = re.compile(r"\r?\n\r?\n")
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # all but tab: unfolds, and no NUL for Postgres
-_RAW_BYTE_RE = re.compile("[\udc80-\udcff]")  # a byte the parser could not read as ASCII
 _ADDRESS_RE = re.compile(r"[^\s<>@\x00-\x1f\x7f]{1,64}@[^\s<>@\x00-\x1f\x7f]{1,255}")
 # In the free text of a non-standard bounce: an enhanced status after an SMTP reply code, else
 # one standing alone (not an IP address's octets, not a version number).
 _REPLY_STATUS_RE = re.compile(r"\b[45]\d\d[ -]#?([45]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _LONE_STATUS_RE = re.compile(r"(?<![\w.])([45]\.\d{1,3}\.\d{1,3})(?!\.?\d)")
 _PARTIAL_STATUS_RE = re.compile(r"^\s*([245])(?:\.(\d{1,3}))?(?!\d)")
-_NOT_CHARSETS = {"punycode", "idna", "unicode-escape", "raw-unicode-escape"}  # quadratic, or no charset
 
 
 @dataclass
@@ -123,89 +126,8 @@ def classify(action: str | None, status: str | None) -> BounceKind | None:
     return BounceKind.SOFT
 
 
-class _Policy(email.policy.Compat32):
-    """compat32, but a header is always a str: raw 8-bit bytes are read as UTF-8, else Latin-1."""
-
-    def header_fetch_parse(self, name: str, value: str) -> str:
-        if name.lower() == "content-type":  # as it came: its boundary must match the body's lines
-            return value
-        return _header_text(value)
-
-
-HEADER_POLICY = _POLICY = _Policy()  # also the poller's, for its first look at headers
-
-
-class _TooManyParts(Exception):
-    pass
-
-
-def _decode(data: bytes, charset: str | None = None) -> str:
-    """Bytes as text whatever they claim to be: the charset, else UTF-8, else Latin-1."""
-    for codec in (charset, "utf-8"):
-        if not codec:
-            continue
-        try:
-            if codecs.lookup(codec).name in _NOT_CHARSETS:
-                continue
-            return data.decode(codec)
-        except Exception:  # unknown-8bit, a codec that is no charset, bytes it cannot read
-            continue
-    return data.decode("latin-1", "replace")
-
-
-def _header_text(value: str | email.header.Header) -> str:
-    """A header value as one line of text, from a str with raw 8-bit bytes in it or a Header."""
-    if isinstance(value, email.header.Header):  # a message parsed with plain compat32
-        value = str(value)
-    elif not isinstance(value, str):
-        value = "" if value is None else str(value)
-    if _RAW_BYTE_RE.search(value):
-        value = _decode(value.encode("utf-8", "surrogateescape"))
-    return _CONTROL_RE.sub("", value)
-
-
-def _header(msg: email.message.Message, name: str) -> str:
-    return _header_text(msg.get(name, ""))
-
-
-def _parse(data: bytes) -> email.message.Message:
-    """The message's MIME structure, or only its headers if it has too many parts to build."""
-    made = 0
-
-    def factory(policy: email.policy.Policy = _POLICY) -> email.message.Message:
-        nonlocal made
-        made += 1
-        if made > MAX_PARTS + 1:  # + the one the parser makes to try the factory
-            raise _TooManyParts
-        return email.message.Message(policy)
-
-    try:
-        return BytesParser(factory, policy=_POLICY).parsebytes(data)
-    except Exception:  # too many parts, too deep for the stdlib's recursion, a parser bug
-        return BytesParser(policy=_POLICY).parsebytes(data, headersonly=True)
-
-
-def _walk(msg: email.message.Message) -> Iterator[email.message.Message]:
-    """The parts in msg.walk()'s order, but not below MAX_DEPTH (msg.walk() recurses)."""
-    stack = [(msg, 0)]
-    while stack:
-        part, depth = stack.pop()
-        yield part
-        if depth < MAX_DEPTH and part.is_multipart():
-            subparts = [p for p in part.get_payload() if isinstance(p, email.message.Message)]
-            stack.extend((p, depth + 1) for p in reversed(subparts))
-
-
-def _payload_text(part: email.message.Message) -> str:
-    """A leaf's content; not get_payload(), which raises on an 8-bit byte in the charset's name."""
-    data = part.get_payload(decode=True)
-    if not isinstance(data, bytes):
-        return ""
-    return _decode(data, part.get_content_charset())
-
-
 def _report_key(msg: email.message.Message, raw: bytes) -> str:
-    mid = _header(msg, "Message-ID").strip().lower()
+    mid = header(msg, "Message-ID").strip().lower()
     return hashlib.sha256(mid.encode() if mid else raw).hexdigest()
 
 
@@ -216,7 +138,7 @@ def _clean_address(value: str | None) -> str | None:
 
 
 def addresses(values: Iterable[str | None], limit: int = MAX_FOUND) -> list[str]:
-    text = ", ".join(_header_text(v) for v in values if v)[: limit * 400]  # it takes ~1 s a megabyte
+    text = ", ".join(header_text(v) for v in values if v)[: limit * 400]  # it takes ~1 s a megabyte
     try:
         found = getaddresses([text]) if text else []
     except Exception:  # deeply nested comments make the stdlib recurse too far
@@ -234,7 +156,7 @@ def _typed_address(value: str | None) -> str | None:
 def one_line(value: str | None, limit: int = 1000) -> str | None:
     if not value:
         return None
-    text = _CONTROL_RE.sub("", " ".join(str(value).split()))
+    text = CONTROL_RE.sub("", " ".join(str(value).split()))
     return text[:limit] or None
 
 
@@ -242,19 +164,19 @@ def _header_blocks(part: email.message.Message, limit: int) -> list[email.messag
     """The first field blocks of a delivery-status (read as text) or feedback-report part."""
     if part.is_multipart():  # get_payload() of a text part can raise: see _payload_text
         return [p for p in part.get_payload() if isinstance(p, email.message.Message)][:limit]
-    text = _payload_text(part)[:MAX_TEXT]
+    text = payload_text(part)[:MAX_TEXT]
     blocks = (block for block in _BLANK_LINE_RE.split(text) if block.strip())
-    return [HeaderParser(policy=_POLICY).parsestr(block) for block in islice(blocks, limit)]
+    return [HeaderParser(policy=POLICY).parsestr(block) for block in islice(blocks, limit)]
 
 
 def _returned_headers(report: email.message.Message) -> list[email.message.Message]:
     """The headers of the message a report returns (message/rfc822 or text/rfc822-headers)."""
     found = []
-    for part in _walk(report):
+    for part in walk(report):
         if part.get_content_type() not in _RETURNED_TYPES:
             continue
         if not part.is_multipart():  # text/rfc822-headers
-            found.append(HeaderParser(policy=_POLICY).parsestr(_payload_text(part)[:MAX_TEXT]))
+            found.append(HeaderParser(policy=POLICY).parsestr(payload_text(part)[:MAX_TEXT]))
         elif part.get_payload() and isinstance(inner := part.get_payload(0), email.message.Message):
             found.append(inner)
     return found[:MAX_FOUND]
@@ -264,18 +186,18 @@ def _texts(msg: email.message.Message, raw: bytes) -> str:
     """Everything a person could read in the report: the raw text and decoded text parts."""
     chunks = [raw[:MAX_TEXT].decode("utf-8", "replace")]
     budget = MAX_TEXT - len(chunks[0])
-    for part in _walk(msg):
+    for part in walk(msg):
         if budget <= 0:
             break
-        cte = _header(part, "Content-Transfer-Encoding").strip().lower()
+        cte = header(part, "Content-Transfer-Encoding").strip().lower()
         if part.get_content_maintype() == "text" and cte in ("base64", "quoted-printable"):
-            chunks.append(_payload_text(part)[:budget])
+            chunks.append(payload_text(part)[:budget])
             budget -= len(chunks[-1])
     return "\n".join(chunks)
 
 
 def _report_part(msg: email.message.Message, ctypes: Sequence[str]) -> email.message.Message | None:
-    for part in _walk(msg):
+    for part in walk(msg):
         if part.get_content_type() in ctypes:
             return part
     return None
@@ -288,15 +210,15 @@ def _parse_dsn(msg: email.message.Message, status_part: email.message.Message
         return [], None, []
     per_message, per_recipient = blocks[0], blocks[1:]
     if per_message.get("Final-Recipient") or per_message.get("Action"):
-        per_message, per_recipient = email.message.Message(_POLICY), blocks[:MAX_RECIPIENTS]
-    reporter = one_line(_header(per_message, "Reporting-MTA").split(";", 1)[-1], 255)
-    envelope_ids = [_header(per_message, "Original-Envelope-Id")]
+        per_message, per_recipient = email.message.Message(POLICY), blocks[:MAX_RECIPIENTS]
+    reporter = one_line(header(per_message, "Reporting-MTA").split(";", 1)[-1], 255)
+    envelope_ids = [header(per_message, "Original-Envelope-Id")]
     recipients = []
     for block in per_recipient:
         kind = classify(block.get("Action"), block.get("Status"))
         if kind is None:
             continue
-        status = _STATUS_RE.search(_header(block, "Status"))
+        status = _STATUS_RE.search(header(block, "Status"))
         recipients.append(
             RecipientReport(
                 kind=kind,
@@ -312,12 +234,12 @@ def _parse_dsn(msg: email.message.Message, status_part: email.message.Message
 def _parse_arf(msg: email.message.Message, feedback_part: email.message.Message
                ) -> tuple[list[RecipientReport], str | None, list[str], str | None]:
     blocks = _header_blocks(feedback_part, 1)
-    fields = blocks[0] if blocks else email.message.Message(_POLICY)
-    feedback_type = _header(fields, "Feedback-Type").strip().lower()
+    fields = blocks[0] if blocks else email.message.Message(POLICY)
+    feedback_type = header(fields, "Feedback-Type").strip().lower()
     reporter = one_line(
         fields.get("Reported-Domain") or fields.get("Source") or fields.get("User-Agent"), 255
     )
-    original_from = [_header(fields, "Original-Mail-From")]
+    original_from = [header(fields, "Original-Mail-From")]
     if feedback_type not in COMPLAINT_TYPES:
         return [], reporter, original_from, feedback_type
     rcpts: Sequence[str | None] = (addresses(fields.get_all("Original-Rcpt-To") or [], MAX_RECIPIENTS)
@@ -334,14 +256,14 @@ def looks_automatic(msg: email.message.Message, envelope_sender: str | None = No
     """Worth handing to the heuristic detectors: sent by a mail system, not by a person."""
     if envelope_sender is not None and envelope_sender.strip("<> ") == "":
         return True
-    if _header(msg, "Return-Path").strip() == "<>":
+    if header(msg, "Return-Path").strip() == "<>":
         return True
     if msg.get("X-Failed-Recipients") or msg.get_content_type() == "multipart/report":
         return True
-    auto = _header(msg, "Auto-Submitted").strip().lower()
+    auto = header(msg, "Auto-Submitted").strip().lower()
     if auto and auto != "no":
         return True
-    return bool(_BOUNCE_SENDER_RE.search(_header(msg, "From")))
+    return bool(_BOUNCE_SENDER_RE.search(header(msg, "From")))
 
 
 def _heuristic(msg: email.message.Message, raw: bytes, text: str) -> list[RecipientReport]:
@@ -352,7 +274,7 @@ def _heuristic(msg: email.message.Message, raw: bytes, text: str) -> list[Recipi
         log.warning("flufl.bounce is not installed; non-standard bounces are not read")
         return []
     if len(raw) > MAX_HEURISTIC_BYTES:
-        msg = _parse(raw[:MAX_HEURISTIC_BYTES])
+        msg = parse(raw[:MAX_HEURISTIC_BYTES])
     try:
         temporary, permanent = all_failures(msg)
     except Exception:  # a detector choking on an odd message must not stop the rest
@@ -362,7 +284,7 @@ def _heuristic(msg: email.message.Message, raw: bytes, text: str) -> list[Recipi
     found = _REPLY_STATUS_RE.search(body) or _LONE_STATUS_RE.search(body)
     status = found.group(1) if found else None
     diagnostic = next((line for line in body.splitlines() if _SMTP_REPLY_RE.search(line)), None)
-    warning = _WARNING_RE.search(_header(msg, "Subject")) or _WARNING_RE.search(text)
+    warning = _WARNING_RE.search(header(msg, "Subject")) or _WARNING_RE.search(text)
     out = []
     for addr in sorted(permanent):
         kind = BounceKind.DELAYED if warning else classify("failed", status)
@@ -378,13 +300,13 @@ def _heuristic(msg: email.message.Message, raw: bytes, text: str) -> list[Recipi
 def parse_report(raw: bytes, envelope_rcpts: Sequence[str] = (), envelope_sender: str | None = None
                  ) -> Report | None:
     """What the message reports, or None if it is not a bounce or complaint at all."""
-    msg = _parse(_DS_TYPE_RE.sub(rb"\1text/\2", raw[:MAX_READ_BYTES]))
+    msg = parse(_DS_TYPE_RE.sub(rb"\1text/\2", raw[:MAX_READ_BYTES]))
     text = _texts(msg, raw)
     returned = _returned_headers(msg)
     return_paths = list(envelope_rcpts)
     for name in ("Delivered-To", "X-Original-To", "Envelope-To", "To"):
         return_paths += addresses(msg.get_all(name) or [])
-    message_ids = [_header(h, "Message-ID") for h in returned]
+    message_ids = [header(h, "Message-ID") for h in returned]
     reporter = None
     feedback_type = None
     form = "dsn"
@@ -415,7 +337,7 @@ def parse_report(raw: bytes, envelope_rcpts: Sequence[str] = (), envelope_sender
     else:
         return None
 
-    return_paths += [_header(h, "Return-Path") for h in returned]
+    return_paths += [header(h, "Return-Path") for h in returned]
     return_paths += [m.group(0) for m in islice(VERP_RE.finditer(text), MAX_FOUND)]
     message_ids += [m.group(0) for m in islice(MESSAGE_ID_RE.finditer(text), MAX_FOUND)]
     if reporter is None:

@@ -30,7 +30,8 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ..extensions import db
-from .parsing import HEADER_POLICY, looks_automatic
+from .mime import HEADER_POLICY
+from .parsing import looks_automatic
 from .processing import process, unsubscribe_key
 
 log = logging.getLogger(__name__)

@@ -247,7 +247,7 @@ def test_an_unterminated_quote_does_not_swallow_the_next_rows(app, ctx, tmp_path
     assert result.exit_code == 0, result.output
     emails = set(db.session.scalars(sa.select(Subscriber.email)))
     assert emails == {"bob@example.org", "cy@example.org"}  # read again, each on its own
-    assert "1 row(s) rejected" in result.output and "unterminated-quote" in result.output
+    assert "1 row rejected" in result.output and "unterminated-quote" in result.output
     report = (tmp_path / "r.csv").read_text()
     assert '2,"ann@example.org,Fair",unterminated-quote' in report and "lines 2–4" in report
     # In a source column too: the quote opened in line 2's source swallowed lines 3 and 4.
@@ -266,7 +266,7 @@ def test_import_wording(app, ctx, tmp_path):
     clean = tmp_path / "clean.csv"
     clean.write_text("email\nnew@example.org\n")
     out = _import(app, clean).output
-    assert "0 row(s) rejected, 0 repeated an earlier row, 0 left as they are." in out
+    assert "0 rows rejected, 0 repeated an earlier row, 0 left as they are." in out
     assert not out.rstrip().endswith(":")
     latin1 = tmp_path / "latin1.csv"
     latin1.write_bytes("email,name\nz@example.org,Zoë\n".encode("latin-1"))

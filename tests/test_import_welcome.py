@@ -72,10 +72,10 @@ def test_welcome_asked_for_welcomes_each_once(app, ctx, tmp_path, smtp, celery_w
     path = str(write_csv(tmp_path / "list.csv", ROWS))
     dry = _cli(app, path, "--consent", "documented", "--source", SOURCE, "--welcome", "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "3 welcome email(s) would be queued." in dry.output
+    assert "3 welcome emails would be queued." in dry.output
     real = _cli(app, path, "--consent", "documented", "--source", SOURCE, "--welcome")
     assert real.exit_code == 0, real.output
-    assert "3 welcome email(s) queued." in real.output
+    assert "3 welcome emails queued." in real.output
     arrived = smtp.handler.wait_for(3, timeout=15)
     welcomes = [m for m in arrived if "Welcome" in m.message["Subject"]]
     assert sorted(r for m in welcomes for r in m.rcpt_tos) == [

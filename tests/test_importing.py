@@ -80,10 +80,10 @@ def test_documented_import_applies_every_rule_and_reports_each_row(app, ctx, tmp
 
     assert result.exit_code == 0, result.output
     out = result.stdout
-    assert "10 row(s) read" in out
-    assert "2 new subscriber(s) added as confirmed." in out
-    assert "1 pending subscriber(s) confirmed." in out
-    assert "2 row(s) rejected, 1 repeated an earlier row, 4 left as they are, by reason:" in out
+    assert "10 rows read" in out
+    assert "2 new subscribers added as confirmed." in out
+    assert "1 pending subscriber confirmed." in out
+    assert "2 rows rejected, 1 repeated an earlier row, 4 left as they are, by reason:" in out
     subs = subscribers()
     assert set(subs) == {"new1@example.org", "New2@example.org", "pending@example.org",
                          "confirmed@example.org", "gone@example.org"}
@@ -120,7 +120,7 @@ def test_dry_run_changes_nothing_and_reports_what_would_happen(app, ctx, tmp_pat
         result = run(app, "import", str(path), "--consent", consent, "--source", SOURCE, "--dry-run")
         assert result.exit_code == 0, result.output
         assert "dry run: nothing was changed" in result.stdout
-        assert "6 new subscriber(s) would be added as" in result.stdout
+        assert "6 new subscribers would be added as" in result.stdout
     assert set(subscribers()) == {"pending@example.org"}
     assert subscribers()["pending@example.org"].status == "pending"
     assert db.session.scalar(sa.select(sa.func.count()).select_from(ConsentRecord)) == 0
@@ -194,9 +194,9 @@ def test_confirm_first_sends_each_a_confirmation_and_respects_the_cooldown(
 
     result = run(app, "import", str(path), "--consent", "confirm-first", "--source", "Old list")
     assert result.exit_code == 0, result.output
-    assert "2 new subscriber(s) added as pending." in result.stdout
-    assert "1 pending subscriber(s) sent a fresh confirmation." in result.stdout
-    assert "3 confirmation email(s) queued." in result.stdout
+    assert "2 new subscribers added as pending." in result.stdout
+    assert "1 pending subscriber sent a fresh confirmation." in result.stdout
+    assert "3 confirmation emails queued." in result.stdout
 
     received = smtp.handler.wait_for(3, timeout=15)
     assert sorted(m.rcpt_tos[0] for m in received) == [
@@ -219,7 +219,7 @@ def test_confirm_first_sends_each_a_confirmation_and_respects_the_cooldown(
     # Importing the same file again mails nobody: each address is in its cooldown now.
     smtp.handler.clear()
     again = run(app, "import", str(path), "--consent", "confirm-first", "--source", "Old list")
-    assert "0 confirmation email(s) queued." in again.stdout
+    assert "0 confirmation emails queued." in again.stdout
     assert "3 confirmation-recent" in again.stdout
     assert "2 already-confirmed" in again.stdout
     assert smtp.handler.wait_for(1, timeout=1) == []
@@ -237,7 +237,7 @@ def test_confirm_first_with_the_broker_away_frees_the_cooldown(app, ctx, tmp_pat
     report_path = tmp_path / "report.csv"
     result = run(app, "import", str(path), "--consent", "confirm-first", "--report", str(report_path))
     assert result.exit_code == 0, result.output
-    assert "0 confirmation email(s) queued." in result.stdout and "2 not-queued" in result.stdout
+    assert "0 confirmation emails queued." in result.stdout and "2 not-queued" in result.stdout
     assert [r["reason"] for r in read_report(report_path)] == ["not-queued", "not-queued"]
     subs = subscribers()
     assert {s.status for s in subs.values()} == {"pending"}
@@ -247,7 +247,7 @@ def test_confirm_first_with_the_broker_away_frees_the_cooldown(app, ctx, tmp_pat
     calls = []
     monkeypatch.setattr(queueing, "_send", lambda name, args: calls.append(sorted(args[0])))
     again = run(app, "import", str(path), "--consent", "confirm-first")
-    assert "2 pending subscriber(s) sent a fresh confirmation." in again.stdout
+    assert "2 pending subscribers sent a fresh confirmation." in again.stdout
     assert calls == [sorted(s.id for s in subs.values())]
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import TextIO
 
 from .. import csvout
+from ..words import plural
 
 DOCUMENTED = "documented"
 CONFIRM_FIRST = "confirm-first"
@@ -90,22 +91,22 @@ class ImportReport:
         would = "would be " if self.dry_run else ""
         status = "confirmed" if self.consent == DOCUMENTED else "pending"
         lines = [
-            f"{self.rows} row(s) read in {self.seconds:.1f}s"
+            f"{plural(self.rows, 'row')} read in {self.seconds:.1f}s"
             + (" (dry run: nothing was changed)" if self.dry_run else "") + ".",
-            f"{self.created} new subscriber(s) {would}added as {status}.",
+            f"{plural(self.created, 'new subscriber')} {would}added as {status}.",
         ]
         if self.consent == DOCUMENTED:
-            lines.append(f"{self.confirmed} pending subscriber(s) {would}confirmed.")
+            lines.append(f"{plural(self.confirmed, 'pending subscriber')} {would}confirmed.")
             if self.welcome:
-                lines.append(f"{self.welcomes} welcome email(s) {would}queued.")
+                lines.append(f"{plural(self.welcomes, 'welcome email')} {would}queued.")
             else:
                 lines.append("0 welcome emails: none was asked for, so nobody is mailed.")
         else:
-            lines.append(f"{self.resent} pending subscriber(s) {would}sent a fresh confirmation.")
-            lines.append(f"{self.queued} confirmation email(s) {would}queued.")
+            lines.append(f"{plural(self.resent, 'pending subscriber')} {would}sent a fresh confirmation.")
+            lines.append(f"{plural(self.queued, 'confirmation email')} {would}queued.")
         lines.append(
-            f"{self.rejected} row(s) rejected, {self.duplicates} repeated an earlier row, "
-            f"{self.left} left as they are" + (", by reason:" if self.reasons else ".")
+            f"{plural(self.rejected, 'row')} rejected, {self.duplicates:,} repeated an earlier row, "
+            f"{self.left:,} left as they are" + (", by reason:" if self.reasons else ".")
         )
         for reason in REASONS:
             if self.reasons[reason]:

@@ -157,6 +157,41 @@ def test_each_kind_of_email_unsubscribes_by_its_link_and_by_one_click(name, app,
     assert _status(app, subscriber_id) == "unsubscribed"
 
 
+@pytest.mark.commits  # the blast's recorder writes on connections of its own
+def test_an_alert_unsubscribes_by_its_link_and_by_one_click(app, smtp, dkim_key):  # noqa: F811
+    """The blast path writes its messages outside the registry (one message factory for the
+    whole blast): the same promise, read back from two recipients' received alerts."""
+    from tests.tracking_helpers import send_blast
+
+    with app.app_context():
+        smtp.handler.clear()
+        send_blast(2, prefix="alerted")
+        ids = dict(db.session.execute(sa.select(Subscriber.email, Subscriber.id)).all())
+    got = {m.rcpt_tos[0]: m for m in smtp.handler.wait_for(2, timeout=10)}
+    by_link, by_click = got["alerted00000@example.org"], got["alerted00001@example.org"]
+    for received in (by_link, by_click):
+        assert dkim.verify(received.data, dnsfunc=dns_for(dkim_key))
+        header_link = re.match(r"<(https://[^>]+)>", received.message["List-Unsubscribe"]).group(1)
+        assert received.message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert _visible_links(received.message) == (header_link, header_link)
+
+    browser = app.test_client()
+    link = _visible_links(by_link.message)[0]
+    page = browser.get(_path(link))
+    action = re.search(r'<form method="post" action="([^"]+)">\s*<button', page.get_data(as_text=True))
+    assert page.status_code == 200 and action, "no unsubscribe button on the alert's unsubscribe page"
+    assert _status(app, ids["alerted00000@example.org"]) == "confirmed"  # looking changes nothing
+    assert browser.post(action.group(1)).status_code == 200
+    assert _status(app, ids["alerted00000@example.org"]) == "unsubscribed"
+
+    header_link = re.match(r"<(https://[^>]+)>", by_click.message["List-Unsubscribe"]).group(1)
+    one_click = app.test_client(use_cookies=False).post(
+        _path(header_link), data="List-Unsubscribe=One-Click",
+        content_type="application/x-www-form-urlencoded")
+    assert one_click.status_code == 200
+    assert _status(app, ids["alerted00001@example.org"]) == "unsubscribed"
+
+
 # -- the one retry policy ---------------------------------------------------------------------
 
 

@@ -15,10 +15,11 @@ from ..subscribers.import_columns import parse_mapping
 from ..subscribers.import_report import CONSENT_MODES, DOCUMENTED, ImportFileError, write_problems
 from ..words import plural
 from .common import record
+from .database import Group
 from .progress import Progress
 
 
-@click.group("subscribers")
+@click.group("subscribers", cls=Group)  # its commands run inside the app context
 def subscribers_group() -> None:
     """Import subscribers from CSV, export them as CSV."""
 

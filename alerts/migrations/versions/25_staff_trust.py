@@ -13,7 +13,7 @@ branch_labels = None
 depends_on = None
 
 APPEND_ONLY = """
-CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+CREATE OR REPLACE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     RAISE EXCEPTION 'audit_events is append-only: % refused', TG_OP;
 END

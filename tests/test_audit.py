@@ -420,12 +420,12 @@ def test_each_changing_command_leaves_exactly_one_record(app, tmp_path, monkeypa
 
 def test_a_read_only_command_records_nothing(app, monkeypatch):
     monkeypatch.setitem(app.config, "WEBHOOK_ALLOW_INSECURE", True)
-    _cli_world(app)
+    made = _cli_world(app)
     runner = app.test_cli_runner()
     with app.app_context():
         before = len(_events())
-    for args in (["action", "list"], ["alert", "status", "1"], ["api-token", "list"], ["webhook", "list"],
-                 ["audit"]):
+    for args in (["action", "list"], ["alert", "status", made["alert"]], ["api-token", "list"],
+                 ["webhook", "list"], ["audit"]):
         assert runner.invoke(args=args).exit_code == 0, args
     with app.app_context():
         assert _events()[before:] == []

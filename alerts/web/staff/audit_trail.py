@@ -11,6 +11,7 @@ from flask import Response, render_template, request, stream_with_context
 from ... import audit
 from ...csvout import Writer
 from ...extensions import db
+from ...models import AuditEvent
 from ..filters import org_zone
 from ..security import records_on_get
 from .common import PER_PAGE, page_number, record_export
@@ -57,16 +58,22 @@ def audit_trail_csv():
     record_export("audit.export", None, filters={k: v for k, v in args.items() if v})
 
     def rows() -> Iterator[str]:
+        """Newest first, CSV_CHUNK rows a query (keyset on the id): no cursor is left open."""
         buffer = io.StringIO()
         out = Writer(buffer)
         out.writerow(audit.CSV_HEADER)
-        for n, event in enumerate(db.session.scalars(filters.query().execution_options(yield_per=CSV_CHUNK))):
-            out.writerow(audit.as_row(event))
-            if n % CSV_CHUNK == 0:
-                yield buffer.getvalue()
-                buffer.seek(0)
-                buffer.truncate()
-        yield buffer.getvalue()
+        query = filters.query().order_by(None).order_by(AuditEvent.id.desc()).limit(CSV_CHUNK)
+        last: int | None = None
+        while True:
+            page = db.session.scalars(query if last is None else query.where(AuditEvent.id < last)).all()
+            for event in page:
+                out.writerow(audit.as_row(event))
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+            if len(page) < CSV_CHUNK:
+                return
+            last = page[-1].id
 
     name = f"audit-{datetime.now(UTC):%Y-%m-%d}.csv"
     return Response(stream_with_context(rows()), mimetype="text/csv",

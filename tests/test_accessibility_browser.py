@@ -49,7 +49,7 @@ NOT_PAGES = {
     "static", "public.favicon", "public.healthz", "redirects.open_pixel", "redirects.follow",
     "privacy.data", "staff.action_signatures_csv", "staff.alert_preview_text", "staff.alert_recipients",
     "staff.alert_status", "staff.alert_audience", "staff.dashboard_charts_part",
-    "staff.data_subscriber_json", "staff.data_export", "staff.alert_preview_html",
+    "staff.data_subscriber_json", "staff.data_export", "staff.alert_preview_html", "staff.audit_trail_csv",
     "embeds.embed_js",  # a script, not a page (the embed pages it frames are walked)
     # The REST API answers JSON (its reference page, api_pages.docs, is walked).
     "api-docs.openapi_json", "api.list_subscribers", "api.get_subscriber", "api.list_actions",
@@ -132,6 +132,11 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
                                    delivery_id=deliveries["reader00002@example.org"], status="5.1.1",
                                    diagnostic="550 5.1.1 no such user"))
         bounces.suppress("blocked@example.org", "manual", "Added by a test")
+        from alerts import audit
+
+        for kind, who, what in (("staff", STAFF, "alert.send"), ("api", "api:CiviCRM sync", "subscriber.add"),
+                                ("cli", "cli:root", "alert.pause")):
+            audit.record(audit.Actor(kind, who, "203.0.113.9"), what, "alert 1", recipients=3)
         draft = make_alert("A draft for next week", TWO)
         reader = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == "reader00001@example.org"))
         pending = Subscriber(email="pending@example.org", status="pending", confirm_nonce="nonce1")

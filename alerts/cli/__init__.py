@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from ..config import ConfigError
-from . import accounts, actions, alerts, api_tokens, bounces, dev, ops, subscribers, webhooks
+from . import accounts, actions, alerts, api_tokens, audit, bounces, dev, ops, subscribers, webhooks
 from .common import guard
 from .database import Main
 
@@ -41,6 +41,7 @@ COMMANDS = (
     ops.dkim_group,
     api_tokens.api_token_group,
     webhooks.webhook_group,
+    audit.audit_command,
 )
 guard(COMMANDS)
 

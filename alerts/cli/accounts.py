@@ -9,6 +9,7 @@ from flask.cli import with_appcontext
 
 from ..accounts import StaffError, create_staff
 from ..extensions import db
+from .common import record
 
 
 @click.command("create-staff")
@@ -29,5 +30,6 @@ def create_staff_command(email: str, password_stdin: bool) -> None:
         user = create_staff(email, password)
     except StaffError as exc:
         raise click.UsageError(str(exc)) from exc
+    record("staff.create", f"staff {user.email}", role=user.role)
     db.session.commit()
     click.echo(f"Staff account {user.email} created.")

@@ -13,6 +13,7 @@ from ..actions import by_slug, ordered_actions, records, seed_actions, set_open,
 from ..extensions import db
 from ..models import Action
 from ..words import plural
+from .common import record
 from .database import Group
 
 
@@ -21,6 +22,8 @@ from .database import Group
 def seed_actions_command() -> None:
     """Load the seven Action Center actions (idempotent)."""
     added, present = seed_actions()
+    if added:
+        record("action.seed", None, added=added)
     db.session.commit()
     click.echo(f"{plural(added, 'action')} added, {present} already present.")
 
@@ -58,9 +61,8 @@ def action_list(as_json: bool) -> None:
 
 
 def _set(slug: str, is_open: bool) -> None:
-    action = set_open(slug, is_open)
-    if action is None:
-        _action(slug)  # raises, naming the slug
+    action = set_open(slug, is_open) or _action(slug)  # the second raises, naming the slug
+    record("action.open" if is_open else "action.close", f"action {action.id}", slug=slug)
     db.session.commit()
     click.echo(f"{slug}: {'open' if is_open else 'closed'}")
 
@@ -103,6 +105,8 @@ def action_import_signatures(slug: str, file: BinaryIO) -> None:
     except records.SignerFileError as exc:
         click.echo(f"Error: {file.name}: {exc}; nothing was imported.", err=True)
         sys.exit(2)
+    record("action.signatures_import", f"action {action.id}", slug=slug, summary=report.summary())
+    db.session.commit()
     for line, email, why in report.rejected[:50]:
         click.echo(f"line {line}: {why}: {email!r}", err=True)
     click.echo(f"{slug}: {report.summary()}")

@@ -18,7 +18,7 @@ from ..mail import dkim
 from ..models import Alert, AlertState
 from ..reports.alert_report import report as alert_report
 from ..words import plural
-from .common import ID
+from .common import ID, record
 from .database import Group
 from .progress import Progress
 
@@ -93,6 +93,9 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
             scheduling.schedule(alert.id, when)
     except (ComposeError, abtest.AbTestError, BlastError) as exc:
         raise click.UsageError(str(exc)) from exc
+    db.session.flush()
+    record("alert.create", f"alert {alert.id}", subject=alert.subject,
+           scheduled_for=when.isoformat() if when else None)
     db.session.commit()
     click.echo(alert.id)
 
@@ -130,6 +133,7 @@ def alert_remind(alert_id: int, subject: str | None, minus_clickers: bool) -> No
         draft = compose.reminder(alert_id, minus_clickers=minus_clickers, created_by="cli", subject=subject)
     except ComposeError as exc:
         raise click.ClickException(str(exc)) from exc
+    record("alert.remind", f"alert {draft.id}", parent=alert_id, minus_clickers=minus_clickers)
     db.session.commit()
     click.echo(draft.id)
 
@@ -151,6 +155,7 @@ def alert_send(alert_id: int, wait: bool, yes: bool) -> None:
         total = control.launch(alert_id)
     except BlastError as exc:
         raise click.ClickException(str(exc)) from exc
+    record("alert.send", f"alert {alert_id}", recipients=total)
     db.session.commit()
     if total is None:  # a large list: counted after the commit, while the first messages go
         total = state.expected_recipients(db.session.get_one(Alert, alert_id))
@@ -252,9 +257,12 @@ def alert_schedule(alert_id: int, at: str | None, cancel: bool) -> None:
     try:
         if cancel:
             scheduling.unschedule(alert_id)
+            record("alert.unschedule", f"alert {alert_id}")
         else:
             assert at is not None  # one of the two, checked above
-            scheduling.schedule(alert_id, scheduling.parse_time(at))
+            when = scheduling.parse_time(at)
+            scheduling.schedule(alert_id, when)
+            record("alert.schedule", f"alert {alert_id}", at=when.isoformat())
     except BlastError as exc:
         raise click.ClickException(str(exc)) from exc
     db.session.commit()
@@ -271,6 +279,7 @@ def _control(alert_id: int, operation: str) -> None:
         run(alert_id)
     except BlastError as exc:
         raise click.ClickException(str(exc)) from exc
+    record(f"alert.{operation}", f"alert {alert_id}")
     db.session.commit()
     click.echo(f"Alert {alert_id} {done}.")
 

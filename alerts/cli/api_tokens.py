@@ -8,7 +8,7 @@ import click
 
 from .. import apitokens
 from ..extensions import db
-from .common import ID
+from .common import ID, record
 from .database import Group
 
 
@@ -27,6 +27,8 @@ def api_token_create(name: str, scopes: tuple[str, ...]) -> None:
         _token, plain = apitokens.create(name, list(scopes), created_by="cli")
     except apitokens.TokenError as exc:
         raise click.UsageError(str(exc)) from exc
+    db.session.flush()
+    record("api_token.create", f"api token {_token.id}", name=_token.name, scopes=sorted(scopes))
     db.session.commit()
     click.echo(plain)
 
@@ -55,5 +57,6 @@ def api_token_revoke(token_id: int) -> None:
     token = apitokens.revoke(token_id)
     if token is None:
         raise click.ClickException(f"there is no API token {token_id}")
+    record("api_token.revoke", f"api token {token_id}", name=token.name)
     db.session.commit()
     click.echo(f"API token {token.id} ({token.name}) revoked.")

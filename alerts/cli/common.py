@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from .. import audit
 from ..accounts import StaffError
 from ..actions.catalog import ActionError
 from ..actions.records import SignerFileError
@@ -32,6 +33,11 @@ from ..models.base import MAX_ID
 from ..subscribers.import_report import ImportFileError
 
 ID = click.IntRange(1, MAX_ID)
+
+
+def record(action: str, target: str | None = None, **detail: Any) -> None:
+    """One audit row for what this command changed (the command commits it with the change)."""
+    audit.record(cli_actor(), action, target, **detail)
 
 
 def cli_actor() -> Actor:

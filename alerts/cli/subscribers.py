@@ -6,6 +6,7 @@ import sys
 
 import click
 
+from ..extensions import db
 from ..models import SubscriberStatus
 from ..subscribers import importing
 from ..subscribers import welcome as welcome_email
@@ -13,10 +14,12 @@ from ..subscribers.exporting import export_csv
 from ..subscribers.import_columns import parse_mapping
 from ..subscribers.import_report import CONSENT_MODES, DOCUMENTED, ImportFileError, write_problems
 from ..words import plural
+from .common import record
+from .database import Group
 from .progress import Progress
 
 
-@click.group("subscribers")
+@click.group("subscribers", cls=Group)  # its commands run inside the app context
 def subscribers_group() -> None:
     """Import subscribers from CSV, export them as CSV."""
 
@@ -90,6 +93,11 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
                 )
             except ImportFileError as exc:
                 raise click.BadParameter(str(exc), param_hint="FILE.csv") from exc
+    if not report.dry_run:
+        record("subscribers.import", None, file=file[-120:], consent=consent, source=source,
+               rows=report.rows, created=report.created, confirmed=report.confirmed,
+               queued=report.queued, welcomes=report.welcomes, rejected=report.rejected)
+        db.session.commit()
     for line in report.summary_lines():
         click.echo(line)
     if report_path:
@@ -108,6 +116,8 @@ def export_command(status: str | None) -> None:
 
     Columns: email, status, created_at, confirmed_at, unsubscribed_at, source.
     """
+    record("subscribers.export", None, status=status or "all")
+    db.session.commit()  # the export is on the record before a byte of it leaves
     out = sys.stdout
     for piece in export_csv(status):
         out.write(piece)

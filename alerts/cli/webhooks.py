@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 
 from ..extensions import db
 from ..webhooks import EVENT_TYPES, endpoints
-from .common import ID
+from .common import ID, record
 from .database import Group
 
 
@@ -25,6 +27,8 @@ def webhook_add(url: str, events: tuple[str, ...]) -> None:
         endpoint = endpoints.add(url, events, by="cli")
     except endpoints.EndpointError as exc:
         raise click.ClickException(str(exc)) from exc
+    db.session.flush()
+    record("webhook.add", f"webhook {endpoint.id}", host=urlsplit(endpoint.url).netloc, events=sorted(events))
     db.session.commit()
     click.echo(f"{endpoint.id} {endpoint.secret}")
 
@@ -49,5 +53,6 @@ def webhook_remove(endpoint_id: int) -> None:
     """Stop sending to an endpoint; its messages not yet sent are dropped."""
     if not endpoints.remove(endpoint_id):
         raise click.ClickException(f"no webhook endpoint {endpoint_id} (see `alerts webhook list`)")
+    record("webhook.remove", f"webhook {endpoint_id}")
     db.session.commit()
     click.echo(f"Webhook endpoint {endpoint_id} removed.")

@@ -20,9 +20,10 @@ from flask_smorest import abort as smorest_abort
 from limits import RateLimitItem, parse_many
 from werkzeug.exceptions import TooManyRequests, Unauthorized
 
-from ... import apitokens
+from ... import apitokens, audit
 from ...actions import signing
 from ...audiences import rules as audience_rules
+from ...audit import Actor
 from ...blasts import progress
 from ...blasts.state import BlastError
 from ...extensions import db, limiter
@@ -109,9 +110,13 @@ def _client() -> subscriptions.Request:
                                  source=f"api-token:{_caller().id}")
 
 
-def _commit_write(kind: str, object_id: object) -> None:
-    apitokens.record_write(_caller(), method=request.method, path=request.path, kind=kind,
+def _commit_write(action: str, kind: str, object_id: object) -> None:
+    """Every API write ends here: the token's record of writes and the audit trail, then the commit."""
+    caller = _caller()
+    apitokens.record_write(caller, method=request.method, path=request.path, kind=kind,
                            object_id=object_id, ip=request.remote_addr)
+    audit.record(Actor("api", f"api:{caller.name}", request.remote_addr), action,
+                 f"{kind} {object_id}" if object_id is not None else None, token=caller.id)
     db.session.commit()
 
 
@@ -216,7 +221,7 @@ def create_subscriber(data: dict) -> tuple[Subscriber, int]:
     except people.UnsubscribedThemselves:
         abort(409, message="That person unsubscribed; only their own confirmation brings them back "
                            "(send consent `confirm-first` to mail them a link).")
-    _commit_write("subscriber", added.subscriber.id)
+    _commit_write("subscriber.add", "subscriber", added.subscriber.id)
     return added.subscriber, 201 if added.created else 200
 
 
@@ -235,7 +240,7 @@ def update_subscriber(data: dict, subscriber_id: int) -> Subscriber:
     """Change a subscriber's name, postal code or language (their address and consent stay)."""
     sub = _subscriber_or_404(subscriber_id)
     people.update(sub, _profile(data))
-    _commit_write("subscriber", sub.id)
+    _commit_write("subscriber.update", "subscriber", sub.id)
     return sub
 
 
@@ -246,7 +251,7 @@ def unsubscribe_subscriber(subscriber_id: int) -> Subscriber:
     _subscriber_or_404(subscriber_id)
     sub = subscriptions.unsubscribe(subscriber_id, _client(), via="api")
     assert sub is not None
-    _commit_write("subscriber", sub.id)
+    _commit_write("subscriber.unsubscribe", "subscriber", sub.id)
     return sub
 
 
@@ -256,7 +261,7 @@ def erase_subscriber(subscriber_id: int) -> None:
     """Erase a subscriber's personal data (GDPR art. 17); the address stays suppressed by hash."""
     if not privacy.erase_subscriber(subscriber_id, by=f"api token {_caller().id} ({_caller().name})"):
         abort(404, message=f"There is no subscriber {subscriber_id} (never, or erased).")
-    _commit_write("subscriber", subscriber_id)
+    _commit_write("subscriber.erase", "subscriber", subscriber_id)
 
 
 # -- actions and signatures -------------------------------------------------------------------
@@ -320,7 +325,7 @@ def create_signature(data: dict, slug: str) -> tuple[Any, int]:
         abort(409, message=f"The action {slug!r} is closed or links elsewhere; it takes no signatures.")
     except signing.SignError as exc:
         abort(422, message=str(exc), messages={exc.field: [str(exc)]})
-    _commit_write("signature", outcome.signature_id)
+    _commit_write("signature.create", "signature", outcome.signature_id)
     row = db.session.execute(
         sa.select(_SIG.c.id, _SIG.c.name, _SIG.c.email, _SIG.c.postal_code, _SIG.c.comment, _SIG.c.source,
                   _SIG.c.source_code, _SIG.c.created_at, _SIG.c.confirmed_at,

@@ -21,8 +21,8 @@ from ...actions import records, signing
 from ...extensions import db
 from ...models import Action
 from ...subscribers import preferences
-from ..security import allows_large_upload
-from .common import PER_PAGE
+from ..security import allows_large_upload, records_on_get
+from .common import PER_PAGE, record, record_export
 from .forms import ActionForm, SignerImportForm
 
 DAYS_SHOWN = 60
@@ -45,6 +45,12 @@ def _save_action(form: ActionForm, action: Action | None) -> Action | None:
         return None
 
 
+def changed_fields(form) -> list[str]:
+    """The names of a form's fields whose value differs from the object it was filled from."""
+    return sorted(name for name, field in form._fields.items()
+                  if name not in ("csrf_token", "submit") and field.data != field.object_data)
+
+
 def embed_snippet(slug: str | None) -> str:
     """The one tag a webmaster pastes: the signup form, or one action's signing form."""
     script = f"{current_app.config['BASE_URL']}/embed.js"
@@ -60,6 +66,11 @@ def _action_page(form: ActionForm, action: Action | None):
     if request.method == "POST" and form.validate_on_submit():
         saved = _save_action(form, action)
         if saved is not None:
+            db.session.flush()  # a new action's id, for the record
+            if action is None:
+                record("action.create", f"action {saved.id}", slug=saved.slug)
+            else:
+                record("action.edit", f"action {saved.id}", slug=saved.slug, fields=changed_fields(form))
             db.session.commit()
             flash(f"Saved “{saved.title}”.", "success")
             return redirect(url_for("staff.actions"), code=303)
@@ -84,6 +95,7 @@ def action_edit(action_id: int):
 def action_toggle(action_id: int):
     action = db.get_or_404(Action, action_id)
     action.is_open = not action.is_open
+    record("action.open" if action.is_open else "action.close", f"action {action.id}", slug=action.slug)
     db.session.commit()
     flash(f"“{action.title}” is now {'open' if action.is_open else 'closed'}.", "success")
     return redirect(url_for("staff.actions"), code=303)
@@ -96,6 +108,7 @@ def action_move(action_id: int):
         abort(400)
     if not catalog.move(action_id, direction):
         abort(404)
+    record("action.move", f"action {action_id}", direction=direction)
     db.session.commit()
     return redirect(url_for("staff.actions", _anchor=f"action-{action_id}"), code=303)
 
@@ -118,9 +131,11 @@ def action_signatures(action_id: int):
     return _signatures_page(db.get_or_404(Action, action_id), SignerImportForm())
 
 
+@records_on_get  # the export goes on the audit trail
 def action_signatures_csv(action_id: int):
     action = db.get_or_404(Action, action_id)
     name = f"signatures-{action.slug[:60]}-{datetime.now(UTC):%Y-%m-%d}.csv"
+    record_export("action.signatures_export", f"action {action.id}", slug=action.slug)
     return Response(stream_with_context(records.export_csv(action.id)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
@@ -136,6 +151,8 @@ def action_signatures_import(action_id: int):
     except records.SignerFileError as exc:
         form.file.errors = [f"{exc}; nothing was imported."]
         return _signatures_page(action, form, status=400)
+    record("action.signatures_import", f"action {action.id}", slug=action.slug, summary=report.summary())
+    db.session.commit()
     flash(f"Imported signers into “{action.title}”: {report.summary()}.", "success")
     return _signatures_page(action, SignerImportForm(), report=report)
 

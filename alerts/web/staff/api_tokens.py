@@ -7,6 +7,7 @@ from flask import abort, flash, redirect, render_template, request, url_for
 from ... import apitokens
 from ...extensions import db
 from .auth import current_staff
+from .common import record
 
 
 def _page(*, new_token: str | None = None, error: str | None = None, status: int = 200,
@@ -30,6 +31,8 @@ def api_token_create():
     except apitokens.TokenError as exc:
         db.session.rollback()
         return _page(error=str(exc), status=400, name=name, scopes=scopes)
+    db.session.flush()
+    record("api_token.create", f"api token {_token.id}", name=_token.name, scopes=sorted(scopes))
     db.session.commit()
     return _page(new_token=plain)
 
@@ -38,6 +41,7 @@ def api_token_revoke(token_id: int):
     token = apitokens.revoke(token_id)
     if token is None:
         abort(404)
+    record("api_token.revoke", f"api token {token_id}", name=token.name)
     db.session.commit()
     flash(f"Token “{token.name}” revoked: requests with it are refused from now on.", "success")
     return redirect(url_for("staff.api_tokens"), code=303)

@@ -13,6 +13,7 @@ from ...permissions import Permission, allows
 from . import (
     actions,
     api_tokens,
+    audit_trail,
     auth,
     compose,
     dashboard,
@@ -178,3 +179,6 @@ rule("/webhooks/<int:endpoint_id>/test", "webhook_test", webhooks.webhook_test, 
      needs=INTEGRATIONS)
 rule("/webhooks/<int:endpoint_id>/messages/<int:message_id>/redeliver", "webhook_redeliver",
      webhooks.webhook_redeliver, methods=POST, needs=INTEGRATIONS)
+
+rule("/audit", "audit_trail", audit_trail.audit_trail, methods=GET, needs=STAFF)
+rule("/audit.csv", "audit_trail_csv", audit_trail.audit_trail_csv, methods=GET, needs=STAFF)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from flask import request
 
+from ... import audit
 from ...audit import Actor
+from ...extensions import db
 from ...models import StaffUser
 from . import auth
 
@@ -27,3 +29,15 @@ def current_staff() -> StaffUser:
 def staff_actor() -> Actor:
     """The signed-in staff member as the audit trail names them: their address and IP."""
     return Actor("staff", current_staff().email, request.remote_addr)
+
+
+def record_export(action: str, target: str | None = None, **detail: object) -> None:
+    """An export on the record, committed before a byte of it leaves (a HEAD exports nothing)."""
+    if request.method == "GET":
+        record(action, target, **detail)
+        db.session.commit()
+
+
+def record(action: str, target: str | None = None, **detail: object) -> None:
+    """One audit row for what the signed-in staff member just changed (the view commits it)."""
+    audit.record(staff_actor(), action, target, **detail)

@@ -16,7 +16,7 @@ from ...blasts.compose import ComposeError, save_alert
 from ...extensions import db
 from ...models import AbTest, Action, Alert, AlertState, Signature, Subscriber
 from ...subscribers.preferences import TOPICS
-from .common import PER_PAGE, current_staff, page_number
+from .common import PER_PAGE, current_staff, page_number, record
 from .forms import AlertForm
 
 # Rules the compose page does not show but keeps (a reminder's "those sent alert N").
@@ -152,6 +152,10 @@ def _compose_page(alert: Alert | None):
             db.session.rollback()
             error = str(exc)
         else:
+            db.session.flush()  # a new draft's id, for the record
+            record("alert.create" if alert is None else "alert.edit", f"alert {saved.id}",
+                   subject=saved.subject, actions=list(form.actions.data or []),
+                   audience=saved.audience, saved_audience=(form.save_as.data or "").strip() or None)
             db.session.commit()
             flash("Draft saved. Check the preview, send yourself a test, then send it.", "success")
             return redirect(url_for("staff.alert", alert_id=saved.id), code=303)

@@ -34,8 +34,9 @@ from ...models import Alert, Delivery, Subscriber, SubscriberStatus
 from ...reports import history
 from ...subscribers import exporting, import_report, importing, privacy, welcome
 from ..forms import ButtonForm
-from ..security import allows_large_upload
+from ..security import allows_large_upload, records_on_get
 from . import auth
+from .common import record, record_export
 
 REPORT_ROWS_SHOWN = 200
 DELIVERIES_SHOWN = 100
@@ -150,6 +151,12 @@ def data_import():
     except import_report.ImportFileError as exc:
         form.file.errors = [str(exc)]
         return render_template("staff/data_import.html", form=form), 400
+    if not report.dry_run:
+        record("subscribers.import", None, file=filename[:120], consent=form.consent.data,
+               source=form.source.data, rows=report.rows, created=report.created,
+               confirmed=report.confirmed, queued=report.queued, welcomes=report.welcomes,
+               rejected=report.rejected)
+        db.session.commit()
     keep_as = None
     if report.dry_run:
         keep_as = form.kept.data if kept is not None else _keep(form.file.data.stream)
@@ -169,11 +176,13 @@ def _run_import(stream, form: ImportForm, mapping: dict[str, str]) -> import_rep
     )
 
 
+@records_on_get  # the export goes on the audit trail
 def data_export():
     status = request.args.get("status") or None
     if status is not None and status not in {s.value for s in SubscriberStatus}:
         abort(400)
     name = f"subscribers-{status or 'all'}-{datetime.now(UTC):%Y-%m-%d}.csv"
+    record_export("subscribers.export", None, status=status or "all")
     return Response(
         stream_with_context(exporting.export_csv(status)),
         mimetype="text/csv",
@@ -210,10 +219,12 @@ def data_subscriber(subscriber_id: int):
     )
 
 
+@records_on_get  # the download goes on the audit trail
 def data_subscriber_json(subscriber_id: int):
     payload = privacy.export_subscriber_data(subscriber_id)
     if payload is None:
         abort(404)
+    record_export("subscriber.data_export", f"subscriber {subscriber_id}")
     return Response(
         json.dumps(payload, indent=2, ensure_ascii=False) + "\n",
         mimetype="application/json",
@@ -227,6 +238,7 @@ def data_subscriber_erase(subscriber_id: int):
     if form.validate_on_submit():
         user = auth.current_staff()
         privacy.erase_subscriber(sub.id, by=f"staff:{user.email if user else 'unknown'}")
+        record("subscriber.erase", f"subscriber {sub.id}")
         db.session.commit()
         flash("Erased. The address is gone; only its hash stays on the suppression list, "
               "so it is never mailed again.", "success")

@@ -12,10 +12,10 @@ from ...blasts.compose import ComposeError
 from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from ...extensions import db
 from ...mail.smtp import MailConfigError
-from ...models import AbTest, Alert, AlertState
+from ...models import AbTest, Alert, AlertState, email_hash
 from ...words import plural
 from ..filters import org_zone
-from .common import current_staff
+from .common import current_staff, record
 from .compose import audience_of, counted
 from .forms import LaunchForm, ReminderForm, ScheduleForm, SendTestForm
 
@@ -62,11 +62,13 @@ def alert_schedule(alert_id: int):
     form = ScheduleForm()
     if form.validate_on_submit():
         try:
-            scheduling.schedule(item.id, scheduling.parse_local(form.at.data, org_zone()))
+            at = scheduling.parse_local(form.at.data, org_zone())
+            scheduling.schedule(item.id, at)
         except state.BlastError as exc:
             db.session.rollback()
             form.at.errors = [f"{exc}."]
         else:
+            record("alert.schedule", f"alert {item.id}", at=at.isoformat())
             db.session.commit()
             flash(f"Scheduled: beat starts this alert at {form.at.data.replace('T', ' ')} "
                   f"({current_app.config['ORG_TIMEZONE']}).", "success")
@@ -75,7 +77,8 @@ def alert_schedule(alert_id: int):
 
 
 def alert_unschedule(alert_id: int):
-    return _control(alert_id, scheduling.unschedule, "Unscheduled. The alert is a draft again; "
+    return _control(alert_id, scheduling.unschedule, "alert.unschedule",
+                    "Unscheduled. The alert is a draft again; "
                     "nothing is sent until you send or schedule it.")
 
 
@@ -93,6 +96,7 @@ def alert_remind(alert_id: int):
         db.session.rollback()
         flash(f"Reminder not made: {exc}.", "error")
         return redirect(url_for("staff.alert", alert_id=item.id, _anchor="remind"), code=303)
+    record("alert.remind", f"alert {draft.id}", parent=item.id, minus_clickers=bool(form.minus_clickers.data))
     db.session.commit()
     flash("Reminder drafted for those who did not act. Check it, then send it.", "success")
     return redirect(url_for("staff.alert", alert_id=draft.id), code=303)
@@ -142,6 +146,8 @@ def alert_test(alert_id: int):
         flash(f"Test not sent: the mail server could not be reached or refused it ({exc}). "
               "Nothing was sent to subscribers.", "error")
     else:
+        record("alert.test", f"alert {item.id}", to_hash=email_hash(to)[:16])
+        db.session.commit()
         flash(f"Test sent to {to}. Its subject starts with [TEST].", "success")
     return back
 
@@ -165,6 +171,7 @@ def alert_send(alert_id: int):
             db.session.rollback()
             flash(f"Not sent: {exc}.", "error")
             return back
+        record("alert.send", f"alert {item.id}", subject=item.subject, recipients=total)
         db.session.commit()
         if total is None:
             total = state.expected_recipients(item)
@@ -200,7 +207,7 @@ def alert_status(alert_id: int):
     return jsonify(status)
 
 
-def _control(alert_id: int, operation, done: str):
+def _control(alert_id: int, operation, action: str, done: str):
     db.get_or_404(Alert, alert_id)
     try:
         operation(alert_id)
@@ -208,19 +215,22 @@ def _control(alert_id: int, operation, done: str):
         db.session.rollback()
         flash(f"{exc}.", "error")
     else:
+        record(action, f"alert {alert_id}")
         db.session.commit()
         flash(done, "success")
     return redirect(url_for("staff.alert", alert_id=alert_id), code=303)
 
 
 def alert_pause(alert_id: int):
-    return _control(alert_id, control.pause, "Paused. Messages already handed to the mail server "
+    return _control(alert_id, control.pause, "alert.pause",
+                    "Paused. Messages already handed to the mail server "
                     "still arrive; nothing more is sent until you resume.")
 
 
 def alert_resume(alert_id: int):
-    return _control(alert_id, control.resume, "Resumed.")
+    return _control(alert_id, control.resume, "alert.resume", "Resumed.")
 
 
 def alert_cancel(alert_id: int):
-    return _control(alert_id, control.cancel, "Cancelled. Subscribers not yet sent to are skipped.")
+    return _control(alert_id, control.cancel, "alert.cancel",
+                    "Cancelled. Subscribers not yet sent to are skipped.")

@@ -16,7 +16,7 @@ from ...bounces import processing
 from ...extensions import db
 from ...models import BounceEvent, BounceKind, Subscriber, Suppression, SuppressionLift, email_hash
 from ...suppressions import lift
-from .common import current_staff, page_number
+from .common import current_staff, page_number, record
 from .forms import ADDRESS
 
 PER_PAGE = 50
@@ -76,6 +76,8 @@ def suppression_add():
         return _list_page(form, 400)
     address = form.email.data.strip()
     added = processing.suppress_manually(address, by=current_staff().email, note=form.note.data.strip())
+    if added:
+        record("suppression.add", None, email_hash=email_hash(address)[:16])
     db.session.commit()
     if added:
         flash(f"{address} is suppressed: nothing will be sent to it by any path.", "success")
@@ -94,6 +96,7 @@ def suppression_lift(suppression_id: int):
     label = entry.email or "The erased address"
     reason = entry.reason
     lift(entry.id, by=current_staff().email, reason=form.reason.data)
+    record("suppression.lift", f"suppression {suppression_id}", was=reason, why=form.reason.data)
     db.session.commit()
     note = (" They stay unsubscribed: a complaint also unsubscribed them, and only they can sign up "
             "again.") if reason == "complaint" else ""

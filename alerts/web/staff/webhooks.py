@@ -5,6 +5,8 @@ The routes are in the staff blueprint's table, behind its login gate; only POSTs
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from flask import abort, flash, redirect, render_template, url_for
 from flask.typing import ResponseReturnValue
 from flask_wtf import FlaskForm
@@ -14,7 +16,7 @@ from wtforms.validators import DataRequired, Length
 from ...extensions import db
 from ...models import WebhookMessage
 from ...webhooks import EVENT_TYPES, delivery, endpoints
-from .common import current_staff
+from .common import current_staff, record
 from .forms import MultiCheckboxField
 
 EVENT_HINTS = {
@@ -56,6 +58,9 @@ def webhook_add() -> ResponseReturnValue:
     except endpoints.EndpointError as exc:
         form.url.errors = [*form.url.errors, str(exc)]
         return _page(form, 400)
+    db.session.flush()
+    record("webhook.add", f"webhook {endpoint.id}", host=urlsplit(endpoint.url).netloc,
+           events=sorted(form.events.data))
     db.session.commit()
     # The secret is shown on this answer only: it is not in a URL, a flash or a later page.
     return _page(EndpointForm(formdata=None), 200, secret=(endpoint.id, endpoint.secret))
@@ -72,6 +77,7 @@ def webhook(endpoint_id: int) -> ResponseReturnValue:
 def webhook_remove(endpoint_id: int) -> ResponseReturnValue:
     if not endpoints.remove(endpoint_id):
         abort(404)
+    record("webhook.remove", f"webhook {endpoint_id}")
     db.session.commit()
     flash(f"Webhook endpoint {endpoint_id} removed: nothing more is sent to it.", "success")
     return redirect(url_for("staff.webhooks"))
@@ -81,6 +87,7 @@ def webhook_enable(endpoint_id: int) -> ResponseReturnValue:
     if endpoints.get(endpoint_id) is None:
         abort(404)
     if endpoints.enable(endpoint_id):
+        record("webhook.enable", f"webhook {endpoint_id}")
         db.session.commit()
         flash("Enabled again: the messages that were waiting are being sent.", "success")
     return redirect(url_for("staff.webhook", endpoint_id=endpoint_id))
@@ -91,6 +98,7 @@ def webhook_test(endpoint_id: int) -> ResponseReturnValue:
     if endpoint is None:
         abort(404)
     delivery.send_test(endpoint.id, current_staff().email)
+    record("webhook.test", f"webhook {endpoint.id}")
     db.session.commit()
     flash("A test event is on its way; its answer shows below in a moment (reload).", "info")
     return redirect(url_for("staff.webhook", endpoint_id=endpoint_id))
@@ -101,6 +109,7 @@ def webhook_redeliver(endpoint_id: int, message_id: int) -> ResponseReturnValue:
     if message is None or message.endpoint_id != endpoint_id or endpoints.get(endpoint_id) is None:
         abort(404)
     delivery.redeliver(message.id)
+    record("webhook.redeliver", f"webhook {endpoint_id}", message=message.msg_id)
     db.session.commit()
     flash(f"Message {message.msg_id} is sent again, with the same webhook-id.", "info")
     return redirect(url_for("staff.webhook", endpoint_id=endpoint_id))

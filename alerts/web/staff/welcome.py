@@ -9,6 +9,7 @@ from wtforms.validators import DataRequired, Length
 
 from ...extensions import db
 from ...subscribers import welcome
+from .common import record
 
 
 class WelcomeForm(FlaskForm):
@@ -31,6 +32,8 @@ def welcome_email():
             db.session.rollback()
             error = str(exc)
         else:
+            record("welcome.edit", "welcome email", subject=form.subject.data,
+                   enabled=bool(form.enabled.data))
             db.session.commit()
             flash("Welcome email saved.", "success")
             return redirect(url_for("staff.welcome_email"), code=303)

@@ -382,3 +382,57 @@ def test_an_owners_nav_has_everything(app, staff, staff_client):
     nav = staff_client.get("/staff/").get_data(as_text=True)
     for present in ("/staff/api-tokens", "/staff/webhooks", 'href="/staff/staff"', "/staff/account"):
         assert present in nav, present
+
+
+# -- the command line ---------------------------------------------------------------------------
+
+
+def _cli(app, *args: str, password: str | None = None):
+    runner = app.test_cli_runner()
+    with app.app_context():
+        return runner.invoke(args=list(args), input=None if password is None else password + "\n")
+
+
+def test_create_staff_takes_a_role_and_refuses_an_unknown_one(app):
+    first = _cli(app, "create-staff", "boss@example.org", "--password-stdin", password=STAFF_PASSWORD)
+    assert first.exit_code == 0 and "(owner)" in first.output
+    sender = _cli(app, "create-staff", "s@example.org", "--role", "sender", "--password-stdin",
+                  password=STAFF_PASSWORD)
+    assert sender.exit_code == 0 and "(sender)" in sender.output
+    plain = _cli(app, "create-staff", "e@example.org", "--password-stdin", password=STAFF_PASSWORD)
+    assert "(editor)" in plain.output
+    bad = _cli(app, "create-staff", "x@example.org", "--role", "god", "--password-stdin",
+               password=STAFF_PASSWORD)
+    assert bad.exit_code == 2
+    assert "'god' is not one of 'viewer', 'editor', 'sender', 'admin', 'owner'" in bad.output
+    with app.app_context():
+        assert [(e.action, e.target, e.actor_kind) for e in db.session.scalars(
+            sa.select(AuditEvent).order_by(AuditEvent.id))] == [
+            ("staff.create", "boss@example.org", "cli"), ("staff.create", "s@example.org", "cli"),
+            ("staff.create", "e@example.org", "cli")]
+        assert _user("x@example.org") is None
+
+
+def test_the_first_account_made_at_the_cli_is_the_owner(app):
+    result = _cli(app, "create-staff", "a@example.org", "--role", "viewer", "--password-stdin",
+                  password=STAFF_PASSWORD)
+    assert result.exit_code == 2 and "the first account is the owner" in result.output
+
+
+def test_staff_commands_list_set_role_disable_enable(app, staff):
+    with app.app_context():
+        create_staff("ed@example.org", STAFF_PASSWORD, role=Role.EDITOR)
+    assert _cli(app, "staff", "set-role", "ed@example.org", "admin").exit_code == 0
+    assert _cli(app, "staff", "disable", "ed@example.org").exit_code == 0
+    listing = _cli(app, "staff", "list").output
+    assert re.search(r"ed@example.org\s+admin\s+off\s+never\s+disabled", listing), listing
+    assert re.search(rf"{STAFF_EMAIL}\s+owner\s+off", listing), listing
+    assert _cli(app, "staff", "enable", "ed@example.org").exit_code == 0
+    last = _cli(app, "staff", "set-role", STAFF_EMAIL, "viewer")
+    assert last.exit_code == 1 and "Error: staff@example.org is the last owner" in last.output
+    nobody = _cli(app, "staff", "disable", "nobody@example.org")
+    assert nobody.exit_code == 1 and "there is no staff account nobody@example.org" in nobody.output
+    with app.app_context():
+        assert (_user("ed@example.org").role, _user("ed@example.org").disabled_at) == ("admin", None)
+        assert list(db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id))) == [
+            "staff.role", "staff.disable", "staff.enable"]

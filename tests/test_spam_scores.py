@@ -61,6 +61,16 @@ def _alert_test_send() -> None:
     blasts.send_test(make_alert(), STAFF_EMAIL)
 
 
+def _staff_invitation() -> None:
+    from alerts import accounts
+    from alerts.invitations import send_invitation
+    from alerts.permissions import Role
+
+    user = accounts.invite("newsdesk@example.org", Role.EDITOR, STAFF_EMAIL)
+    db.session.commit()
+    assert send_invitation(user.id)
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of email, and how to make the service send one to the catcher."""
@@ -76,6 +86,7 @@ KINDS = (
     Kind("signature confirmation", _signature_confirmation),
     Kind("alert", _alert),
     Kind("alert test send", _alert_test_send),
+    Kind("staff invitation", _staff_invitation),
 )
 
 

@@ -436,3 +436,25 @@ def test_staff_commands_list_set_role_disable_enable(app, staff):
         assert (_user("ed@example.org").role, _user("ed@example.org").disabled_at) == ("admin", None)
         assert list(db.session.scalars(sa.select(AuditEvent.action).order_by(AuditEvent.id))) == [
             "staff.role", "staff.disable", "staff.enable"]
+
+
+# -- API tokens' scopes ------------------------------------------------------------------------
+
+
+def test_api_scopes_are_stated_and_checked_in_one_place(app):
+    """Every API endpoint needs read (what only reads) or write; the check is made once, in the
+    blueprint's gate, so no view can forget it or check it differently."""
+    from pathlib import Path
+
+    from alerts.web.api import views
+
+    sources = {p: p.read_text() for p in Path(views.__file__).parents[2].rglob("*.py")}
+    checks = [p.name for p, text in sources.items() for _ in range(text.count("in caller.scopes"))]
+    assert checks == ["views.py"]
+    for rule in app.url_map.iter_rules():
+        if not rule.endpoint.startswith("api.") or rule.endpoint in ("api.openapi_json",):
+            continue
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            expected = "read" if method == "GET" or rule.endpoint == "api.count_audience" else "write"
+            assert views.scope_needed(method, rule.endpoint) == expected, (method, rule.rule)
+    assert views.scope_needed("POST", "api.count_audience") == "read"

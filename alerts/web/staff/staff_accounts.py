@@ -71,7 +71,7 @@ def _send_invitation(user: StaffUser) -> None:
     except (OSError, smtplib.SMTPException, MailConfigError) as exc:
         log.warning("invitation to staff account %s not sent: %s", user.id, exc)
         flash(f"The account for {user.email} is made, but the invitation was not sent: the mail server "
-              f"could not be reached or refused it ({exc}). Use “Send the invitation again”.", "error")
+              f"could not be reached or refused it ({exc}). Use “Resend invitation”.", "error")
     else:
         flash(f"Invitation sent to {user.email}. Its link works once.", "success")
 

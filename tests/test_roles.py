@@ -356,6 +356,17 @@ def test_a_disabled_invitation_is_dead(app, staff, staff_client, smtp):
     assert app.test_client().get(link).status_code == 400
 
 
+def test_guessing_invitation_links_is_throttled_per_address(app, staff, staff_client, smtp):
+    link = _invite(app, staff_client, smtp)
+    guesser = app.test_client()
+    there = {"REMOTE_ADDR": "198.51.100.99"}
+    for _ in range(10):
+        assert guesser.get("/staff/invite/guess", environ_base=there).status_code == 400
+    throttled = guesser.get(link, environ_base=there)
+    assert throttled.status_code == 429
+    assert app.test_client().get(link, environ_base={"REMOTE_ADDR": "198.51.100.100"}).status_code == 200
+
+
 # -- navigation --------------------------------------------------------------------------------
 
 

@@ -469,3 +469,39 @@ def test_api_scopes_are_stated_and_checked_in_one_place(app):
             expected = "read" if method == "GET" or rule.endpoint == "api.count_audience" else "write"
             assert views.scope_needed(method, rule.endpoint) == expected, (method, rule.rule)
     assert views.scope_needed("POST", "api.count_audience") == "read"
+
+
+def test_a_viewer_sees_no_compose_controls_and_a_sender_no_data_controls(app, staff, staff_client_as):
+    from alerts.models import Subscriber
+    from tests.helpers import save_alert, seed_actions
+
+    with app.app_context():
+        seed_actions()
+        alert_id = save_alert(None, subject="Act now", intro_md="Read this.").id
+        sub = Subscriber(email="reader@example.org", status="confirmed")
+        db.session.add(sub)
+        db.session.commit()
+        sub_id = sub.id
+    viewer = staff_client_as("viewer")
+    alert_page = viewer.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)
+    for absent in (f"/staff/alerts/{alert_id}/edit", f"/staff/alerts/{alert_id}/test", "/staff/welcome"):
+        assert absent not in alert_page, absent
+    assert "/staff/actions/new" not in viewer.get("/staff/actions").get_data(as_text=True)
+    assert "/staff/alerts/new" not in viewer.get("/staff/alerts").get_data(as_text=True)
+    sender = staff_client_as("sender")
+    assert f"/staff/alerts/{alert_id}/send" in sender.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)
+    person = sender.get(f"/staff/subscribers/{sub_id}").get_data(as_text=True)
+    assert f"/staff/subscribers/{sub_id}/erase" not in person and "data.json" not in person
+    assert 'id="add"' not in sender.get("/staff/suppressions").get_data(as_text=True)
+    admin = staff_client_as("admin")
+    nav = admin.get("/staff/").get_data(as_text=True)
+    assert "/staff/api-tokens" not in nav and "/staff/webhooks" not in nav and 'href="/staff/staff"' in nav
+    assert f"/staff/subscribers/{sub_id}/erase" in admin.get(f"/staff/subscribers/{sub_id}").text
+
+
+def test_inviting_an_existing_address_is_refused(app, staff, staff_client):
+    response = post(staff_client, "/staff/staff/invite", {"email": STAFF_EMAIL, "role": "editor"},
+                    page="/staff/staff")
+    assert response.status_code == 409 and "already exists" in response.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(StaffUser)) == 1

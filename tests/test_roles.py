@@ -505,3 +505,26 @@ def test_inviting_an_existing_address_is_refused(app, staff, staff_client):
     assert response.status_code == 409 and "already exists" in response.get_data(as_text=True)
     with app.app_context():
         assert db.session.scalar(sa.select(sa.func.count()).select_from(StaffUser)) == 1
+
+
+def test_a_disabled_or_invited_account_costs_a_full_password_check(app, staff, ctx, monkeypatch):
+    """Checked against the dummy hash, as an unknown address is: no quick refusal tells it exists."""
+    hasher, errors = accounts._argon2()
+    checked: list[str] = []
+
+    class Recording:
+        def verify(self, hashed: str, password: str) -> bool:
+            checked.append(hashed)
+            return hasher.verify(hashed, password)
+
+        def __getattr__(self, name: str):
+            return getattr(hasher, name)
+
+    invited = accounts.invite("new@example.org", Role.EDITOR, STAFF_EMAIL)
+    _user(STAFF_EMAIL).disabled_at = sa.func.current_timestamp()
+    db.session.commit()
+    monkeypatch.setattr(accounts, "_argon2", lambda: (Recording(), errors))
+    assert accounts.check_password(STAFF_EMAIL, STAFF_PASSWORD) is None
+    assert accounts.check_password(invited.email, accounts.UNUSABLE_PASSWORD) is None
+    assert accounts.check_password("nobody@example.org", STAFF_PASSWORD) is None
+    assert checked == [accounts._dummy_hash()] * 3

@@ -200,6 +200,8 @@ def load_config(instance_path: Path) -> dict:
         "STAFF_LOCKOUT_FAILURES": _int("STAFF_LOCKOUT_FAILURES", 5),
         "STAFF_LOCKOUT_WINDOW_SECONDS": _int("STAFF_LOCKOUT_WINDOW_SECONDS", 15 * 60),
         "STAFF_LOCKOUT_SECONDS": _int("STAFF_LOCKOUT_SECONDS", 15 * 60),
+        # An invitation link to a new staff account works once, for this long.
+        "STAFF_INVITE_MAX_AGE_SECONDS": _int("STAFF_INVITE_MAX_AGE_SECONDS", 7 * 24 * 3600),
         # Who must use a second factor (TOTP) to log in: by default those who can send.
         "STAFF_REQUIRE_2FA": _require_2fa("STAFF_REQUIRE_2FA", "senders"),
         # A blast to at least this many needs a second staff member's approval to start.

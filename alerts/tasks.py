@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from celery import Task, shared_task
 from flask import current_app
 
-from . import tasknames
+from . import invitations, tasknames  # noqa: F401 - invitations: its email kind, registered on import
 from .actions import signing  # noqa: F401 - its email kind, registered on import
 from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing

@@ -18,9 +18,11 @@ import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
 
+from alerts import accounts
 from alerts.actions.signing import make_confirm_token as make_signature_token
 from alerts.extensions import db
 from alerts.models import Action, BounceEvent, Delivery, Signature, Subscriber, utcnow
+from alerts.permissions import Role
 from tests import webhook_helpers
 from tests.helpers import (
     bounces,
@@ -147,7 +149,10 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         db.session.add_all([pending, leaving, gone, to_confirm])
         db.session.commit()
         hook = webhook_helpers.endpoint_with_deliveries()
+        invited = accounts.invite("newcomer-staff@example.org", Role.SENDER, STAFF)
+        db.session.commit()
         tokens = {
+            "invite": accounts.invite_token(invited),
             "confirm": confirm_token_for(pending.id, "nonce1"),
             "unsubscribe": unsubscribe_token_for(reader.id),
             "leaving": unsubscribe_token_for(leaving.id),
@@ -155,10 +160,11 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
             "signature": make_signature_token(to_confirm.id),
         }
         ids = {"alert_id": sent, "action_id": actions[TWO[0]], "subscriber_id": reader.id,
-               "slug": TWO[0], "endpoint_id": hook}
+               "slug": TWO[0], "endpoint_id": hook, "staff_id": invited.id}
         rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in NOT_PAGES]
     token_for = {"public.confirm": "confirm", "public.unsubscribe": "unsubscribe",
-                 "privacy.erase": "unsubscribe", "public.confirm_signature": "signature"}
+                 "privacy.erase": "unsubscribe", "public.confirm_signature": "signature",
+                 "staff.invite": "invite"}
 
     page = browsers.new_page(browser)
     walk = Walk(page, source, live_server.url)
@@ -245,6 +251,14 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         page.locator("input[name=dry_run]").check()
         page.locator("form.form-box button[type=submit]").click()
         walk.check("import report")
+        walk.visit("/staff/invite/not-a-token", "invitation link error")
+        for path, name in (("/staff/staff", "staff-accounts"), ("/staff/account", "account"),
+                           (f"/staff/invite/{tokens['invite']}", "invite")):
+            page.goto(live_server.url + path)
+            for viewport in WIDTHS:
+                page.set_viewport_size(viewport)
+                page.screenshot(path=str(shots / f"{name}-{viewport['width']}.png"), full_page=True)
+            page.set_viewport_size(browsers.DESKTOP)
         walk.visit("/staff/webhooks")
         page.locator("#url").fill("https://8.8.4.4/hooks")
         page.locator("input[name=events]").first.check()
@@ -257,4 +271,5 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         page.context.close()
     assert not walk.failures, f"axe-core found {len(walk.failures)} violations:\n" + "\n".join(walk.failures)
     assert {"staff.dashboard", "staff.alert_report", "public.action", "staff.welcome_email",
-            "staff.api_tokens", "api_pages.docs"} <= set(walk.seen)
+            "staff.api_tokens", "api_pages.docs", "staff.staff_accounts", "staff.account", "staff.invite",
+            "staff.staff_remove"} <= set(walk.seen)

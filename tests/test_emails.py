@@ -57,12 +57,23 @@ def _alert_test(n: int) -> tuple[tuple, str]:
     return (alert.id, STAFF_ADDRESS), STAFF_ADDRESS
 
 
+def _staff_invitation(n: int) -> tuple[tuple, str]:
+    from alerts import accounts
+    from alerts.permissions import Role
+
+    email = f"invited{n}@example.org"
+    user = accounts.invite(email, Role.EDITOR, "owner@example.org")
+    db.session.commit()
+    return (user.id,), email
+
+
 # One per registered kind: (its arguments, the address it goes to), made afresh for case n.
 CASES: dict[str, Callable[[int], tuple[tuple, str]]] = {
     "confirmation": _confirmation,
     "welcome": _welcome,
     "signature_confirmation": _signature_confirmation,
     "alert_test": _alert_test,
+    "staff_invitation": _staff_invitation,
 }
 
 

@@ -34,6 +34,7 @@ COMMANDS = (
     actions.seed_actions_command,
     actions.action_group,
     accounts.create_staff_command,
+    accounts.staff_group,
     dev.dev_command,
     alerts.alert_group,
     bounces.bounces_group,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
 
 from tests.helpers import STAFF_EMAIL, STAFF_PASSWORD, create_staff, log_in, seed_actions
 
@@ -46,3 +47,25 @@ def seeded_staff_client(app, staff_client):
     with app.app_context():
         seed_actions()
     return staff_client
+
+
+@pytest.fixture
+def staff_client_as(app):
+    """A factory: `staff_client_as("editor")` is a fresh client logged in with an account of that
+    role (`<role>@example.org`, made on first use; the password is STAFF_PASSWORD)."""
+    from alerts.permissions import Role
+
+    def log_in_as(role: str, email: str | None = None):
+        email = email or f"{role}@example.org"
+        with app.app_context():
+            from alerts.extensions import db
+            from alerts.models import StaffUser
+
+            if db.session.scalar(sa.select(StaffUser.id).where(StaffUser.email == email)) is None:
+                create_staff(email, STAFF_PASSWORD, role=Role(role))
+        client = app.test_client()
+        response = log_in(client, email=email)
+        assert response.status_code == 303, response.get_data(as_text=True)
+        return client
+
+    return log_in_as

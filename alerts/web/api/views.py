@@ -39,6 +39,8 @@ blp = Blueprint("api", __name__, url_prefix="/api/v1",
 # Methods that only read; a POST that only reads (counting an audience) says so here.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 READ_ENDPOINTS = frozenset({"api.count_audience"})
+# Endpoints that start or steer a send need `send`, not `write`, when the API has any.
+SEND_ENDPOINTS: frozenset[str] = frozenset()
 REALM = 'Bearer realm="api"'
 # Ids are INTEGER columns (PostgreSQL's int4): a larger one in a path is a 404, not a 500.
 MAX_ID = schemas.MAX_ID  # the id columns end there (models.base)
@@ -77,6 +79,13 @@ def _rate_limit(caller: apitokens.Caller) -> None:
                 retry_after=max(1, int(reset - time.time())))
 
 
+def scope_needed(method: str, endpoint: str | None) -> str:
+    """Which scope a request needs (read, send or write): stated here, checked in `authenticate`."""
+    if method in READ_METHODS or endpoint in READ_ENDPOINTS:
+        return "read"
+    return "send" if endpoint in SEND_ENDPOINTS else "write"
+
+
 @blp.before_request
 def authenticate() -> ResponseReturnValue | None:
     """Bearer token first (401), then scope (403), then the token's rate limit (429)."""
@@ -87,7 +96,7 @@ def authenticate() -> ResponseReturnValue | None:
     caller = apitokens.authenticate(raw)
     if caller is None:
         raise TokenRefused("That token is unknown or revoked.")
-    needed = "read" if request.method in READ_METHODS or request.endpoint in READ_ENDPOINTS else "write"
+    needed = scope_needed(request.method, request.endpoint)
     if needed not in caller.scopes:
         return problem(403, "Forbidden", f"This token lacks the `{needed}` scope.")
     _rate_limit(caller)

@@ -64,7 +64,7 @@ def session_expired() -> bool:
 
 
 def current_staff() -> StaffUser | None:
-    """The logged-in staff user, or None (no session, an expired one, a deleted account)."""
+    """The logged-in staff user, or None (no session, an expired one, a deleted or disabled account)."""
     if "staff" in g:
         return g.staff
     user = None
@@ -73,6 +73,8 @@ def current_staff() -> StaffUser | None:
         user = db.session.get(StaffUser, user_id)
         if user is not None and session.get(SESSION_EPOCH) != user.session_epoch:
             user = None  # revoked: logged out elsewhere, password changed, or locked
+        if user is not None and user.disabled_at is not None:
+            user = None  # disabled: its sessions are over, whatever the epoch says
     g.staff = user
     return user
 

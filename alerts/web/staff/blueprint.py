@@ -11,6 +11,7 @@ from flask import Blueprint, abort, flash, jsonify, redirect, request, session, 
 
 from ...permissions import Permission, allows
 from . import (
+    account,
     actions,
     api_tokens,
     audit_trail,
@@ -18,9 +19,11 @@ from . import (
     compose,
     dashboard,
     data,
+    invitations,
     login,
     reports,
     sending,
+    staff_accounts,
     subscribers,
     suppressions,
     webhooks,
@@ -30,7 +33,7 @@ from . import (
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 # The only staff endpoints reachable without a login.
-OPEN_ENDPOINTS = {"staff.login"}
+OPEN_ENDPOINTS = {"staff.login", "staff.invite"}
 
 # What each staff endpoint needs (alerts/permissions.py), filled by the route table below:
 # the gate checks it before every view, so a rule cannot be added without one.
@@ -79,9 +82,15 @@ def security_headers(response):
     return response
 
 
+def _can(permission: str) -> bool:
+    """`can("send")` in a template: whether the logged-in account's role holds that permission."""
+    user = auth.current_staff()
+    return user is not None and allows(user.role, Permission(permission))
+
+
 @bp.context_processor
 def staff_context() -> dict:
-    return {"staff_user": auth.current_staff()}
+    return {"staff_user": auth.current_staff(), "can": _can}
 
 
 # -- the route table ----------------------------------------------------------------
@@ -179,6 +188,21 @@ rule("/webhooks/<int:endpoint_id>/test", "webhook_test", webhooks.webhook_test, 
      needs=INTEGRATIONS)
 rule("/webhooks/<int:endpoint_id>/messages/<int:message_id>/redeliver", "webhook_redeliver",
      webhooks.webhook_redeliver, methods=POST, needs=INTEGRATIONS)
+
+rule("/account", "account", account.account, methods=GET, needs=VIEW)
+rule("/account/password", "account_password", account.account_password, methods=POST, needs=VIEW)
+
+rule("/staff", "staff_accounts", staff_accounts.staff_accounts, methods=GET, needs=STAFF)
+rule("/staff/invite", "staff_invite", staff_accounts.staff_invite, methods=POST, needs=STAFF)
+rule("/staff/<int:staff_id>/invite", "staff_invite_resend", staff_accounts.staff_invite_resend, methods=POST,
+     needs=STAFF)
+rule("/staff/<int:staff_id>/role", "staff_role", staff_accounts.staff_role, methods=POST, needs=STAFF)
+rule("/staff/<int:staff_id>/disable", "staff_disable", staff_accounts.staff_disable, methods=POST,
+     needs=STAFF)
+rule("/staff/<int:staff_id>/enable", "staff_enable", staff_accounts.staff_enable, methods=POST, needs=STAFF)
+rule("/staff/<int:staff_id>/remove", "staff_remove", staff_accounts.staff_remove, methods=GET_POST,
+     needs=STAFF)
+rule("/invite/<token>", "invite", invitations.invite, methods=GET_POST, needs=None)
 
 rule("/audit", "audit_trail", audit_trail.audit_trail, methods=GET, needs=STAFF)
 rule("/audit.csv", "audit_trail_csv", audit_trail.audit_trail_csv, methods=GET, needs=STAFF)

@@ -19,9 +19,10 @@ from wtforms import (
     StringField,
     TextAreaField,
 )
-from wtforms.validators import DataRequired, Length, NumberRange, Optional, Regexp, ValidationError
+from wtforms.validators import DataRequired, EqualTo, Length, NumberRange, Optional, Regexp, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from ...permissions import DEFAULT_ROLE, DESCRIPTIONS, ROLES
 from ...subscribers.preferences import TOPICS
 
 # Loose here on purpose: the test send itself checks the address, as every send does.
@@ -199,3 +200,39 @@ class SignerImportForm(FlaskForm):
     file = FileField("CSV of signers", validators=[FileRequired("Choose a CSV file to import.")],
                      description="UTF-8 CSV with a header row naming at least email; name, first name, "
                      "last name, zip or postal code, comment and date are used when present.")
+
+
+ROLE_CHOICES = [SelectChoice(role.value, f"{role.value.capitalize()}: {DESCRIPTIONS[role]}")
+                for role in ROLES]
+
+
+class InviteForm(FlaskForm):
+    email = EmailField("Email", validators=[DataRequired("Enter their email address."), ADDRESS,
+                                            Length(max=254)])
+    role = SelectField("Role", choices=ROLE_CHOICES, default=DEFAULT_ROLE.value)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class NewPasswordForm(FlaskForm):
+    """A password chosen twice, as a browser's password manager expects it."""
+
+    password = PasswordField(
+        "New password", validators=[DataRequired("Enter a password.")],
+        description="At least 12 characters; a few unrelated words make a good one.",
+        render_kw={"autocomplete": "new-password"},
+    )
+    confirm = PasswordField(
+        "New password again", validators=[DataRequired("Enter the password again."),
+                                          EqualTo("password", "The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class PasswordChangeForm(NewPasswordForm):
+    current = PasswordField(
+        "Current password", validators=[DataRequired("Enter your current password.")],
+        render_kw={"autocomplete": "current-password"},
+    )

@@ -13,6 +13,7 @@ from ...permissions import Permission, allows
 from . import (
     actions,
     api_tokens,
+    approval,
     auth,
     compose,
     dashboard,
@@ -136,6 +137,9 @@ rule("/alerts/<int:alert_id>/schedule", "alert_schedule", sending.alert_schedule
 rule("/alerts/<int:alert_id>/unschedule", "alert_unschedule", sending.alert_unschedule, methods=POST,
      needs=SEND)
 rule("/alerts/<int:alert_id>/remind", "alert_remind", sending.alert_remind, methods=POST, needs=COMPOSE)
+rule("/alerts/<int:alert_id>/approval-request", "alert_approval_request", approval.alert_approval_request,
+     methods=POST, needs=COMPOSE)
+rule("/alerts/<int:alert_id>/approve", "alert_approve", approval.alert_approve, methods=GET_POST, needs=SEND)
 rule("/alerts/<int:alert_id>/send", "alert_send", sending.alert_send, methods=GET_POST, needs=SEND)
 rule("/alerts/<int:alert_id>/recipients.json", "alert_recipients", sending.alert_recipients, methods=GET,
      needs=VIEW)

@@ -199,3 +199,9 @@ class SignerImportForm(FlaskForm):
     file = FileField("CSV of signers", validators=[FileRequired("Choose a CSV file to import.")],
                      description="UTF-8 CSV with a header row naming at least email; name, first name, "
                      "last name, zip or postal code, comment and date are used when present.")
+
+
+class ApproveForm(FlaskForm):
+    """The approval of what the page showed: its digest comes back, so a change since is refused."""
+
+    digest = HiddenField(validators=[DataRequired("The page was incomplete; load it again.")])

@@ -57,12 +57,19 @@ def _alert_test(n: int) -> tuple[tuple, str]:
     return (alert.id, STAFF_ADDRESS), STAFF_ADDRESS
 
 
+def _approval_request(n: int) -> tuple[tuple, str]:
+    alert = save_alert(None, subject="Act now", intro_md="Read [this](https://example.org/report).",
+                       created_by="drafter@example.org")
+    return (alert.id, STAFF_ADDRESS, "drafter@example.org"), STAFF_ADDRESS
+
+
 # One per registered kind: (its arguments, the address it goes to), made afresh for case n.
 CASES: dict[str, Callable[[int], tuple[tuple, str]]] = {
     "confirmation": _confirmation,
     "welcome": _welcome,
     "signature_confirmation": _signature_confirmation,
     "alert_test": _alert_test,
+    "approval_request": _approval_request,
 }
 
 

@@ -61,6 +61,12 @@ def _alert_test_send() -> None:
     blasts.send_test(make_alert(), STAFF_EMAIL)
 
 
+def _approval_request() -> None:
+    from alerts.blasts.approval import send_request
+
+    assert send_request(make_alert(), STAFF_EMAIL, "drafter@example.org")
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of email, and how to make the service send one to the catcher."""
@@ -76,6 +82,7 @@ KINDS = (
     Kind("signature confirmation", _signature_confirmation),
     Kind("alert", _alert),
     Kind("alert test send", _alert_test_send),
+    Kind("approval request", _approval_request),
 )
 
 

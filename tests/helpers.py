@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import sqlalchemy as sa
 
-from alerts import suppressions
+from alerts import audit, suppressions
 from alerts.accounts import create_staff as _create_staff
 from alerts.actions import SEED_ACTIONS  # noqa: F401  (the tests' one import of the seed)
 from alerts.actions import seed_actions as _seed_actions
@@ -83,7 +83,11 @@ def approve(alert_id: int, by: str = APPROVER_EMAIL) -> None:
     if db.session.scalar(sa.select(StaffUser.id).where(StaffUser.email == by)) is None:
         _create_staff(by, "approver password 1", role=Role.SENDER)
     alert = db.session.get(Alert, alert_id)
-    approval.approve(alert_id, by, approval.digest(alert), state.recipient_count(alert))
+    count = state.recipient_count(alert)
+    parts = approval.approve(alert_id, by, approval.digest(alert), count)
+    # recorded as `alerts alert approve --by` records it: the record names what changes later
+    audit.record(audit.Actor("cli", "cli:tests"), approval.APPROVE, approval.target(alert_id), by=by,
+                 digest=alert.approved_digest, recipients=count, parts=parts)
     db.session.commit()
 
 

@@ -13,6 +13,7 @@ SEND_WELCOME = "alerts.tasks.send_welcome"
 SEND_SIGNATURE_CONFIRMATION = "alerts.tasks.send_signature_confirmation"
 SEND_ALERT_TEST = "alerts.tasks.send_alert_test"
 SEND_STAFF_INVITATION = "alerts.tasks.send_staff_invitation"
+SEND_APPROVAL_REQUEST = "alerts.tasks.send_approval_request"
 # An import's fan-out: one task per chunk, turned into one email task per subscriber.
 QUEUE_EMAILS = "alerts.tasks.queue_emails"
 QUEUE_CONFIRMATIONS = "alerts.tasks.queue_confirmations"

@@ -9,16 +9,17 @@ from types import SimpleNamespace
 
 import sqlalchemy as sa
 
-from alerts import suppressions
+from alerts import audit, suppressions
 from alerts.accounts import create_staff as _create_staff
 from alerts.actions import SEED_ACTIONS  # noqa: F401  (the tests' one import of the seed)
 from alerts.actions import seed_actions as _seed_actions
-from alerts.blasts import content, control, progress, sending, state
+from alerts.blasts import approval, content, control, progress, sending, state
 from alerts.blasts.compose import save_alert as _save_alert
 from alerts.blasts.dispatch import batch_ranges
 from alerts.bounces import processing
 from alerts.extensions import db
-from alerts.models import Subscriber
+from alerts.models import Alert, StaffUser, Subscriber
+from alerts.permissions import Role
 from alerts.subscribers import confirmations, exporting, privacy
 from alerts.testing.mailcatcher import Received
 
@@ -71,6 +72,23 @@ export_csv = exporting.export_csv
 create_staff = _committed(_create_staff)
 seed_actions = _committed(_seed_actions)
 save_alert = _committed(_save_alert)
+
+
+APPROVER_EMAIL = "approver@example.org"
+
+
+def approve(alert_id: int, by: str = APPROVER_EMAIL) -> None:
+    """A second staff member with send permission approves the alert as it is now (committed):
+    a blast to APPROVAL_MIN_RECIPIENTS or more starts only then (alerts.blasts.approval)."""
+    if db.session.scalar(sa.select(StaffUser.id).where(StaffUser.email == by)) is None:
+        _create_staff(by, "approver password 1", role=Role.SENDER)
+    alert = db.session.get(Alert, alert_id)
+    count = state.recipient_count(alert)
+    parts = approval.approve(alert_id, by, approval.digest(alert), count)
+    # recorded as `alerts alert approve --by` records it: the record names what changes later
+    audit.record(audit.Actor("cli", "cli:tests"), approval.APPROVE, approval.target(alert_id), by=by,
+                 digest=alert.approved_digest, recipients=count, parts=parts)
+    db.session.commit()
 
 
 # Requests as a browser makes them.

@@ -242,6 +242,14 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         walk.visit(f"/staff/alerts/{draft}/edit", "draft edit")
         walk.visit(f"/staff/alerts/{draft}/send", "draft send")
         walk.visit(f"/staff/alerts/{draft}/report", "draft report")
+        walk.visit(f"/staff/alerts/{draft}/approve", "draft approve")
+        for viewport in WIDTHS:  # the approval page and panel, to look at
+            page.set_viewport_size(viewport)
+            page.screenshot(path=str(shots / f"approve-{viewport['width']}.png"), full_page=True)
+            page.goto(f"{live_server.url}/staff/alerts/{draft}#approval")
+            page.screenshot(path=str(shots / f"draft-{viewport['width']}.png"), full_page=True)
+            page.goto(f"{live_server.url}/staff/alerts/{draft}/approve")
+        page.set_viewport_size(browsers.DESKTOP)
         walk.visit("/staff/subscribers/import")
         csv = shots / "import.csv"
         csv.write_text("email\nfair1@example.org\nnot an address\n", encoding="utf-8")

@@ -20,7 +20,7 @@ from alerts.blasts import dispatch, recovery, state
 from alerts.blasts.state import expected_recipients, filling, finish_if_done, fix_next_chunk
 from alerts.extensions import db
 from alerts.models import Alert, AlertState, Delivery, DeliveryStatus, Subscriber, SubscriberStatus, utcnow
-from tests.helpers import add_confirmed, blasts, make_alert, wait_for_state
+from tests.helpers import add_confirmed, approve, blasts, make_alert, wait_for_state
 
 
 def rows(alert_id: int) -> int:
@@ -235,6 +235,7 @@ def test_a_short_list_is_spread_over_several_batches_and_a_long_one_capped(app, 
     monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 150)
     add_confirmed(1000)
     alert_id = make_alert()
+    approve(alert_id)  # 1,000 recipients: a second person's approval first
     blasts.launch(alert_id)  # the first 1,000 of a chunk of 10,000: the whole list
     assert dispatch.dispatch(alert_id) == 8  # 125 each: under the largest, spread eight ways
     monkeypatch.setitem(app.config, "BLAST_BATCH_SIZE", 100)

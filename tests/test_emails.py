@@ -67,6 +67,12 @@ def _staff_invitation(n: int) -> tuple[tuple, str]:
     return (user.id,), email
 
 
+def _approval_request(n: int) -> tuple[tuple, str]:
+    alert = save_alert(None, subject="Act now", intro_md="Read [this](https://example.org/report).",
+                       created_by="drafter@example.org")
+    return (alert.id, STAFF_ADDRESS, "drafter@example.org"), STAFF_ADDRESS
+
+
 # One per registered kind: (its arguments, the address it goes to), made afresh for case n.
 CASES: dict[str, Callable[[int], tuple[tuple, str]]] = {
     "confirmation": _confirmation,
@@ -74,6 +80,7 @@ CASES: dict[str, Callable[[int], tuple[tuple, str]]] = {
     "signature_confirmation": _signature_confirmation,
     "alert_test": _alert_test,
     "staff_invitation": _staff_invitation,
+    "approval_request": _approval_request,
 }
 
 

@@ -10,15 +10,17 @@ from flask import current_app
 
 from .. import queueing, tasknames
 from ..config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
-from . import abtest, state
+from . import abtest, approval, state
 
 
 def launch(alert_id: int) -> int | None:
     """Fix the (first) recipients, mark the alert sending, dispatch after commit; returns how
     many it goes to, or None for a list large enough to be fixed in chunks: after the commit,
-    `state.expected_recipients` says (so counting never delays the first message)."""
+    `state.expected_recipients` says (so counting never delays the first message). A blast
+    that needs a second person's approval and lacks it is refused (`approval.ApprovalError`)."""
     if postal_address_missing(current_app.config):
         raise state.BlastError(POSTAL_ADDRESS_REQUIRED)
+    approval.check_start(alert_id)
     total = state.start_blast(alert_id)
     abtest.start(alert_id)  # an A/B test's samples are queued, the rest held for the winner
     queueing.after_commit(tasknames.DISPATCH_BLAST, alert_id)

@@ -6,17 +6,22 @@ claimed by one conditional UPDATE, so exactly one of them launches the blast.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, tzinfo
 from typing import cast
 
 import sqlalchemy as sa
 
+from .. import audit
 from ..extensions import db
-from ..models import Alert, AlertState, utcnow
-from . import control
+from ..models import Alert, AlertState, AuditEvent, utcnow
+from . import approval, control
 from .state import BlastError, locked_alert
 
+log = logging.getLogger(__name__)
+
 LAST_YEAR = 9999
+BEAT = audit.Actor("system", "beat")
 
 
 def parse_time(text: str) -> datetime:
@@ -99,9 +104,41 @@ def start_due(now: datetime | None = None) -> list[int]:
             continue
         try:
             control.launch(alert_id)
+        except approval.ApprovalError as exc:
+            db.session.rollback()
+            _refused(alert_id, now, str(exc))
+            continue
         except BlastError:
             db.session.rollback()
             continue
         db.session.commit()
         started.append(alert_id)
     return started
+
+
+def _refused(alert_id: int, now: datetime, reason: str) -> None:
+    """A due start that lacks its approval: taken off the schedule (a late approval must not
+    send it hours after its time), the reason kept in the audit trail for the alert page."""
+    alert = locked_alert(alert_id)
+    if alert.state != AlertState.DRAFT or alert.scheduled_for is None or alert.scheduled_for > now:
+        db.session.rollback()  # another beat got here first, or staff moved it meanwhile
+        return
+    when = alert.scheduled_for
+    alert.scheduled_for = None
+    audit.record(BEAT, approval.START_REFUSED, approval.target(alert_id), reason=reason,
+                 scheduled_for=when.isoformat())
+    db.session.commit()
+    log.warning("scheduled alert %s not started and unscheduled: %s", alert_id, reason,
+                extra={"alert_id": alert_id})
+
+
+def refusal(alert: Alert) -> str | None:
+    """Why beat took this draft off the schedule, while it stays off it (the alert page says it)."""
+    if alert.state != AlertState.DRAFT or alert.scheduled_for is not None:
+        return None
+    event = db.session.scalar(
+        sa.select(AuditEvent).where(AuditEvent.action == approval.START_REFUSED,
+                                    AuditEvent.actor_kind == BEAT.kind,
+                                    AuditEvent.target == approval.target(alert.id))
+        .order_by(AuditEvent.id.desc()).limit(1))
+    return None if event is None else (event.detail or {}).get("reason")

@@ -24,6 +24,7 @@ from ..actions.records import SignerFileError
 from ..audiences.rules import AudienceError
 from ..audit import Actor
 from ..blasts.abtest import AbTestError
+from ..blasts.approval import ApprovalError
 from ..blasts.compose import ComposeError
 from ..blasts.state import BlastError
 from ..csvin import CsvFileError
@@ -52,7 +53,7 @@ PORT = click.IntRange(1, 65535)
 # The project's own "this cannot be done as asked" errors; their message is for the operator.
 REFUSALS: tuple[type[Exception], ...] = (
     StaffError, ActionError, SignerFileError, AudienceError, AbTestError, ComposeError, BlastError,
-    CsvFileError, DkimConfigError, MailConfigError, ImportFileError,
+    ApprovalError, CsvFileError, DkimConfigError, MailConfigError, ImportFileError,
 )
 
 

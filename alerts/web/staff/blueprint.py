@@ -14,6 +14,7 @@ from . import (
     account,
     actions,
     api_tokens,
+    approval,
     audit_trail,
     auth,
     compose,
@@ -146,6 +147,9 @@ rule("/alerts/<int:alert_id>/schedule", "alert_schedule", sending.alert_schedule
 rule("/alerts/<int:alert_id>/unschedule", "alert_unschedule", sending.alert_unschedule, methods=POST,
      needs=SEND)
 rule("/alerts/<int:alert_id>/remind", "alert_remind", sending.alert_remind, methods=POST, needs=COMPOSE)
+rule("/alerts/<int:alert_id>/approval-request", "alert_approval_request", approval.alert_approval_request,
+     methods=POST, needs=COMPOSE)
+rule("/alerts/<int:alert_id>/approve", "alert_approve", approval.alert_approve, methods=GET_POST, needs=SEND)
 rule("/alerts/<int:alert_id>/send", "alert_send", sending.alert_send, methods=GET_POST, needs=SEND)
 rule("/alerts/<int:alert_id>/recipients.json", "alert_recipients", sending.alert_recipients, methods=GET,
      needs=VIEW)

@@ -236,3 +236,9 @@ class PasswordChangeForm(NewPasswordForm):
         "Current password", validators=[DataRequired("Enter your current password.")],
         render_kw={"autocomplete": "current-password"},
     )
+
+
+class ApproveForm(FlaskForm):
+    """The approval of what the page showed: its digest comes back, so a change since is refused."""
+
+    digest = HiddenField(validators=[DataRequired("The page was incomplete; load it again.")])

@@ -7,7 +7,7 @@ import smtplib
 
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
-from ...blasts import compose, content, control, progress, scheduling, sending, state
+from ...blasts import approval, compose, content, control, progress, scheduling, sending, state
 from ...blasts.compose import ComposeError
 from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from ...extensions import db
@@ -53,6 +53,9 @@ def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: in
         can_remind=item.state in compose.FINISHED,
         schedule_form=schedule_form,
         org_timezone=current_app.config["ORG_TIMEZONE"],
+        approval=approval.standing(item, None) if item.state == AlertState.DRAFT else None,
+        may_approve=approval.approver_refusal(item, current_staff(), current_staff().email) is None,
+        start_refused=scheduling.refusal(item),
     ), code
 
 
@@ -131,8 +134,10 @@ def alert_preview_text(alert_id: int):
 def alert_test(alert_id: int):
     item = db.get_or_404(Alert, alert_id)
     form = SendTestForm()
-    # To the top of the page, where the answer is shown (the form is right below it).
-    back = redirect(url_for("staff.alert", alert_id=item.id), code=303)
+    # To the top of the page, where the answer is shown (the form is right below it); the
+    # approve page sends its own test and comes back to it.
+    page = "staff.alert_approve" if request.form.get("back") == "approve" else "staff.alert"
+    back = redirect(url_for(page, alert_id=item.id), code=303)
     if not form.validate_on_submit():
         flash("Test not sent: " + " ".join(e for errs in form.errors.values() for e in errs), "error")
         return back
@@ -181,10 +186,13 @@ def alert_send(alert_id: int):
     audience = counted(item)
     recipients = audience["size"]
     status = 400 if request.method == "POST" else 200
+    standing = approval.standing(item, recipients)
     return render_template(
         "staff/send.html", alert=item, form=form, recipients=recipients,
-        included=content.rendered_actions(item), send_blocked=_send_blocked(),
+        included=content.rendered_actions(item),
+        send_blocked=_send_blocked() or (standing.words if standing.state in ("needed", "void") else None),
         audience=audience, ab=db.session.get(AbTest, item.id),
+        needs_approval=standing.state in ("needed", "void"),
     ), status
 
 

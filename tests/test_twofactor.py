@@ -373,3 +373,22 @@ def test_new_recovery_codes_and_turning_off_need_a_current_code(app, staff_clien
     assert _actions(app)[-2:] == ["staff.2fa.recovery_codes", "staff.2fa.disable"]
     again = log_in(app.test_client())  # the password alone, again
     assert again.status_code == 303 and again.headers["Location"] == "/staff/"
+
+
+def test_an_operator_resets_a_lost_phone(app, client, staff, senders_must):
+    _turn_on(app)
+    log_in(client)  # a pending login, as the person stuck without their phone has
+    runner = app.test_cli_runner()
+    unknown = runner.invoke(args=["reset-2fa", "nobody@example.org"])
+    assert unknown.exit_code == 2 and "no staff account nobody@example.org" in unknown.output
+    done = runner.invoke(args=["reset-2fa", STAFF_EMAIL.upper()])
+    assert done.exit_code == 0 and "reset for staff@example.org" in done.output, done.output
+    with app.app_context():
+        assert not twofactor.enabled(_user()) and twofactor.codes_left(_user()) == 0
+        event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "staff.2fa.reset"))
+        assert event.actor_kind == "cli" and event.target == STAFF_EMAIL
+    assert client.get("/staff/login/2fa").headers["Location"] == "/staff/login"  # its sessions ended
+    # The password logs in again, confined to setting it up anew (the owner must use it).
+    assert log_in(client).headers["Location"] == "/staff/"
+    assert client.get("/staff/").headers["Location"] == "/staff/account/2fa"
+    assert "nothing to reset" in runner.invoke(args=["reset-2fa", STAFF_EMAIL]).output

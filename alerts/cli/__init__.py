@@ -6,7 +6,7 @@ import click
 from flask import Flask
 
 from ..config import ConfigError
-from . import accounts, actions, alerts, api_tokens, bounces, dev, ops, subscribers, webhooks
+from . import accounts, actions, alerts, api_tokens, bounces, dev, ops, subscribers, twofactor, webhooks
 from .common import guard
 from .database import Main
 
@@ -34,6 +34,7 @@ COMMANDS = (
     actions.seed_actions_command,
     actions.action_group,
     accounts.create_staff_command,
+    twofactor.reset_2fa_command,
     dev.dev_command,
     alerts.alert_group,
     bounces.bounces_group,

@@ -7,6 +7,8 @@ every session of that account at once (a copied cookie is dead after logout).
 The lockout is per (account, IP): five failures from one address lock that account for
 that address only, so nobody can lock a staff member out by failing on purpose from
 elsewhere; the per-IP rate limit on the login form bounds guessing from each address.
+Wrong second-factor codes count per account whatever the IP: whoever gets that far knows the
+password. Between the two steps the session holds a short "password passed" state, no login.
 """
 
 from __future__ import annotations

@@ -8,6 +8,7 @@ import re
 import pyotp
 import pytest
 import sqlalchemy as sa
+from flask import url_for
 
 from alerts import redis_conn, twofactor
 from alerts.config import ConfigError, load_config
@@ -221,6 +222,41 @@ def test_login_with_2fa_takes_a_code_and_the_password_alone_is_no_login(app, cli
     other = app.test_client()
     log_in(other)
     assert _code_form(other, pyotp.TOTP(secret).at(T + 30)).status_code == 401
+
+
+def test_a_pending_login_reaches_no_staff_page(app, client, staff):
+    _turn_on(app)
+    log_in(client)
+    token = csrf_token(client, "/staff/login")
+    checked = 0
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/staff") or rule.endpoint in ("staff.login", "staff.login_2fa"):
+            continue
+        with app.test_request_context():
+            url = url_for(rule.endpoint, **{name: 1 for name in rule.arguments})
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method, data={"csrf_token": token})
+            if response.status_code == 302:
+                assert response.headers["Location"].startswith("/staff/login?next="), (method, url)
+            else:
+                assert response.status_code in (401, 403), (method, url, response.status_code)
+            checked += 1
+    assert checked > 40
+    assert client.get("/staff/login/2fa").status_code == 200  # and the code step still waits
+
+
+def test_wrong_codes_are_rate_limited_per_ip(app, staff, monkeypatch):
+    monkeypatch.setitem(app.config, "STAFF_LOGIN_RATE_LIMIT", "2/minute")
+    _turn_on(app)
+    with app.app_context():
+        create_staff("second@example.org", STAFF_PASSWORD)
+    _turn_on(app, "second@example.org")
+    first, second = app.test_client(), app.test_client()
+    log_in(first)
+    log_in(second, email="second@example.org")
+    assert _code_form(first, "000000").status_code == 401
+    assert _code_form(second, "000000").status_code == 401
+    assert _code_form(first, "000000").status_code == 429  # the same IP, another account's third try
 
 
 def test_a_recovery_code_logs_in_once(app, client, staff, now):

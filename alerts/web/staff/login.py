@@ -71,7 +71,7 @@ def login():
     auth.clear_failures(email, ip)
     next_url = auth.safe_next(form.next.data)
     if twofactor.enabled(user):
-        db.session.commit()  # a rehashed password; the login time is set once the code is right
+        db.session.commit()  # a rehashed password (the login time is set again once the code is right)
         if seconds := auth.lockout_seconds_left(email, None, auth.SECOND_FACTOR):
             return _locked_page(form, seconds)
         auth.begin_second_factor(user, next_url)

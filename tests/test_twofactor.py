@@ -428,3 +428,35 @@ def test_an_operator_resets_a_lost_phone(app, client, staff, senders_must):
     assert log_in(client).headers["Location"] == "/staff/"
     assert client.get("/staff/").headers["Location"] == "/staff/account/2fa"
     assert "nothing to reset" in runner.invoke(args=["reset-2fa", STAFF_EMAIL]).output
+
+
+def test_an_admin_resets_another_account(app, staff, senders_must, now):
+    with app.app_context():
+        create_staff("admin@example.org", STAFF_PASSWORD, role=Role.ADMIN)
+        create_staff("editor@example.org", STAFF_PASSWORD, role=Role.EDITOR)
+        ids = {u.email: u.id for u in db.session.scalars(sa.select(StaffUser))}
+    _turn_on(app, "editor@example.org")
+    admin_secret, _ = _turn_on(app, "admin@example.org")
+    stuck = app.test_client()
+    log_in(stuck, email="editor@example.org")  # a pending login, which the reset ends
+    admin = app.test_client()
+    log_in(admin, email="admin@example.org")
+    now[0] = T + 30
+    assert _code_form(admin, pyotp.TOTP(admin_secret).at(T + 30)).status_code == 303
+
+    refused = post(admin, f"/staff/staff/{ids[STAFF_EMAIL]}/2fa/reset")  # the owner: above an admin
+    assert refused.status_code == 403 and "only an owner" in refused.get_data(as_text=True)
+    assert post(admin, "/staff/staff/999999/2fa/reset").status_code == 404
+    done = post(admin, f"/staff/staff/{ids['editor@example.org']}/2fa/reset", {"next": "/staff/actions"})
+    assert done.status_code == 303 and done.headers["Location"] == "/staff/actions"
+    with app.app_context():
+        assert not twofactor.enabled(_user("editor@example.org"))
+        event = db.session.scalar(sa.select(AuditEvent).where(AuditEvent.action == "staff.2fa.reset"))
+        assert (event.actor, event.target) == ("admin@example.org", "editor@example.org")
+    assert stuck.get("/staff/login/2fa").headers["Location"] == "/staff/login"
+    # Without the staff permission, the gate answers 403 before the view.
+    editor = app.test_client()
+    assert log_in(editor, email="editor@example.org").headers["Location"] == "/staff/"
+    assert post(editor, f"/staff/staff/{ids['admin@example.org']}/2fa/reset").status_code == 403
+    with app.app_context():
+        assert twofactor.enabled(_user("admin@example.org"))

@@ -120,6 +120,8 @@ rule("/account/2fa/recovery-codes", "account_2fa_recovery_codes", two_factor.acc
      methods=POST, needs=VIEW)
 rule("/account/2fa/disable", "account_2fa_disable", two_factor.account_2fa_disable, methods=POST,
      needs=VIEW)
+rule("/staff/<int:staff_id>/2fa/reset", "staff_2fa_reset", two_factor.staff_2fa_reset, methods=POST,
+     needs=STAFF)
 
 rule("/", "dashboard", dashboard.dashboard, methods=GET, needs=VIEW)
 rule("/charts.part", "dashboard_charts_part", dashboard.dashboard_charts_part, methods=GET, needs=VIEW)

@@ -1,15 +1,18 @@
-"""A staff member's own two-factor login: set it up (QR code, first code), new recovery codes, off."""
+"""A staff member's own two-factor login: set it up (QR code, first code), new recovery codes, off;
+and an admin's reset of someone else's, when they have lost their phone and their codes."""
 
 from __future__ import annotations
 
 import logging
 
-from flask import current_app, flash, redirect, render_template, session, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, session, url_for
 
 from ... import twofactor
 from ...accounts import end_sessions
 from ...audit import record
 from ...extensions import db, limiter
+from ...models import StaffUser
+from ...permissions import ROLES, Role
 from . import auth
 from .common import current_staff, staff_actor
 from .forms import CodeForm
@@ -121,3 +124,28 @@ def account_2fa_disable():
     db.session.commit()
     flash("Two-factor login is off: this account logs in with its password alone.", "success")
     return redirect(url_for("staff.account_2fa"), code=303)
+
+
+def staff_2fa_reset(staff_id: int):
+    """An admin turns off someone else's 2FA (a lost phone, no codes left); their sessions end."""
+    actor = current_staff()
+    user = db.session.get(StaffUser, staff_id)
+    if user is None:
+        abort(404)
+    back = auth.safe_next(request.form.get("next")) or url_for("staff.dashboard")
+    if ROLES.index(Role(user.role)) > ROLES.index(Role(actor.role)):
+        return _refused(f"{user.email} is an {user.role}: only an owner can reset their two-factor login.")
+    if not twofactor.enabled(user):
+        flash(f"{user.email} has no two-factor login: nothing to reset.", "info")
+        return redirect(back, code=303)
+    twofactor.disable(user)
+    end_sessions(user.id)
+    record(staff_actor(), "staff.2fa.reset", user.email)
+    db.session.commit()
+    flash(f"Two-factor login reset for {user.email}, and every session of it ended: they set it up again "
+          "at their next login.", "success")
+    return redirect(back, code=303)
+
+
+def _refused(message: str):
+    return render_template("error.html", code=403, title="Not allowed", message=message), 403

@@ -202,8 +202,10 @@ def load_config(instance_path: Path) -> dict:
         "STAFF_LOCKOUT_SECONDS": _int("STAFF_LOCKOUT_SECONDS", 15 * 60),
         # An invitation link to a new staff account works once, for this long.
         "STAFF_INVITE_MAX_AGE_SECONDS": _int("STAFF_INVITE_MAX_AGE_SECONDS", 7 * 24 * 3600),
-        # Who must use a second factor (TOTP) to log in: by default those who can send.
-        "STAFF_REQUIRE_2FA": _require_2fa("STAFF_REQUIRE_2FA", "senders"),
+        # Who must use a second factor (TOTP) to log in: by default those who can send; under
+        # `alerts dev` nobody unless set (its one account is the owner, on this machine only).
+        "STAFF_REQUIRE_2FA": _require_2fa("STAFF_REQUIRE_2FA",
+                                          "none" if _env("ALERTS_DEV") == "1" else "senders"),
         # A blast to at least this many needs a second staff member's approval to start.
         "APPROVAL_MIN_RECIPIENTS": _int("APPROVAL_MIN_RECIPIENTS", 1000),
         # The blast engine: the most rows in one batch task, and the fewest batches a dispatch

@@ -132,6 +132,7 @@ def worker_env(app, *, redis_url: str, smtp_url: str, queue: str, engine_default
         BLAST_BATCH_SIZE="100",
         MAIL_RETRY_BACKOFF="1",
         MAIL_RETRY_BACKOFF_MAX="2",
+        STAFF_REQUIRE_2FA="none",  # as the test app: the suite logs in with a password
     )
     for name in FAST_RECOVERY:
         env.pop(name, None)

@@ -14,6 +14,7 @@ import os
 import re
 from pathlib import Path
 
+import pyotp
 import pytest
 import sqlalchemy as sa
 from playwright.sync_api import expect
@@ -273,6 +274,28 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         page.get_by_role("button", name="Add endpoint").click()
         expect(page.locator("#secret")).to_be_visible()
         walk.check("webhook secret shown")
+        # Two-factor login: set up (the recovery codes shown), on, then the login's code step.
+        walk.visit("/staff/account/2fa", "2fa setup")
+        secret = page.locator("#totp-secret").inner_text().replace(" ", "")
+        page.get_by_label("Code from your app").fill(pyotp.TOTP(secret).now())
+        page.get_by_role("button", name="Turn on two-factor login").click()
+        expect(page.locator("#codes-text")).to_be_visible()
+        walk.check("2fa recovery codes")
+        recovery = page.locator("#codes-text").input_value().split()
+        walk.visit("/staff/account/2fa", "2fa on")
+        page.get_by_role("button", name="Log out").click()
+        page.get_by_label("Email").fill(STAFF)
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Two-factor login")).to_be_visible()
+        walk.check("2fa code")
+        page.get_by_label("Code").fill("000000")
+        page.get_by_role("button", name="Log in").click()
+        expect(page.locator(".field-error, .flash-error").first).to_be_visible()
+        walk.check("2fa wrong code")
+        page.get_by_label("Code").fill(recovery[0])
+        page.get_by_role("button", name="Log in").click()
+        expect(page.get_by_role("heading", name="Dashboard")).to_be_visible()
         page.goto(f"{live_server.url}/staff/alerts/{sent}/report")
         page.screenshot(path=str(shots / "report-1280.png"), full_page=True)
     finally:
@@ -280,4 +303,4 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
     assert not walk.failures, f"axe-core found {len(walk.failures)} violations:\n" + "\n".join(walk.failures)
     assert {"staff.dashboard", "staff.alert_report", "public.action", "staff.welcome_email",
             "staff.api_tokens", "api_pages.docs", "staff.staff_accounts", "staff.account", "staff.invite",
-            "staff.staff_remove"} <= set(walk.seen)
+            "staff.staff_remove", "2fa setup", "2fa code"} <= set(walk.seen)

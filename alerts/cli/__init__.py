@@ -6,7 +6,19 @@ import click
 from flask import Flask
 
 from ..config import ConfigError
-from . import accounts, actions, alerts, api_tokens, audit, bounces, dev, ops, subscribers, webhooks
+from . import (
+    accounts,
+    actions,
+    alerts,
+    api_tokens,
+    audit,
+    bounces,
+    dev,
+    ops,
+    subscribers,
+    twofactor,
+    webhooks,
+)
 from .common import guard
 from .database import Main
 
@@ -35,6 +47,7 @@ COMMANDS = (
     actions.action_group,
     accounts.create_staff_command,
     accounts.staff_group,
+    twofactor.reset_2fa_command,
     dev.dev_command,
     alerts.alert_group,
     bounces.bounces_group,

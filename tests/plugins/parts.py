@@ -68,6 +68,8 @@ def app(tmp_path_factory, smtp):
             "RATELIMIT_KEY_PREFIX": f"test-{RUN_ID}",
             "MAIL_RETRY_BACKOFF": 1,
             "MAIL_RETRY_BACKOFF_MAX": 2,
+            # The suite logs in with a password; tests/test_twofactor.py holds the default to account.
+            "STAFF_REQUIRE_2FA": frozenset(),
         }
     )
     with app.app_context():

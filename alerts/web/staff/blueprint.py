@@ -7,8 +7,9 @@ limit, a large-upload allowance) stay on the view.
 
 from __future__ import annotations
 
-from flask import Blueprint, abort, flash, jsonify, redirect, request, session, url_for
+from flask import Blueprint, abort, current_app, flash, jsonify, redirect, request, session, url_for
 
+from ... import twofactor
 from ...permissions import Permission, allows
 from . import (
     account,
@@ -27,6 +28,7 @@ from . import (
     staff_accounts,
     subscribers,
     suppressions,
+    two_factor,
     webhooks,
     welcome,
 )
@@ -34,7 +36,10 @@ from . import (
 bp = Blueprint("staff", __name__, url_prefix="/staff")
 
 # The only staff endpoints reachable without a login.
-OPEN_ENDPOINTS = {"staff.login", "staff.invite"}
+OPEN_ENDPOINTS = {"staff.login", "staff.login_2fa", "staff.invite"}
+
+# All a grace login reaches while its role must use 2FA and the account has none yet.
+SETUP_ENDPOINTS = {"staff.account_2fa", "staff.account_2fa_enable", "staff.logout"}
 
 # What each staff endpoint needs (alerts/permissions.py), filled by the route table below:
 # the gate checks it before every view, so a rule cannot be added without one.
@@ -59,6 +64,11 @@ def require_login():
         needed = ENDPOINT_PERMISSIONS.get(request.endpoint or "")
         if needed is None or not allows(user.role, needed):
             abort(403)  # before the view runs: nothing is read or changed for it
+        if (request.endpoint not in SETUP_ENDPOINTS and not twofactor.enabled(user)
+                and twofactor.required(user, current_app.config)):
+            if request.method in ("GET", "HEAD"):
+                return redirect(url_for("staff.account_2fa"))
+            abort(403)  # a grace login changes nothing until two-factor login is set up
         return None
     had_session = auth.SESSION_USER in session
     if had_session:
@@ -113,7 +123,16 @@ def rule(path: str, endpoint: str, view, *, methods: tuple[str, ...], needs: Per
 
 
 rule("/login", "login", login.login, methods=GET_POST, needs=None)
+rule("/login/2fa", "login_2fa", login.login_2fa, methods=GET_POST, needs=None)
 rule("/logout", "logout", login.logout, methods=POST, needs=VIEW)
+rule("/account/2fa", "account_2fa", two_factor.account_2fa, methods=GET, needs=VIEW)
+rule("/account/2fa", "account_2fa_enable", two_factor.account_2fa_enable, methods=POST, needs=VIEW)
+rule("/account/2fa/recovery-codes", "account_2fa_recovery_codes", two_factor.account_2fa_recovery_codes,
+     methods=POST, needs=VIEW)
+rule("/account/2fa/disable", "account_2fa_disable", two_factor.account_2fa_disable, methods=POST,
+     needs=VIEW)
+rule("/staff/<int:staff_id>/2fa/reset", "staff_2fa_reset", two_factor.staff_2fa_reset, methods=POST,
+     needs=STAFF)
 
 rule("/", "dashboard", dashboard.dashboard, methods=GET, needs=VIEW)
 rule("/charts.part", "dashboard_charts_part", dashboard.dashboard_charts_part, methods=GET, needs=VIEW)

@@ -52,6 +52,16 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
+class CodeForm(FlaskForm):
+    """A code from the authenticator app (6 digits), or at login a recovery code instead."""
+
+    code = StringField(
+        "Code",
+        validators=[DataRequired("Enter the code."), Length(max=40, message="That is too long for a code.")],
+        render_kw={"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false"},
+    )
+
+
 class ActionForm(FlaskForm):
     title = StringField(
         "Title", validators=[DataRequired("The title is required."), Length(max=200)]

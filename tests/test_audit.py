@@ -33,7 +33,9 @@ RECORDED_ELSEWHERE = {
     "staff.twofactor", "staff.twofactor_setup", "staff.twofactor_disable", "staff.twofactor_codes",
     "staff.staff", "staff.staff_invite", "staff.staff_role", "staff.staff_disable", "staff.staff_enable",
     "staff.staff_remove", "staff.staff_reset_2fa", "staff.invite", "staff.alert_approve",
-    "staff.alert_request_approval",
+    "staff.alert_request_approval", "staff.staff_invite_resend", "staff.alert_approval_request",
+    "staff.account_2fa_recovery_codes", "staff.account_2fa_enable", "staff.staff_2fa_reset",
+    "staff.account_2fa_disable", "staff.staff_accounts", "staff.account_2fa",
 }
 # GET routes that record (exports): everything else a GET does changes nothing (test_security).
 EXPORTS = {"staff.action_signatures_csv", "staff.data_export", "staff.data_subscriber_json",

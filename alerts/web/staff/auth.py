@@ -18,7 +18,7 @@ import time
 from urllib.parse import urlsplit
 
 import redis
-from flask import current_app, g, session
+from flask import current_app, request, session
 
 from ... import redis_conn
 from ...accounts import end_sessions
@@ -28,6 +28,7 @@ from ...models import StaffUser, email_hash
 log = logging.getLogger(__name__)
 
 SESSION_USER = "staff_id"
+_CACHED = "alerts.staff_user"  # the request's staff user, looked up once
 SESSION_LOGIN_AT = "staff_login_at"
 SESSION_EPOCH = "staff_epoch"
 # Password passed, second factor not yet: NOT a login (current_staff() ignores it).
@@ -77,7 +78,7 @@ def logout() -> None:
     if user is not None:
         end_sessions(user.id)
     session.clear()
-    g.pop("staff", None)
+    request.environ.pop(_CACHED, None)
 
 
 def session_lifetime() -> float:
@@ -94,8 +95,9 @@ def session_expired() -> bool:
 
 def current_staff() -> StaffUser | None:
     """The logged-in staff user, or None (no session, an expired one, a deleted or disabled account)."""
-    if "staff" in g:
-        return g.staff
+    if _CACHED in request.environ:  # once per request (g can outlive one: an app context kept open)
+        cached: StaffUser | None = request.environ[_CACHED]
+        return cached
     user = None
     user_id = session.get(SESSION_USER)
     if isinstance(user_id, int) and not session_expired():
@@ -104,7 +106,7 @@ def current_staff() -> StaffUser | None:
             user = None  # revoked: logged out elsewhere, password changed, or locked
         if user is not None and user.disabled_at is not None:
             user = None  # disabled: its sessions are over, whatever the epoch says
-    g.staff = user
+    request.environ[_CACHED] = user
     return user
 
 

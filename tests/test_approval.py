@@ -94,6 +94,33 @@ def test_approving_your_own_alert_is_refused(app, ctx):
     assert _alert(alert_id).approved_by is None
 
 
+def test_a_sender_who_edited_someone_elses_draft_cannot_approve_it(app, client):
+    """The second person wrote none of it: an edit on the staff page (on the audit trail)
+    makes its editor a first person too, though another drafted it."""
+    with app.app_context():
+        alert_id = _draft()
+        _sender()
+    assert log_in(client, email=SENDER, password=SENDER_PASSWORD).status_code == 303
+    edited = post(client, f"/staff/alerts/{alert_id}/edit",
+                  {"subject": "Act now for every kid", "intro_md": "Thank you.",
+                   "actions": [db_slug(app)]}, page=f"/staff/alerts/{alert_id}/edit")
+    assert edited.status_code == 303
+    with app.app_context():
+        with pytest.raises(approval.ApprovalError, match="edited this alert"):
+            approval.approve(alert_id, SENDER, approval.digest(_alert(alert_id)), 3)
+        db.session.rollback()
+        assert _alert(alert_id).approved_by is None
+        approve(alert_id)  # a third person, who wrote none of it, may
+        assert _alert(alert_id).approved_by not in (None, SENDER)
+
+
+def db_slug(app) -> str:
+    from alerts.models import Action
+
+    with app.app_context():
+        return db.session.scalar(sa.select(Action.slug).where(Action.is_open).order_by(Action.position))
+
+
 @pytest.mark.parametrize("role", [Role.VIEWER, Role.EDITOR])
 def test_a_viewer_or_an_editor_cannot_approve(app, ctx, role):
     alert_id = _draft()

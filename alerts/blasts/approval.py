@@ -163,9 +163,19 @@ def approver_refusal(alert: Alert, approver: StaffUser | None, email: str) -> st
                 "(sender, admin or owner)")
     if alert.created_by and alert.created_by.strip().lower() == approver.email.strip().lower():
         return f"{approver.email} created this alert; it needs the approval of {SECOND_PERSON}"
+    if _edited_by(alert.id, approver.email):
+        return f"{approver.email} edited this alert; it needs the approval of {SECOND_PERSON}"
     if alert.state != AlertState.DRAFT:
         return f"alert {alert.id} is {alert.state}; only a draft can be approved"
     return None
+
+
+def _edited_by(alert_id: int, email: str) -> bool:
+    """Whether this person wrote any of the draft (its audit trail's edits): they are not a second person."""
+    return db.session.scalar(sa.select(AuditEvent.id).where(
+        AuditEvent.target == f"alert {alert_id}", AuditEvent.action.in_(("alert.create", "alert.edit")),
+        AuditEvent.actor_kind == "staff", sa.func.lower(AuditEvent.actor) == email.strip().lower(),
+    ).limit(1)) is not None
 
 
 def staff_by_email(email: str) -> StaffUser | None:

@@ -123,7 +123,9 @@ def run(args, workdir: Path) -> dict:
     try:
         import os
 
-        os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis.url, SECRET_KEY="bench-staff-pages")
+        # The pages are measured, not the login: the bench's owner account needs no second factor.
+        os.environ.update(DATABASE_URL=database_url, REDIS_URL=redis.url, SECRET_KEY="bench-staff-pages",
+                          STAFF_REQUIRE_2FA="none")
         from flask import Flask
 
         from alerts import create_app

@@ -256,6 +256,8 @@ def load_config(instance_path: Path) -> dict:
         # subscriber's `language` may name.
         "API_RATE_LIMIT": _env("API_RATE_LIMIT", "600/minute;20000/hour"),
         "LANGUAGES": [code.strip() for code in (_env("LANGUAGES", "en,es") or "").split(",") if code.strip()],
+        # Where a phone number given without +country is read from (ISO 3166 region code).
+        "PHONE_REGION": (_env("PHONE_REGION", "US") or "US").upper(),
         # Click tracking (see the README's privacy section): person | aggregate | off; how
         # long per-person clicks are kept; how often the Redis list of clicks is recorded;
         # how close together two links of one message must be opened to count as a scanner.

@@ -18,6 +18,8 @@ from .people import (
     StaffRecoveryCode,
     StaffUser,
     Subscriber,
+    SubscriberField,
+    SubscriberFieldValue,
     SubscriberStatus,
     SubscriberTopic,
     Suppression,
@@ -30,7 +32,8 @@ from .webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookSt
 __all__ = [
     "AbTest", "Action", "Alert", "AlertLink", "AlertState", "BounceEvent", "BounceKind", "Click",
     "ClickBatch", "ClickCount", "ConsentRecord", "Delivery", "DeliveryStatus", "EmailText", "Model",
-    "SavedAudience", "Signature", "SignupAttempt", "StaffUser", "Subscriber", "SubscriberStatus",
+    "SavedAudience", "Signature", "SignupAttempt", "StaffUser", "Subscriber", "SubscriberField",
+    "SubscriberFieldValue", "SubscriberStatus",
     "SubscriberTopic", "Suppression", "SuppressionLift", "UTCDateTime", "alert_actions", "email_hash",
     "email_key", "new_token_key", "utcnow",
     "ApiToken", "ApiWrite", "AuditEvent", "StaffRecoveryCode",

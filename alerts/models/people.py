@@ -57,6 +57,7 @@ class Subscriber(Model):
     last_name: Mapped[str | None] = mapped_column(sa.String(100))
     postal_code: Mapped[str | None] = mapped_column(sa.String(20))
     language: Mapped[str | None] = mapped_column(sa.String(16))
+    phone: Mapped[str | None] = mapped_column(sa.String(20))  # E.164, as phonenumbers formats it
 
     consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
@@ -220,3 +221,34 @@ class SubscriberTopic(Model):
         sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True
     )
     topic: Mapped[str] = mapped_column(sa.String(40), primary_key=True, index=True)
+
+
+class SubscriberField(Model):
+    """A field staff defined for subscribers (alerts.subscribers.fields), or the settings of a
+    built-in one (first_name, ...): whether the signup form asks for it, and must."""
+
+    __tablename__ = "subscriber_fields"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(sa.String(40), unique=True)  # as in {key|fallback} and CSV headers
+    label: Mapped[str] = mapped_column(sa.String(100))
+    kind: Mapped[str] = mapped_column(sa.String(16))  # alerts.subscribers.fields.KINDS
+    choices: Mapped[list | None] = mapped_column(sa.JSON)  # for choice and choices
+    required: Mapped[bool] = mapped_column(default=False)
+    on_signup: Mapped[bool] = mapped_column(default=False)  # shown on the signup forms
+    position: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriberFieldValue(Model):
+    """One value of a custom field for one subscriber; a several-choices field has one row per
+    choice, so an audience's "chose X" is one index lookup whatever the kind."""
+
+    __tablename__ = "subscriber_field_values"
+    __table_args__ = (sa.Index("ix_subscriber_field_values_field_value", "field_id", "value"),)
+
+    subscriber_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True)
+    field_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("subscriber_fields.id", ondelete="CASCADE"), primary_key=True)
+    value: Mapped[str] = mapped_column(sa.String(500), primary_key=True)

@@ -18,11 +18,11 @@ from ..extensions import db
 from ..models import ConsentRecord, Subscriber, SubscriberStatus, email_key, utcnow
 from ..suppressions import is_suppressed
 from ..webhooks import SUBSCRIBER_CONFIRMED, outbox, payloads
-from . import confirmations, subscriptions, welcome
+from . import confirmations, fields, subscriptions, welcome
 
 CONSENT_MODES = ("confirm-first", "documented")
 PROFILE_LIMITS = {"first_name": 100, "last_name": 100, "postal_code": 20}
-PROFILE_FIELDS = (*PROFILE_LIMITS, "language")
+PROFILE_FIELDS = (*PROFILE_LIMITS, "phone", "language")
 _POSTAL = re.compile(r"^[A-Za-z0-9 \-]+$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -52,8 +52,9 @@ class Added:
 
 
 def clean_profile(values: dict[str, object]) -> dict[str, str | None]:
-    """The profile fields given (first_name, last_name, postal_code, language), checked; an
-    empty string clears one. ProfileError names every field at fault."""
+    """The profile fields given (first_name, last_name, postal_code, phone, language), checked;
+    an empty string clears one; a phone number is kept in E.164. ProfileError names every
+    field at fault."""
     errors: dict[str, str] = {}
     out: dict[str, str | None] = {}
     for name, limit in PROFILE_LIMITS.items():
@@ -67,6 +68,12 @@ def clean_profile(values: dict[str, object]) -> dict[str, str | None]:
         elif name == "postal_code" and value and not _POSTAL.match(value):
             errors[name] = "letters, digits, spaces and hyphens only"
         out[name] = value or None
+    if "phone" in values:
+        phone = " ".join(str(values["phone"] or "").split())
+        try:
+            out["phone"] = fields.normalize_phone(phone) if phone else None
+        except ValueError as exc:
+            errors["phone"] = str(exc)
     if "language" in values:
         language = str(values["language"] or "").strip() or None
         allowed = current_app.config["LANGUAGES"]

@@ -10,6 +10,7 @@ never commit: the view, command or task that calls them does.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
@@ -356,7 +357,16 @@ def values_for(subscriber_ids: Sequence[int]) -> dict[int, dict[str, list[str]]]
              .order_by(SubscriberFieldValue.subscriber_id, SubscriberField.id))
     for sub_id, key, value in db.session.execute(query):
         out.setdefault(sub_id, {}).setdefault(key, []).append(value)
+    orders = {f.key: {c: i for i, c in enumerate(f.choices)} for f in custom() if f.kind == "choices"}
+    for values in out.values():
+        for key, order in orders.items():
+            if len(values.get(key, ())) > 1:  # in the field's own order, as clean_value keeps them
+                values[key].sort(key=functools.partial(_choice_rank, order))
     return out
+
+
+def _choice_rank(order: dict[str, int], value: str) -> tuple[int, str]:
+    return order.get(value, len(order)), value
 
 
 def shown(fdef: FieldDef, values: Sequence[str]) -> str:

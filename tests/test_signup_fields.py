@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alerts.actions import signing
 from alerts.extensions import db
 from alerts.models import Action, SignupAttempt, Subscriber, SubscriberStatus, utcnow
-from alerts.subscribers import confirmations, fields
+from alerts.subscribers import confirmations, fields, subscriptions
 from tests.helpers import add_confirmed, apply_signups, confirm_token_for, csrf_token, seed_actions
 from tests.test_api import auth, is_problem, token
 from tests.test_embeds import PARTNER, form_of
@@ -336,3 +336,15 @@ def test_a_bad_custom_value_or_phone_is_a_422_naming_each_field(client, ctx):
     refused = client.patch(f"/api/v1/subscribers/{sub_id}", headers=headers, json={"fields": {"age": "x"}})
     assert set(is_problem(refused, 422)["errors"]) == {"fields.age"}
     assert fields.values_for([sub_id])[sub_id] == {"age": ["3"]}
+
+
+def test_an_unsubscribe_drops_what_waited_for_a_confirmation(app, client, ctx, monkeypatch):
+    monkeypatch.setitem(app.config, "CONFIRM_COOLDOWN_SECONDS", 0)
+    signup(client, "wy@example.org")
+    signup(client, "wy@example.org", first_name="Wy")
+    apply_signups()
+    sub = subscriber("wy@example.org")
+    assert sub.pending_profile == {"first_name": "Wy"}
+    subscriptions.unsubscribe(sub.id, subscriptions.Request(ip=IP, user_agent="test"))
+    db.session.commit()
+    assert subscriber("wy@example.org").pending_profile is None

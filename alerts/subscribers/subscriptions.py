@@ -297,6 +297,7 @@ def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subsc
         sub.status = SubscriberStatus.UNSUBSCRIBED
         sub.unsubscribed_at = datetime.now(UTC)
         sub.confirm_nonce = None
+        sub.pending_profile = None  # its confirmation links are dead: nothing can save it now
         _record(sub, f"unsubscribe:{via}", req)
         outbox.emit(webhooks.SUBSCRIBER_UNSUBSCRIBED, payloads.subscriber(sub, via=via))
     return sub

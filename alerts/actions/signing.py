@@ -25,6 +25,7 @@ from ..mail.context import external_url, org_context
 from ..mail.rendering import compiled
 from ..mail.signed_ids import envelope_sender
 from ..models import Action, Delivery, Signature, Subscriber, utcnow
+from ..models import email_key as subscriber_key
 from ..subscribers import confirmations, emails, subscriptions
 from ..webhooks import outbox
 from .references import read_reference
@@ -218,6 +219,54 @@ def _build_insert_signature(insert: DialectInsert) -> sa.Insert:
 _INSERT_SIGNATURE = PerDialect(_build_insert_signature)
 
 
+def split_name(name: str) -> tuple[str | None, str | None]:
+    """A signature's one name as (first, last): the last word is the last name when there are
+    two or more ("Ana María García" is "Ana María" and "García"); one word is a first name."""
+    words = name.split()
+    if not words:
+        return None, None
+    if len(words) == 1:
+        return words[0][:100], None
+    return " ".join(words[:-1])[:100].rstrip(), words[-1][:100]
+
+
+_SUB = Subscriber.__table__
+
+
+def _filled(column: sa.Column, param: str) -> sa.ColumnElement:
+    return sa.func.coalesce(sa.func.nullif(column, ""), sa.bindparam(param, type_=column.type))
+
+
+# A verified signer's name and postal code fill their subscriber's where empty, never over
+# what the person gave; the WHERE makes it a no-op when nothing is missing.
+_FILL_PROFILE = (
+    sa.update(_SUB)
+    .where(sa.or_(_SUB.c.first_name.is_(None), _SUB.c.first_name == "", _SUB.c.last_name.is_(None),
+                  _SUB.c.last_name == "", _SUB.c.postal_code.is_(None), _SUB.c.postal_code == ""))
+    .values(first_name=_filled(_SUB.c.first_name, "fill_first"),
+            last_name=_filled(_SUB.c.last_name, "fill_last"),
+            postal_code=_filled(_SUB.c.postal_code, "fill_postal"))
+    .execution_options(synchronize_session=False)
+)
+_FILL_BY_ID = _FILL_PROFILE.where(_SUB.c.id == sa.bindparam("fill_id"))
+_FILL_BY_KEY = _FILL_PROFILE.where(_SUB.c.email_key == sa.bindparam("fill_key"))
+
+
+def fill_profile(name: str, postal_code: str | None, *, subscriber_id: int | None = None,
+                 email: str | None = None) -> None:
+    """Fill the empty name and postal code of the subscriber a verified signature is from (by
+    id, or by address); never overwrites. Only for a signature whose address is proven (an
+    alert's reference, or its confirmation link): anyone can type anyone's address."""
+    first, last = split_name(name or "")
+    if first is None and not postal_code:
+        return
+    values = {"fill_first": first, "fill_last": last, "fill_postal": postal_code or None}
+    if subscriber_id is not None:
+        db.session.execute(_FILL_BY_ID, {**values, "fill_id": subscriber_id})
+    else:
+        db.session.execute(_FILL_BY_KEY, {**values, "fill_key": subscriber_key(email or "")})
+
+
 def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where: Attribution,
          request: subscriptions.Request) -> Outcome:
     """Record one signature (or find the one already there). The caller commits.
@@ -254,8 +303,14 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
             signature_id, action, email=email, name=name, postal_code=postal, comment=comment,
             source=where.source, alert_id=where.alert_id, confirmed=counted, created_at=now,
             source_code=where.source_code))
+    if proven:
+        assert signer is not None
+        fill_profile(name, postal, subscriber_id=signer.subscriber_id)
     if entry.opt_in:
-        join_list(email, request, action, source_code=where.source_code)
+        first, last = split_name(name)
+        given = (("first_name", first), ("last_name", last), ("postal_code", postal))
+        profile = {k: v for k, v in given if v}
+        join_list(email, request, action, source_code=where.source_code, profile=profile)
     return Outcome(signature_id, new_id is not None, counted)
 
 
@@ -301,15 +356,16 @@ def claim_unqueued_confirmations(limit: int = 1000) -> list[int]:
 
 
 def join_list(email: str, request: subscriptions.Request, action: Action | sa.Row, *,
-              source_code: str | None = None) -> None:
+              source_code: str | None = None, profile: dict[str, str] | None = None) -> None:
     """"Also send me action alerts": the normal double opt-in, sourced to the form's source
     code if it had one, else to this action (`action:<slug>`).
 
     Recorded and decided later, as `POST /subscribe` is, so the answer says nothing about the
-    address's state (no timing either)."""
+    address's state (no timing either); the signature's name and postal code go with it, as
+    the signup form's do (saved on a new subscriber, pending the owner's word on a known one)."""
     req = subscriptions.Request(ip=request.ip, user_agent=request.user_agent,
                                 source=source_code or f"action:{action.slug}"[:200])
-    confirmations.queue_signup(subscriptions.record_attempt(email, req))
+    confirmations.queue_signup(subscriptions.record_attempt(email, req, profile))
 
 
 # -- confirming a flagged signature -----------------------------------------------------------
@@ -354,6 +410,8 @@ def confirm_signature(token: str) -> Signature | None:
     signature = confirmable(read_confirm_token(token))
     if signature is not None and signature.confirmed_at is None:
         signature.confirmed_at = utcnow()
+        # The link proves the address: its subscriber's empty name and postal code may be filled.
+        fill_profile(signature.name, signature.postal_code, email=signature.email)
     return signature
 
 

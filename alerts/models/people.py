@@ -58,6 +58,9 @@ class Subscriber(Model):
     postal_code: Mapped[str | None] = mapped_column(sa.String(20))
     language: Mapped[str | None] = mapped_column(sa.String(16))
     phone: Mapped[str | None] = mapped_column(sa.String(20))  # E.164, as phonenumbers formats it
+    # What a signup typed for an address already on the list: kept apart, and saved only when
+    # the address's owner confirms by the emailed link (anyone can type anyone's address).
+    pending_profile: Mapped[dict | None] = mapped_column(sa.JSON)
 
     consents: Mapped[list[ConsentRecord]] = relationship(
         back_populates="subscriber", cascade="all, delete-orphan", order_by="ConsentRecord.id"
@@ -210,6 +213,8 @@ class SignupAttempt(Model):
     ip: Mapped[str | None] = mapped_column(sa.String(64))
     user_agent: Mapped[str | None] = mapped_column(sa.String(512))
     source: Mapped[str] = mapped_column(sa.String(200), default="web-form")
+    # What the form asked for besides the address ({"first_name": ..., "fields": {key: [...]}}).
+    profile: Mapped[dict | None] = mapped_column(sa.JSON)
 
 
 class SubscriberTopic(Model):

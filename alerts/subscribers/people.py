@@ -121,6 +121,7 @@ def add(email: str, profile: dict[str, str | None], *, consent: str, req: subscr
             sub.confirmed_at = now
             sub.unsubscribed_at = None
             sub.confirm_nonce = None
+            sub.pending_profile = None  # what a form typed waited for a link that is dead now
             sub.source = sub.source or req.source
             sub.consents.append(ConsentRecord(
                 event="confirm:documented", at=now, ip=req.ip,

@@ -1,11 +1,19 @@
-"""Double opt-in: who may be mailed, and what each visitor action does to a subscriber."""
+"""Double opt-in: who may be mailed, and what each visitor action does to a subscriber.
+
+What a signup form asks for besides the address (name, postal code, custom fields) travels
+with the signup. It is saved at once only on a subscriber the signup itself creates; for an
+address already on the list it is kept pending and saved only when the address's owner
+confirms by the emailed link (anyone can type anyone's address, and a stranger's words must
+never reach a person's profile, nor their greeting). An address already confirmed is mailed
+no link, so what a new signup typed for it is never saved.
+"""
 
 from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
@@ -24,6 +32,7 @@ from ..models import (
 )
 from ..suppressions import is_suppressed
 from ..webhooks import outbox, payloads
+from . import fields
 from .tokens import TokenError, read_confirm_token
 
 # A confirmation link may be waiting for these: a new signup, or a returning one.
@@ -114,7 +123,24 @@ def _insert_new(email: str, req: Request) -> int | None:
     return subscriber_id
 
 
-def request_subscription(email: str, req: Request) -> int | None:
+PROFILE_COLUMNS = ("first_name", "last_name", "postal_code", "phone")
+
+
+def apply_profile(sub: Subscriber, profile: dict[str, Any] | None) -> None:
+    """Save what a signup gave (the values given replace the person's; none is cleared).
+    The caller commits."""
+    if not profile:
+        return
+    for name in PROFILE_COLUMNS:
+        if profile.get(name):
+            setattr(sub, name, profile[name])
+    custom = {k: list(v) for k, v in (profile.get("fields") or {}).items() if v}
+    if custom:
+        db.session.flush()
+        fields.set_values(sub.id, custom)
+
+
+def request_subscription(email: str, req: Request, profile: dict[str, Any] | None = None) -> int | None:
     """Record a signup; return the subscriber id to mail a confirmation to, or None.
 
     The caller commits, then enqueues. None covers every case in which no email may go
@@ -123,18 +149,27 @@ def request_subscription(email: str, req: Request) -> int | None:
     case-folded (`Victim@x.org` is `victim@x.org`: one row, one cooldown).
 
     An unsubscribed address stays unsubscribed until its owner confirms: a signup typed
-    by anyone else changes nothing but the link that is mailed to it.
+    by anyone else changes nothing but the link that is mailed to it. `profile` (what the
+    form asked for) is saved on a subscriber this signup creates, else kept pending until
+    the owner confirms (the latest signup's replaces an earlier one's); a confirmed
+    address's is dropped.
     """
     if is_suppressed(email):
         return None
     new_id = _insert_new(email, req)
     if new_id is not None:
+        if profile:
+            new = db.session.get(Subscriber, new_id)
+            assert new is not None  # just inserted
+            apply_profile(new, profile)
         return new_id
     sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email_key == email_key(email)))
     if sub is None or sub.status == SubscriberStatus.CONFIRMED:
         return None  # (None: erased between the two statements)
     if sub.confirm_nonce is None:
         sub.confirm_nonce = secrets.token_hex(16)
+    if profile:
+        sub.pending_profile = profile
     _record(sub, "signup", req)
     db.session.flush()
     return sub.id if _claim_cooldown(sub.id) else None
@@ -220,13 +255,28 @@ def confirm_token_subscriber_id(token: str) -> int | None:
     return db.session.scalar(sa.select(Subscriber.id).where(Subscriber.token_key == key))
 
 
-def confirm(token: str, req: Request) -> str:
-    """Confirm the subscriber a token names; raises TokenError for links that can't count."""
+def pending_profile(token: str) -> dict[str, Any] | None:
+    """What a signup typed for this link's address, waiting for its owner's word."""
+    try:
+        key = read_confirm_token(token).token_key
+    except TokenError:
+        return None
+    return db.session.scalar(sa.select(Subscriber.pending_profile).where(Subscriber.token_key == key))
+
+
+def confirm(token: str, req: Request, *, save_pending: bool = False) -> str:
+    """Confirm the subscriber a token names; raises TokenError for links that can't count.
+
+    `save_pending`: the owner ticked to keep what a signup typed for their address (shown to
+    them on the confirmation page); either way it is no longer kept pending."""
     sub, already = _confirming(token, lock=True)
     if already:
         return already
     if is_suppressed(sub.email):
         raise TokenError("invalid")
+    if save_pending:
+        apply_profile(sub, sub.pending_profile)
+    sub.pending_profile = None
     sub.status = SubscriberStatus.CONFIRMED
     sub.confirmed_at = utcnow()
     sub.confirm_nonce = None
@@ -247,6 +297,7 @@ def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subsc
         sub.status = SubscriberStatus.UNSUBSCRIBED
         sub.unsubscribed_at = datetime.now(UTC)
         sub.confirm_nonce = None
+        sub.pending_profile = None  # its confirmation links are dead: nothing can save it now
         _record(sub, f"unsubscribe:{via}", req)
         outbox.emit(webhooks.SUBSCRIBER_UNSUBSCRIBED, payloads.subscriber(sub, via=via))
     return sub
@@ -255,8 +306,9 @@ def unsubscribe(subscriber_id: int, req: Request, *, via: str = "link") -> Subsc
 # -- signups as received, decided later -------------------------------------------------
 
 
-def record_attempt(email: str, req: Request) -> int:
-    """What `POST /subscribe` does for every valid address, whatever its state: one INSERT.
+def record_attempt(email: str, req: Request, profile: dict[str, Any] | None = None) -> int:
+    """What `POST /subscribe` does for every valid address, whatever its state: one INSERT
+    (with what the form asked for besides the address, checked already).
 
     Nothing about the address is read here, so no branch answers faster than another;
     `take_attempt` (in a task) decides. The caller commits, then queues.
@@ -264,7 +316,7 @@ def record_attempt(email: str, req: Request) -> int:
     return db.session.execute(
         sa.insert(SignupAttempt)
         .values(email=email, at=utcnow(), ip=req.ip, user_agent=(req.user_agent or "")[:512] or None,
-                source=req.source)
+                source=req.source, profile=profile or None)
         .returning(SignupAttempt.id)
     ).scalar_one()
 
@@ -276,12 +328,13 @@ def take_attempt(attempt_id: int) -> int | None:
         sa.delete(SignupAttempt)
         .where(SignupAttempt.id == attempt_id)
         .returning(SignupAttempt.email, SignupAttempt.ip, SignupAttempt.user_agent,
-                   SignupAttempt.source, SignupAttempt.at)
+                   SignupAttempt.source, SignupAttempt.at, SignupAttempt.profile)
     ).first()
     if row is None:
         return None  # taken already (a retried task, or the sweep got there first)
     return request_subscription(
-        row.email, Request(ip=row.ip, user_agent=row.user_agent, source=row.source, at=row.at)
+        row.email, Request(ip=row.ip, user_agent=row.user_agent, source=row.source, at=row.at),
+        row.profile,
     )
 
 

@@ -21,7 +21,7 @@ from ..embeds import formtokens, origins, pow
 from ..embeds.sources import clean_source
 from ..extensions import csrf, db, limiter
 from ..models import Action
-from ..subscribers import confirmations, subscriptions
+from ..subscribers import confirmations, fields, signup_form, subscriptions
 from .action_pages import _check_rate_limits
 from .client import client_request
 from .public import _subscribe_rate_limit
@@ -84,10 +84,13 @@ def _checks(purpose: str) -> str | None:
 # -- the signup form ------------------------------------------------------------------------
 
 
-def _signup_page(*, email: str = "", error: str | None = None, done: bool = False, status: int = 200):
+def _signup_page(*, email: str = "", error: str | None = None, done: bool = False, status: int = 200,
+                 entry: signup_form.Entry | None = None):
     bits = {} if done else _form_bits(formtokens.purpose_for(None))
+    entry = entry or signup_form.Entry()
     return render_template("embed/signup.html", email=email, error=error, done=done,
-                           **bits, **_look()), status, NO_STORE
+                           signup_fields=[] if done else fields.signup_fields(),
+                           typed=entry.typed, errors=entry.errors, **bits, **_look()), status, NO_STORE
 
 
 @framable
@@ -100,18 +103,23 @@ def signup():
 @limiter.limit(_subscribe_rate_limit)
 def signup_post():
     typed = (request.form.get("email") or "").strip()[:254]
+    entry = signup_form.read(request.form.getlist)
     problem = _checks(formtokens.purpose_for(None))
     if problem:
-        return _signup_page(email=typed, error=problem, status=400)
+        return _signup_page(email=typed, error=problem, status=400,
+                            entry=signup_form.Entry(typed=entry.typed))
     if (request.form.get("website") or "").strip():
         log.info("honeypot filled on the embedded signup from %s", request.remote_addr)
         return _signup_page(email=typed, done=True)
+    error = None
     try:
         email = subscriptions.normalize_email(typed)
     except subscriptions.InvalidEmail as exc:
-        return _signup_page(email=typed, error=str(exc), status=400)
+        error = str(exc)
+    if error or entry.errors:
+        return _signup_page(email=typed, error=error, status=400, entry=entry)
     code = clean_source(request.form.get("source"))
-    attempt_id = subscriptions.record_attempt(email, client_request(source=code or "embed"))
+    attempt_id = subscriptions.record_attempt(email, client_request(source=code or "embed"), entry.profile)
     confirmations.queue_signup(attempt_id)
     db.session.commit()
     return _signup_page(email=email, done=True)

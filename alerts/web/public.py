@@ -23,7 +23,7 @@ from .. import actions, redis_conn
 from ..embeds.sources import clean_source
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
-from ..subscribers import confirmations, preferences, subscriptions, welcome
+from ..subscribers import confirmations, fields, preferences, signup_form, subscriptions, welcome
 from ..subscribers.tokens import (
     SAMPLE_UNSUBSCRIBE_TOKENS,
     TokenError,
@@ -46,9 +46,16 @@ class SubscribeForm(FlaskForm):
 SESSION_SIGNUP = "signup_email"
 
 
+def _index_page(form: SubscribeForm, *, source_code: str, email_error: str | None = None,
+                entry: signup_form.Entry | None = None) -> str:
+    entry = entry or signup_form.Entry()
+    return render_template("index.html", actions=actions.open_actions(), form=form, email_error=email_error,
+                           source_code=source_code, signup_fields=fields.signup_fields(),
+                           typed=entry.typed, errors=entry.errors)
+
+
 def index():
-    return render_template("index.html", actions=actions.open_actions(), form=SubscribeForm(),
-                           source_code=clean_source(request.args.get("source")) or "")
+    return _index_page(SubscribeForm(), source_code=clean_source(request.args.get("source")) or "")
 
 
 def _subscribe_rate_limit() -> str:
@@ -64,20 +71,21 @@ def subscribe():
         # A bot filled the honeypot: it sees the usual answer and nothing happens.
         log.info("honeypot filled from %s", request.remote_addr)
         return _done((form.email.data or "").strip()[:254])
+    entry = signup_form.read(request.form.getlist)
+    email_error = None
     try:
         email = subscriptions.normalize_email(form.email.data or "")
     except subscriptions.InvalidEmail as exc:
+        email_error = str(exc)
+    if email_error or entry.errors:
         session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
-        return (
-            render_template("index.html", actions=actions.open_actions(), form=form, email_error=str(exc),
-                            source_code=clean_source(request.form.get("source")) or ""),
-            400,
-        )
+        return _index_page(form, source_code=clean_source(request.form.get("source")) or "",
+                           email_error=email_error, entry=entry), 400
     # The same steps and the same page whether the address is new, pending, confirmed,
     # unsubscribed or suppressed: one row written, one task queued, which decides later.
     # The source code the page came with (`?source=`), else the channel: the site's form.
     code = clean_source(request.form.get("source"))
-    attempt_id = subscriptions.record_attempt(email, client_request(source=code or "web-form"))
+    attempt_id = subscriptions.record_attempt(email, client_request(source=code or "web-form"), entry.profile)
     confirmations.queue_signup(attempt_id)
     db.session.commit()
     # The same page whether the address was new, pending, confirmed or unsubscribed.
@@ -120,9 +128,11 @@ def confirm(token: str):
         if already:
             # A used link says so at once; reading it changes nothing.
             return render_template("confirmed.html", already=True)
-        return render_template("confirm.html", token=token, topics=preferences.TOPICS)
+        return render_template("confirm.html", token=token, topics=preferences.TOPICS,
+                               details=signup_form.shown(subscriptions.pending_profile(token)))
     try:
-        outcome = subscriptions.confirm(token, client_request())
+        outcome = subscriptions.confirm(token, client_request(),
+                                        save_pending=request.form.get("save_details") == "1")
         if outcome == subscriptions.ConfirmOutcome.CONFIRMED:
             subscriber_id = subscriptions.confirm_token_subscriber_id(token)
             assert subscriber_id is not None  # the link just confirmed someone
@@ -134,6 +144,7 @@ def confirm(token: str):
     except preferences.PreferenceError:
         db.session.rollback()
         return render_template("confirm.html", token=token, topics=preferences.TOPICS,
+                               details=signup_form.shown(subscriptions.pending_profile(token)),
                                error="Choose topics from the list."), 400
     db.session.commit()
     return render_template("confirmed.html", already=outcome == subscriptions.ConfirmOutcome.ALREADY)

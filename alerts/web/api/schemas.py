@@ -52,11 +52,16 @@ class SubscriberOut(Schema):
     first_name = fields.String(allow_none=True)
     last_name = fields.String(allow_none=True)
     postal_code = fields.String(allow_none=True)
+    phone = fields.String(allow_none=True, metadata={"description": "E.164, like +12125550100"})
     language = fields.String(allow_none=True)
     source = fields.String(allow_none=True)
     created_at = fields.DateTime(required=True)
     confirmed_at = fields.DateTime(allow_none=True)
     unsubscribed_at = fields.DateTime(allow_none=True)
+    fields_ = fields.Dict(data_key="fields", attribute="fields", keys=fields.String(), values=fields.Raw(),
+                          metadata={"description": "custom fields given, by key: a list of strings for "
+                                                   "several choices, true for a ticked checkbox, "
+                                                   "else a string"})
 
 
 class Page(Schema):
@@ -72,10 +77,15 @@ class Profile(Strict):
     first_name = fields.String(allow_none=True, validate=validate.Length(max=100))
     last_name = fields.String(allow_none=True, validate=validate.Length(max=100))
     postal_code = fields.String(allow_none=True, validate=validate.Length(max=20))
+    phone = fields.String(allow_none=True, validate=validate.Length(max=40),
+                          metadata={"description": "any way people write it; kept in E.164 "
+                                                   "(without a country code, PHONE_REGION's is assumed)"})
     language = fields.String(allow_none=True, validate=validate.Length(max=16))
     fields_ = fields.Dict(data_key="fields", keys=fields.String(), values=fields.Raw(allow_none=True),
-                          metadata={"description": "custom fields: none are defined yet, "
-                                                   "so any key is refused"})
+                          metadata={"description": "custom fields by key (staff define them): a string, "
+                                                   "a number, true/false for a checkbox, a list of strings "
+                                                   "for several choices; null or an empty list clears one; "
+                                                   "a key no field has is refused"})
 
 
 class SubscriberCreate(Profile):

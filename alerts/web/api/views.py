@@ -29,6 +29,7 @@ from ...blasts.state import BlastError
 from ...extensions import db, limiter
 from ...models import Action, Alert, Signature, Subscriber, email_key
 from ...reports.alert_report import report as alert_report
+from ...subscribers import fields as field_defs
 from ...subscribers import people, privacy, subscriptions
 from . import schemas
 from .problems import problem
@@ -162,7 +163,7 @@ def _page(query: sa.Select, id_column: Any, args: dict, endpoint: str,
 
 _SUB = Subscriber.__table__
 _SUBSCRIBER_COLUMNS = (_SUB.c.id, _SUB.c.email, _SUB.c.status, _SUB.c.first_name, _SUB.c.last_name,
-                       _SUB.c.postal_code, _SUB.c.language, _SUB.c.source, _SUB.c.created_at,
+                       _SUB.c.postal_code, _SUB.c.phone, _SUB.c.language, _SUB.c.source, _SUB.c.created_at,
                        _SUB.c.confirmed_at, _SUB.c.unsubscribed_at)
 
 
@@ -182,7 +183,35 @@ def list_subscribers(args: dict) -> Response:
         query = query.where(_SUB.c.created_at >= args["created_after"])
     if args.get("created_before"):
         query = query.where(_SUB.c.created_at < args["created_before"])
-    return _page(query, _SUB.c.id, args, "api.list_subscribers")
+    return _page(query, _SUB.c.id, args, "api.list_subscribers", convert=_with_fields)
+
+
+def _custom_out(values: dict[str, list[str]], defs: dict[str, field_defs.FieldDef]) -> dict[str, Any]:
+    """Custom fields as the API gives them: a list for several choices (in the field's order),
+    true for a ticked checkbox, else the one value as a string."""
+    out: dict[str, Any] = {}
+    for key, vals in values.items():
+        fdef = defs.get(key)
+        if fdef is not None and fdef.kind == "choices":
+            order = {c: i for i, c in enumerate(fdef.choices)}
+            out[key] = sorted(vals, key=lambda v: (order.get(v, len(order)), v))
+        else:
+            out[key] = True if fdef is not None and fdef.kind == "checkbox" else vals[0]
+    return out
+
+
+def _with_fields(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    defs = {f.key: f for f in field_defs.custom()}
+    values = field_defs.values_for([row.id for row in rows])
+    return [{**row._mapping, "fields": _custom_out(values.get(row.id, {}), defs)} for row in rows]
+
+
+def _out(sub: Subscriber) -> dict[str, Any]:
+    """One subscriber as SubscriberOut dumps it, with their custom fields."""
+    data = {column.name: getattr(sub, column.name) for column in _SUBSCRIBER_COLUMNS}
+    defs = {f.key: f for f in field_defs.custom()}
+    data["fields"] = _custom_out(field_defs.values_for([sub.id]).get(sub.id, {}), defs)
+    return data
 
 
 def _subscriber_or_404(subscriber_id: int) -> Subscriber:
@@ -192,25 +221,33 @@ def _subscriber_or_404(subscriber_id: int) -> Subscriber:
     return sub
 
 
-def _profile(data: dict) -> dict[str, str | None]:
-    custom = data.pop("fields_", None) or {}
-    if custom:
-        abort(422, message="No custom fields are defined, so none can be set.",
-              messages={f"fields.{key}": ["no such field"] for key in custom})
+def _profile(data: dict) -> tuple[dict[str, str | None], dict[str, list[str]]]:
+    """The profile fields and the custom fields' values given, checked; one 422 names every
+    field at fault (a custom one as `fields.<key>`)."""
+    errors: dict[str, str] = {}
+    profile: dict[str, str | None] = {}
+    values: dict[str, list[str]] = {}
     try:
-        return people.clean_profile({k: data[k] for k in people.PROFILE_FIELDS if k in data})
+        profile = people.clean_profile({k: data[k] for k in people.PROFILE_FIELDS if k in data})
     except people.ProfileError as exc:
-        abort(422, message="Some fields were not accepted: " + ", ".join(sorted(exc.errors)) + ".",
-              messages={k: [v] for k, v in exc.errors.items()})
+        errors.update(exc.errors)
+    try:
+        values = field_defs.clean_values(data.get("fields_") or {})
+    except field_defs.FieldError as exc:
+        errors.update({f"fields.{key}": message for key, message in exc.errors.items()})
+    if errors:
+        abort(422, message="Some fields were not accepted: " + ", ".join(sorted(errors)) + ".",
+              messages={k: [v] for k, v in errors.items()})
+    return profile, values
 
 
 @blp.route("/subscribers", methods=["POST"])
 @blp.arguments(schemas.SubscriberCreate)
 @blp.response(201, schemas.SubscriberOut)
 @blp.alt_response(200, schema=schemas.SubscriberOut, description="The address was on the list already")
-def create_subscriber(data: dict) -> tuple[Subscriber, int]:
+def create_subscriber(data: dict) -> tuple[dict[str, Any], int]:
     """Add a subscriber: double opt-in by default (`confirm-first`), or `documented` consent."""
-    profile = _profile(data)
+    profile, values = _profile(data)
     if data["welcome"] and data["consent"] != "documented":
         message = "welcome is for documented consent: people who confirm first are welcomed when they confirm"
         abort(422, message=message, messages={"welcome": [message]})
@@ -230,38 +267,43 @@ def create_subscriber(data: dict) -> tuple[Subscriber, int]:
     except people.UnsubscribedThemselves:
         abort(409, message="That person unsubscribed; only their own confirmation brings them back "
                            "(send consent `confirm-first` to mail them a link).")
+    # An address on the list already gains only the custom fields it had none of, as its profile does.
+    field_defs.set_values(added.subscriber.id, values, only_empty=not added.created)
     _commit_write("subscriber.add", "subscriber", added.subscriber.id)
-    return added.subscriber, 201 if added.created else 200
+    return _out(added.subscriber), 201 if added.created else 200
 
 
 @blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>", methods=["GET"])
 @blp.etag
 @blp.response(200, schemas.SubscriberOut)
-def get_subscriber(subscriber_id: int) -> Subscriber:
+def get_subscriber(subscriber_id: int) -> dict[str, Any]:
     """One subscriber; sends an ETag, and 304 for a matching If-None-Match."""
-    return _subscriber_or_404(subscriber_id)
+    return _out(_subscriber_or_404(subscriber_id))
 
 
 @blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>", methods=["PATCH"])
 @blp.arguments(schemas.Profile)
 @blp.response(200, schemas.SubscriberOut)
-def update_subscriber(data: dict, subscriber_id: int) -> Subscriber:
-    """Change a subscriber's name, postal code or language (their address and consent stay)."""
+def update_subscriber(data: dict, subscriber_id: int) -> dict[str, Any]:
+    """Change a subscriber's name, postal code, phone, language or custom fields (those given;
+    their address and consent stay)."""
     sub = _subscriber_or_404(subscriber_id)
-    people.update(sub, _profile(data))
+    profile, values = _profile(data)
+    people.update(sub, profile)
+    field_defs.set_values(sub.id, values)
     _commit_write("subscriber.update", "subscriber", sub.id)
-    return sub
+    return _out(sub)
 
 
 @blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>/unsubscribe", methods=["POST"])
 @blp.response(200, schemas.SubscriberOut)
-def unsubscribe_subscriber(subscriber_id: int) -> Subscriber:
+def unsubscribe_subscriber(subscriber_id: int) -> dict[str, Any]:
     """Unsubscribe at once (idempotent); the consent history stays as proof."""
     _subscriber_or_404(subscriber_id)
     sub = subscriptions.unsubscribe(subscriber_id, _client(), via="api")
     assert sub is not None
     _commit_write("subscriber.unsubscribe", "subscriber", sub.id)
-    return sub
+    return _out(sub)
 
 
 @blp.route(f"/subscribers/<int(max={MAX_ID}):subscriber_id>", methods=["DELETE"])

@@ -233,6 +233,15 @@ def data_subscriber(subscriber_id: int):
     return _subscriber_page(_subscriber_or_404(subscriber_id))
 
 
+PROFILE_LABELS = {"first_name": "First name", "last_name": "Last name", "postal_code": "Postal code",
+                  "phone": "Phone", "language": "Language"}
+
+
+def _said(label: str, message: str) -> str:
+    """A profile check's message as a sentence: "Phone is not a phone number…", "Postal code: letters…"."""
+    return f"{label} {message}" if message.startswith("is ") else f"{label}: {message}"
+
+
 def _typed_fields(custom: list[fields.FieldDef]) -> dict[str, list[str]]:
     """The custom fields as the edit form sent them, each a list like the values kept."""
     out: dict[str, list[str]] = {}
@@ -258,7 +267,8 @@ def data_subscriber_edit(subscriber_id: int):
     try:
         profile = people.clean_profile(dict(typed))
     except people.ProfileError as exc:
-        errors.update(exc.errors)
+        errors.update({name: _said(PROFILE_LABELS.get(name, name), message)
+                       for name, message in exc.errors.items()})
         profile = {}
     # Only what staff changed is checked: a value given before a choice was taken away stays.
     given = {key: values for key, values in typed_custom.items()

@@ -7,7 +7,7 @@ import pytest
 import sqlalchemy as sa
 
 from alerts.extensions import db
-from alerts.models import AuditEvent, Subscriber, SubscriberField, SubscriberFieldValue
+from alerts.models import AuditEvent, Subscriber, SubscriberFieldValue
 from alerts.permissions import Role
 from alerts.subscribers import fields
 from tests.helpers import STAFF_EMAIL, STAFF_PASSWORD, create_staff, csrf_token, log_in
@@ -241,8 +241,3 @@ def test_the_subscriber_list_shows_the_name_beside_the_email(app, admin, person)
     page = admin.get("/staff/subscribers").get_data(as_text=True)
     assert "ana@example.org</a><span class=\"subscriber-name\"> Ana</span>" in page
 
-
-def test_field_rows_are_kept_in_the_table(app, admin):
-    _add(admin)
-    with app.app_context():
-        assert db.session.scalar(sa.select(SubscriberField.key)) == "region"

@@ -75,6 +75,13 @@ def test_field_settings_and_subscriber_page_look_right(app, live_server, browser
     page.get_by_role("button", name="Add the field").click()
     expect(page.get_by_text("Field “T-shirt size” added.")).to_be_visible()
     expect(rows).to_have_count(10)
+    page.get_by_role("link", name="Edit Borough").click()
+    expect(page.get_by_label("Choices")).to_have_value("Bronx\nBrooklyn\nManhattan\nQueens\nStaten Island")
+    page.get_by_label("Choices").fill("Bronx\nBrooklyn\nBrooklyn")
+    page.get_by_role("button", name="Save").click()
+    expect(page.locator("#choices-error")).to_contain_text("listed twice")
+    assert axe_violations(page, source) == []
+    page.screenshot(path=str(shots / f"field-edit-error-{width}.png"), full_page=True)
 
     page.goto(f"{live_server.url}/staff/subscribers/{sub_id}")
     expect(page.locator(".profile")).to_contain_text("(212) 555-0100")

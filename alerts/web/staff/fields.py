@@ -102,6 +102,8 @@ def field_edit(key: str):
     fdef = _field_or_404(key)
     form = FieldSettingsForm(data={"label": fdef.label, "choices": "\n".join(fdef.choices),
                                    "required": fdef.required, "on_signup": fdef.on_signup})
+    form.choices.description = ("One per line. A choice taken away is no longer offered; those who "
+                                "chose it keep it, and staff still see it.")
     if not form.is_submitted():
         return render_template("staff/field_edit.html", fdef=fdef, form=form)
     if form.validate_on_submit():

@@ -45,7 +45,8 @@
     var timer = null;
     var seq = 0;
     var RULES = ["actions", "only_signers_of", "except_signers_of", "topics", "joined_after", "joined_before",
-                 "source", "engagement", "engaged_days", "include_acted"];
+                 "source", "engagement", "engaged_days", "include_acted", "postal_prefixes", "has_first_name"];
+    var FIELD = "field.";  // a custom field's rule: field.<key>=<value>
 
     function show(data) {
       box.textContent = "";
@@ -66,7 +67,7 @@
     function refresh() {
       var params = new URLSearchParams();
       new FormData(form).forEach(function (value, name) {
-        if (RULES.indexOf(name) >= 0) {
+        if (RULES.indexOf(name) >= 0 || name.indexOf(FIELD) === 0) {
           params.append(name, value);
         }
       });
@@ -107,10 +108,19 @@
             el.value = rules.engaged_days ? (rules.engaged === false ? "not-engaged" : "engaged") : "";
           } else if (name === "engaged_days") {
             el.value = rules.engaged_days || 90;
+          } else if (name === "postal_prefixes") {
+            el.value = (value || []).join(", ");
+          } else if (name === "has_first_name") {
+            el.value = value === true ? "yes" : value === false ? "no" : "";
           } else {
             el.value = value || "";
           }
         });
+      });
+      var chosen = rules.field_values || {};
+      form.querySelectorAll('input[name^="' + FIELD + '"]').forEach(function (el) {
+        var values = chosen[el.name.slice(FIELD.length)] || [];
+        el.checked = values.indexOf(el.value) >= 0;
       });
     }
 

@@ -150,6 +150,11 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
         db.session.add_all([pending, leaving, gone, to_confirm])
         db.session.commit()
         hook = webhook_helpers.endpoint_with_deliveries()
+        from alerts.subscribers import fields
+
+        fields.define("region", "Region", "choice", ["North", "South"], on_signup=True)
+        fields.define("volunteer", "Volunteer", "checkbox")
+        fields.set_values(reader.id, {"region": ["North"]})
         invited = accounts.invite("newcomer-staff@example.org", Role.SENDER, STAFF)
         db.session.commit()
         tokens = {
@@ -161,7 +166,7 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
             "signature": make_signature_token(to_confirm.id),
         }
         ids = {"alert_id": sent, "action_id": actions[TWO[0]], "subscriber_id": reader.id,
-               "slug": TWO[0], "endpoint_id": hook, "staff_id": invited.id}
+               "slug": TWO[0], "endpoint_id": hook, "staff_id": invited.id, "key": "region"}
         rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in NOT_PAGES]
     token_for = {"public.confirm": "confirm", "public.unsubscribe": "unsubscribe",
                  "privacy.erase": "unsubscribe", "public.confirm_signature": "signature",

@@ -208,3 +208,100 @@ def test_a_signer_by_address_is_known_whatever_the_case_of_a_non_ascii_address(p
     db.session.commit()
     assert "Jörg.Über" not in _recipients_of({"except_signers_of": [RIKERS]})
     assert "Jörg.Über" in _recipients_of({"only_signers_of": [RIKERS]})
+
+
+# -- audiences by what people told us: postal code, first name, custom fields ----------------
+
+
+@pytest.fixture
+def profiled(people):
+    """The same nine people with postal codes, first names and custom fields' values."""
+    from alerts.subscribers import fields
+
+    fields.define("region", "Region", "choice", ["North", "South"])
+    fields.define("skills", "Skills", "choices", ["Phone banking", "Driving", "Cooking"])
+    fields.define("volunteer", "Volunteer", "checkbox")
+    fields.define("notes", "Notes", "text")
+    rows = {
+        "a": ("10001", "Ana", {"region": ["North"], "skills": ["Driving"], "volunteer": ["yes"]}),
+        "b": ("10452", "", {"region": ["South"], "notes": ["North"]}),
+        "c": ("11201", "Cy", {"skills": ["Driving", "Cooking"]}),
+        "d": ("sw1a 1aa", None, {"volunteer": ["yes"]}),
+        "e": ("10001", "Eve", {"region": ["North"]}),  # pending
+        "f": ("10001", "Fay", {"region": ["North"], "volunteer": ["yes"]}),  # suppressed
+        "h": (None, "Hal", {"region": ["North"]}),
+        "i": ("10001", "Ida", {"region": ["North"]}),  # unsubscribed
+    }
+    for key, (postal, first, values) in rows.items():
+        sub = people[key]
+        sub.postal_code, sub.first_name = postal, first
+        fields.set_values(sub.id, values)
+    db.session.commit()
+    return people
+
+
+FIELD_CASES = [
+    ({"postal_prefixes": "100"}, {"a"}),
+    ({"postal_prefixes": "100, 104"}, {"a", "b"}),
+    ({"postal_prefixes": ["1"]}, {"a", "b", "c"}),
+    ({"postal_prefixes": "SW1"}, {"d"}),
+    ({"postal_prefixes": "sw1a 1"}, {"d"}),
+    ({"has_first_name": True}, {"a", "c", "h"}),
+    ({"has_first_name": "no"}, {"b", "d"}),
+    ({"field_values": {"region": ["North"]}}, {"a", "h"}),
+    ({"field_values": {"region": ["north", "South"]}}, {"a", "b", "h"}),
+    ({"field_values": {"skills": ["Driving"]}}, {"a", "c"}),
+    ({"field_values": {"skills": ["Cooking", "Phone banking"]}}, {"c"}),
+    ({"field_values": {"volunteer": ["yes"]}}, {"a", "d"}),
+    ({"field_values": {"skills": ["Driving"], "volunteer": ["yes"]}}, {"a"}),
+    ({"field_values": {"region": ["North"]}, "has_first_name": True, "postal_prefixes": "100"}, {"a"}),
+    ({"field_values": {"region": ["North"]}, "except_signers_of": [RIKERS]}, set()),
+    ({"field_values": {"region": []}}, {"a", "b", "c", "d", "h"}),
+]
+
+
+@pytest.mark.parametrize(("rules", "expected"), FIELD_CASES)
+def test_audience_by_field_matches_the_hand_computed_set(profiled, rules, expected):
+    assert _recipients_of(rules) == expected
+
+
+def test_audience_by_field_is_said_in_words_and_kept_as_json(profiled):
+    rules = audiences.parse({"postal_prefixes": "100, 104", "has_first_name": False,
+                             "field_values": {"region": ["south", "North"], "volunteer": "yes"}})
+    assert audiences.describe(rules) == (
+        "everyone confirmed, whose postal code starts with 100 or 104, whose first name is not known, "
+        "whose “Region” is North or South, who ticked “Volunteer”")
+    stored = rules.to_json()
+    assert stored == {"postal_prefixes": ["100", "104"], "has_first_name": False,
+                      "field_values": {"region": ["North", "South"], "volunteer": ["yes"]}}
+    saved = audiences.save_audience("North, no name", rules)
+    db.session.commit()
+    assert audiences.parse(saved.rules) == rules
+    assert audiences.parse({}).to_json() == {}  # rules saved before fields existed read as they did
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"field_values": {"colour": ["blue"]}}, "there is no field 'colour'"),
+    ({"field_values": {"notes": ["North"]}}, "Notes is a text field"),
+    ({"field_values": {"region": ["West"]}}, "Region has no choice West"),
+    ({"field_values": {"volunteer": ["no"]}}, "it can only be ticked"),
+    ({"field_values": ["region"]}, "must be a mapping"),
+    ({"postal_prefixes": "100%"}, "is not the start of a postal code"),
+])
+def test_bad_field_rules_are_refused_by_name(profiled, raw, message):
+    with pytest.raises(audiences.AudienceError, match=message):
+        audiences.parse(raw)
+
+
+def test_a_field_removed_after_the_rules_were_saved_is_named_not_ignored(profiled):
+    from alerts.subscribers import fields
+
+    alert = save_alert(None, subject="S", intro_md="x", audience={"field_values": {"region": ["North"]}})
+    fields.remove("region")
+    db.session.commit()
+    with pytest.raises(blasts.BlastError, match="there is no field 'region'"):
+        blasts.start_blast(alert.id)
+    db.session.rollback()
+    # Between the check and the count a removed field matches nobody, never everybody.
+    rules = audiences.Rules(field_values={"region": ["North"]})
+    assert audiences.size(rules, []) == 0

@@ -120,6 +120,14 @@ def _scheduled(w: World) -> None:
     db.session.commit()
 
 
+def _region(w: World) -> None:
+    """A custom field to change or remove."""
+    from alerts.subscribers import fields
+
+    fields.define("region", "Region", "choice", ["North", "South"])
+    db.session.commit()
+
+
 ACTION_FORM = {"title": "Protect Kids Online", "slug": "", "summary": "Ask Congress to act.",
                "call_to_action": "Sign the Petition", "kind": "petition", "url": "", "is_open": "y"}
 
@@ -178,6 +186,19 @@ STAFF_CASES: dict[str, Case] = {
     "staff.data_subscriber_erase": (lambda c, w: _post(c, f"/staff/subscribers/{w.subscriber_id}/erase",
                                                        page=f"/staff/subscribers/{w.subscriber_id}/erase"),
                                     "subscriber.erase", None),
+    "staff.data_subscriber_edit": (lambda c, w: _post(c, f"/staff/subscribers/{w.subscriber_id}/edit",
+                                                      {"first_name": "Ana", "postal_code": "10001"},
+                                                      page=f"/staff/subscribers/{w.subscriber_id}"),
+                                   "subscriber.edit", None),
+    "staff.field_add": (lambda c, w: _post(c, "/staff/fields", {"key": "region", "label": "Region",
+                                                                "kind": "choice", "choices": "North\nSouth"},
+                                           "/staff/fields"), "field.create", None),
+    "staff.field_edit": (lambda c, w: _post(c, "/staff/fields/region/edit", {"label": "Borough",
+                                                                             "choices": "North"},
+                                            "/staff/fields/region/edit"), "field.edit", _region),
+    "staff.field_remove": (lambda c, w: _post(c, "/staff/fields/region/remove",
+                                              page="/staff/fields/region/remove"),
+                           "field.remove", _region),
     "staff.suppression_add": (lambda c, w: _post(c, "/staff/suppressions",
                                                  {"email": "stop@example.org", "note": "asked by phone"},
                                                  "/staff/suppressions"), "suppression.add", None),
@@ -252,6 +273,10 @@ def test_a_refused_change_records_nothing(app, staff_client, world):
             _post(staff_client, "/staff/api-tokens", {"name": "", "scope": ["read"]}, "/staff/api-tokens"),
             _post(staff_client, f"/staff/alerts/{world.alert_id}/schedule", {"at": "2021-02-30T09:00"},
                   f"/staff/alerts/{world.alert_id}"),
+            _post(staff_client, "/staff/fields", {"key": "Bad key", "label": "", "kind": "text"},
+                  "/staff/fields"),
+            _post(staff_client, f"/staff/subscribers/{world.subscriber_id}/edit", {"phone": "12"},
+                  f"/staff/subscribers/{world.subscriber_id}"),
         ]
         assert all(r.status_code in (302, 303, 400) for r in bad), [r.status_code for r in bad]
         assert _events()[before:] == []

@@ -145,3 +145,58 @@ def test_staff_tag_actions_with_topics_and_compose_says_so(app, staff_client):
     bad = post(staff_client, path, {"title": title, "slug": DETENTION, "call_to_action": cta,
                                     "kind": "petition", "topics": ["gardening"]}, page=path)
     assert bad.status_code == 400 and "gardening" in bad.get_data(as_text=True)
+
+
+def _with_fields(app, emails):
+    """Region and Volunteer fields; the first four have postal codes, the first two names."""
+    from alerts.subscribers import fields
+
+    with _db(app):
+        fields.define("region", "Region", "choice", ["North", "South"])
+        fields.define("volunteer", "Volunteer", "checkbox")
+        for n, email in enumerate(emails):
+            sub = db.session.scalar(sa.select(Subscriber).where(Subscriber.email == email))
+            sub.postal_code = ["10001", "10002", "11201", "20001"][n] if n < 4 else None
+            sub.first_name = "Ana" if n < 2 else None
+            fields.set_values(sub.id, {"region": ["North" if n % 2 else "South"],
+                                       "volunteer": ["yes"] if n < 3 else []})
+        db.session.commit()
+
+
+def test_live_count_follows_the_field_rules(app, staff_client):
+    emails = _setup(app)
+    _with_fields(app, emails)
+    url = f"/staff/alerts/audience.json?actions={DETENTION}"
+    assert staff_client.get(f"{url}&postal_prefixes=100,+112").json["size"] == 3
+    assert staff_client.get(f"{url}&has_first_name=yes").json["size"] == 2
+    assert staff_client.get(f"{url}&has_first_name=no").json["size"] == 10
+    got = staff_client.get(f"{url}&field.region=North").json
+    assert got["size"] == 6 and "whose “Region” is North" in got["description"]
+    assert staff_client.get(f"{url}&field.region=North&field.region=South").json["size"] == 12
+    assert staff_client.get(f"{url}&field.region=North&field.volunteer=yes").json["size"] == 1
+    bad = staff_client.get(f"{url}&field.region=West")
+    assert bad.status_code == 400 and "Region has no choice West" in bad.json["error"]
+
+
+def test_compose_saves_field_rules_and_shows_them_again(app, staff_client):
+    emails = _setup(app)
+    _with_fields(app, emails)
+    page = staff_client.get("/staff/alerts/new").get_data(as_text=True)
+    assert 'name="field.region" value="North"' in page and 'name="field.volunteer" value="yes"' in page
+    response = post(staff_client, "/staff/alerts/new", {
+        "subject": "Northerners", "intro_md": "Now.", "actions": [DETENTION], "engaged_days": "90",
+        "postal_prefixes": "100", "has_first_name": "yes", "field.region": ["South"],
+        "field.volunteer": "yes",
+        "save_as": "Named southern volunteers"}, page="/staff/alerts/new")
+    assert response.status_code == 303, response.get_data(as_text=True)
+    with _db(app):
+        alert = db.session.scalar(sa.select(Alert))
+        assert alert.audience == {"postal_prefixes": ["100"], "has_first_name": True,
+                                  "field_values": {"region": ["South"], "volunteer": ["yes"]}}
+        assert db.session.scalar(sa.select(SavedAudience)).rules == alert.audience
+    edit = staff_client.get(f"/staff/alerts/{alert.id}/edit").get_data(as_text=True)
+    assert 'name="field.region" value="South" checked' in edit
+    assert 'name="field.region" value="North">' in edit
+    assert 'value="100"' in edit and '<option selected value="yes">' in edit
+    send = staff_client.get(f"/staff/alerts/{alert.id}/send").get_data(as_text=True)
+    assert "Send to 1 person: everyone confirmed, whose postal code starts with 100" in send

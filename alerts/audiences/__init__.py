@@ -5,6 +5,7 @@ actions/subscribers (whose tables the rules read).
 """
 
 from .rules import (
+    FIELD_KINDS,
     AudienceError,
     Rules,
     conditions,
@@ -18,7 +19,7 @@ from .rules import (
 from .saved import delete_saved, save_audience, saved_audiences
 
 __all__ = [
-    "AudienceError", "Rules", "conditions", "describe", "linked_action_ids", "parse",
+    "FIELD_KINDS", "AudienceError", "Rules", "conditions", "describe", "linked_action_ids", "parse",
     "reminder_rules", "sentence", "size",
     "delete_saved", "save_audience", "saved_audiences",
 ]

@@ -7,6 +7,7 @@ signed every action the alert links to.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,14 +23,22 @@ from ..models import (
     DeliveryStatus,
     Signature,
     Subscriber,
+    SubscriberField,
+    SubscriberFieldValue,
     SubscriberStatus,
     SubscriberTopic,
     Suppression,
     utcnow,
 )
+from ..subscribers import fields
 from ..subscribers.preferences import TOPIC_LABELS, PreferenceError, clean_topics
 
 MAX_DAYS = 3650
+MAX_PREFIXES = 20
+PREFIX_MAX = 20
+_POSTAL_PREFIX = re.compile(r"^[A-Z0-9 \-]+$")
+# The custom fields an audience can pick by value: the others (text, number, date) are free text.
+FIELD_KINDS = ("choice", "choices", "checkbox")
 
 
 class AudienceError(ValueError):
@@ -50,6 +59,10 @@ class Rules:
     include_acted: bool = False  # also those who signed every action the alert links to
     received_alert: int | None = None  # reminders: those sent this alert
     except_clickers_of: int | None = None  # reminders: minus those who clicked in it
+    postal_prefixes: list[str] = field(default_factory=list)  # postal code starts with one of these
+    has_first_name: bool | None = None  # True: a first name is known; False: none is
+    # Custom fields by key: has one of these values ("yes" for a ticked checkbox); fields AND.
+    field_values: dict[str, list[str]] = field(default_factory=dict)
 
     def to_json(self) -> dict:
         """Only what differs from the default, so stored rules stay readable."""
@@ -94,6 +107,68 @@ def _bool(value: object) -> bool:
     return bool(value)
 
 
+def _prefixes(value: object) -> list[str]:
+    """Postal code prefixes: a list, or one string with commas between them."""
+    if isinstance(value, str):
+        pieces = value.split(",")
+    elif isinstance(value, (list, tuple)):
+        pieces = [str(v) for v in value]
+    elif value is None:
+        pieces = []
+    else:
+        raise AudienceError("postal code starts with: give the prefixes separated by commas")
+    out = list(dict.fromkeys(" ".join(p.split()).upper() for p in pieces if p and p.strip()))
+    for prefix in out:
+        if len(prefix) > PREFIX_MAX or not _POSTAL_PREFIX.match(prefix):
+            raise AudienceError(f"postal code starts with: {prefix!r} is not the start of a postal code "
+                                "(letters, digits, spaces and hyphens)")
+    if len(out) > MAX_PREFIXES:
+        raise AudienceError(f"postal code starts with: at most {MAX_PREFIXES} prefixes")
+    return out
+
+
+def _has(value: object) -> bool | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str) and value.strip().lower() in ("no", "false", "0", "off", "without"):
+        return False
+    return _bool(value)
+
+
+def _field_values(raw: object) -> dict[str, list[str]]:
+    """{field key: [values]} checked against the fields as defined now (values as the field spells them)."""
+    if not raw:
+        return {}
+    if not isinstance(raw, dict):
+        raise AudienceError("field values must be a mapping of field keys to values")
+    defs = {f.key: f for f in fields.custom()}
+    out: dict[str, list[str]] = {}
+    for key, given in raw.items():
+        wanted = [given] if isinstance(given, str) else list(given or [])
+        wanted = [str(w).strip() for w in wanted if str(w).strip()]
+        if not wanted:
+            continue
+        fdef = defs.get(str(key))
+        if fdef is None:
+            raise AudienceError(f"there is no field {key!r} (was it removed?)")
+        if fdef.kind not in FIELD_KINDS:
+            raise AudienceError(f"{fdef.label} is a {fdef.kind_name.lower()} field: audiences pick "
+                                "choice, several-choices and checkbox fields")
+        if fdef.kind == "checkbox":
+            if any(w.casefold() not in ("yes", "y", "true", "1", "on") for w in wanted):
+                raise AudienceError(f"{fdef.label} is a checkbox: it can only be ticked")
+            out[fdef.key] = ["yes"]
+            continue
+        by_fold = {c.casefold(): c for c in fdef.choices}
+        unknown = [w for w in wanted if w.casefold() not in by_fold]
+        if unknown:
+            raise AudienceError(f"{fdef.label} has no choice {', '.join(unknown)} "
+                                f"(its choices: {', '.join(fdef.choices)})")
+        chosen = {by_fold[w.casefold()] for w in wanted}
+        out[fdef.key] = [c for c in fdef.choices if c in chosen]
+    return out
+
+
 def parse(raw: dict | None) -> Rules:
     """Staff input (form or CLI or stored JSON) -> checked Rules, or AudienceError naming the rule."""
     raw = dict(raw or {})
@@ -116,6 +191,9 @@ def parse(raw: dict | None) -> Rules:
         include_acted=_bool(raw.get("include_acted", False)),
         received_alert=_int(raw.get("received_alert"), "received alert", 1, 2**31 - 1),
         except_clickers_of=_int(raw.get("except_clickers_of"), "except clickers of", 1, 2**31 - 1),
+        postal_prefixes=_prefixes(raw.get("postal_prefixes")),
+        has_first_name=_has(raw.get("has_first_name")),
+        field_values=_field_values(raw.get("field_values")),
     )
     both = set(rules.only_signers_of) & set(rules.except_signers_of)
     if both:
@@ -157,6 +235,21 @@ def _ids(column: Column, *conditions: sa.ColumnElement[bool]) -> sa.ColumnElemen
 
 def _midnight(iso: str) -> datetime:
     return datetime.combine(date.fromisoformat(iso), datetime.min.time(), tzinfo=UTC)
+
+
+def _field_is(field_id: int, values: list[str]) -> sa.ColumnElement[bool]:
+    """The subscriber has one of these values of this custom field: a semi-join read through
+    the (field_id, value) index once per statement (SQLite would probe a correlated EXISTS
+    once per subscriber, by the primary key, instead)."""
+    return _ids(SubscriberFieldValue.subscriber_id, SubscriberFieldValue.field_id == field_id,
+                SubscriberFieldValue.value.in_(values))
+
+
+def _field_ids(keys: Iterable[str]) -> dict[str, int]:
+    keys = list(keys)
+    rows = db.session.execute(sa.select(SubscriberField.key, SubscriberField.id)
+                              .where(SubscriberField.key.in_(keys)))
+    return {key: field_id for key, field_id in rows}
 
 
 def base_conditions() -> list:
@@ -203,6 +296,17 @@ def conditions(rules: Rules, linked_action_ids: list[int]) -> list:
     if rules.except_clickers_of is not None:
         out.append(~_ids(Click.subscriber_id, Click.alert_id == rules.except_clickers_of,
                          Click.machine.is_(False)))
+    if rules.postal_prefixes:
+        postal = sa.func.upper(Subscriber.postal_code)
+        out.append(sa.or_(*(postal.startswith(p, autoescape=True) for p in rules.postal_prefixes)))
+    if rules.has_first_name is not None:
+        known = sa.func.coalesce(Subscriber.first_name, "") != ""
+        out.append(known if rules.has_first_name else ~known)
+    if rules.field_values:
+        ids = _field_ids(rules.field_values)
+        for key, values in rules.field_values.items():
+            # A field removed since the rules were checked matches nobody (never everybody).
+            out.append(_field_is(ids[key], values) if key in ids else sa.false())
     if linked_action_ids and not rules.include_acted:
         # Those who signed every action the alert links to have nothing left to do.
         out.append(~sa.and_(*(signed([a]) for a in linked_action_ids)))
@@ -224,6 +328,10 @@ def _titles(slugs: list[str]) -> str:
     titles = {a.slug: a.title for a in db.session.scalars(sa.select(Action).where(Action.slug.in_(slugs)))}
     names = [titles.get(s, s) for s in slugs]
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
+
+
+def _either(values: list[str]) -> str:
+    return values[0] if len(values) == 1 else ", ".join(values[:-1]) + " or " + values[-1]
 
 
 def _except(clauses: list[str]) -> str:
@@ -257,6 +365,19 @@ def describe(rules: Rules, linked: list[int] | None = None) -> str:
     if rules.topics:
         labels = [TOPIC_LABELS[t] for t in rules.topics]
         parts.append(f"who chose {' or '.join(labels)} (or chose no topics)")
+    if rules.postal_prefixes:
+        parts.append(f"whose postal code starts with {_either(rules.postal_prefixes)}")
+    if rules.has_first_name is not None:
+        parts.append("whose first name is known" if rules.has_first_name else "whose first name is not known")
+    if rules.field_values:
+        defs = fields.by_key()
+        for key, values in rules.field_values.items():
+            fdef = defs.get(key)
+            label = fdef.label if fdef is not None else key
+            if fdef is not None and fdef.kind == "checkbox":
+                parts.append(f"who ticked “{label}”")
+            else:
+                parts.append(f"whose “{label}” is {_either(values)}")
     if linked and not rules.include_acted:
         excluded.append("already signed all this alert's actions")
     if excluded:

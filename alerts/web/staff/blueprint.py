@@ -21,6 +21,7 @@ from . import (
     compose,
     dashboard,
     data,
+    fields,
     invitations,
     login,
     reports,
@@ -182,10 +183,17 @@ rule("/subscribers", "subscribers", subscribers.subscribers, methods=GET, needs=
 rule("/subscribers/import", "data_import", data.data_import, methods=GET_POST, needs=DATA)
 rule("/subscribers/export.csv", "data_export", data.data_export, methods=GET, needs=DATA)
 rule("/subscribers/<int:subscriber_id>", "data_subscriber", data.data_subscriber, methods=GET, needs=VIEW)
+rule("/subscribers/<int:subscriber_id>/edit", "data_subscriber_edit", data.data_subscriber_edit,
+     methods=POST, needs=DATA)
 rule("/subscribers/<int:subscriber_id>/data.json", "data_subscriber_json", data.data_subscriber_json,
      methods=GET, needs=DATA)
 rule("/subscribers/<int:subscriber_id>/erase", "data_subscriber_erase", data.data_subscriber_erase,
      methods=GET_POST, needs=DATA)
+
+rule("/fields", "fields", fields.fields_page, methods=GET, needs=VIEW)
+rule("/fields", "field_add", fields.field_add, methods=POST, needs=DATA)
+rule("/fields/<key>/edit", "field_edit", fields.field_edit, methods=GET_POST, needs=DATA)
+rule("/fields/<key>/remove", "field_remove", fields.field_remove, methods=GET_POST, needs=DATA)
 
 rule("/suppressions", "suppressions", suppressions.suppressions, methods=GET, needs=VIEW)
 rule("/suppressions", "suppression_add", suppressions.suppression_add, methods=POST, needs=DATA)

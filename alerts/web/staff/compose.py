@@ -15,12 +15,25 @@ from ...blasts import abtest, compose, progress, state
 from ...blasts.compose import ComposeError, save_alert
 from ...extensions import db
 from ...models import AbTest, Action, Alert, AlertState, Signature, Subscriber
+from ...subscribers import fields
 from ...subscribers.preferences import TOPICS
 from .common import PER_PAGE, current_staff, page_number, record
 from .forms import AlertForm
 
 # Rules the compose page does not show but keeps (a reminder's "those sent alert N").
 KEPT_RULES = ("received_alert", "except_clickers_of")
+FIELD_PREFIX = "field."  # the compose form's custom-field rules: field.<key>=<value>, repeated
+
+
+def audience_fields(alert: Alert | None) -> list[tuple[fields.FieldDef, list[str]]]:
+    """The custom fields an audience can pick by value, each with the values chosen now
+    (what the form sent, or the draft's stored rules)."""
+    if request.method == "POST":
+        chosen = {f.key: request.form.getlist(FIELD_PREFIX + f.key) for f in fields.custom()}
+    else:
+        chosen = ((alert.audience or {}) if alert else {}).get("field_values") or {}
+    return [(f, list(chosen.get(f.key, []))) for f in fields.custom()
+            if f.kind in audiences.FIELD_KINDS]
 
 
 def _alert_form(alert: Alert | None) -> AlertForm:
@@ -53,6 +66,8 @@ def _alert_form(alert: Alert | None) -> AlertForm:
                        "engaged" if rules.get("engaged", True) else "not-engaged"),
         "engaged_days": str(rules.get("engaged_days") or 90),
         "include_acted": rules.get("include_acted", False),
+        "postal_prefixes": ", ".join(rules.get("postal_prefixes", [])),
+        "has_first_name": {True: "yes", False: "no", None: ""}[rules.get("has_first_name")],
     })
     test = db.session.get(AbTest, alert.id) if alert else None
     if test is not None:
@@ -95,6 +110,10 @@ def _rules_from(values, alert: Alert | None) -> dict:
         "engaged_days": values.get("engaged_days") if engagement else None,
         "engaged": engagement != "not-engaged",
         "include_acted": values.get("include_acted") in ("y", "on", "true", "1"),
+        "postal_prefixes": values.get("postal_prefixes"),
+        "has_first_name": values.get("has_first_name"),
+        "field_values": {key.removeprefix(FIELD_PREFIX): values.getlist(key)
+                         for key in values if key.startswith(FIELD_PREFIX)},
     }
     for key in KEPT_RULES:
         kept = (alert.audience or {}).get(key) if alert is not None else None
@@ -165,6 +184,7 @@ def _compose_page(alert: Alert | None):
     action_topics = [label for slug, label in TOPICS if slug in tagged]
     picked = [a for a in ordered_actions() if a.is_open and a.slug in (form.actions.data or [])]
     return render_template("staff/compose.html", form=form, alert=alert, error=error,
+                           audience_fields=audience_fields(alert),
                            audience=audience_of(alert, count=False), action_topics=action_topics,
                            intro_names=compose.intro_names(form.intro_md.data, picked)), status
 

@@ -32,7 +32,7 @@ from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from ...extensions import db
 from ...models import Alert, Delivery, Subscriber, SubscriberStatus
 from ...reports import history
-from ...subscribers import exporting, import_report, importing, privacy, welcome
+from ...subscribers import exporting, fields, import_report, importing, people, privacy, welcome
 from ..forms import ButtonForm
 from ..security import allows_large_upload, records_on_get
 from . import auth
@@ -43,6 +43,7 @@ DELIVERIES_SHOWN = 100
 # A dry run keeps the uploaded file this long, so "Import for real" needs no second upload.
 KEPT_SECONDS = 24 * 3600
 KEPT_NAME = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
+FIELD_INPUT = "field."  # the subscriber page's custom-field inputs: field.<key>
 
 
 def _kept_dir() -> Path:
@@ -200,8 +201,9 @@ def _subscriber_or_404(subscriber_id: int) -> Subscriber:
     return sub
 
 
-def data_subscriber(subscriber_id: int):
-    sub = _subscriber_or_404(subscriber_id)
+def _subscriber_page(sub: Subscriber, typed: dict[str, object] | None = None,
+                     errors: dict[str, str] | None = None, status: int = 200):
+    """One subscriber's record; `typed` and `errors`: an edit that could not be kept, as given."""
     deliveries = db.session.execute(
         sa.select(Delivery, Alert.subject)
         .join(Alert, Alert.id == Delivery.alert_id)
@@ -213,10 +215,85 @@ def data_subscriber(subscriber_id: int):
         sa.select(sa.func.count()).select_from(Delivery).where(Delivery.subscriber_id == sub.id)
     )
     suppression, why = history.suppression_reason(sub) or (None, None)
+    custom = fields.custom()
+    values = fields.values_for([sub.id]).get(sub.id, {})
+    if typed is None:
+        typed = {name: getattr(sub, name) or "" for name in people.PROFILE_FIELDS}
+        typed["phone"] = fields.shown_phone(sub.phone)
+        typed.update({f.key: values.get(f.key, []) for f in custom})
     return render_template(
         "staff/data_subscriber.html", sub=sub, deliveries=deliveries, delivery_count=delivery_count,
         suppression=suppression, suppressed_why=why, events=history.for_subscriber(sub),
-    )
+        custom=custom, values=values, typed=typed, errors=errors or {},
+        shown_phone=fields.shown_phone(sub.phone), languages=current_app.config["LANGUAGES"],
+    ), status
+
+
+def data_subscriber(subscriber_id: int):
+    return _subscriber_page(_subscriber_or_404(subscriber_id))
+
+
+PROFILE_LABELS = {"first_name": "First name", "last_name": "Last name", "postal_code": "Postal code",
+                  "phone": "Phone", "language": "Language"}
+
+
+def _said(label: str, message: str) -> str:
+    """A profile check's message as a sentence: "Phone is not a phone number…", "Postal code: letters…"."""
+    return f"{label} {message}" if message.startswith("is ") else f"{label}: {message}"
+
+
+def _typed_fields(custom: list[fields.FieldDef]) -> dict[str, list[str]]:
+    """The custom fields as the edit form sent them, each a list like the values kept."""
+    out: dict[str, list[str]] = {}
+    for fdef in custom:
+        name = FIELD_INPUT + fdef.key
+        given = request.form.getlist(name) if fdef.kind == "choices" else [request.form.get(name, "")]
+        out[fdef.key] = [" ".join(v.split()) for v in given if v and v.strip()]
+    return out
+
+
+def data_subscriber_edit(subscriber_id: int):
+    """Staff change a subscriber's profile and custom fields: one audit row naming the fields
+    changed (never their values)."""
+    sub = _subscriber_or_404(subscriber_id)
+    form = ButtonForm()
+    if not form.validate_on_submit():
+        abort(400)
+    custom = fields.custom()
+    kept = fields.values_for([sub.id]).get(sub.id, {})
+    typed_custom = _typed_fields(custom)
+    typed: dict[str, object] = {name: request.form.get(name, "") for name in people.PROFILE_FIELDS}
+    errors: dict[str, str] = {}
+    try:
+        profile = people.clean_profile(dict(typed))
+    except people.ProfileError as exc:
+        errors.update({name: _said(PROFILE_LABELS.get(name, name), message)
+                       for name, message in exc.errors.items()})
+        profile = {}
+    # Only what staff changed is checked: a value given before a choice was taken away stays.
+    given = {key: values for key, values in typed_custom.items()
+             if sorted(values) != sorted(kept.get(key, []))}
+    try:
+        cleaned = fields.clean_values(given, custom)
+    except fields.FieldError as exc:
+        errors.update(exc.errors)
+        cleaned = {}
+    typed.update(typed_custom)
+    if errors:
+        return _subscriber_page(sub, typed, errors, 400)
+    changed_profile = {name: value for name, value in profile.items() if getattr(sub, name) != value}
+    changed_custom = {key: values for key, values in cleaned.items()
+                      if sorted(values) != sorted(kept.get(key, []))}
+    changed = [*changed_profile, *changed_custom]
+    if not changed:
+        flash("Nothing changed.", "info")
+        return redirect(url_for("staff.data_subscriber", subscriber_id=sub.id), code=303)
+    people.update(sub, changed_profile)
+    fields.set_values(sub.id, changed_custom)
+    record("subscriber.edit", f"subscriber {sub.id}", fields=changed)
+    db.session.commit()
+    flash("Saved.", "success")
+    return redirect(url_for("staff.data_subscriber", subscriber_id=sub.id), code=303)
 
 
 @records_on_get  # the download goes on the audit trail

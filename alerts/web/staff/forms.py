@@ -162,6 +162,11 @@ class AlertForm(FlaskForm):
         SelectChoice("", "Anyone"), SelectChoice("engaged", "Clicked or signed in the last"),
         SelectChoice("not-engaged", "Neither clicked nor signed in the last")], validate_choice=False)
     engaged_days = StringField("days", default="90", render_kw={"type": "number", "min": 1, "max": 3650})
+    postal_prefixes = StringField("Postal code starts with", validators=[Length(max=500)],
+                                  description="One or several, separated by commas, like 10001, 112.")
+    has_first_name = SelectField("First name", choices=[
+        SelectChoice("", "Anyone"), SelectChoice("yes", "Has a first name"),
+        SelectChoice("no", "Has no first name")], validate_choice=False)
     include_acted = BooleanField("Also send to those who already signed every action in this alert")
     save_as = StringField("Save these rules as", description="Optional: a name to reuse this audience.",
                           validators=[Length(max=120)])

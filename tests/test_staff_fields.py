@@ -194,7 +194,7 @@ def test_staff_edit_the_profile_audited_once_by_field_name_without_values(app, a
         assert (sub.first_name, sub.last_name, sub.postal_code, sub.phone, sub.language) == (
             "Ana María", "Pérez", "10001", "+12125550100", "es")
         assert fields.values_for([person])[person] == {
-            "region": ["South"], "skills": ["Cooking", "Driving"], "volunteer": ["yes"]}
+            "region": ["South"], "skills": ["Driving", "Cooking"], "volunteer": ["yes"]}
     edits = _audit(app, "subscriber.edit")
     assert edits == [(f"subscriber {person}", {
         "fields": ["first_name", "last_name", "language", "region", "skills", "volunteer"]})]

@@ -1,9 +1,12 @@
 """Subscriber import: plain functions behind `alerts subscribers …` and the staff pages.
 
 An import reads a CSV file whose header row names at least the email column, checks every
-row (a valid address, not a repeat of an earlier row, not suppressed, not unsubscribed) and
-applies the rest in chunks: one SELECT for the chunk's known addresses, one for its
-suppressions, bulk INSERTs for the new subscribers and their consent records, one commit.
+row (a valid address, not a repeat of an earlier row, not suppressed, not unsubscribed; every
+name, postal code, phone, language and custom field as the signup form checks it, a bad value
+refusing the row) and applies the rest in chunks: one SELECT for the chunk's known addresses,
+one for its suppressions, bulk INSERTs for the new subscribers, their fields' values and their
+consent records, one UPDATE giving known subscribers the fields they had none of, one commit.
+A column no field takes is named in the report, never dropped in silence.
 
 Two consent modes:
 

@@ -70,8 +70,10 @@ class Applier:
     """Applies one chunk of checked, unique rows in one transaction."""
 
     def __init__(self, consent: str, version: str, dry_run: bool, report: ImportReport,
-                 field_ids: dict[str, int | None] | None = None):
+                 field_ids: dict[str, int | None] | None = None, profile: Iterable[str] = ()):
         self.consent = consent
+        # The built-in fields the file has columns for; the SQL names only these.
+        self.profile = tuple(name for name in PROFILE if name in set(profile))
         self.field_ids = {k: v for k, v in (field_ids or {}).items() if v is not None}
         self.version = version
         self.dry_run = dry_run
@@ -112,7 +114,7 @@ class Applier:
         result = _ChunkResult()
         now = utcnow()
         # PostgreSQL: the known rows are locked, so no unsubscribe slips in between.
-        found = _sort(rows, lock=not self.dry_run, problems=result.problems)
+        found = _sort(rows, lock=not self.dry_run, problems=result.problems, profile=self.profile)
         result.filled = self._fill([*found.pending, *found.confirmed], found.existing)
         if self.consent == DOCUMENTED:
             self._documented(found, now, result)
@@ -129,7 +131,8 @@ class Applier:
         # Their welcome is settled at once unless the importer asked for it: `welcomed_for`
         # set to this confirmation takes them out of the sweep that sends lost welcomes.
         settled = None if self.welcome else now
-        ids = _insert(new, now, status=SubscriberStatus.CONFIRMED, confirmed_at=now, welcomed_for=settled)
+        ids = _insert(new, now, status=SubscriberStatus.CONFIRMED, confirmed_at=now, welcomed_for=settled,
+                      profile=self.profile)
         self._insert_values(zip(ids, new, strict=True))
         if pending:
             _confirm_pending(pending, now, settled)
@@ -157,7 +160,8 @@ class Applier:
                     result.problems.append(Problem(row.line, row.raw, "confirmation-recent"))
             return
         # New rows take their cooldown slot as they are written.
-        ids = _insert(new, now, status=SubscriberStatus.PENDING, nonce=True, last_confirmation_at=now)
+        ids = _insert(new, now, status=SubscriberStatus.PENDING, nonce=True, last_confirmation_at=now,
+                      profile=self.profile)
         self._insert_values(zip(ids, new, strict=True))
         result.to_mail.extend(ids)
         claimed = _claim_cooldowns([sub_id for _, sub_id in pending], now, cutoff) if pending else set()
@@ -200,7 +204,7 @@ class Applier:
             profile = {k: v for k, v in row.profile.items() if getattr(held, k) is None}
             values = any((sub_id, self.field_ids[k]) not in have for k in row.values if k in self.field_ids)
             if profile:
-                updates.append({"b_id": sub_id, **{f"b_{k}": profile.get(k) for k in PROFILE}})
+                updates.append({"b_id": sub_id, **{f"b_{k}": profile.get(k) for k in self.profile}})
             if profile or values:
                 gained.append((sub_id, row))
         if not self.dry_run:
@@ -208,7 +212,7 @@ class Applier:
                 table = Subscriber.__table__
                 db.session.execute(
                     sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
-                        {k: sa.func.coalesce(table.c[k], sa.bindparam(f"b_{k}")) for k in PROFILE}),
+                        {k: sa.func.coalesce(table.c[k], sa.bindparam(f"b_{k}")) for k in self.profile}),
                     updates)
             self._insert_values(gained, skip=have)
         return len(gained)
@@ -223,7 +227,7 @@ def _count(report: ImportReport, result: _ChunkResult) -> None:
         report.add(problem)
 
 
-def _sort(rows: list[Row], *, lock: bool, problems: list[Problem]) -> _Sorted:
+def _sort(rows: list[Row], *, lock: bool, problems: list[Problem], profile: tuple[str, ...] = ()) -> _Sorted:
     """One SELECT for the chunk's suppressions, one for its known addresses; the rows left as
     they are (suppressed, confirmed, unsubscribed) go to `problems`."""
     emails = [r.email for r in rows]
@@ -236,7 +240,7 @@ def _sort(rows: list[Row], *, lock: bool, problems: list[Problem]) -> _Sorted:
     )
     query = sa.select(
         Subscriber.id, Subscriber.email_key, Subscriber.status, Subscriber.last_confirmation_at,
-        *(getattr(Subscriber, name) for name in PROFILE),
+        *(getattr(Subscriber, name) for name in profile),
     ).where(_in(Subscriber.email_key, [email_key(e) for e in emails]))
     if lock:
         query = query.with_for_update()
@@ -261,7 +265,7 @@ def _sort(rows: list[Row], *, lock: bool, problems: list[Problem]) -> _Sorted:
 def _insert(rows: list[Row], now: datetime, *, status: SubscriberStatus,
             confirmed_at: datetime | None = None, nonce: bool = False,
             last_confirmation_at: datetime | None = None,
-            welcomed_for: datetime | None = None) -> list[int]:
+            welcomed_for: datetime | None = None, profile: tuple[str, ...] = ()) -> list[int]:
     """One executemany INSERT, then the new ids by address, in the rows' order.
 
     (INSERT … RETURNING of a thousand rows is one statement with thousands of
@@ -282,7 +286,7 @@ def _insert(rows: list[Row], now: datetime, *, status: SubscriberStatus,
             "last_confirmation_at": last_confirmation_at,
             "welcomed_for": welcomed_for,
             "source": row.source,
-            **{name: row.profile.get(name) for name in PROFILE},
+            **{name: row.profile.get(name) for name in profile},
         }
         for row in rows
     ]

@@ -116,7 +116,8 @@ def import_csv(
 
     seen: dict[str, int] = {}
     chunk: list[Row] = []
-    applier = Applier(consent, version, dry_run, report, {f.key: f.id for f in columns.custom.values()})
+    applier = Applier(consent, version, dry_run, report, {f.key: f.id for f in columns.custom.values()},
+                      profile=columns.at)
     last = reported_line = 1  # progress counts the lines after the header
     for found in table.records():
         line, last, record = found.line, max(last, found.end), found.cells

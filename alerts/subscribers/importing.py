@@ -107,7 +107,7 @@ def import_csv(
     header = table.header
     report.delimiter = table.delimiter
     columns = resolve_columns(header, mapping, defs)
-    report.columns = {name: header[i].strip() for name, i in columns.at.items()}
+    report.columns = {name: header[i].strip() for name, i in sorted(columns.at.items(), key=lambda c: c[1])}
     report.labels = {**LABELS, **{f.key: f.label for f in defs}}
     report.unmapped = [(i + 1, h) for i, h in columns.unmapped]
     email_at, source_at = columns["email"], columns.at.get("source")

@@ -150,7 +150,7 @@ def test_cli_maps_a_custom_field_and_names_the_columns_it_leaves(app, ctx, tmp_p
     dry = run(app, "import", str(path), "--consent", "confirm-first", "--map", "school_district=District",
               "--dry-run")
     assert dry.exit_code == 0, dry.output
-    assert "'District' -> school_district (School district)" in dry.stdout
+    assert "Columns: 'E-mail' -> email, 'Surname' -> last_name, 'District' -> school_district." in dry.stdout
     assert "column 'Phone 2' will not be imported" in dry.stdout
     assert people() == {}
     real = run(app, "import", str(path), "--consent", "documented", "--source", SOURCE,

@@ -88,13 +88,17 @@ class ImportReport:
         return sum(n for r, n in self.reasons.items() if r not in REJECTED and r != "duplicate")
 
     @property
+    def maps_fields(self) -> bool:
+        """The file has a column for a person's field (a name, a custom field, ...)."""
+        return bool(set(self.columns) - {"email", "source"})
+
+    @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
 
     def column_lines(self) -> list[str]:
         """Which column went to which field."""
-        return [f"column {header!r} -> {name} ({self.labels.get(name, name)})"
-                for name, header in self.columns.items()]
+        return [f"{header!r} -> {name}" for name, header in self.columns.items()]
 
     def unmapped_lines(self) -> list[str]:
         """Each column no field took: named, never dropped in silence."""
@@ -109,7 +113,7 @@ class ImportReport:
         lines = [
             f"{plural(self.rows, 'row')} read in {self.seconds:.1f}s"
             + (" (dry run: nothing was changed)" if self.dry_run else "") + ".",
-            "Columns: " + "; ".join(self.column_lines()) + ".",
+            "Columns: " + ", ".join(self.column_lines()) + ".",
             *(f"{line}: no field takes it (--map FIELD=HEADER gives it one)."
               for line in self.unmapped_lines()),
             f"{plural(self.created, 'new subscriber')} {would}added as {status}.",
@@ -124,8 +128,9 @@ class ImportReport:
             lines.append(f"{plural(self.resent, 'pending subscriber')} {would}sent a fresh confirmation.")
             lines.append(f"{plural(self.queued, 'confirmation email')} {would}queued.")
         gain = "would gain" if self.dry_run else "gained"
-        lines.append(f"{plural(self.filled, 'subscriber')} already on the list {gain} fields they had "
-                     "none of (nothing they gave is overwritten).")
+        if self.maps_fields:
+            lines.append(f"{plural(self.filled, 'subscriber')} already on the list {gain} fields they had "
+                         "none of (nothing they gave is overwritten).")
         lines.append(
             f"{plural(self.rejected, 'row')} rejected, {self.duplicates:,} repeated an earlier row, "
             f"{self.left:,} left as they are" + (", by reason:" if self.reasons else ".")

@@ -175,7 +175,6 @@ class Applier:
                 result.problems.append(Problem(row.line, row.raw, "confirmation-recent"))
         _consent_records(consents, "import:confirm-first", now, self.version)
 
-
     def _insert_values(self, rows: Iterable[tuple[int, Row]],
                        skip: set[tuple[int, int]] | frozenset = frozenset()) -> None:
         """The custom fields' values of these subscribers, in one executemany INSERT."""

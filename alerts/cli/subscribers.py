@@ -8,7 +8,7 @@ import click
 
 from ..extensions import db
 from ..models import SubscriberStatus
-from ..subscribers import importing
+from ..subscribers import fields, importing
 from ..subscribers import welcome as welcome_email
 from ..subscribers.exporting import export_csv
 from ..subscribers.import_columns import parse_mapping
@@ -35,8 +35,10 @@ def subscribers_group() -> None:
 @click.option("--source", help="Where and how the consent was given, e.g. \"Paper petition, "
               "Pride march 2026\" (required with --consent documented).")
 @click.option("--map", "mappings", multiple=True, metavar="FIELD=HEADER",
-              help="Which column holds a field, e.g. --map \"email=E-mail Address\" (repeatable; "
-                   "fields: email, source). Default: a column named email (or e-mail, email address).")
+              help="Which column holds a field, e.g. --map \"email=E-mail Address\" (repeatable). FIELD "
+                   "is email, source, first_name, last_name, postal_code, language, phone or a custom "
+                   "field's key. Default: the column named like the field (email or e-mail; First Name; "
+                   "ZIP or postcode; a custom field's key or label).")
 @click.option("--welcome", is_flag=True,
               help="With --consent documented: send each newly confirmed subscriber the welcome "
                    "email. Without it, an import mails no one.")
@@ -50,7 +52,9 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
     """Import subscribers from FILE.csv, whose header row names at least the email column.
 
     Duplicates within the file are merged, suppressed addresses stay suppressed, confirmed
-    subscribers are left as they are, and no one who unsubscribed is resubscribed. Nobody is
+    subscribers are left as they are (gaining only fields they had none of), and no one who
+    unsubscribed is resubscribed. A row with a value a field cannot keep is not imported, and
+    a column no field takes is named in the summary. Nobody is
     mailed unless asked: --consent confirm-first sends confirmations, --welcome the welcome
     email. A summary goes to standard output and a progress bar to standard error.
     """
@@ -70,7 +74,7 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
             "consented, e.g. --source \"Paper petition, Pride march 2026\"; it is recorded as their consent."
         )
     try:
-        mapping = parse_mapping(mappings)
+        mapping = parse_mapping(mappings, fields.custom())
     except ImportFileError as exc:
         raise click.BadParameter(str(exc), param_hint="--map") from exc
     if report_path:
@@ -96,7 +100,8 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
     if not report.dry_run:
         record("subscribers.import", None, file=file[-120:], consent=consent, source=source,
                rows=report.rows, created=report.created, confirmed=report.confirmed,
-               queued=report.queued, welcomes=report.welcomes, rejected=report.rejected)
+               queued=report.queued, welcomes=report.welcomes, rejected=report.rejected,
+               filled=report.filled, columns_not_imported=len(report.unmapped))
         db.session.commit()
     for line in report.summary_lines():
         click.echo(line)
@@ -114,7 +119,8 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
 def export_command(status: str | None) -> None:
     """Write the subscribers as CSV to standard output.
 
-    Columns: email, status, created_at, confirmed_at, unsubscribed_at, source.
+    Columns: email, status, first_name, last_name, postal_code, language, source, created_at,
+    confirmed_at, unsubscribed_at, phone, then each custom field by its key.
     """
     record("subscribers.export", None, status=status or "all")
     db.session.commit()  # the export is on the record before a byte of it leaves

@@ -11,9 +11,17 @@ import sqlalchemy as sa
 from .. import csvout
 from ..extensions import db
 from ..models import Subscriber, SubscriberStatus
+from . import fields
 
-EXPORT_COLUMNS = ("email", "status", "created_at", "confirmed_at", "unsubscribed_at", "source")
+# Then each custom field, headed by its key (what an import maps back to the field).
+EXPORT_COLUMNS = ("email", "status", "first_name", "last_name", "postal_code", "language", "source",
+                  "created_at", "confirmed_at", "unsubscribed_at", "phone")
 EXPORT_CHUNK = 1000
+
+
+def columns() -> list[str]:
+    """The export's header row: the built-in columns, then each custom field's key."""
+    return [*EXPORT_COLUMNS, *(f.key for f in fields.custom())]
 
 
 def export_csv(status: str | None = None, *, chunk_size: int = EXPORT_CHUNK) -> Iterator[str]:
@@ -26,20 +34,27 @@ def export_csv(status: str | None = None, *, chunk_size: int = EXPORT_CHUNK) -> 
         raise ValueError(f"unknown status {status!r}")
     buf = io.StringIO()
     writer = csvout.Writer(buf, lineterminator="\r\n")
-    writer.writerow(EXPORT_COLUMNS)
+    custom = fields.custom()
+    writer.writerow([*EXPORT_COLUMNS, *(f.key for f in custom)])
     yield _drain(buf)
     query = sa.select(
-        Subscriber.email, Subscriber.status, Subscriber.created_at, Subscriber.confirmed_at,
-        Subscriber.unsubscribed_at, Subscriber.source,
+        Subscriber.id, Subscriber.email, Subscriber.status, Subscriber.first_name, Subscriber.last_name,
+        Subscriber.postal_code, Subscriber.language, Subscriber.source, Subscriber.created_at,
+        Subscriber.confirmed_at, Subscriber.unsubscribed_at, Subscriber.phone,
     ).order_by(Subscriber.id)
     if status:
         query = query.where(Subscriber.status == status)
     result = db.session.execute(query.execution_options(yield_per=chunk_size))
     try:
         for partition in result.partitions():
+            # One query per partition for its custom values, read while the cursor stays open.
+            values = fields.values_for([row.id for row in partition]) if custom else {}
             writer.writerows(
-                (email, st, _iso(created), _iso(confirmed), _iso(unsubscribed), src or "")
-                for email, st, created, confirmed, unsubscribed, src in partition
+                (row.email, row.status, row.first_name or "", row.last_name or "", row.postal_code or "",
+                 row.language or "", row.source or "", _iso(row.created_at), _iso(row.confirmed_at),
+                 _iso(row.unsubscribed_at), row.phone or "",
+                 *(fields.shown(f, values.get(row.id, {}).get(f.key, [])) for f in custom))
+                for row in partition
             )
             yield _drain(buf)
     finally:

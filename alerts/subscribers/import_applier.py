@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -16,6 +17,7 @@ from ..extensions import db
 from ..models import (
     ConsentRecord,
     Subscriber,
+    SubscriberFieldValue,
     SubscriberStatus,
     Suppression,
     email_hash,
@@ -24,6 +26,7 @@ from ..models import (
     utcnow,
 )
 from ..webhooks import outbox
+from .import_columns import PROFILE
 from .import_report import DOCUMENTED, ImportReport, Problem
 from .subscriptions import release_cooldown
 
@@ -38,6 +41,8 @@ class Row:
     raw: str
     email: str
     source: str | None
+    profile: dict[str, str] = field(default_factory=dict)  # built-in fields given, checked
+    values: dict[str, list[str]] = field(default_factory=dict)  # custom fields given, checked
 
 
 @dataclass
@@ -45,6 +50,7 @@ class _ChunkResult:
     created: int = 0
     confirmed: int = 0
     resent: int = 0
+    filled: int = 0
     problems: list[Problem] = field(default_factory=list)
     to_mail: list[int] = field(default_factory=list)
     to_welcome: list[int] = field(default_factory=list)
@@ -56,14 +62,19 @@ class _Sorted:
 
     new: list[Row] = field(default_factory=list)
     pending: list[tuple[Row, int]] = field(default_factory=list)  # (row, subscriber id)
+    confirmed: list[tuple[Row, int]] = field(default_factory=list)  # left as they are, but for fields
     existing: dict[str, sa.Row] = field(default_factory=dict)  # by email_key
 
 
 class Applier:
     """Applies one chunk of checked, unique rows in one transaction."""
 
-    def __init__(self, consent: str, version: str, dry_run: bool, report: ImportReport):
+    def __init__(self, consent: str, version: str, dry_run: bool, report: ImportReport,
+                 field_ids: dict[str, int | None] | None = None, profile: Iterable[str] = ()):
         self.consent = consent
+        # The built-in fields the file has columns for; the SQL names only these.
+        self.profile = tuple(name for name in PROFILE if name in set(profile))
+        self.field_ids = {k: v for k, v in (field_ids or {}).items() if v is not None}
         self.version = version
         self.dry_run = dry_run
         self.report = report
@@ -103,7 +114,8 @@ class Applier:
         result = _ChunkResult()
         now = utcnow()
         # PostgreSQL: the known rows are locked, so no unsubscribe slips in between.
-        found = _sort(rows, lock=not self.dry_run, problems=result.problems)
+        found = _sort(rows, lock=not self.dry_run, problems=result.problems, profile=self.profile)
+        result.filled = self._fill([*found.pending, *found.confirmed], found.existing)
         if self.consent == DOCUMENTED:
             self._documented(found, now, result)
         else:
@@ -119,7 +131,9 @@ class Applier:
         # Their welcome is settled at once unless the importer asked for it: `welcomed_for`
         # set to this confirmation takes them out of the sweep that sends lost welcomes.
         settled = None if self.welcome else now
-        ids = _insert(new, now, status=SubscriberStatus.CONFIRMED, confirmed_at=now, welcomed_for=settled)
+        ids = _insert(new, now, status=SubscriberStatus.CONFIRMED, confirmed_at=now, welcomed_for=settled,
+                      profile=self.profile)
+        self._insert_values(zip(ids, new, strict=True))
         if pending:
             _confirm_pending(pending, now, settled)
         if self.welcome:
@@ -146,7 +160,9 @@ class Applier:
                     result.problems.append(Problem(row.line, row.raw, "confirmation-recent"))
             return
         # New rows take their cooldown slot as they are written.
-        ids = _insert(new, now, status=SubscriberStatus.PENDING, nonce=True, last_confirmation_at=now)
+        ids = _insert(new, now, status=SubscriberStatus.PENDING, nonce=True, last_confirmation_at=now,
+                      profile=self.profile)
+        self._insert_values(zip(ids, new, strict=True))
         result.to_mail.extend(ids)
         claimed = _claim_cooldowns([sub_id for _, sub_id in pending], now, cutoff) if pending else set()
         consents = [(sub_id, row.source) for row, sub_id in zip(new, ids, strict=True)]
@@ -159,8 +175,50 @@ class Applier:
                 result.problems.append(Problem(row.line, row.raw, "confirmation-recent"))
         _consent_records(consents, "import:confirm-first", now, self.version)
 
+    def _insert_values(self, rows: Iterable[tuple[int, Row]],
+                       skip: set[tuple[int, int]] | frozenset = frozenset()) -> None:
+        """The custom fields' values of these subscribers, in one executemany INSERT."""
+        params = [{"subscriber_id": sub_id, "field_id": self.field_ids[key], "value": value}
+                  for sub_id, row in rows for key, vs in row.values.items()
+                  if key in self.field_ids and (sub_id, self.field_ids[key]) not in skip for value in vs]
+        if params:
+            db.session.execute(sa.insert(SubscriberFieldValue.__table__), params)
+
+    def _fill(self, known: list[tuple[Row, int]], existing: dict[str, sa.Row]) -> int:
+        """Subscribers already on the list gain the fields they have none of (what they gave is
+        never overwritten): one UPDATE and one INSERT for the chunk. How many gained any."""
+        known = [(row, sub_id) for row, sub_id in known if row.profile or row.values]
+        if not known:
+            return 0
+        have: set[tuple[int, int]] = set()
+        if self.field_ids and any(row.values for row, _ in known):
+            have = {(sub_id, field_id) for sub_id, field_id in db.session.execute(
+                sa.select(SubscriberFieldValue.subscriber_id, SubscriberFieldValue.field_id).where(
+                    _in(SubscriberFieldValue.subscriber_id, [sub_id for _, sub_id in known]),
+                    _in(SubscriberFieldValue.field_id, list(self.field_ids.values()))))}
+        updates: list[dict[str, object]] = []
+        gained: list[tuple[int, Row]] = []
+        for row, sub_id in known:
+            held = existing[email_key(row.email)]
+            profile = {k: v for k, v in row.profile.items() if getattr(held, k) is None}
+            values = any((sub_id, self.field_ids[k]) not in have for k in row.values if k in self.field_ids)
+            if profile:
+                updates.append({"b_id": sub_id, **{f"b_{k}": profile.get(k) for k in self.profile}})
+            if profile or values:
+                gained.append((sub_id, row))
+        if not self.dry_run:
+            if updates:
+                table = Subscriber.__table__
+                db.session.execute(
+                    sa.update(table).where(table.c.id == sa.bindparam("b_id")).values(
+                        {k: sa.func.coalesce(table.c[k], sa.bindparam(f"b_{k}")) for k in self.profile}),
+                    updates)
+            self._insert_values(gained, skip=have)
+        return len(gained)
+
 
 def _count(report: ImportReport, result: _ChunkResult) -> None:
+    report.filled += result.filled
     report.created += result.created
     report.confirmed += result.confirmed
     report.resent += result.resent
@@ -168,7 +226,7 @@ def _count(report: ImportReport, result: _ChunkResult) -> None:
         report.add(problem)
 
 
-def _sort(rows: list[Row], *, lock: bool, problems: list[Problem]) -> _Sorted:
+def _sort(rows: list[Row], *, lock: bool, problems: list[Problem], profile: tuple[str, ...] = ()) -> _Sorted:
     """One SELECT for the chunk's suppressions, one for its known addresses; the rows left as
     they are (suppressed, confirmed, unsubscribed) go to `problems`."""
     emails = [r.email for r in rows]
@@ -180,7 +238,8 @@ def _sort(rows: list[Row], *, lock: bool, problems: list[Problem]) -> _Sorted:
         )
     )
     query = sa.select(
-        Subscriber.id, Subscriber.email_key, Subscriber.status, Subscriber.last_confirmation_at
+        Subscriber.id, Subscriber.email_key, Subscriber.status, Subscriber.last_confirmation_at,
+        *(getattr(Subscriber, name) for name in profile),
     ).where(_in(Subscriber.email_key, [email_key(e) for e in emails]))
     if lock:
         query = query.with_for_update()
@@ -194,6 +253,7 @@ def _sort(rows: list[Row], *, lock: bool, problems: list[Problem]) -> _Sorted:
             found.new.append(row)
         elif known.status == SubscriberStatus.CONFIRMED:
             problems.append(Problem(row.line, row.raw, "already-confirmed"))
+            found.confirmed.append((row, known.id))
         elif known.status == SubscriberStatus.UNSUBSCRIBED:
             problems.append(Problem(row.line, row.raw, "unsubscribed"))
         else:
@@ -204,7 +264,7 @@ def _sort(rows: list[Row], *, lock: bool, problems: list[Problem]) -> _Sorted:
 def _insert(rows: list[Row], now: datetime, *, status: SubscriberStatus,
             confirmed_at: datetime | None = None, nonce: bool = False,
             last_confirmation_at: datetime | None = None,
-            welcomed_for: datetime | None = None) -> list[int]:
+            welcomed_for: datetime | None = None, profile: tuple[str, ...] = ()) -> list[int]:
     """One executemany INSERT, then the new ids by address, in the rows' order.
 
     (INSERT … RETURNING of a thousand rows is one statement with thousands of
@@ -225,6 +285,7 @@ def _insert(rows: list[Row], now: datetime, *, status: SubscriberStatus,
             "last_confirmation_at": last_confirmation_at,
             "welcomed_for": welcomed_for,
             "source": row.source,
+            **{name: row.profile.get(name) for name in profile},
         }
         for row in rows
     ]

@@ -16,21 +16,22 @@ CONSENT_MODES = (DOCUMENTED, CONFIRM_FIRST)
 
 SOURCE_MAX = 200  # Subscriber.source and ConsentRecord.source
 
-# Why a row was not imported as it stands. The first three are bad data (rejected); the
-# rest are rows whose address is fine but which the import leaves as they are.
+# Why a row was not imported as it stands. Those in REJECTED are bad data; the rest are
+# rows whose address is fine but which the import leaves as they are.
 REASONS = {
     "missing-email": "no email address in the row",
     "invalid-email": "not a valid email address",
     "source-too-long": f"the source is longer than {SOURCE_MAX} characters",
     "unterminated-quote": "a quote (\") opens in this row and is never closed",
+    "invalid-field": "a field's value cannot be kept as given (correct it and import the row again)",
     "duplicate": "the same address as an earlier row (counted once, there)",
     "suppressed": "on the suppression list (kept suppressed, not imported)",
-    "already-confirmed": "already a confirmed subscriber (left as is)",
+    "already-confirmed": "already a confirmed subscriber (left as is, but for fields they had none of)",
     "unsubscribed": "unsubscribed earlier; an import never resubscribes anyone",
     "confirmation-recent": "already pending and sent a confirmation recently; none sent now",
     "not-queued": "pending, but the confirmation could not be queued (run the import again)",
 }
-REJECTED = ("missing-email", "invalid-email", "source-too-long", "unterminated-quote")
+REJECTED = ("missing-email", "invalid-email", "source-too-long", "unterminated-quote", "invalid-field")
 
 
 class ImportFileError(ValueError):
@@ -65,6 +66,9 @@ class ImportReport:
     seconds: float = 0.0
     delimiter: str = ","
     columns: dict[str, str] = field(default_factory=dict)  # field -> header used
+    labels: dict[str, str] = field(default_factory=dict)  # field -> its label, for the report
+    unmapped: list[tuple[int, str]] = field(default_factory=list)  # (column number, header) not imported
+    filled: int = 0  # subscribers already on the list who gained fields they had none of
 
     def add(self, problem: Problem) -> None:
         self.problems.append(problem)
@@ -84,8 +88,24 @@ class ImportReport:
         return sum(n for r, n in self.reasons.items() if r not in REJECTED and r != "duplicate")
 
     @property
+    def maps_fields(self) -> bool:
+        """The file has a column for a person's field (a name, a custom field, ...)."""
+        return bool(set(self.columns) - {"email", "source"})
+
+    @property
     def rows_per_second(self) -> float:
         return self.rows / self.seconds if self.seconds else 0.0
+
+    def column_lines(self) -> list[str]:
+        """Which column went to which field."""
+        return [f"{header!r} -> {name}" for name, header in self.columns.items()]
+
+    def unmapped_lines(self) -> list[str]:
+        """Each column no field took: named, never dropped in silence."""
+        verb = "will not be" if self.dry_run else "was not"
+        return [f"column {header!r} {verb} imported" if header
+                else f"column {number} (no header) {verb} imported"
+                for number, header in self.unmapped]
 
     def summary_lines(self) -> list[str]:
         would = "would be " if self.dry_run else ""
@@ -93,6 +113,9 @@ class ImportReport:
         lines = [
             f"{plural(self.rows, 'row')} read in {self.seconds:.1f}s"
             + (" (dry run: nothing was changed)" if self.dry_run else "") + ".",
+            "Columns: " + ", ".join(self.column_lines()) + ".",
+            *(f"{line}: no field takes it (--map FIELD=HEADER gives it one)."
+              for line in self.unmapped_lines()),
             f"{plural(self.created, 'new subscriber')} {would}added as {status}.",
         ]
         if self.consent == DOCUMENTED:
@@ -104,6 +127,10 @@ class ImportReport:
         else:
             lines.append(f"{plural(self.resent, 'pending subscriber')} {would}sent a fresh confirmation.")
             lines.append(f"{plural(self.queued, 'confirmation email')} {would}queued.")
+        gain = "would gain" if self.dry_run else "gained"
+        if self.maps_fields:
+            lines.append(f"{plural(self.filled, 'subscriber')} already on the list {gain} fields they had "
+                         "none of (nothing they gave is overwritten).")
         lines.append(
             f"{plural(self.rejected, 'row')} rejected, {self.duplicates:,} repeated an earlier row, "
             f"{self.left:,} left as they are" + (", by reason:" if self.reasons else ".")

@@ -1,9 +1,12 @@
 """Subscriber import: plain functions behind `alerts subscribers …` and the staff pages.
 
 An import reads a CSV file whose header row names at least the email column, checks every
-row (a valid address, not a repeat of an earlier row, not suppressed, not unsubscribed) and
-applies the rest in chunks: one SELECT for the chunk's known addresses, one for its
-suppressions, bulk INSERTs for the new subscribers and their consent records, one commit.
+row (a valid address, not a repeat of an earlier row, not suppressed, not unsubscribed; every
+name, postal code, phone, language and custom field as the signup form checks it, a bad value
+refusing the row) and applies the rest in chunks: one SELECT for the chunk's known addresses,
+one for its suppressions, bulk INSERTs for the new subscribers, their fields' values and their
+consent records, one UPDATE giving known subscribers the fields they had none of, one commit.
+A column no field takes is named in the report, never dropped in silence.
 
 Two consent modes:
 
@@ -35,8 +38,9 @@ from flask import current_app
 
 from .. import csvin
 from ..models import email_key
+from . import fields, people
 from .import_applier import Applier, Row
-from .import_columns import resolve_columns
+from .import_columns import LABELS, PROFILE, resolve_columns
 from .import_report import CONSENT_MODES, DOCUMENTED, SOURCE_MAX, ImportFileError, ImportReport, Problem
 from .subscriptions import InvalidEmail, normalize_email
 
@@ -93,20 +97,27 @@ def import_csv(
         raise ImportFileError(f"the source is longer than {SOURCE_MAX} characters")
     started = time.perf_counter()
     report = ImportReport(consent=consent, dry_run=dry_run, welcome=welcome)
+    defs = fields.custom()
     try:
-        table = csvin.open_table(stream, key_of=lambda header: resolve_columns(header, mapping)["email"])
+        table = csvin.open_table(
+            stream, key_of=lambda header: resolve_columns(header, mapping, defs)["email"])
     except csvin.CsvFileError as exc:
         raise ImportFileError(f"{exc}; nothing was imported") from exc
     version = consent_text_version or current_app.config["CONSENT_TEXT_VERSION"]
     header = table.header
     report.delimiter = table.delimiter
-    columns = resolve_columns(header, mapping)
-    report.columns = {name: header[i].strip() for name, i in columns.items()}
-    email_at, source_at = columns["email"], columns.get("source")
+    columns = resolve_columns(header, mapping, defs)
+    report.columns = {name: header[i].strip() for name, i in sorted(columns.at.items(), key=lambda c: c[1])}
+    report.labels = {**LABELS, **{f.key: f.label for f in defs}}
+    report.unmapped = [(i + 1, h) for i, h in columns.unmapped]
+    email_at, source_at = columns["email"], columns.at.get("source")
+    reader = _FieldReader({n: columns.at[n] for n in PROFILE if n in columns.at},
+                          {k: columns.at[k] for k in columns.custom}, list(columns.custom.values()))
 
     seen: dict[str, int] = {}
     chunk: list[Row] = []
-    applier = Applier(consent, version, dry_run, report)
+    applier = Applier(consent, version, dry_run, report, {f.key: f.id for f in columns.custom.values()},
+                      profile=columns.at)
     last = reported_line = 1  # progress counts the lines after the header
     for found in table.records():
         line, last, record = found.line, max(last, found.end), found.cells
@@ -136,12 +147,17 @@ def import_csv(
             if len(row_source) > SOURCE_MAX:
                 report.add(Problem(line, raw, "source-too-long"))
                 continue
+        try:
+            profile, values = reader.read(record)
+        except fields.FieldError as exc:
+            report.add(Problem(line, raw, "invalid-field", "; ".join(exc.errors.values())))
+            continue
         first = seen.get(email_key(email))
         if first is not None:
             report.add(Problem(line, raw, "duplicate", f"line {first}"))
             continue
         seen[email_key(email)] = line
-        chunk.append(Row(line, raw, email, row_source))
+        chunk.append(Row(line, raw, email, row_source, profile, values))
         if len(chunk) >= chunk_size:
             applier.apply(chunk)
             chunk = []
@@ -158,6 +174,40 @@ def import_csv(
         extra={"import_mode": consent, "dry_run": dry_run},
     )
     return report
+
+
+class _FieldReader:
+    """A row's profile and custom fields, checked as every other way in checks them."""
+
+    def __init__(self, profile_at: dict[str, int], custom_at: dict[str, int],
+                 defs: list[fields.FieldDef]) -> None:
+        self.profile_at, self.custom_at, self.defs = profile_at, custom_at, defs
+
+    def read(self, record: list[str]) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """The values given (an empty cell gives nothing); FieldError says, in words, what is wrong."""
+        errors: dict[str, str] = {}
+        profile: dict[str, str] = {}
+        values: dict[str, list[str]] = {}
+        given: dict[str, object] = {
+            n: record[i] for n, i in self.profile_at.items() if i < len(record) and record[i].strip()}
+        if given:
+            try:
+                profile = {k: v for k, v in people.clean_profile(given).items() if v is not None}
+            except people.ProfileError as exc:
+                errors.update({k: _said(LABELS[k], m) for k, m in exc.errors.items()})
+        raw = {k: record[i] for k, i in self.custom_at.items() if i < len(record) and record[i].strip()}
+        if raw:
+            try:
+                values = {k: v for k, v in fields.clean_values(raw, self.defs).items() if v}
+            except fields.FieldError as exc:
+                errors.update(exc.errors)
+        if errors:
+            raise fields.FieldError(errors)
+        return profile, values
+
+
+def _said(label: str, message: str) -> str:
+    return f"{label} {message}" if message.startswith("is ") else f"{label}: {message}"
 
 
 def import_file(binary: BinaryIO, **options) -> ImportReport:

@@ -28,6 +28,7 @@ from ..models import (
     Delivery,
     Signature,
     Subscriber,
+    SubscriberFieldValue,
     SubscriberTopic,
     Suppression,
     SuppressionLift,
@@ -35,6 +36,7 @@ from ..models import (
     utcnow,
 )
 from ..webhooks import outbox, payloads
+from . import fields
 from .preferences import topics_of
 
 log = logging.getLogger(__name__)
@@ -79,12 +81,24 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
         .where(_signatures_of(sub))
         .order_by(Signature.id)
     ).all()
+    values = fields.values_for([sub.id]).get(sub.id, {})
     return {
         "exported_at": _iso(utcnow()),
         "subscriber": {
             "id": sub.id,
             "email": sub.email,
             "status": sub.status,
+            "first_name": sub.first_name,
+            "last_name": sub.last_name,
+            "postal_code": sub.postal_code,
+            "phone": sub.phone,
+            "language": sub.language,
+            # Every field staff defined, each with the person's value (null where none was given).
+            "fields": [
+                {"key": f.key, "label": f.label,
+                 "value": fields.shown(f, values[f.key]) if f.key in values else None}
+                for f in fields.custom()
+            ],
             "created_at": _iso(sub.created_at),
             "confirmed_at": _iso(sub.confirmed_at),
             "unsubscribed_at": _iso(sub.unsubscribed_at),
@@ -155,9 +169,10 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     detail, with the date. Returns False when there was no such subscriber (already erased).
     The caller commits.
 
-    What it clears, table by table: the subscriber row, its consent records (cascade) and its
-    topic choices; their clicks (folded into the alerts' anonymous counters first, so totals
-    stay put); signatures (linked, or made with the address) lose every personal field and
+    What it clears, table by table: the subscriber row (name, postal code, phone, language
+    with it), its consent records (cascade), its topic choices and its custom fields' values;
+    their clicks (folded into the alerts' anonymous counters first, so totals stay put);
+    signatures (linked, or made with the address) lose every personal field and
     stay as anonymous counts;
     deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
     (it may quote the address); every table with both `email` and `email_hash` (the
@@ -199,6 +214,8 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     )
     clickcounts.fold(Click.subscriber_id == sub.id)
     db.session.execute(sa.delete(SubscriberTopic).where(SubscriberTopic.subscriber_id == sub.id))
+    # Every custom field's value; the name, postal code, phone and language go with the row.
+    db.session.execute(sa.delete(SubscriberFieldValue).where(SubscriberFieldValue.subscriber_id == sub.id))
     db.session.delete(sub)  # its consent records go with it (cascade)
     # Messages already waiting for endpoints that quote the address lose their payload's data.
     outbox.scrub_subscriber(email)

@@ -26,13 +26,14 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField
+from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
 from ...extensions import db
 from ...models import Alert, Delivery, Subscriber, SubscriberStatus
 from ...reports import history
 from ...subscribers import exporting, fields, import_report, importing, people, privacy, welcome
+from ...subscribers.import_columns import parse_mapping
 from ..forms import ButtonForm
 from ..security import allows_large_upload, records_on_get
 from . import auth
@@ -101,6 +102,12 @@ class ImportForm(FlaskForm):
         "Source column", validators=[Optional(), Length(max=200)],
         description="Optional: a column giving each row its own source.",
     )
+    other_columns = TextAreaField(
+        "Other columns", validators=[Optional(), Length(max=4000)],
+        description="Only for a column not named like its field: one FIELD=HEADER a line, like "
+                    "school_district=District. First Name, Last Name, ZIP or postcode, language, "
+                    "phone and each custom field's key or label are found by their name.",
+    )
     send_welcome = BooleanField("Send them the welcome email", default=False)
     dry_run = BooleanField("Dry run: check the file and show what would happen, change nothing",
                            default=True)
@@ -109,6 +116,15 @@ class ImportForm(FlaskForm):
         if not field.data and _kept_path(self.kept.data) is None:
             raise ValidationError("Choose a CSV file to import." if not self.kept.data else
                                   "The checked file is no longer kept; choose it again.")
+
+    def validate_other_columns(self, field) -> None:
+        try:
+            parse_mapping(self.mapping_lines(), fields.custom())
+        except import_report.ImportFileError as exc:
+            raise ValidationError(str(exc)[:1].upper() + str(exc)[1:] + ".") from None
+
+    def mapping_lines(self) -> list[str]:
+        return [line.strip() for line in (self.other_columns.data or "").splitlines() if line.strip()]
 
     def validate_send_welcome(self, field) -> None:
         if not field.data:
@@ -135,8 +151,8 @@ def data_import():
     form = ImportForm()
     if not form.validate_on_submit():
         status = 400 if form.is_submitted() else 200
-        return render_template("staff/data_import.html", form=form), status
-    mapping = {}
+        return _import_page(form), status
+    mapping = parse_mapping(form.mapping_lines(), fields.custom())
     if form.email_column.data:
         mapping["email"] = form.email_column.data.strip()
     if form.source_column.data:
@@ -151,12 +167,13 @@ def data_import():
             report = _run_import(form.file.data.stream, form, mapping)
     except import_report.ImportFileError as exc:
         form.file.errors = [str(exc)]
-        return render_template("staff/data_import.html", form=form), 400
+        return _import_page(form), 400
     if not report.dry_run:
         record("subscribers.import", None, file=filename[:120], consent=form.consent.data,
                source=form.source.data, rows=report.rows, created=report.created,
                confirmed=report.confirmed, queued=report.queued, welcomes=report.welcomes,
-               rejected=report.rejected)
+               rejected=report.rejected, filled=report.filled,
+               columns_not_imported=len(report.unmapped))
         db.session.commit()
     keep_as = None
     if report.dry_run:
@@ -168,6 +185,10 @@ def data_import():
         keep_as=keep_as, problems=report.problems[:REPORT_ROWS_SHOWN], reasons=import_report.REASONS,
         rejected_reasons=import_report.REJECTED,
     )
+
+
+def _import_page(form: ImportForm) -> str:
+    return render_template("staff/data_import.html", form=form, export_columns=exporting.columns())
 
 
 def _run_import(stream, form: ImportForm, mapping: dict[str, str]) -> import_report.ImportReport:

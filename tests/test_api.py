@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from alerts import apitokens, create_app
 from alerts.extensions import db, limiter
 from alerts.models import ApiToken, ApiWrite, ConsentRecord, Signature, Subscriber, utcnow
+from alerts.subscribers import fields
 from alerts.testing.mailcatcher import free_port
 from tests.helpers import STAFF_EMAIL, add_confirmed, make_alert, post, seed_actions
 
@@ -371,6 +372,31 @@ def test_audience_count_uses_the_audience_rules(client, rw):
     assert none["count"] == 0
     is_problem(client.post("/api/v1/audiences/count", headers=rw, json={"joined_after": "soon"}), 422)
     is_problem(client.post("/api/v1/audiences/count", headers=rw, json={"everyone": True}), 422)
+
+
+def test_audience_count_selects_by_what_people_told_us(app, client, rw):
+    emails = add_confirmed(3, prefix="told")
+    with app.app_context():
+        fields.define("borough", "Borough", "choice", ["Bronx", "Queens"])
+        found = db.session.scalars(sa.select(Subscriber).where(Subscriber.email.in_(emails)))
+        subs = {s.email: s for s in found}
+        ana, ben, _ = (subs[e] for e in emails)
+        ana.first_name, ana.postal_code = "Ana", "10451"
+        ben.postal_code = "11101"
+        fields.set_values(ben.id, {"borough": ["Queens"]})
+        db.session.commit()
+
+    def count(rules: dict) -> int:
+        resp = client.post("/api/v1/audiences/count", headers=rw, json=rules)
+        assert resp.status_code == 200, resp.get_json()
+        return resp.get_json()["count"]
+
+    assert count({"postal_prefixes": ["104"]}) == 1
+    assert count({"postal_prefixes": ["104", "111"]}) == 2
+    assert count({"has_first_name": True}) == 1 and count({"has_first_name": False}) == 2
+    assert count({"field_values": {"borough": ["Queens", "Bronx"]}}) == 1
+    is_problem(client.post("/api/v1/audiences/count", headers=rw,
+                           json={"field_values": {"shoe_size": ["9"]}}), 422)
 
 
 # -- errors ----------------------------------------------------------------------------------------

@@ -169,6 +169,10 @@ class AudienceRules(Strict):
     engaged_days = fields.Integer(allow_none=True, metadata={"description": "clicked or signed within"})
     engaged = fields.Boolean()
     topics = fields.List(fields.String())
+    postal_prefixes = fields.List(fields.String(), metadata={"description": "postal code starts with one"})
+    has_first_name = fields.Boolean(allow_none=True)
+    field_values = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
+        "description": "custom field key -> values, one of which the subscriber has (ticked checkbox: yes)"})
 
 
 class AudienceCount(Schema):

@@ -93,9 +93,11 @@ def qp_piece(text: str) -> bytes:
 
 
 def encode_header(value: str) -> str:
-    """RFC 2047 only where needed; a header value never carries a line break."""
+    """RFC 2047 only where needed; a header value never carries a line break. ASCII text that
+    looks like an encoded word ("=?utf-8?b?...?=", a name a reader typed) is encoded too, so a
+    mail client shows it as written instead of decoding it into something else."""
     value = " ".join(value.split())
-    if value.isascii():
+    if value.isascii() and "=?" not in value:
         return value
     return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
 

@@ -180,6 +180,12 @@ def test_an_alert_with_braces_but_no_token_sends_as_written(app, ctx):
     assert "Say {yes or no} and {Not}." in rendered.html and "Say {yes or no} and {Not}." in rendered.text
 
 
+def test_a_backslash_keeps_a_token_as_written_in_the_intro(app, ctx):
+    alert_id = _alert("Act now", "Write \\{first_name} to greet; {first_name|friend}.", "")
+    rendered = content.preview(db.session.get_one(Alert, alert_id))
+    assert "Write {first_name} to greet; Ana." in rendered.html
+
+
 def test_compose_refuses_a_token_naming_no_field_next_to_the_field(app, staff_client):
     with app.app_context():
         seed_actions()

@@ -22,7 +22,15 @@ from ..extensions import any_of, db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import DkimSigner, NoSigner, canon_body_relaxed, signer_for
 from ..mail.mime import domain_of, format_from, message_parts, new_message_id
-from ..mail.rendering import CompiledEmail, Rendered, Slot, compile_email, compiled, markdown_html
+from ..mail.rendering import (
+    CompiledEmail,
+    Rendered,
+    Slot,
+    compile_email,
+    compiled,
+    encode_values,
+    markdown_html,
+)
 from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
 from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.emails import list_unsubscribe
@@ -175,6 +183,12 @@ def warm_up(app: Flask) -> None:
         compile_email(app.jinja_env, "alert", alert_slots([]), **alert_context(AlertText(0, "", "", "", ())))
 
 
+def encoded_pair(value: str) -> tuple[bytes, bytes]:
+    """One slot value quoted-printable for the text part and (escaped) for the HTML part."""
+    text = encode_values({"v": value}, html=False)
+    return text["v"], encode_values({"v": value}, html=True, plain=text)["v"]
+
+
 def _named(name: str, addr: str) -> str:
     """MAIL_FROM's address under another display name (an A/B variant's From name)."""
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')
@@ -214,6 +228,7 @@ class MessageFactory:
     tokens: tuple[personal.Token, ...] = ()
     subject_tokens: bool = False  # a subject greets by name: the text part's rule is a slot too
     _people: dict = field(default_factory=dict)  # subscriber id -> the fields tokens name, per batch
+    _encoded: dict = field(default_factory=dict)  # a greeting's value -> (text, HTML) quoted-printable
     _variant_of: dict = field(default_factory=dict)  # delivery id -> variant, per batch
     _signed_of: dict = field(default_factory=dict)  # subscriber id -> signed action ids, per batch
     _variants: dict = field(default_factory=dict)  # (variant, signed) -> compiled: once per batch at worst
@@ -361,6 +376,25 @@ class MessageFactory:
             values[personal.RULE_SLOT] = personal.rule(template.subject.fill(values))
         return values
 
+    def _greeted(self, template: CompiledEmail, person: Mapping[str, object] | None,
+                 **values: str) -> tuple[str, bytes, bytes]:
+        """`personalize_qp` for an alert that greets by name: the subject filled once, and each
+        distinct greeting (most readers share a few names and the fallbacks) encoded once."""
+        greetings = personal.values(self.tokens, person)
+        subject = template.subject.fill(greetings)
+        if self.subject_tokens:
+            greetings[personal.RULE_SLOT] = personal.rule(subject)
+        cache = self._encoded
+        if len(cache) > 50_000:
+            cache.clear()
+        text, html = {}, {}
+        for slot, value in greetings.items():
+            pair = cache.get(value)
+            if pair is None:
+                pair = cache[value] = encoded_pair(value)
+            text[slot], html[slot] = pair
+        return template.personalize_qp_with(values, subject, (text, html))
+
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
                subject_prefix: str = "", token_key: str | None = None,
                person: Mapping[str, object] | None = None) -> dict:
@@ -376,9 +410,11 @@ class MessageFactory:
             links[OPEN_PIXEL_SLOT] = self.pixel(delivery_id)
         template, from_header = self._compiled_for(delivery_id, subscriber_id)
         if self.tokens:
-            links.update(self.greetings(template, person))
-        subject, text_qp, html_qp = template.personalize_qp(
-            unsubscribe_url=unsubscribe_url, email=email, **links)
+            subject, text_qp, html_qp = self._greeted(template, person, unsubscribe_url=unsubscribe_url,
+                                                      email=email, **links)
+        else:
+            subject, text_qp, html_qp = template.personalize_qp(
+                unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
             "from_header": from_header,
             "to": email,

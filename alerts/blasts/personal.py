@@ -26,7 +26,8 @@ TOKEN = re.compile(_TOKEN)
 _LINKISH = (r"\]\([^)\s]*"  # an inline link's address: [text](URL
             r"|<[a-zA-Z][a-zA-Z0-9+.-]*:[^>\s]*>"  # an autolink: <https://...>
             r"|^[ ]{0,3}\[[^\]\r\n]+\]:[ \t]*\S+")  # a link reference: [name]: URL
-_MARKDOWN_TOKEN = re.compile(rf"(?P<keep>{_LINKISH})|{_TOKEN}", re.MULTILINE)
+# In Markdown a backslash keeps a brace as it is: \{first_name} reads "{first_name}".
+_MARKDOWN_TOKEN = re.compile(rf"(?P<keep>{_LINKISH})|(?<!\\){_TOKEN}", re.MULTILINE)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 RULE_SLOT = "p_rule"  # the text part's "====" under a subject that has tokens: as long as it is
 # The reader the compose page's preview shows by name (the nameless one gets the fallbacks).
@@ -96,6 +97,8 @@ def clean(value: object) -> str:
     subject is a header, and no value may start another)."""
     if value is None:
         return ""
+    if isinstance(value, str) and value.isprintable() and value == value.strip() and "  " not in value:
+        return value  # most names: one line already (isprintable is false for any control or break)
     if isinstance(value, (list, tuple)):
         value = f"{fields.SEPARATOR} ".join(str(v) for v in value)
     return " ".join(_CONTROL.sub(" ", str(value)).split())

@@ -111,6 +111,7 @@ def values(tokens: Iterable[Token], person: Mapping[str, object] | None) -> dict
 
 
 def rule(subject: str) -> str:
+    """The text part's line under its heading, as long as this reader's subject."""
     return "=" * len(subject)
 
 

@@ -233,6 +233,8 @@ def test_the_preview_shows_a_named_and_a_nameless_reader(app, staff_client):
     assert "Dear friend, act now" in nameless and "kids in  need you" in nameless
     text = staff_client.get(f"/staff/alerts/{alert_id}/preview.txt?reader=nameless").get_data(as_text=True)
     assert text.startswith("Subject: Dear friend, act now\n\nDear friend, act now\n" + "=" * 20 + "\n")
+    approving = staff_client.get(f"/staff/alerts/{alert_id}/approve").get_data(as_text=True)
+    assert f'src="/staff/alerts/{alert_id}/preview.html?reader=nameless"' in approving  # the approver's too
     with app.app_context():
         plain = _alert("Act now", "Hello.", "")
     page = staff_client.get(f"/staff/alerts/{plain}").get_data(as_text=True)

@@ -145,12 +145,28 @@ def test_custom_fields_and_ab_variant_subjects_greet_too(app, ctx, dkim_key):  #
         assert dkim.verify(data, dnsfunc=dns_for(dkim_key))
 
 
-def test_the_batch_loads_names_only_for_an_alert_that_greets(app, ctx):
-    """Without tokens the batch's query reads no profile column; with them, the ones named."""
-    plain = content.MessageFactory.for_alert(db.session.get_one(Alert, _alert("Act now", "Hello.", "")))
-    greets = content.MessageFactory.for_alert(db.session.get_one(Alert, _alert()))
-    assert plain.tokens == () and personal.columns(plain.tokens) == []
-    assert [c.key for c in personal.columns(greets.tokens)] == ["first_name", "postal_code"]
+def test_the_batch_loads_names_only_for_an_alert_that_greets(app, ctx, monkeypatch):
+    """Without tokens the batch's query reads no profile column and no custom field; with
+    them, the columns named (and custom fields only when one is named)."""
+    from alerts.blasts.store import SqlBatchStore
+
+    _people({"email": "ana@example.org", "first_name": "Ana", "postal_code": "10027"})
+    asked = []
+    monkeypatch.setattr(fields, "values_for", lambda ids: asked.append(ids) or {})
+    store = SqlBatchStore()
+    loaded = {}
+    for name, alert_id in (("plain", _alert("Act now", "Hello.", "")), ("greets", _alert())):
+        blasts.start_blast(alert_id)
+        first, last = db.session.execute(sa.text(
+            "SELECT min(id), max(id) FROM deliveries WHERE alert_id = :a"), {"a": alert_id}).one()
+        batch = store.load(alert_id, first, last, store.claim(alert_id, first, last))
+        loaded[name] = (batch.rows[0], batch.messages)
+    plain_row, plain = loaded["plain"]
+    row, greets = loaded["greets"]
+    assert "first_name" not in plain_row._fields and plain.tokens == ()
+    assert (row.first_name, row.postal_code) == ("Ana", "10027") and "last_name" not in row._fields
+    assert greets._people[row.subscriber_id] == {"first_name": "Ana", "postal_code": "10027"}
+    assert asked == []  # no custom field named: not asked for
 
 
 # -- braces that are not tokens, and tokens that name no field --------------------------------------

@@ -53,6 +53,10 @@ INTRO = (
     "the pledges below take less than a minute. [Read our latest report](https://example.org/report)."
 )
 PREHEADER = "Two minutes that matter"
+# --personalize: the same alert greeting each reader by name, and half the readers named.
+PERSONAL_SUBJECT = "Dear {first_name|friend}, three things you can do for kids this week"
+PERSONAL_INTRO = "Dear {first_name|friend}, t" + INTRO[1:] + " In {postal_code|your area} too."
+NAMES = ("Ana", "Zoë", "Kwame", "Núñez", "Li", "Sam")
 
 
 def parse_args(argv=None):
@@ -85,6 +89,9 @@ def parse_args(argv=None):
     p.add_argument("--relay-connections", type=int, default=2)
     p.add_argument("--json", dest="json_path", default=None, help="also write the figures here")
     p.add_argument("--keep", action="store_true", help="keep the temporary directory (worker logs)")
+    p.add_argument("--personalize", action="store_true",
+                   help="an alert whose subject and intro greet by name ({first_name|friend}), "
+                        "half the readers with a first name and postal code")
     return p.parse_args(argv)
 
 
@@ -101,7 +108,7 @@ def write_dkim_key(workdir: Path) -> tuple[Path, str]:
     return path, txt
 
 
-def seed(app, n: int) -> int:
+def seed(app, n: int, personalize: bool = False) -> int:
     import sqlalchemy as sa
 
     from alerts.actions import seed_actions
@@ -116,10 +123,12 @@ def seed(app, n: int) -> int:
         if db.engine.dialect.name == "postgresql":  # a million in seconds, not minutes
             db.session.execute(sa.text(
                 "INSERT INTO subscribers (email, email_key, token_key, legacy_links, status, "
-                "created_at, confirmed_at, source) "
-                "SELECT e, e, md5('bench' || i), false, 'confirmed', now(), now(), 'bench' FROM "
+                "created_at, confirmed_at, source, first_name, postal_code) "
+                "SELECT e, e, md5('bench' || i), false, 'confirmed', now(), now(), 'bench', "
+                "CASE WHEN :named AND i % 2 = 0 THEN 'Ana' END, "
+                "CASE WHEN :named AND i % 2 = 0 THEN '10027' END FROM "
                 "(SELECT i, 'reader' || lpad(i::text, 7, '0') || '@example.net' AS e "
-                " FROM generate_series(0, :n - 1) AS i) AS g"), {"n": n})
+                " FROM generate_series(0, :n - 1) AS i) AS g"), {"n": n, "named": personalize})
             db.session.execute(sa.text("ANALYZE subscribers"))
             db.session.commit()
             n = 0
@@ -127,10 +136,14 @@ def seed(app, n: int) -> int:
             db.session.execute(
                 sa.insert(Subscriber),
                 [{"email": f"reader{i:07d}@example.net", "status": "confirmed", "confirmed_at": now,
-                  "source": "bench"} for i in range(start, min(n, start + chunk))],
+                  "source": "bench",
+                  "first_name": NAMES[i % len(NAMES)] if personalize and i % 2 == 0 else None,
+                  "postal_code": f"{10000 + i % 90000}" if personalize and i % 2 == 0 else None}
+                 for i in range(start, min(n, start + chunk))],
             )
             db.session.commit()
-        alert = save_alert(None, subject=SUBJECT, intro_md=INTRO, preheader=PREHEADER,
+        alert = save_alert(None, subject=PERSONAL_SUBJECT if personalize else SUBJECT,
+                           intro_md=PERSONAL_INTRO if personalize else INTRO, preheader=PREHEADER,
                            action_slugs=None, created_by="bench")
         alert_id = alert.id
         db.session.commit()
@@ -321,7 +334,7 @@ def run(args, workdir: Path) -> dict:
         print(f"[bench] fresh schema in {database_label(database_url)}; seeding {n:,} "
               "subscribers", file=sys.stderr)
         fresh_schema(app)
-        alert_id = seed(app, n)
+        alert_id = seed(app, n, args.personalize)
 
         message = sample_message(app, alert_id)
         dkim_ok = dkim_verifies(message, txt_record)
@@ -414,6 +427,7 @@ def run(args, workdir: Path) -> dict:
         cpu_ratio_around = worker_ms / rsa_ms if rsa_ms and got else None
         return {
             "subscribers": n,
+            "personalize": bool(args.personalize),
             "complete": complete,
             "database": database_label(database_url),
             "database_url": redact(database_url) if args.database_url else "sqlite (temporary file)",
@@ -496,7 +510,8 @@ def render_table(r: dict) -> str:
     fb, fa = f["before_blast"], f["after_blast"]
     ok = {True: "met", False: "NOT met"}
     rows = [
-        ("subscribers", f"{r['subscribers']:,}"),
+        ("subscribers", f"{r['subscribers']:,}" + (" (greeted by name: --personalize)"
+                                                    if r.get("personalize") else "")),
         ("database", r["database"]),
         ("workers", f"{r['workers']['processes']} x celery -P {r['workers']['pool']} "
                     f"-c {r['workers']['concurrency']} on {r['cpus']} CPUs"),
@@ -585,7 +600,7 @@ def run_relay_cap(args, workdir: Path) -> dict:
 
         app = create_app()
         fresh_schema(app)
-        alert_id = seed(app, n)
+        alert_id = seed(app, n, args.personalize)
         workers = start_workers(args, env, queue, workdir)
         wait_workers_ready(app, workers)
         from alerts.blasts import control

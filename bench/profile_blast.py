@@ -41,6 +41,8 @@ def parse_args(argv=None):
     p.add_argument("--cprofile", default=None, help="write the send_batch profile here (pstats)")
     p.add_argument("--top", type=int, default=25, help="functions to list from the profile")
     p.add_argument("--json", dest="json_path", default=None)
+    p.add_argument("--personalize", action="store_true",
+                   help="the alert greets by name (bench/blast.py --personalize's alert and readers)")
     return p.parse_args(argv)
 
 
@@ -82,24 +84,27 @@ def run(args, workdir: Path) -> dict:
         app = create_app()
         app.config["BLAST_FILL_CHUNK"] = 10**9  # every recipient fixed at once: all batches are timed
         fresh_schema(app)
-        alert_id = seed(app, args.subscribers)
+        alert_id = seed(app, args.subscribers, args.personalize)
         with app.app_context():
             total = state.start_blast(alert_id)
             db.session.commit()
             alert = db.session.get(Alert, alert_id)
             rows = db.session.execute(
-                sa.select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.token_key)
+                sa.select(Delivery.id, Delivery.subscriber_id, Subscriber.email, Subscriber.token_key,
+                          Subscriber.first_name, Subscriber.postal_code)
                 .join(Subscriber, Subscriber.id == Delivery.subscriber_id)
                 .where(Delivery.alert_id == alert_id).order_by(Delivery.id).limit(args.steps)
             ).all()
             t0 = time.perf_counter()
             factory = content.MessageFactory.for_alert(alert)
             factory_s = time.perf_counter() - t0
+            factory.prepare(rows)  # the batch's names, when the alert greets by them
             n = len(rows)
 
             # (1) each step alone, over the same rows
             def personalize(row):
-                return factory.fields(row.id, row.subscriber_id, row.email, token_key=row.token_key)
+                return factory.fields(row.id, row.subscriber_id, row.email, token_key=row.token_key,
+                                      person=factory._people.get(row.subscriber_id))
 
             t_pers, personal = timed(personalize, rows)
 

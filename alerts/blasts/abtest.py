@@ -32,13 +32,18 @@ from ..models import (
     Signature,
     utcnow,
 )
+from . import personal
 
 LETTERS = "ABCDEFGHIJ"
 MAX_WAIT_MINUTES = 7 * 24 * 60
 
 
 class AbTestError(ValueError):
-    pass
+    """What stops an A/B test being set; `field` names the form field at fault, where one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 def letter(variant: int) -> str:
@@ -60,6 +65,11 @@ def configure(alert: Alert, *, subjects: list[str], from_names: list[str] | None
         raise AbTestError(f"at most {len(LETTERS)} variants")
     if any(len(s) > 200 for s in subjects):
         raise AbTestError("an A/B subject is longer than 200 characters")
+    known = personal.known_keys()
+    for i, subject in enumerate(subjects[1:], start=1):
+        problem = personal.unknown(subject, known)
+        if problem:
+            raise AbTestError(f"subject {LETTERS[i]}: {problem}", field="subject_b" if i == 1 else None)
     names = [" ".join((n or "").split()) or None for n in (from_names or [])]
     if len(names) > len(subjects):
         raise AbTestError(f"{len(names)} From names for {len(subjects)} subjects")

@@ -8,10 +8,27 @@ from .. import audiences
 from ..actions import open_actions
 from ..extensions import db
 from ..models import Action, Alert, AlertState
+from . import personal
 
 
 class ComposeError(ValueError):
-    pass
+    """What stops a draft being saved; `field` names the form field at fault, where one is."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+def check_tokens(subject: str, preheader: str, intro_md: str) -> None:
+    """Every greeting token ({first_name|friend}) names a subscriber field, or ComposeError
+    names the one that does not, and the fields there are."""
+    known = personal.known_keys()
+    for name, text, markdown in (("subject", subject, False), ("preheader", preheader, False),
+                                 ("intro_md", intro_md, True)):
+        problem = personal.unknown(text, known, markdown=markdown)
+        if problem:
+            label = "the intro" if name == "intro_md" else f"the {name}"
+            raise ComposeError(f"{label}: {problem}", field=name)
 
 
 def _clean_line(value: str | None, name: str, limit: int, required: bool) -> str:
@@ -60,6 +77,7 @@ def save_alert(
     preheader = _clean_line(preheader, "preheader", 200, False)
     if len(intro_md or "") > 20_000:
         raise ComposeError("the intro is longer than 20,000 characters")
+    check_tokens(subject, preheader, intro_md or "")
     actions = resolve_actions(action_slugs)
     try:
         rules = audiences.parse(audience)

@@ -6,7 +6,7 @@ import functools
 import html
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.utils import parseaddr
@@ -22,13 +22,22 @@ from ..extensions import any_of, db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import DkimSigner, NoSigner, canon_body_relaxed, signer_for
 from ..mail.mime import domain_of, format_from, message_parts, new_message_id
-from ..mail.rendering import CompiledEmail, Rendered, Slot, compile_email, compiled, markdown_html
+from ..mail.rendering import (
+    CompiledEmail,
+    Rendered,
+    Slot,
+    compile_email,
+    compiled,
+    encode_values,
+    markdown_html,
+)
 from ..mail.signed_ids import MessageIds, UnsubscribeAddresses
 from ..models import AbTest, Action, Alert, Signature
 from ..subscribers.emails import list_unsubscribe
 from ..subscribers.tokens import PREVIEW_TOKEN, TEST_SEND_TOKEN, UnsubscribeTokens
 from ..tracking.links import LinkWrapper, OpenPixel, opens_tracked
 from ..words import action_name
+from . import personal
 
 if TYPE_CHECKING:
     from .store import Recipient
@@ -83,12 +92,13 @@ def alert_slots(actions: Sequence[Action | ActionText], pixel: bool = False,
 
 
 def _intro_with_slots(intro_md: str | None) -> tuple[Markup, str]:
-    """The intro as HTML and as text, each web link replaced by its slot."""
+    """The intro as HTML and as text, each web link and each greeting token replaced by its slot."""
     slot_of = {url: str(Slot(intro_slot(k))) for k, url in enumerate(intro_links(intro_md))}
-    rendered = str(markdown_html(intro_md or ""))
+    source = personal.markdown_with_slots(intro_md or "")
+    rendered = str(markdown_html(source))
     intro_html = _HREF.sub(lambda m: f'href="{slot_of[html.unescape(m.group(1))]}"', rendered)
     intro_text = _MD_LINK.sub(lambda m: m.group(1) + slot_of.get(m.group(2), m.group(2)),
-                              (intro_md or "").strip())
+                              source.strip())
     # nh3-sanitised HTML whose hrefs became slot markers: nothing of the input left unescaped
     return Markup(intro_html), intro_text  # nosec B704
 
@@ -141,10 +151,13 @@ def alert_context(alert: Alert | AlertText, subject: str | None = None,
     if done:
         thanks = f"You signed {_titles(done)}, thank you" + ("; now:" if actions else ".")
     intro_html, intro_text = _intro_with_slots(text.intro_md)
+    subject = subject or text.subject
     return {
         **org_context(),
-        "subject": subject or text.subject,
-        "preheader": text.preheader,
+        "subject": personal.line_with_slots(subject),
+        # the text part's line under a subject that greets by name is as long as it is
+        "subject_rule": Slot(personal.RULE_SLOT) if personal.tokens_in(subject) else "",
+        "preheader": personal.line_with_slots(text.preheader),
         "intro_html": intro_html,
         "intro_text": intro_text,
         "actions": actions,
@@ -168,6 +181,12 @@ def warm_up(app: Flask) -> None:
     its first batch on them. A sample alert is compiled and thrown away."""
     with app.app_context():
         compile_email(app.jinja_env, "alert", alert_slots([]), **alert_context(AlertText(0, "", "", "", ())))
+
+
+def encoded_pair(value: str) -> tuple[bytes, bytes]:
+    """One slot value quoted-printable for the text part and (escaped) for the HTML part."""
+    text = encode_values({"v": value}, html=False)
+    return text["v"], encode_values({"v": value}, html=True, plain=text)["v"]
 
 
 def _named(name: str, addr: str) -> str:
@@ -204,6 +223,12 @@ class MessageFactory:
     intro_urls: dict[str, str] = field(default_factory=dict)  # the intro's links, by slot
     text: AlertText | None = None
     variants: tuple[tuple[str, str], ...] = ()  # A/B: (subject, From header) per variant
+    # Greeting tokens in the alert's subjects, preheader or intro ({first_name|friend}): one
+    # slot each; none (most alerts) and nothing per recipient changes.
+    tokens: tuple[personal.Token, ...] = ()
+    subject_tokens: bool = False  # a subject greets by name: the text part's rule is a slot too
+    _people: dict = field(default_factory=dict)  # subscriber id -> the fields tokens name, per batch
+    _encoded: dict = field(default_factory=dict)  # a greeting's value -> (text, HTML) quoted-printable
     _variant_of: dict = field(default_factory=dict)  # delivery id -> variant, per batch
     _signed_of: dict = field(default_factory=dict)  # subscriber id -> signed action ids, per batch
     _variants: dict = field(default_factory=dict)  # (variant, signed) -> compiled: once per batch at worst
@@ -227,9 +252,12 @@ class MessageFactory:
             (v["subject"], format_from(_named(v.get("from_name") or address[0], address[1])))
             for v in (test.variants if test else []))
         text = AlertText.of(alert)
+        subjects = (text.subject, *(v[0] for v in variants))
         return cls(
             text=text,
             variants=variants,
+            tokens=personal.tokens_in(*subjects, text.preheader, intro=text.intro_md),
+            subject_tokens=bool(personal.tokens_in(*subjects)),
             alert_id=alert.id,
             compiled=compiled_alert(text),
             from_header=format_from(cfg["MAIL_FROM"]),
@@ -270,6 +298,8 @@ class MessageFactory:
                     if who is not None and who in subs_set:
                         signed.setdefault(who, set()).add(action_id)
         self._signed_of = {k: frozenset(v) for k, v in signed.items()}
+        if self.tokens:  # the fields the greetings name: the rows carry the built-in ones
+            self._people = personal.people(self.tokens, rows)
 
     def _compiled_for(self, delivery_id: int | None, subscriber_id: int | None) -> tuple[CompiledEmail, str]:
         variant = self._variant_of.get(delivery_id)
@@ -334,13 +364,44 @@ class MessageFactory:
         values = {"unsubscribe_url": self.unsubscribe_base + TEST_SEND_TOKEN, **self.links(None)}
         if self.pixel is not None:
             values[OPEN_PIXEL_SLOT] = self.pixel(None)
+        return {**values, **self.greetings(self.compiled, None)}
+
+    def greetings(self, template: CompiledEmail, person: Mapping[str, object] | None) -> dict[str, str]:
+        """The greeting tokens' slots for one reader (their fields, or the fallbacks: a test
+        send's reader is nameless); nothing for an alert without tokens."""
+        if not self.tokens:
+            return {}
+        values = personal.values(self.tokens, person)
+        if self.subject_tokens:
+            values[personal.RULE_SLOT] = personal.rule(template.subject.fill(values))
         return values
 
+    def _greeted(self, template: CompiledEmail, person: Mapping[str, object] | None,
+                 **values: str) -> tuple[str, bytes, bytes]:
+        """`personalize_qp` for an alert that greets by name: the subject filled once, and each
+        distinct greeting (most readers share a few names and the fallbacks) encoded once."""
+        greetings = personal.values(self.tokens, person)
+        subject = template.subject.fill(greetings)
+        if self.subject_tokens:
+            greetings[personal.RULE_SLOT] = personal.rule(subject)
+        cache = self._encoded
+        if len(cache) > 50_000:
+            cache.clear()
+        text, html = {}, {}
+        for slot, value in greetings.items():
+            pair = cache.get(value)
+            if pair is None:
+                pair = cache[value] = encoded_pair(value)
+            text[slot], html[slot] = pair
+        return template.personalize_qp_with(values, subject, (text, html))
+
     def fields(self, delivery_id: int | None, subscriber_id: int | None, email: str,
-               subject_prefix: str = "", token_key: str | None = None) -> dict:
+               subject_prefix: str = "", token_key: str | None = None,
+               person: Mapping[str, object] | None = None) -> dict:
         """One recipient's message before MIME: what `mime.message_parts` takes.
 
         `token_key` is the subscriber's: their unsubscribe link and mailto are bound to it.
+        `person`: the fields the alert's greetings name (none: the fallbacks).
         """
         token = TEST_SEND_TOKEN if token_key is None else self.serializer.dumps(token_key)
         unsubscribe_url = self.unsubscribe_base + token
@@ -348,8 +409,12 @@ class MessageFactory:
         if self.pixel is not None:
             links[OPEN_PIXEL_SLOT] = self.pixel(delivery_id)
         template, from_header = self._compiled_for(delivery_id, subscriber_id)
-        subject, text_qp, html_qp = template.personalize_qp(
-            unsubscribe_url=unsubscribe_url, email=email, **links)
+        if self.tokens:
+            subject, text_qp, html_qp = self._greeted(template, person, unsubscribe_url=unsubscribe_url,
+                                                      email=email, **links)
+        else:
+            subject, text_qp, html_qp = template.personalize_qp(
+                unsubscribe_url=unsubscribe_url, email=email, **links)
         return {
             "from_header": from_header,
             "to": email,
@@ -369,14 +434,17 @@ class MessageFactory:
         }
 
     def build(self, delivery_id: int | None, subscriber_id: int | None, email: str,
-              subject_prefix: str = "", token_key: str | None = None) -> bytes:
+              subject_prefix: str = "", token_key: str | None = None,
+              person: Mapping[str, object] | None = None) -> bytes:
         """One recipient's signed message; no delivery or subscriber means a staff test send."""
-        return self.sign(self.parts(delivery_id, subscriber_id, email, subject_prefix, token_key))
+        return self.sign(self.parts(delivery_id, subscriber_id, email, subject_prefix, token_key, person))
 
     def parts(self, delivery_id: int | None, subscriber_id: int | None, email: str,
-              subject_prefix: str = "", token_key: str | None = None) -> tuple[list, bytes]:
+              subject_prefix: str = "", token_key: str | None = None,
+              person: Mapping[str, object] | None = None) -> tuple[list, bytes]:
         """One recipient's message, not signed yet: (headers, body)."""
-        return message_parts(**self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key))
+        return message_parts(**self.fields(delivery_id, subscriber_id, email, subject_prefix, token_key,
+                                           person))
 
     def sign(self, parts: tuple[list, bytes]) -> bytes:
         """The message from `parts`, DKIM-signed and joined."""
@@ -391,15 +459,25 @@ class MessageFactory:
     def parts_row(self, row: Recipient) -> tuple[list, bytes]:
         """`parts` for one of a batch's rows (id, subscriber_id, email, token_key)."""
         assert row.email is not None  # the loop sends only rows with an address
-        return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key)
+        person = self._people.get(row.subscriber_id) if self.tokens else None
+        return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key, person=person)
 
 
-def preview(alert: Alert, email: str = "subscriber@example.org") -> Rendered:
-    """The message as a subscriber will see it (the unsubscribe link is a sample)."""
+def preview(alert: Alert, email: str = "subscriber@example.org",
+            person: Mapping[str, object] | None = personal.SAMPLE) -> Rendered:
+    """The message as a subscriber will see it (the unsubscribe link is a sample); greetings
+    as `person` reads them (a sample reader by name; None: one without, the fallbacks)."""
     links = {action_slot(i): action_link(a) for i, a in enumerate(rendered_actions(alert))}
     links.update({intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))})
     if opens_tracked():
         links[OPEN_PIXEL_SLOT] = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA="
-    return compiled_alert(alert).personalize(
+    text = AlertText.of(alert)
+    tokens = personal.tokens_in(text.subject, text.preheader, intro=text.intro_md)
+    template = compiled_alert(text)
+    if tokens:
+        links.update(personal.values(tokens, person))
+        if personal.tokens_in(text.subject):
+            links[personal.RULE_SLOT] = personal.rule(template.subject.fill(links))
+    return template.personalize(
         unsubscribe_url=external_url("public.unsubscribe", token=PREVIEW_TOKEN), email=email, **links
     )

@@ -18,6 +18,7 @@ from flask import current_app
 from .. import suppressions
 from ..extensions import db
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, Subscriber, email_hash, utcnow
+from . import personal
 from .content import MessageFactory
 from .recorder import BatchResult, Recorder
 from .state import finish_if_done
@@ -120,15 +121,16 @@ class SqlBatchStore:
         return claim if cast(sa.CursorResult, res).rowcount else None
 
     def load(self, alert_id: int, first: int, last: int, claim: str) -> Batch:
+        factory = MessageFactory.for_alert(db.session.get_one(Alert, alert_id))
         rows = db.session.execute(
             sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-                      Subscriber.status, Subscriber.token_key, Delivery.variant)
+                      Subscriber.status, Subscriber.token_key, Delivery.variant,
+                      *personal.columns(factory.tokens))  # the names an alert greets by, if any
             .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.between(first, last), Delivery.claim_id == claim)
             .order_by(Delivery.id)
         ).all()
-        factory = MessageFactory.for_alert(db.session.get_one(Alert, alert_id))
-        factory.prepare(rows)  # A/B variants and partial signers, one query per batch
+        factory.prepare(rows)  # A/B variants, partial signers (and custom fields greeted by), a query each
         emails = [r.email for r in rows if r.email]
         hashes = suppressions.suppressed_hashes(emails)
         db.session.commit()  # no transaction stays open while the batch sends

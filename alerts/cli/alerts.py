@@ -29,8 +29,9 @@ def alert_group() -> None:
 
 
 @alert_group.command("create")
-@click.option("--subject", required=True)
-@click.option("--intro", required=True, help="The opening text, in Markdown.")
+@click.option("--subject", required=True,
+              help="May greet by name: {first_name|friend} (any subscriber field, with a fallback).")
+@click.option("--intro", required=True, help="The opening text, in Markdown (may greet by name too).")
 @click.option("--preheader", default="", help="The preview line inboxes show.")
 @click.option("--action", "actions", multiple=True, help="Action slug (repeatable); default: all open.")
 @click.option("--only-signers-of", multiple=True, metavar="SLUG",

@@ -7,6 +7,7 @@ same shape at a small fraction of that, and are what DKIM signs and SMTP sends a
 from __future__ import annotations
 
 import binascii
+import functools
 import re
 import secrets
 import time
@@ -93,10 +94,18 @@ def qp_piece(text: str) -> bytes:
 
 
 def encode_header(value: str) -> str:
-    """RFC 2047 only where needed; a header value never carries a line break."""
+    """RFC 2047 only where needed; a header value never carries a line break. ASCII text that
+    looks like an encoded word ("=?utf-8?b?...?=", a name a reader typed) is encoded too, so a
+    mail client shows it as written instead of decoding it into something else."""
     value = " ".join(value.split())
-    if value.isascii():
+    if value.isascii() and "=?" not in value:
         return value
+    return _encoded_words(value)
+
+
+@functools.lru_cache(maxsize=4096)
+def _encoded_words(value: str) -> str:
+    """RFC 2047, once per distinct value (a subject that greets by name repeats with each name)."""
     return Header(value, "utf-8", maxlinelen=76).encode(linesep="\r\n")
 
 

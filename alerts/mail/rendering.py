@@ -138,6 +138,15 @@ class CompiledEmail:
         html = encode_values(values, html=True, plain=text)
         return self.subject.fill(values), self.text.fill_encoded(text), self.html.fill_encoded(html)
 
+    def personalize_qp_with(self, values: dict[str, str], subject: str,
+                            encoded: tuple[dict[str, bytes], dict[str, bytes]]) -> tuple[str, bytes, bytes]:
+        """`personalize_qp` with the subject filled already and some slots encoded already, for
+        the text part and for HTML (a blast's greetings: each distinct name encoded once)."""
+        text = encode_values(values, html=False)
+        html = encode_values(values, html=True, plain=text)
+        text, html = {**text, **encoded[0]}, {**html, **encoded[1]}
+        return subject, self.text.fill_encoded(text), self.html.fill_encoded(html)
+
 
 def inline_css(html: str) -> str:
     """premailer with the network off; cssutils' chatter about modern CSS is not an error."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import flash, redirect, render_template, url_for
 
 from ... import audit, queueing, tasknames
-from ...blasts import approval, content
+from ...blasts import approval, content, personal
 from ...extensions import db
 from ...models import AbTest, Alert, AlertState
 from ...words import plural
@@ -47,6 +47,7 @@ def alert_approve(alert_id: int):
         standing=approval.standing(item, audience["size"]) if item.state == AlertState.DRAFT else None,
         form=ApproveForm(formdata=None, data={"digest": approval.digest(item)}),
         test_form=SendTestForm(data={"to": me.email}), included=content.rendered_actions(item),
+        greets=bool(personal.tokens_in(item.subject, item.preheader, intro=item.intro_md)),
         ab=db.session.get(AbTest, item.id),
     ), code
 

@@ -11,7 +11,7 @@ from wtforms import SelectChoice
 
 from ... import audiences
 from ...actions import ordered_actions
-from ...blasts import abtest, compose, progress, state
+from ...blasts import abtest, compose, personal, progress, state
 from ...blasts.compose import ComposeError, save_alert
 from ...extensions import db
 from ...models import AbTest, Action, Alert, AlertState, Signature, Subscriber
@@ -169,7 +169,11 @@ def _compose_page(alert: Alert | None):
                                         current_staff().email)
         except (ComposeError, abtest.AbTestError, audiences.AudienceError) as exc:
             db.session.rollback()
-            error = str(exc)
+            at = getattr(exc, "field", None)
+            if at is not None and at in form:  # said next to the field it is about
+                form[at].errors.append(str(exc))
+            else:
+                error = str(exc)
         else:
             db.session.flush()  # a new draft's id, for the record
             record("alert.create" if alert is None else "alert.edit", f"alert {saved.id}",
@@ -186,7 +190,8 @@ def _compose_page(alert: Alert | None):
     return render_template("staff/compose.html", form=form, alert=alert, error=error,
                            audience_fields=audience_fields(alert),
                            audience=audience_of(alert, count=False), action_topics=action_topics,
-                           intro_names=compose.intro_names(form.intro_md.data, picked)), status
+                           intro_names=compose.intro_names(form.intro_md.data, picked),
+                           token_keys=personal.known_keys()), status
 
 
 def audience_of(alert: Alert | None, *, count: bool = True) -> dict:

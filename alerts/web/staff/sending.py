@@ -7,10 +7,11 @@ import smtplib
 
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
-from ...blasts import approval, compose, content, control, progress, scheduling, sending, state
+from ...blasts import approval, compose, content, control, personal, progress, scheduling, sending, state
 from ...blasts.compose import ComposeError
 from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from ...extensions import db
+from ...mail.rendering import Rendered
 from ...mail.smtp import MailConfigError
 from ...models import AbTest, Alert, AlertState, email_hash
 from ...words import plural
@@ -47,6 +48,7 @@ def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: in
         audience=audience_of(item, count=False),
         included=content.rendered_actions(item),
         intro_names=compose.intro_names(item.intro_md, content.rendered_actions(item)),
+        greets=bool(personal.tokens_in(item.subject, item.preheader, intro=item.intro_md)),
         send_blocked=_send_blocked(),
         ab=db.session.get(AbTest, item.id),
         remind_form=ReminderForm(data={"subject": compose.reminder_subject(item.subject)}),
@@ -110,8 +112,14 @@ def _send_blocked() -> str | None:
     return POSTAL_ADDRESS_REQUIRED if postal_address_missing(current_app.config) else None
 
 
+def _preview(alert_id: int) -> Rendered:
+    """The preview as a sample reader by name, or (?reader=nameless) one whose greetings fall back."""
+    person = None if request.args.get("reader") == "nameless" else personal.SAMPLE
+    return content.preview(db.get_or_404(Alert, alert_id), person=person)
+
+
 def alert_preview_html(alert_id: int):
-    rendered = content.preview(db.get_or_404(Alert, alert_id))
+    rendered = _preview(alert_id)
     response = make_response(rendered.html)
     response.headers["Content-Type"] = "text/html; charset=utf-8"
     response.headers["Content-Security-Policy"] = PREVIEW_CSP
@@ -121,7 +129,7 @@ def alert_preview_html(alert_id: int):
 
 
 def alert_preview_text(alert_id: int):
-    rendered = content.preview(db.get_or_404(Alert, alert_id))
+    rendered = _preview(alert_id)
     body = f"Subject: {rendered.subject}\n\n{rendered.text}"
     return body, 200, {
         "Content-Type": "text/plain; charset=utf-8",

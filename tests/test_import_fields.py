@@ -168,7 +168,8 @@ def test_the_data_download_has_every_field_and_erasure_leaves_none(app, ctx):
     define_fields()
     fields.define("secret_word", "Secret word", "text")
     sub = Subscriber(email="zed@example.org", status="confirmed", first_name="Zaphodina",
-                     last_name="Beeblebroxa", postal_code="ZZ99 9ZZ", phone="+12125550199", language="es")
+                     last_name="Beeblebroxa", postal_code="ZZ99 9ZZ", phone="+12125550199", language="es",
+                     pending_profile={"first_name": "Zaphodinetta"})
     db.session.add(sub)
     db.session.flush()
     fields.set_values(sub.id, {"school_district": ["District 2"], "interests": ["Housing", "Schools"],
@@ -180,6 +181,7 @@ def test_the_data_download_has_every_field_and_erasure_leaves_none(app, ctx):
     person = data["subscriber"]
     assert (person["first_name"], person["last_name"], person["postal_code"], person["phone"],
             person["language"]) == ("Zaphodina", "Beeblebroxa", "ZZ99 9ZZ", "+12125550199", "es")
+    assert person["awaiting_confirmation"] == {"first_name": "Zaphodinetta"}
     assert person["fields"] == [
         {"key": "school_district", "label": "School district", "value": "District 2"},
         {"key": "age", "label": "Age", "value": None},

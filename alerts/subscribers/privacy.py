@@ -99,6 +99,8 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
                  "value": fields.shown(f, values[f.key]) if f.key in values else None}
                 for f in fields.custom()
             ],
+            # What a later signup for this address typed, kept until its owner confirms it.
+            "awaiting_confirmation": sub.pending_profile or None,
             "created_at": _iso(sub.created_at),
             "confirmed_at": _iso(sub.confirmed_at),
             "unsubscribed_at": _iso(sub.unsubscribed_at),

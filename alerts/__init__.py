@@ -7,7 +7,7 @@ from pathlib import Path
 from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from . import cli, listcounts, redis_conn
+from . import cli, i18n, listcounts, redis_conn
 from .celery_app import celery_init_app
 from .config import PROJECT_ROOT, load_config
 from .extensions import csrf, db, limiter, migrate
@@ -56,6 +56,7 @@ def register_extensions(app: Flask) -> None:
     limiter.init_app(app)
     celery_init_app(app)
     listcounts.install(app)
+    i18n.init_app(app)
 
 
 def register_blueprints(app: Flask) -> None:

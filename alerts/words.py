@@ -6,8 +6,11 @@ import re
 
 # A first word that is capitalised only because it starts a name's own line ("Your senators").
 _LEADING = re.compile(r"^(Your|Our|The|All|Every|Each|My)\b")
-# A title that is itself a call to action ("Sign the Healthy Kids Healthy Minds Pledge").
-_IMPERATIVE = re.compile(r"^(?:Sign|Take|Join|Make)\s+(?=(?:the|our|this|a)\s)", re.I)
+# A title that is itself a call to action ("Sign the Healthy Kids Healthy Minds Pledge",
+# "Firme la petición por escuelas seguras").
+_IMPERATIVE = re.compile(r"^(?:Sign|Take|Join|Make)\s+(?=(?:the|our|this|a)\s)"
+                         r"|^(?:Firme|Firma|Firmen)\s+(?=(?:la|el|los|las|nuestra|nuestro|esta|este|una|un)\s)",
+                         re.I)
 
 
 def plural(count: int, one: str, many: str | None = None) -> str:

@@ -28,7 +28,9 @@ def snapshot(name: str, actual: str) -> None:
 
 @pytest.fixture
 def env(app):
-    return app.jinja_env
+    """The app's templates, rendered in the app (whose language they are written in)."""
+    with app.app_context():
+        yield app.jinja_env
 
 
 def test_confirm_email_text_snapshot(env):

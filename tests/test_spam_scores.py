@@ -35,6 +35,28 @@ def _registered(name: str) -> Callable[[], None]:
     return send
 
 
+def _in_spanish(name: str) -> Callable[[], None]:
+    """A reader's own kind as one who reads Spanish gets it (the subscriber's language, or the
+    page's for a signature)."""
+    def send() -> None:
+        from alerts.extensions import db
+        from alerts.models import Subscriber
+        from tests.test_emails import CASES
+
+        args, _to = CASES[name](1)
+        if emails.kind(name).subscriber:
+            db.session.get_one(Subscriber, args[0]).language = "es"
+            db.session.commit()
+        else:
+            args = (*args, "es")
+        assert emails.kind(name).send(*args) is True
+
+    return send
+
+
+SPANISH = ("confirmation", "welcome", "signature_confirmation")
+
+
 def _alert() -> None:
     send_blast(1)
 
@@ -47,9 +69,10 @@ class Kind:
     send: Callable[[], None]
 
 
-# Every kind the registry holds (a kind added later is scored without a line here), and the
-# alert, which the blast engine writes outside the registry.
-KINDS = (*(Kind(name, _registered(name)) for name in sorted(emails.KINDS)), Kind("alert", _alert))
+# Every kind the registry holds (a kind added later is scored without a line here), the
+# alert, which the blast engine writes outside the registry, and the readers' own in Spanish.
+KINDS = (*(Kind(name, _registered(name)) for name in sorted(emails.KINDS)), Kind("alert", _alert),
+         *(Kind(f"{name}-es", _in_spanish(name)) for name in SPANISH))
 
 
 def spam_report(data: bytes) -> tuple[float, str]:
@@ -81,3 +104,5 @@ def test_every_email_scores_zero_with_spamassassin(_spamassassin, app, ctx, smtp
     assert received, f"no {kind.name} email reached the relay"
     score, report = spam_report(received[0].data)
     assert score == 0.0, f"the {kind.name} email scores {score}:\n{report}"
+    if kind.name.endswith("-es"):
+        assert received[0].message["Content-Language"] == "es"

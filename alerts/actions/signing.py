@@ -16,10 +16,10 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, has_request_context, request
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
-from .. import queueing, tasknames, webhooks
+from .. import i18n, queueing, tasknames, webhooks
 from ..extensions import DialectInsert, PerDialect, db
 from ..mail.context import external_url, org_context
 from ..mail.rendering import compiled
@@ -298,7 +298,7 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
     else:
         signature_id = new_id
         if not counted:
-            queue_confirmation(signature_id)
+            queue_confirmation(signature_id, page_language())
         outbox.emit(webhooks.SIGNATURE_CREATED, signature_event(
             signature_id, action, email=email, name=name, postal_code=postal, comment=comment,
             source=where.source, alert_id=where.alert_id, confirmed=counted, created_at=now,
@@ -324,10 +324,19 @@ def signature_event(signature_id: int, action: Action | sa.Row, *, email: str, n
             "created_at": created_at}
 
 
-def queue_confirmation(signature_id: int) -> None:
-    """Mail the confirmation link once the signature commits; if the broker is away, the
-    signature is flagged and the sweep queues it (`claim_unqueued_confirmations`)."""
-    queueing.after_commit(tasknames.SEND_SIGNATURE_CONFIRMATION, signature_id,
+def page_language() -> str | None:
+    """The language of the page being signed on; None off a translated page (the API, an import)."""
+    if not has_request_context() or (request.blueprint or "").split(".", 1)[0] in i18n.UNTRANSLATED:
+        return None
+    return i18n.current()
+
+
+def queue_confirmation(signature_id: int, language: str | None = None) -> None:
+    """Mail the confirmation link (in `language`, the page's) once the signature commits; if the
+    broker is away, the signature is flagged and the sweep queues it (`claim_unqueued_confirmations`),
+    in the signer's language as a subscriber."""
+    args = (signature_id, language) if language else (signature_id,)
+    queueing.after_commit(tasknames.SEND_SIGNATURE_CONFIRMATION, *args,
                           on_broker_down=lambda: _flag_unqueued(signature_id))
 
 
@@ -458,11 +467,23 @@ def signed_action_ids(email: str) -> frozenset[int]:
 SIGNATURE_CONFIRM_SLOTS = ("confirm_url", "email", "action_title")
 
 
+def signer_language(signature_id: int, language: str | None = None) -> str | None:
+    """The language of the page signed on, else the signer's own as a subscriber (None: neither)."""
+    if i18n.known(language):
+        return language
+    signature = db.session.get(Signature, signature_id)
+    if signature is None or signature.email == ERASED:
+        return None
+    return db.session.scalar(
+        sa.select(Subscriber.language).where(Subscriber.email_key == subscriber_key(signature.email)))
+
+
 # Written to whoever signed, who need not be on the list: no list to unsubscribe from.
-@emails.email("signature_confirmation", task=tasknames.SEND_SIGNATURE_CONFIRMATION, subscriber=False)
-def send_signature_confirmation(signature_id: int) -> emails.Email | None:
-    """Mail a flagged signature its confirmation link; None when there is nothing to confirm
-    (confirmed meanwhile, erased)."""
+@emails.email("signature_confirmation", task=tasknames.SEND_SIGNATURE_CONFIRMATION, subscriber=False,
+              language=signer_language)
+def send_signature_confirmation(signature_id: int, language: str | None = None) -> emails.Email | None:
+    """Mail a flagged signature its confirmation link, in `language` (the page's) or the signer's;
+    None when there is nothing to confirm (confirmed meanwhile, erased)."""
     signature = db.session.get(Signature, signature_id)
     if signature is None or signature.confirmed_at is not None or signature.email == ERASED:
         return None

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from markupsafe import Markup
 
 from ..actions import action_link
@@ -21,7 +22,7 @@ from ..actions.references import ReferenceSigner
 from ..extensions import any_of, db
 from ..mail.context import external_url, org_context
 from ..mail.dkim import DkimSigner, NoSigner, canon_body_relaxed, signer_for
-from ..mail.mime import domain_of, format_from, message_parts, new_message_id
+from ..mail.mime import content_language, domain_of, format_from, message_parts, new_message_id
 from ..mail.rendering import (
     CompiledEmail,
     Rendered,
@@ -130,7 +131,10 @@ class AlertText:
 
 
 def _titles(titles: list[str]) -> str:
-    return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " and " + titles[-1]
+    """“A”, “A and B”, “A, B and C”, in the language being rendered."""
+    if len(titles) == 1:
+        return titles[0]
+    return _("%(first)s and %(last)s", first=", ".join(titles[:-1]), last=titles[-1])
 
 
 def alert_context(alert: Alert | AlertText, subject: str | None = None,
@@ -149,7 +153,8 @@ def alert_context(alert: Alert | AlertText, subject: str | None = None,
     done = [action_name(a.title) for a in text.actions if a.id in signed]
     thanks = ""
     if done:
-        thanks = f"You signed {_titles(done)}, thank you" + ("; now:" if actions else ".")
+        thanks = (_("You signed %(titles)s, thank you; now:", titles=_titles(done)) if actions
+                  else _("You signed %(titles)s, thank you.", titles=_titles(done)))
     intro_html, intro_text = _intro_with_slots(text.intro_md)
     subject = subject or text.subject
     return {
@@ -239,6 +244,8 @@ class MessageFactory:
     # Whether the bodies built here are DKIM-canonical as they are (mail.mime makes them so);
     # checked on the factory's first message rather than assumed, then the signer skips it.
     _canonical: bool | None = None
+    # The language `compiled` was compiled in: every message says so (Content-Language).
+    language: str = "en"
 
     @classmethod
     def for_alert(cls, alert: Alert) -> MessageFactory:
@@ -430,6 +437,7 @@ class MessageFactory:
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("List-Id", self.list_id),
                 ("Feedback-ID", f"alert{self.alert_id}:alerts:{self.domain}"),
+                content_language(self.language),
             ],
         }
 

@@ -146,6 +146,12 @@ def new_message_id(domain: str) -> str:
     return f"<{uuid.uuid4().hex}@{domain}>"
 
 
+def content_language(code: str) -> tuple[str, str]:
+    """RFC 3282's header for a message written in `code` (a reader's mail program may offer to
+    translate, a screen reader picks its voice)."""
+    return ("Content-Language", code)
+
+
 def build_message(**fields: Any) -> bytes:
     """One personalised message, as bytes: `message_parts` joined (what DKIM signs and SMTP sends)."""
     head, body = message_parts(**fields)

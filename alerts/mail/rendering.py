@@ -193,15 +193,18 @@ def compile_email(env: Environment, name: str, slots: tuple[str, ...], **context
 
 def compiled(name: str, slots: tuple[str, ...], context: Callable[[], dict],
              version: tuple = ()) -> CompiledEmail:
-    """The one cache of compiled emails, per process: premailer runs once per template and version.
+    """The one cache of compiled emails, per process: premailer runs once per template, version
+    and language.
 
     `version` names what the context is built from (an alert's text and actions), so an
-    edit compiles afresh; `context()` is only called on a miss.
+    edit compiles afresh; `context()` is only called on a miss. The language is the one being
+    rendered in (`i18n.in_language`): one compiled email per language, never per recipient.
     """
     from flask import current_app
+    from flask_babel import get_locale
 
     cache: dict = current_app.extensions.setdefault("alerts.compiled_emails", {})
-    key = (name, slots, version)
+    key = (name, slots, version, str(get_locale()))
     if key not in cache:
         if len(cache) > 64:
             cache.clear()

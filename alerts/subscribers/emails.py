@@ -3,12 +3,17 @@
 Each kind is one function decorated with `@email(...)` that says what the email holds and to
 whom (an `Email`), or None when there is nothing to send (confirmed meanwhile, erased). The
 decorated function sends it, through `send`, the same way for every kind: From, Message-ID,
-Auto-Submitted, and, where the kind is written to a subscriber, that subscriber's unsubscribe
-link made from their `token_key` (the visible one in the footer, and RFC 8058's
-List-Unsubscribe and List-Unsubscribe-Post), then the DKIM signature and the relay. A kind
+Auto-Submitted, Content-Language, and, where the kind is written to a subscriber, that
+subscriber's unsubscribe link made from their `token_key` (the visible one in the footer, and
+RFC 8058's List-Unsubscribe and List-Unsubscribe-Post), then the DKIM signature and the relay. A kind
 written to someone who is not a subscriber says so (`subscriber=False`) and carries no
 unsubscribe header. One task body and one retry policy (`alerts.tasks`) send every kind
 under the task name it registers; `on_retry` is a kind's hook before a retry.
+
+Each email is written in its reader's language, decided here for every kind: a kind's
+`language` hook names it from the same arguments (a subscriber's kind: their `language`), and
+the email is built, compiled and rendered inside `i18n.in_language` of it; a kind without
+the hook (staff email) is written in the default language.
 """
 
 from __future__ import annotations
@@ -17,15 +22,18 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import ParamSpec
 
+import sqlalchemy as sa
 from flask import current_app
 
-from .. import suppressions
+from .. import i18n, suppressions
+from ..extensions import db
 from ..mail import smtp
 from ..mail.context import external_url
 from ..mail.dkim import signer_for
-from ..mail.mime import build_message, domain_of, format_from, new_message_id
+from ..mail.mime import build_message, content_language, domain_of, format_from, new_message_id
 from ..mail.rendering import CompiledEmail
 from ..mail.signed_ids import UnsubscribeAddresses
+from ..models import Subscriber
 from .tokens import make_unsubscribe_token
 
 P = ParamSpec("P")
@@ -57,6 +65,14 @@ class Kind:
     subscriber: bool  # written to a subscriber (its first argument is their id): unsubscribe links
     auto_submitted: bool = True  # RFC 3834: not a person's message, no vacation replies
     on_retry: Callable[..., None] | None = None  # before a retry after a passing failure
+    # The reader's language from the kind's arguments (None or unknown: the default).
+    language: Callable[..., str | None] | None = None
+
+    def language_for(self, *args: object, **kwargs: object) -> str:
+        """The language an email of this kind with these arguments is written in."""
+        if self.language is None:
+            return i18n.default_language()
+        return i18n.language_of(self.language(*args, **kwargs))
 
     def send(self, *args: object) -> bool:
         """Build and send one (what its task runs); raises what the relay raised."""
@@ -67,16 +83,20 @@ KINDS: dict[str, Kind] = {}
 
 
 def email(name: str, *, task: str, subscriber: bool, auto_submitted: bool = True,
-          on_retry: Callable[..., None] | None = None
+          on_retry: Callable[..., None] | None = None, language: Callable[..., str | None] | None = None
           ) -> Callable[[Callable[P, Email | None]], Callable[P, bool]]:
     """Register a kind of email; the decorated function builds it, the returned one sends it
-    (True when sent, False when there was nothing to send). Raises what the relay raised."""
+    (True when sent, False when there was nothing to send). Raises what the relay raised.
+
+    `language` names the reader's language from the same arguments; a subscriber's kind
+    without one reads it from the subscriber (its first argument is their id)."""
 
     def register(build: Callable[P, Email | None]) -> Callable[P, bool]:
         if name in KINDS:
             raise ValueError(f"the email kind {name!r} is registered twice")
         kind = Kind(name=name, task=task, build=build, subscriber=subscriber,
-                    auto_submitted=auto_submitted, on_retry=on_retry)
+                    auto_submitted=auto_submitted, on_retry=on_retry,
+                    language=language or (subscriber_language if subscriber else None))
         KINDS[name] = kind
 
         def sender(*args: P.args, **kwargs: P.kwargs) -> bool:
@@ -95,6 +115,11 @@ def kind(name: str) -> Kind:
     return KINDS[name]
 
 
+def subscriber_language(subscriber_id: int, *_args: object, **_kwargs: object) -> str | None:
+    """A subscriber's own language (None: not known, or no such subscriber)."""
+    return db.session.scalar(sa.select(Subscriber.language).where(Subscriber.id == subscriber_id))
+
+
 def unsubscribe_url(token_key: str) -> str:
     """The subscriber's unsubscribe page, also the RFC 8058 one-click target."""
     return external_url("public.unsubscribe", token=make_unsubscribe_token(token_key))
@@ -111,11 +136,12 @@ def list_unsubscribe(url: str, mailto: str | None) -> str:
     return f"<{url}>, <mailto:{mailto}?subject=unsubscribe>"
 
 
-def message(kind: Kind, mail: Email) -> bytes:
-    """The signed bytes of one email of this kind."""
+def message(kind: Kind, mail: Email, language: str | None = None) -> bytes:
+    """The signed bytes of one email of this kind, written in `language` (else the one being
+    rendered now)."""
     cfg = current_app.config
     values = dict(mail.values)
-    headers: list[tuple[str, str]] = []
+    headers: list[tuple[str, str]] = [content_language(language or i18n.current())]
     if kind.auto_submitted:
         headers.append(("Auto-Submitted", "auto-generated"))
     if kind.subscriber:
@@ -136,11 +162,14 @@ def message(kind: Kind, mail: Email) -> bytes:
 
 
 def send(kind: Kind, *args: object, **kwargs: object) -> bool:
-    """Build one email of `kind` and hand it to the relay; False when there is nothing to send."""
-    mail = kind.build(*args, **kwargs)
-    if mail is None or suppressions.is_suppressed(mail.to):
-        return False
+    """Build one email of `kind` in its reader's language and hand it to the relay; False when
+    there is nothing to send."""
+    with i18n.in_language(kind.language_for(*args, **kwargs)) as language:
+        mail = kind.build(*args, **kwargs)
+        if mail is None or suppressions.is_suppressed(mail.to):
+            return False
+        data = message(kind, mail, language)
     cfg = current_app.config
-    smtp.send_one(cfg["SMTP_URL"], mail.return_path, mail.to, message(kind, mail), cfg["SMTP_TIMEOUT"])
+    smtp.send_one(cfg["SMTP_URL"], mail.return_path, mail.to, data, cfg["SMTP_TIMEOUT"])
     return True
 

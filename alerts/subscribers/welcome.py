@@ -12,6 +12,7 @@ from typing import cast
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 
 from .. import queueing, tasknames
 from ..actions import action_link, open_actions
@@ -24,12 +25,18 @@ from . import emails
 
 NAME = "welcome"
 SLOTS = (emails.UNSUBSCRIBE_SLOT, "email")
-DEFAULT_SUBJECT = "Welcome to {org} action alerts"
-DEFAULT_BODY = (
-    "Thank you for joining us. Every few weeks we will email you when children need your voice: "
-    "a petition to sign, a pledge to take, a decision-maker to call.\n\n"
-    "You don't have to wait for the first alert. These actions are open now:"
-)
+
+
+def default_subject() -> str:
+    """The subject until staff write one, in the language being rendered."""
+    return _("Welcome to %(org)s action alerts", org=current_app.config["ORG_NAME"])
+
+
+def default_body() -> str:
+    """The text until staff write one, in the language being rendered."""
+    return _("Thank you for joining us. Every few weeks we will email you when children need your voice: "
+             "a petition to sign, a pledge to take, a decision-maker to call.\n\n"
+             "You don't have to wait for the first alert. These actions are open now:")
 
 
 class WelcomeError(ValueError):
@@ -40,9 +47,7 @@ def text() -> EmailText:
     """The staff-edited text, or the default (not stored until staff save it)."""
     row = db.session.get(EmailText, NAME)
     if row is None:
-        org = current_app.config["ORG_NAME"]
-        row = EmailText(name=NAME, subject=DEFAULT_SUBJECT.format(org=org), body_md=DEFAULT_BODY,
-                        enabled=True)
+        row = EmailText(name=NAME, subject=default_subject(), body_md=default_body(), enabled=True)
     return row
 
 

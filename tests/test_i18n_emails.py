@@ -212,3 +212,28 @@ def test_an_alert_says_its_language(app, smtp):
         send_blast(1, prefix="lang")
     (received,) = smtp.handler.wait_for(1, timeout=10)
     assert received.message["Content-Language"] == "en"
+
+
+def test_a_signup_is_confirmed_in_the_language_of_its_page(app, smtp, monkeypatch):
+    """A new address keeps its page's language; a known one is asked in its latest page's,
+    and keeps its own until its owner confirms."""
+    from alerts import queueing
+    from alerts.subscribers import confirmations, subscriptions
+
+    monkeypatch.setattr(queueing, "_send", lambda name, args: None)
+    req = subscriptions.Request(ip="198.51.100.7", user_agent="test")
+    with app.app_context():
+        known = _subscriber("conocida@example.org", "unsubscribed", "en")
+        ids = []
+        for email in ("nueva@example.org", "conocida@example.org"):
+            attempt = subscriptions.record_attempt(email, req, {"language": "es"})
+            db.session.commit()
+            ids.append(confirmations.handle_signup(attempt))
+            db.session.commit()
+        assert ids[1] == known
+        assert db.session.get(Subscriber, ids[0]).language == "es"
+        assert db.session.get(Subscriber, known).language == "en"
+    for sid in ids:
+        msg = _send(app, smtp, "confirmation", sid).message
+        assert msg["Content-Language"] == "es"
+        assert msg["Subject"] == f"Confirme su suscripción a las alertas de acción de {ORG}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlalchemy as sa
+
 from .. import queueing, tasknames
 from ..extensions import db
 from ..mail.context import external_url, org_context
@@ -34,7 +36,17 @@ def handle_signup(attempt_id: int) -> int | None:
     return subscriber_id
 
 
-@emails.email("confirmation", task=tasknames.SEND_CONFIRMATION, subscriber=True)
+def signup_language(subscriber_id: int) -> str | None:
+    """The language of the page signed up on (a known address's latest signup, kept pending
+    until its owner confirms), else the subscriber's own."""
+    row = db.session.execute(sa.select(Subscriber.language, Subscriber.pending_profile)
+                             .where(Subscriber.id == subscriber_id)).one_or_none()
+    if row is None:
+        return None
+    return (row.pending_profile or {}).get("language") or row.language
+
+
+@emails.email("confirmation", task=tasknames.SEND_CONFIRMATION, subscriber=True, language=signup_language)
 def send_confirmation(subscriber_id: int) -> emails.Email | None:
     """Mail the confirmation link; None (nothing sent) when there is no longer anyone to confirm."""
     sub = db.session.get(Subscriber, subscriber_id)

@@ -123,7 +123,7 @@ def _insert_new(email: str, req: Request) -> int | None:
     return subscriber_id
 
 
-PROFILE_COLUMNS = ("first_name", "last_name", "postal_code", "phone")
+PROFILE_COLUMNS = ("first_name", "last_name", "postal_code", "phone", "language")
 
 
 def apply_profile(sub: Subscriber, profile: dict[str, Any] | None) -> None:

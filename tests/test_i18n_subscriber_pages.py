@@ -228,6 +228,7 @@ def test_a_language_not_offered_is_refused_by_its_field(app, client):
         assert db.session.get(Subscriber, sid).language == "es"
     forged = app.test_client().post(path + "/topics", data={"language": "en"})
     assert forged.status_code == 400
+    _assert_spanish(_text(forged), "Este formulario ha caducado", "Vuelva a cargar la página")
     with app.app_context():
         assert db.session.get(Subscriber, sid).language == "es"
 

@@ -5,6 +5,7 @@ The pages speak the visitor's language (staff pages the default); the API's prob
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -12,6 +13,7 @@ from typing import TYPE_CHECKING
 from flask import Flask, current_app, jsonify, request
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import refresh
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 
 from .. import i18n
 from ..extensions import DATABASE_DOWN, database_down_reason, limiter
+from . import preferences
 from .api import problems
 
 log = logging.getLogger(__name__)
@@ -77,6 +80,11 @@ def _too_large() -> str:
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
+        # Refused before the view's hooks ran: a subscriber's own page still speaks their
+        # language, if the database can say which (the page is drawn either way).
+        with contextlib.suppress(Exception):
+            preferences.use_subscribers_language()
+            refresh()
         message = _("Please reload the page and submit the form again.")
         return _page(400, _("This form has expired"), message), 400
 

@@ -15,6 +15,7 @@ from alerts.extensions import db
 from alerts.models import Subscriber, SubscriberTopic, utcnow
 from alerts.subscribers.tokens import TEST_SEND_TOKEN
 from tests.helpers import confirm_token_for, unsubscribe_token_for
+from tests.test_subscriptions import signed_ago
 
 ROOT = Path(__file__).resolve().parent.parent
 # <html lang> is written by base.html, with the language switch; until it follows the page's
@@ -163,6 +164,22 @@ def test_a_spanish_subscriber_meets_spanish_without_asking(app):
     # An English subscriber's page stays English, whatever another's was.
     _, english = _subscriber(app, "en@example.org", language="en")
     assert "Unsubscribe from everything" in _text(app.test_client().get(english))
+
+
+def test_an_expired_confirmation_link_is_explained_in_the_signers_language(app, monkeypatch):
+    with app.app_context():
+        sub = Subscriber(email="late@example.org", status="pending", confirm_nonce="n" * 32, language="es")
+        db.session.add(sub)
+        db.session.commit()
+        sid = sub.id
+    token = signed_ago(app, monkeypatch, 48 * 3600 + 5, lambda: confirm_token_for(sid, "n" * 32))
+    resp = app.test_client().get(f"/confirm/{token}", headers={"Accept-Language": "en"})
+    assert resp.status_code == 410
+    _assert_spanish(_text(resp), "Este enlace ha caducado",
+                    "Los enlaces de confirmación son válidos durante 48 horas.")
+    # A link we did not sign names no one: the browser's language.
+    forged = app.test_client().get(f"/confirm/{token[:-2]}xx", headers={"Accept-Language": "en"})
+    assert forged.status_code == 400 and "This link isn’t valid" in _text(forged)
 
 
 def test_lang_and_the_cookie_come_before_the_subscribers_language(app):

@@ -9,6 +9,8 @@ Every page a subscriber's own link leads to speaks their language (`use_subscrib
 
 from __future__ import annotations
 
+import contextlib
+
 import sqlalchemy as sa
 from flask import current_app, g, make_response, render_template, request
 from flask_babel import gettext as _
@@ -20,7 +22,7 @@ from ..models import Subscriber, SubscriberStatus, utcnow
 from ..subscribers import preferences
 from ..subscribers.tokens import (
     TokenError,
-    read_confirm_token,
+    confirm_token_key,
     read_unsubscribe_token,
     unsubscribe_subscriber_id,
 )
@@ -41,14 +43,13 @@ def use_subscribers_language() -> None:
     endpoint = request.endpoint or ""
     if not token or i18n.known(request.args.get("lang")) or i18n.known(request.cookies.get(i18n.COOKIE)):
         return
-    try:
-        if endpoint in CONFIRM_ENDPOINTS:
-            key = read_confirm_token(token).token_key
-        elif endpoint in UNSUBSCRIBE_ENDPOINTS or endpoint.split(".", 1)[0] in UNSUBSCRIBE_BLUEPRINTS:
+    key: str | None = None
+    if endpoint in CONFIRM_ENDPOINTS:
+        key = confirm_token_key(token)  # (an expired link too: "this link has expired" in theirs)
+    elif endpoint in UNSUBSCRIBE_ENDPOINTS or endpoint.split(".", 1)[0] in UNSUBSCRIBE_BLUEPRINTS:
+        with contextlib.suppress(TokenError):
             key = read_unsubscribe_token(token)
-        else:
-            return
-    except TokenError:
+    if key is None:
         return  # a sample or legacy link, or a forged one: no one's language to use
     g.subscriber_language = db.session.scalar(
         sa.select(Subscriber.language).where(Subscriber.token_key == key))

@@ -1,11 +1,13 @@
 """The language a person reads: chosen per request for pages, per subscriber for email.
 
 A page's language is `?lang=` (kept in a cookie from then on), else the cookie, else the
-browser's Accept-Language, else the default (the first of LANGUAGES). Staff pages and the API
-stay in the default language. Email is rendered inside `in_language(code)`, whatever the
-request. Catalogues are `translations/<code>/LC_MESSAGES/messages.po`; they are compiled to
-`.mo` under the instance folder when the app starts and a `.po` is newer than its `.mo`, so a
-catalogue edited is a catalogue used.
+subscriber's own language when the page is theirs (a link from their email: the view sets
+`g.subscriber_language` before the page's first text), else the browser's Accept-Language, else
+the default (the first of LANGUAGES). Staff pages and the API stay in the default language.
+Email is rendered inside `in_language(code)`, whatever the request. Catalogues are
+`translations/<code>/LC_MESSAGES/messages.po`; they are compiled to `.mo` under the instance
+folder when the app starts and a `.po` is newer than its `.mo`, so a catalogue edited is a
+catalogue used.
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ def _select() -> str:
     if (request.blueprint or "").split(".", 1)[0] in UNTRANSLATED:
         return default_language()
     return (known(request.args.get("lang")) or known(request.cookies.get(COOKIE))
+            or known(g.get("subscriber_language"))
             or request.accept_languages.best_match(languages()) or default_language())
 
 

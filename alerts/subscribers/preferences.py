@@ -6,18 +6,25 @@ from collections.abc import Iterable
 from datetime import timedelta
 
 import sqlalchemy as sa
+from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import Subscriber, SubscriberTopic, utcnow
 
+
+def N_(label: str) -> str:
+    """Marks a label for the catalogue; the page translates it where it is shown (staff see it as is)."""
+    return label
+
+
 # The topics staff tag actions and alerts with, and subscribers choose from (slug, label).
 TOPICS: tuple[tuple[str, str], ...] = (
-    ("detention", "Detention"),
-    ("juvenile-justice", "Juvenile justice"),
-    ("child-welfare", "Child welfare"),
-    ("lgbtq-youth", "LGBTQ+ youth"),
-    ("mental-health", "Mental health"),
-    ("racial-justice", "Racial justice"),
+    ("detention", N_("Detention")),
+    ("juvenile-justice", N_("Juvenile justice")),
+    ("child-welfare", N_("Child welfare")),
+    ("lgbtq-youth", N_("LGBTQ+ youth")),
+    ("mental-health", N_("Mental health")),
+    ("racial-justice", N_("Racial justice")),
 )
 TOPIC_LABELS = dict(TOPICS)
 PAUSE_DAYS = 30
@@ -32,7 +39,8 @@ def clean_topics(topics: Iterable[str | None] | None) -> list[str]:
     chosen = [t.strip() for t in (topics or []) if t and t.strip()]
     unknown = [t for t in chosen if t not in TOPIC_LABELS]
     if unknown:
-        raise PreferenceError(f"unknown topic {', '.join(unknown)}; known: {', '.join(TOPIC_LABELS)}")
+        raise PreferenceError(_("unknown topic %(topics)s; known: %(known)s",
+                                topics=", ".join(unknown), known=", ".join(TOPIC_LABELS)))
     return [slug for slug, _ in TOPICS if slug in chosen]
 
 

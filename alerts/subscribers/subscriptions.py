@@ -18,8 +18,9 @@ from typing import Any, cast
 import sqlalchemy as sa
 from email_validator import EmailNotValidError, validate_email
 from flask import current_app
+from flask_babel import gettext
 
-from .. import webhooks
+from .. import i18n, webhooks
 from ..extensions import DialectInsert, PerDialect, db
 from ..models import (
     ConsentRecord,
@@ -48,14 +49,16 @@ class InvalidEmail(ValueError):
 def normalize_email(raw: str) -> str:
     """A deliverable-looking ASCII address with a lower-cased domain, or InvalidEmail."""
     if raw is None or not raw.strip():
-        raise InvalidEmail("Please enter your email address.")
+        raise InvalidEmail(gettext("Please enter your email address."))
     raw = raw.strip()
     if len(raw) > MAX_EMAIL_LENGTH or any(ch in raw for ch in "\r\n\0"):
-        raise InvalidEmail("That doesn't look like an email address.")
+        raise InvalidEmail(gettext("That doesn't look like an email address."))
     try:
         result = validate_email(raw, check_deliverability=False, allow_smtputf8=False)
     except EmailNotValidError as exc:
-        raise InvalidEmail(str(exc)) from exc
+        # (email-validator explains in English only; another language gets the plain sentence)
+        plain = gettext("That doesn't look like an email address.")
+        raise InvalidEmail(str(exc) if i18n.current() == i18n.default_language() else plain) from exc
     assert result.ascii_email is not None  # allow_smtputf8=False: every valid address has one
     local, _, domain = result.ascii_email.rpartition("@")
     return f"{local}@{domain.lower()}"

@@ -89,6 +89,18 @@ def read_confirm_token(token: str) -> ConfirmClaim:
     return ConfirmClaim(token_key=data[0], nonce=data[1])
 
 
+def confirm_token_key(token: str) -> str | None:
+    """The token key of a confirmation link we signed, expired or not (which language to explain
+    an expired link in); None for any other string."""
+    try:
+        return read_confirm_token(token).token_key
+    except TokenError as exc:
+        if exc.reason != "expired":
+            return None
+    data = URLSafeTimedSerializer(_keys(), salt=CONFIRM_SALT).loads(token)  # (signed: checked above)
+    return data[0] if isinstance(data, list) and data and isinstance(data[0], str) else None
+
+
 def unsubscribe_serializer() -> URLSafeSerializer:
     return URLSafeSerializer(_keys(), salt=UNSUBSCRIBE_SALT)
 

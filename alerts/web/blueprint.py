@@ -44,6 +44,8 @@ preferences_bp = Blueprint("preferences", __name__)
 preferences_bp.add_url_rule("/unsubscribe/<token>/topics", "topics", preferences.topics, methods=POST)
 preferences_bp.add_url_rule("/unsubscribe/<token>/pause", "pause", preferences.pause, methods=POST)
 preferences_bp.add_url_rule("/unsubscribe/<token>/resume", "resume", preferences.resume, methods=POST)
+# The pages a subscriber's own link leads to (confirm, unsubscribe, these, privacy) speak their language.
+preferences_bp.before_app_request(preferences.use_subscribers_language)
 
 # The forms placed on other websites (EMBED_ORIGINS) and the script that places them.
 embeds_bp = Blueprint("embeds", __name__)

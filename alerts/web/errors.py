@@ -1,12 +1,19 @@
-"""Every 4xx/5xx answer is a readable page, never a stack trace or a blank 500."""
+"""Every 4xx/5xx answer is a readable page, never a stack trace or a blank 500.
+
+The pages speak the visitor's language (staff pages the default); the API's problem+json stays English.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from typing import TYPE_CHECKING
 
 from flask import Flask, current_app, jsonify, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import refresh
 from flask_limiter import RateLimitExceeded
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
@@ -15,28 +22,44 @@ if TYPE_CHECKING:
     from flask.typing import ResponseReturnValue
     from werkzeug.wrappers import Response
 
+from .. import i18n
 from ..extensions import DATABASE_DOWN, database_down_reason, limiter
+from . import preferences
 from .api import problems
 
 log = logging.getLogger(__name__)
 
 MESSAGES = {
-    400: "Something in that request wasn't right. Please go back and try again.",
-    401: "Please log in to use the staff pages.",
-    403: "You don't have access to this page.",
-    404: "We couldn't find that page.",
-    405: "That page can't be used this way.",
-    413: "That was more than we can accept.",
-    429: "Too many requests from your connection. Please wait a little and try again.",
+    400: _l("Something in that request wasn't right. Please go back and try again."),
+    401: _l("Please log in to use the staff pages."),
+    403: _l("You don't have access to this page."),
+    404: _l("We couldn't find that page."),
+    405: _l("That page can't be used this way."),
+    413: _l("That was more than we can accept."),
+    429: _l("Too many requests from your connection. Please wait a little and try again."),
 }
-DATABASE_DOWN_TITLE = "The database is not answering"
-DATABASE_DOWN_MESSAGE = ("This page needs the database, which is not answering just now, so nothing "
-                         "was done. Please try again in a minute; if it lasts, tell whoever runs "
-                         "this service.")
+# The pages' titles (werkzeug's names, in English, for the others).
+TITLES = {
+    400: _l("Bad request"),
+    401: _l("Login needed"),
+    403: _l("No access"),
+    404: _l("Page not found"),
+    405: _l("Not allowed"),
+    410: _l("Gone"),
+    413: _l("Too large to accept"),
+    429: _l("Slow down"),
+    500: _l("Something went wrong"),
+    503: _l("Service unavailable"),
+}
+DATABASE_DOWN_TITLE = "The database is not answering"  # (the API's and JSON answers' words)
+DATABASE_DOWN_PAGE_TITLE = _l("The database is not answering")
+DATABASE_DOWN_MESSAGE = _l("This page needs the database, which is not answering just now, so nothing "
+                           "was done. Please try again in a minute; if it lasts, tell whoever runs "
+                           "this service.")
 RETRY_AFTER_SECONDS = 30
 
 
-def _page(code: int, title: str, message: str | None) -> str:
+def _page(code: int, title: object, message: object | None) -> str:
     """An error page from the templates alone: no context processor runs (the staff pages' one
     reads the database, which may be what failed), so an error page never fails in turn."""
     return current_app.jinja_env.get_template("error.html").render(code=code, title=title, message=message)
@@ -50,14 +73,20 @@ def _too_large() -> str:
     limit = request.max_content_length
     # (a no-break space: "1 MB" never splits across lines)
     size = f"{limit / 1048576:g}\u00a0MB" if limit and limit >= 1048576 else f"{(limit or 0) // 1024}\u00a0KB"
-    return (f"That was more than we can accept: a request here can be at most {size}. "
-            "Please send less, or split a file into smaller ones.")
+    return _("That was more than we can accept: a request here can be at most %(size)s. "
+             "Please send less, or split a file into smaller ones.", size=size)
 
 
 def register(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc: CSRFError) -> ResponseReturnValue:
-        return _page(400, "This form has expired", "Please reload the page and submit the form again."), 400
+        # Refused before the view's hooks ran: a subscriber's own page still speaks their
+        # language, if the database can say which (the page is drawn either way).
+        with contextlib.suppress(Exception):
+            preferences.use_subscribers_language()
+            refresh()
+        message = _("Please reload the page and submit the form again.")
+        return _page(400, _("This form has expired"), message), 400
 
     def database_down(exc: Exception) -> ResponseReturnValue:
         log.error("the database is not answering (%s %s): %s", request.method, request.path,
@@ -68,7 +97,7 @@ def register(app: Flask) -> None:
                                     headers=headers)
         if _wants_json():
             return jsonify(error=f"{DATABASE_DOWN_TITLE}.", database="down"), 503, headers
-        return _page(503, DATABASE_DOWN_TITLE, DATABASE_DOWN_MESSAGE), 503, headers
+        return _page(503, DATABASE_DOWN_PAGE_TITLE, DATABASE_DOWN_MESSAGE), 503, headers
 
     for kind in DATABASE_DOWN:
         app.register_error_handler(kind, database_down)
@@ -80,7 +109,8 @@ def register(app: Flask) -> None:
             return exc
         if problems.under_api():
             if code == 413:
-                return problems.from_http_exception(exc, _too_large())
+                with i18n.in_language(None):  # (problem+json is in English)
+                    return problems.from_http_exception(exc, _too_large())
             answer = problems.from_http_exception(exc)
             if isinstance(exc, RateLimitExceeded):
                 _rate_limit_headers(answer)
@@ -89,7 +119,7 @@ def register(app: Flask) -> None:
             code, exc.description)
         if code == 413:
             message = _too_large()
-        title = {429: "Slow down", 413: "Too large to accept"}.get(code, exc.name)
+        title = TITLES.get(code, exc.name)
         response = exc.get_response()
         response.data = _page(code, title, message)
         response.content_type = "text/html; charset=utf-8"

@@ -16,10 +16,11 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_wtf import FlaskForm
 from wtforms import EmailField, StringField
 
-from .. import actions, redis_conn
+from .. import actions, i18n, redis_conn
 from ..embeds.sources import clean_source
 from ..extensions import csrf, db, limiter
 from ..models import Subscriber
@@ -145,7 +146,7 @@ def confirm(token: str):
         db.session.rollback()
         return render_template("confirm.html", token=token, topics=preferences.TOPICS,
                                details=signup_form.shown(subscriptions.pending_profile(token)),
-                               error="Choose topics from the list."), 400
+                               error=_("Choose topics from the list.")), 400
     db.session.commit()
     return render_template("confirmed.html", already=outcome == subscriptions.ConfirmOutcome.ALREADY)
 
@@ -158,7 +159,7 @@ def unsubscribe(token: str):
     except TokenError as exc:
         if token in SAMPLE_UNSUBSCRIBE_TOKENS:  # a staff test send's or preview's link
             if request.method == "POST":
-                return "Nothing to unsubscribe: this link is a sample.\n", 200, {
+                return _("Nothing to unsubscribe: this link is a sample.") + "\n", 200, {
                     "Content-Type": "text/plain; charset=utf-8"}
             return render_template("unsubscribe_sample.html")
         # A link from an email sent before links were bound to a token key: it still
@@ -183,7 +184,9 @@ def unsubscribe(token: str):
         sub = subscriptions.unsubscribe(subscriber_id, client_request(source=via), via=via)
         db.session.commit()
     if one_click:
-        return "Unsubscribed.\n", 200, {"Content-Type": "text/plain; charset=utf-8"}
+        # (in the subscriber's language: a mail program may show this answer)
+        return _("Unsubscribed.") + "\n", 200, {"Content-Type": "text/plain; charset=utf-8",
+                                                "Content-Language": i18n.current()}
     return render_template("unsubscribed.html", legacy=legacy, erased=sub is None)
 
 

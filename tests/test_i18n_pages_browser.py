@@ -66,6 +66,14 @@ def test_spanish_pages_at_both_widths(app, live_server, browser, shots):
             page.screenshot(path=shots / f"action-es-error-{width}.png", full_page=True)
             page.locator("#sign").screenshot(path=shots / f"action-es-error-{width}-form.png")
 
+            # The embedded signup form in Spanish, as a frame shows it.
+            page.goto(live_server.url + "/embed/signup?lang=es")
+            expect(page.locator("html")).to_have_attribute("lang", "es")
+            expect(page.get_by_role("button", name="Suscribirme")).to_be_visible()
+            assert _overflow(page) == [], _overflow(page)
+            assert axe_violations(page, axe) == []
+            page.screenshot(path=shots / f"embed-signup-es-{width}.png", full_page=True)
+
             # The keyboard: the skip link first, then the switch; Enter on English switches.
             page.goto(live_server.url + "/")
             page.keyboard.press("Tab")

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app, request, url_for
-from flask_babel import format_date, format_number
 
 from .. import i18n, words
 from ..blasts import progress
@@ -47,16 +46,6 @@ def format_duration(seconds: float | None) -> str:
     return progress.duration_words(seconds)
 
 
-def format_count(value: int | float) -> str:
-    """A count as the reader's language writes it: 12,345 in English, 12.345 in Spanish."""
-    return format_number(value)
-
-
-def format_day(value: date | datetime | None) -> str:
-    """A day as the reader's language writes it (“March 31, 2026”, “31 de marzo de 2026”)."""
-    return format_date(value, format="long") if value else "—"
-
-
 def language_url(code: str | None, *, alternate: bool = False) -> str | None:
     """This page in language `code` (`?lang=code`; None: without one, as the browser would pick).
     `alternate`: an absolute BASE_URL address for `<link rel=alternate hreflang>`, None on a page
@@ -87,6 +76,4 @@ def register(app: Flask) -> None:
     app.add_template_filter(format_org_time, "org_time")
     app.add_template_filter(format_percent, "percent")
     app.add_template_filter(format_duration, "duration")
-    app.add_template_filter(format_count, "number")
-    app.add_template_filter(format_day, "day")
     app.add_template_global(language_url, "language_url")

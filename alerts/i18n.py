@@ -26,8 +26,8 @@ from .config import PROJECT_ROOT
 CATALOGUES = PROJECT_ROOT / "translations"
 COOKIE = "lang"
 COOKIE_SECONDS = 365 * 24 * 3600
-# Blueprints whose pages are not translated (yet): staff pages and the API speak the default.
-UNTRANSLATED = ("staff", "api")
+# Blueprints whose pages are not translated (yet): staff pages, the API and its reference speak the default.
+UNTRANSLATED = ("staff", "api", "api_pages")
 NAMES = {"en": "English", "es": "Español"}  # each language in its own words, for the switch
 
 babel = Babel()

@@ -110,9 +110,10 @@ def test_an_alerts_reference_stays_on_the_switch_but_never_in_hreflang(client, c
     assert alternates and not any("not-a-real-reference" in a for a in alternates)
 
 
-def test_staff_pages_have_no_switch_and_stay_english(client, ctx):
-    body = client.get("/staff/login?lang=es").get_data(as_text=True)
-    assert html_lang(body) == "en" and "lang-switch" not in body and 'hreflang=' not in body
+def test_staff_pages_and_the_api_reference_have_no_switch_and_stay_english(client, ctx):
+    for path in ("/staff/login?lang=es", "/api/v1/docs?lang=es"):
+        body = client.get(path).get_data(as_text=True)
+        assert html_lang(body) == "en" and "lang-switch" not in body and 'hreflang=' not in body, path
 
 
 def test_counts_are_written_as_the_language_writes_them(client, ctx, seeded):

@@ -225,3 +225,26 @@ def test_embed_js_names_its_frames_in_each_language(client, ctx):
     assert titles["es"] == {"action": "Firmar la petición", "signup": "Suscribirse a las alertas de acción"}
     assert titles["en"] == {"action": "Sign the petition", "signup": "Sign up for action alerts"}
     assert 'url.searchParams.set("lang", lang)' in js
+
+
+def test_a_built_in_label_is_translated_until_staff_rename_it(client, ctx):
+    from alerts.subscribers import fields
+
+    body = client.get("/?lang=es").get_data(as_text=True)
+    assert '<label for="signup-first_name">Nombre <span class="optional">(opcional)</span></label>' in body
+    fields.change("first_name", label="Your first name", required=True, on_signup=True)
+    db.session.commit()
+    renamed = client.get("/?lang=es").get_data(as_text=True)
+    assert ('<label for="signup-first_name">Your first name <span class="required">(obligatorio)</span>'
+            '</label>') in renamed
+    resp = site_signup(client, "/", email="sin@example.org")
+    assert error_of(resp.get_data(as_text=True), "signup-first_name") == (
+        "Your first name: este dato es obligatorio")
+
+
+def test_the_thank_you_and_confirmation_pages_in_spanish(client, ctx, seeded):
+    thanks = client.get(f"/actions/{PLEDGE}/thanks?check=1&lang=es").get_data(as_text=True)
+    assert html_lang(thanks) == "es" and "Ya casi está: revise su correo" in thanks
+    assert 'data-copied="Enlace copiado"' in thanks and "Volver al Centro de Acción" in thanks
+    broken = client.get("/actions/confirm/not-a-token").get_data(as_text=True)
+    assert html_lang(broken) == "es" and "Este enlace no funciona" in broken

@@ -28,8 +28,8 @@ from .config import PROJECT_ROOT
 CATALOGUES = PROJECT_ROOT / "translations"
 COOKIE = "lang"
 COOKIE_SECONDS = 365 * 24 * 3600
-# Blueprints whose pages are not translated (yet): staff pages and the API speak the default.
-UNTRANSLATED = ("staff", "api")
+# Blueprints whose pages are not translated (yet): staff pages, the API and its reference speak the default.
+UNTRANSLATED = ("staff", "api", "api_pages")
 NAMES = {"en": "English", "es": "Español"}  # each language in its own words, for the switch
 
 babel = Babel()
@@ -99,6 +99,13 @@ def _compile(out_root: Path) -> Path:
     return out_root
 
 
+def _choose_afresh() -> None:
+    """Each request picks its own language: Flask-Babel keeps the one it picked on `g`, which
+    lives as long as the app context, and a request inside an app context already pushed
+    (a test's, a script's) would otherwise inherit the language of the request before it."""
+    g.pop("_flask_babel", None)
+
+
 def _remember_choice(response):
     """`?lang=` on a page is kept in a cookie, so the next page speaks it too; every page that
     may differ by language says so to caches."""
@@ -117,6 +124,7 @@ def init_app(app: Flask) -> None:
     app.config.setdefault("BABEL_DEFAULT_LOCALE", app.config["LANGUAGES"][0])
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = str(compiled)
     babel.init_app(app, locale_selector=_select)
+    app.before_request(_choose_afresh)
     app.after_request(_remember_choice)
     app.jinja_env.globals.update(
         current_language=current, language_names=NAMES, all_languages=lambda: languages())

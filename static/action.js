@@ -3,7 +3,7 @@ document.addEventListener("click", (event) => {
   const button = event.target.closest("[data-copy]");
   if (!button) return;
   const field = document.getElementById("share-url");
-  const done = () => { button.textContent = "Link copied"; };
+  const done = () => { button.textContent = button.dataset.copied || "Link copied"; };
   if (navigator.clipboard && window.isSecureContext) {
     navigator.clipboard.writeText(button.dataset.copy).then(done, () => field && field.select());
   } else if (field) {

@@ -108,7 +108,7 @@
       if (field.value || sending) return;
       event.preventDefault();
       sending = true;
-      if (status) status.textContent = "Checking…";
+      if (status) status.textContent = status.dataset.checking || "Checking…";
       solved.then(() => { if (status) status.textContent = ""; form.submit(); });
     });
   });

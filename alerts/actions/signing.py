@@ -17,6 +17,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from flask import current_app, has_request_context, request
+from flask_babel import gettext as _
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .. import i18n, queueing, tasknames, webhooks
@@ -26,7 +27,7 @@ from ..mail.rendering import compiled
 from ..mail.signed_ids import envelope_sender
 from ..models import Action, Delivery, Signature, Subscriber, utcnow
 from ..models import email_key as subscriber_key
-from ..subscribers import confirmations, emails, subscriptions
+from ..subscribers import confirmations, emails, signup_form, subscriptions
 from ..webhooks import outbox
 from .references import read_reference
 
@@ -136,6 +137,7 @@ class Entry:
     postal_code: str = ""
     comment: str = ""
     opt_in: bool = False
+    language: str | None = None  # the page's language (i18n.known), kept if the signer joins the list
 
 
 @dataclass(frozen=True)
@@ -148,16 +150,17 @@ class Outcome:
 def _clean_text(value: str | None, limit: int, field: str, label: str) -> str:
     value = " ".join((value or "").split())
     if _CONTROL.search(value):
-        raise SignError(field, f"{label} contains characters we can't accept.")
+        raise SignError(field, _("%(label)s contains characters we can't accept.", label=label))
     if len(value) > limit:
-        raise SignError(field, f"{label} is too long (at most {limit} characters).")
+        raise SignError(field, _("%(label)s is too long (at most %(limit)s characters).",
+                                 label=label, limit=limit))
     return value
 
 
 def validate(action: Action | sa.Row, entry: Entry,
              signer: Signer | None) -> tuple[str, str, str | None, str | None]:
     """(email, name, postal code, comment) or SignError naming the first field at fault."""
-    name = _clean_text(entry.name, NAME_MAX, "name", "Your name")
+    name = _clean_text(entry.name, NAME_MAX, "name", _("Your name"))
     if signer is not None:
         email = signer.email
         name = name or signer.name
@@ -165,19 +168,20 @@ def validate(action: Action | sa.Row, entry: Entry,
         try:
             email = subscriptions.normalize_email(entry.email)
         except subscriptions.InvalidEmail as exc:
-            raise SignError("email", str(exc)) from exc
+            raise SignError("email", signup_form.email_message(exc)) from exc
     if not name:
-        raise SignError("name", "Please enter your name.")
-    postal = _clean_text(entry.postal_code, POSTAL_MAX, "postal_code", "The postal code")
+        raise SignError("name", _("Please enter your name."))
+    postal = _clean_text(entry.postal_code, POSTAL_MAX, "postal_code", _("The postal code"))
     if postal and not _POSTAL.match(postal):
-        raise SignError("postal_code", "A postal code has letters, digits, spaces and hyphens only.")
+        raise SignError("postal_code", _("A postal code has letters, digits, spaces and hyphens only."))
     if not postal and signer is not None:
         postal = signer.postal_code or ""
     comment = None
     if action.allow_comments:
         raw = (entry.comment or "").strip()
         if len(raw) > COMMENT_MAX:
-            raise SignError("comment", f"The comment is too long (at most {COMMENT_MAX} characters).")
+            raise SignError("comment", _("The comment is too long (at most %(limit)s characters).",
+                                         limit=COMMENT_MAX))
         comment = raw or None
     return email, name, postal or None, comment
 
@@ -308,7 +312,8 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
         fill_profile(name, postal, subscriber_id=signer.subscriber_id)
     if entry.opt_in:
         first, last = split_name(name)
-        given = (("first_name", first), ("last_name", last), ("postal_code", postal))
+        given = (("first_name", first), ("last_name", last), ("postal_code", postal),
+                 ("language", entry.language))
         profile = {k: v for k, v in given if v}
         join_list(email, request, action, source_code=where.source_code, profile=profile)
     return Outcome(signature_id, new_id is not None, counted)

@@ -20,6 +20,8 @@ from decimal import Decimal, InvalidOperation
 import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from ..extensions import any_of, db
 from ..models import SubscriberField, SubscriberFieldValue
@@ -60,6 +62,9 @@ class FieldDef:
         return KIND_NAMES.get(self.kind, self.kind)
 
 
+# The built-in fields' own labels in the reader's language (a label staff changed is shown as typed).
+BUILTIN_LABELS = {"first_name": _l("First name"), "last_name": _l("Last name"),
+                  "postal_code": _l("Postal code"), "phone": _l("Phone")}
 BUILTINS = (
     FieldDef("first_name", "First name", "text", on_signup=True, builtin=True),
     FieldDef("last_name", "Last name", "text", builtin=True),
@@ -91,6 +96,20 @@ def definitions() -> list[FieldDef]:
     out = [_def_of(rows[b.key], b) if b.key in rows else b for b in BUILTINS]
     out += [_def_of(r) for key, r in rows.items() if key not in BUILTIN_KEYS]
     return out
+
+
+def shown_label(fdef: FieldDef) -> str:
+    """What a form calls the field: a built-in's own label in the reader's language, unless staff
+    changed it (then as staff wrote it)."""
+    default = next((b.label for b in BUILTINS if b.key == fdef.key), None) if fdef.builtin else None
+    if default is not None and fdef.label == default:
+        return str(BUILTIN_LABELS[fdef.key])
+    return fdef.label
+
+
+def for_form(defs: Iterable[FieldDef]) -> list[FieldDef]:
+    """The fields with the labels a signup form shows (see shown_label)."""
+    return [replace(f, label=shown_label(f)) for f in defs]
 
 
 def custom() -> list[FieldDef]:
@@ -205,10 +224,10 @@ def normalize_phone(raw: str) -> str:
     try:
         number = phonenumbers.parse(text, current_app.config["PHONE_REGION"])
     except phonenumbers.NumberParseException as exc:
-        raise ValueError("is not a phone number (write it with its country code, "
-                         "like +1 212 555 0100)") from exc
+        raise ValueError(_("is not a phone number (write it with its country code, "
+                           "like +1 212 555 0100)")) from exc
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("is not a valid phone number (check the digits and the country code)")
+        raise ValueError(_("is not a valid phone number (check the digits and the country code)"))
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
@@ -246,20 +265,20 @@ def clean_value(fdef: FieldDef, raw: object) -> list[str]:
             return ["yes"]
         if word in _NO:
             return []
-        raise ValueError("is a yes or no")
+        raise ValueError(_("is a yes or no"))
     if fdef.kind == "choices":
         pieces = [p for raw_piece in _pieces(raw) for p in raw_piece.split(SEPARATOR)]
     else:
         pieces = _pieces(raw)
         if len(pieces) > 1:
-            raise ValueError("takes one value")
+            raise ValueError(_("takes one value"))
     values = [" ".join(p.split()) for p in pieces]
     values = [v for v in values if v]
     if not values:
         return []
     for value in values:
         if _CONTROL.search(value) or len(value) > VALUE_MAX:
-            raise ValueError(f"is one line of at most {VALUE_MAX} characters")
+            raise ValueError(_("is one line of at most %(limit)s characters", limit=VALUE_MAX))
     value = values[0]
     if fdef.kind == "text":
         return [value]
@@ -269,20 +288,20 @@ def clean_value(fdef: FieldDef, raw: object) -> list[str]:
         except InvalidOperation:
             number = None
         if number is None or not number.is_finite():
-            raise ValueError("is a number, like 12 or 3.5")
+            raise ValueError(_("is a number, like 12 or 3.5"))
         text = format(number.normalize(), "f")
         return [text[:-2] if text.endswith(".0") else text]
     if fdef.kind == "date":
         try:
             return [date.fromisoformat(value).isoformat()]
         except ValueError:
-            raise ValueError("is a date written year-month-day, like 2026-03-31") from None
+            raise ValueError(_("is a date written year-month-day, like 2026-03-31")) from None
     by_fold = {c.casefold(): c for c in fdef.choices}
     chosen: list[str] = []
     for v in values:
         match = by_fold.get(v.casefold())
         if match is None:
-            raise ValueError(f"is one of: {', '.join(fdef.choices)}")
+            raise ValueError(_("is one of: %(choices)s", choices=", ".join(fdef.choices)))
         if match not in chosen:
             chosen.append(match)
     if fdef.kind == "choice":
@@ -307,15 +326,15 @@ def clean_values(raw: Mapping[str, object], defs: Sequence[FieldDef] | None = No
     for key, fdef in known.items():
         if key not in raw:
             if require and fdef.required:
-                errors[key] = f"{fdef.label} is required"
+                errors[key] = _("%(label)s is required", label=fdef.label)
             continue
         try:
             out[key] = clean_value(fdef, raw[key])
         except ValueError as exc:
-            errors[key] = f"{fdef.label} {exc}"
+            errors[key] = _("%(label)s %(problem)s", label=fdef.label, problem=str(exc))
             continue
         if require and fdef.required and not out[key]:
-            errors[key] = f"{fdef.label} is required"
+            errors[key] = _("%(label)s is required", label=fdef.label)
     if errors:
         raise FieldError(errors)
     return out

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 from flask import current_app
+from flask_babel import gettext as _
 
 from ..extensions import db
 from ..models import ConsentRecord, Subscriber, SubscriberStatus, email_key, utcnow
@@ -30,9 +31,10 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 class ProfileError(ValueError):
     """Fields that cannot be kept as given: {field: message}."""
 
-    def __init__(self, errors: dict[str, str]) -> None:
+    def __init__(self, errors: dict[str, str], predicates: frozenset[str] = frozenset()) -> None:
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
         self.errors = errors
+        self.predicates = predicates  # the keys whose message follows the field's name ("is …")
 
 
 class Suppressed(Exception):
@@ -56,17 +58,19 @@ def clean_profile(values: dict[str, object]) -> dict[str, str | None]:
     an empty string clears one; a phone number is kept in E.164. ProfileError names every
     field at fault."""
     errors: dict[str, str] = {}
+    predicates: set[str] = set()
     out: dict[str, str | None] = {}
     for name, limit in PROFILE_LIMITS.items():
         if name not in values:
             continue
         value = " ".join(str(values[name] or "").split())
         if _CONTROL.search(value):
-            errors[name] = "contains control characters"
+            errors[name] = _("contains control characters")
+            predicates.add(name)
         elif len(value) > limit:
-            errors[name] = f"at most {limit} characters"
+            errors[name] = _("at most %(limit)s characters", limit=limit)
         elif name == "postal_code" and value and not _POSTAL.match(value):
-            errors[name] = "letters, digits, spaces and hyphens only"
+            errors[name] = _("letters, digits, spaces and hyphens only")
         out[name] = value or None
     if "phone" in values:
         phone = " ".join(str(values["phone"] or "").split())
@@ -74,14 +78,15 @@ def clean_profile(values: dict[str, object]) -> dict[str, str | None]:
             out["phone"] = fields.normalize_phone(phone) if phone else None
         except ValueError as exc:
             errors["phone"] = str(exc)
+            predicates.add("phone")
     if "language" in values:
         language = str(values["language"] or "").strip() or None
         allowed = current_app.config["LANGUAGES"]
         if language is not None and language not in allowed:
-            errors["language"] = f"one of {', '.join(allowed)}"
+            errors["language"] = _("one of %(choices)s", choices=", ".join(allowed))
         out["language"] = language
     if errors:
-        raise ProfileError(errors)
+        raise ProfileError(errors, frozenset(predicates))
     return out
 
 

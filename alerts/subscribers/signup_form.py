@@ -7,7 +7,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import fields, people
+from flask_babel import gettext as _
+
+from .. import i18n
+from . import fields, people, subscriptions
+
+LANGUAGE_INPUT = "language"  # the hidden input that carries the page's language
 
 
 def input_name(fdef: fields.FieldDef) -> str:
@@ -25,15 +30,38 @@ class Entry:
     errors: dict[str, str] = field(default_factory=dict)
 
 
-def _message(label: str, problem: str) -> str:
-    return f"{label} {problem}" if problem.startswith(("is ", "contains ")) else f"{label}: {problem}"
+def _message(label: str, problem: str, predicate: bool) -> str:
+    if predicate:
+        return _("%(label)s %(problem)s", label=label, problem=problem)
+    return _("%(label)s: %(problem)s", label=label, problem=problem)
+
+
+# What subscriptions.normalize_email says, in the reader's language.
+_EMAIL_MESSAGES = {"Please enter your email address.", "That doesn't look like an email address."}
+
+
+def email_message(exc: subscriptions.InvalidEmail) -> str:
+    """An address refused, in the page's language: the address checker's detailed reason is
+    English only, so another language gets the plain one."""
+    text = str(exc)
+    if text == "Please enter your email address.":
+        return _("Please enter your email address.")
+    if text in _EMAIL_MESSAGES or i18n.current() != "en":
+        return _("That doesn't look like an email address.")
+    return text
+
+
+def page_language(getlist: Callable[[str], list[str]]) -> str | None:
+    """The language of the page the form was on (its hidden input), if it is one of LANGUAGES."""
+    given = getlist(LANGUAGE_INPUT)
+    return i18n.known(given[0]) if given else None
 
 
 def read(getlist: Callable[[str], list[str]], defs: list[fields.FieldDef] | None = None) -> Entry:
     """The signup fields' answers from a posted form (`getlist`: the form's MultiDict.getlist).
 
     Only non-empty answers are kept: an optional field left blank clears nothing."""
-    defs = fields.signup_fields() if defs is None else defs
+    defs = fields.for_form(fields.signup_fields() if defs is None else defs)
     entry = Entry()
     builtin: dict[str, object] = {}
     custom: dict[str, object] = {}
@@ -43,7 +71,7 @@ def read(getlist: Callable[[str], list[str]], defs: list[fields.FieldDef] | None
         if fdef.builtin:
             value = typed[0] if typed else ""
             if fdef.required and not value.strip():
-                entry.errors[fdef.key] = f"{fdef.label} is required"
+                entry.errors[fdef.key] = _("%(label)s is required", label=fdef.label)
             builtin[fdef.key] = value
         else:
             custom[fdef.key] = typed
@@ -52,9 +80,12 @@ def read(getlist: Callable[[str], list[str]], defs: list[fields.FieldDef] | None
     except people.ProfileError as exc:
         labels = {f.key: f.label for f in defs}
         for key, problem in exc.errors.items():
-            entry.errors.setdefault(key, _message(labels.get(key, key), problem))
+            entry.errors.setdefault(key, _message(labels.get(key, key), problem, key in exc.predicates))
         cleaned = {}
     entry.profile.update({k: v for k, v in cleaned.items() if v})
+    language = page_language(getlist)
+    if language:
+        entry.profile["language"] = language
     try:
         values = fields.clean_values(custom, [f for f in defs if not f.builtin], require=True)
     except fields.FieldError as exc:

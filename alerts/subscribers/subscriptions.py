@@ -137,6 +137,8 @@ def apply_profile(sub: Subscriber, profile: dict[str, Any] | None) -> None:
     for name in PROFILE_COLUMNS:
         if profile.get(name):
             setattr(sub, name, profile[name])
+    if profile.get("language") and not sub.language:  # the page's language; a choice made since stays
+        sub.language = profile["language"]
     custom = {k: list(v) for k, v in (profile.get("fields") or {}).items() if v}
     if custom:
         db.session.flush()

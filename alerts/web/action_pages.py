@@ -17,7 +17,7 @@ from flask import abort, current_app, redirect, render_template, request, url_fo
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
-from .. import actions
+from .. import actions, i18n
 from ..actions import signing
 from ..actions.references import read_reference
 from ..embeds.sources import clean_source
@@ -134,6 +134,7 @@ def sign(slug: str):
         name=request.form.get("name", ""), email=request.form.get("email", ""),
         postal_code=request.form.get("postal_code", ""), comment=request.form.get("comment", ""),
         opt_in=request.form.get("opt_in") in ("1", "y", "on", "true"),
+        language=i18n.known(request.form.get("language")),
     )
     typed = None if signer is not None else entry.email
     code = clean_source(request.form.get("source"))

@@ -14,8 +14,10 @@ import re
 from typing import Any
 
 from flask import abort, current_app, make_response, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
-from .. import actions
+from .. import actions, i18n
 from ..actions import signing
 from ..embeds import formtokens, origins, pow
 from ..embeds.sources import clean_source
@@ -34,9 +36,9 @@ _ACCENT = re.compile(r"[0-9a-fA-F]{6}")
 _FRAME = re.compile(r"[A-Za-z0-9_-]{1,32}")
 NO_STORE = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex"}
 # What the visitor reads when a check refuses a post; the form is shown again with their words.
-EXPIRED = "This form was open too long. Please press the button again."
-NOT_VERIFIED = ("We could not check that this came from a browser. "
-                "Please wait a moment and press the button again.")
+EXPIRED = _l("This form was open too long. Please press the button again.")
+NOT_VERIFIED = _l("We could not check that this came from a browser. "
+                  "Please wait a moment and press the button again.")
 
 
 def _look() -> dict[str, Any]:
@@ -66,18 +68,18 @@ def _checks(purpose: str) -> str | None:
     A foreign origin is refused outright (403)."""
     cfg = current_app.config
     if not origins.may_post(cfg, request.headers.get("Origin"), request.headers.get("Referer")):
-        abort(make_response(*_refused("This form can only be sent from the pages it was placed on. "
-                       "The site that showed it is not one this service works with.", 403)))
+        abort(make_response(*_refused(_("This form can only be sent from the pages it was placed on. "
+                                        "The site that showed it is not one this service works with."), 403)))
     try:
         formtokens.check_form_token(cfg, request.form.get("form_token"), purpose)
     except formtokens.FormTokenError as exc:
         log.info("embed form token refused (%s) for %s", exc.reason, purpose)
-        return EXPIRED
+        return str(EXPIRED)
     try:
         pow.verify(cfg, request.form.get("altcha"))
     except pow.PowError as exc:
         log.info("embed proof of work refused (%s) for %s", exc.reason, purpose)
-        return NOT_VERIFIED
+        return str(NOT_VERIFIED)
     return None
 
 
@@ -89,7 +91,7 @@ def _signup_page(*, email: str = "", error: str | None = None, done: bool = Fals
     bits = {} if done else _form_bits(formtokens.purpose_for(None))
     entry = entry or signup_form.Entry()
     return render_template("embed/signup.html", email=email, error=error, done=done,
-                           signup_fields=[] if done else fields.signup_fields(),
+                           signup_fields=[] if done else fields.for_form(fields.signup_fields()),
                            typed=entry.typed, errors=entry.errors, **bits, **_look()), status, NO_STORE
 
 
@@ -115,7 +117,7 @@ def signup_post():
     try:
         email = subscriptions.normalize_email(typed)
     except subscriptions.InvalidEmail as exc:
-        error = str(exc)
+        error = signup_form.email_message(exc)
     if error or entry.errors:
         return _signup_page(email=typed, error=error, status=400, entry=entry)
     code = clean_source(request.form.get("source"))
@@ -156,6 +158,7 @@ def _entry() -> signing.Entry:
         name=request.form.get("name", ""), email=request.form.get("email", ""),
         postal_code=request.form.get("postal_code", ""), comment=request.form.get("comment", ""),
         opt_in=request.form.get("opt_in") in ("1", "y", "on", "true"),
+        language=i18n.known(request.form.get("language")),
     )
 
 
@@ -194,6 +197,11 @@ def embed_js():
     """One `<script>` tag places a form: the script knows this site's address, so it checks
     the frames' height messages come from here."""
     base = current_app.config["BASE_URL"]
-    body = render_template("embed/embed.js", base=base, origin=origins.own_origin(current_app.config))
+    titles = {}
+    for code in i18n.languages():
+        with i18n.in_language(code):
+            titles[code] = {"action": _("Sign the petition"), "signup": _("Sign up for action alerts")}
+    body = render_template("embed/embed.js", base=base, origin=origins.own_origin(current_app.config),
+                           languages=i18n.languages(), titles=titles)
     return body, 200, {"Content-Type": "text/javascript; charset=utf-8",
                        "Cache-Control": "public, max-age=300", "Cross-Origin-Resource-Policy": "cross-origin"}

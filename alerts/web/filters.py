@@ -5,10 +5,17 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from flask import Flask, current_app
+from flask import Flask, current_app, request, url_for
 
-from .. import words
+from .. import i18n, words
 from ..blasts import progress
+from ..mail.context import external_url
+
+# Query values a page's language links never repeat: `lang` is theirs to set, and an alert's
+# reference (`r`) is no address to offer search engines.
+_NOT_ALTERNATE = frozenset({"r", "not_me"})
+# A form posted back with what to fix: its language links lead to the page the form is on.
+_FORM_PAGES = {"public.subscribe": "public.index", "public.sign": "public.action"}
 
 
 def format_when(value: datetime | None) -> str:
@@ -39,6 +46,29 @@ def format_duration(seconds: float | None) -> str:
     return progress.duration_words(seconds)
 
 
+def language_url(code: str | None, *, alternate: bool = False) -> str | None:
+    """This page in language `code` (`?lang=code`; None: without one, as the browser would pick).
+    `alternate`: an absolute BASE_URL address for `<link rel=alternate hreflang>`, None on a page
+    that should not offer one (a link's token in its path). None when there is no such page."""
+    endpoint = request.endpoint or ""
+    if request.method not in ("GET", "HEAD"):
+        endpoint = _FORM_PAGES.get(endpoint, "")
+    if not endpoint:
+        return None
+    path_values = dict(request.view_args or {})
+    if alternate and "token" in path_values:
+        return None
+    query = {k: v for k, v in request.args.items(multi=False) if k != "lang"}
+    if alternate:
+        query = {k: v for k, v in query.items() if k not in _NOT_ALTERNATE}
+    if code is not None and i18n.known(code):
+        query["lang"] = code
+    values = {**query, **path_values}
+    if alternate:
+        return external_url(endpoint, **values)
+    return url_for(endpoint, **values)
+
+
 def register(app: Flask) -> None:
     app.add_template_filter(words.in_sentence, "in_sentence")
     app.add_template_filter(words.action_name, "action_name")
@@ -46,3 +76,4 @@ def register(app: Flask) -> None:
     app.add_template_filter(format_org_time, "org_time")
     app.add_template_filter(format_percent, "percent")
     app.add_template_filter(format_duration, "duration")
+    app.add_template_global(language_url, "language_url")

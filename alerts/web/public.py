@@ -51,7 +51,7 @@ def _index_page(form: SubscribeForm, *, source_code: str, email_error: str | Non
                 entry: signup_form.Entry | None = None) -> str:
     entry = entry or signup_form.Entry()
     return render_template("index.html", actions=actions.open_actions(), form=form, email_error=email_error,
-                           source_code=source_code, signup_fields=fields.signup_fields(),
+                           source_code=source_code, signup_fields=fields.for_form(fields.signup_fields()),
                            typed=entry.typed, errors=entry.errors)
 
 
@@ -77,7 +77,7 @@ def subscribe():
     try:
         email = subscriptions.normalize_email(form.email.data or "")
     except subscriptions.InvalidEmail as exc:
-        email_error = str(exc)
+        email_error = signup_form.email_message(exc)
     if email_error or entry.errors:
         session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
         return _index_page(form, source_code=clean_source(request.form.get("source")) or "",

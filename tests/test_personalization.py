@@ -165,7 +165,7 @@ def test_the_batch_loads_names_only_for_an_alert_that_greets(app, ctx, monkeypat
     row, greets = loaded["greets"]
     assert "first_name" not in plain_row._fields and plain.tokens == ()
     assert (row.first_name, row.postal_code) == ("Ana", "10027") and "last_name" not in row._fields
-    assert greets._people[row.subscriber_id] == {"first_name": "Ana", "postal_code": "10027"}
+    assert greets.default._people[row.subscriber_id] == {"first_name": "Ana", "postal_code": "10027"}
     assert asked == []  # no custom field named: not asked for
 
 

@@ -8,6 +8,7 @@ from .catalog import (  # noqa: F401
     SEED_PLEDGES,
     SEED_TARGETS,
     ActionError,
+    ActionText,
     action_link,
     by_slug,
     move,
@@ -18,4 +19,5 @@ from .catalog import (  # noqa: F401
     seed_actions,
     set_open,
     slugify,
+    text_of,
 )

@@ -150,7 +150,13 @@ class AlertForm(FlaskForm):
         render_kw={"rows": 10},
     )
     actions = MultiCheckboxField("Actions", validators=[at_least_one])
+    # The Spanish version (optional): Spanish readers get it, else the whole alert in English.
+    subject_es = StringField("Subject in Spanish", validators=[Length(max=200)], render_kw={"lang": "es"})
+    preheader_es = StringField("Preheader in Spanish", validators=[Length(max=200)], render_kw={"lang": "es"})
+    intro_md_es = TextAreaField("Intro in Spanish (Markdown)", validators=[Length(max=20_000)],
+                                render_kw={"rows": 8, "lang": "es"})
     # The audience: names match the rule keys of alerts/audiences/rules.py.
+    languages = MultiCheckboxField("Reads", validate_choice=False)
     saved_audience = SelectField("Start from a saved audience", choices=[], validate_choice=False)
     only_signers_of = MultiCheckboxField("Only those who signed", validate_choice=False)
     except_signers_of = MultiCheckboxField("Leave out those who signed", validate_choice=False)

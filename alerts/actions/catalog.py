@@ -132,7 +132,7 @@ def save_translation(action: Action, lang: str, **version: str | None) -> bool:
     them, so that nobody reads half of one language and half of another."""
     code = i18n.known(lang)
     if code is None or code == i18n.default_language():
-        raise ActionError("lang", f"“{lang}” is not one of the other languages.")
+        raise ActionError("title_es", f"“{lang}” is not one of the other languages.")
     given = {k: (version.get(k) or "").strip() for k in TRANSLATED_FIELDS}
     given["title"] = " ".join(given["title"].split())
     given["call_to_action"] = " ".join(given["call_to_action"].split())

@@ -390,6 +390,10 @@ class MessageFactory:
                      for slot, url, on in slots)
 
     @functools.cached_property
+    def _language(self) -> str:
+        return self.lang or i18n.default_language()
+
+    @functools.cached_property
     def _lang_query(self) -> str:
         return f"lang={self.lang}" if self.lang else ""
 
@@ -490,6 +494,7 @@ class MessageFactory:
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("List-Id", self.list_id),
                 ("Feedback-ID", f"alert{self.alert_id}:alerts:{self.domain}"),
+                ("Content-Language", self._language),
             ],
         }
 

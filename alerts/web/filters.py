@@ -7,8 +7,10 @@ from zoneinfo import ZoneInfo
 
 from flask import Flask, current_app
 
-from .. import words
+from .. import i18n, words
+from ..actions import ActionText, text_of
 from ..blasts import progress
+from ..models import Action
 
 
 def format_when(value: datetime | None) -> str:
@@ -39,7 +41,14 @@ def format_duration(seconds: float | None) -> str:
     return progress.duration_words(seconds)
 
 
+def action_text(action: Action) -> ActionText:
+    """The action's title, summary, text, button and pledge in the page's language (else the
+    default language's, whole): what public pages print."""
+    return text_of(action, i18n.current())
+
+
 def register(app: Flask) -> None:
+    app.add_template_global(action_text, "action_text")
     app.add_template_filter(words.in_sentence, "in_sentence")
     app.add_template_filter(words.action_name, "action_name")
     app.add_template_filter(format_when, "when")

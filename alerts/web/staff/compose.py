@@ -12,7 +12,7 @@ from wtforms import SelectChoice
 from ... import audiences, i18n
 from ...actions import ordered_actions
 from ...actions.catalog import has_version
-from ...blasts import abtest, compose, personal, progress, state
+from ...blasts import abtest, compose, content, personal, progress, state
 from ...blasts.compose import ComposeError, save_alert
 from ...extensions import db
 from ...models import AbTest, Action, Alert, AlertState, Signature, Subscriber
@@ -259,6 +259,7 @@ def alerts():
     return render_template(
         "staff/alerts.html", pagination=pagination,
         counts=progress.counts_by_alert([a.id for a in pagination.items]),
+        untranslated={a.id for a in pagination.items if "es" in content.missing_languages(a)},
     )
 
 

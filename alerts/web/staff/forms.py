@@ -120,6 +120,16 @@ class ActionForm(FlaskForm):
         validators=[Optional(), NumberRange(min=1, max=100_000_000,
                                             message="Enter a whole number of signatures, 1 or more.")],
     )
+    # The Spanish version (optional): the Spanish pages and emails show it, else the English whole.
+    title_es = StringField("Title in Spanish", validators=[Optional(), Length(max=200)],
+                           render_kw={"lang": "es"})
+    summary_es = TextAreaField("Summary in Spanish", render_kw={"rows": 4, "lang": "es"})
+    call_to_action_es = StringField("Call to action in Spanish", validators=[Optional(), Length(max=80)],
+                                    description="e.g. “Firme la petición”.", render_kw={"lang": "es"})
+    body_es = TextAreaField("Full text in Spanish", render_kw={"rows": 6, "lang": "es"},
+                            validators=[Length(max=20_000)])
+    pledge_text_es = TextAreaField("Pledge text in Spanish (pledges)", render_kw={"rows": 3, "lang": "es"},
+                                   validators=[Length(max=2000)])
     allow_comments = BooleanField("Let signers add a comment")
     requires_confirmation = BooleanField(
         "A signature counts only once its address confirms by email "

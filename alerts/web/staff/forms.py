@@ -207,6 +207,7 @@ class ReminderForm(FlaskForm):
 
 class SendTestForm(FlaskForm):
     to = EmailField("Send a test to", validators=[DataRequired("Enter an address."), ADDRESS])
+    in_spanish = BooleanField("As Spanish readers get it")
 
 
 class LaunchForm(FlaskForm):

@@ -265,3 +265,17 @@ def test_a_raw_message_names_its_language(app, ctx):
         raw = factory.build(None, None, "x@example.org")
         msg = email.message_from_bytes(raw, policy=email.policy.default)
         assert msg.get_all("Content-Language") == [want]
+
+
+def test_the_cli_creates_an_alert_with_a_spanish_version_for_spanish_readers(app, ctx):
+    seed_actions()
+    result = app.test_cli_runner().invoke(args=[
+        "alert", "create", "--subject", "Act now", "--intro", "Hello.", "--subject-es", "Actúe ahora",
+        "--intro-es", "Hola.", "--language", "es"])
+    assert result.exit_code == 0, result.output
+    alert = db.session.get_one(Alert, int(result.output.strip()))
+    assert alert.translations == {"es": {"subject": "Actúe ahora", "intro_md": "Hola."}}
+    assert alert.audience == {"languages": ["es"]}
+    refused = app.test_cli_runner().invoke(args=[
+        "alert", "create", "--subject", "Act now", "--intro", "Hello.", "--intro-es", "Hola."])
+    assert refused.exit_code == 2 and "needs a subject" in refused.output

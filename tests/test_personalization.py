@@ -277,7 +277,8 @@ def _digests(factory: content.MessageFactory) -> dict[str, str]:
 
 
 def test_an_alert_without_tokens_builds_the_same_bytes_as_before(app, ctx, monkeypatch):
-    """Stored from the code before greetings (UPDATE_SNAPSHOTS=1 writes it anew). Links go out
+    """Stored from the code before greetings, its headers again once messages named their
+    Content-Language, the bodies unchanged (UPDATE_SNAPSHOTS=1 writes it anew). Links go out
     plain, so that no byte depends on the ids the database gives (its sequences differ)."""
     monkeypatch.setitem(app.config, "TRACK_OPENS", False)
     monkeypatch.setitem(app.config, "TRACK_CLICKS", False)

@@ -15,8 +15,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -31,6 +32,7 @@ COOKIE_SECONDS = 365 * 24 * 3600
 # Blueprints whose pages are not translated (yet): staff pages, the API and its reference speak the default.
 UNTRANSLATED = ("staff", "api", "api_pages")
 NAMES = {"en": "English", "es": "Español"}  # each language in its own words, for the switch
+STAFF_NAMES = {"en": "English", "es": "Spanish"}  # each language as the (English) staff pages name it
 
 babel = Babel()
 
@@ -128,3 +130,34 @@ def init_app(app: Flask) -> None:
     app.after_request(_remember_choice)
     app.jinja_env.globals.update(
         current_language=current, language_names=NAMES, all_languages=lambda: languages())
+
+
+def version_in(translations: Mapping[str, Any] | None, lang: str | None, required: str) -> dict | None:
+    """A text's version in `lang` (from a `translations` column), or None when it has none:
+    a version lacking its `required` field (a title, a subject) is no version, so a reader
+    gets the whole default text rather than a mixture of the two."""
+    code = known(lang)
+    if not code or code == default_language() or not translations:
+        return None
+    version = translations.get(code)
+    if not isinstance(version, Mapping) or not str(version.get(required) or "").strip():
+        return None
+    return dict(version)
+
+
+def other_languages() -> list[str]:
+    """The languages a text may have a version in besides the default (its columns)."""
+    return languages()[1:]
+
+
+def cleaned_translations(current: Mapping[str, Any] | None, lang: str,
+                         version: Mapping[str, str | None]) -> dict | None:
+    """`current` with `lang`'s version replaced by `version` (stripped); a version left all
+    blank is dropped, and no versions at all is None."""
+    out = {k: dict(v) for k, v in (current or {}).items() if isinstance(v, Mapping)}
+    kept = {k: (v or "").strip() for k, v in version.items() if (v or "").strip()}
+    if kept:
+        out[lang] = kept
+    else:
+        out.pop(lang, None)
+    return out or None

@@ -57,6 +57,13 @@ PREHEADER = "Two minutes that matter"
 PERSONAL_SUBJECT = "Dear {first_name|friend}, three things you can do for kids this week"
 PERSONAL_INTRO = "Dear {first_name|friend}, t" + INTRO[1:] + " In {postal_code|your area} too."
 NAMES = ("Ana", "Zoë", "Kwame", "Núñez", "Li", "Sam")
+# --spanish: the alert's and the actions' Spanish version, and every other reader Spanish.
+SPANISH = {
+    "subject": "Tres cosas que puede hacer por la niñez esta semana",
+    "preheader": "Dos minutos que importan",
+    "intro_md": ("Gracias por **defender** a niñas, niños y jóvenes. Esta semana tres peticiones necesitan "
+                 "su nombre. [Lea nuestro último informe](https://example.org/informe)."),
+}
 
 
 def parse_args(argv=None):
@@ -92,6 +99,8 @@ def parse_args(argv=None):
     p.add_argument("--personalize", action="store_true",
                    help="an alert whose subject and intro greet by name ({first_name|friend}), "
                         "half the readers with a first name and postal code")
+    p.add_argument("--spanish", action="store_true",
+                   help="an alert and actions with a Spanish version, half the readers Spanish")
     return p.parse_args(argv)
 
 
@@ -108,7 +117,7 @@ def write_dkim_key(workdir: Path) -> tuple[Path, str]:
     return path, txt
 
 
-def seed(app, n: int, personalize: bool = False) -> int:
+def seed(app, n: int, personalize: bool = False, spanish: bool = False) -> int:
     import sqlalchemy as sa
 
     from alerts.actions import seed_actions
@@ -138,14 +147,23 @@ def seed(app, n: int, personalize: bool = False) -> int:
                 [{"email": f"reader{i:07d}@example.net", "status": "confirmed", "confirmed_at": now,
                   "source": "bench",
                   "first_name": NAMES[i % len(NAMES)] if personalize and i % 2 == 0 else None,
-                  "postal_code": f"{10000 + i % 90000}" if personalize and i % 2 == 0 else None}
+                  "postal_code": f"{10000 + i % 90000}" if personalize and i % 2 == 0 else None,
+                  **({"language": "es" if i % 2 else "en"} if spanish else {})}
                  for i in range(start, min(n, start + chunk))],
             )
             db.session.commit()
         alert = save_alert(None, subject=PERSONAL_SUBJECT if personalize else SUBJECT,
                            intro_md=PERSONAL_INTRO if personalize else INTRO, preheader=PREHEADER,
-                           action_slugs=None, created_by="bench")
+                           action_slugs=None, created_by="bench",
+                           **({"translations": {"es": SPANISH}} if spanish else {}))
         alert_id = alert.id
+        if spanish:
+            from alerts.actions import open_actions, save_translation
+
+            for a in open_actions():
+                save_translation(a, "es", title=f"{a.title} (en español)", call_to_action="Firme",
+                                 summary=f"{a.summary} (en español)",
+                                 pledge_text=a.pledge_text and f"{a.pledge_text} (es)")
         db.session.commit()
         db.session.remove()
         return alert_id
@@ -334,7 +352,7 @@ def run(args, workdir: Path) -> dict:
         print(f"[bench] fresh schema in {database_label(database_url)}; seeding {n:,} "
               "subscribers", file=sys.stderr)
         fresh_schema(app)
-        alert_id = seed(app, n, args.personalize)
+        alert_id = seed(app, n, args.personalize, args.spanish)
 
         message = sample_message(app, alert_id)
         dkim_ok = dkim_verifies(message, txt_record)
@@ -428,6 +446,7 @@ def run(args, workdir: Path) -> dict:
         return {
             "subscribers": n,
             "personalize": bool(args.personalize),
+            "spanish": bool(args.spanish),
             "complete": complete,
             "database": database_label(database_url),
             "database_url": redact(database_url) if args.database_url else "sqlite (temporary file)",
@@ -511,7 +530,8 @@ def render_table(r: dict) -> str:
     ok = {True: "met", False: "NOT met"}
     rows = [
         ("subscribers", f"{r['subscribers']:,}" + (" (greeted by name: --personalize)"
-                                                    if r.get("personalize") else "")),
+                                                    if r.get("personalize") else "")
+         + (" (half in Spanish: --spanish)" if r.get("spanish") else "")),
         ("database", r["database"]),
         ("workers", f"{r['workers']['processes']} x celery -P {r['workers']['pool']} "
                     f"-c {r['workers']['concurrency']} on {r['cpus']} CPUs"),
@@ -600,7 +620,7 @@ def run_relay_cap(args, workdir: Path) -> dict:
 
         app = create_app()
         fresh_schema(app)
-        alert_id = seed(app, n, args.personalize)
+        alert_id = seed(app, n, args.personalize, args.spanish)
         workers = start_workers(args, env, queue, workdir)
         wait_workers_ready(app, workers)
         from alerts.blasts import control

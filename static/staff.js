@@ -44,7 +44,7 @@
     var numbers = new Intl.NumberFormat();
     var timer = null;
     var seq = 0;
-    var RULES = ["actions", "only_signers_of", "except_signers_of", "topics", "joined_after", "joined_before",
+    var RULES = ["actions", "languages", "only_signers_of", "except_signers_of", "topics", "joined_after", "joined_before",
                  "source", "engagement", "engaged_days", "include_acted", "postal_prefixes", "has_first_name"];
     var FIELD = "field.";  // a custom field's rule: field.<key>=<value>
 

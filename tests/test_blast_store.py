@@ -26,6 +26,7 @@ class Row(NamedTuple):
     status: str | None
     token_key: str | None = None
     variant: str | None = None
+    language: str | None = None
 
 
 def _row(i: int, email: str | None = None, status: str | None = SubscriberStatus.CONFIRMED) -> Row:

@@ -165,7 +165,7 @@ def test_the_batch_loads_names_only_for_an_alert_that_greets(app, ctx, monkeypat
     row, greets = loaded["greets"]
     assert "first_name" not in plain_row._fields and plain.tokens == ()
     assert (row.first_name, row.postal_code) == ("Ana", "10027") and "last_name" not in row._fields
-    assert greets._people[row.subscriber_id] == {"first_name": "Ana", "postal_code": "10027"}
+    assert greets.default._people[row.subscriber_id] == {"first_name": "Ana", "postal_code": "10027"}
     assert asked == []  # no custom field named: not asked for
 
 
@@ -277,7 +277,8 @@ def _digests(factory: content.MessageFactory) -> dict[str, str]:
 
 
 def test_an_alert_without_tokens_builds_the_same_bytes_as_before(app, ctx, monkeypatch):
-    """Stored from the code before greetings (UPDATE_SNAPSHOTS=1 writes it anew). Links go out
+    """Stored from the code before greetings, its headers again once messages named their
+    Content-Language, the bodies unchanged (UPDATE_SNAPSHOTS=1 writes it anew). Links go out
     plain, so that no byte depends on the ids the database gives (its sequences differ)."""
     monkeypatch.setitem(app.config, "TRACK_OPENS", False)
     monkeypatch.setitem(app.config, "TRACK_CLICKS", False)

@@ -49,7 +49,7 @@ def test_compose_preview_send_and_watch_progress(
     for i in range(len(SEED_ACTIONS)):
         expect(boxes.nth(i)).to_be_checked()
     page.get_by_label("Subject", exact=True).fill("Rikers must close: tell Mayor Adams today")
-    page.get_by_label("Preheader").fill("Two minutes that matter for kids in New York")
+    page.get_by_label("Preheader", exact=True).fill("Two minutes that matter for kids in New York")
     page.get_by_label("Intro (Markdown)").fill(
         "Friends,\n\nThe law says Rikers must close. **Your signature** tells the Mayor we are "
         "watching.\n\n<script>alert('no')</script>\n\n- Sign the petition\n- Share it with a friend"

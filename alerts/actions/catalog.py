@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from .. import i18n
 from ..extensions import db
 from ..mail.context import external_url
 from ..models import Action
@@ -85,6 +87,73 @@ SEED_PLEDGES: dict[str, str] = {
         "investigation, and removal of Black children from their families."
     ),
 }
+
+
+TRANSLATED_FIELDS = ("title", "summary", "body", "call_to_action", "pledge_text")
+
+
+@dataclass(frozen=True)
+class ActionText:
+    """What an action says in one language: all of it from one version, never a mixture."""
+
+    lang: str
+    title: str
+    summary: str
+    body: str
+    call_to_action: str
+    pledge_text: str | None
+
+
+def text_of(action: Action, lang: str | None = None) -> ActionText:
+    """The action's text in `lang`, else (no version there, or one without a title) the
+    default language's, whole."""
+    version = i18n.version_in(action.translations, lang, "title")
+    if version is None:
+        return ActionText(i18n.default_language(), action.title, action.summary or "", action.body or "",
+                          action.call_to_action, action.pledge_text)
+    return ActionText(str(i18n.known(lang)), version["title"], version.get("summary") or "",
+                      version.get("body") or "", version.get("call_to_action") or action.call_to_action,
+                      version.get("pledge_text") or None)
+
+
+def has_version(action: Action, lang: str) -> bool:
+    return i18n.version_in(action.translations, lang, "title") is not None
+
+
+def missing_languages(action: Action) -> list[str]:
+    """The other languages this action has no text in (the staff lists' badge)."""
+    return [code for code in i18n.other_languages() if not has_version(action, code)]
+
+
+def save_translation(action: Action, lang: str, **version: str | None) -> bool:
+    """Set (or, all blank, remove) the action's text in `lang`; whether it changed.
+
+    A version needs its title and call to action, and a pledge's words where the default has
+    them, so that nobody reads half of one language and half of another."""
+    code = i18n.known(lang)
+    if code is None or code == i18n.default_language():
+        raise ActionError("title_es", f"“{lang}” is not one of the other languages.")
+    given = {k: (version.get(k) or "").strip() for k in TRANSLATED_FIELDS}
+    given["title"] = " ".join(given["title"].split())
+    given["call_to_action"] = " ".join(given["call_to_action"].split())
+    name = i18n.STAFF_NAMES.get(code, code)
+    if any(given.values()):
+        if not given["title"]:
+            raise ActionError(f"title_{code}", f"The {name} version needs a title (or leave it all blank).")
+        if not given["call_to_action"]:
+            raise ActionError(f"call_to_action_{code}", f"The {name} version needs a button text.")
+        if len(given["title"]) > 200:
+            raise ActionError(f"title_{code}", "The title is longer than 200 characters.")
+        if len(given["call_to_action"]) > 80:
+            raise ActionError(f"call_to_action_{code}", "The button text is longer than 80 characters.")
+        if action.kind == "pledge" and action.pledge_text and not given["pledge_text"]:
+            raise ActionError(f"pledge_text_{code}", f"The {name} version needs the pledge’s words.")
+    before = action.translations
+    after = i18n.cleaned_translations(before, code, given)
+    if after == (before or None):
+        return False
+    action.translations = after
+    return True
 
 
 def slugify(title: str) -> str:

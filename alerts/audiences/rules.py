@@ -14,6 +14,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import sqlalchemy as sa
 
+from .. import i18n
 from ..extensions import Column, db
 from ..models import (
     Action,
@@ -63,6 +64,9 @@ class Rules:
     has_first_name: bool | None = None  # True: a first name is known; False: none is
     # Custom fields by key: has one of these values ("yes" for a ticked checkbox); fields AND.
     field_values: dict[str, list[str]] = field(default_factory=dict)
+    # Reads one of these languages (a subscriber without one, or with one not offered, reads
+    # the default).
+    languages: list[str] = field(default_factory=list)
 
     def to_json(self) -> dict:
         """Only what differs from the default, so stored rules stay readable."""
@@ -169,6 +173,32 @@ def _field_values(raw: object) -> dict[str, list[str]]:
     return out
 
 
+def _languages(raw: object) -> list[str]:
+    if not raw:
+        return []
+    given = [raw] if isinstance(raw, str) else list(raw) if isinstance(raw, (list, tuple)) else None
+    if given is None:
+        raise AudienceError("languages: give a list of language codes")
+    offered = i18n.languages()
+    out = []
+    for value in given:
+        code = i18n.known(str(value))
+        if code is None:
+            raise AudienceError(f"languages: {value!r} is not one of {', '.join(offered)}")
+        out.append(code)
+    chosen = set(out)
+    return [c for c in offered if c in chosen]
+
+
+def reads(code: str) -> sa.ColumnElement[bool]:
+    """The subscriber reads `code`, as `i18n.language_of` reads their stored language."""
+    stored = sa.func.lower(sa.func.coalesce(Subscriber.language, ""))
+    if code != i18n.default_language():
+        return sa.or_(stored == code, stored.startswith(f"{code}-"), stored.startswith(f"{code}_"))
+    return ~sa.or_(*(reads(other) for other in i18n.other_languages())) if i18n.other_languages() \
+        else sa.true()
+
+
 def parse(raw: dict | None) -> Rules:
     """Staff input (form or CLI or stored JSON) -> checked Rules, or AudienceError naming the rule."""
     raw = dict(raw or {})
@@ -194,6 +224,7 @@ def parse(raw: dict | None) -> Rules:
         postal_prefixes=_prefixes(raw.get("postal_prefixes")),
         has_first_name=_has(raw.get("has_first_name")),
         field_values=_field_values(raw.get("field_values")),
+        languages=_languages(raw.get("languages")),
     )
     both = set(rules.only_signers_of) & set(rules.except_signers_of)
     if both:
@@ -307,6 +338,8 @@ def conditions(rules: Rules, linked_action_ids: list[int]) -> list:
         for key, values in rules.field_values.items():
             # A field removed since the rules were checked matches nobody (never everybody).
             out.append(_field_is(ids[key], values) if key in ids else sa.false())
+    if rules.languages and set(rules.languages) != set(i18n.languages()):
+        out.append(sa.or_(*(reads(code) for code in rules.languages)))
     if linked_action_ids and not rules.include_acted:
         # Those who signed every action the alert links to have nothing left to do.
         out.append(~sa.and_(*(signed([a]) for a in linked_action_ids)))
@@ -378,6 +411,9 @@ def describe(rules: Rules, linked: list[int] | None = None) -> str:
                 parts.append(f"who ticked “{label}”")
             else:
                 parts.append(f"whose “{label}” is {_either(values)}")
+    if rules.languages:
+        names = [i18n.STAFF_NAMES.get(c, c) for c in rules.languages]
+        parts.append(f"who read {_either(names)}")
     if linked and not rules.include_acted:
         excluded.append("already signed all this alert's actions")
     if excluded:

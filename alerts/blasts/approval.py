@@ -34,7 +34,7 @@ SECOND_PERSON = "a second staff member with send permission"
 
 # What an approver judges, part by part, and how the page names a part that changed.
 PART_WORDS = {
-    "content": "the content (subject, preheader, intro, actions or A/B variants)",
+    "content": "the content (subject, preheader, intro, each in every language, actions or A/B variants)",
     "audience": "the audience",
     "sender": "the sender",
     "schedule": "the schedule",
@@ -56,6 +56,9 @@ def _parts(alert: Alert) -> dict[str, object]:
     return {
         "content": {
             "subject": alert.subject, "preheader": alert.preheader, "intro_md": alert.intro_md,
+            # another language's text is content too (absent when there is none: approvals
+            # given before alerts had one stay valid)
+            **({"translations": alert.translations} if alert.translations else {}),
             "actions": [a.id for a in alert.actions],
             "ab": None if test is None else {
                 "subjects": [v.get("subject") for v in variants], "sample_pct": test.sample_pct,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from .. import audiences
+from .. import audiences, i18n
 from ..actions import open_actions
 from ..extensions import db
 from ..models import Action, Alert, AlertState
@@ -29,6 +29,34 @@ def check_tokens(subject: str, preheader: str, intro_md: str) -> None:
         if problem:
             label = "the intro" if name == "intro_md" else f"the {name}"
             raise ComposeError(f"{label}: {problem}", field=name)
+
+
+TRANSLATED_FIELDS = ("subject", "preheader", "intro_md")
+
+
+def clean_translation(lang: str, version: dict[str, str | None]) -> dict[str, str]:
+    """An alert's text in another language, checked as the default's is (a subject unless it
+    is all blank, lengths, greeting tokens); errors name the form field (`subject_es`)."""
+    name = i18n.STAFF_NAMES.get(lang, lang)
+    subject = " ".join((version.get("subject") or "").split())
+    preheader = " ".join((version.get("preheader") or "").split())
+    intro_md = (version.get("intro_md") or "").strip()
+    if not (subject or preheader or intro_md):
+        return {}
+    if not subject:
+        raise ComposeError(f"the {name} version needs a subject (or leave it all blank)",
+                           field=f"subject_{lang}")
+    for field, value in (("subject", subject), ("preheader", preheader)):
+        if len(value) > 200:
+            raise ComposeError(f"the {name} {field} is {len(value)} characters; at most 200",
+                               field=f"{field}_{lang}")
+    if len(intro_md) > 20_000:
+        raise ComposeError(f"the {name} intro is longer than 20,000 characters", field=f"intro_md_{lang}")
+    try:
+        check_tokens(subject, preheader, intro_md)
+    except ComposeError as exc:
+        raise ComposeError(f"{name}: {exc}", field=f"{exc.field}_{lang}") from None
+    return {k: v for k, v in (("subject", subject), ("preheader", preheader), ("intro_md", intro_md)) if v}
 
 
 def _clean_line(value: str | None, name: str, limit: int, required: bool) -> str:
@@ -69,8 +97,10 @@ def save_alert(
     action_slugs: list[str] | None = None,
     created_by: str | None = None,
     audience: dict | None = None,
+    translations: dict[str, dict[str, str | None]] | None = None,
 ) -> Alert:
-    """Create a draft, or edit one; only drafts can change."""
+    """Create a draft, or edit one; only drafts can change. `translations`: the text in
+    other languages, by language (None keeps what the draft has; a version all blank is removed)."""
     if alert is not None and alert.state != AlertState.DRAFT:
         raise ComposeError(f"alert {alert.id} is {alert.state}; only a draft can be edited")
     subject = _clean_line(subject, "subject", 200, True)
@@ -78,6 +108,19 @@ def save_alert(
     if len(intro_md or "") > 20_000:
         raise ComposeError("the intro is longer than 20,000 characters")
     check_tokens(subject, preheader, intro_md or "")
+    versions = None
+    if translations is not None:
+        versions = dict((alert.translations or {}) if alert is not None else {})
+        for lang, version in translations.items():
+            code = i18n.known(lang)
+            if code is None or code == i18n.default_language():
+                others = ", ".join(i18n.other_languages())
+                raise ComposeError(f"“{lang}” is not one of the other languages ({others})")
+            cleaned = clean_translation(code, version)
+            if cleaned:
+                versions[code] = cleaned
+            else:
+                versions.pop(code, None)
     actions = resolve_actions(action_slugs)
     try:
         rules = audiences.parse(audience)
@@ -91,6 +134,8 @@ def save_alert(
     alert.intro_md = (intro_md or "").strip()
     alert.actions = actions
     alert.audience = rules.to_json() or None
+    if versions is not None:
+        alert.translations = versions or None
     db.session.flush()  # the id, for the caller to show; the caller commits
     return alert
 
@@ -124,4 +169,13 @@ def reminder(alert_id: int, *, minus_clickers: bool, created_by: str | None = No
                        action_slugs=[a.slug for a in source.actions if a.is_open] or None,
                        created_by=created_by, audience=rules.to_json())
     draft.parent_id = source.id
+    if source.translations:  # the reminder speaks each language the alert did
+        draft.translations = {
+            lang: {**v, "subject": (REMINDER_WORDS.get(lang, "") + v["subject"])[:200]}
+            if v.get("subject") and not subject else dict(v)
+            for lang, v in source.translations.items() if isinstance(v, dict)}
     return draft
+
+
+# "Reminder: " in each other language (the default's is REMINDER_PREFIX).
+REMINDER_WORDS = {"es": "Recordatorio: "}

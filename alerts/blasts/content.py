@@ -17,7 +17,8 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 from markupsafe import Markup
 
-from ..actions import action_link
+from .. import i18n
+from ..actions import action_link, text_of
 from ..actions.references import ReferenceSigner
 from ..extensions import any_of, db
 from ..mail.context import external_url, org_context
@@ -82,8 +83,31 @@ def intro_links(intro_md: str | None) -> tuple[str, ...]:
 
 
 def frozen_links(alert: Alert) -> list[tuple[int | None, str]]:
-    """What /r/ may lead to for this alert: every chosen action's link, then the intro's links."""
-    return [(a.id, action_link(a)) for a in alert.actions] + [(None, u) for u in intro_links(alert.intro_md)]
+    """What /r/ may lead to for this alert: every chosen action's link, then the intro's links
+    (those of its intro in every language it is written in)."""
+    urls = list(intro_links(alert.intro_md))
+    for lang in alert_languages(alert)[1:]:
+        urls += [u for u in intro_links(AlertText.of(alert, lang).intro_md) if u not in urls]
+    return [(a.id, action_link(a)) for a in alert.actions] + [(None, u) for u in urls]
+
+
+def _alert_version(alert: Alert, lang: str) -> dict | None:
+    return i18n.version_in(alert.translations, lang, "subject")
+
+
+def alert_languages(alert: Alert) -> list[str]:
+    """The languages a message of this alert can be written in: the default, and each other
+    one the alert and every action it shows have a version in (one without goes out in the
+    default language, whole)."""
+    return [i18n.default_language()] + [
+        code for code in i18n.other_languages()
+        if _alert_version(alert, code) is not None
+        and all(text_of(a, code).lang == code for a in rendered_actions(alert))]
+
+
+def missing_languages(alert: Alert) -> list[str]:
+    """The other languages the alert itself has no version in (the staff lists' badge)."""
+    return [code for code in i18n.other_languages() if _alert_version(alert, code) is None]
 
 
 def alert_slots(actions: Sequence[Action | ActionText], pixel: bool = False,
@@ -111,6 +135,7 @@ class ActionText:
     summary: str
     call_to_action: str
     updated_at: datetime
+    lang: str = ""  # "" is the default language
 
 
 @dataclass(frozen=True)
@@ -122,12 +147,24 @@ class AlertText:
     preheader: str
     intro_md: str
     actions: tuple[ActionText, ...]
+    lang: str = ""  # "" is the default language: the fixed parts are compiled in this one
 
     @classmethod
-    def of(cls, alert: Alert) -> AlertText:
-        return cls(alert.id, alert.subject, alert.preheader or "", alert.intro_md or "", tuple(
-            ActionText(a.id, a.title, a.summary, a.call_to_action, a.updated_at)
-            for a in rendered_actions(alert)))
+    def of(cls, alert: Alert, lang: str | None = None) -> AlertText:
+        """The alert's text in `lang` where it can be written in it (`alert_languages`), else
+        in the default language: subject, intro and actions all from one language."""
+        code = i18n.known(lang)
+        version = _alert_version(alert, code) if code and code in alert_languages(alert) else None
+        if version is None or code is None:
+            return cls(alert.id, alert.subject, alert.preheader or "", alert.intro_md or "", tuple(
+                ActionText(a.id, a.title, a.summary, a.call_to_action, a.updated_at)
+                for a in rendered_actions(alert)))
+        actions = []
+        for a in rendered_actions(alert):
+            t = text_of(a, code)
+            actions.append(ActionText(a.id, t.title, t.summary, t.call_to_action, a.updated_at, code))
+        return cls(alert.id, version["subject"], version.get("preheader") or "",
+                   version.get("intro_md") or "", tuple(actions), code)
 
 
 def _titles(titles: list[str]) -> str:
@@ -172,12 +209,14 @@ def alert_context(alert: Alert | AlertText, subject: str | None = None,
 
 def compiled_alert(alert: Alert | AlertText, subject: str | None = None,
                    signed: frozenset[int] = frozenset()) -> CompiledEmail:
-    """Compiled once per process for each (alert, its text, its open actions, subject, signed set)."""
+    """Compiled once per process for each (alert, its language and text, its open actions,
+    subject, signed set), in the text's language: buttons and footer speak it too."""
     text = alert if isinstance(alert, AlertText) else AlertText.of(alert)
-    version = (text.id, subject or text.subject, text.preheader, text.intro_md,
-               tuple((a.id, a.updated_at) for a in text.actions), tuple(sorted(signed)))
+    version = (text.id, text.lang, subject or text.subject, text.preheader, text.intro_md,
+               tuple((a.id, a.updated_at, a.title) for a in text.actions), tuple(sorted(signed)))
     slots = alert_slots(list(text.actions), opens_tracked(), len(intro_links(text.intro_md)))
-    return compiled("alert", slots, lambda: alert_context(text, subject, signed), version)
+    with i18n.in_language(text.lang or None):
+        return compiled("alert", slots, lambda: alert_context(text, subject, signed), version)
 
 
 def warm_up(app: Flask) -> None:
@@ -244,23 +283,31 @@ class MessageFactory:
     # Whether the bodies built here are DKIM-canonical as they are (mail.mime makes them so);
     # checked on the factory's first message rather than assumed, then the signer skips it.
     _canonical: bool | None = None
-    # The language `compiled` was compiled in: every message says so (Content-Language).
-    language: str = "en"
+    # The language its messages are written in ("": the default); hosted actions' links say
+    # it (?lang=), so that the page opens in the language the email was read in.
+    lang: str = ""
 
     @classmethod
-    def for_alert(cls, alert: Alert) -> MessageFactory:
+    def for_alert(cls, alert: Alert, lang: str | None = None) -> MessageFactory:
+        """The factory for readers of `lang` (else the default language): the alert's text in
+        it where the alert can be written in it (`AlertText.of`), wholly the default otherwise."""
         cfg = current_app.config
         base = external_url("public.unsubscribe", token="T").rsplit("/", 1)[0] + "/"
         domain = domain_of(cfg["MAIL_FROM"])
-        intro = {intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))}
+        text = AlertText.of(alert, lang)
+        intro = {intro_slot(k): url for k, url in enumerate(intro_links(text.intro_md))}
         test = db.session.get(AbTest, alert.id)
         address = parseaddr(cfg["MAIL_FROM"])
+        # A variant's subject in this language: its own (`subject_<lang>`) or, for variant A
+        # and any variant without one, the alert's subject in it.
         variants = tuple(
-            (v["subject"], format_from(_named(v.get("from_name") or address[0], address[1])))
-            for v in (test.variants if test else []))
-        text = AlertText.of(alert)
+            ((v["subject"] if not text.lang else (text.subject if i == 0 else v.get(f"subject_{text.lang}")
+                                                  or text.subject)),
+             format_from(_named(v.get("from_name") or address[0], address[1])))
+            for i, v in enumerate(test.variants if test else []))
         subjects = (text.subject, *(v[0] for v in variants))
         return cls(
+            lang=text.lang,
             text=text,
             variants=variants,
             tokens=personal.tokens_in(*subjects, text.preheader, intro=text.intro_md),
@@ -343,6 +390,14 @@ class MessageFactory:
         return tuple((slot, url, tracker.index_of(slot, url) if tracker else None, on)
                      for slot, url, on in slots)
 
+    @functools.cached_property
+    def _language(self) -> str:
+        return self.lang or i18n.default_language()
+
+    @functools.cached_property
+    def _lang_query(self) -> str:
+        return f"lang={self.lang}" if self.lang else ""
+
     def links(self, delivery_id: int | None) -> dict[str, str]:
         """Every link slot's value for one recipient: what `tracker.wrap` makes of `action_urls`
         and the intro's links (tests hold the two equal), without building and then taking
@@ -354,8 +409,11 @@ class MessageFactory:
             if self.tracker is not None:
                 token = self.tracker.tokens(delivery_id)
         out = {}
+        lang = self._lang_query
         for slot, url, index, on in self._link_plan:
             query = f"r={ref}" if on and ref is not None else ""
+            if on and lang:
+                query = f"{query}&{lang}" if query else lang
             if index is not None and token is not None:
                 assert self.tracker is not None  # a token is only made by the tracker
                 out[slot] = self.tracker.url(token, index, query)
@@ -437,7 +495,7 @@ class MessageFactory:
                 ("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"),
                 ("List-Id", self.list_id),
                 ("Feedback-ID", f"alert{self.alert_id}:alerts:{self.domain}"),
-                content_language(self.language),
+                content_language(self._language),
             ],
         }
 
@@ -471,15 +529,66 @@ class MessageFactory:
         return self.parts(row.id, row.subscriber_id, row.email, token_key=row.token_key, person=person)
 
 
+@dataclass
+class FactoriesByLanguage:
+    """A blast's messages, one `MessageFactory` per language it is written in; each row goes
+    to its reader's (the row's `language`), else to the default's. Choosing is a dict look-up."""
+
+    default: MessageFactory
+    by_language: dict[str, MessageFactory]  # every language the alert is written in, the default's too
+    _of: dict = field(default_factory=dict)  # a subscriber's language as stored -> its factory
+
+    @classmethod
+    def for_alert(cls, alert: Alert) -> FactoriesByLanguage:
+        factories = {lang: MessageFactory.for_alert(alert, lang) for lang in alert_languages(alert)}
+        return cls(factories[i18n.default_language()], factories)
+
+    @property
+    def tokens(self) -> tuple[personal.Token, ...]:
+        """Every language's greeting tokens (the batch's query loads the fields they name)."""
+        seen: dict[str, personal.Token] = {}
+        for f in self.by_language.values():
+            for t in f.tokens:
+                seen.setdefault(t.slot, t)
+        return tuple(seen.values())
+
+    def factory_of(self, language: str | None) -> MessageFactory:
+        factory = self._of.get(language)
+        if factory is None:
+            factory = self._of[language] = self.by_language.get(i18n.language_of(language), self.default)
+        return factory
+
+    def prepare(self, rows: Sequence[sa.Row]) -> None:
+        """Each factory prepares its readers' rows (a factory with none prepares nothing)."""
+        if len(self.by_language) == 1:
+            self.default.prepare(rows)
+            return
+        groups: dict[int, list] = {}
+        for r in rows:
+            groups.setdefault(id(self.factory_of(getattr(r, "language", None))), []).append(r)
+        for f in self.by_language.values():
+            if id(f) in groups:
+                f.prepare(groups[id(f)])
+
+    def parts_row(self, row: Recipient) -> tuple[list, bytes]:
+        return self.factory_of(row.language).parts_row(row)
+
+    def sign(self, parts: tuple[list, bytes]) -> bytes:
+        return self.default.sign(parts)
+
+
 def preview(alert: Alert, email: str = "subscriber@example.org",
-            person: Mapping[str, object] | None = personal.SAMPLE) -> Rendered:
+            person: Mapping[str, object] | None = personal.SAMPLE, lang: str | None = None) -> Rendered:
     """The message as a subscriber will see it (the unsubscribe link is a sample); greetings
-    as `person` reads them (a sample reader by name; None: one without, the fallbacks)."""
-    links = {action_slot(i): action_link(a) for i, a in enumerate(rendered_actions(alert))}
-    links.update({intro_slot(k): url for k, url in enumerate(intro_links(alert.intro_md))})
+    as `person` reads them (a sample reader by name; None: one without, the fallbacks); as a
+    reader of `lang` gets it (else the default language)."""
+    text = AlertText.of(alert, lang)
+    query = f"?lang={text.lang}" if text.lang else ""
+    links = {action_slot(i): action_link(a) + ("" if a.url else query)
+             for i, a in enumerate(rendered_actions(alert))}
+    links.update({intro_slot(k): url for k, url in enumerate(intro_links(text.intro_md))})
     if opens_tracked():
         links[OPEN_PIXEL_SLOT] = "data:image/gif;base64,R0lGODlhAQABAAAAACH5BAEAAAAALAAAAAABAAEAAAIBAAA="
-    text = AlertText.of(alert)
     tokens = personal.tokens_in(text.subject, text.preheader, intro=text.intro_md)
     template = compiled_alert(text)
     if tokens:

@@ -357,8 +357,9 @@ def _recipient_error(rec: Outcomes, row: sa.Row, refusal: smtp.Refusal, max_atte
 # List-Unsubscribe header offers a one-click button that could unsubscribe no one.
 # Sent from the staff page itself (the answer says whether it went); a queued one runs the same.
 @emails.email("alert_test", task=tasknames.SEND_ALERT_TEST, subscriber=False, auto_submitted=False)
-def send_test(alert_id: int, to: str) -> emails.Email:
-    """One copy to a staff address, through the alert's template, signer and relay."""
+def send_test(alert_id: int, to: str, lang: str | None = None) -> emails.Email:
+    """One copy to a staff address, through the alert's template, signer and relay, as a
+    reader of `lang` gets it (else the default language)."""
     alert = db.session.get(Alert, alert_id)
     if alert is None:
         raise BlastError(f"there is no alert {alert_id}")
@@ -370,7 +371,7 @@ def send_test(alert_id: int, to: str) -> emails.Email:
         raise BlastError(f"send a test to one email address ({exc})") from exc
     if suppressions.is_suppressed(to):
         raise BlastError(f"{to} is on the suppression list")
-    factory = MessageFactory.for_alert(alert)
+    factory = MessageFactory.for_alert(alert, lang)
     return emails.Email(
         to=to, compiled=factory.compiled, values=factory.test_values(), subject_prefix="[TEST] ",
         return_path=envelope_sender(current_app.config),

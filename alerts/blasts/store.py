@@ -19,7 +19,7 @@ from .. import suppressions
 from ..extensions import db
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, Subscriber, email_hash, utcnow
 from . import personal
-from .content import MessageFactory
+from .content import FactoriesByLanguage
 from .recorder import BatchResult, Recorder
 from .state import finish_if_done
 
@@ -41,6 +41,8 @@ class Recipient(Protocol):
     def token_key(self) -> str | None: ...
     @property
     def variant(self) -> str | None: ...
+    @property
+    def language(self) -> str | None: ...
 
 
 class Messages(Protocol):
@@ -121,10 +123,10 @@ class SqlBatchStore:
         return claim if cast(sa.CursorResult, res).rowcount else None
 
     def load(self, alert_id: int, first: int, last: int, claim: str) -> Batch:
-        factory = MessageFactory.for_alert(db.session.get_one(Alert, alert_id))
+        factory = FactoriesByLanguage.for_alert(db.session.get_one(Alert, alert_id))
         rows = db.session.execute(
             sa.select(Delivery.id, Delivery.subscriber_id, Delivery.attempts, Subscriber.email,
-                      Subscriber.status, Subscriber.token_key, Delivery.variant,
+                      Subscriber.status, Subscriber.token_key, Delivery.variant, Subscriber.language,
                       *personal.columns(factory.tokens))  # the names an alert greets by, if any
             .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
             .where(Delivery.id.between(first, last), Delivery.claim_id == claim)

@@ -9,7 +9,7 @@ import time
 import click
 from flask import current_app
 
-from .. import audiences, audit
+from .. import audiences, audit, i18n
 from ..blasts import abtest, approval, compose, control, progress, scheduling, state
 from ..blasts.compose import ComposeError, save_alert
 from ..blasts.state import BlastError
@@ -33,6 +33,11 @@ def alert_group() -> None:
               help="May greet by name: {first_name|friend} (any subscriber field, with a fallback).")
 @click.option("--intro", required=True, help="The opening text, in Markdown (may greet by name too).")
 @click.option("--preheader", default="", help="The preview line inboxes show.")
+@click.option("--subject-es", default="", help="The Spanish version's subject (Spanish readers get it).")
+@click.option("--intro-es", default="", help="The Spanish version's intro, in Markdown.")
+@click.option("--preheader-es", default="", help="The Spanish version's preview line.")
+@click.option("--language", "languages", multiple=True, metavar="CODE",
+              help="Only those who read this language (repeatable; en includes those who never chose).")
 @click.option("--action", "actions", multiple=True, help="Action slug (repeatable); default: all open.")
 @click.option("--only-signers-of", multiple=True, metavar="SLUG",
               help="Only those who signed (any of) these.")
@@ -62,7 +67,9 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
                  topics: tuple[str, ...], joined_after: str | None, joined_before: str | None,
                  source: str | None, engaged_days: int | None, not_engaged: bool, include_acted: bool,
                  saved_name: str | None, subjects_b: tuple[str, ...], from_names: tuple[str, ...],
-                 ab_sample: int | None, ab_wait: int | None, ab_metric: str, send_at: str | None) -> None:
+                 ab_sample: int | None, ab_wait: int | None, ab_metric: str, send_at: str | None,
+                 subject_es: str = "", intro_es: str = "", preheader_es: str = "",
+                 languages: tuple[str, ...] = ()) -> None:
     """Create a draft alert and print its id."""
     rules: dict = {}
     if saved_name:
@@ -73,7 +80,7 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
     given = {
         "only_signers_of": list(only_signers_of), "except_signers_of": list(except_signers_of),
         "topics": list(topics), "joined_after": joined_after, "joined_before": joined_before,
-        "source": source, "engaged_days": engaged_days,
+        "source": source, "engaged_days": engaged_days, "languages": list(languages),
     }
     rules.update({k: v for k, v in given.items() if v})
     if not_engaged:
@@ -84,8 +91,11 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
         rules["include_acted"] = True
     try:
         when = scheduling.parse_time(send_at) if send_at else None
+        spanish: dict[str, str | None] = {"subject": subject_es, "intro_md": intro_es,
+                                          "preheader": preheader_es}
         alert = save_alert(None, subject=subject, intro_md=intro, preheader=preheader,
-                           action_slugs=list(actions), created_by="cli", audience=rules)
+                           action_slugs=list(actions), created_by="cli", audience=rules,
+                           translations={"es": spanish} if any(spanish.values()) else None)
         if subjects_b or ab_sample is not None or ab_wait is not None:
             abtest.configure(alert, subjects=[subject, *subjects_b], from_names=list(from_names),
                              sample_pct=ab_sample, wait_minutes=ab_wait, metric=ab_metric)
@@ -96,7 +106,8 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
         raise click.UsageError(str(exc)) from exc
     db.session.flush()
     record("alert.create", f"alert {alert.id}", subject=alert.subject,
-           scheduled_for=when.isoformat() if when else None)
+           scheduled_for=when.isoformat() if when else None,
+           languages=[i18n.default_language(), *sorted(alert.translations or {})])
     db.session.commit()
     click.echo(alert.id)
 

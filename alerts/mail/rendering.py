@@ -107,6 +107,11 @@ def encode_values(values: dict[str, str], *, html: bool,
         return {k: qp_piece(v) for k, v in values.items()}
     if plain is not None and not _needs_escape("".join(values.values())):
         return plain  # nothing to escape in any of them (one search, not one per value)
+    if plain is not None:  # only those with something to escape (links with "&"), in one pass
+        escaped = [k for k, v in values.items() if _needs_escape(v)]
+        pieces = qp_pieces([str(escape(values[k])) for k in escaped])
+        if pieces is not None:
+            return {**plain, **dict(zip(escaped, pieces, strict=True))}
     return {k: qp_piece(str(escape(v))) if _needs_escape(v)
             else (plain[k] if plain is not None else qp_piece(v))
             for k, v in values.items()}

@@ -37,6 +37,9 @@ class Action(Model):
     goal: Mapped[int | None] = mapped_column()
     allow_comments: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     requires_confirmation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    # Another language's text: {"es": {"title", "summary", "body", "call_to_action",
+    # "pledge_text"}}; the default language's is in the columns above.
+    translations: Mapped[dict | None] = mapped_column(sa.JSON)
 
 
 alert_actions = sa.Table(

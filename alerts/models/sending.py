@@ -51,6 +51,9 @@ class Alert(Model):
     approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     approved_digest: Mapped[str | None] = mapped_column(sa.String(64))
     approved_recipients: Mapped[int | None] = mapped_column(sa.Integer)
+    # Another language's text: {"es": {"subject", "preheader", "intro_md"}}; the default
+    # language's is in the columns above.
+    translations: Mapped[dict | None] = mapped_column(sa.JSON)
 
     actions: Mapped[list[Action]] = relationship(
         secondary=alert_actions, order_by=(Action.position, Action.id)
@@ -137,4 +140,5 @@ class EmailText(Model):
     subject: Mapped[str] = mapped_column(sa.String(200))
     body_md: Mapped[str] = mapped_column(sa.Text, default="")
     enabled: Mapped[bool] = mapped_column(default=True)
+    translations: Mapped[dict | None] = mapped_column(sa.JSON)  # {"es": {"subject", "body_md"}}
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)

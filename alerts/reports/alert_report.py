@@ -14,7 +14,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app
 
-from .. import clickcounts
+from .. import clickcounts, i18n
 from ..extensions import db
 from ..models import (
     Action,
@@ -27,6 +27,7 @@ from ..models import (
     Delivery,
     DeliveryStatus,
     Signature,
+    Subscriber,
 )
 
 WINDOWS = (("first_hour", "hour", timedelta(hours=1)), ("first_day", "day", timedelta(days=1)),
@@ -104,6 +105,46 @@ def first_action_clicks(alert_id: int) -> dict[tuple[int | None, int | None], da
                Click.delivery_id.is_not(None), Click.action_id.is_not(None))
         .group_by(Click.delivery_id, Click.action_id)
     )}
+
+
+def _per_language(query: sa.Select) -> collections.Counter:
+    """A (stored language, count) query's counts by the language each reads (`language_of`)."""
+    out: collections.Counter = collections.Counter()
+    for stored, n in db.session.execute(query):
+        out[i18n.language_of(stored)] += n
+    return out
+
+
+def by_language(alert_id: int, clicks_known: bool = True) -> list[dict]:
+    """Per language its recipients read now: recipients, delivered, people who clicked and who
+    signed, with the rates of those delivered. Clickers are None without per-person click rows."""
+    def grouped(count: Any, *joins_where: Any) -> sa.Select:
+        return (sa.select(Subscriber.language, count).select_from(Delivery)
+                .outerjoin(Subscriber, Subscriber.id == Delivery.subscriber_id)
+                .where(Delivery.alert_id == alert_id, *joins_where).group_by(Subscriber.language))
+
+    recipients = _per_language(grouped(sa.func.count()))
+    sent = _per_language(grouped(sa.func.count(), Delivery.status == DeliveryStatus.SENT))
+    bounce = sa.exists().where(BounceEvent.delivery_id == Delivery.id,
+                               BounceEvent.kind.in_([BounceKind.HARD, BounceKind.SOFT]))
+    bounced = _per_language(grouped(sa.func.count(), Delivery.status == DeliveryStatus.SENT, bounce))
+    clickers = _per_language(grouped(sa.func.count(), sa.exists().where(
+        Click.delivery_id == Delivery.id, Click.alert_id == alert_id, Click.machine.is_(False))))
+    signers = _per_language(grouped(sa.func.count(), sa.exists().where(
+        Signature.delivery_id == Delivery.id, Signature.alert_id == alert_id)))
+    per_person = current_app.config["TRACK_CLICKS"] == "person"
+    clicks_known = clicks_known and (sum(clickers.values()) > 0 or per_person)
+    out = []
+    for code in i18n.languages():
+        delivered = sent[code] - bounced[code]
+        clicked = clickers[code] if clicks_known else None
+        out.append({
+            "language": code, "name": i18n.STAFF_NAMES.get(code, code),
+            "recipients": recipients[code], "delivered": delivered,
+            "clickers": clicked, "click_rate": _rate(clicked, delivered) if clicked is not None else None,
+            "signers": signers[code], "sign_rate": _rate(signers[code], delivered),
+        })
+    return out
 
 
 def report(alert_id: int) -> dict | None:
@@ -201,6 +242,8 @@ def report(alert_id: int) -> dict | None:
             collections.Counter(s.source_code for s in sig_rows if s.source_code).items(),
             key=lambda item: (-item[1], item[0]))],
         "links": link_items,
+        # Per language recipients read (as their subscriber records say now).
+        "by_language": by_language(alert_id),
         **windows,
     }
 

@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from .. import listcounts
+from .. import i18n, listcounts
 from ..extensions import Column, db
-from ..models import Action, ConsentRecord, Signature, Subscriber, utcnow
+from ..models import Action, ConsentRecord, Signature, Subscriber, SubscriberStatus, utcnow
 
 if TYPE_CHECKING:
     from datetime import datetime
@@ -136,3 +136,14 @@ def signatures_per_action(days: list[date] | None = None) -> list[tuple[Action, 
         sa.select(Action).where(Action.id.in_(list(by))).order_by(Action.position, Action.id)
     ).all() if by else []
     return [(a, Series(days, [by[a.id].get(d.isoformat(), 0) for d in days])) for a in actions]
+
+
+def readers_by_language() -> list[tuple[str, int]]:
+    """Confirmed subscribers per language they read (none stored, or one not offered: the
+    default), in LANGUAGES order: one grouped query."""
+    counts = dict.fromkeys(i18n.languages(), 0)
+    for stored, n in db.session.execute(
+            sa.select(Subscriber.language, sa.func.count())
+            .where(Subscriber.status == SubscriberStatus.CONFIRMED).group_by(Subscriber.language)):
+        counts[i18n.language_of(stored)] += n
+    return [(i18n.STAFF_NAMES.get(code, code), n) for code, n in counts.items()]

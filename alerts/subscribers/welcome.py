@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 
-from .. import queueing, tasknames
-from ..actions import action_link, open_actions
+from .. import i18n, queueing, tasknames
+from ..actions import action_link, open_actions, text_of
 from ..extensions import db
 from ..mail.context import org_context
 from ..mail.rendering import CompiledEmail, compiled, markdown_html
@@ -47,20 +47,68 @@ def text() -> EmailText:
     """The staff-edited text, or the default (not stored until staff save it)."""
     row = db.session.get(EmailText, NAME)
     if row is None:
-        row = EmailText(name=NAME, subject=default_subject(), body_md=default_body(), enabled=True)
+        with i18n.in_language(i18n.default_language()):
+            row = EmailText(name=NAME, subject=default_subject(), body_md=default_body(), enabled=True)
+        versions = {}
+        for lang in i18n.other_languages():  # the catalogue's words, where it has them
+            with i18n.in_language(lang):
+                version = {"subject": default_subject(), "body_md": default_body()}
+            if version != {"subject": row.subject, "body_md": row.body_md}:
+                versions[lang] = version
+        row.translations = versions or None
     return row
 
 
-def save_text(subject: str, body_md: str, enabled: bool) -> EmailText:
+def languages_of(row: EmailText) -> list[str]:
+    """The languages the welcome can be written in: the default, and each other one the text
+    and every open action it lists have a version in (else it goes in the default, whole)."""
+    actions = open_actions()
+    return [i18n.default_language()] + [
+        code for code in i18n.other_languages()
+        if i18n.version_in(row.translations, code, "subject") is not None
+        and all(text_of(a, code).lang == code for a in actions)]
+
+
+def text_in(row: EmailText, lang: str | None) -> tuple[str, str, str]:
+    """(language, subject, text) of the welcome for a reader of `lang`: all in one language."""
+    code = i18n.known(lang)
+    if code is None or code not in languages_of(row) or code == i18n.default_language():
+        return i18n.default_language(), row.subject, row.body_md
+    version = i18n.version_in(row.translations, code, "subject") or {}
+    return code, version["subject"], version.get("body_md") or ""
+
+
+def _clean(subject: str | None, body_md: str | None, name: str = "") -> tuple[str, str]:
     subject = " ".join((subject or "").split())
     if not subject:
-        raise WelcomeError("the subject is required")
+        raise WelcomeError(f"the {name}subject is required")
     if len(subject) > 200:
-        raise WelcomeError("the subject is longer than 200 characters")
+        raise WelcomeError(f"the {name}subject is longer than 200 characters")
     if len(body_md or "") > 20_000:
-        raise WelcomeError("the text is longer than 20,000 characters")
+        raise WelcomeError(f"the {name}text is longer than 20,000 characters")
+    return subject, (body_md or "").strip()
+
+
+def save_text(subject: str, body_md: str, enabled: bool,
+              translations: dict[str, dict[str, str | None]] | None = None) -> EmailText:
+    """Save the welcome's text; `translations` (by language) replaces its other versions (a
+    version all blank is removed; None keeps them as they are)."""
+    subject, body_md = _clean(subject, body_md)
+    current = text()
+    versions = dict(current.translations or {})
+    for lang, version in (translations or {}).items():
+        code = i18n.known(lang)
+        if code is None or code == i18n.default_language():
+            raise WelcomeError(f"“{lang}” is not one of the other languages")
+        if not any((v or "").strip() for v in version.values()):
+            versions.pop(code, None)
+            continue
+        name = f"{i18n.STAFF_NAMES.get(code, code)} "
+        es_subject, es_body = _clean(version.get("subject"), version.get("body_md"), name)
+        versions[code] = {"subject": es_subject, "body_md": es_body}
     row = db.session.get(EmailText, NAME) or EmailText(name=NAME)
-    row.subject, row.body_md, row.enabled = subject, (body_md or "").strip(), bool(enabled)
+    row.subject, row.body_md, row.enabled = subject, body_md, bool(enabled)
+    row.translations = versions or None
     db.session.add(row)
     db.session.flush()
     return row
@@ -99,22 +147,29 @@ def unsent(limit: int = 1000, now: datetime | None = None) -> list[int]:
     ))
 
 
-def _context(row: EmailText) -> dict:
+def _context(lang: str, subject: str, body_md: str) -> dict:
+    query = "" if lang == i18n.default_language() else f"?lang={lang}"
+    actions = []
+    for a in open_actions():
+        t = text_of(a, lang)
+        actions.append({"title": t.title, "summary": t.summary, "call_to_action": t.call_to_action,
+                        "link": action_link(a) + ("" if a.url else query)})
     return {
         **org_context(),
-        "subject": row.subject,
-        "body_html": markdown_html(row.body_md),
-        "body_text": row.body_md,
-        "actions": [{"title": a.title, "summary": a.summary, "call_to_action": a.call_to_action,
-                     "link": action_link(a)} for a in open_actions()],
+        "subject": subject,
+        "body_html": markdown_html(body_md),
+        "body_text": body_md,
+        "actions": actions,
     }
 
 
-def compiled_welcome() -> CompiledEmail:
-    row = text()
+def compiled_welcome(lang: str | None = None) -> CompiledEmail:
+    """The welcome as a reader of `lang` gets it, compiled in its language (buttons, footer)."""
+    code, subject, body_md = text_in(text(), lang)
     actions = open_actions()
-    version = (row.subject, row.body_md, tuple((a.id, a.updated_at) for a in actions))
-    return compiled(NAME, SLOTS, lambda: _context(row), version)
+    version = (code, subject, body_md, tuple((a.id, a.updated_at) for a in actions))
+    with i18n.in_language(code):
+        return compiled(NAME, SLOTS, lambda: _context(code, subject, body_md), version)
 
 
 def _claim(subscriber_id: int) -> Subscriber | None:
@@ -149,5 +204,5 @@ def send_welcome(subscriber_id: int) -> emails.Email | None:
     if sub is None:
         return None
     # A bounce of the welcome counts as one of the subscriber's confirmation mail ("c").
-    return emails.Email(to=sub.email, compiled=compiled_welcome(), token_key=sub.token_key,
+    return emails.Email(to=sub.email, compiled=compiled_welcome(sub.language), token_key=sub.token_key,
                         return_path=return_path("c", sub.id))

@@ -8,8 +8,10 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, request, url_for
 
 from .. import i18n, words
+from ..actions import ActionText, text_of
 from ..blasts import progress
 from ..mail.context import external_url
+from ..models import Action
 
 # Query values a page's language links never repeat: `lang` is theirs to set, and an alert's
 # reference (`r`) is no address to offer search engines.
@@ -69,7 +71,14 @@ def language_url(code: str | None, *, alternate: bool = False) -> str | None:
     return url_for(endpoint, **values)
 
 
+def action_text(action: Action) -> ActionText:
+    """The action's title, summary, text, button and pledge in the page's language (else the
+    default language's, whole): what public pages print."""
+    return text_of(action, i18n.current())
+
+
 def register(app: Flask) -> None:
+    app.add_template_global(action_text, "action_text")
     app.add_template_filter(words.in_sentence, "in_sentence")
     app.add_template_filter(words.action_name, "action_name")
     app.add_template_filter(format_when, "when")

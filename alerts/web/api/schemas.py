@@ -173,6 +173,8 @@ class AudienceRules(Strict):
     has_first_name = fields.Boolean(allow_none=True)
     field_values = fields.Dict(keys=fields.String(), values=fields.List(fields.String()), metadata={
         "description": "custom field key -> values, one of which the subscriber has (ticked checkbox: yes)"})
+    languages = fields.List(fields.String(), metadata={
+        "description": "reads one of these languages (LANGUAGES codes; none stored reads the default)"})
 
 
 class AudienceCount(Schema):

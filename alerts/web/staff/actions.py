@@ -17,6 +17,7 @@ from flask import (
 )
 
 from ... import actions as catalog
+from ... import i18n
 from ...actions import records, signing
 from ...extensions import db
 from ...models import Action
@@ -39,6 +40,7 @@ def _save_action(form: ActionForm, action: Action | None) -> Action | None:
             allow_comments=form.allow_comments.data, requires_confirmation=form.requires_confirmation.data,
         )
         saved.topics = preferences.clean_topics(form.topics.data)
+        catalog.save_translation(saved, "es", **{f: form[f"{f}_es"].data for f in catalog.TRANSLATED_FIELDS})
         return saved
     except catalog.ActionError as exc:
         getattr(form, exc.field).errors.append(str(exc))
@@ -70,7 +72,10 @@ def _action_page(form: ActionForm, action: Action | None):
             if action is None:
                 record("action.create", f"action {saved.id}", slug=saved.slug)
             else:
-                record("action.edit", f"action {saved.id}", slug=saved.slug, fields=changed_fields(form))
+                changed = changed_fields(form)
+                record("action.edit", f"action {saved.id}", slug=saved.slug, fields=changed,
+                       languages=sorted({"es" if f.endswith("_es") else i18n.default_language()
+                                         for f in changed}))
             db.session.commit()
             flash(f"Saved “{saved.title}”.", "success")
             return redirect(url_for("staff.actions"), code=303)
@@ -79,7 +84,9 @@ def _action_page(form: ActionForm, action: Action | None):
 
 
 def actions():
-    return render_template("staff/actions.html", actions=catalog.ordered_actions(),
+    items = catalog.ordered_actions()
+    return render_template("staff/actions.html", actions=items,
+                           untranslated={a.id for a in items if "es" in catalog.missing_languages(a)},
                            counts=signing.counts_by_action(), **_embed_context())
 
 
@@ -89,7 +96,9 @@ def action_new():
 
 def action_edit(action_id: int):
     action = db.get_or_404(Action, action_id)
-    return _action_page(ActionForm(obj=action), action)
+    es = (action.translations or {}).get("es") or {}
+    spanish = {f"{f}_es": es.get(f, "") for f in catalog.TRANSLATED_FIELDS}
+    return _action_page(ActionForm(obj=action, **spanish), action)
 
 
 def action_toggle(action_id: int):

@@ -9,9 +9,10 @@ import sqlalchemy as sa
 from flask import flash, jsonify, redirect, render_template, request, url_for
 from wtforms import SelectChoice
 
-from ... import audiences
+from ... import audiences, i18n
 from ...actions import ordered_actions
-from ...blasts import abtest, compose, personal, progress, state
+from ...actions.catalog import has_version
+from ...blasts import abtest, compose, content, personal, progress, state
 from ...blasts.compose import ComposeError, save_alert
 from ...extensions import db
 from ...models import AbTest, Action, Alert, AlertState, Signature, Subscriber
@@ -54,6 +55,9 @@ def _alert_form(alert: Alert | None) -> AlertForm:
             "intro_md": alert.intro_md,
             "actions": [a.slug for a in alert.actions],
         }
+        es = (alert.translations or {}).get("es") or {}
+        initial.update(subject_es=es.get("subject", ""), preheader_es=es.get("preheader", ""),
+                       intro_md_es=es.get("intro_md", ""))
     rules = (alert.audience or {}) if alert else {}
     initial.update({
         "only_signers_of": rules.get("only_signers_of", []),
@@ -68,6 +72,7 @@ def _alert_form(alert: Alert | None) -> AlertForm:
         "include_acted": rules.get("include_acted", False),
         "postal_prefixes": ", ".join(rules.get("postal_prefixes", [])),
         "has_first_name": {True: "yes", False: "no", None: ""}[rules.get("has_first_name")],
+        "languages": rules.get("languages", []),
     })
     test = db.session.get(AbTest, alert.id) if alert else None
     if test is not None:
@@ -81,6 +86,8 @@ def _alert_form(alert: Alert | None) -> AlertForm:
     form.only_signers_of.choices = every
     form.except_signers_of.choices = every
     form.topics.choices = [SelectChoice(slug, label) for slug, label in TOPICS]
+    form.languages.choices = [SelectChoice(code, i18n.STAFF_NAMES.get(code, code))
+                              for code in i18n.languages()]
     sources = db.session.scalars(sa.select(Subscriber.source).where(Subscriber.source.is_not(None))
                                  .distinct().order_by(Subscriber.source).limit(200))
     # The source codes signatures came with: someone who signed through a partner's page can
@@ -112,6 +119,7 @@ def _rules_from(values, alert: Alert | None) -> dict:
         "include_acted": values.get("include_acted") in ("y", "on", "true", "1"),
         "postal_prefixes": values.get("postal_prefixes"),
         "has_first_name": values.get("has_first_name"),
+        "languages": values.getlist("languages"),
         "field_values": {key.removeprefix(FIELD_PREFIX): values.getlist(key)
                          for key in values if key.startswith(FIELD_PREFIX)},
     }
@@ -153,6 +161,7 @@ def _compose_page(alert: Alert | None):
     form = _alert_form(alert)
     error = None
     if request.method == "POST" and form.validate_on_submit():
+        before = dict(alert.translations or {}) if alert is not None else {}
         try:
             saved = save_alert(
                 alert,
@@ -162,6 +171,8 @@ def _compose_page(alert: Alert | None):
                 action_slugs=form.actions.data,
                 created_by=current_staff().email,
                 audience=_rules_from(request.form, alert),
+                translations={"es": {"subject": form.subject_es.data, "preheader": form.preheader_es.data,
+                                     "intro_md": form.intro_md_es.data}},
             )
             _save_ab(saved, form)
             if (form.save_as.data or "").strip():
@@ -178,6 +189,9 @@ def _compose_page(alert: Alert | None):
             db.session.flush()  # a new draft's id, for the record
             record("alert.create" if alert is None else "alert.edit", f"alert {saved.id}",
                    subject=saved.subject, actions=list(form.actions.data or []),
+                   languages=[i18n.default_language(), *sorted(saved.translations or {})],
+                   translated_changed=sorted(code for code in i18n.other_languages()
+                                             if before.get(code) != (saved.translations or {}).get(code)),
                    audience=saved.audience, saved_audience=(form.save_as.data or "").strip() or None)
             db.session.commit()
             flash("Draft saved. Check the preview, send yourself a test, then send it.", "success")
@@ -187,7 +201,9 @@ def _compose_page(alert: Alert | None):
     tagged = {t for a in chosen for t in (a.topics or [])}
     action_topics = [label for slug, label in TOPICS if slug in tagged]
     picked = [a for a in ordered_actions() if a.is_open and a.slug in (form.actions.data or [])]
+    untranslated = [a.title for a in picked if a.is_open and not has_version(a, "es")]
     return render_template("staff/compose.html", form=form, alert=alert, error=error,
+                           untranslated_actions=untranslated,
                            audience_fields=audience_fields(alert),
                            audience=audience_of(alert, count=False), action_topics=action_topics,
                            intro_names=compose.intro_names(form.intro_md.data, picked),
@@ -243,6 +259,7 @@ def alerts():
     return render_template(
         "staff/alerts.html", pagination=pagination,
         counts=progress.counts_by_alert([a.id for a in pagination.items]),
+        untranslated={a.id for a in pagination.items if "es" in content.missing_languages(a)},
     )
 
 

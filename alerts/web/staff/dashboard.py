@@ -59,6 +59,7 @@ def dashboard_charts() -> dict:
         "unsubscribes": unsubscribed,
         "unsubscribes_chart": charts.bars(days, unsubscribed.values, "Unsubscribes per day"),
         "sources": series.signups_by_source(days),
+        "languages": series.readers_by_language(),
         "signature_codes": series.signatures_by_source_code(days),
         "signatures": [
             (action, s, charts.spark(days, s.values, f"Signatures per day for {action.title}"))

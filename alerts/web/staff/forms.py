@@ -120,6 +120,16 @@ class ActionForm(FlaskForm):
         validators=[Optional(), NumberRange(min=1, max=100_000_000,
                                             message="Enter a whole number of signatures, 1 or more.")],
     )
+    # The Spanish version (optional): the Spanish pages and emails show it, else the English whole.
+    title_es = StringField("Title in Spanish", validators=[Optional(), Length(max=200)],
+                           render_kw={"lang": "es"})
+    summary_es = TextAreaField("Summary in Spanish", render_kw={"rows": 4, "lang": "es"})
+    call_to_action_es = StringField("Call to action in Spanish", validators=[Optional(), Length(max=80)],
+                                    description="e.g. “Firme la petición”.", render_kw={"lang": "es"})
+    body_es = TextAreaField("Full text in Spanish", render_kw={"rows": 6, "lang": "es"},
+                            validators=[Length(max=20_000)])
+    pledge_text_es = TextAreaField("Pledge text in Spanish (pledges)", render_kw={"rows": 3, "lang": "es"},
+                                   validators=[Length(max=2000)])
     allow_comments = BooleanField("Let signers add a comment")
     requires_confirmation = BooleanField(
         "A signature counts only once its address confirms by email "
@@ -150,7 +160,13 @@ class AlertForm(FlaskForm):
         render_kw={"rows": 10},
     )
     actions = MultiCheckboxField("Actions", validators=[at_least_one])
+    # The Spanish version (optional): Spanish readers get it, else the whole alert in English.
+    subject_es = StringField("Subject in Spanish", validators=[Length(max=200)], render_kw={"lang": "es"})
+    preheader_es = StringField("Preheader in Spanish", validators=[Length(max=200)], render_kw={"lang": "es"})
+    intro_md_es = TextAreaField("Intro in Spanish (Markdown)", validators=[Length(max=20_000)],
+                                render_kw={"rows": 8, "lang": "es"})
     # The audience: names match the rule keys of alerts/audiences/rules.py.
+    languages = MultiCheckboxField("Reads", validate_choice=False)
     saved_audience = SelectField("Start from a saved audience", choices=[], validate_choice=False)
     only_signers_of = MultiCheckboxField("Only those who signed", validate_choice=False)
     except_signers_of = MultiCheckboxField("Leave out those who signed", validate_choice=False)
@@ -191,6 +207,7 @@ class ReminderForm(FlaskForm):
 
 class SendTestForm(FlaskForm):
     to = EmailField("Send a test to", validators=[DataRequired("Enter an address."), ADDRESS])
+    in_spanish = BooleanField("As Spanish readers get it")
 
 
 class LaunchForm(FlaskForm):

@@ -7,6 +7,7 @@ import smtplib
 
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
+from ... import i18n
 from ...blasts import approval, compose, content, control, personal, progress, scheduling, sending, state
 from ...blasts.compose import ComposeError
 from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
@@ -115,7 +116,7 @@ def _send_blocked() -> str | None:
 def _preview(alert_id: int) -> Rendered:
     """The preview as a sample reader by name, or (?reader=nameless) one whose greetings fall back."""
     person = None if request.args.get("reader") == "nameless" else personal.SAMPLE
-    return content.preview(db.get_or_404(Alert, alert_id), person=person)
+    return content.preview(db.get_or_404(Alert, alert_id), person=person, lang=request.args.get("lang"))
 
 
 def alert_preview_html(alert_id: int):
@@ -150,8 +151,9 @@ def alert_test(alert_id: int):
         flash("Test not sent: " + " ".join(e for errs in form.errors.values() for e in errs), "error")
         return back
     to = form.to.data.strip()
+    lang = "es" if form.in_spanish.data else None
     try:
-        sending.send_test(item.id, to)
+        sending.send_test(item.id, to, lang)
     except state.BlastError as exc:
         flash(f"Test not sent: {exc}.", "error")
     except (OSError, smtplib.SMTPException, MailConfigError) as exc:
@@ -159,9 +161,13 @@ def alert_test(alert_id: int):
         flash(f"Test not sent: the mail server could not be reached or refused it ({exc}). "
               "Nothing was sent to subscribers.", "error")
     else:
-        record("alert.test", f"alert {item.id}", to_hash=email_hash(to)[:16])
+        record("alert.test", f"alert {item.id}", to_hash=email_hash(to)[:16],
+               language=content.AlertText.of(item, lang).lang or i18n.default_language())
         db.session.commit()
-        flash(f"Test sent to {to}. Its subject starts with [TEST].", "success")
+        english = lang and "es" not in content.alert_languages(item)
+        flash(f"Test sent to {to}. Its subject starts with [TEST]."
+              + (" Spanish readers get this alert in English: it (or one of its actions) has no "
+                 "Spanish version." if english else ""), "success")
     return back
 
 

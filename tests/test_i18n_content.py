@@ -24,6 +24,14 @@ ES = {"subject": "Hola {first_name|amistad}: actúe ahora por la niñez",
       "intro_md": "Gracias por **defender** a niñas, niños y jóvenes."}
 
 
+def _seed_english_only() -> None:
+    """The seed's actions without their Spanish versions: what "missing" looks like."""
+    seed_actions()
+    for a in db.session.scalars(sa.select(Action)):
+        a.translations = None
+    db.session.commit()
+
+
 def _translate_actions() -> None:
     for a in open_actions():
         save_translation(a, "es", title=f"Acción {a.id} en español", summary="Resumen en español.",
@@ -33,7 +41,7 @@ def _translate_actions() -> None:
 
 
 def _alert(spanish: bool = True) -> int:
-    seed_actions()
+    _seed_english_only()
     alert = save_alert(None, subject="Dear {first_name|friend}, act now",
                        intro_md="Thank you for **standing up**.", preheader="Two minutes",
                        translations={"es": ES} if spanish else None)
@@ -109,7 +117,7 @@ def test_an_alert_without_spanish_goes_wholly_english_to_a_spanish_reader(
 
 
 def test_an_action_without_spanish_keeps_the_whole_alert_english(app, ctx):
-    alert_id = _alert()  # the seeded actions have no Spanish version
+    alert_id = _alert()  # the seeded actions without their Spanish versions
     alert = db.session.get_one(Alert, alert_id)
     assert content.alert_languages(alert) == ["en"]
     factories = content.FactoriesByLanguage.for_alert(alert)
@@ -151,7 +159,7 @@ def test_a_change_to_the_spanish_subject_voids_the_approval(app, ctx, monkeypatc
 
 def test_the_action_page_speaks_the_page_language_else_english(app, client):
     with app.app_context():  # each request its own app context: the page language is per request
-        seed_actions()
+        _seed_english_only()
         first, second = open_actions()[:2]
         save_translation(first, "es", title="La detención no es lugar para la niñez", summary="Resumen.",
                          call_to_action="Firme la petición", body="Texto completo en español.")
@@ -178,7 +186,7 @@ def test_a_version_without_a_title_is_no_version(app, ctx):
 
 
 def test_the_welcome_in_spanish_once_it_and_every_open_action_have_one(app, ctx):
-    seed_actions()
+    _seed_english_only()
     assert welcome.text_in(welcome.text(), "es")[0] == "en"  # the actions have no Spanish yet
     _translate_actions()
     lang, subject, body = welcome.text_in(welcome.text(), "es")
@@ -212,7 +220,7 @@ def test_audiences_by_language(app, ctx):
 
 def test_the_compose_page_saves_the_spanish_version_and_says_what_is_missing(app, staff_client):
     with app.app_context():
-        seed_actions()
+        _seed_english_only()
     page = staff_client.get("/staff/alerts/new").get_data(as_text=True)
     assert "Spanish version (optional)" in page and 'name="subject_es"' in page
     base = {"subject": "Act now", "intro_md": "Hello.", "actions": []}
@@ -237,7 +245,7 @@ def test_the_compose_page_saves_the_spanish_version_and_says_what_is_missing(app
 
 def test_the_action_form_saves_the_spanish_version_audited_by_language(app, staff_client):
     with app.app_context():
-        seed_actions()
+        _seed_english_only()
         action = open_actions()[0]
         action_id, data = action.id, {"title": action.title, "slug": action.slug, "summary": action.summary,
                                       "call_to_action": action.call_to_action, "kind": action.kind,
@@ -279,3 +287,23 @@ def test_the_cli_creates_an_alert_with_a_spanish_version_for_spanish_readers(app
     refused = app.test_cli_runner().invoke(args=[
         "alert", "create", "--subject", "Act now", "--intro", "Hello.", "--intro-es", "Hola."])
     assert refused.exit_code == 2 and "needs a subject" in refused.output
+
+
+def test_the_seed_actions_come_in_spanish_and_so_does_the_default_welcome(app, client):
+    with app.app_context():
+        seed_actions()
+        assert all(text_of(a, "es").lang == "es" for a in open_actions())
+        lang, subject, _body = welcome.text_in(welcome.text(), "es")
+        assert lang == "es" and subject.startswith("Le damos la bienvenida")
+    center = client.get("/?lang=es").get_data(as_text=True)
+    assert "La detención no es lugar para la infancia" in center and "Firme el compromiso" in center
+    assert "Detention is No Place for a Child" not in center
+
+
+def test_the_seed_never_translates_what_staff_rewrote(app, ctx):
+    seed_actions()
+    action = open_actions()[0]
+    action.title, action.translations = "Our own words", None
+    db.session.commit()
+    seed_actions()
+    assert db.session.get_one(Action, action.id).translations is None

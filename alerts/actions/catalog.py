@@ -156,6 +156,79 @@ def save_translation(action: Action, lang: str, **version: str | None) -> bool:
     return True
 
 
+# The seed actions in Spanish (each text whole: title, button, summary, and a pledge's words),
+# keyed by the English title; the body is the summary, as in English.
+SEED_SPANISH: dict[str, dict[str, str]] = {
+    "Detention is No Place for a Child": {
+        "title": "La detención no es lugar para la infancia",
+        "call_to_action": "Firme la petición",
+        "summary": (
+            "El presidente Biden prometió poner fin a la detención de familias, pero en este momento su "
+            "Administración considera volver a esta práctica cruel. Exigimos políticas que reconozcan la "
+            "humanidad y la dignidad de la niñez inmigrante, y que garanticen que se la valore, no que se "
+            "la persiga ni se la estigmatice."),
+    },
+    "Call on Mayor Adams to Follow the Law and Close Rikers Island": {
+        "title": "Pídale al alcalde Adams que cumpla la ley y cierre Rikers Island",
+        "call_to_action": "Firme la petición",
+        "summary": (
+            "Rikers encarcela a cientos de personas jóvenes que, con frecuencia, están allí porque se han "
+            "criminalizado sus problemas de salud mental. Súmese a nuestro llamado para que el alcalde Adams "
+            "cierre Rikers Island, ayude a acabar con el camino que lleva del cuidado de crianza temporal a "
+            "la prisión e invierta en los servicios preventivos que nuestras comunidades necesitan."),
+    },
+    "Stop Criminalizing Children, Invest In Their Healing": {
+        "title": "Basta de criminalizar a la niñez: inviertan en su sanación",
+        "call_to_action": "Firme la petición",
+        "summary": (
+            "En comunidades de todo el país, es la policía, y no personal de salud capacitado, quien "
+            "responde primero ante una crisis de salud mental o social de una niña o un niño. Pida a sus "
+            "representantes que pongan fin a los caminos hacia la prisión y financien servicios "
+            "comunitarios que permitan a la juventud desarrollarse y sanar."),
+    },
+    "Sign the Healthy Kids Healthy Minds Pledge": {
+        "title": "Firme el compromiso Healthy Kids Healthy Minds",
+        "call_to_action": "Firme el compromiso",
+        "summary": (
+            "Le pedimos que asuma nuestro compromiso #HealthyKidsHealthyMinds para sacar a la luz las "
+            "enfermedades mentales en la infancia. Al sumar su nombre, usted marcará la diferencia y "
+            "ayudará a crear conciencia sobre esta crisis nacional."),
+        "pledge_text": (
+            "Asumo el compromiso #HealthyKidsHealthyMinds: ayudaré a sacar a la luz las enfermedades "
+            "mentales en la infancia y a crear conciencia sobre esta crisis nacional."),
+    },
+    "Disrupt Institutional Racism in Child Welfare Systems": {
+        "title": "Combata el racismo institucional en los sistemas de bienestar infantil",
+        "call_to_action": "Firme el compromiso",
+        "summary": (
+            "Comprométase a ayudar a poner fin a la vigilancia, las investigaciones y las separaciones "
+            "injustas, innecesarias y devastadoras que alejan a niñas y niños negros de sus familias. "
+            "Sume su nombre."),
+        "pledge_text": (
+            "Me comprometo a ayudar a poner fin a la vigilancia, las investigaciones y las separaciones "
+            "injustas, innecesarias y devastadoras que alejan a niñas y niños negros de sus familias."),
+    },
+    "We Need Laws and Policies that Celebrate and Empower LGBTQ+ Youth": {
+        "title": "Necesitamos leyes y políticas que celebren y empoderen a la juventud LGBTQ+",
+        "call_to_action": "Firme la petición",
+        "summary": (
+            "La juventud LGBTQ+ está sobrerrepresentada en los sistemas de bienestar infantil, donde corre "
+            "más riesgo de sufrir acoso y abuso en el cuidado de crianza temporal, en la justicia juvenil y "
+            "en los albergues para personas sin hogar. Exija igualdad YA y pida a sus senadoras y senadores "
+            "que aprueben la Ley de Igualdad (Equality Act)."),
+    },
+    "Fight Against Discrimination, Demand More Loving Homes for Children": {
+        "title": "Luche contra la discriminación: exija más hogares llenos de amor para la niñez",
+        "call_to_action": "Firme la petición",
+        "summary": (
+            "Inste al Congreso a aprobar la Ley John Lewis Every Child Deserves a Family Act (ECDFA). Al "
+            "prohibir la discriminación en el bienestar infantil, la ECDFA aumentaría el número de hogares "
+            "de crianza temporal y adoptivos disponibles para la juventud, y le daría la mejor oportunidad "
+            "posible de encontrar un hogar seguro, estable y lleno de amor."),
+    },
+}
+
+
 def slugify(title: str) -> str:
     slug = re.sub(r"[^a-z0-9]+", "-", title.lower().replace("+", " plus ")).strip("-")
     return slug[:120] or "action"
@@ -165,7 +238,8 @@ def seed_actions() -> tuple[int, int]:
     """Insert the missing seed actions; returns (added, already there).
 
     Never edits staff work: an action seeded before actions had a text of their own gets the
-    seed's text, target and pledge only while its text is still empty.
+    seed's text, target and pledge only while its text is still empty, and its Spanish version
+    only while it has none and its English title and summary are still the seed's.
     """
     existing = {a.slug: a for a in db.session.scalars(sa.select(Action))}
     added = 0
@@ -178,7 +252,13 @@ def seed_actions() -> tuple[int, int]:
                             position=position * 10, is_open=True)
             db.session.add(action)
             added += 1
-        elif action.body:
+        # The Spanish text, while the action still says what the seed says in English.
+        spanish = SEED_SPANISH.get(title)
+        if (spanish and "es" in i18n.other_languages() and not has_version(action, "es")
+                and action.title == title and (action.summary or summary) == summary):
+            action.translations = {**(action.translations or {}),
+                                   "es": {**spanish, "body": spanish["summary"]}}
+        if action.body:
             continue
         action.body = summary
         action.target = action.target or SEED_TARGETS.get(title)

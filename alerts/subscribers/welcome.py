@@ -94,8 +94,10 @@ def save_text(subject: str, body_md: str, enabled: bool,
     """Save the welcome's text; `translations` (by language) replaces its other versions (a
     version all blank is removed; None keeps them as they are)."""
     subject, body_md = _clean(subject, body_md)
-    current = text()
-    versions = dict(current.translations or {})
+    stored = db.session.get(EmailText, NAME)
+    # A first text of staff's own keeps no default version in another language: those are
+    # the default's words, not a translation of theirs (the staff page shows and sends them).
+    versions = dict(stored.translations or {}) if stored is not None else {}
     for lang, version in (translations or {}).items():
         code = i18n.known(lang)
         if code is None or code == i18n.default_language():
@@ -192,7 +194,14 @@ def release(subscriber_id: int) -> None:
     db.session.commit()
 
 
-@emails.email(NAME, task=tasknames.SEND_WELCOME, subscriber=True, on_retry=release)
+def _language(subscriber_id: int, *_args: object, **_kwargs: object) -> str:
+    """The language the welcome is written in for this subscriber: theirs where the welcome
+    (and every action it lists) has a version in it, else the default, so that its fixed parts
+    (buttons, footer, Content-Language) never speak another language than its text."""
+    return text_in(text(), emails.subscriber_language(subscriber_id))[0]
+
+
+@emails.email(NAME, task=tasknames.SEND_WELCOME, subscriber=True, on_retry=release, language=_language)
 def send_welcome(subscriber_id: int) -> emails.Email | None:
     """The welcome, once for the subscriber's current confirmation; None when not to be sent.
 

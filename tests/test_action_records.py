@@ -166,7 +166,8 @@ def test_staff_edit_sets_goal_target_text_and_settings(app, seeded_staff_client)
     page = f"/staff/actions/{action.id}/edit"
     data = {"title": action.title, "slug": action.slug, "summary": action.summary,
             "call_to_action": action.call_to_action, "kind": "pledge", "url": "", "is_open": "y",
-            "target": "NYC Council", "body": "Para one.\n\nPara two.", "pledge_text": "I pledge.", "pledge_text_es": "Me comprometo.",
+            "target": "NYC Council", "body": "Para one.\n\nPara two.", "pledge_text": "I pledge.",
+            "pledge_text_es": "Me comprometo.",
             "goal": "2500", "allow_comments": "y", "requires_confirmation": "y",
             "csrf_token": csrf_token(seeded_staff_client, page)}
     assert seeded_staff_client.post(page, data=data).status_code == 303

@@ -11,11 +11,13 @@ import email.policy
 import json
 import threading
 import time
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Session
@@ -263,8 +265,29 @@ class _CatcherSMTP(SMTP):
 
 
 class _CatcherController(Controller):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.sessions: weakref.WeakSet[_CatcherSMTP] = weakref.WeakSet()
+
     def factory(self) -> SMTP:
-        return _CatcherSMTP(self.handler, **self.SMTP_kwargs)
+        smtp = _CatcherSMTP(self.handler, **self.SMTP_kwargs)
+        self.sessions.add(smtp)
+        return smtp
+
+    def close_sessions(self, timeout: float = 5.0) -> None:
+        """Drop every client's connection on the server's own loop before it stops: a
+        transport the stopped loop never closed is left to the garbage collector, whose
+        ResourceWarning then fails whichever test happens to be running."""
+        done = threading.Event()
+
+        def close() -> None:
+            for smtp in list(self.sessions):
+                if smtp.transport is not None and not smtp.transport.is_closing():
+                    smtp.transport.close()
+            done.set()
+
+        self.loop.call_soon_threadsafe(close)
+        done.wait(timeout)
 
 
 class MailCatcher:
@@ -281,6 +304,7 @@ class MailCatcher:
 
     def stop(self) -> None:
         if self.controller._thread is not None:  # stopping twice is fine (tests stop relays mid-run)
+            self.controller.close_sessions()
             self.controller.stop()
 
     @property

@@ -134,7 +134,8 @@ def test_a_signature_confirmation_speaks_the_page_else_the_signer_as_a_subscribe
                                                                                   dkim_key):  # noqa: F811
     with app.app_context():
         seed_actions()
-        title = db.session.scalars(sa.select(Action.title).order_by(Action.id)).first()
+        action = db.session.scalars(sa.select(Action).order_by(Action.id)).first()
+        title, titulo = action.title, action.translations["es"]["title"]  # the action in each language
         by_page = _signature("firmante@example.org")
         _subscriber("suscrita@example.org", "confirmed", "es")
         by_subscriber = _signature("suscrita@example.org")
@@ -144,9 +145,9 @@ def test_a_signature_confirmation_speaks_the_page_else_the_signer_as_a_subscribe
     assert dkim.verify(received.data, dnsfunc=dns_for(dkim_key))
     msg = received.message
     assert msg["Content-Language"] == "es"
-    assert msg["Subject"] == f"Confirme su firma: {title}"
+    assert msg["Subject"] == f"Confirme su firma: {titulo}"
     text, html = _parts(msg)
-    assert f"Alguien, esperamos que usted, firmó «{title}» con firmante@example.org." in text
+    assert f"Alguien, esperamos que usted, firmó «{titulo}» con firmante@example.org." in text
     assert ">Confirmar mi firma</a>" in html and "durante 7 días" in text
     assert "Recibió este correo porque esta dirección se escribió en una petición" in text
 

@@ -89,7 +89,7 @@ SEED_PLEDGES: dict[str, str] = {
 }
 
 
-TRANSLATED_FIELDS = ("title", "summary", "body", "call_to_action", "pledge_text")
+TRANSLATED_FIELDS = ("title", "summary", "body", "call_to_action", "pledge_text", "target")
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class ActionText:
     body: str
     call_to_action: str
     pledge_text: str | None
+    target: str | None = None  # whom it addresses (a version without one names the default's)
 
 
 def text_of(action: Action, lang: str | None = None) -> ActionText:
@@ -110,10 +111,10 @@ def text_of(action: Action, lang: str | None = None) -> ActionText:
     version = i18n.version_in(action.translations, lang, "title")
     if version is None:
         return ActionText(i18n.default_language(), action.title, action.summary or "", action.body or "",
-                          action.call_to_action, action.pledge_text)
+                          action.call_to_action, action.pledge_text, action.target)
     return ActionText(str(i18n.known(lang)), version["title"], version.get("summary") or "",
                       version.get("body") or "", version.get("call_to_action") or action.call_to_action,
-                      version.get("pledge_text") or None)
+                      version.get("pledge_text") or None, version.get("target") or action.target)
 
 
 def has_version(action: Action, lang: str) -> bool:
@@ -161,6 +162,7 @@ def save_translation(action: Action, lang: str, **version: str | None) -> bool:
 SEED_SPANISH: dict[str, dict[str, str]] = {
     "Detention is No Place for a Child": {
         "title": "La detención no es lugar para la infancia",
+        "target": "El presidente Biden y su Administración",
         "call_to_action": "Firme la petición",
         "summary": (
             "El presidente Biden prometió poner fin a la detención de familias, pero en este momento su "
@@ -170,6 +172,7 @@ SEED_SPANISH: dict[str, dict[str, str]] = {
     },
     "Call on Mayor Adams to Follow the Law and Close Rikers Island": {
         "title": "Pídale al alcalde Adams que cumpla la ley y cierre Rikers Island",
+        "target": "El alcalde Adams",
         "call_to_action": "Firme la petición",
         "summary": (
             "Rikers encarcela a cientos de personas jóvenes que, con frecuencia, están allí porque se han "
@@ -210,6 +213,7 @@ SEED_SPANISH: dict[str, dict[str, str]] = {
     },
     "We Need Laws and Policies that Celebrate and Empower LGBTQ+ Youth": {
         "title": "Necesitamos leyes y políticas que celebren y empoderen a la juventud LGBTQ+",
+        "target": "Sus senadoras y senadores",
         "call_to_action": "Firme la petición",
         "summary": (
             "La juventud LGBTQ+ está sobrerrepresentada en los sistemas de bienestar infantil, donde corre "
@@ -219,6 +223,7 @@ SEED_SPANISH: dict[str, dict[str, str]] = {
     },
     "Fight Against Discrimination, Demand More Loving Homes for Children": {
         "title": "Luche contra la discriminación: exija más hogares llenos de amor para la niñez",
+        "target": "El Congreso",
         "call_to_action": "Firme la petición",
         "summary": (
             "Inste al Congreso a aprobar la Ley John Lewis Every Child Deserves a Family Act (ECDFA). Al "

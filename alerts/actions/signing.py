@@ -29,6 +29,7 @@ from ..models import Action, Delivery, Signature, Subscriber, utcnow
 from ..models import email_key as subscriber_key
 from ..subscribers import confirmations, emails, signup_form, subscriptions
 from ..webhooks import outbox
+from .catalog import text_of
 from .references import read_reference
 
 SIGNATURE_CONFIRM_SALT = "alerts.signature-confirm.v1"
@@ -499,6 +500,6 @@ def send_signature_confirmation(signature_id: int, language: str | None = None) 
         compiled=compiled("signature_confirm", SIGNATURE_CONFIRM_SLOTS, org_context),
         values={"confirm_url": external_url("public.confirm_signature",
                                             token=make_confirm_token(signature.id)),
-                "action_title": action.title},
+                "action_title": text_of(action, i18n.current()).title},
         return_path=envelope_sender(current_app.config),
     )

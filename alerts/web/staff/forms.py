@@ -130,6 +130,9 @@ class ActionForm(FlaskForm):
                             validators=[Length(max=20_000)])
     pledge_text_es = TextAreaField("Pledge text in Spanish (pledges)", render_kw={"rows": 3, "lang": "es"},
                                    validators=[Length(max=2000)])
+    target_es = StringField("Addressed to, in Spanish", validators=[Optional(), Length(max=200)],
+                            description="e.g. “El alcalde Adams”; left blank, the English name is shown.",
+                            render_kw={"lang": "es"})
     allow_comments = BooleanField("Let signers add a comment")
     requires_confirmation = BooleanField(
         "A signature counts only once its address confirms by email "

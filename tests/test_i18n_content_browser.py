@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from playwright.sync_api import expect
 
 from alerts.extensions import db
-from alerts.models import Alert, Delivery, Signature, Subscriber, utcnow
+from alerts.models import Action, Alert, Delivery, Signature, Subscriber, utcnow
 from tests.helpers import create_staff, save_alert, seed_actions
 from tests.plugins.browsers import new_page, staff_log_in
 from tests.test_accessibility_browser import _axe_source, axe_violations
@@ -19,8 +19,11 @@ PASSWORD = "a long staff password"
 
 
 def _sent_alert() -> int:
-    """A sent alert: 6 English readers (2 signed), 4 Spanish readers (1 signed)."""
+    """A sent alert: 6 English readers (2 signed), 4 Spanish readers (1 signed); the seed's
+    actions without their Spanish versions, so that the page has something missing to say."""
     seed_actions()
+    for a in db.session.scalars(sa.select(Action)):
+        a.translations = None
     alert = save_alert(None, subject="Act now for kids", intro_md="Thank you.", preheader="",
                        action_slugs=None, translations={"es": {"subject": "Actúe ahora por la niñez"}})
     alert.state, alert.started_at = "sent", utcnow()

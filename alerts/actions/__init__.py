@@ -4,6 +4,7 @@
 """
 
 from .catalog import (  # noqa: F401
+    KIND_NAMES,
     SEED_ACTIONS,
     SEED_PLEDGES,
     SEED_TARGETS,

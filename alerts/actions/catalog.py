@@ -6,11 +6,12 @@ import re
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from flask_babel import lazy_gettext as _l
 
 from .. import i18n
 from ..extensions import db
 from ..mail.context import external_url
-from ..models import Action
+from ..models import KINDS, Action
 
 SEED_ACTIONS: list[tuple[str, str, str]] = [
     (
@@ -89,7 +90,11 @@ SEED_PLEDGES: dict[str, str] = {
 }
 
 
-TRANSLATED_FIELDS = ("title", "summary", "body", "call_to_action", "pledge_text", "target")
+TRANSLATED_FIELDS = ("title", "summary", "body", "call_to_action", "pledge_text", "target", "call_script")
+
+# How a kind is named to people (the Action Center card, the page header); lazily, in their language.
+KIND_NAMES = {"petition": _l("Petition"), "pledge": _l("Pledge"),
+              "letter": _l("Letter"), "call": _l("Call")}
 
 
 @dataclass(frozen=True)
@@ -103,6 +108,7 @@ class ActionText:
     call_to_action: str
     pledge_text: str | None
     target: str | None = None  # whom it addresses (a version without one names the default's)
+    call_script: str | None = None  # what a caller says (a version without one: the default's)
 
 
 def text_of(action: Action, lang: str | None = None) -> ActionText:
@@ -111,10 +117,11 @@ def text_of(action: Action, lang: str | None = None) -> ActionText:
     version = i18n.version_in(action.translations, lang, "title")
     if version is None:
         return ActionText(i18n.default_language(), action.title, action.summary or "", action.body or "",
-                          action.call_to_action, action.pledge_text, action.target)
+                          action.call_to_action, action.pledge_text, action.target, action.call_script)
     return ActionText(str(i18n.known(lang)), version["title"], version.get("summary") or "",
                       version.get("body") or "", version.get("call_to_action") or action.call_to_action,
-                      version.get("pledge_text") or None, version.get("target") or action.target)
+                      version.get("pledge_text") or None, version.get("target") or action.target,
+                      version.get("call_script") or action.call_script)
 
 
 def has_version(action: Action, lang: str) -> bool:
@@ -318,8 +325,20 @@ def save(action: Action | None, *, title: str, slug: str | None, summary: str | 
          call_to_action: str, kind: str, url: str | None, is_open: bool,
          body: str | None = None, target: str | None = None, pledge_text: str | None = None,
          goal: int | None = None, allow_comments: bool = False,
-         requires_confirmation: bool = False) -> Action:
-    """Create or edit an action; raises ActionError("slug", …) when the slug is taken."""
+         requires_confirmation: bool = False, letter_subject: str | None = None,
+         letter_text: str | None = None, call_script: str | None = None) -> Action:
+    """Create or edit an action; raises ActionError(field, …) naming what cannot be saved (a
+    slug taken, an unknown kind, a letter without its subject or text)."""
+    if kind not in KINDS:
+        raise ActionError("kind", f"“{kind}” is not a kind of action ({', '.join(KINDS)}).")
+    letter_subject = " ".join((letter_subject or "").split()) or None
+    letter_text = (letter_text or "").strip() or None
+    if kind == "letter" and not letter_subject:
+        raise ActionError("letter_subject", "A letter needs a subject.")
+    if kind == "letter" and not letter_text:
+        raise ActionError("letter_text", "A letter needs its text.")
+    if letter_subject and len(letter_subject) > 200:
+        raise ActionError("letter_subject", "The subject is longer than 200 characters.")
     if goal is not None and goal < 1:
         raise ActionError("goal", "The goal must be a whole number of signatures, 1 or more.")
     exclude = action.id if action else None
@@ -347,6 +366,9 @@ def save(action: Action | None, *, title: str, slug: str | None, summary: str | 
     action.goal = goal
     action.allow_comments = bool(allow_comments)
     action.requires_confirmation = bool(requires_confirmation)
+    action.letter_subject = letter_subject
+    action.letter_text = letter_text
+    action.call_script = (call_script or "").strip() or None
     return action
 
 

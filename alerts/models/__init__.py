@@ -6,7 +6,17 @@ and importing this package registers them all on the metadata that migrations co
 
 from __future__ import annotations
 
-from .actions import Action, Signature, alert_actions
+from .actions import (
+    CALL_OUTCOMES,
+    KINDS,
+    Action,
+    ActionImage,
+    ActionTarget,
+    CallLog,
+    LetterDelivery,
+    Signature,
+    alert_actions,
+)
 from .api import ApiToken, ApiWrite
 from .audit import AuditEvent
 from .base import Model, UTCDateTime, email_hash, email_key, new_token_key, utcnow
@@ -30,7 +40,8 @@ from .tracking import AlertLink, Click, ClickBatch, ClickCount
 from .webhooks import WebhookAttempt, WebhookEndpoint, WebhookMessage, WebhookState
 
 __all__ = [
-    "AbTest", "Action", "Alert", "AlertLink", "AlertState", "BounceEvent", "BounceKind", "Click",
+    "AbTest", "Action", "ActionImage", "ActionTarget", "CALL_OUTCOMES", "CallLog", "KINDS",
+    "LetterDelivery", "Alert", "AlertLink", "AlertState", "BounceEvent", "BounceKind", "Click",
     "ClickBatch", "ClickCount", "ConsentRecord", "Delivery", "DeliveryStatus", "EmailText", "Model",
     "SavedAudience", "Signature", "SignupAttempt", "StaffUser", "Subscriber", "SubscriberField",
     "SubscriberFieldValue", "SubscriberStatus",

@@ -12,7 +12,7 @@ from .base import Model, UTCDateTime, utcnow
 
 
 class Action(Model):
-    """A petition or pledge on the Action Center."""
+    """A petition, pledge, letter or call on the Action Center."""
 
     __tablename__ = "actions"
 
@@ -38,8 +38,90 @@ class Action(Model):
     allow_comments: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     requires_confirmation: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
     # Another language's text: {"es": {"title", "summary", "body", "call_to_action",
-    # "pledge_text"}}; the default language's is in the columns above.
+    # "pledge_text", "call_script"}}; the default language's is in the columns above.
     translations: Mapped[dict | None] = mapped_column(sa.JSON)
+    # A letter's subject and fixed text (its signers may add a paragraph where allow_comments
+    # is set), and a call's script; the targets are ActionTarget rows.
+    letter_subject: Mapped[str | None] = mapped_column(sa.String(200))
+    letter_text: Mapped[str | None] = mapped_column(sa.Text)
+    call_script: Mapped[str | None] = mapped_column(sa.Text)
+
+
+KINDS = ("petition", "pledge", "letter", "call")
+CALL_OUTCOMES = ("reached", "voicemail", "busy", "no-answer")
+
+
+class ActionTarget(Model):
+    """A decision-maker a letter is sent to or a call is made to; a placeholder waits for staff
+    to put a real one in its place (nothing is sent to it)."""
+
+    __tablename__ = "action_targets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    position: Mapped[int] = mapped_column(default=0)
+    name: Mapped[str] = mapped_column(sa.String(200))
+    title: Mapped[str] = mapped_column(sa.String(200), default="", server_default="")
+    email: Mapped[str | None] = mapped_column(sa.String(254))
+    phone: Mapped[str | None] = mapped_column(sa.String(32))  # E.164
+    placeholder: Mapped[bool] = mapped_column(default=False, server_default=sa.false())
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ActionImage(Model):
+    """An action's share image, stored resized (1200x630) by the app: every host serves it."""
+
+    __tablename__ = "action_images"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), unique=True)
+    digest: Mapped[str] = mapped_column(sa.String(64))  # of the stored bytes: the URL changes with them
+    content_type: Mapped[str] = mapped_column(sa.String(32))
+    width: Mapped[int] = mapped_column()
+    height: Mapped[int] = mapped_column()
+    data: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    alt: Mapped[str] = mapped_column(sa.String(300), default="", server_default="")
+    uploaded_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LetterDelivery(Model):
+    """One signer's letter to one target: queued when the signature counts, sent once."""
+
+    __tablename__ = "letter_deliveries"
+    __table_args__ = (
+        sa.UniqueConstraint("signature_id", "target_id"),
+        sa.Index("ix_letter_deliveries_waiting", "status", "due_at"),
+        sa.Index("ix_letter_deliveries_target", "target_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    signature_id: Mapped[int] = mapped_column(sa.ForeignKey("signatures.id", ondelete="CASCADE"))
+    target_id: Mapped[int] = mapped_column(sa.ForeignKey("action_targets.id", ondelete="CASCADE"))
+    # queued | sending | sent | failed (refused for good) | bounced (accepted, then bounced)
+    status: Mapped[str] = mapped_column(sa.String(16), default="queued")
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # not before (digest, backoff)
+    attempts: Mapped[int] = mapped_column(default=0)
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    message_id: Mapped[str | None] = mapped_column(sa.String(255), index=True)
+    smtp_reply: Mapped[str | None] = mapped_column(sa.String(500))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class CallLog(Model):
+    """How one call to one target went, as the caller told it."""
+
+    __tablename__ = "call_logs"
+    __table_args__ = (sa.Index("ix_call_logs_target_outcome", "target_id", "outcome"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    action_id: Mapped[int] = mapped_column(sa.ForeignKey("actions.id", ondelete="CASCADE"), index=True)
+    target_id: Mapped[int] = mapped_column(sa.ForeignKey("action_targets.id", ondelete="CASCADE"))
+    signature_id: Mapped[int | None] = mapped_column(sa.ForeignKey("signatures.id", ondelete="SET NULL"),
+                                                     index=True)
+    outcome: Mapped[str] = mapped_column(sa.String(16))  # one of CALL_OUTCOMES
+    note: Mapped[str | None] = mapped_column(sa.Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
 
 
 alert_actions = sa.Table(

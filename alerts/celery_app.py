@@ -75,6 +75,10 @@ def celery_config(app: Flask) -> dict:
                 "task": tasknames.DECIDE_AB_TESTS,
                 "schedule": timedelta(seconds=app.config.get("SWEEP_INTERVAL_SECONDS", 60)),
             },
+            "send-letters": {
+                "task": tasknames.SEND_LETTERS,
+                "schedule": timedelta(seconds=app.config.get("LETTER_SWEEP_SECONDS", 30)),
+            },
             "sweep-webhooks": {
                 "task": tasknames.SWEEP_WEBHOOKS,
                 "schedule": timedelta(seconds=app.config.get("WEBHOOK_SWEEP_SECONDS", 5)),

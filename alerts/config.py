@@ -73,6 +73,13 @@ def _timezone(name: str, default: str) -> str:
     return value
 
 
+def _hour(name: str, default: int) -> int:
+    value = _int(name, default)
+    if not 0 <= value <= 23:
+        raise ConfigError(f"{name} must be an hour from 0 to 23, got {value}")
+    return value
+
+
 def _choice(name: str, allowed: tuple[str, ...], default: str) -> str:
     value = (_env(name, default) or default).strip().lower()
     if value not in allowed:
@@ -256,6 +263,11 @@ def load_config(instance_path: Path) -> dict:
         # subscriber's `language` may name.
         "API_RATE_LIMIT": _env("API_RATE_LIMIT", "600/minute;20000/hour"),
         "LANGUAGES": [code.strip() for code in (_env("LANGUAGES", "en,es") or "").split(",") if code.strip()],
+        # Letters to decision-makers: one message per letter (each) or one a day per target
+        # at LETTER_DIGEST_HOUR, ORG_TIMEZONE (digest); how often beat sends what is due.
+        "LETTER_DELIVERY": _choice("LETTER_DELIVERY", ("each", "digest"), "each"),
+        "LETTER_DIGEST_HOUR": _hour("LETTER_DIGEST_HOUR", 17),
+        "LETTER_SWEEP_SECONDS": _int("LETTER_SWEEP_SECONDS", 30),
         # Where a phone number given without +country is read from (ISO 3166 region code).
         "PHONE_REGION": (_env("PHONE_REGION", "US") or "US").upper(),
         # Click tracking (see the README's privacy section): person | aggregate | off; how

@@ -129,7 +129,8 @@ def init_app(app: Flask) -> None:
     app.before_request(_choose_afresh)
     app.after_request(_remember_choice)
     app.jinja_env.globals.update(
-        current_language=current, language_names=NAMES, all_languages=lambda: languages())
+        current_language=current, default_language=default_language, language_names=NAMES,
+        all_languages=lambda: languages())
 
 
 def version_in(translations: Mapping[str, Any] | None, lang: str | None, required: str) -> dict | None:

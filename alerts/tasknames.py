@@ -25,6 +25,10 @@ DISPATCH_BLAST = "alerts.tasks.dispatch_blast"
 FILL_BLAST = "alerts.tasks.fill_blast"
 SEND_BATCH = "alerts.tasks.send_batch"
 
+# Letters to decision-makers (`actions.letters`): queued after a letter's signature commits,
+# and by beat.
+SEND_LETTERS = "alerts.tasks.send_letters"
+
 # Beat (celery_app's schedule).
 SWEEP = "alerts.tasks.sweep"
 START_SCHEDULED = "alerts.tasks.start_scheduled"

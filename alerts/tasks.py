@@ -17,7 +17,7 @@ from celery import Task, shared_task
 from flask import current_app
 
 from . import invitations, tasknames  # noqa: F401 - invitations: its email kind, registered on import
-from .actions import signing  # noqa: F401 - its email kind, registered on import
+from .actions import letters, signing  # signing: its email kind, registered on import
 from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing
 from .extensions import DATABASE_DOWN, database_down_reason, db
@@ -267,3 +267,22 @@ def sweep_webhooks() -> dict:
     if result["queued"]:
         log.info("webhooks: queued %s due message(s)", result["queued"], extra=result)
     return result
+
+
+@shared_task(name=tasknames.SEND_LETTERS)
+def send_letters() -> dict:
+    """Send the letters that are due (after a signature, and beat's pass); commits per message."""
+    try:
+        result = letters.send_due()
+    except DATABASE_DOWN as exc:
+        db.session.rollback()
+        log.warning("letters not sent: the database is not answering (%s)", database_down_reason(exc))
+        return {"database": "down"}
+    except smtp.MailConfigError as exc:
+        db.session.rollback()
+        log.error("letters not sent: %s", exc)
+        return {"config": str(exc)}
+    if result.messages:
+        log.info("letters: %s sent, %s refused, %s to try again", result.sent, result.failed, result.retried,
+                 extra={"letters": vars(result)})
+    return vars(result)

@@ -61,6 +61,32 @@ def _alert() -> None:
     send_blast(1)
 
 
+def _letter(digest: bool = False) -> Callable[[], None]:
+    """A letter to a decision-maker, as one signer's (or, as a digest, three signers') email."""
+    def send() -> None:
+        import sqlalchemy as sa
+        from flask import current_app
+
+        from alerts.actions import letters
+        from alerts.extensions import db
+        from alerts.models import LetterDelivery, utcnow
+        from tests.test_letters import SENATOR, _sign, letter_action
+
+        current_app.config["LETTER_DELIVERY"] = "digest" if digest else "each"
+        try:
+            action = letter_action(SENATOR)
+            for n, name in enumerate(["Ana Ruiz", "Ben Okafor", "Chen Li"][: 3 if digest else 1]):
+                _sign(action, name, f"signer{n}@example.net",
+                      comment="As a foster parent, I have seen why this matters.")
+            db.session.execute(sa.update(LetterDelivery).values(due_at=utcnow()))
+            db.session.commit()
+            assert letters.send_due().messages == 1
+        finally:
+            current_app.config["LETTER_DELIVERY"] = "each"
+
+    return send
+
+
 @dataclass(frozen=True)
 class Kind:
     """One kind of email, and how to make the service send one to the catcher."""
@@ -72,6 +98,7 @@ class Kind:
 # Every kind the registry holds (a kind added later is scored without a line here), the
 # alert, which the blast engine writes outside the registry, and the readers' own in Spanish.
 KINDS = (*(Kind(name, _registered(name)) for name in sorted(emails.KINDS)), Kind("alert", _alert),
+         Kind("letter", _letter()), Kind("letter-digest", _letter(digest=True)),
          *(Kind(f"{name}-es", _in_spanish(name)) for name in SPANISH))
 
 

@@ -27,13 +27,14 @@ from ..mail.rendering import compiled
 from ..mail.signed_ids import envelope_sender
 from ..models import Action, Delivery, Signature, Subscriber, utcnow
 from ..models import email_key as subscriber_key
+from ..models.actions import ERASED
 from ..subscribers import confirmations, emails, signup_form, subscriptions
 from ..webhooks import outbox
+from . import letters
 from .catalog import text_of
 from .references import read_reference
 
 SIGNATURE_CONFIRM_SALT = "alerts.signature-confirm.v1"
-ERASED = ""  # an erased signature keeps its row (counts add up) with no address or name
 SIGNATURE_CONFIRM_MAX_AGE = 7 * 24 * 3600
 NAME_MAX, POSTAL_MAX, COMMENT_MAX = 200, 20, 2000
 _POSTAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 -]{0,19}$")
@@ -191,7 +192,7 @@ def validate(action: Action | sa.Row, entry: Entry,
 # request, and keying it for SQLAlchemy's compiled cache, costs more than executing it.
 _A = Action.__table__
 _SIGNABLE = sa.select(_A.c.id, _A.c.slug, _A.c.is_open, _A.c.url, _A.c.allow_comments,
-                      _A.c.requires_confirmation).where(_A.c.slug == sa.bindparam("slug"))
+                      _A.c.requires_confirmation, _A.c.kind).where(_A.c.slug == sa.bindparam("slug"))
 _S = Signature.__table__
 _EXISTING = sa.select(_S.c.id, _S.c.confirmed_at).where(
     _S.c.action_id == sa.bindparam("action_id"), _S.c.email_key == sa.bindparam("email_key"))
@@ -308,6 +309,8 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
             signature_id, action, email=email, name=name, postal_code=postal, comment=comment,
             source=where.source, alert_id=where.alert_id, confirmed=counted, created_at=now,
             source_code=where.source_code))
+    if counted and action.kind == "letter":  # the letter goes to its targets once it counts
+        letters.on_counted(signature_id, action.id)
     if proven:
         assert signer is not None
         fill_profile(name, postal, subscriber_id=signer.subscriber_id)
@@ -427,6 +430,7 @@ def confirm_signature(token: str) -> Signature | None:
         signature.confirmed_at = utcnow()
         # The link proves the address: its subscriber's empty name and postal code may be filled.
         fill_profile(signature.name, signature.postal_code, email=signature.email)
+        letters.on_counted(signature.id, signature.action_id)  # (nothing unless it is a letter)
     return signature
 
 

@@ -44,6 +44,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from .. import suppressions, webhooks
+from ..actions import letters
 from ..extensions import db
 from ..mail import smtp
 from ..mail.signed_ids import parse_message_id, parse_return_path, parse_unsubscribe_address
@@ -76,6 +77,7 @@ class Target:
     subscriber: Subscriber | None
     delivery: Delivery | None
     matched_by: str | None
+    letter_id: int | None = None  # a letter to a decision-maker (not a subscriber)
 
 
 def _delivery_target(delivery_id: int, matched_by: str, alert_id: int | None = None) -> Target:
@@ -95,6 +97,8 @@ def trusted_target(report: Report) -> Target | None:
                 continue
             if target.kind == "d":
                 return _delivery_target(target.ident, "verp")
+            if target.kind == "l":
+                return Target(None, None, "verp", letter_id=target.ident)
             return Target(db.session.get(Subscriber, target.ident), None, "verp")
     for message_id in report.message_ids:
         found = parse_message_id(message_id)
@@ -208,7 +212,14 @@ def _apply(report: Report, rcpt: RecipientReport, target: Target, source: str) -
     detail = one_line(f"{rcpt.status or ''} {diagnostic or ''}", 1000)
     if rcpt.kind in (BounceKind.HARD, BounceKind.SOFT):
         _fail_delivery(target.delivery, rcpt.kind, rcpt.status, diagnostic)
-    if sub is None:
+    if target.letter_id is not None:
+        # A letter to a decision-maker: shown to staff on the action's page, no one suppressed.
+        if rcpt.kind in (BounceKind.HARD, BounceKind.SOFT):
+            marked = letters.bounced(target.letter_id, f"bounced ({rcpt.kind}): {detail}")
+            event.outcome = "letter to a target marked bounced" if marked else "letter already marked"
+        else:
+            event.outcome = f"recorded ({rcpt.kind} about a letter to a target)"
+    elif sub is None:
         gone = target.matched_by is not None
         event.outcome = "subscriber no longer exists" if gone else "no subscriber matched"
     elif rcpt.kind == BounceKind.HARD:

@@ -22,15 +22,15 @@ from typing import Any
 from flask import current_app
 
 LOCAL_PREFIX = "bounces"
-_VERP_FULL = re.compile(rf"^{LOCAL_PREFIX}\+([dc])(\d+)-([0-9a-f]{{10}})@(.+)$", re.IGNORECASE)
+_VERP_FULL = re.compile(rf"^{LOCAL_PREFIX}\+([dcl])(\d+)-([0-9a-f]{{10}})@(.+)$", re.IGNORECASE)
 # Where a report quotes them inside free text.
-VERP_RE = re.compile(rf"{LOCAL_PREFIX}\+[dc]\d+-[0-9a-f]{{10}}@[A-Za-z0-9.-]+", re.IGNORECASE)
+VERP_RE = re.compile(rf"{LOCAL_PREFIX}\+[dcl]\d+-[0-9a-f]{{10}}@[A-Za-z0-9.-]+", re.IGNORECASE)
 MESSAGE_ID_RE = re.compile(r"alert(\d+)\.d(\d+)\.([0-9a-f]{12})@[^\s<>\"]+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
 class BounceTarget:
-    kind: str  # "d": an alert delivery, "c": a confirmation email to a subscriber
+    kind: str  # "d": an alert delivery, "c": a confirmation email to a subscriber, "l": a letter to a target
     ident: int
 
 

@@ -48,6 +48,7 @@ class Action(Model):
 
 
 KINDS = ("petition", "pledge", "letter", "call")
+ERASED = ""  # an erased signature keeps its row (counts add up) with no address or name
 CALL_OUTCOMES = ("reached", "voicemail", "busy", "no-answer")
 
 

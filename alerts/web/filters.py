@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, request, url_for
 
 from .. import i18n, words
-from ..actions import KIND_NAMES, ActionText, text_of
+from ..actions import KIND_NAMES, ActionText, targets, text_of
 from ..blasts import progress
 from ..mail.context import external_url
-from ..models import Action
+from ..models import Action, ActionTarget
 
 # Query values a page's language links never repeat: `lang` is theirs to set, and an alert's
 # reference (`r`) is no address to offer search engines.
@@ -82,9 +82,15 @@ def kind_name(action: Action) -> str:
     return str(KIND_NAMES.get(action.kind, KIND_NAMES["petition"]))
 
 
+def public_targets(action: Action) -> list[ActionTarget]:
+    """The targets a letter's or call's page names: every one but the placeholders."""
+    return targets.real_targets(action.id) if action.kind in ("letter", "call") else []
+
+
 def register(app: Flask) -> None:
     app.add_template_global(action_text, "action_text")
     app.add_template_global(kind_name, "kind_name")
+    app.add_template_global(public_targets, "public_targets")
     app.add_template_filter(words.in_sentence, "in_sentence")
     app.add_template_filter(words.action_name, "action_name")
     app.add_template_filter(format_when, "when")

@@ -133,6 +133,8 @@ class ActionForm(FlaskForm):
     target_es = StringField("Addressed to, in Spanish", validators=[Optional(), Length(max=200)],
                             description="e.g. “El alcalde Adams”; left blank, the English name is shown.",
                             render_kw={"lang": "es"})
+    call_script_es = TextAreaField("Call script in Spanish (calls)", render_kw={"rows": 5, "lang": "es"},
+                                   validators=[Length(max=5000)])
     allow_comments = BooleanField("Let signers add a comment")
     requires_confirmation = BooleanField(
         "A signature counts only once its address confirms by email "

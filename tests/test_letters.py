@@ -373,3 +373,36 @@ def test_the_digest_hour_is_read_in_the_organisations_time_zone(app, ctx, monkey
     assert letters.next_digest_time(noon_winter) == datetime(2026, 12, 8, 22, 0, tzinfo=UTC)
     evening = datetime(2026, 12, 8, 23, 0, tzinfo=UTC)  # 18:00 in New York: tomorrow's
     assert letters.next_digest_time(evening) == datetime(2026, 12, 9, 22, 0, tzinfo=UTC)
+
+
+def test_a_letter_signed_while_the_broker_is_away_is_sent_by_the_next_pass(app, ctx, client, smtp,
+                                                                           monkeypatch):
+    from alerts import queueing
+
+    action = letter_action(SENATOR)
+
+    def broker_down(task_name, args):
+        raise ConnectionError("Redis is not answering")
+
+    monkeypatch.setattr(queueing, "_send", broker_down)
+    assert sign(client, action.slug, name="Ana Ruiz", email="ana@example.net").status_code == 303
+    monkeypatch.undo()
+    [row] = rows()
+    assert row.status == "queued"  # kept in the database, not in the lost task
+    assert letters.send_due().sent == 1 and len(smtp.handler.messages) == 1
+
+
+def test_a_relay_that_does_not_answer_leaves_the_letter_queued_for_later(app, ctx, smtp, monkeypatch):
+    from alerts.mail.smtp import free_port
+
+    action = letter_action(SENATOR)
+    _sign(action, "Ana Ruiz", "ana@example.net")
+    monkeypatch.setitem(app.config, "SMTP_URL", f"smtp://127.0.0.1:{free_port()}")
+    monkeypatch.setitem(app.config, "SMTP_TIMEOUT", 2)
+    assert letters.send_due().retried == 1
+    [row] = rows()
+    assert row.status == "queued" and row.attempts == 1 and row.smtp_reply
+    monkeypatch.undo()
+    db.session.execute(sa.update(LetterDelivery).values(due_at=utcnow()))
+    db.session.commit()
+    assert letters.send_due().sent == 1

@@ -22,6 +22,7 @@ from flask_babel import lazy_gettext as _l
 from .. import csvout
 from ..extensions import db
 from ..models import CALL_OUTCOMES, Action, ActionTarget, CallLog, Signature, utcnow
+from ..subscribers import subscriptions
 from . import signing
 from .targets import real_targets, targets_of
 
@@ -88,7 +89,7 @@ def validate(action_id: int, report: Report) -> tuple[list[tuple[int, str]], str
 
 
 def report_call(action: Action, entry: signing.Entry, report: Report, *, signer: signing.Signer | None,
-                where: signing.Attribution, request) -> Logged:
+                where: signing.Attribution, request: subscriptions.Request) -> Logged:
     """Log one caller's report: their signature (made, or the one already there) and a call
     log per answered target. Raises CallError / SignError / ActionClosed as signing does."""
     answered, note = validate(action.id, report)
@@ -171,7 +172,8 @@ def export_csv(action_id: int) -> Iterator[str]:
     result = db.session.execute(query.execution_options(yield_per=EXPORT_CHUNK))
     try:
         for partition in result.partitions():
-            writer.writerows((at.isoformat(timespec="seconds") if at else "", target, outcome, note or "", name or "", email or "")
+            writer.writerows((at.isoformat(timespec="seconds") if at else "", target, outcome, note or "",
+                              name or "", email or "")
                              for at, target, outcome, note, name, email in partition)
             yield _drain(buf)
     finally:

@@ -1,8 +1,9 @@
 """An action's public pages: read and sign it, the thank-you page, confirming a flagged signature.
 
 GET pages change nothing; only `POST /actions/<slug>/sign`, a call's report (`POST
-/actions/<slug>/call`) and the POST of a signature's confirmation link write. A `?r=` reference from an alert greets its subscriber by masked
-address and signs for them in one press; it is never shown, logged or passed on in a Referer.
+/actions/<slug>/call`) and the POST of a signature's confirmation link write. A `?r=`
+reference from an alert greets its subscriber by masked address and signs for them in one
+press; it is never shown, logged or passed on in a Referer.
 """
 
 from __future__ import annotations

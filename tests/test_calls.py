@@ -334,3 +334,20 @@ def test_erasure_clears_a_callers_notes_and_the_download_lists_their_calls(clien
     assert [(r.outcome, r.note) for r in rows] == [("reached", None), ("busy", "Other note")]
     # The counts stay.
     assert calls.counts(call.id) == {ids["Sen. Bo Lee"]: {"reached": 1, "busy": 1}}
+
+
+def test_the_domain_reads_and_checks_a_report(call):
+    ids = target_ids()
+    gov, sen = ids["Gov. Ana Pérez"], ids["Sen. Bo Lee"]
+    form = {f"outcome-{sen}": "busy", f"outcome-{gov}": " reached ", "note": "  line one\nline two \n",
+            "x": "y"}
+    report = calls.read_form(form)
+    # In the page's order (the governor first), the note stripped with its line break kept.
+    assert calls.validate(call.id, report) == ([(gov, "reached"), (sen, "busy")], "line one\nline two")
+    assert calls.validate(call.id, calls.Report({str(sen): "busy"}, "   ")) == ([(sen, "busy")], None)
+    with pytest.raises(calls.CallError) as bad:
+        calls.validate(call.id, calls.Report({str(sen): "busy"}, "bell \x07"))
+    assert bad.value.field == "note"
+    with pytest.raises(calls.CallError) as bad:
+        calls.validate(call.id, calls.Report({"not-a-number": "busy"}))
+    assert bad.value.field == "outcomes"

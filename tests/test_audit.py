@@ -38,7 +38,8 @@ RECORDED_ELSEWHERE = {
     "staff.account_2fa_disable", "staff.staff_accounts", "staff.account_2fa",
 }
 # GET routes that record (exports): everything else a GET does changes nothing (test_security).
-EXPORTS = {"staff.action_signatures_csv", "staff.data_export", "staff.data_subscriber_json",
+EXPORTS = {"staff.action_signatures_csv", "staff.action_calls_csv", "staff.data_export",
+           "staff.data_subscriber_json",
            "staff.audit_trail_csv"}
 
 
@@ -150,6 +151,8 @@ STAFF_CASES: dict[str, Case] = {
         "action.signatures_import", None),
     "staff.action_signatures_csv": (lambda c, w: _get(c, f"/staff/actions/{w.action_id}/signatures.csv"),
                                     "action.signatures_export", None),
+    "staff.action_calls_csv": (lambda c, w: _get(c, f"/staff/actions/{w.action_id}/calls.csv"),
+                               "action.calls_export", None),
     "staff.alert_new": (lambda c, w: _post(c, "/staff/alerts/new",
                                            {"subject": "New ask", "intro_md": "Hi",
                                             "actions": [db.session.scalar(sa.select(Action.slug))]},

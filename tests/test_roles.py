@@ -41,6 +41,7 @@ LEAST_ROLE: dict[str, str] = {
     "staff.action_signatures": "viewer",
     "staff.action_signatures_csv": "admin",
     "staff.action_signatures_import": "admin",
+    "staff.action_calls_csv": "admin",
     "staff.alerts": "viewer",
     "staff.alert_audience": "viewer",
     "staff.alert_new": "editor",

@@ -173,8 +173,9 @@ def test_url_map_walk_no_safe_method_changes_anything(app, client, staff):
     recording = [rule.endpoint for rule in app.url_map.iter_rules()
                  if getattr(app.view_functions[rule.endpoint], "records_on_get", False)
                  and rule.endpoint.startswith("staff.")]
-    assert len(recording) == 4, recording
-    assert exported == ["action.signatures_export", "audit.export", "subscriber.data_export",
+    assert len(recording) == 5, recording
+    assert exported == ["action.calls_export", "action.signatures_export", "audit.export",
+                        "subscriber.data_export",
                         "subscribers.export"]
 
 

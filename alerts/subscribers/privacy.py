@@ -22,8 +22,10 @@ from .. import clickcounts, suppressions, webhooks
 from ..extensions import db
 from ..models import (
     Action,
+    ActionTarget,
     Alert,
     BounceEvent,
+    CallLog,
     Click,
     Delivery,
     Signature,
@@ -80,6 +82,14 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
         .join(Action, Action.id == Signature.action_id)
         .where(_signatures_of(sub))
         .order_by(Signature.id)
+    ).all()
+    calls = db.session.execute(
+        sa.select(CallLog, Action.slug, ActionTarget.name)
+        .join(Signature, Signature.id == CallLog.signature_id)
+        .join(Action, Action.id == CallLog.action_id)
+        .join(ActionTarget, ActionTarget.id == CallLog.target_id)
+        .where(_signatures_of(sub))
+        .order_by(CallLog.id)
     ).all()
     values = fields.values_for([sub.id]).get(sub.id, {})
     return {
@@ -146,6 +156,12 @@ def export_subscriber_data(sub_id: int) -> dict[str, Any] | None:
             }
             for s, slug, title in signatures
         ],
+        # How each call they reported went (a call campaign's reports).
+        "call_logs": [
+            {"action": slug, "target": target, "outcome": c.outcome, "note": c.note,
+             "reported_at": _iso(c.created_at)}
+            for c, slug, target in calls
+        ],
         "clicks": [
             {
                 "alert_id": c.alert_id,
@@ -175,7 +191,7 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
     with it), its consent records (cascade), its topic choices and its custom fields' values;
     their clicks (folded into the alerts' anonymous counters first, so totals stay put);
     signatures (linked, or made with the address) lose every personal field and
-    stay as anonymous counts;
+    stay as anonymous counts, and their call logs lose the caller's note;
     deliveries lose the subscriber and their SMTP text; bounce events lose their diagnostic
     (it may quote the address); every table with both `email` and `email_hash` (the
     suppression list, its lift audit) keeps the hash and loses the address and any detail
@@ -203,7 +219,8 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
         sa.update(BounceEvent).where(BounceEvent.subscriber_id == sub.id).values(diagnostic=None)
     )
     # Signatures stay as anonymous rows, so a petition's count does not drop: no subscriber,
-    # no address, name, postal code or comment, and a key no address can match again.
+    # no address, name, postal code or comment, and a key no address can match again. Their
+    # call logs stay for the campaign's counts, without the caller's note.
     for signature_id in db.session.scalars(sa.select(Signature.id).where(_signatures_of(sub))).all():
         db.session.execute(
             sa.update(Signature).where(Signature.id == signature_id).values(
@@ -211,6 +228,7 @@ def erase_subscriber(sub_id: int, *, by: str) -> bool:
                 postal_code=None, comment=None,
             )
         )
+        db.session.execute(sa.update(CallLog).where(CallLog.signature_id == signature_id).values(note=None))
     db.session.execute(
         sa.update(SuppressionLift).where(SuppressionLift.email_hash == key).values(detail=None)
     )

@@ -1,8 +1,9 @@
 """An action's public pages: read and sign it, the thank-you page, confirming a flagged signature.
 
-GET pages change nothing; only `POST /actions/<slug>/sign` (and the POST of a signature's
-confirmation link) writes. A `?r=` reference from an alert greets its subscriber by masked
-address and signs for them in one press; it is never shown, logged or passed on in a Referer.
+GET pages change nothing; only `POST /actions/<slug>/sign`, a call's report (`POST
+/actions/<slug>/call`) and the POST of a signature's confirmation link write. A `?r=`
+reference from an alert greets its subscriber by masked address and signs for them in one
+press; it is never shown, logged or passed on in a Referer.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
 from .. import actions, i18n
-from ..actions import signing
+from ..actions import calls, signing, targets
 from ..actions.references import read_reference
 from ..embeds.sources import clean_source
 from ..extensions import csrf, db, limiter
@@ -61,7 +62,7 @@ def _page_source(value: str | None) -> str | None:
 
 def _render(action: Action, *, signer=None, token: str = "", not_me: bool = False, src: str | None = None,
             entry: signing.Entry | None = None, error: signing.SignError | None = None, status: int = 200,
-            source_code: str | None = None):
+            source_code: str | None = None, report: calls.Report | None = None):
     count = signing.count(action.id)
     goal = signing.goal_for(action, count)
     body = render_template(
@@ -70,6 +71,7 @@ def _render(action: Action, *, signer=None, token: str = "", not_me: bool = Fals
         source_code=source_code or "",
         entry=entry or signing.Entry(), error=error, count=count, goal=goal,
         percent=min(100, round(100 * count / goal)) if goal else 0,
+        **(_call_context(action, report) if action.kind == "call" else {}),
     )
     return body, status, PRIVATE_HEADERS
 
@@ -161,6 +163,58 @@ def sign(slug: str):
     return response
 
 
+def _call_context(action: Action, report: calls.Report | None) -> dict[str, Any]:
+    """What a call's page shows besides the signing fields: the numbers (placeholders are
+    shown to nobody), the answers to choose from, and what the caller had chosen."""
+    return {"call_targets": targets.real_targets(action.id), "phone_shown": targets.phone_shown,
+            "call_outcomes": calls.OUTCOME_LABELS, "outcome_field": calls.OUTCOME_FIELD.format,
+            "report": report or calls.Report()}
+
+
+@limiter.exempt  # limited per IP and per address in the view, as signing is
+def call(slug: str):
+    """A caller's report: how each call went, and who called (as the signing form asks)."""
+    item = _action_or_404(slug)
+    if item.kind != "call":
+        abort(404)
+    _check_rate_limits()
+    src = _page_source(request.form.get("src"))
+    if (request.form.get("website") or "").strip():
+        log.info("honeypot filled on %s from %s", slug, request.remote_addr)
+        return redirect(url_for("public.thanks", slug=item.slug, called="1"), code=303)
+    token = request.form.get("r", "")
+    not_me = request.form.get("not_me") == "1"
+    referenced = signing.signer_for(token) if token else None
+    signer = None if not_me else referenced
+    entry = signing.Entry(
+        name=request.form.get("name", ""), email=request.form.get("email", ""),
+        postal_code=request.form.get("postal_code", ""),
+        opt_in=request.form.get("opt_in") in ("1", "y", "on", "true"),
+        language=i18n.known(request.form.get("language")),
+    )
+    report = calls.read_form(request.form)
+    typed = None if signer is not None else entry.email
+    code = clean_source(request.form.get("source"))
+    where = signing.attribution(referenced, page_source=src, email=typed, source_code=code)
+    try:
+        logged = calls.report_call(item, entry, report, signer=signer, where=where, request=client_request())
+    except signing.ActionClosed:
+        db.session.rollback()
+        return _render(_action_or_404(slug), status=409)
+    except signing.SignError as exc:
+        db.session.rollback()
+        return _render(_action_or_404(slug), signer=referenced, token=token, not_me=not_me, src=src,
+                       entry=entry, error=exc, status=400, source_code=code, report=report)
+    db.session.commit()
+    args: dict[str, Any] = {"called": "1"} if logged.outcome.counted else {"called": "1", "check": "1"}
+    response = redirect(url_for("public.thanks", slug=slug, **args), code=303)
+    done = signed_here() | {item.id}
+    if signer is not None:
+        done |= signing.signed_action_ids(signer.email)
+    _remember_signed(response, done)
+    return response
+
+
 def share_links(action: Action) -> dict[str, str]:
     """Where the thank-you page's share buttons go; the shared link says it was shared."""
     url = external_url("public.action", slug=action.slug, src="share")
@@ -177,9 +231,11 @@ def share_links(action: Action) -> dict[str, str]:
 
 def thanks(slug: str):
     item = _action_or_404(slug)
+    called = item.kind == "call" and request.args.get("called") == "1"
     return render_template(
         "action_thanks.html", action=item, share=share_links(item),
         next_action=actions.next_open_action(item, signed_here()), check=request.args.get("check") == "1",
+        called=called, calls_logged=calls.calls_logged(item.id) if called else 0,
     ), 200, {"Cache-Control": "no-store"}
 
 

@@ -25,6 +25,7 @@ bp.add_url_rule("/unsubscribe/<token>", "unsubscribe", public.unsubscribe, metho
 bp.add_url_rule("/healthz", "healthz", public.healthz, methods=GET)
 bp.add_url_rule("/actions/<slug>", "action", action_pages.action, methods=GET)
 bp.add_url_rule("/actions/<slug>/sign", "sign", action_pages.sign, methods=POST)
+bp.add_url_rule("/actions/<slug>/call", "call", action_pages.call, methods=POST)
 bp.add_url_rule("/actions/<slug>/thanks", "thanks", action_pages.thanks, methods=GET)
 bp.add_url_rule("/actions/confirm/<token>", "confirm_signature", action_pages.confirm_signature,
                 methods=GET_POST)

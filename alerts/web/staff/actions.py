@@ -18,7 +18,8 @@ from flask import (
 
 from ... import actions as catalog
 from ... import i18n
-from ...actions import letters, records, signing
+from ...actions import calls, letters, records, signing
+from ...actions.targets import phone_shown
 from ...extensions import db
 from ...models import Action
 from ...subscribers import preferences
@@ -134,6 +135,7 @@ def _signatures_page(action: Action, import_form: SignerImportForm, report=None,
         source_codes=records.by_source_code(action.id),
         count=count, goal=signing.goal_for(action, count), import_form=import_form, report=report,
         letter_figures=letters.figures(action.id) if action.kind == "letter" else None,
+        call_figures=calls.figures(action.id) if action.kind == "call" else None, phone_shown=phone_shown,
     ), status
 
 
@@ -147,6 +149,16 @@ def action_signatures_csv(action_id: int):
     name = f"signatures-{action.slug[:60]}-{datetime.now(UTC):%Y-%m-%d}.csv"
     record_export("action.signatures_export", f"action {action.id}", slug=action.slug)
     return Response(stream_with_context(records.export_csv(action.id)), mimetype="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+
+
+@records_on_get  # the export goes on the audit trail
+def action_calls_csv(action_id: int):
+    """A call campaign's reports, one row per call: for following up with each office."""
+    action = db.get_or_404(Action, action_id)
+    name = f"calls-{action.slug[:60]}-{datetime.now(UTC):%Y-%m-%d}.csv"
+    record_export("action.calls_export", f"action {action.id}", slug=action.slug)
+    return Response(stream_with_context(calls.export_csv(action.id)), mimetype="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{name}"'})
 
 

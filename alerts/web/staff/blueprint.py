@@ -150,6 +150,8 @@ rule("/actions/<int:action_id>/signatures.csv", "action_signatures_csv", actions
      methods=GET, needs=DATA)
 rule("/actions/<int:action_id>/signatures/import", "action_signatures_import",
      actions.action_signatures_import, methods=POST, needs=DATA)
+rule("/actions/<int:action_id>/calls.csv", "action_calls_csv", actions.action_calls_csv, methods=GET,
+     needs=DATA)  # names and addresses, like the signatures' export
 
 # Alerts: compose (the list, a draft, its audience and A/B test) ...
 rule("/alerts", "alerts", compose.alerts, methods=GET, needs=VIEW)

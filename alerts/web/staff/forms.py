@@ -86,7 +86,11 @@ class ActionForm(FlaskForm):
         validators=[DataRequired("The call to action is required."), Length(max=80)],
     )
     kind = SelectField(
-        "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge")]
+        "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge"),
+                         SelectChoice("letter", "Letter (signers send it to the targets)"),
+                         SelectChoice("call", "Call (signers phone the targets)")],
+        description="A letter needs a subject, its text and targets with an email; a call, a script "
+        "and targets with a phone number.",
     )
     url = StringField(
         "Hosted elsewhere at (optional)",
@@ -133,6 +137,35 @@ class ActionForm(FlaskForm):
     target_es = StringField("Addressed to, in Spanish", validators=[Optional(), Length(max=200)],
                             description="e.g. “El alcalde Adams”; left blank, the English name is shown.",
                             render_kw={"lang": "es"})
+    call_script_es = TextAreaField("Call script in Spanish (calls)", render_kw={"rows": 5, "lang": "es"},
+                                   validators=[Length(max=5000)])
+    # A letter's subject and text, a call's script, and the targets of either.
+    letter_subject = StringField(
+        "Letter subject (letters)", description="The subject of the email each target receives.",
+        validators=[Length(max=200)],
+    )
+    letter_text = TextAreaField(
+        "Letter text (letters)", description="What every signer's letter says, signed with their name. "
+        "Blank lines separate paragraphs.", render_kw={"rows": 8}, validators=[Length(max=20_000)],
+    )
+    own_paragraph = BooleanField("Signers may add their own paragraph to the letter")
+    call_script = TextAreaField(
+        "Call script (calls)", description="What a caller says, shown next to the numbers.",
+        render_kw={"rows": 5}, validators=[Length(max=5000)],
+    )
+    targets = TextAreaField(
+        "Targets (letters and calls)",
+        description="One per line: “Name, Title <email>” for a letter, “Name, Title tel:+12025550123” "
+        "for a call. End a line with [placeholder] to mark one that must be replaced before "
+        "anything is sent to it.",
+        render_kw={"rows": 5, "spellcheck": "false"}, validators=[Length(max=60_000)],
+    )
+    targets_file = FileField(
+        "Or upload the targets as CSV (optional)",
+        description="Columns: name, title, email (letters) or phone (calls), and optionally "
+        "placeholder (yes/no). Its list replaces the one above.",
+        render_kw={"accept": ".csv,text/csv"},
+    )
     allow_comments = BooleanField("Let signers add a comment")
     requires_confirmation = BooleanField(
         "A signature counts only once its address confirms by email "

@@ -106,7 +106,8 @@ SEED_KINDS: dict[str, dict] = {
             "where they are more likely to suffer harassment and abuse in foster care, juvenile justice "
             "settings and homeless shelters. The Equality Act would protect them from discrimination. "
             "Will the Senator vote for it? Thank you for your time."),
-        "targets": ["U.S. Capitol Switchboard, Ask for your senators' offices tel:+12022243121 [placeholder]"],
+        "targets": ["U.S. Capitol Switchboard, Ask for your senators' offices tel:+12022243121 "
+                    "[placeholder]"],
     },
     ECDFA: {
         "kind": "letter",
@@ -122,8 +123,10 @@ SEED_KINDS: dict[str, dict] = {
             "safe, stable and loving home.\n\n"
             "Please co-sponsor the ECDFA and vote for it."),
         "allow_comments": True,
-        "targets": ["Your Representative, U.S. House of Representatives <representative@example.org> [placeholder]",
-                    "Your Senators, U.S. Senate <senators@example.org> [placeholder]"],
+        "targets": [
+            "Your Representative, U.S. House of Representatives <representative@example.org> [placeholder]",
+            "Your Senators, U.S. Senate <senators@example.org> [placeholder]",
+        ],
     },
 }
 SEED_FIELDS = ("kind", "letter_subject", "letter_text", "call_script", "allow_comments")
@@ -261,11 +264,12 @@ SEED_SPANISH: dict[str, dict[str, str]] = {
         "target": "Sus senadoras y senadores",
         "call_to_action": "Llame a sus senadores",
         "call_script": (
-            "Hola, mi nombre es [su nombre] y vivo en [ciudad, estado]. Llamo para pedirle al senador o a la "
-            "senadora que apoye la Ley de Igualdad (Equality Act). La juventud LGBTQ+ está sobrerrepresentada "
-            "en los sistemas de bienestar infantil, donde corre más riesgo de sufrir acoso y abuso en el "
-            "cuidado de crianza temporal, en la justicia juvenil y en los albergues para personas sin hogar. "
-            "La Ley de Igualdad la protegería de la discriminación. ¿Votará a favor? Gracias por su tiempo."),
+            "Hola, mi nombre es [su nombre] y vivo en [ciudad, estado]. Llamo para pedirle al senador o a "
+            "la senadora que apoye la Ley de Igualdad (Equality Act). La juventud LGBTQ+ está "
+            "sobrerrepresentada en los sistemas de bienestar infantil, donde corre más riesgo de sufrir "
+            "acoso y abuso en el cuidado de crianza temporal, en la justicia juvenil y en los albergues "
+            "para personas sin hogar. La Ley de Igualdad la protegería de la discriminación. ¿Votará a "
+            "favor? Gracias por su tiempo."),
         "summary": (
             "La juventud LGBTQ+ está sobrerrepresentada en los sistemas de bienestar infantil, donde corre "
             "más riesgo de sufrir acoso y abuso en el cuidado de crianza temporal, en la justicia juvenil y "
@@ -315,13 +319,14 @@ def seed_actions() -> tuple[int, int]:
                 _make_kind(action, extra, cta)
         elif extra and _untouched_petition(action, title, summary):
             _make_kind(action, extra, cta)
-            version = (action.translations or {}).get("es")
-            spanish = SEED_SPANISH.get(title, {})
-            if version and version.get("title") == spanish.get("title"):  # still the seed's Spanish
-                version = {**version, "call_to_action": spanish["call_to_action"]}
-                if spanish.get("call_script"):
-                    version["call_script"] = spanish["call_script"]
-                action.translations = {**action.translations, "es": version}
+            translations = dict(action.translations or {})
+            version = translations.get("es")
+            seed_es = SEED_SPANISH.get(title, {})
+            if version and version.get("title") == seed_es.get("title"):  # still the seed's Spanish
+                version = {**version, "call_to_action": seed_es["call_to_action"]}
+                if seed_es.get("call_script"):
+                    version["call_script"] = seed_es["call_script"]
+                action.translations = {**translations, "es": version}
         # The Spanish text, while the action still says what the seed says in English.
         spanish = SEED_SPANISH.get(title)
         if (spanish and "es" in i18n.other_languages() and not has_version(action, "es")

@@ -5,7 +5,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import sqlalchemy as sa
-
 from flask import (
     Response,
     abort,
@@ -111,7 +110,7 @@ def _action_page(form: ActionForm, action: Action | None):
         if result is not None:
             saved, targets_changed = result
             current = targets_.targets_of(saved.id)
-            about = {"kind": saved.kind}
+            about: dict[str, object] = {"kind": saved.kind}
             if saved.kind in TARGETED:
                 about |= {"targets": len(current), "placeholders": sum(t.placeholder for t in current)}
             if action is None:

@@ -206,6 +206,8 @@ class AlertForm(FlaskForm):
     saved_audience = SelectField("Start from a saved audience", choices=[], validate_choice=False)
     only_signers_of = MultiCheckboxField("Only those who signed", validate_choice=False)
     except_signers_of = MultiCheckboxField("Leave out those who signed", validate_choice=False)
+    only_writers = BooleanField("Only those who wrote a letter (signed any letter)")
+    only_callers = BooleanField("Only those who made a call (and told us how it went)")
     topics = MultiCheckboxField("Topics", validate_choice=False)
     joined_after = StringField("Joined on or after", render_kw={"type": "date"})
     joined_before = StringField("Joined before", render_kw={"type": "date"})

@@ -88,9 +88,12 @@ def _save_action(form: ActionForm, action: Action | None) -> tuple[Action, bool]
 
 def changed_fields(form) -> list[str]:
     """The names of a form's fields whose value differs from the object it was filled from."""
+    def same(a: object, b: object) -> bool:
+        return a == b or (a in ("", None) and b in ("", None))  # a blank field, an empty column
+
     return sorted(name for name, field in form._fields.items()
                   if name not in ("csrf_token", "submit", "targets", "targets_file")
-                  and field.data != field.object_data)
+                  and not same(field.data, field.object_data))
 
 
 def embed_snippet(slug: str | None) -> str:

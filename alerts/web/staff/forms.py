@@ -87,10 +87,10 @@ class ActionForm(FlaskForm):
     )
     kind = SelectField(
         "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge"),
-                         SelectChoice("letter", "Letter (signers send it to the targets)"),
-                         SelectChoice("call", "Call (signers phone the targets)")],
-        description="A letter needs a subject, its text and targets with an email; a call, a script "
-        "and targets with a phone number.",
+                         SelectChoice("letter", "Letter"),
+                         SelectChoice("call", "Call")],
+        description="A letter's signers send it to its targets by email; a call's signers phone "
+        "them.",
     )
     url = StringField(
         "Hosted elsewhere at (optional)",
@@ -137,24 +137,24 @@ class ActionForm(FlaskForm):
     target_es = StringField("Addressed to, in Spanish", validators=[Optional(), Length(max=200)],
                             description="e.g. “El alcalde Adams”; left blank, the English name is shown.",
                             render_kw={"lang": "es"})
-    call_script_es = TextAreaField("Call script in Spanish (calls)", render_kw={"rows": 5, "lang": "es"},
+    call_script_es = TextAreaField("Call script in Spanish", render_kw={"rows": 5, "lang": "es"},
                                    validators=[Length(max=5000)])
     # A letter's subject and text, a call's script, and the targets of either.
     letter_subject = StringField(
-        "Letter subject (letters)", description="The subject of the email each target receives.",
+        "Letter subject", description="The subject of the email each target receives.",
         validators=[Length(max=200)],
     )
     letter_text = TextAreaField(
-        "Letter text (letters)", description="What every signer's letter says, signed with their name. "
+        "Letter text", description="What every signer's letter says, signed with their name. "
         "Blank lines separate paragraphs.", render_kw={"rows": 8}, validators=[Length(max=20_000)],
     )
     own_paragraph = BooleanField("Signers may add their own paragraph to the letter")
     call_script = TextAreaField(
-        "Call script (calls)", description="What a caller says, shown next to the numbers.",
+        "Call script", description="What a caller says, shown next to the numbers.",
         render_kw={"rows": 5}, validators=[Length(max=5000)],
     )
     targets = TextAreaField(
-        "Targets (letters and calls)",
+        "Targets, one per line",
         description="One per line: “Name, Title <email>” for a letter, “Name, Title tel:+12025550123” "
         "for a call. End a line with [placeholder] to mark one that must be replaced before "
         "anything is sent to it.",

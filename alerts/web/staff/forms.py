@@ -107,7 +107,9 @@ class ActionForm(FlaskForm):
         "Topics", choices=[SelectChoice(slug, label) for slug, label in TOPICS],
         description="What it is about: alerts can then be sent to those who chose these topics.")
     target = StringField(
-        "Target (optional)", description="Whom it addresses, e.g. “Mayor Adams” or “Congress”.",
+        "Target (optional)",
+        description="Whom it addresses, on the page's “To:” line, e.g. “Mayor Adams” or “Congress”. "
+        "Whom a letter is sent to or a call is made to are its targets, below.",
         validators=[Optional(), Length(max=200)],
     )
     body = TextAreaField(

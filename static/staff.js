@@ -45,7 +45,7 @@
     var timer = null;
     var seq = 0;
     var RULES = ["actions", "languages", "only_signers_of", "except_signers_of", "topics", "joined_after", "joined_before",
-                 "source", "engagement", "engaged_days", "include_acted", "postal_prefixes", "has_first_name"];
+                 "source", "engagement", "engaged_days", "include_acted", "only_writers", "only_callers", "postal_prefixes", "has_first_name"];
     var FIELD = "field.";  // a custom field's rule: field.<key>=<value>
 
     function show(data) {

@@ -57,7 +57,7 @@ NOT_PAGES = {
     "embeds.embed_js",  # a script, not a page (the embed pages it frames are walked)
     # The REST API answers JSON (its reference page, api_pages.docs, is walked).
     "api-docs.openapi_json", "api.list_subscribers", "api.get_subscriber", "api.list_actions",
-    "api.list_signatures", "api.list_alerts", "api.alert_status", "api.alert_report_view",
+    "api.get_action", "api.list_signatures", "api.list_alerts", "api.alert_status", "api.alert_report_view",
 }
 
 

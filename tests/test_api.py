@@ -436,8 +436,8 @@ def test_openapi_document_and_its_reference_page(client):
     assert spec["openapi"] == "3.1.0"
     for path in ("/api/v1/subscribers", "/api/v1/subscribers/{subscriber_id}",
                  "/api/v1/subscribers/{subscriber_id}/unsubscribe", "/api/v1/actions",
-                 "/api/v1/actions/{slug}/signatures", "/api/v1/alerts", "/api/v1/alerts/{alert_id}",
-                 "/api/v1/alerts/{alert_id}/report", "/api/v1/audiences/count"):
+                 "/api/v1/actions/{slug}", "/api/v1/actions/{slug}/signatures", "/api/v1/alerts",
+                 "/api/v1/alerts/{alert_id}", "/api/v1/alerts/{alert_id}/report", "/api/v1/audiences/count"):
         assert path in spec["paths"], path
     page = client.get("/api/v1/docs")
     assert page.status_code == 200 and page.mimetype == "text/html"

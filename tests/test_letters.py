@@ -406,3 +406,24 @@ def test_a_relay_that_does_not_answer_leaves_the_letter_queued_for_later(app, ct
     db.session.execute(sa.update(LetterDelivery).values(due_at=utcnow()))
     db.session.commit()
     assert letters.send_due().sent == 1
+
+
+def test_replacing_a_placeholder_on_the_staff_form_sends_the_held_letters(app, staff_client, ctx, smtp):
+    from tests.helpers import post
+    from tests.test_action_kinds import LETTER
+
+    created = post(staff_client, "/staff/actions/new", LETTER, page="/staff/actions/new")
+    assert created.status_code == 303
+    action = db.session.scalar(sa.select(Action).where(Action.title == LETTER["title"]))
+    _sign(action, "Ana Ruiz", "ana@example.net")
+    assert [r.target_id for r in rows()] == [targets_.real_targets(action.id)[0].id]  # the governor's only
+    edit = f"/staff/actions/{action.id}/edit"
+    replaced = ("Kathy Hochul, Governor <governor@example.org>\n"
+                "Andrea Stewart-Cousins, Majority Leader <leader@example.org>")
+    response = post(staff_client, edit, {**LETTER, "slug": action.slug, "targets": replaced}, page=edit)
+    assert response.status_code == 303, response.get_data(as_text=True)[-3000:]
+    assert "1 letter queued for the new targets." in staff_client.get("/staff/actions").get_data(as_text=True)
+    assert len(rows()) == 2
+    assert letters.send_due().sent == 2
+    assert sorted(m.rcpt_tos[0] for m in smtp.handler.messages) == [
+        "governor@example.org", "leader@example.org"]

@@ -107,7 +107,7 @@ def test_report_page_shows_the_alerts_figures(app, staff_client, client, smtp):
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
     assert "People who clicked 2 66.7% of delivered" in text
     assert "Machine clicks 1" in text
-    assert ("Sign the Healthy Kids Healthy Minds Pledge Clicked 2 Signed 0 Click-to-sign 0.0% "
+    assert ("Sign the Healthy Kids Healthy Minds Pledge pledge Clicked 2 Signed 0 Click-to-sign 0.0% "
             "2 clicks by people; 0 signed after a click.") in text
     assert " style=" not in page
     alert_page = client.get(f"/staff/alerts/{alert_id}").get_data(as_text=True)

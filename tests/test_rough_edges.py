@@ -77,9 +77,16 @@ def test_counts_say_singular_and_plural():
 
 
 def test_a_target_reads_in_lower_case_mid_sentence(app, client):
+    from alerts.actions import save
+
     with app.app_context():
         make_alert()
-    page = client.get("/actions/we-need-laws-and-policies-that-celebrate-and-empower-lgbtq-plus-youth")
+        # A petition to "Your senators" (the seed's senators action is a call, signed by phoning).
+        save(None, title="Tell Your Senators", slug="tell-your-senators", summary="Ask them.",
+             call_to_action="Sign the Petition", kind="petition", url=None, is_open=True,
+             target="Your senators")
+        db.session.commit()
+    page = client.get("/actions/tell-your-senators")
     text = page.get_data(as_text=True)
     assert "to what we deliver to your senators." in text and "deliver to Your senators" not in text
     assert "To: <strong>Your senators</strong>" in text  # a line of its own keeps its capital
@@ -137,6 +144,9 @@ def test_next_action_is_one_this_reader_has_not_signed(app, client):
 
     with app.app_context():
         make_alert()
+        # Those signed on their page's form (a call is made by phone, not signed here).
+        db.session.execute(sa.update(Action).where(Action.kind == "call").values(is_open=False))
+        db.session.commit()
         order = [a.slug for a in db.session.scalars(sa.select(Action).where(
             Action.is_open, Action.url.is_(None)).order_by(Action.position, Action.id))]
     first, second, third = order[:3]

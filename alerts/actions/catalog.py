@@ -11,7 +11,8 @@ from flask_babel import lazy_gettext as _l
 from .. import i18n
 from ..extensions import db
 from ..mail.context import external_url
-from ..models import KINDS, Action
+from ..models import KINDS, Action, Signature
+from .targets import parse_lines, set_targets, targets_of
 
 SEED_ACTIONS: list[tuple[str, str, str]] = [
     (
@@ -53,7 +54,7 @@ SEED_ACTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "We Need Laws and Policies that Celebrate and Empower LGBTQ+ Youth",
-        "Sign the Petition",
+        "Call Your Senators",
         "LGBTQ+ youth are overrepresented in child welfare systems, where they are more likely "
         "to suffer from harassment and abuse in foster care, juvenile justice settings, and "
         "homeless shelters. Demand equality NOW and call on your senators to pass the Equality "
@@ -61,7 +62,7 @@ SEED_ACTIONS: list[tuple[str, str, str]] = [
     ),
     (
         "Fight Against Discrimination, Demand More Loving Homes for Children",
-        "Sign the Petition",
+        "Send the Letter",
         "Urge Congress to pass the John Lewis Every Child Deserves a Family Act (ECDFA). By "
         "banning discrimination in child welfare, the ECDFA would increase the number of foster "
         "and adoptive homes available to youth, giving them the best possible chance to find a "
@@ -89,6 +90,46 @@ SEED_PLEDGES: dict[str, str] = {
     ),
 }
 
+
+LGBTQ_YOUTH = "We Need Laws and Policies that Celebrate and Empower LGBTQ+ Youth"
+ECDFA = "Fight Against Discrimination, Demand More Loving Homes for Children"
+
+# The seed actions that are a call or a letter (the others are petitions, or pledges where the
+# button says so): kind, text, and their targets as the staff form writes them. The targets are
+# placeholders: who someone's senators and representative are depends on where they live.
+SEED_KINDS: dict[str, dict] = {
+    LGBTQ_YOUTH: {
+        "kind": "call",
+        "call_script": (
+            "Hello, my name is [your name] and I live in [city, state]. I'm calling to ask the Senator "
+            "to support the Equality Act. LGBTQ+ youth are overrepresented in child welfare systems, "
+            "where they are more likely to suffer harassment and abuse in foster care, juvenile justice "
+            "settings and homeless shelters. The Equality Act would protect them from discrimination. "
+            "Will the Senator vote for it? Thank you for your time."),
+        "targets": ["U.S. Capitol Switchboard, Ask for your senators' offices tel:+12022243121 "
+                    "[placeholder]"],
+    },
+    ECDFA: {
+        "kind": "letter",
+        "letter_subject": "Please pass the John Lewis Every Child Deserves a Family Act",
+        "letter_text": (
+            "I am writing as your constituent to urge you to support the John Lewis Every Child "
+            "Deserves a Family Act (ECDFA).\n\n"
+            "Every child in foster care deserves a safe, stable and loving home. Yet discrimination in "
+            "child welfare turns away families who could care for children, and harms LGBTQ+ youth in "
+            "care.\n\n"
+            "By banning discrimination in child welfare, the ECDFA would increase the number of foster "
+            "and adoptive homes available to youth, giving them the best possible chance to find a "
+            "safe, stable and loving home.\n\n"
+            "Please co-sponsor the ECDFA and vote for it."),
+        "allow_comments": True,
+        "targets": [
+            "Your Representative, U.S. House of Representatives <representative@example.org> [placeholder]",
+            "Your Senators, U.S. Senate <senators@example.org> [placeholder]",
+        ],
+    },
+}
+SEED_FIELDS = ("kind", "letter_subject", "letter_text", "call_script", "allow_comments")
 
 TRANSLATED_FIELDS = ("title", "summary", "body", "call_to_action", "pledge_text", "target", "call_script")
 
@@ -221,7 +262,14 @@ SEED_SPANISH: dict[str, dict[str, str]] = {
     "We Need Laws and Policies that Celebrate and Empower LGBTQ+ Youth": {
         "title": "Necesitamos leyes y políticas que celebren y empoderen a la juventud LGBTQ+",
         "target": "Sus senadoras y senadores",
-        "call_to_action": "Firme la petición",
+        "call_to_action": "Llame a sus senadores",
+        "call_script": (
+            "Hola, mi nombre es [su nombre] y vivo en [ciudad, estado]. Llamo para pedirle al senador o a "
+            "la senadora que apoye la Ley de Igualdad (Equality Act). La juventud LGBTQ+ está "
+            "sobrerrepresentada en los sistemas de bienestar infantil, donde corre más riesgo de sufrir "
+            "acoso y abuso en el cuidado de crianza temporal, en la justicia juvenil y en los albergues "
+            "para personas sin hogar. La Ley de Igualdad la protegería de la discriminación. ¿Votará a "
+            "favor? Gracias por su tiempo."),
         "summary": (
             "La juventud LGBTQ+ está sobrerrepresentada en los sistemas de bienestar infantil, donde corre "
             "más riesgo de sufrir acoso y abuso en el cuidado de crianza temporal, en la justicia juvenil y "
@@ -231,7 +279,7 @@ SEED_SPANISH: dict[str, dict[str, str]] = {
     "Fight Against Discrimination, Demand More Loving Homes for Children": {
         "title": "Luche contra la discriminación: exija más hogares llenos de amor para la niñez",
         "target": "El Congreso",
-        "call_to_action": "Firme la petición",
+        "call_to_action": "Envíe la carta",
         "summary": (
             "Inste al Congreso a aprobar la Ley John Lewis Every Child Deserves a Family Act (ECDFA). Al "
             "prohibir la discriminación en el bienestar infantil, la ECDFA aumentaría el número de hogares "
@@ -251,19 +299,34 @@ def seed_actions() -> tuple[int, int]:
 
     Never edits staff work: an action seeded before actions had a text of their own gets the
     seed's text, target and pledge only while its text is still empty, and its Spanish version
-    only while it has none and its English title and summary are still the seed's.
+    only while it has none and its English title and summary are still the seed's. One seeded
+    as a petition before the seed made it a letter or call becomes one only while untouched
+    (still a petition, the seed's title and summary, nobody signed).
     """
     existing = {a.slug: a for a in db.session.scalars(sa.select(Action))}
     added = 0
     for position, (title, cta, summary) in enumerate(SEED_ACTIONS, start=1):
         slug = slugify(title)
         action = existing.get(slug)
+        extra = SEED_KINDS.get(title)
         if action is None:
             action = Action(slug=slug, title=title, summary=summary, call_to_action=cta,
                             kind="pledge" if "Pledge" in cta else "petition",
                             position=position * 10, is_open=True)
             db.session.add(action)
             added += 1
+            if extra:
+                _make_kind(action, extra, cta)
+        elif extra and _untouched_petition(action, title, summary):
+            _make_kind(action, extra, cta)
+            translations = dict(action.translations or {})
+            version = translations.get("es")
+            seed_es = SEED_SPANISH.get(title, {})
+            if version and version.get("title") == seed_es.get("title"):  # still the seed's Spanish
+                version = {**version, "call_to_action": seed_es["call_to_action"]}
+                if seed_es.get("call_script"):
+                    version["call_script"] = seed_es["call_script"]
+                action.translations = {**translations, "es": version}
         # The Spanish text, while the action still says what the seed says in English.
         spanish = SEED_SPANISH.get(title)
         if (spanish and "es" in i18n.other_languages() and not has_version(action, "es")
@@ -276,6 +339,24 @@ def seed_actions() -> tuple[int, int]:
         action.target = action.target or SEED_TARGETS.get(title)
         action.pledge_text = action.pledge_text or SEED_PLEDGES.get(title)
     return added, len(SEED_ACTIONS) - added
+
+
+def _untouched_petition(action: Action, title: str, summary: str) -> bool:
+    """Still the petition the seed once made: its text, and no signatures to change the meaning of."""
+    if action.kind != "petition" or action.title != title or (action.summary or summary) != summary:
+        return False
+    return db.session.scalar(sa.select(Signature.id).where(Signature.action_id == action.id).limit(1)) is None
+
+
+def _make_kind(action: Action, extra: dict, cta: str) -> None:
+    """Make a seed action the letter or call the seed says, with its placeholder targets."""
+    for name in SEED_FIELDS:
+        if name in extra:
+            setattr(action, name, extra[name])
+    action.call_to_action = cta
+    db.session.flush()  # its id, for the targets
+    if not targets_of(action.id):
+        set_targets(action, parse_lines("\n".join(extra["targets"]), extra["kind"]))
 
 
 class ActionError(ValueError):

@@ -179,7 +179,7 @@ def set_targets(action: Action, wanted: list[Target]) -> bool:
     return changed
 
 
-def line_of(target: ActionTarget) -> str:
+def line_of(target: ActionTarget | Target) -> str:
     """A target as the staff form and the CLI write it (parse's inverse)."""
     head = f"{target.name}, {target.title}" if target.title else target.name
     tail = f"<{target.email}>" if target.email else f"tel:{target.phone}"

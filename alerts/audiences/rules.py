@@ -19,6 +19,7 @@ from ..extensions import Column, db
 from ..models import (
     Action,
     Alert,
+    CallLog,
     Click,
     Delivery,
     DeliveryStatus,
@@ -67,6 +68,8 @@ class Rules:
     # Reads one of these languages (a subscriber without one, or with one not offered, reads
     # the default).
     languages: list[str] = field(default_factory=list)
+    only_writers: bool = False  # signed a letter (any action that is a letter)
+    only_callers: bool = False  # told us they made a call (a call log with their signature)
 
     def to_json(self) -> dict:
         """Only what differs from the default, so stored rules stay readable."""
@@ -225,6 +228,8 @@ def parse(raw: dict | None) -> Rules:
         has_first_name=_has(raw.get("has_first_name")),
         field_values=_field_values(raw.get("field_values")),
         languages=_languages(raw.get("languages")),
+        only_writers=_bool(raw.get("only_writers", False)),
+        only_callers=_bool(raw.get("only_callers", False)),
     )
     both = set(rules.only_signers_of) & set(rules.except_signers_of)
     if both:
@@ -301,6 +306,12 @@ def conditions(rules: Rules, linked_action_ids: list[int]) -> list:
         out.append(signed(_action_ids(rules.only_signers_of)))
     if rules.except_signers_of:
         out.append(~signed(_action_ids(rules.except_signers_of)))
+    if rules.only_writers:
+        out.append(_signed_where(Signature.action_id.in_(
+            sa.select(Action.id).where(Action.kind == "letter"))))
+    if rules.only_callers:
+        out.append(_signed_where(Signature.id.in_(
+            sa.select(CallLog.signature_id).where(CallLog.signature_id.is_not(None)))))
     if rules.joined_after:
         out.append(joined >= _midnight(rules.joined_after))
     if rules.joined_before:
@@ -381,6 +392,10 @@ def describe(rules: Rules, linked: list[int] | None = None) -> str:
         parts = ["everyone confirmed"]
     if rules.only_signers_of:
         parts.append(f"only those who signed {_titles(rules.only_signers_of)}")
+    if rules.only_writers:
+        parts.append("only those who wrote a letter")
+    if rules.only_callers:
+        parts.append("only those who made a call")
     excluded = []
     if rules.except_signers_of:
         excluded.append(f"signed {_titles(rules.except_signers_of)}")

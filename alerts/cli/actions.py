@@ -44,13 +44,14 @@ def _action(slug: str) -> Action:
 @action_group.command("list")
 @click.option("--json", "as_json", is_flag=True, help="A JSON list instead of a table.")
 def action_list(as_json: bool) -> None:
-    """Every action in Action Center order, with its counted signatures and goal."""
+    """Every action in Action Center order, with its kind, targets, counted signatures and goal."""
     counts = signing.counts_by_action()
-    items = [
-        {"slug": a.slug, "title": a.title, "kind": a.kind, "open": a.is_open,
-         "signatures": counts.get(a.id, 0), "goal": a.goal, "target": a.target, "url": a.url}
-        for a in ordered_actions()
-    ]
+    items = []
+    for a in ordered_actions():
+        targets = targets_.targets_of(a.id) if a.kind in ("letter", "call") else []
+        items.append({"slug": a.slug, "title": a.title, "kind": a.kind, "open": a.is_open,
+                      "signatures": counts.get(a.id, 0), "goal": a.goal, "target": a.target, "url": a.url,
+                      "targets": len(targets), "placeholder_targets": sum(t.placeholder for t in targets)})
     if as_json:
         click.echo(json.dumps(items, indent=2, ensure_ascii=False))
         return

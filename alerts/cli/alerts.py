@@ -42,6 +42,8 @@ def alert_group() -> None:
 @click.option("--only-signers-of", multiple=True, metavar="SLUG",
               help="Only those who signed (any of) these.")
 @click.option("--except-signers-of", multiple=True, metavar="SLUG", help="Leave out those who signed these.")
+@click.option("--only-writers", is_flag=True, help="Only those who wrote a letter (signed any letter).")
+@click.option("--only-callers", is_flag=True, help="Only those who made a call (and logged how it went).")
 @click.option("--topic", "topics", multiple=True, metavar="T",
               help="Only those who chose this topic (or chose none); repeatable.")
 @click.option("--joined-after", metavar="DATE", help="Joined on or after this date (YYYY-MM-DD).")
@@ -69,7 +71,8 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
                  saved_name: str | None, subjects_b: tuple[str, ...], from_names: tuple[str, ...],
                  ab_sample: int | None, ab_wait: int | None, ab_metric: str, send_at: str | None,
                  subject_es: str = "", intro_es: str = "", preheader_es: str = "",
-                 languages: tuple[str, ...] = ()) -> None:
+                 languages: tuple[str, ...] = (), only_writers: bool = False,
+                 only_callers: bool = False) -> None:
     """Create a draft alert and print its id."""
     rules: dict = {}
     if saved_name:
@@ -89,6 +92,10 @@ def alert_create(subject: str, intro: str, preheader: str, actions: tuple[str, .
         rules["engaged"] = False
     if include_acted:
         rules["include_acted"] = True
+    if only_writers:
+        rules["only_writers"] = True
+    if only_callers:
+        rules["only_callers"] = True
     try:
         when = scheduling.parse_time(send_at) if send_at else None
         spanish: dict[str, str | None] = {"subject": subject_es, "intro_md": intro_es,
@@ -379,8 +386,10 @@ def alert_report_command(alert_id: int, as_json: bool) -> None:
         click.echo(f"{label:>24}: {value}")
     click.echo("\nBy action: people who clicked, signatures, click-to-sign")
     for item in data["by_action"]:
-        click.echo(f"  {item['slug']}: {item['unique_clicks']}, {item['signatures']}, "
-                   f"{_percent(item['click_to_sign_rate'])}")
+        done = {"letter": f", {item['letters_sent']} letters sent",
+                "call": f", {item['calls_made']} calls made"}.get(item["kind"], "")
+        click.echo(f"  {item['slug']} ({item['kind']}): {item['unique_clicks']}, {item['signatures']}, "
+                   f"{_percent(item['click_to_sign_rate'])}{done}")
     for key in ("first_hour", "first_day", "first_week"):
         w = data[key]
         click.echo(f"{key.replace('_', ' ').capitalize():>24}: {w['clicks']['unique']} people clicked, "

@@ -22,10 +22,12 @@ from ..models import (
     AlertLink,
     BounceEvent,
     BounceKind,
+    CallLog,
     Click,
     ConsentRecord,
     Delivery,
     DeliveryStatus,
+    LetterDelivery,
     Signature,
     Subscriber,
 )
@@ -147,6 +149,24 @@ def by_language(alert_id: int, clicks_known: bool = True) -> list[dict]:
     return out
 
 
+def letters_and_calls(alert_id: int) -> tuple[dict[int, int], dict[int, int]]:
+    """Per action, the letters sent (one per signer and target) and the calls logged by the
+    signers this alert brought."""
+    letters = db.session.execute(
+        sa.select(Signature.action_id, sa.func.count())
+        .join(LetterDelivery, LetterDelivery.signature_id == Signature.id)
+        .where(Signature.alert_id == alert_id, LetterDelivery.status == "sent")
+        .group_by(Signature.action_id)
+    ).all()
+    calls = db.session.execute(
+        sa.select(CallLog.action_id, sa.func.count())
+        .join(Signature, Signature.id == CallLog.signature_id)
+        .where(Signature.alert_id == alert_id)
+        .group_by(CallLog.action_id)
+    ).all()
+    return {a: n for a, n in letters}, {a: n for a, n in calls}
+
+
 def report(alert_id: int) -> dict | None:
     """The whole report as JSON-ready data; None when there is no such alert."""
     alert = db.session.get(Alert, alert_id)
@@ -154,14 +174,16 @@ def report(alert_id: int) -> dict | None:
         return None
     tally = click_tally(alert)
     whole = tally.row(clickcounts.ALERT_WIDE)
-    # (link index, URL, action id, slug, title): the query's rows, or tuples for a draft's actions
+    # (link index, URL, action id, slug, title, kind): the query's rows, or a draft's actions
     links: Sequence[Any] = db.session.execute(
-        sa.select(AlertLink.link_index, AlertLink.url, AlertLink.action_id, Action.slug, Action.title)
+        sa.select(AlertLink.link_index, AlertLink.url, AlertLink.action_id, Action.slug, Action.title,
+                  Action.kind)
         .outerjoin(Action, Action.id == AlertLink.action_id)
         .where(AlertLink.alert_id == alert_id).order_by(AlertLink.link_index)
     ).all()
     if not links:  # a draft, or sent with TRACK_CLICKS=off: the actions it names
-        links = [(None, None, a.id, a.slug, a.title) for a in alert.actions]
+        links = [(None, None, a.id, a.slug, a.title, a.kind) for a in alert.actions]
+    letters, calls = letters_and_calls(alert_id)
 
     sig_rows = db.session.execute(
         sa.select(Signature.action_id, Signature.created_at, Signature.delivery_id, Signature.source_code)
@@ -170,7 +192,7 @@ def report(alert_id: int) -> dict | None:
     first_click = first_action_clicks(alert_id)
     by_action: dict[int, dict] = {}
     link_items = []
-    for index, url, action_id, slug, title in links:
+    for index, url, action_id, slug, title, kind in links:
         counts = tally.row(index) if index is not None else dict.fromkeys(clickcounts.COUNTERS, 0)
         link_items.append({"index": index, "url": url, "action": slug,
                            "unique_clicks": counts["unique_clicks"], "total_clicks": counts["clicks"],
@@ -178,8 +200,9 @@ def report(alert_id: int) -> dict | None:
         if action_id is None:
             continue
         item = by_action.setdefault(action_id, {
-            "slug": slug, "title": title, "unique_clicks": 0, "total_clicks": 0, "machine_clicks": 0,
-            "signatures": 0, "signatures_after_click": 0, "people_signed_after_click": 0,
+            "slug": slug, "title": title, "kind": kind, "unique_clicks": 0, "total_clicks": 0,
+            "machine_clicks": 0, "signatures": 0, "signatures_after_click": 0, "people_signed_after_click": 0,
+            "letters_sent": letters.get(action_id, 0), "calls_made": calls.get(action_id, 0),
         })
         item["unique_clicks"] += counts["unique_clicks"]
         item["total_clicks"] += counts["clicks"]

@@ -100,6 +100,16 @@ class SubscriberCreate(Profile):
                              metadata={"description": "documented consent only: send the welcome email"})
 
 
+class TargetOut(Schema):
+    name = fields.String(required=True)
+    title = fields.String(required=True)
+    email = fields.String(allow_none=True, metadata={
+        "description": "a letter's target's address: only to tokens with the write scope"})
+    phone = fields.String(allow_none=True, metadata={"description": "a call's target's number (E.164)"})
+    placeholder = fields.Boolean(required=True, metadata={
+        "description": "a stand-in staff must replace: nothing is sent to it"})
+
+
 class ActionOut(Schema):
     id = fields.Integer(required=True)
     slug = fields.String(required=True)
@@ -112,6 +122,8 @@ class ActionOut(Schema):
     requires_confirmation = fields.Boolean(required=True)
     signatures = fields.Integer(required=True)
     created_at = fields.DateTime(required=True)
+    targets = fields.List(fields.Nested(TargetOut), required=True, metadata={
+        "description": "whom a letter is sent to or a call is made to (empty for petitions and pledges)"})
 
 
 class ActionPage(Page):
@@ -175,6 +187,8 @@ class AudienceRules(Strict):
         "description": "custom field key -> values, one of which the subscriber has (ticked checkbox: yes)"})
     languages = fields.List(fields.String(), metadata={
         "description": "reads one of these languages (LANGUAGES codes; none stored reads the default)"})
+    only_writers = fields.Boolean(metadata={"description": "only those who signed a letter action"})
+    only_callers = fields.Boolean(metadata={"description": "only those who logged a call to a target"})
 
 
 class AudienceCount(Schema):

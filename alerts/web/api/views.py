@@ -27,7 +27,7 @@ from ...audit import Actor
 from ...blasts import progress
 from ...blasts.state import BlastError
 from ...extensions import db, limiter
-from ...models import Action, Alert, Signature, Subscriber, email_key
+from ...models import Action, ActionTarget, Alert, Signature, Subscriber, email_key
 from ...reports.alert_report import report as alert_report
 from ...subscribers import fields as field_defs
 from ...subscribers import people, privacy, subscriptions
@@ -318,20 +318,50 @@ def erase_subscriber(subscriber_id: int) -> None:
 # -- actions and signatures -------------------------------------------------------------------
 
 
+_ACT = Action.__table__
+_ACTION_COLUMNS = (_ACT.c.id, _ACT.c.slug, _ACT.c.title, _ACT.c.summary, _ACT.c.kind, _ACT.c.url,
+                   _ACT.c.is_open, _ACT.c.goal, _ACT.c.requires_confirmation, _ACT.c.created_at)
+
+
+def _targets_of(action_ids: list[int]) -> dict[int, list[dict[str, Any]]]:
+    """Each action's targets; a letter's addresses only to a token that may write (the public
+    page never shows them either), a call's numbers to all (its page shows them)."""
+    with_email = "write" in _caller().scopes
+    rows = db.session.scalars(sa.select(ActionTarget).where(ActionTarget.action_id.in_(action_ids))
+                              .order_by(ActionTarget.action_id, ActionTarget.position, ActionTarget.id))
+    out: dict[int, list[dict[str, Any]]] = {}
+    for t in rows:
+        item: dict[str, Any] = {"name": t.name, "title": t.title, "phone": t.phone,
+                                "placeholder": t.placeholder}
+        if with_email:
+            item["email"] = t.email
+        out.setdefault(t.action_id, []).append(item)
+    return out
+
+
+def _with_counts(rows: Sequence[Any]) -> list[dict]:
+    counts = signing.counts_by_action()
+    targets = _targets_of([row.id for row in rows])
+    return [{**row._asdict(), "signatures": counts.get(row.id, 0), "targets": targets.get(row.id, [])}
+            for row in rows]
+
+
 @blp.route("/actions", methods=["GET"])
 @blp.arguments(schemas.PageQuery, location="query", as_kwargs=False)
 @blp.response(200, schemas.ActionPage)
 def list_actions(args: dict) -> Response:
-    """Every action (open or closed), with its counted signatures."""
-    a = Action.__table__
-    query = sa.select(a.c.id, a.c.slug, a.c.title, a.c.summary, a.c.kind, a.c.url, a.c.is_open, a.c.goal,
-                      a.c.requires_confirmation, a.c.created_at)
+    """Every action (open or closed), with its kind, targets and counted signatures."""
+    return _page(sa.select(*_ACTION_COLUMNS), _ACT.c.id, args, "api.list_actions", convert=_with_counts)
 
-    def with_counts(rows: Sequence[Any]) -> list[dict]:
-        counts = signing.counts_by_action()
-        return [{**row._asdict(), "signatures": counts.get(row.id, 0)} for row in rows]
 
-    return _page(query, a.c.id, args, "api.list_actions", convert=with_counts)
+@blp.route("/actions/<slug>", methods=["GET"])
+@blp.response(200, schemas.ActionOut)
+def get_action(slug: str) -> dict[str, Any]:
+    """One action (open or closed) by its slug."""
+    row = db.session.execute(sa.select(*_ACTION_COLUMNS).where(_ACT.c.slug == slug)).first()
+    if row is None:
+        abort(404, message=f"There is no action {slug!r}.")
+    return _with_counts([row])[0]
 
 
 def _action_or_404(slug: str) -> Any:

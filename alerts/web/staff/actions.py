@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import sqlalchemy as sa
 from flask import (
     Response,
     abort,
@@ -19,10 +20,12 @@ from flask import (
 from ... import actions as catalog
 from ... import i18n
 from ...actions import calls, letters, records, signing
+from ...actions import targets as targets_
 from ...actions.targets import phone_shown
 from ...extensions import db
-from ...models import Action
+from ...models import Action, ActionTarget
 from ...subscribers import preferences
+from ...words import plural
 from ..security import allows_large_upload, records_on_get
 from .common import PER_PAGE, record, record_export
 from .forms import ActionForm, SignerImportForm
@@ -30,19 +33,60 @@ from .forms import ActionForm, SignerImportForm
 DAYS_SHOWN = 60
 
 
-def _save_action(form: ActionForm, action: Action | None) -> Action | None:
-    """Apply a validated form; None (with the problem on the form) when it cannot be saved."""
+TARGETED = ("letter", "call")  # the kinds that have targets
+
+
+def _uploaded(form: ActionForm) -> bool:
+    return bool(form.targets_file.data and getattr(form.targets_file.data, "filename", ""))
+
+
+def _wanted_targets(form: ActionForm) -> list[targets_.Target] | None:
+    """The targets the form asks for; None for a petition or pledge (whatever targets it had
+    stay, unused, so switching the kind back and forth loses nothing). A CSV upload replaces
+    the typed list, and the list is written back into the textarea so a re-shown form has it."""
+    kind = form.kind.data
+    if kind not in TARGETED:
+        return None
+    if _uploaded(form):
+        found = targets_.read_csv(form.targets_file.data.stream, kind)
+        form.targets.data = "\n".join(targets_.line_of(t) for t in found)
+    else:
+        found = targets_.parse_lines(form.targets.data or "", kind)
+    if not found:
+        raise targets_.TargetError(f"A {kind} needs at least one target (a placeholder will do).")
+    return found
+
+
+def _save_action(form: ActionForm, action: Action | None) -> tuple[Action, bool] | None:
+    """Apply a validated form: the action and whether its targets changed; None (with the
+    problem on the form, at its field) when it cannot be saved."""
     try:
+        wanted = _wanted_targets(form)
+        letter = form.kind.data == "letter"
         saved = catalog.save(
             action, title=form.title.data, slug=form.slug.data, summary=form.summary.data,
             call_to_action=form.call_to_action.data, kind=form.kind.data, url=form.url.data,
             is_open=form.is_open.data, body=form.body.data, target=form.target.data,
             pledge_text=form.pledge_text.data, goal=form.goal.data,
-            allow_comments=form.allow_comments.data, requires_confirmation=form.requires_confirmation.data,
+            allow_comments=form.own_paragraph.data if letter else form.allow_comments.data,
+            requires_confirmation=form.requires_confirmation.data,
+            letter_subject=form.letter_subject.data, letter_text=form.letter_text.data,
+            call_script=form.call_script.data,
         )
         saved.topics = preferences.clean_topics(form.topics.data)
         catalog.save_translation(saved, "es", **{f: form[f"{f}_es"].data for f in catalog.TRANSLATED_FIELDS})
-        return saved
+        db.session.flush()  # a new action's id, for its targets
+        changed = wanted is not None and targets_.set_targets(saved, wanted)
+        if changed and saved.kind == "letter":  # letters held for placeholders go to the real ones
+            released = letters.release_placeholders(saved.id)
+            if released:
+                flash(f"{plural(released, 'letter')} queued for the new targets.", "info")
+        return saved, changed
+    except targets_.TargetError as exc:
+        where = form.targets_file if _uploaded(form) else form.targets
+        message = str(exc)
+        where.errors.append(message[:1].upper() + message[1:])
+        return None
     except catalog.ActionError as exc:
         getattr(form, exc.field).errors.append(str(exc))
         return None
@@ -50,8 +94,12 @@ def _save_action(form: ActionForm, action: Action | None) -> Action | None:
 
 def changed_fields(form) -> list[str]:
     """The names of a form's fields whose value differs from the object it was filled from."""
+    def same(a: object, b: object) -> bool:
+        return a == b or (a in ("", None) and b in ("", None))  # a blank field, an empty column
+
     return sorted(name for name, field in form._fields.items()
-                  if name not in ("csrf_token", "submit") and field.data != field.object_data)
+                  if name not in ("csrf_token", "submit", "targets", "targets_file")
+                  and not same(field.data, field.object_data))
 
 
 def embed_snippet(slug: str | None) -> str:
@@ -67,28 +115,42 @@ def _embed_context() -> dict:
 
 def _action_page(form: ActionForm, action: Action | None):
     if request.method == "POST" and form.validate_on_submit():
-        saved = _save_action(form, action)
-        if saved is not None:
-            db.session.flush()  # a new action's id, for the record
+        result = _save_action(form, action)
+        if result is not None:
+            saved, targets_changed = result
+            current = targets_.targets_of(saved.id)
+            about: dict[str, object] = {"kind": saved.kind}
+            if saved.kind in TARGETED:
+                about |= {"targets": len(current), "placeholders": sum(t.placeholder for t in current)}
             if action is None:
-                record("action.create", f"action {saved.id}", slug=saved.slug)
+                record("action.create", f"action {saved.id}", slug=saved.slug, **about)
             else:
-                changed = changed_fields(form)
+                changed = sorted([*changed_fields(form), *(["targets"] if targets_changed else [])])
                 record("action.edit", f"action {saved.id}", slug=saved.slug, fields=changed,
                        languages=sorted({"es" if f.endswith("_es") else i18n.default_language()
-                                         for f in changed}))
+                                         for f in changed if f != "targets"}), **about)
             db.session.commit()
             flash(f"Saved “{saved.title}”.", "success")
             return redirect(url_for("staff.actions"), code=303)
     status = 400 if request.method == "POST" else 200
-    return render_template("staff/action_form.html", form=form, action=action, **_embed_context()), status
+    current = targets_.targets_of(action.id) if action is not None else []
+    return render_template("staff/action_form.html", form=form, action=action, current_targets=current,
+                           **_embed_context()), status
+
+
+def _with_placeholders() -> set[int]:
+    """The actions with a placeholder target still to replace (the list flags them)."""
+    return set(db.session.scalars(
+        sa.select(ActionTarget.action_id).join(Action, Action.id == ActionTarget.action_id)
+        .where(ActionTarget.placeholder.is_(True), Action.kind.in_(TARGETED))))
 
 
 def actions():
     items = catalog.ordered_actions()
     return render_template("staff/actions.html", actions=items,
                            untranslated={a.id for a in items if "es" in catalog.missing_languages(a)},
-                           counts=signing.counts_by_action(), **_embed_context())
+                           counts=signing.counts_by_action(), placeholders=_with_placeholders(),
+                           **_embed_context())
 
 
 def action_new():
@@ -99,7 +161,10 @@ def action_edit(action_id: int):
     action = db.get_or_404(Action, action_id)
     es = (action.translations or {}).get("es") or {}
     spanish = {f"{f}_es": es.get(f, "") for f in catalog.TRANSLATED_FIELDS}
-    return _action_page(ActionForm(obj=action, **spanish), action)
+    lines = "\n".join(targets_.line_of(t) for t in targets_.targets_of(action.id))
+    return _action_page(ActionForm(obj=action, targets=lines,
+                                   own_paragraph=action.allow_comments and action.kind == "letter",
+                                   **spanish), action)
 
 
 def action_toggle(action_id: int):
@@ -136,6 +201,7 @@ def _signatures_page(action: Action, import_form: SignerImportForm, report=None,
         count=count, goal=signing.goal_for(action, count), import_form=import_form, report=report,
         letter_figures=letters.figures(action.id) if action.kind == "letter" else None,
         call_figures=calls.figures(action.id) if action.kind == "call" else None, phone_shown=phone_shown,
+        targets=targets_.targets_of(action.id),
     ), status
 
 

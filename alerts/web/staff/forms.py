@@ -86,7 +86,11 @@ class ActionForm(FlaskForm):
         validators=[DataRequired("The call to action is required."), Length(max=80)],
     )
     kind = SelectField(
-        "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge")]
+        "Kind", choices=[SelectChoice("petition", "Petition"), SelectChoice("pledge", "Pledge"),
+                         SelectChoice("letter", "Letter"),
+                         SelectChoice("call", "Call")],
+        description="A letter's signers send it to its targets by email; a call's signers phone "
+        "them.",
     )
     url = StringField(
         "Hosted elsewhere at (optional)",
@@ -103,7 +107,9 @@ class ActionForm(FlaskForm):
         "Topics", choices=[SelectChoice(slug, label) for slug, label in TOPICS],
         description="What it is about: alerts can then be sent to those who chose these topics.")
     target = StringField(
-        "Target (optional)", description="Whom it addresses, e.g. “Mayor Adams” or “Congress”.",
+        "Target (optional)",
+        description="Whom it addresses, on the page's “To:” line, e.g. “Mayor Adams” or “Congress”. "
+        "Whom a letter is sent to or a call is made to are its targets, below.",
         validators=[Optional(), Length(max=200)],
     )
     body = TextAreaField(
@@ -133,8 +139,35 @@ class ActionForm(FlaskForm):
     target_es = StringField("Addressed to, in Spanish", validators=[Optional(), Length(max=200)],
                             description="e.g. “El alcalde Adams”; left blank, the English name is shown.",
                             render_kw={"lang": "es"})
-    call_script_es = TextAreaField("Call script in Spanish (calls)", render_kw={"rows": 5, "lang": "es"},
+    call_script_es = TextAreaField("Call script in Spanish", render_kw={"rows": 5, "lang": "es"},
                                    validators=[Length(max=5000)])
+    # A letter's subject and text, a call's script, and the targets of either.
+    letter_subject = StringField(
+        "Letter subject", description="The subject of the email each target receives.",
+        validators=[Length(max=200)],
+    )
+    letter_text = TextAreaField(
+        "Letter text", description="What every signer's letter says, signed with their name. "
+        "Blank lines separate paragraphs.", render_kw={"rows": 8}, validators=[Length(max=20_000)],
+    )
+    own_paragraph = BooleanField("Signers may add their own paragraph to the letter")
+    call_script = TextAreaField(
+        "Call script", description="What a caller says, shown next to the numbers.",
+        render_kw={"rows": 5}, validators=[Length(max=5000)],
+    )
+    targets = TextAreaField(
+        "Targets, one per line",
+        description="One per line: “Name, Title <email>” for a letter, “Name, Title tel:+12025550123” "
+        "for a call. End a line with [placeholder] to mark one that must be replaced before "
+        "anything is sent to it.",
+        render_kw={"rows": 5, "spellcheck": "false"}, validators=[Length(max=60_000)],
+    )
+    targets_file = FileField(
+        "Or upload the targets as CSV (optional)",
+        description="Columns: name, title, email (letters) or phone (calls), and optionally "
+        "placeholder (yes/no). Its list replaces the one above.",
+        render_kw={"accept": ".csv,text/csv"},
+    )
     allow_comments = BooleanField("Let signers add a comment")
     requires_confirmation = BooleanField(
         "A signature counts only once its address confirms by email "
@@ -175,6 +208,8 @@ class AlertForm(FlaskForm):
     saved_audience = SelectField("Start from a saved audience", choices=[], validate_choice=False)
     only_signers_of = MultiCheckboxField("Only those who signed", validate_choice=False)
     except_signers_of = MultiCheckboxField("Leave out those who signed", validate_choice=False)
+    only_writers = BooleanField("Only those who wrote a letter (signed any letter)")
+    only_callers = BooleanField("Only those who made a call (and told us how it went)")
     topics = MultiCheckboxField("Topics", validate_choice=False)
     joined_after = StringField("Joined on or after", render_kw={"type": "date"})
     joined_before = StringField("Joined before", render_kw={"type": "date"})

@@ -18,7 +18,7 @@ from flask import (
 
 from ... import actions as catalog
 from ... import i18n
-from ...actions import records, signing
+from ...actions import records, shares, signing
 from ...extensions import db
 from ...models import Action
 from ...subscribers import preferences
@@ -131,7 +131,7 @@ def _signatures_page(action: Action, import_form: SignerImportForm, report=None,
     return render_template(
         "staff/action_signatures.html", action=action, pagination=pagination, q=q,
         days=days, day_max=max((n for _, n in days), default=0), sources=records.by_source(action.id),
-        source_codes=records.by_source_code(action.id),
+        source_codes=records.by_source_code(action.id), networks=shares.by_network(action.id),
         count=count, goal=signing.goal_for(action, count), import_form=import_form, report=report,
     ), status
 

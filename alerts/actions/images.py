@@ -115,8 +115,8 @@ def _open(data: bytes) -> Image.Image:
         except UnidentifiedImageError:
             raise ImageError("file", "This file is not an image: upload a JPEG, PNG, WebP or GIF.") from None
         except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-            raise ImageError("file", "The image declares more pixels than accepted "
-                                     "(a decompression bomb?).") from None
+            raise ImageError("file", "The image declares far too many pixels (a decompression bomb?): "
+                                     f"at most {MAX_PIXELS // 1_000_000} million are accepted.") from None
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise ImageError("file", f"The image is damaged or cut short ({exc}).") from None
     return image

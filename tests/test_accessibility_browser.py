@@ -50,6 +50,7 @@ STAFF, PASSWORD = "a11y@example.org", "a long accessible password"
 # preview inside the alert's page, in its frame).
 NOT_PAGES = {
     "static", "public.favicon", "public.healthz", "redirects.open_pixel", "redirects.follow",
+    "public.action_image",  # an action's share image (its page's og:image), not a page
     "privacy.data", "staff.action_signatures_csv", "staff.alert_preview_text", "staff.alert_recipients",
     "staff.alert_status", "staff.alert_audience", "staff.dashboard_charts_part",
     "staff.data_subscriber_json", "staff.data_export", "staff.alert_preview_html", "staff.audit_trail_csv",

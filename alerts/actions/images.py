@@ -47,7 +47,7 @@ PALETTE: tuple[tuple[str, str], ...] = (
 CARD_VERSION = "1"  # part of a card's digest: a change to how cards are drawn changes their URLs
 PADDING = 80
 TITLE_SIZES = (76, 70, 64, 58, 52, 46, 40)
-ORG_SIZE = 30
+ORG_SIZE = 34
 
 
 class ImageError(ValueError):

@@ -50,8 +50,9 @@ STAFF, PASSWORD = "a11y@example.org", "a long accessible password"
 # preview inside the alert's page, in its frame).
 NOT_PAGES = {
     "static", "public.favicon", "public.healthz", "redirects.open_pixel", "redirects.follow",
-    "privacy.data", "staff.action_signatures_csv", "staff.action_calls_csv", "staff.alert_preview_text",
-    "staff.alert_recipients",
+    "public.action_image",  # an action's share image (its page's og:image), not a page
+    "privacy.data", "staff.action_signatures_csv", "staff.action_calls_csv",
+    "staff.alert_preview_text", "staff.alert_recipients",
     "staff.alert_status", "staff.alert_audience", "staff.dashboard_charts_part",
     "staff.data_subscriber_json", "staff.data_export", "staff.alert_preview_html", "staff.audit_trail_csv",
     "embeds.embed_js",  # a script, not a page (the embed pages it frames are walked)

@@ -121,6 +121,22 @@ def _scheduled(w: World) -> None:
     db.session.commit()
 
 
+def _png() -> bytes:
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (1600, 900), "#1d3557").save(out, "PNG")
+    return out.getvalue()
+
+
+def _with_image(w: World) -> None:
+    """The action has an uploaded share image to remove."""
+    from alerts.actions import images
+
+    images.upload(db.session.get(Action, w.action_id), _png(), "A blue field")
+    db.session.commit()
+
+
 def _region(w: World) -> None:
     """A custom field to change or remove."""
     from alerts.subscribers import fields
@@ -144,6 +160,13 @@ STAFF_CASES: dict[str, Case] = {
                             "action.close", None),
     "staff.action_move": (lambda c, w: _post(c, f"/staff/actions/{w.action_id}/move", {"direction": "down"}),
                           "action.move", None),
+    "staff.action_image": (
+        lambda c, w: _post(c, f"/staff/actions/{w.action_id}/image",
+                           {"file": (io.BytesIO(_png()), "card.png"), "alt": "A blue field"},
+                           f"/staff/actions/{w.action_id}/image", content_type="multipart/form-data"),
+        "action.image_upload", None),
+    "staff.action_image_remove": (lambda c, w: _post(c, f"/staff/actions/{w.action_id}/image/remove"),
+                                  "action.image_remove", _with_image),
     "staff.action_signatures_import": (
         lambda c, w: _post(c, f"/staff/actions/{w.action_id}/signatures/import",
                            {"file": (io.BytesIO(SIGNERS_CSV), "signers.csv")},

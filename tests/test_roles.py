@@ -38,6 +38,8 @@ LEAST_ROLE: dict[str, str] = {
     "staff.action_edit": "editor",
     "staff.action_toggle": "editor",
     "staff.action_move": "editor",
+    "staff.action_image": "editor",
+    "staff.action_image_remove": "editor",
     "staff.action_signatures": "viewer",
     "staff.action_signatures_csv": "admin",
     "staff.action_signatures_import": "admin",

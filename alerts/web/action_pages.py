@@ -12,18 +12,16 @@ import logging
 import time
 from functools import lru_cache
 from typing import Any
-from urllib.parse import quote
 
-from flask import abort, current_app, redirect, render_template, request, url_for
+from flask import Response, abort, current_app, redirect, render_template, request, url_for
 from limits import parse_many
 from werkzeug.exceptions import TooManyRequests
 
 from .. import actions, i18n
-from ..actions import calls, signing, targets
+from ..actions import calls, images, shares, signing, targets
 from ..actions.references import read_reference
 from ..embeds.sources import clean_source
 from ..extensions import csrf, db, limiter
-from ..mail.context import external_url
 from ..models import Action
 from .client import client_request
 
@@ -68,7 +66,7 @@ def _render(action: Action, *, signer=None, token: str = "", not_me: bool = Fals
     body = render_template(
         "action.html", action=action, signer=None if not_me else signer,
         token=token if signer else "", not_me=not_me and signer is not None, src=src or "",
-        source_code=source_code or "",
+        source_code=source_code or "", share=share_links(action),
         entry=entry or signing.Entry(), error=error, count=count, goal=goal,
         percent=min(100, round(100 * count / goal)) if goal else 0,
         **(_call_context(action, report) if action.kind == "call" else {}),
@@ -216,17 +214,36 @@ def call(slug: str):
 
 
 def share_links(action: Action) -> dict[str, str]:
-    """Where the thank-you page's share buttons go; the shared link says it was shared."""
-    url = external_url("public.action", slug=action.slug, src="share")
-    text = f"{action.call_to_action}: {action.title}"
-    u, t = quote(url, safe=""), quote(text, safe="")
-    return {
-        "url": url,
-        "email": f"mailto:?subject={t}&body={quote(text + chr(10) + chr(10) + url, safe='')}",
-        "x": f"https://twitter.com/intent/tweet?text={t}&url={u}",
-        "facebook": f"https://www.facebook.com/sharer/sharer.php?u={u}",
-        "whatsapp": f"https://wa.me/?text={quote(text + ' ' + url, safe='')}",
-    }
+    """Where the share buttons go, in the page's language; each link says it was shared, and
+    through which network (`?src=share&source=share-x`)."""
+    return shares.links(action, actions.text_of(action, i18n.current()))
+
+
+# The digest is in the URL: what it names never changes, so anyone may keep it for a year.
+IMAGE_HEADERS = {"Cache-Control": "public, max-age=31536000, immutable"}
+
+
+def action_image(slug: str, digest: str, ext: str):
+    """The action's share image, by the digest its page names: the upload, else a default
+    card (of the title in any of its languages). Any other digest is a 404."""
+    item = _action_or_404(slug)
+    row = images.stored(item.id)
+    picture: images.Picture | None = None
+    if row is not None:
+        if row.digest == digest:
+            picture = images.Picture(row.data, row.content_type, row.digest)
+    else:
+        org = current_app.config["ORG_NAME"]
+        for code in i18n.languages():
+            title = actions.text_of(item, code).title
+            if images.card_digest(item.slug, title, org) == digest:
+                picture = images.card(item.slug, title, org)
+                break
+    if picture is None or picture.ext != ext:
+        abort(404)
+    response = Response(picture.data, mimetype=picture.content_type, headers=IMAGE_HEADERS)
+    response.set_etag(picture.digest)
+    return response.make_conditional(request)
 
 
 def thanks(slug: str):

@@ -27,6 +27,8 @@ bp.add_url_rule("/actions/<slug>", "action", action_pages.action, methods=GET)
 bp.add_url_rule("/actions/<slug>/sign", "sign", action_pages.sign, methods=POST)
 bp.add_url_rule("/actions/<slug>/call", "call", action_pages.call, methods=POST)
 bp.add_url_rule("/actions/<slug>/thanks", "thanks", action_pages.thanks, methods=GET)
+bp.add_url_rule("/actions/<slug>/image/<digest>.<ext>", "action_image", action_pages.action_image,
+                methods=GET)
 bp.add_url_rule("/actions/confirm/<token>", "confirm_signature", action_pages.confirm_signature,
                 methods=GET_POST)
 

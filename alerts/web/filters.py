@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 from flask import Flask, current_app, request, url_for
 
 from .. import i18n, words
-from ..actions import KIND_NAMES, ActionText, targets, text_of
+from ..actions import KIND_NAMES, ActionText, shares, targets, text_of
 from ..blasts import progress
 from ..mail.context import external_url
 from ..models import Action, ActionTarget
@@ -77,6 +77,11 @@ def action_text(action: Action) -> ActionText:
     return text_of(action, i18n.current())
 
 
+def share_meta(action: Action) -> list[tuple[str, str, str]]:
+    """The page's Open Graph and Twitter card tags, in the page's language."""
+    return shares.meta(action, action_text(action))
+
+
 def kind_name(action: Action) -> str:
     """"Petition", "Pledge", "Letter" or "Call", in the page's language."""
     return str(KIND_NAMES.get(action.kind, KIND_NAMES["petition"]))
@@ -91,6 +96,7 @@ def register(app: Flask) -> None:
     app.add_template_global(action_text, "action_text")
     app.add_template_global(kind_name, "kind_name")
     app.add_template_global(public_targets, "public_targets")
+    app.add_template_global(share_meta, "share_meta")
     app.add_template_filter(words.in_sentence, "in_sentence")
     app.add_template_filter(words.action_name, "action_name")
     app.add_template_filter(format_when, "when")

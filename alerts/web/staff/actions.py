@@ -19,7 +19,7 @@ from flask import (
 
 from ... import actions as catalog
 from ... import i18n
-from ...actions import calls, letters, records, signing
+from ...actions import calls, letters, records, shares, signing
 from ...actions import targets as targets_
 from ...actions.targets import phone_shown
 from ...extensions import db
@@ -197,7 +197,7 @@ def _signatures_page(action: Action, import_form: SignerImportForm, report=None,
     return render_template(
         "staff/action_signatures.html", action=action, pagination=pagination, q=q,
         days=days, day_max=max((n for _, n in days), default=0), sources=records.by_source(action.id),
-        source_codes=records.by_source_code(action.id),
+        source_codes=records.by_source_code(action.id), networks=shares.by_network(action.id),
         count=count, goal=signing.goal_for(action, count), import_form=import_form, report=report,
         letter_figures=letters.figures(action.id) if action.kind == "letter" else None,
         call_figures=calls.figures(action.id) if action.kind == "call" else None, phone_shown=phone_shown,

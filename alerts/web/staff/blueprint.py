@@ -13,6 +13,7 @@ from ... import twofactor
 from ...permissions import Permission, allows
 from . import (
     account,
+    action_images,
     actions,
     api_tokens,
     approval,
@@ -144,6 +145,10 @@ rule("/actions/new", "action_new", actions.action_new, methods=GET_POST, needs=C
 rule("/actions/<int:action_id>/edit", "action_edit", actions.action_edit, methods=GET_POST, needs=COMPOSE)
 rule("/actions/<int:action_id>/toggle", "action_toggle", actions.action_toggle, methods=POST, needs=COMPOSE)
 rule("/actions/<int:action_id>/move", "action_move", actions.action_move, methods=POST, needs=COMPOSE)
+rule("/actions/<int:action_id>/image", "action_image", action_images.action_image, methods=GET_POST,
+     needs=COMPOSE)
+rule("/actions/<int:action_id>/image/remove", "action_image_remove", action_images.action_image_remove,
+     methods=POST, needs=COMPOSE)
 rule("/actions/<int:action_id>/signatures", "action_signatures", actions.action_signatures, methods=GET,
      needs=VIEW)
 rule("/actions/<int:action_id>/signatures.csv", "action_signatures_csv", actions.action_signatures_csv,

@@ -274,6 +274,18 @@ class SignerImportForm(FlaskForm):
                      "last name, zip or postal code, comment and date are used when present.")
 
 
+class ActionImageForm(FlaskForm):
+    file = FileField("Image", validators=[FileRequired("Choose an image to upload.")],
+                     render_kw={"accept": "image/jpeg,image/png,image/webp,image/gif"},
+                     description="JPEG, PNG, WebP or GIF (its first frame), up to 10 MB. It is cropped to "
+                     "fill 1200x630 (the middle is kept), and stored without its metadata.")
+    alt = TextAreaField(
+        "Alt text",
+        validators=[DataRequired("Describe the image for people who cannot see it."), Length(max=300)],
+        render_kw={"maxlength": 300, "rows": 2},
+        description="What the image shows, for people who cannot see it (at most 300 characters).")
+
+
 ROLE_CHOICES = [SelectChoice(role.value, f"{role.value.capitalize()}: {DESCRIPTIONS[role]}")
                 for role in ROLES]
 

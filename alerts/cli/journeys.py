@@ -28,7 +28,7 @@ def _journey(journey_id: int) -> Journey:
 
 
 def _items() -> list[dict]:
-    slugs = dict(db.session.execute(sa.select(Action.id, Action.slug)).tuples().all())
+    slugs = {r.id: r.slug for r in db.session.execute(sa.select(Action.id, Action.slug))}
     out = []
     for journey in db.session.scalars(sa.select(Journey).order_by(Journey.id)):
         steps = []

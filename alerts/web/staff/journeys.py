@@ -32,14 +32,15 @@ class StepForm(FlaskForm):
     wait = IntegerField("Wait", validators=[InputRequired("Say how long to wait (0 for at once)."),
                                             NumberRange(min=0, max=527_040)],
                         description="After the previous step (after entering, for the first).")
-    unit = SelectField("Unit", choices=[(u, u) for u in UNITS], default="days")
+    unit = SelectField("Unit", choices=[SelectChoice(u, u) for u in UNITS], default="days")
     subject = StringField("Subject", validators=[DataRequired("The subject is required."), Length(max=200)],
                           description="{first_name|friend} greets by name.")
     preheader = StringField("Preheader", validators=[Length(max=200)])
     intro_md = TextAreaField("Text (Markdown)", validators=[Length(max=20_000)], render_kw={"rows": 8},
                              description="The actions chosen below follow it, each with its button.")
     actions = MultiCheckboxField("Actions the email links", choices=[])
-    unless_signed = SelectField("Skip it for those who signed", choices=[])
+    # (journeys.add_step checks the slug, naming the problem)
+    unless_signed = SelectField("Skip it for those who signed", choices=[], validate_choice=False)
     only_if_not_clicked_previous = BooleanField("Only for those who did not click the previous step's email")
     subject_es = StringField("Subject in Spanish", validators=[Length(max=200)], render_kw={"lang": "es"})
     preheader_es = StringField("Preheader in Spanish", validators=[Length(max=200)], render_kw={"lang": "es"})
@@ -70,7 +71,7 @@ def _wait(minutes: int) -> str:
 
 
 def journeys_list():
-    rows = []
+    rows: list[dict[str, Any]] = []
     for journey in db.session.scalars(sa.select(Journey).order_by(Journey.id)):
         now_in, ever = figures.member_count(journey.id)
         rows.append({"journey": journey, "steps": len(journey.steps), "in": now_in, "ever": ever})

@@ -149,7 +149,9 @@ def journey_resume(journey_id: int):
 
 def _step_form(step: JourneyStep | None) -> StepForm:
     if step is None or step.alert is None:
-        form = StepForm(data={"wait": 2, "unit": "days"})
+        # (as a new alert: every open action, which is also what none chosen means)
+        form = StepForm(data={"wait": 2, "unit": "days",
+                              "actions": [a.slug for a in ordered_actions() if a.is_open]})
     else:
         alert = step.alert
         minutes = step.after_minutes

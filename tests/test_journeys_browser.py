@@ -94,7 +94,8 @@ def test_staff_build_a_journey_and_read_which_step_moved_people(app, live_server
         page.get_by_label("Subject in Spanish").fill("Gracias: ¿una más?")
         page.get_by_role("button", name="Save the step").click()
         expect(page.get_by_text("Step saved.")).to_be_visible()
-        expect(page.frame_locator("iframe[name=preview-frame]").get_by_text("This one is next")).to_be_visible()
+        preview = page.frame_locator("iframe[name=preview-frame]")
+        expect(preview.get_by_text("This one is next")).to_be_visible()
         _check(page, source, failures, "step editor")
         page.screenshot(path=shots / "journey-step-1280.png", full_page=True)
         page.get_by_role("link", name="After the first signature").click()
@@ -104,7 +105,8 @@ def test_staff_build_a_journey_and_read_which_step_moved_people(app, live_server
         page.get_by_role("button", name="Resume").click()
         expect(page.get_by_text("Journey resumed")).to_be_visible()
         with app.app_context():
-            built = db.session.scalars(sa.select(Journey).where(Journey.name == "After the first signature")).one()
+            built = db.session.scalars(
+                sa.select(Journey).where(Journey.name == "After the first signature")).one()
             assert built.trigger == f"signed:{first_slug}" and not built.paused
             assert [s.after_minutes for s in built.steps] == [24 * 60]
             built_id = built.id

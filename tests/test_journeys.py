@@ -410,3 +410,21 @@ def test_a_worker_killed_while_steps_are_sent_and_beat_restarted(app, ctx, smtp,
                              .where(Delivery.status == DeliveryStatus.SENT)) == 600
     step = db.session.scalars(sa.select(JourneyStep).where(JourneyStep.journey_id == journey.id)).one()
     assert db.session.get(Alert, step.alert_id).state == AlertState.JOURNEY
+
+
+def test_a_step_alert_opens_its_step_and_has_a_report(app, staff_client):
+    with app.app_context():
+        seed_actions()
+        journey = journeys.ensure_default()
+        db.session.commit()
+        step = journey.steps[1]
+        ids = (journey.id, step.id, step.alert_id)
+    page = staff_client.get(f"/staff/alerts/{ids[2]}")
+    assert page.status_code == 303
+    assert page.headers["Location"].endswith(f"/staff/journeys/{ids[0]}/steps/{ids[1]}")
+    report = staff_client.get(f"/staff/alerts/{ids[2]}/report")
+    assert report.status_code == 200 and "Here is what we do" in report.get_data(as_text=True)
+    listing = staff_client.get("/staff/alerts").get_data(as_text=True)
+    assert "Here is what we do" not in listing  # steps are on their journey's page, not among alerts
+    journey_page = staff_client.get(f"/staff/journeys/{ids[0]}").get_data(as_text=True)
+    assert "Pick one action for children this week" in journey_page and "Welcome email" in journey_page

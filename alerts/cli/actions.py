@@ -9,7 +9,6 @@ from typing import BinaryIO
 import click
 from flask.cli import with_appcontext
 
-from .. import journeys
 from ..actions import ActionError, by_slug, ordered_actions, records, save, seed_actions, set_open, signing
 from ..actions import targets as targets_
 from ..extensions import db
@@ -24,7 +23,6 @@ from .database import Group
 def seed_actions_command() -> None:
     """Load the seven Action Center actions (idempotent)."""
     added, present = seed_actions()
-    journeys.ensure_default()  # "New subscribers": the welcome and its series, linking these actions
     if added:
         record("action.seed", None, added=added)
     db.session.commit()

@@ -152,8 +152,12 @@ def set_paused(journey: Journey, paused: bool) -> None:
 
 
 def ensure_default() -> Journey:
-    """The journey "New subscribers" (trigger: confirmed): the welcome, then two emails."""
-    journey = db.session.scalar(sa.select(Journey).where(Journey.name == DEFAULT_NAME))
+    """The journey "New subscribers" (trigger: confirmed): the welcome, then two emails.
+
+    Found by its welcome step, so that staff may rename it."""
+    journey = db.session.scalar(
+        sa.select(Journey).join(JourneyStep, JourneyStep.journey_id == Journey.id)
+        .where(JourneyStep.is_welcome.is_(True)).order_by(Journey.id).limit(1))
     if journey is not None:
         return journey
     journey = Journey(name=DEFAULT_NAME, trigger="confirmed", paused=False)
@@ -268,10 +272,52 @@ class Pass:
         self.exited[reason] = self.exited.get(reason, 0) + 1
 
 
-def _signed(sub: Subscriber, action_id: int) -> bool:
-    return db.session.scalar(sa.select(sa.exists().where(
-        Signature.action_id == action_id, Signature.confirmed_at.is_not(None),
-        sa.or_(Signature.subscriber_id == sub.id, Signature.email_key == sub.email_key)))) or False
+class _Batch:
+    """What one pass needs to know about its people, read with a query each, not one per person:
+    what they have signed, and their deliveries that count against the daily cap (kept up to
+    date as the pass queues more)."""
+
+    def __init__(self, subs: dict[int, Subscriber], action_ids: set[int], now: datetime) -> None:
+        self.signed: set[tuple[int, int]] = set()  # (subscriber id, action id)
+        ids = list(subs)
+        if action_ids and ids:
+            by_key = {s.email_key: s.id for s in subs.values() if s.email_key}
+            for action_id, sub_id, key in db.session.execute(
+                sa.select(Signature.action_id, Signature.subscriber_id, Signature.email_key).where(
+                    Signature.action_id.in_(action_ids), Signature.confirmed_at.is_not(None),
+                    sa.or_(Signature.subscriber_id.in_(ids), Signature.email_key.in_(list(by_key))))):
+                for who in (sub_id, by_key.get(key)):
+                    if who in subs:
+                        self.signed.add((who, action_id))
+        since = now - timedelta(hours=24)
+        # Per person: the send times of their deliveries that count (None: queued or going out).
+        self.recent: dict[int, list[datetime | None]] = {i: [] for i in ids}
+        if ids:
+            for sub_id, status, sent_at in db.session.execute(
+                sa.select(Delivery.subscriber_id, Delivery.status, Delivery.sent_at).where(
+                    Delivery.subscriber_id.in_(ids),
+                    sa.or_(Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
+                           sa.and_(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at > since)))):
+                if sub_id is not None:
+                    self.recent[sub_id].append(sent_at if status == DeliveryStatus.SENT else None)
+
+    def has_signed(self, sub_id: int, action_id: int) -> bool:
+        return (sub_id, action_id) in self.signed
+
+    def cap_wait(self, sub_id: int, now: datetime, cap: int) -> timedelta | None:
+        """How long until this person may get one more email under the daily cap (None: now):
+        every delivery of theirs counts, blasts and journeys, sent in the last 24 hours or
+        still queued or going out."""
+        rows = self.recent.get(sub_id, [])
+        if len(rows) < cap:
+            return None
+        sent = sorted(t for t in rows if t is not None)
+        if len(rows) - len(sent) >= cap or not sent:
+            return timedelta(hours=1)  # those still going out count as sent now: look again soon
+        return max(timedelta(minutes=1), sent[0] + timedelta(hours=24) - now)
+
+    def queued(self, sub_id: int) -> None:
+        self.recent.setdefault(sub_id, []).append(None)
 
 
 def _clicked(sub_id: int, alert_id: int | None) -> bool:
@@ -279,26 +325,6 @@ def _clicked(sub_id: int, alert_id: int | None) -> bool:
         return False
     return db.session.scalar(sa.select(sa.exists().where(
         Click.alert_id == alert_id, Click.subscriber_id == sub_id, Click.machine.is_(False)))) or False
-
-
-def _cap_wait(sub_id: int, now: datetime, cap: int) -> timedelta | None:
-    """How long until this person may get one more email under the daily cap (None: now).
-
-    Counted: every delivery of theirs, blasts and journeys, sent in the last 24 hours or
-    still queued or going out."""
-    since = now - timedelta(hours=24)
-    rows = db.session.execute(
-        sa.select(Delivery.status, Delivery.sent_at).where(
-            Delivery.subscriber_id == sub_id,
-            sa.or_(Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]),
-                   sa.and_(Delivery.status == DeliveryStatus.SENT, Delivery.sent_at > since)))
-    ).all()
-    if len(rows) < cap:
-        return None
-    sent = sorted(r.sent_at for r in rows if r.sent_at is not None)
-    if len(rows) - len(sent) >= cap or not sent:
-        return timedelta(hours=1)  # those still going out are counted as sent now: look again soon
-    return max(timedelta(minutes=1), sent[0] + timedelta(hours=24) - now)
 
 
 def run_due(now: datetime | None = None, limit: int = 1000) -> Pass:
@@ -322,7 +348,11 @@ def run_due(now: datetime | None = None, limit: int = 1000) -> Pass:
     subs = {s.id: s for s in db.session.scalars(
         sa.select(Subscriber).where(Subscriber.id.in_({m.subscriber_id for m in members})))}
     suppressed = suppressions.suppressed_hashes([s.email for s in subs.values() if s.email])
-    steps_of: dict[int, list[JourneyStep]] = {}
+    steps_of: dict[int, list[JourneyStep]] = {
+        journey_id: _steps(journey_id) for journey_id in sorted({m.journey_id for m in members})}
+    asked = {s.unless_signed_action_id for steps in steps_of.values() for s in steps
+             if s.unless_signed_action_id is not None}
+    batch = _Batch(subs, asked, now)
     newest_before: dict[int, int] = {}  # alert id -> its highest delivery id before this pass
     for member in members:
         done.looked_at += 1
@@ -336,8 +366,7 @@ def run_due(now: datetime | None = None, limit: int = 1000) -> Pass:
         if sub.email and email_hash(sub.email) in suppressed:
             done.exit(member, "suppressed", now)
             continue
-        steps = steps_of.setdefault(member.journey_id, _steps(member.journey_id))
-        _advance(member, sub, steps, now, cap, newest_before, done)
+        _advance(member, sub, steps_of[member.journey_id], now, cap, batch, newest_before, done)
     db.session.flush()
     for alert_id, before in newest_before.items():
         alert = db.session.get_one(Alert, alert_id)
@@ -348,7 +377,7 @@ def run_due(now: datetime | None = None, limit: int = 1000) -> Pass:
 
 
 def _advance(member: JourneyMember, sub: Subscriber, steps: list[JourneyStep], now: datetime, cap: int,
-             newest_before: dict[int, int], done: Pass) -> None:
+             batch: _Batch, newest_before: dict[int, int], done: Pass) -> None:
     """The member's next step, if it is due for them: sent, skipped, or postponed by the cap."""
     previous: JourneyStep | None = None
     for step in steps:
@@ -357,11 +386,12 @@ def _advance(member: JourneyMember, sub: Subscriber, steps: list[JourneyStep], n
             continue
         skip = (step.is_welcome  # sent by the welcome email on confirmation
                 or step.alert_id is None
-                or (step.unless_signed_action_id is not None and _signed(sub, step.unless_signed_action_id))
+                or (step.unless_signed_action_id is not None
+                    and batch.has_signed(sub.id, step.unless_signed_action_id))
                 or (step.only_if_not_clicked_previous and previous is not None
                     and _clicked(sub.id, previous.alert_id)))
         if not skip:
-            wait = _cap_wait(sub.id, now, cap)
+            wait = batch.cap_wait(sub.id, now, cap)
             if wait is not None:
                 member.next_position = step.position
                 member.due_at = now + wait
@@ -376,6 +406,7 @@ def _advance(member: JourneyMember, sub: Subscriber, steps: list[JourneyStep], n
                 upsert(Delivery).values(alert_id=step.alert_id, subscriber_id=sub.id,
                                         status=DeliveryStatus.QUEUED, attempts=0)
                 .on_conflict_do_nothing(index_elements=["alert_id", "subscriber_id"]))
+            batch.queued(sub.id)
             done.queued += 1
         else:
             done.skipped += 1

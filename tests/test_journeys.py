@@ -428,3 +428,39 @@ def test_a_step_alert_opens_its_step_and_has_a_report(app, staff_client):
     assert "Here is what we do" not in listing  # steps are on their journey's page, not among alerts
     journey_page = staff_client.get(f"/staff/journeys/{ids[0]}").get_data(as_text=True)
     assert "Pick one action for children this week" in journey_page and "Welcome email" in journey_page
+
+
+def test_the_staff_import_form_puts_people_in_a_journey_only_when_chosen(app, staff_client):
+    import io
+
+    from tests.helpers import csrf_token
+
+    with app.app_context():
+        seed_actions()
+        journey = journeys.create("Paper petition follow-up", "imported")
+        journeys.add_step(journey, after_minutes=0, subject="Thanks for signing on paper", body="Hi")
+        db.session.commit()
+        journey_id = journey.id
+
+    def upload(rows: str, **fields):
+        data = {"csrf_token": csrf_token(staff_client, "/staff/subscribers/import"),
+                "file": (io.BytesIO(rows.encode()), "list.csv"), "consent": "documented",
+                "source": "Paper petition, Pride march", **fields}
+        return staff_client.post("/staff/subscribers/import", data=data, content_type="multipart/form-data")
+
+    page = staff_client.get("/staff/subscribers/import").get_data(as_text=True)
+    assert "Put them in a journey" in page and "Paper petition follow-up" in page
+    assert upload("email\nfirst@example.org\n").status_code == 200
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(JourneyMember)) == 0
+    dry = upload("email\na@example.org\nb@example.org\n", journey=str(journey_id), dry_run="y")
+    body = dry.get_data(as_text=True)
+    form = body.split('id="import-for-real"', 1)[1].split("</form>", 1)[0]
+    fields = dict(re.findall(r'name="([^"]+)"[^>]*value="([^"]*)"', form))
+    assert fields["journey"] == str(journey_id)  # "Import for real" keeps the choice
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(JourneyMember)) == 0
+    real = staff_client.post("/staff/subscribers/import", data=fields)
+    assert "2 subscribers entered the journey “Paper petition follow-up”" in real.get_data(as_text=True)
+    with app.app_context():
+        assert db.session.scalar(sa.select(sa.func.count()).select_from(JourneyMember)) == 2

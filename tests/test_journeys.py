@@ -292,6 +292,7 @@ def test_cli_list_json_shape_and_add_step(app, ctx):
                                 "A fourth email", "--body", "Thank you, {first_name|friend}.",
                                 "--unless-signed", slug])
     assert added.exit_code == 0, added.output
+    assert added.output.startswith(f"Step 4 of journey {item['id']} (New subscribers): after 1,440 minutes")
     steps = json.loads(runner.invoke(args=["journey", "list", "--json"]).output)[0]["steps"]
     assert steps[-1] == {"after_minutes": 1440, "subject": "A fourth email", "unless_signed": slug}
     bad = runner.invoke(args=["journey", "add-step", str(item["id"]), "--after", "5", "--subject", "x",

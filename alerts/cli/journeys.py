@@ -84,6 +84,7 @@ def add_step(journey_id: int, after: int, subject: str, body: str, unless_signed
     record("journey.add_step", f"journey:{journey.id}", position=step.position, after_minutes=after,
            subject=subject, unless_signed=unless_signed)
     db.session.commit()
+    db.session.expire(journey, ["steps"])
     click.echo(f"Step {len(journey.steps)} of journey {journey.id} ({journey.name}): "
                f"after {plural(after, 'minute')}, “{subject}”.")
 

@@ -79,6 +79,10 @@ def celery_config(app: Flask) -> dict:
                 "task": tasknames.SEND_LETTERS,
                 "schedule": timedelta(seconds=app.config.get("LETTER_SWEEP_SECONDS", 30)),
             },
+            "run-journeys": {
+                "task": tasknames.RUN_JOURNEYS,
+                "schedule": timedelta(seconds=app.config.get("JOURNEY_SWEEP_SECONDS", 60)),
+            },
             "sweep-webhooks": {
                 "task": tasknames.SWEEP_WEBHOOKS,
                 "schedule": timedelta(seconds=app.config.get("WEBHOOK_SWEEP_SECONDS", 5)),

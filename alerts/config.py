@@ -268,6 +268,11 @@ def load_config(instance_path: Path) -> dict:
         "LETTER_DELIVERY": _choice("LETTER_DELIVERY", ("each", "digest"), "each"),
         "LETTER_DIGEST_HOUR": _hour("LETTER_DIGEST_HOUR", 17),
         "LETTER_SWEEP_SECONDS": _int("LETTER_SWEEP_SECONDS", 30),
+        # Journeys: how often beat gives due people their next step, how many per pass, and the
+        # most emails (blasts and journeys together) one person gets in 24 hours from journeys.
+        "JOURNEY_SWEEP_SECONDS": _int("JOURNEY_SWEEP_SECONDS", 60),
+        "JOURNEY_BATCH": _int("JOURNEY_BATCH", 1000),
+        "JOURNEY_DAILY_CAP": _int("JOURNEY_DAILY_CAP", 2),
         # Where a phone number given without +country is read from (ISO 3166 region code).
         "PHONE_REGION": (_env("PHONE_REGION", "US") or "US").upper(),
         # Click tracking (see the README's privacy section): person | aggregate | off; how

@@ -29,6 +29,11 @@ SEND_BATCH = "alerts.tasks.send_batch"
 # and by beat.
 SEND_LETTERS = "alerts.tasks.send_letters"
 
+# Journeys (`alerts.journeys`): people entering on a trigger, and beat's pass over due steps.
+ENTER_JOURNEYS = "alerts.tasks.enter_journeys"
+JOURNEY_SIGNED = "alerts.tasks.journey_signed"
+RUN_JOURNEYS = "alerts.tasks.run_journeys"
+
 # Beat (celery_app's schedule).
 SWEEP = "alerts.tasks.sweep"
 START_SCHEDULED = "alerts.tasks.start_scheduled"

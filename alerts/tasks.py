@@ -10,13 +10,14 @@ import contextlib
 import logging
 import random
 import smtplib
+import time
 from typing import Any
 
 import sqlalchemy as sa
 from celery import Task, shared_task
 from flask import current_app
 
-from . import invitations, tasknames  # noqa: F401 - invitations: its email kind, registered on import
+from . import invitations, journeys, tasknames  # noqa: F401 - invitations: its email kind, registered on import
 from .actions import letters, signing  # signing: its email kind, registered on import
 from .blasts import abtest, dispatch, recovery, scheduling, sending
 from .bounces import processing
@@ -286,3 +287,45 @@ def send_letters() -> dict:
         log.info("letters: %s sent, %s refused, %s to try again", result.sent, result.failed, result.retried,
                  extra={"letters": vars(result)})
     return vars(result)
+
+
+@shared_task(name=tasknames.ENTER_JOURNEYS)
+def enter_journeys(trigger: str, subscriber_ids: list[int]) -> int:
+    """People who confirmed (or were imported into one) enter the journeys of that trigger."""
+    added = journeys.enter(trigger, subscriber_ids)
+    db.session.commit()
+    return added
+
+
+@shared_task(name=tasknames.JOURNEY_SIGNED)
+def journey_signed(signature_id: int) -> int:
+    """A signature that counts: its signer enters the journeys of signed:SLUG."""
+    added = journeys.on_signature(signature_id)
+    db.session.commit()
+    return added
+
+
+@shared_task(name=tasknames.RUN_JOURNEYS)
+def run_journeys() -> dict:
+    """Beat's pass: due people get their next step, a batch of JOURNEY_BATCH per transaction,
+    until none is due (or a minute of passes, the next beat carries on)."""
+    limit = current_app.config["JOURNEY_BATCH"]
+    totals: dict[str, int] = {"looked_at": 0, "queued": 0, "skipped": 0, "postponed": 0, "batches": 0}
+    deadline = time.monotonic() + 50
+    try:
+        while True:
+            done = journeys.run_due(limit=limit)
+            db.session.commit()
+            for key in totals:
+                totals[key] += getattr(done, key)
+            if done.looked_at < limit or time.monotonic() > deadline:
+                break
+    except DATABASE_DOWN as exc:
+        db.session.rollback()
+        log.warning("journeys not run: the database is not answering (%s)", database_down_reason(exc))
+        return {"database": "down"}
+    if totals["looked_at"]:
+        log.info("journeys: %s due, %s steps queued, %s skipped, %s postponed by the daily cap",
+                 totals["looked_at"], totals["queued"], totals["skipped"], totals["postponed"],
+                 extra={"journeys": totals})
+    return totals

@@ -167,8 +167,13 @@ def test_every_page_has_no_axe_violations(app, live_server, celery_worker, smtp,
             "gone": unsubscribe_token_for(gone.id),
             "signature": make_signature_token(to_confirm.id),
         }
+        from alerts import journeys
+
+        journey = journeys.ensure_default()  # its timeline, and the editor of its second step
+        db.session.commit()
         ids = {"alert_id": sent, "action_id": actions[TWO[0]], "subscriber_id": reader.id,
-               "slug": TWO[0], "endpoint_id": hook, "staff_id": invited.id, "key": "region"}
+               "slug": TWO[0], "endpoint_id": hook, "staff_id": invited.id, "key": "region",
+               "journey_id": journey.id, "step_id": journey.steps[1].id}
         rules = [r for r in app.url_map.iter_rules() if "GET" in r.methods and r.endpoint not in NOT_PAGES]
     token_for = {"public.confirm": "confirm", "public.unsubscribe": "unsubscribe",
                  "privacy.erase": "unsubscribe", "public.confirm_signature": "signature",

@@ -145,6 +145,30 @@ def _region(w: World) -> None:
     db.session.commit()
 
 
+def _journey(w: World) -> None:
+    """A journey with one email step, to pause, resume, edit and remove."""
+    from alerts import journeys
+
+    journey = journeys.create("Follow-up", "imported")
+    step = journeys.add_step(journey, after_minutes=60, subject="Next", body="Hello")
+    db.session.commit()
+    w.journey_id, w.step_id = journey.id, step.id  # type: ignore[attr-defined]
+
+
+def _paused_journey(w: World) -> None:
+    from alerts.models import Journey
+
+    _journey(w)
+    db.session.get(Journey, w.journey_id).paused = True  # type: ignore[attr-defined]
+    db.session.commit()
+
+
+def _jpath(w: World, rest: str = "") -> str:
+    return f"/staff/journeys/{w.journey_id}{rest}"  # type: ignore[attr-defined]
+
+
+STEP_FORM = {"wait": "2", "unit": "days", "subject": "One more step", "intro_md": "Hello"}
+
 ACTION_FORM = {"title": "Protect Kids Online", "slug": "", "summary": "Ask Congress to act.",
                "call_to_action": "Sign the Petition", "kind": "petition", "url": "", "is_open": "y"}
 
@@ -234,6 +258,22 @@ STAFF_CASES: dict[str, Case] = {
     "staff.welcome_email": (lambda c, w: _post(c, "/staff/welcome",
                                                {"subject": "Welcome!", "body_md": "Hello", "enabled": "y"},
                                                "/staff/welcome"), "welcome.edit", None),
+    "staff.journey_new": (lambda c, w: _post(c, "/staff/journeys/new",
+                                             {"name": "Signers", "trigger": "imported"},
+                                             "/staff/journeys/new"), "journey.create", None),
+    "staff.journey_pause": (lambda c, w: _post(c, _jpath(w, "/pause"), page=_jpath(w)),
+                            "journey.pause", _journey),
+    "staff.journey_resume": (lambda c, w: _post(c, _jpath(w, "/resume"), page=_jpath(w)),
+                             "journey.resume", _paused_journey),
+    "staff.journey_step_new": (lambda c, w: _post(c, _jpath(w, "/steps/new"), STEP_FORM,
+                                                  _jpath(w, "/steps/new")),
+                               "journey.step_add", _journey),
+    "staff.journey_step_edit": (lambda c, w: _post(c, _jpath(w, f"/steps/{w.step_id}"), STEP_FORM,
+                                                   _jpath(w, f"/steps/{w.step_id}")),
+                                "journey.step_edit", _journey),
+    "staff.journey_step_remove": (lambda c, w: _post(c, _jpath(w, f"/steps/{w.step_id}/remove"),
+                                                     page=_jpath(w)),
+                                  "journey.step_remove", _journey),
     "staff.api_token_create": (lambda c, w: _post(c, "/staff/api-tokens",
                                                   {"name": "Sheet", "scope": ["read"]}, "/staff/api-tokens"),
                                "api_token.create", None),
@@ -412,7 +452,12 @@ def _cli_world(app) -> dict:
         endpoint = endpoints.add("http://127.0.0.1:9/hook", ["complaint"], by="cli")
         db.session.commit()
         slug = db.session.scalar(sa.select(Action.slug).where(Action.is_open).order_by(Action.id))
-        return {"alert": str(alert_id), "token": str(token.id), "endpoint": str(endpoint.id), "slug": slug}
+        from alerts import journeys
+
+        journey = journeys.ensure_default()
+        db.session.commit()
+        return {"alert": str(alert_id), "token": str(token.id), "endpoint": str(endpoint.id), "slug": slug,
+                "journey": str(journey.id)}
 
 
 # command (with {placeholders}), the action recorded, what to run first
@@ -443,6 +488,11 @@ CLI_CASES: dict[str, tuple[list[str], str, list[list[str]]]] = {
     "webhook remove": (["webhook", "remove", "{endpoint}"], "webhook.remove", []),
     "create-staff": (["create-staff", "second@example.org", "--password-stdin"], "staff.create", []),
     "seed-actions": (["seed-actions"], "action.seed", []),
+    "journey add-step": (["journey", "add-step", "{journey}", "--after", "60", "--subject", "More",
+                          "--body", "Hello"], "journey.add_step", []),
+    "journey pause": (["journey", "pause", "{journey}"], "journey.pause", []),
+    "journey resume": (["journey", "resume", "{journey}"], "journey.resume",
+                       [["journey", "pause", "{journey}"]]),
 }
 CLI_STDIN = {"create-staff": "correct horse battery staple 42\n"}
 
@@ -478,7 +528,7 @@ def test_a_read_only_command_records_nothing(app, monkeypatch):
     with app.app_context():
         before = len(_events())
     for args in (["action", "list"], ["alert", "status", made["alert"]], ["api-token", "list"],
-                 ["webhook", "list"], ["audit"]):
+                 ["webhook", "list"], ["audit"], ["journey", "list", "--json"]):
         assert runner.invoke(args=args).exit_code == 0, args
     with app.app_context():
         assert _events()[before:] == []

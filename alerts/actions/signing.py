@@ -311,6 +311,8 @@ def sign(action: Action | sa.Row, entry: Entry, *, signer: Signer | None, where:
             source_code=where.source_code))
     if counted and action.kind == "letter":  # the letter goes to its targets once it counts
         letters.on_counted(signature_id, action.id)
+    if counted and (new_id is not None or proven):
+        journeys_on_counted(signature_id)
     if proven:
         assert signer is not None
         fill_profile(name, postal, subscriber_id=signer.subscriber_id)
@@ -431,7 +433,13 @@ def confirm_signature(token: str) -> Signature | None:
         # The link proves the address: its subscriber's empty name and postal code may be filled.
         fill_profile(signature.name, signature.postal_code, email=signature.email)
         letters.on_counted(signature.id, signature.action_id)  # (nothing unless it is a letter)
+        journeys_on_counted(signature.id)
     return signature
+
+
+def journeys_on_counted(signature_id: int) -> None:
+    """Once the signature's commit is in, its signer enters the journeys of signed:SLUG."""
+    queueing.after_commit(tasknames.JOURNEY_SIGNED, signature_id)
 
 
 # -- counts ------------------------------------------------------------------------------

@@ -99,9 +99,10 @@ def save_alert(
     audience: dict | None = None,
     translations: dict[str, dict[str, str | None]] | None = None,
 ) -> Alert:
-    """Create a draft, or edit one; only drafts can change. `translations`: the text in
-    other languages, by language (None keeps what the draft has; a version all blank is removed)."""
-    if alert is not None and alert.state != AlertState.DRAFT:
+    """Create a draft, or edit one; only drafts (and journey steps' standing alerts) can change.
+    `translations`: the text in other languages, by language (None keeps what the draft has; a
+    version all blank is removed)."""
+    if alert is not None and alert.state not in (AlertState.DRAFT, AlertState.JOURNEY):
         raise ComposeError(f"alert {alert.id} is {alert.state}; only a draft can be edited")
     subject = _clean_line(subject, "subject", 200, True)
     preheader = _clean_line(preheader, "preheader", 200, False)

@@ -11,7 +11,7 @@ from flask import current_app
 from .. import queueing, tasknames
 from ..extensions import db
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
-from .state import expected_recipients, filling, finish_if_done, fix_next_chunk
+from .state import RUNNING, expected_recipients, filling, finish_if_done, fix_next_chunk
 
 
 def batch_ranges(alert_id: int, size: int, after: int = 0) -> Iterator[tuple[int, int]]:
@@ -78,7 +78,7 @@ def dispatch(alert_id: int) -> int:
     tasks go out after that commit.
     """
     alert = db.session.get(Alert, alert_id)
-    if alert is None or alert.state != AlertState.SENDING:
+    if alert is None or alert.state not in RUNNING:
         db.session.rollback()
         return 0
     batches, more = _queue_batches(alert)

@@ -17,6 +17,7 @@ from .. import suppressions, webhooks
 from ..extensions import any_of, in_param
 from ..models import Alert, AlertState, Delivery, DeliveryStatus, utcnow
 from ..webhooks import outbox
+from .state import RUNNING
 
 log = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ class Recorder:
         self.result.sent += len(sent)
         if state == AlertState.CANCELLED:
             self.stop_reason = "cancelled"
-        elif state != AlertState.SENDING and self.stop_reason is None:
+        elif state not in RUNNING and self.stop_reason is None:
             self.stop_reason = "paused"
 
     def _write(self, sent: list[int], marks: list, suppress: list) -> str | None:

@@ -30,7 +30,12 @@ def sweep() -> dict:
     db.session.commit()
     stall_before = now - timedelta(seconds=cfg["BLAST_STALL_SECONDS"])
     redispatched = []
-    sending = db.session.scalars(sa.select(Alert.id).where(Alert.state == AlertState.SENDING)).all()
+    # A journey step's alert stands in the same way while rows of it are queued or out.
+    journey_steps = sa.exists().where(
+        Delivery.alert_id == Alert.id,
+        Delivery.status.in_([DeliveryStatus.QUEUED, DeliveryStatus.SENDING]))
+    sending = db.session.scalars(sa.select(Alert.id).where(sa.or_(
+        Alert.state == AlertState.SENDING, sa.and_(Alert.state == AlertState.JOURNEY, journey_steps)))).all()
     for alert_id in sending:
         if finish_if_done(alert_id):
             continue

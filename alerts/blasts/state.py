@@ -17,6 +17,10 @@ from ..tracking import links
 from ..webhooks import outbox
 from .content import frozen_links
 
+# The states whose queued rows the batches send: a blast being sent, and a journey step's
+# standing alert (its rows are queued as people reach the step; it never finishes).
+RUNNING = (AlertState.SENDING, AlertState.JOURNEY)
+
 
 class BlastError(Exception):
     """A request the alert's state does not allow; the message says why."""

@@ -17,11 +17,11 @@ from flask import current_app
 
 from .. import suppressions
 from ..extensions import db
-from ..models import Alert, AlertState, Delivery, DeliveryStatus, Subscriber, email_hash, utcnow
+from ..models import Alert, Delivery, DeliveryStatus, Subscriber, email_hash, utcnow
 from . import personal
 from .content import FactoriesByLanguage
 from .recorder import BatchResult, Recorder
-from .state import finish_if_done
+from .state import RUNNING, finish_if_done
 
 
 class Recipient(Protocol):
@@ -104,7 +104,7 @@ class SqlBatchStore:
     """The batch's rows in the database; claim and load commit, the recorder commits outcomes."""
 
     def sending(self, alert_id: int) -> bool:
-        return db.session.scalar(sa.select(Alert.state).where(Alert.id == alert_id)) == AlertState.SENDING
+        return db.session.scalar(sa.select(Alert.state).where(Alert.id == alert_id)) in RUNNING
 
     def claim(self, alert_id: int, first: int, last: int) -> str | None:
         """One UPDATE; commits (the claim must be visible to all)."""

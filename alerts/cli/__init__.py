@@ -14,6 +14,7 @@ from . import (
     audit,
     bounces,
     dev,
+    journeys,
     ops,
     subscribers,
     twofactor,
@@ -55,6 +56,7 @@ COMMANDS = (
     ops.dkim_group,
     api_tokens.api_token_group,
     webhooks.webhook_group,
+    journeys.journey_group,
     audit.audit_command,
 )
 guard(COMMANDS)

@@ -28,6 +28,7 @@ from ..blasts.approval import ApprovalError
 from ..blasts.compose import ComposeError
 from ..blasts.state import BlastError
 from ..csvin import CsvFileError
+from ..journeys import JourneyError
 from ..mail.dkim import DkimConfigError
 from ..mail.smtp import MailConfigError
 from ..models.base import MAX_ID
@@ -53,7 +54,7 @@ PORT = click.IntRange(1, 65535)
 # The project's own "this cannot be done as asked" errors; their message is for the operator.
 REFUSALS: tuple[type[Exception], ...] = (
     StaffError, ActionError, SignerFileError, AudienceError, AbTestError, ComposeError, BlastError,
-    ApprovalError, CsvFileError, DkimConfigError, MailConfigError, ImportFileError,
+    ApprovalError, CsvFileError, DkimConfigError, MailConfigError, ImportFileError, JourneyError,
 )
 
 

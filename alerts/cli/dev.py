@@ -201,10 +201,12 @@ def _prepare(app: Flask) -> tuple[str, Path]:
     from ..accounts import ensure_dev_staff
     from ..actions import seed_actions
     from ..extensions import db
+    from ..journeys import ensure_default
 
     with app.app_context():
         upgrade()
         seed_actions()
+        ensure_default()
         db.session.commit()
         password_file = Path(app.instance_path) / STAFF_PASSWORD_FILE
         if not password_file.exists():

@@ -5,9 +5,11 @@ from __future__ import annotations
 import sys
 
 import click
+import sqlalchemy as sa
 
+from .. import journeys
 from ..extensions import db
-from ..models import SubscriberStatus
+from ..models import Journey, SubscriberStatus
 from ..subscribers import fields, importing
 from ..subscribers import welcome as welcome_email
 from ..subscribers.exporting import export_csv
@@ -42,13 +44,17 @@ def subscribers_group() -> None:
 @click.option("--welcome", is_flag=True,
               help="With --consent documented: send each newly confirmed subscriber the welcome "
                    "email. Without it, an import mails no one.")
+@click.option("--journey", "journey_name", metavar="NAME",
+              help="Put the file's confirmed subscribers in this journey (trigger: imported); "
+                   "without it, an import enters no journey.")
 @click.option("--dry-run", is_flag=True, help="Check every row and report what would happen; change nothing.")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False, writable=True),
               help="Write the rows not imported as they stand, with the reason, to this CSV file.")
 @click.option("--consent-text-version", help="The version of the consent wording the people agreed to "
               "(default: CONSENT_TEXT_VERSION).")
 def import_command(file: str, consent: str, source: str | None, mappings: tuple[str, ...], welcome: bool,
-                   dry_run: bool, report_path: str | None, consent_text_version: str | None) -> None:
+                   journey_name: str | None, dry_run: bool, report_path: str | None,
+                   consent_text_version: str | None) -> None:
     """Import subscribers from FILE.csv, whose header row names at least the email column.
 
     Duplicates within the file are merged, suppressed addresses stay suppressed, confirmed
@@ -73,6 +79,15 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
             "--source is required with --consent documented: say where and how these people "
             "consented, e.g. --source \"Paper petition, Pride march 2026\"; it is recorded as their consent."
         )
+    journey = None
+    if journey_name is not None:
+        journey = db.session.scalar(sa.select(Journey).where(Journey.name == journey_name.strip()))
+        if journey is None:
+            raise click.BadParameter(f"there is no journey named “{journey_name}” (see `alerts journey "
+                                     "list`)", param_hint="--journey")
+        if journey.trigger != "imported":
+            raise click.BadParameter(f"journey “{journey.name}” starts on {journey.trigger}, not on an "
+                                     "import (trigger: imported)", param_hint="--journey")
     try:
         mapping = parse_mapping(mappings, fields.custom())
     except ImportFileError as exc:
@@ -97,6 +112,9 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
                 )
             except ImportFileError as exc:
                 raise click.BadParameter(str(exc), param_hint="FILE.csv") from exc
+    entered = None
+    if journey is not None and not report.dry_run:
+        entered = journeys.enter_imported(journey, report.email_keys)
     if not report.dry_run:
         record("subscribers.import", None, file=file[-120:], consent=consent, source=source,
                rows=report.rows, created=report.created, confirmed=report.confirmed,
@@ -105,6 +123,8 @@ def import_command(file: str, consent: str, source: str | None, mappings: tuple[
         db.session.commit()
     for line in report.summary_lines():
         click.echo(line)
+    if journey is not None and entered is not None:
+        click.echo(f"{plural(entered, 'subscriber')} entered the journey “{journey.name}”.")
     if report_path:
         with open(report_path, "w", newline="", encoding="utf-8") as out:
             write_problems(report.problems, out)

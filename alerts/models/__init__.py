@@ -20,6 +20,7 @@ from .actions import (
 from .api import ApiToken, ApiWrite
 from .audit import AuditEvent
 from .base import Model, UTCDateTime, email_hash, email_key, new_token_key, utcnow
+from .journeys import TRIGGERS, Journey, JourneyMember, JourneyStep
 from .people import (
     BounceEvent,
     BounceKind,
@@ -47,6 +48,7 @@ __all__ = [
     "SubscriberFieldValue", "SubscriberStatus",
     "SubscriberTopic", "Suppression", "SuppressionLift", "UTCDateTime", "alert_actions", "email_hash",
     "email_key", "new_token_key", "utcnow",
+    "Journey", "JourneyMember", "JourneyStep", "TRIGGERS",
     "ApiToken", "ApiWrite", "AuditEvent", "StaffRecoveryCode",
     "WebhookAttempt", "WebhookEndpoint", "WebhookMessage", "WebhookState",
 ]

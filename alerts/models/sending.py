@@ -18,6 +18,9 @@ class AlertState(enum.StrEnum):
     PAUSED = "paused"
     CANCELLED = "cancelled"
     SENT = "sent"
+    # A journey step's email: standing, sent to each person as they reach the step, never a
+    # blast and never finished (alerts.journeys).
+    JOURNEY = "journey"
 
 
 class Alert(Model):

@@ -130,3 +130,38 @@ def spark(days: list[date], values: list[int], label: str) -> Markup:
     body.append("</svg>")
     # numbers, dates and escaped labels only
     return Markup("".join(body))  # nosec B704
+
+
+FUNNEL_ROWS = (("sent", "Sent"), ("clicked", "Clicked"), ("signed", "Signed"),
+               ("unsubscribed", "Unsubscribed"))
+
+
+def funnel(steps: list[tuple[str, dict[str, int]]], label: str) -> Markup:
+    """A journey's steps one under another, each with its bars (sent, clicked, signed,
+    unsubscribed) on one scale: the largest step's sent, so a step that loses people shows it."""
+    top = max([f["sent"] for _, f in steps] + [1])
+    label_w, value_w, bar_h, gap = 92, 56, 11, 4
+    block = 18 + len(FUNNEL_ROWS) * (bar_h + gap) + 8
+    height = block * len(steps)
+    plot_w = W - label_w - value_w
+    parts = [
+        f'<svg class="chart funnel-chart" viewBox="0 0 {W} {height}" role="img" aria-label="{escape(label)}" '
+        f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(label)}</title>",
+    ]
+    for i, (name, figures) in enumerate(steps):
+        y = i * block
+        short = name if len(name) <= 52 else name[:51] + "…"
+        parts.append(f'<text class="funnel-step" x="0" y="{y + 13}">{escape(short)}</text>')
+        for j, (key, text) in enumerate(FUNNEL_ROWS):
+            value = figures.get(key, 0)
+            by = y + 18 + j * (bar_h + gap)
+            w = plot_w * value / top
+            parts.append(f'<text class="tick" x="{label_w - TICK_GAP}" y="{by + bar_h - 1}" '
+                         f'text-anchor="end">{text}</text>')
+            tip = f"{escape(short)}: {_fmt(value)} {text.lower()}"
+            parts.append(f'<rect class="bar bar-{key}" x="{label_w}" y="{by}" width="{max(w, 0.5):.1f}" '
+                         f'height="{bar_h}"><title>{tip}</title></rect>')
+            parts.append(f'<text class="tick" x="{label_w + w + TICK_GAP:.1f}" y="{by + bar_h - 1}">'
+                         f"{_fmt(value)}</text>")
+    return Markup("".join(parts + ["</svg>"]))  # nosec B704 - numbers and escaped labels only

@@ -69,6 +69,8 @@ class ImportReport:
     labels: dict[str, str] = field(default_factory=dict)  # field -> its label, for the report
     unmapped: list[tuple[int, str]] = field(default_factory=list)  # (column number, header) not imported
     filled: int = 0  # subscribers already on the list who gained fields they had none of
+    # The rows' addresses (email keys) that were imported: a journey the importer names takes them.
+    email_keys: list[str] = field(default_factory=list)
 
     def add(self, problem: Problem) -> None:
         self.problems.append(problem)

@@ -166,6 +166,8 @@ def import_csv(
     if progress is not None and last > reported_line:
         progress(last - reported_line)
     report.problems.sort(key=lambda p: p.line)
+    if not dry_run:
+        report.email_keys = list(seen)
     report.seconds = time.perf_counter() - started
     log.info(
         "subscriber import: %s rows, %s created, %s confirmed, %s resent, %s queued, %s welcomes, %s",

@@ -20,7 +20,7 @@ from email_validator import EmailNotValidError, validate_email
 from flask import current_app
 from flask_babel import gettext
 
-from .. import i18n, webhooks
+from .. import i18n, queueing, tasknames, webhooks
 from ..extensions import DialectInsert, PerDialect, db
 from ..models import (
     ConsentRecord,
@@ -287,6 +287,8 @@ def confirm(token: str, req: Request, *, save_pending: bool = False) -> str:
     sub.confirm_nonce = None
     _record(sub, "confirm", req)
     outbox.emit(webhooks.SUBSCRIBER_CONFIRMED, payloads.subscriber(sub))
+    # Into the journeys of new subscribers ("New subscribers": the welcome, then its series).
+    queueing.after_commit(tasknames.ENTER_JOURNEYS, "confirmed", [sub.id])
     return ConfirmOutcome.CONFIRMED
 
 

@@ -24,6 +24,7 @@ from . import (
     data,
     fields,
     invitations,
+    journeys,
     login,
     reports,
     sending,
@@ -207,6 +208,19 @@ rule("/suppressions", "suppression_add", suppressions.suppression_add, methods=P
 rule("/suppressions/<int:suppression_id>/lift", "suppression_lift", suppressions.suppression_lift,
      methods=POST, needs=DATA)
 rule("/bounces", "bounce_events", suppressions.bounce_events, methods=GET, needs=VIEW)
+
+# Journeys: the list, a new one, its timeline and figures, pause and resume, its steps.
+rule("/journeys", "journeys", journeys.journeys_list, methods=GET, needs=VIEW)
+rule("/journeys/new", "journey_new", journeys.journey_new, methods=GET_POST, needs=COMPOSE)
+rule("/journeys/<int:journey_id>", "journey", journeys.journey, methods=GET, needs=VIEW)
+rule("/journeys/<int:journey_id>/pause", "journey_pause", journeys.journey_pause, methods=POST, needs=SEND)
+rule("/journeys/<int:journey_id>/resume", "journey_resume", journeys.journey_resume, methods=POST, needs=SEND)
+rule("/journeys/<int:journey_id>/steps/new", "journey_step_new", journeys.journey_step_new, methods=GET_POST,
+     needs=COMPOSE)
+rule("/journeys/<int:journey_id>/steps/<int:step_id>", "journey_step_edit", journeys.journey_step_edit,
+     methods=GET_POST, needs=COMPOSE)
+rule("/journeys/<int:journey_id>/steps/<int:step_id>/remove", "journey_step_remove",
+     journeys.journey_step_remove, methods=POST, needs=COMPOSE)
 
 rule("/welcome", "welcome_email", welcome.welcome_email, methods=GET_POST, needs=COMPOSE)
 

@@ -258,7 +258,8 @@ def alert_audience():
 
 def alerts():
     page = page_number()
-    query = sa.select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc())
+    query = (sa.select(Alert).where(Alert.state != AlertState.JOURNEY)  # steps are on their journey's page
+             .order_by(Alert.created_at.desc(), Alert.id.desc()))
     pagination = db.paginate(query, page=page, per_page=PER_PAGE, error_out=False)
     return render_template(
         "staff/alerts.html", pagination=pagination,

@@ -7,7 +7,7 @@ from flask import render_template
 
 from ... import listcounts
 from ...extensions import db
-from ...models import Action, Alert
+from ...models import Action, Alert, AlertState
 from ...reports import alert_report, charts
 from ...reports import dashboard as series
 from ...webhooks import endpoints
@@ -20,7 +20,8 @@ def subscriber_counts() -> dict[str, int]:
 
 def dashboard():
     recent = db.session.scalars(
-        sa.select(Alert).order_by(Alert.created_at.desc(), Alert.id.desc()).limit(8)
+        sa.select(Alert).where(Alert.state != AlertState.JOURNEY)  # a journey step's is on its journey
+        .order_by(Alert.created_at.desc(), Alert.id.desc()).limit(8)
     ).all()
     open_actions = db.session.scalar(
         sa.select(sa.func.count()).select_from(Action).where(Action.is_open.is_(True))

@@ -26,14 +26,24 @@ from flask import (
 )
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
-from wtforms import BooleanField, HiddenField, RadioField, SelectChoice, StringField, TextAreaField
+from wtforms import (
+    BooleanField,
+    HiddenField,
+    RadioField,
+    SelectChoice,
+    SelectField,
+    StringField,
+    TextAreaField,
+)
 from wtforms.validators import InputRequired, Length, Optional, ValidationError
 
+from ... import journeys
 from ...extensions import db
-from ...models import Alert, Delivery, Subscriber, SubscriberStatus
+from ...models import Alert, Delivery, Journey, Subscriber, SubscriberStatus
 from ...reports import history
 from ...subscribers import exporting, fields, import_report, importing, people, privacy, welcome
 from ...subscribers.import_columns import parse_mapping
+from ...words import plural
 from ..forms import ButtonForm
 from ..security import allows_large_upload, records_on_get
 from . import auth
@@ -109,6 +119,8 @@ class ImportForm(FlaskForm):
                     "phone and each custom field's key or label are found by their name.",
     )
     send_welcome = BooleanField("Send them the welcome email", default=False)
+    # (choices: the journeys whose trigger is an import; checked in `validate_journey`)
+    journey = SelectField("Put them in a journey", choices=[], validate_choice=False)
     dry_run = BooleanField("Dry run: check the file and show what would happen, change nothing",
                            default=True)
 
@@ -136,6 +148,10 @@ class ImportForm(FlaskForm):
             raise ValidationError("The welcome email is switched off (Welcome email page); "
                                   "switch it on first, or leave this box unticked.")
 
+    def validate_journey(self, field) -> None:
+        if field.data and _import_journey(field.data) is None:
+            raise ValidationError("Choose a journey that starts on an import, or none.")
+
     def validate_source(self, field) -> None:
         if self.consent.data == import_report.DOCUMENTED and not (field.data or "").strip():
             raise ValidationError(
@@ -146,9 +162,25 @@ class ImportForm(FlaskForm):
 # -- import and export -------------------------------------------------------------------
 
 
+def _import_journey(value: str | None) -> Journey | None:
+    """The journey an import may put people in: one whose trigger is `imported`."""
+    if not value or not value.isdigit():
+        return None
+    journey = db.session.get(Journey, int(value))
+    return journey if journey is not None and journey.trigger == "imported" else None
+
+
+def _import_form() -> ImportForm:
+    form = ImportForm()
+    form.journey.choices = [SelectChoice("", "None: an import enters no journey"), *(
+        SelectChoice(str(j.id), j.name) for j in db.session.scalars(
+            sa.select(Journey).where(Journey.trigger == "imported").order_by(Journey.name)))]
+    return form
+
+
 @allows_large_upload
 def data_import():
-    form = ImportForm()
+    form = _import_form()
     if not form.validate_on_submit():
         status = 400 if form.is_submitted() else 200
         return _import_page(form), status
@@ -168,6 +200,10 @@ def data_import():
     except import_report.ImportFileError as exc:
         form.file.errors = [str(exc)]
         return _import_page(form), 400
+    journey = _import_journey(form.journey.data)
+    if journey is not None and not report.dry_run:
+        entered = journeys.enter_imported(journey, report.email_keys)
+        flash(f"{plural(entered, 'subscriber')} entered the journey “{journey.name}”.", "success")
     if not report.dry_run:
         record("subscribers.import", None, file=filename[:120], consent=form.consent.data,
                source=form.source.data, rows=report.rows, created=report.created,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import smtplib
 
+import sqlalchemy as sa
 from flask import current_app, flash, jsonify, make_response, redirect, render_template, request, url_for
 
 from ... import i18n
@@ -14,7 +15,7 @@ from ...config import POSTAL_ADDRESS_REQUIRED, postal_address_missing
 from ...extensions import db
 from ...mail.rendering import Rendered
 from ...mail.smtp import MailConfigError
-from ...models import AbTest, Alert, AlertState, email_hash
+from ...models import AbTest, Alert, AlertState, JourneyStep, email_hash
 from ...words import plural
 from ..filters import org_zone
 from .common import current_staff, record
@@ -31,7 +32,13 @@ PREVIEW_CSP = (
 
 
 def alert(alert_id: int):
-    return _alert_page(db.get_or_404(Alert, alert_id))
+    item = db.get_or_404(Alert, alert_id)
+    if item.state == AlertState.JOURNEY:  # a journey step's email: composed on its journey's page
+        step = db.session.scalar(sa.select(JourneyStep).where(JourneyStep.alert_id == item.id))
+        if step is not None:
+            return redirect(url_for("staff.journey_step_edit", journey_id=step.journey_id, step_id=step.id),
+                            code=303)
+    return _alert_page(item)
 
 
 def _alert_page(item: Alert, schedule_form: ScheduleForm | None = None, code: int = 200):

@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import uuid
 from dataclasses import dataclass
@@ -100,7 +101,7 @@ class TestNetwork:
         for h in self.hosts:
             while True:
                 probe = subprocess.run(
-                    [*h.wrap, "python3", "-c",
+                    [*h.wrap, sys.executable, "-c",
                      f"import socket; socket.create_connection(('{self.root_ip}', {port}), 1).close()"],
                     capture_output=True, timeout=30)
                 if probe.returncode == 0:

@@ -238,7 +238,6 @@ def test_two_hosts_share_the_relays_rate_cap_and_connection_cap(app, ctx, net, h
     assert second <= allowed(RATE, 1), f"{second} in one second against a cap of {RATE}/s"
     assert five <= allowed(RATE, 5), f"{five} in five seconds against a cap of {RATE}/s"
     assert (N - 1) / took <= RATE * 1.02  # and no faster on average
-    assert relay.handler.refused_connections == 0 and relay.handler.throttled == 0
 
 
 def _unrenewed(rows: set[int], since: datetime) -> set[int]:

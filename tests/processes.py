@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -45,8 +46,10 @@ class WorkerProcess(_ProcessGroup):
     """`celery -A worker worker` as production runs it, configured by environment."""
 
     def __init__(self, env: dict[str, str], logfile: Path, *, beat: bool = False,
-                 concurrency: int = 2, name: str = "w1", queues: str | None = None):
-        args = [sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
+                 concurrency: int = 2, name: str = "w1", queues: str | None = None,
+                 wrap: Sequence[str] = ()):
+        # `wrap`: a command the worker runs under, e.g. `ip netns exec NS` (another host)
+        args = [*wrap, sys.executable, "-m", "celery", "-A", "worker", "worker", "--loglevel=INFO",
                 f"--concurrency={concurrency}", "--pool=prefork", f"--hostname={name}@%h",
                 "--without-gossip", "--without-mingle"]
         if queues:  # `-Q a,b`, as a worker dedicated to some queues is started

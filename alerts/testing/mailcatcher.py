@@ -32,6 +32,7 @@ class Received:
     rcpt_tos: list[str]
     data: bytes
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    peer: str | None = None  # the sending client's address (which host sent it)
 
     @property
     def message(self) -> EmailMessage:
@@ -142,7 +143,9 @@ class CatcherHandler:
             return reply
         # aiosmtpd answers DATA only after MAIL FROM, and hands the content over with it
         assert envelope.mail_from is not None and envelope.original_content is not None
-        item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content))
+        peer = session.peer[0] if isinstance(session.peer, tuple) else None
+        item = Received(envelope.mail_from, list(envelope.rcpt_tos), bytes(envelope.original_content),
+                        peer=peer)
         with self.arrived:
             if self.store is not None:
                 self.store.save(self._saved, item)

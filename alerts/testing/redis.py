@@ -39,21 +39,25 @@ def redis_binary(prefer: str = "path") -> str:
 class RedisServer:
     """A Redis of the caller's own, on its own port, that keeps nothing across a restart."""
 
-    def __init__(self, workdir: Path, executable: str | None = None):
-        self.port = free_port()
+    def __init__(self, workdir: Path, executable: str | None = None, host: str = "127.0.0.1"):
+        self.host = host  # another address for clients elsewhere (tests/netns.py's hosts)
+        self.port = free_port(host)
         self.workdir = workdir
         self.executable = executable or redis_binary()
         self.proc: subprocess.Popen | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        return f"redis://{self.host}:{self.port}/0"
 
     def start(self, timeout: float = 10) -> RedisServer:
         """Start it and wait until it answers PING; a RuntimeError if it exits or never does."""
+        # Off loopback, protected mode would refuse every client (no password on a test's Redis).
+        protected = "yes" if self.host == "127.0.0.1" else "no"
         self.proc = subprocess.Popen(
-            [self.executable, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.workdir), "--daemonize", "no", "--loglevel", "warning"],
+            [self.executable, "--port", str(self.port), "--bind", self.host, "--save", "",
+             "--protected-mode", protected, "--appendonly", "no", "--dir", str(self.workdir),
+             "--daemonize", "no", "--loglevel", "warning"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
             start_new_session=True,  # Ctrl-C reaches the caller, whose clean-up stops the server

@@ -322,6 +322,14 @@ def test_audience_bench_counts_what_the_blast_inserts(tmp_path):
     assert "x floor" in table
 
 
+def test_journey_bench_hands_every_person_one_step(tmp_path):
+    """bench.journey, small: every due person gets one delivery row (it stops otherwise), with
+    the rate beside the blast's own insert of the same rows."""
+    r, table = run_bench("journey.py", tmp_path, "--people", "1500", "--batch", "500")
+    assert r["people"] == 1500 and r["passes"] == 4 and r["people_per_s"] > 0 and r["floor_s"] > 0
+    assert "keep" in table and "x the floor" in table
+
+
 def test_embed_pow_bench_solves_in_the_browser_and_prices_it(tmp_path):
     """bench.embed_pow, two small challenges: the browser's answers verify (the bench checks
     each), and every figure and ratio is there."""

@@ -278,6 +278,7 @@ class _Batch:
     date as the pass queues more)."""
 
     def __init__(self, subs: dict[int, Subscriber], action_ids: set[int], now: datetime) -> None:
+        self.rows: list[dict[str, object]] = []  # the delivery rows the pass will insert at once
         self.signed: set[tuple[int, int]] = set()  # (subscriber id, action id)
         ids = list(subs)
         if action_ids and ids:
@@ -367,6 +368,11 @@ def run_due(now: datetime | None = None, limit: int = 1000) -> Pass:
             done.exit(member, "suppressed", now)
             continue
         _advance(member, sub, steps_of[member.journey_id], now, cap, batch, newest_before, done)
+    if batch.rows:
+        # One statement for the pass's rows (the unique key still makes each person's step once).
+        db.session.connection().execute(
+            upsert(Delivery).on_conflict_do_nothing(index_elements=["alert_id", "subscriber_id"]),
+            batch.rows)
     db.session.flush()
     for alert_id, before in newest_before.items():
         alert = db.session.get_one(Alert, alert_id)
@@ -402,10 +408,8 @@ def _advance(member: JourneyMember, sub: Subscriber, steps: list[JourneyStep], n
                 newest_before[step.alert_id] = db.session.scalar(
                     sa.select(sa.func.coalesce(sa.func.max(Delivery.id), 0))
                     .where(Delivery.alert_id == step.alert_id)) or 0
-            db.session.execute(
-                upsert(Delivery).values(alert_id=step.alert_id, subscriber_id=sub.id,
-                                        status=DeliveryStatus.QUEUED, attempts=0)
-                .on_conflict_do_nothing(index_elements=["alert_id", "subscriber_id"]))
+            batch.rows.append({"alert_id": step.alert_id, "subscriber_id": sub.id,
+                               "status": DeliveryStatus.QUEUED, "attempts": 0})
             batch.queued(sub.id)
             done.queued += 1
         else:

@@ -9,13 +9,15 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import flask_limiter
+import redis
 import sqlalchemy as sa
 from flask_limiter.util import get_remote_address
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from limits import RateLimitItem
-from limits.strategies import RateLimiter
+from limits.storage import RedisStorage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
 from sqlalchemy import Engine, MetaData, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, QueryableAttribute
@@ -51,6 +53,32 @@ class Limiter(flask_limiter.Limiter):
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         """Count one request against `item`; False when that breaches it."""
         return self._counted(lambda strategy: strategy.hit(item, *identifiers))
+
+    def hit_all(self, hits: Iterable[tuple[RateLimitItem, str, str]]) -> int | None:
+        """Count one request against each (item, prefix, key); the index of the first one breached,
+        or None. With the fixed-window strategy in Redis (the default) every count is one pipelined
+        round trip, not one each; every limit is counted even when an earlier one is breached."""
+        hits = list(hits)
+
+        def count(strategy: RateLimiter) -> int | None:
+            storage = strategy.storage
+            if isinstance(strategy, FixedWindowRateLimiter) and isinstance(storage, RedisStorage):
+                script = storage.lua_incr_expire
+                pipe = storage.get_connection().pipeline(transaction=False)  # type: ignore[attr-defined]  # limits types its client by a Protocol without pipelines
+                for item, prefix, key in hits:
+                    pipe.evalsha(script.sha, 1, storage.prefixed_key(item.key_for(prefix, key)),
+                                 item.get_expiry(), 1)
+                try:
+                    counts = pipe.execute()
+                except redis.exceptions.NoScriptError:  # (Redis restarted: the next hits load it)
+                    counts = [storage.incr(item.key_for(prefix, key), item.get_expiry())
+                              for item, prefix, key in hits]
+                return next((i for i, (n, (item, _, _)) in enumerate(zip(counts, hits, strict=True))
+                             if int(n) > item.amount), None)
+            return next((i for i, (item, prefix, key) in enumerate(hits)
+                         if not strategy.hit(item, prefix, key)), None)
+
+        return self._counted(count)
 
     def reset_at(self, item: RateLimitItem, *identifiers: str) -> float:
         """When `item`'s current window ends (a Unix time), for Retry-After."""

@@ -31,6 +31,7 @@ from ..subscribers.tokens import (
     legacy_unsubscribe_id,
     unsubscribe_subscriber_id,
 )
+from . import ratelimits
 from .client import client_request
 from .preferences import preferences_context
 
@@ -63,8 +64,9 @@ def _subscribe_rate_limit() -> str:
     return current_app.config["SUBSCRIBE_RATE_LIMIT"]
 
 
-@limiter.limit(_subscribe_rate_limit)
+@limiter.exempt  # limited per IP in the view, in one round trip (`ratelimits.check`)
 def subscribe():
+    ratelimits.check(((_subscribe_rate_limit(), f"subscribe-ip:{request.remote_addr}"),))
     form = SubscribeForm()
     if not form.validate_on_submit():  # only the CSRF token is validated here
         abort(400)

@@ -8,6 +8,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
+import flask
 import flask_limiter
 import redis
 import sqlalchemy as sa
@@ -49,6 +50,19 @@ class Limiter(flask_limiter.Limiter):
 
     RECHECK_SECONDS = 5.0  # how often a process counting in memory looks whether Redis is back
     _next_recheck = 0.0
+    _self_counted: ClassVar[set[Callable[..., Any]]] = set()
+
+    def counts_itself(self, view: Callable[..., _T]) -> Callable[..., _T]:
+        """`exempt`, for a view that counts its own limits (`alerts.web.ratelimits`): Flask-Limiter's
+        before-request check is skipped for it too (about 0.1 ms of CPU a request)."""
+        self._self_counted.add(view)
+        return self.exempt(view)
+
+    def _check_request_limit(self, callable_name: str | None = None, in_middleware: bool = True) -> None:
+        if in_middleware and flask.current_app.view_functions.get(flask.request.endpoint or "") \
+                in self._self_counted:
+            return
+        super()._check_request_limit(callable_name, in_middleware)
 
     def hit(self, item: RateLimitItem, *identifiers: str) -> bool:
         """Count one request against `item`; False when that breaches it."""

@@ -100,7 +100,7 @@ def _check_rate_limits() -> None:
                       (cfg["SIGN_ADDRESS_RATE_LIMIT"], _address_key())))
 
 
-@limiter.exempt  # limited per IP and per address in the view (`_check_rate_limits`)
+@limiter.counts_itself  # limited per IP and per address in the view (`_check_rate_limits`)
 def sign(slug: str):
     item = signing.signable(slug)  # a Row, not the ORM object: the hot path of a viral petition
     if item is None:

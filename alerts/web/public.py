@@ -7,7 +7,6 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import (
-    abort,
     current_app,
     jsonify,
     redirect,
@@ -52,7 +51,7 @@ def _index_page(form: SubscribeForm, *, source_code: str, email_error: str | Non
                 entry: signup_form.Entry | None = None) -> str:
     entry = entry or signup_form.Entry()
     return render_template("index.html", actions=actions.open_actions(), form=form, email_error=email_error,
-                           source_code=source_code, signup_fields=fields.for_form(fields.signup_fields()),
+                           source_code=source_code, signup_fields=fields.signup_form_fields(),
                            typed=entry.typed, errors=entry.errors)
 
 
@@ -64,30 +63,30 @@ def _subscribe_rate_limit() -> str:
     return current_app.config["SUBSCRIBE_RATE_LIMIT"]
 
 
-@limiter.exempt  # limited per IP in the view, in one round trip (`ratelimits.check`)
+@limiter.counts_itself  # limited per IP in the view, in one round trip (`ratelimits.check`)
 def subscribe():
+    # (The CSRF token was checked by CSRFProtect before this view ran: a bad one is a 400 page.
+    # The form is read as posted; a SubscribeForm is built only to show the page again.)
     ratelimits.check(((_subscribe_rate_limit(), f"subscribe-ip:{request.remote_addr}"),))
-    form = SubscribeForm()
-    if not form.validate_on_submit():  # only the CSRF token is validated here
-        abort(400)
-    if (form.website.data or "").strip():
+    posted = request.form
+    if (posted.get("website") or "").strip():
         # A bot filled the honeypot: it sees the usual answer and nothing happens.
         log.info("honeypot filled from %s", request.remote_addr)
-        return _done((form.email.data or "").strip()[:254])
-    entry = signup_form.read(request.form.getlist)
+        return _done((posted.get("email") or "").strip()[:254])
+    entry = signup_form.read(posted.getlist)
     email_error = None
     try:
-        email = subscriptions.normalize_email(form.email.data or "")
+        email = subscriptions.normalize_email(posted.get("email") or "")
     except subscriptions.InvalidEmail as exc:
         email_error = signup_form.email_message(exc)
     if email_error or entry.errors:
         session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
-        return _index_page(form, source_code=clean_source(request.form.get("source")) or "",
+        return _index_page(SubscribeForm(), source_code=clean_source(posted.get("source")) or "",
                            email_error=email_error, entry=entry), 400
     # The same steps and the same page whether the address is new, pending, confirmed,
-    # unsubscribed or suppressed: one row written, one task queued, which decides later.
+    # unsubscribed or suppressed: one row written, one id queued, which decides later.
     # The source code the page came with (`?source=`), else the channel: the site's form.
-    code = clean_source(request.form.get("source"))
+    code = clean_source(posted.get("source"))
     attempt_id = subscriptions.record_attempt(email, client_request(source=code or "web-form"), entry.profile)
     confirmations.queue_signup(attempt_id)
     db.session.commit()

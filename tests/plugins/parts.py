@@ -213,6 +213,9 @@ def _reset_shared_state(app, smtp: MailCatcher) -> None:
     from alerts.subscribers.confirmations import SIGNUPS
 
     queueing.clear(SIGNUPS)
+    from alerts.subscribers import fields
+
+    fields.forget()  # no signup form fields cached from another test's (rolled-back) definitions
     smtp.handler.clear()
     smtp.handler.connect_reply = None
     smtp.handler.rcpt_reply = None

@@ -9,14 +9,15 @@ import sqlalchemy as sa
 from flask import (
     current_app,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, Signer
 from wtforms import EmailField, StringField
 
 from .. import actions, i18n, redis_conn
@@ -42,9 +43,15 @@ class SubscribeForm(FlaskForm):
     website = StringField("Please leave this field empty")  # the honeypot
 
 
-# The address just posted, kept in the visitor's own (signed) session cookie so the
-# "check your inbox" page can echo it after the redirect, never in a URL or a log.
-SESSION_SIGNUP = "signup_email"
+# The address just posted, kept in a signed cookie of its own (the visitor's browser only, for
+# /subscribe only, gone when the browser closes) so the "check your inbox" page can echo it
+# after the redirect, never in a URL or a log. Not in the session: re-signing the session
+# cookie on every signup costs CPU a burst of signups has better use for.
+SIGNUP_COOKIE = "signup_email"
+
+
+def _echo_signer() -> Signer:
+    return Signer(current_app.secret_key or "", salt="signup-email-echo")
 
 
 def _index_page(form: SubscribeForm, *, source_code: str, email_error: str | None = None,
@@ -80,9 +87,10 @@ def subscribe():
     except subscriptions.InvalidEmail as exc:
         email_error = signup_form.email_message(exc)
     if email_error or entry.errors:
-        session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
-        return _index_page(SubscribeForm(), source_code=clean_source(posted.get("source")) or "",
-                           email_error=email_error, entry=entry), 400
+        page = make_response(_index_page(SubscribeForm(), email_error=email_error, entry=entry,
+                                          source_code=clean_source(posted.get("source")) or ""), 400)
+        page.delete_cookie(SIGNUP_COOKIE, path="/subscribe")  # a reload shows no earlier address as sent
+        return page
     # The same steps and the same page whether the address is new, pending, confirmed,
     # unsubscribed or suppressed: one row written, one id queued, which decides later.
     # The source code the page came with (`?source=`), else the channel: the site's form.
@@ -96,13 +104,18 @@ def subscribe():
 
 def _done(email: str):
     """Redirect after the POST, so reloading the answer page does not post the form again."""
-    session[SESSION_SIGNUP] = email
-    return redirect(url_for("public.subscribe_done"), code=303)
+    response = redirect(url_for("public.subscribe_done"), code=303)
+    response.set_cookie(SIGNUP_COOKIE, _echo_signer().sign(email).decode(), path="/subscribe", httponly=True,
+                        samesite="Lax", secure=request.is_secure)
+    return response
 
 
 def subscribe_done():
     """The answer page, echoing the address so a typo can be spotted (changes nothing)."""
-    email = session.get(SESSION_SIGNUP)
+    try:
+        email = _echo_signer().unsign(request.cookies.get(SIGNUP_COOKIE, "")).decode()
+    except BadSignature:  # none, or not ours
+        email = ""
     if not email:
         return redirect(url_for("public.index", _anchor="advocate"))
     return render_template("subscribe_done.html", email=email)

@@ -18,6 +18,10 @@ SEND_APPROVAL_REQUEST = "alerts.tasks.send_approval_request"
 QUEUE_EMAILS = "alerts.tasks.queue_emails"
 QUEUE_CONFIRMATIONS = "alerts.tasks.queue_confirmations"
 
+# Signups: drained in batches from their light queue (`queueing.push_after_commit`), woken after
+# a signup's commit when no drainer is awake; `handle_signup` takes one (kept for tasks queued
+# under it before the light queue).
+DRAIN_SIGNUPS = "alerts.tasks.drain_signups"
 HANDLE_SIGNUP = "alerts.tasks.handle_signup"
 
 # A blast.

@@ -13,6 +13,7 @@ import smtplib
 import time
 from typing import Any
 
+import redis
 import sqlalchemy as sa
 from celery import Task, shared_task
 from flask import current_app
@@ -93,6 +94,38 @@ def handle_signup(attempt_id: int) -> int | None:
     return subscriber_id
 
 
+# A drainer hands over to a fresh task after this long, so a stream of signups that never lets
+# the list empty is not one task running into the time limit.
+DRAIN_SECONDS = 60
+
+
+@shared_task(name=tasknames.DRAIN_SIGNUPS)
+def drain_signups() -> dict:
+    """Apply the signups queued on their light queue, a batch at a time, each in its own commit."""
+    result = _drain_signups(time.monotonic() + DRAIN_SECONDS)
+    confirmations.rest_signups()
+    return result
+
+
+def _drain_signups(until: float, *, drainer: bool = True) -> dict:
+    applied = failed = 0
+    while time.monotonic() < until:
+        batch = confirmations.take_signups(drainer=drainer)
+        if not batch:
+            break
+        for attempt_id in batch:
+            try:
+                confirmations.handle_signup(attempt_id)
+                db.session.commit()
+                applied += 1
+            except Exception:  # the row stays: the sweep applies it later
+                db.session.rollback()
+                failed += 1
+                log.exception("signup attempt %s not applied; the sweep will", attempt_id,
+                              extra={"attempt_id": attempt_id})
+    return {"applied": applied, "failed": failed}
+
+
 @shared_task(name=tasknames.DISPATCH_BLAST)
 def dispatch_blast(alert_id: int) -> int:
     return dispatch.dispatch(alert_id)
@@ -158,6 +191,13 @@ def sweep() -> dict:
 
 def _sweep() -> dict:
     result = recovery.sweep()
+    try:  # a drainer's wake-up lost (its publish failed, its worker died): the list is drained here
+        drained = _drain_signups(time.monotonic() + 10, drainer=False)["applied"]
+    except redis.RedisError as exc:
+        log.warning("sweep: the signups' light queue is not reachable (%s)", exc)
+        db.session.rollback()
+        drained = 0
+    result["signups_drained"] = drained
     signups = subscriptions.stale_attempts(current_app.config["SIGNUP_STALE_SECONDS"])
     for attempt_id in signups:
         confirmations.handle_signup(attempt_id)
@@ -189,6 +229,7 @@ def sweep_words(result: dict) -> str:
     said = [
         (result.get("returned"), "returned {} to the queue", "delivery", "deliveries"),
         (result.get("redispatched"), "restarted {} that had stopped moving", "blast", None),
+        (result.get("signups_drained"), "applied {} left on their queue", "signup", None),
         (result.get("signups_applied"), "applied {} not yet handled", "signup", None),
         (result.get("confirmations_queued"), "queued {} not yet sent", "confirmation email", None),
         (result.get("welcomes_queued"), "queued {} not yet sent", "welcome email", None),

@@ -102,10 +102,18 @@ def suppression_in_insert(ctx):
 
 
 def no_publish(ctx):
-    """(diagnostic) the Celery publish replaced by nothing."""
+    """(diagnostic) the enqueue after the commit (the light queue's push; any Celery publish)
+    replaced by nothing."""
     from alerts import queueing
 
-    return _set(queueing, "_send", lambda name, args: None)
+    undo_push = _set(queueing, "push", lambda name, items, *, wake: True)
+    undo_send = _set(queueing, "_send", lambda name, args: None)
+
+    def undo():
+        undo_push()
+        undo_send()
+
+    return undo
 
 
 def no_limiter(ctx):

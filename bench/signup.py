@@ -7,10 +7,11 @@ directory unless --database-url names one whose name contains 'bench') and gunic
 `wsgi:app` on 127.0.0.1. Each simulated visitor is an asyncio client on raw streams (HTTP/1.1,
 keep-alive when the server allows it): one GET / for its session cookie and CSRF token, then
 POST /subscribe with a new address each time. A signup is recorded as a `signup_attempts` row
-and one queued `handle_signup` task (the same steps for every address, so the answer's timing
-says nothing about it; the task decides and sends). No Celery worker runs, so every task that
-was queued is still in Redis; afterwards the bench checks that each accepted signup has its
-row and exactly one queued handle_signup task naming it: nothing lost.
+and its id pushed onto the signups' light queue, a Redis list that a `drain_signups` task
+drains in batches (the same steps for every address, so the answer's timing says nothing about
+it; the task decides and sends). No Celery worker runs, so every id pushed is still in Redis;
+afterwards the bench checks that each accepted signup has its row and its id exactly once on
+the list (and that the drainer was woken, once: its task in the Celery queue): nothing lost.
 
 Closed loop by default (--clients visitors, each sending as soon as its last answer came);
 --rate R sends at a fixed R signups per second instead and measures latency from each
@@ -52,26 +53,33 @@ def parse_args(argv=None):
 # -- checking the outcome ----------------------------------------------------------------------
 
 
-def queued_confirmations(redis_url: str, queue: str) -> tuple[int, list[int]]:
-    """LLEN of the Celery queue, and the signup attempt ids its handle_signup messages name."""
+def queued_confirmations(redis_url: str, queue: str) -> tuple[int, list[int], int]:
+    """LLEN of the signups' light queue, the signup attempt ids on it (with any handle_signup
+    messages in the Celery queue), and how many drain_signups wake-ups the Celery queue holds."""
     from alerts.redis_conn import client
+    from alerts.subscribers.confirmations import SIGNUPS
 
+    light = f"{queue}.{SIGNUPS}"  # (queueing.list_key, without an app context)
     conn = client(redis_url)
     try:
-        length = conn.llen(queue)
-        ids = []
+        ids = [int(raw) for raw in conn.lrange(light, 0, -1)]
+        length = len(ids)
+        wakes = 0
         for raw in conn.lrange(queue, 0, -1):
             message = json.loads(raw)
-            if message.get("headers", {}).get("task") != "alerts.tasks.handle_signup":
+            task = message.get("headers", {}).get("task")
+            if task == "alerts.tasks.drain_signups":
+                wakes += 1
+            if task != "alerts.tasks.handle_signup":
                 continue
             body = message["body"]
             if message.get("properties", {}).get("body_encoding") == "base64":
                 body = base64.b64decode(body)
             args = json.loads(body)[0]
             ids.append(int(args[0]))
-        return length, ids
+        return length, ids, wakes
     finally:
-        conn.delete(queue)
+        conn.delete(queue, light, f"{light}:awake")
         conn.close()
 
 
@@ -142,7 +150,7 @@ def run(args, workdir: Path) -> dict:
         # Nothing lost: every accepted signup recorded, with its handle_signup task queued once.
         accepted = load.accepted
         stored = stored_subscribers(app, prefix)
-        length, queued_ids = queued_confirmations(redis.url, queue)
+        length, queued_ids, wakes = queued_confirmations(redis.url, queue)
         missing_rows = [e for e in accepted if e not in stored]
         wanted_ids = {stored[e][0] for e in accepted if e in stored}
         queued_set = set(queued_ids)
@@ -158,8 +166,9 @@ def run(args, workdir: Path) -> dict:
             "check": {
                 "accepted": len(accepted),
                 "signup_rows": len(stored),
-                "queue": queue,
+                "queue": f"{queue}.signups",
                 "queue_length": length,
+                "drainer_wakes": wakes,
                 "queued_confirmations": len(queued_ids),
                 "duplicate_confirmations": duplicates,
                 "missing_rows": len(missing_rows),
@@ -189,8 +198,9 @@ def render_table(r: dict) -> str:
         ("-", ""),
         ("accepted signups", f"{c['accepted']:,} (with warm-up)"),
         ("recorded signups", f"{c['signup_rows']:,} signup_attempts rows"),
-        ("queued confirmations", f"{c['queued_confirmations']:,} handle_signup tasks (LLEN {c['queue']} = "
-                                 f"{c['queue_length']:,}; {c['duplicate_confirmations']} duplicates)"),
+        ("queued signups", f"{c['queued_confirmations']:,} attempt ids (LLEN {c['queue']} = "
+                           f"{c['queue_length']:,}; {c['duplicate_confirmations']} duplicates; the drainer "
+                           f"woken {c.get('drainer_wakes', 0)}x, no worker runs)"),
         ("lost", f"{c['lost']} ({c['missing_rows']} without a row, {c['not_queued']} not queued)"),
         ("-", ""),
         *floor.table_rows(r["floor"], r["ratio_to_floor"], unit="signups"),

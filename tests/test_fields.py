@@ -147,3 +147,25 @@ def test_a_phone_number_that_is_not_one_is_refused(ctx, raw):
     with pytest.raises(people.ProfileError) as caught:
         people.clean_profile({"phone": raw})
     assert "phone number" in caught.value.errors["phone"]
+
+
+def test_the_signup_forms_fields_are_cached_per_process_for_a_few_seconds(app, client, monkeypatch):
+    """A signup does not read the definitions each time: a change made in another process (here a
+    row written behind `fields`' back) shows within SIGNUP_CACHE_SECONDS; one made through
+    `fields` shows at once."""
+    import sqlalchemy as sa
+
+    from alerts.extensions import db
+    from alerts.models import SubscriberField
+    from alerts.subscribers import fields as fields_module
+
+    with app.test_request_context("/staff/fields", method="POST"):
+        before = [f.key for f in fields_module.signup_form_fields()]
+        db.session.execute(sa.insert(SubscriberField).values(
+            key="district", label="District", kind="text", required=True, on_signup=True, position=9))
+        assert [f.key for f in fields_module.signup_form_fields()] == before  # cached
+        monkeypatch.setattr(fields_module, "SIGNUP_CACHE_SECONDS", 0.0)
+        assert "district" in [f.key for f in fields_module.signup_form_fields()]  # read again
+        monkeypatch.setattr(fields_module, "SIGNUP_CACHE_SECONDS", 3600.0)
+        fields_module.define("ward", "Ward", "text", on_signup=True)
+        assert "ward" in [f.key for f in fields_module.signup_form_fields()]  # this process: at once

@@ -153,11 +153,19 @@ def test_rate_limits_count_in_memory_while_redis_is_away_and_go_back(own_redis):
     def counted():
         return "ok" if limiter.hit(item, "outage", "counted") else ("slow down", 429)
 
+    @app.post("/both")
+    @limiter.exempt
+    def both():  # two limits in one round trip (`Limiter.hit_all`): the second is the tighter
+        breached = limiter.hit_all([(parse("10/minute"), "outage", "both-ip"), (item, "outage", "both-addr")])
+        return "ok" if breached is None else (f"slow down {breached}", 429)
+
     client = app.test_client()
     assert client.post("/form").status_code == client.post("/counted").status_code == 200
+    assert client.post("/both").status_code == 200
     own_redis.kill()
     assert [client.post("/form").status_code for _ in range(4)] == [200, 200, 200, 429]
     assert [client.post("/counted").status_code for _ in range(4)] == [200, 200, 200, 429]
+    assert [client.post("/both").get_data(as_text=True) for _ in range(4)] == ["ok"] * 3 + ["slow down 1"]
     own_redis.start()  # empty: whatever it counted before is gone
     keys = redis.Redis.from_url(own_redis.url)
     deadline = time.monotonic() + 10

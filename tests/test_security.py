@@ -280,7 +280,13 @@ def test_case_variants_share_one_row_and_one_cooldown(app, client, smtp, celery_
 @pytest.mark.commits
 def test_every_subscribe_branch_takes_the_same_steps(app, client):
     """New, pending, confirmed, unsubscribed, suppressed, erased, in cooldown, a case variant:
-    the same SQL statements and the same one task, so no clock can tell them apart."""
+    the same SQL statements, the same one push onto the signups' light queue and, from the same
+    queue state (empty, no drainer awake), the same one wake-up task, so no clock can tell them
+    apart."""
+    from alerts import queueing
+    from alerts.subscribers.confirmations import SIGNUPS
+    from tests.plugins.parts import _InFlight
+
     with app.app_context():
         add("pending@example.org", SubscriberStatus.PENDING, nonce="n")
         add("confirmed@example.org")
@@ -297,6 +303,12 @@ def test_every_subscribe_branch_takes_the_same_steps(app, client):
                 "cooling@example.org", "CONFIRMED@example.org"]
     statements: list[str] = []
     tasks: list[str] = []
+    pushes: list[tuple[str, int]] = []
+    real_push = queueing.push
+
+    def on_push(name, items, *, wake):
+        pushes.extend((name, len(items)) for _ in items)
+        return real_push(name, items, wake=wake)
 
     def on_sql(conn, cursor, statement, parameters, context, executemany):
         if threading.current_thread() is threading.main_thread():  # not a worker's
@@ -311,22 +323,31 @@ def test_every_subscribe_branch_takes_the_same_steps(app, client):
         engine = db.engine
     sa.event.listen(engine, "before_cursor_execute", on_sql)
     before_task_publish.connect(on_publish)
+    queueing.push = on_push  # (the after-commit hook looks it up in the module at each commit)
     try:
         for i, email in enumerate(branches):
             token = csrf_token(client)
+            # Every branch from the same queue state: the session's worker (if an earlier test
+            # started it) done with the last branch's drain, the list empty, no drainer awake.
+            assert _InFlight.settle(app)
+            with app.app_context():
+                queueing.clear(SIGNUPS)
             statements.clear()
             tasks.clear()
+            pushes.clear()
             resp = client.post("/subscribe", data={"email": email, "website": "", "csrf_token": token},
                                environ_base={"REMOTE_ADDR": f"198.51.100.{60 + i}"})
             assert resp.status_code == 303  # to the answer page, the same for every branch
-            steps[email] = (tuple(statements), tuple(tasks))
+            steps[email] = (tuple(statements), tuple(tasks), tuple(pushes))
     finally:
+        queueing.push = real_push
         sa.event.remove(engine, "before_cursor_execute", on_sql)
         before_task_publish.disconnect(on_publish)
     first = steps[branches[0]]
     for email, taken in steps.items():
         assert taken == first, f"{email} took other steps: {taken} vs {first}"
-    assert first[1] == ("alerts.tasks.handle_signup",)
+    assert first[1] == ("alerts.tasks.drain_signups",)
+    assert first[2] == ((SIGNUPS, 1),)
     assert any("signup_attempts" in s for s in first[0])
     # And the task then decides as before (here, or a running worker: once either way): a
     # row for the new address, none for the suppressed or erased ones.

@@ -472,3 +472,21 @@ def test_a_confirmation_that_could_not_be_queued_is_sent_by_the_sweep(app, clien
     assert msg.rcpt_tos == ["unlucky@example.org"]
     with app.app_context():
         assert tasks.sweep.run()["confirmations_queued"] == 0  # claimed once, not again
+
+
+def test_the_answer_page_echoes_only_an_address_this_site_signed(app, client):
+    """The address is echoed from a signed cookie of its own, not the session (no session write
+    per signup): one that was not signed here shows nothing, and a failed post clears it."""
+    resp = subscribe(client, "echo@example.org", apply=False, follow=False)
+    assert resp.status_code == 303
+    assert client.get_cookie("signup_email", path="/subscribe") is not None
+    assert "session=" not in resp.headers.get("Set-Cookie", "")  # the session is not re-signed
+    assert "echo@example.org" in client.get("/subscribe").get_data(as_text=True)
+    client.set_cookie("signup_email", "victim@example.org.forged", path="/subscribe")
+    page = client.get("/subscribe")
+    assert page.status_code == 302 and "victim@example.org" not in page.get_data(as_text=True)
+    subscribe(client, "echo@example.org", apply=False)
+    bad = client.post("/subscribe", data={"email": "not an address", "website": "",
+                                          "csrf_token": csrf_token(client)})
+    assert bad.status_code == 400
+    assert client.get("/subscribe").status_code == 302  # no earlier address shown as sent

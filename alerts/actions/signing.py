@@ -18,6 +18,7 @@ from typing import Any
 import sqlalchemy as sa
 from flask import current_app, has_request_context, request
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from .. import i18n, queueing, tasknames, webhooks
@@ -149,7 +150,8 @@ class Outcome:
     counted: bool  # False: flagged until the address confirms
 
 
-def _clean_text(value: str | None, limit: int, field: str, label: str) -> str:
+def _clean_text(value: str | None, limit: int, field: str, label: object) -> str:
+    """(`label` lazy: translated only for an error, not on every signature.)"""
     value = " ".join((value or "").split())
     if _CONTROL.search(value):
         raise SignError(field, _("%(label)s contains characters we can't accept.", label=label))
@@ -162,7 +164,7 @@ def _clean_text(value: str | None, limit: int, field: str, label: str) -> str:
 def validate(action: Action | sa.Row, entry: Entry,
              signer: Signer | None) -> tuple[str, str, str | None, str | None]:
     """(email, name, postal code, comment) or SignError naming the first field at fault."""
-    name = _clean_text(entry.name, NAME_MAX, "name", _("Your name"))
+    name = _clean_text(entry.name, NAME_MAX, "name", _l("Your name"))
     if signer is not None:
         email = signer.email
         name = name or signer.name
@@ -173,7 +175,7 @@ def validate(action: Action | sa.Row, entry: Entry,
             raise SignError("email", signup_form.email_message(exc)) from exc
     if not name:
         raise SignError("name", _("Please enter your name."))
-    postal = _clean_text(entry.postal_code, POSTAL_MAX, "postal_code", _("The postal code"))
+    postal = _clean_text(entry.postal_code, POSTAL_MAX, "postal_code", _l("The postal code"))
     if postal and not _POSTAL.match(postal):
         raise SignError("postal_code", _("A postal code has letters, digits, spaces and hyphens only."))
     if not postal and signer is not None:

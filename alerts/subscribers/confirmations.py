@@ -15,6 +15,9 @@ from .subscriptions import AWAITING_CONFIRMATION, release_cooldown, take_attempt
 from .tokens import make_confirm_token
 
 CONFIRM_SLOTS = ("confirm_url", "email", emails.UNSUBSCRIBE_SLOT)
+# The light queue of signup attempts' ids (`queueing.push_after_commit`), drained by DRAIN_SIGNUPS.
+SIGNUPS = "signups"
+DRAIN_BATCH = 100
 
 
 def queue(subscriber_id: int) -> None:
@@ -24,8 +27,19 @@ def queue(subscriber_id: int) -> None:
 
 
 def queue_signup(attempt_id: int) -> None:
-    """Decide a recorded signup in a worker once it commits; if the broker is away, the sweep does."""
-    queueing.after_commit(tasknames.HANDLE_SIGNUP, attempt_id)
+    """Decide a recorded signup in a worker once it commits: its id pushed onto the signups'
+    light queue (a bare LPUSH, no Celery publish); if Redis is away, the sweep applies the row."""
+    queueing.push_after_commit(SIGNUPS, attempt_id, wake=tasknames.DRAIN_SIGNUPS)
+
+
+def take_signups(*, drainer: bool = True) -> list[int]:
+    """The next batch of queued signup attempts (oldest first); each is the caller's to apply."""
+    return queueing.take(SIGNUPS, DRAIN_BATCH, drainer=drainer)
+
+
+def rest_signups() -> None:
+    """The drainer stops (see `queueing.rest`)."""
+    queueing.rest(SIGNUPS, wake=tasknames.DRAIN_SIGNUPS)
 
 
 def handle_signup(attempt_id: int) -> int | None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import date
@@ -22,7 +23,10 @@ import sqlalchemy as sa
 from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from sqlalchemy import event
+from sqlalchemy.orm import Session
 
+from .. import i18n
 from ..extensions import any_of, db
 from ..models import SubscriberField, SubscriberFieldValue
 
@@ -121,6 +125,53 @@ def signup_fields() -> list[FieldDef]:
     return [f for f in definitions() if f.on_signup]
 
 
+# The signup forms' fields as shown, per language, read again at most this often in a process:
+# a signup (the hot path of a viral moment) does not query the definitions each time. A change
+# made through `define`, `change` or `remove` is seen at once by the process that made it,
+# within this long by the others.
+SIGNUP_CACHE_SECONDS = 5.0
+_CHANGED = "alerts.fields_changed"
+
+
+class _SignupCache:
+    by_language: dict[str, list[FieldDef]] = {}
+    read_at = -1e9
+
+
+def signup_form_fields() -> list[FieldDef]:
+    """`for_form(signup_fields())` in the current language, cached per process (see above)."""
+    now = time.monotonic()
+    if now - _SignupCache.read_at > SIGNUP_CACHE_SECONDS:
+        _SignupCache.by_language, _SignupCache.read_at = {}, now
+    language = i18n.current()
+    found = _SignupCache.by_language.get(language)
+    if found is None:
+        found = _SignupCache.by_language[language] = for_form(signup_fields())
+    return list(found)
+
+
+def forget() -> None:
+    """Read the definitions again at the next signup (this process changed them)."""
+    _SignupCache.by_language, _SignupCache.read_at = {}, -1e9
+
+
+def _changed() -> None:
+    db.session.info[_CHANGED] = True
+    forget()
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_committed(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        forget()  # (what was read between the change and its commit is not kept)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        forget()
+
+
 def by_key() -> dict[str, FieldDef]:
     return {f.key: f for f in definitions()}
 
@@ -158,6 +209,7 @@ def _clean_label(label: str, errors: dict[str, str]) -> str:
 def define(key: str, label: str, kind: str, choices: Iterable[str] = (), *, required: bool = False,
            on_signup: bool = False) -> SubscriberField:
     """A new custom field; FieldError names every setting at fault. The caller commits."""
+    _changed()
     errors: dict[str, str] = {}
     key = (key or "").strip().lower()
     if not KEY_PATTERN.match(key):
@@ -187,6 +239,7 @@ def change(key: str, *, label: str, required: bool, on_signup: bool,
 
     A choice taken away leaves the values already given as they are, shown to staff; it is
     no longer offered. The caller commits."""
+    _changed()
     fdef = by_key().get(key)
     if fdef is None:
         raise FieldError({"key": f"there is no field {key!r}"})
@@ -208,6 +261,7 @@ def change(key: str, *, label: str, required: bool, on_signup: bool,
 
 def remove(key: str) -> None:
     """Delete a custom field and every value of it. The caller commits."""
+    _changed()
     if key in BUILTIN_KEYS:
         raise FieldError({"key": f"{key!r} is built in; it can be hidden from the form, not removed"})
     row = db.session.scalar(sa.select(SubscriberField).where(SubscriberField.key == key))

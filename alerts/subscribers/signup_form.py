@@ -61,7 +61,7 @@ def read(getlist: Callable[[str], list[str]], defs: list[fields.FieldDef] | None
     """The signup fields' answers from a posted form (`getlist`: the form's MultiDict.getlist).
 
     Only non-empty answers are kept: an optional field left blank clears nothing."""
-    defs = fields.for_form(fields.signup_fields() if defs is None else defs)
+    defs = fields.signup_form_fields() if defs is None else fields.for_form(defs)
     entry = Entry()
     builtin: dict[str, object] = {}
     custom: dict[str, object] = {}

@@ -91,7 +91,7 @@ def _signup_page(*, email: str = "", error: str | None = None, done: bool = Fals
     bits = {} if done else _form_bits(formtokens.purpose_for(None))
     entry = entry or signup_form.Entry()
     return render_template("embed/signup.html", email=email, error=error, done=done,
-                           signup_fields=[] if done else fields.for_form(fields.signup_fields()),
+                           signup_fields=[] if done else fields.signup_form_fields(),
                            typed=entry.typed, errors=entry.errors, **bits, **_look()), status, NO_STORE
 
 

@@ -7,17 +7,17 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from flask import (
-    abort,
     current_app,
     jsonify,
+    make_response,
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from flask_babel import gettext as _
 from flask_wtf import FlaskForm
+from itsdangerous import BadSignature, Signer
 from wtforms import EmailField, StringField
 
 from .. import actions, i18n, redis_conn
@@ -31,6 +31,7 @@ from ..subscribers.tokens import (
     legacy_unsubscribe_id,
     unsubscribe_subscriber_id,
 )
+from . import ratelimits
 from .client import client_request
 from .preferences import preferences_context
 
@@ -42,16 +43,22 @@ class SubscribeForm(FlaskForm):
     website = StringField("Please leave this field empty")  # the honeypot
 
 
-# The address just posted, kept in the visitor's own (signed) session cookie so the
-# "check your inbox" page can echo it after the redirect, never in a URL or a log.
-SESSION_SIGNUP = "signup_email"
+# The address just posted, kept in a signed cookie of its own (the visitor's browser only, for
+# /subscribe only, gone when the browser closes) so the "check your inbox" page can echo it
+# after the redirect, never in a URL or a log. Not in the session: re-signing the session
+# cookie on every signup costs CPU a burst of signups has better use for.
+SIGNUP_COOKIE = "signup_email"
+
+
+def _echo_signer() -> Signer:
+    return Signer(current_app.secret_key or "", salt="signup-email-echo")
 
 
 def _index_page(form: SubscribeForm, *, source_code: str, email_error: str | None = None,
                 entry: signup_form.Entry | None = None) -> str:
     entry = entry or signup_form.Entry()
     return render_template("index.html", actions=actions.open_actions(), form=form, email_error=email_error,
-                           source_code=source_code, signup_fields=fields.for_form(fields.signup_fields()),
+                           source_code=source_code, signup_fields=fields.signup_form_fields(),
                            typed=entry.typed, errors=entry.errors)
 
 
@@ -63,29 +70,31 @@ def _subscribe_rate_limit() -> str:
     return current_app.config["SUBSCRIBE_RATE_LIMIT"]
 
 
-@limiter.limit(_subscribe_rate_limit)
+@limiter.counts_itself  # limited per IP in the view, in one round trip (`ratelimits.check`)
 def subscribe():
-    form = SubscribeForm()
-    if not form.validate_on_submit():  # only the CSRF token is validated here
-        abort(400)
-    if (form.website.data or "").strip():
+    # (The CSRF token was checked by CSRFProtect before this view ran: a bad one is a 400 page.
+    # The form is read as posted; a SubscribeForm is built only to show the page again.)
+    ratelimits.check(((_subscribe_rate_limit(), f"subscribe-ip:{request.remote_addr}"),))
+    posted = request.form
+    if (posted.get("website") or "").strip():
         # A bot filled the honeypot: it sees the usual answer and nothing happens.
         log.info("honeypot filled from %s", request.remote_addr)
-        return _done((form.email.data or "").strip()[:254])
-    entry = signup_form.read(request.form.getlist)
+        return _done((posted.get("email") or "").strip()[:254])
+    entry = signup_form.read(posted.getlist)
     email_error = None
     try:
-        email = subscriptions.normalize_email(form.email.data or "")
+        email = subscriptions.normalize_email(posted.get("email") or "")
     except subscriptions.InvalidEmail as exc:
         email_error = signup_form.email_message(exc)
     if email_error or entry.errors:
-        session.pop(SESSION_SIGNUP, None)  # a reload must not show an earlier address as sent
-        return _index_page(form, source_code=clean_source(request.form.get("source")) or "",
-                           email_error=email_error, entry=entry), 400
+        page = make_response(_index_page(SubscribeForm(), email_error=email_error, entry=entry,
+                                          source_code=clean_source(posted.get("source")) or ""), 400)
+        page.delete_cookie(SIGNUP_COOKIE, path="/subscribe")  # a reload shows no earlier address as sent
+        return page
     # The same steps and the same page whether the address is new, pending, confirmed,
-    # unsubscribed or suppressed: one row written, one task queued, which decides later.
+    # unsubscribed or suppressed: one row written, one id queued, which decides later.
     # The source code the page came with (`?source=`), else the channel: the site's form.
-    code = clean_source(request.form.get("source"))
+    code = clean_source(posted.get("source"))
     attempt_id = subscriptions.record_attempt(email, client_request(source=code or "web-form"), entry.profile)
     confirmations.queue_signup(attempt_id)
     db.session.commit()
@@ -95,13 +104,18 @@ def subscribe():
 
 def _done(email: str):
     """Redirect after the POST, so reloading the answer page does not post the form again."""
-    session[SESSION_SIGNUP] = email
-    return redirect(url_for("public.subscribe_done"), code=303)
+    response = redirect(url_for("public.subscribe_done"), code=303)
+    response.set_cookie(SIGNUP_COOKIE, _echo_signer().sign(email).decode(), path="/subscribe", httponly=True,
+                        samesite="Lax", secure=request.is_secure)
+    return response
 
 
 def subscribe_done():
     """The answer page, echoing the address so a typo can be spotted (changes nothing)."""
-    email = session.get(SESSION_SIGNUP)
+    try:
+        email = _echo_signer().unsign(request.cookies.get(SIGNUP_COOKIE, "")).decode()
+    except BadSignature:  # none, or not ours
+        email = ""
     if not email:
         return redirect(url_for("public.index", _anchor="advocate"))
     return render_template("subscribe_done.html", email=email)

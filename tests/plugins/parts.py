@@ -207,6 +207,15 @@ def _reset_shared_state(app, smtp: MailCatcher) -> None:
     # earlier test's alert of the same id (the /r/ redirect would lead to its old server),
     # and no clicks queued by an earlier test.
     tracking_helpers.reset(app)
+    # No signup ids left on their light queue by a test without a worker, nor its drainer's flag
+    # (which would keep the next test's signups from waking the worker).
+    from alerts import queueing
+    from alerts.subscribers.confirmations import SIGNUPS
+
+    queueing.clear(SIGNUPS)
+    from alerts.subscribers import fields
+
+    fields.forget()  # no signup form fields cached from another test's (rolled-back) definitions
     smtp.handler.clear()
     smtp.handler.connect_reply = None
     smtp.handler.rcpt_reply = None

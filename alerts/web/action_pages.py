@@ -9,6 +9,7 @@ press; it is never shown, logged or passed on in a Referer.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Response, abort, current_app, redirect, render_template, request, url_for
@@ -112,35 +113,58 @@ def sign(slug: str):
         # A bot filled the honeypot: the usual answer, and nothing is written.
         log.info("honeypot filled on %s from %s", slug, request.remote_addr)
         return redirect(url_for("public.thanks", slug=item.slug), code=303)
-    token = request.form.get("r", "")
-    not_me = request.form.get("not_me") == "1"
-    referenced = signing.signer_for(token) if token else None
-    signer = None if not_me else referenced
-    entry = signing.Entry(
-        name=request.form.get("name", ""), email=request.form.get("email", ""),
-        postal_code=request.form.get("postal_code", ""), comment=request.form.get("comment", ""),
-        opt_in=request.form.get("opt_in") in ("1", "y", "on", "true"),
-        language=i18n.known(request.form.get("language")),
-    )
-    typed = None if signer is not None else entry.email
-    code = clean_source(request.form.get("source"))
-    where = signing.attribution(referenced, page_source=src, email=typed, source_code=code)
+    who = _who_acts(src, comment=request.form.get("comment", ""))
     try:
-        outcome = signing.sign(item, entry, signer=signer, where=where, request=client_request())
+        outcome = signing.sign(item, who.entry, signer=who.signer, where=who.where, request=client_request())
     except signing.ActionClosed:
         db.session.rollback()
         return _render(_action_or_404(slug), status=409)
     except signing.SignError as exc:
         db.session.rollback()
-        return _render(_action_or_404(slug), signer=referenced, token=token, not_me=not_me, src=src,
-                       entry=entry, error=exc, status=400, source_code=code)
+        return _render(_action_or_404(slug), signer=who.referenced, token=who.token, not_me=who.not_me,
+                       src=src, entry=who.entry, error=exc, status=400, source_code=who.code)
     db.session.commit()
     # The answer names nothing but the action: the thank-you page is the same for everyone.
     # (No session write either: re-signing the session cookie on every signature costs CPU a
     # viral petition has better use for.)
-    args: dict[str, Any] = {} if outcome.counted else {"check": "1"}
+    return _acted(slug, item.id, who.signer, {} if outcome.counted else {"check": "1"})
+
+
+@dataclass(frozen=True)
+class _Acting:
+    """Who is acting on a signing or call form: the alert's reference (if any), whether they
+    said "not me", what they typed, and where they came from."""
+
+    token: str
+    not_me: bool
+    referenced: signing.Signer | None
+    signer: signing.Signer | None
+    entry: signing.Entry
+    code: str | None
+    where: signing.Attribution
+
+
+def _who_acts(src: str | None, comment: str = "") -> _Acting:
+    form = request.form
+    token = form.get("r", "")
+    not_me = form.get("not_me") == "1"
+    referenced = signing.signer_for(token) if token else None
+    signer = None if not_me else referenced
+    entry = signing.Entry(
+        name=form.get("name", ""), email=form.get("email", ""), postal_code=form.get("postal_code", ""),
+        comment=comment, opt_in=form.get("opt_in") in ("1", "y", "on", "true"),
+        language=i18n.known(form.get("language")),
+    )
+    code = clean_source(form.get("source"))
+    typed = None if signer is not None else entry.email
+    where = signing.attribution(referenced, page_source=src, email=typed, source_code=code)
+    return _Acting(token, not_me, referenced, signer, entry, code, where)
+
+
+def _acted(slug: str, action_id: int, signer: signing.Signer | None, args: dict[str, Any]):
+    """The 303 to the thank-you page, remembering in the browser what this person has done."""
     response = redirect(url_for("public.thanks", slug=slug, **args), code=303)
-    done = signed_here() | {item.id}
+    done = signed_here() | {action_id}
     if signer is not None:  # the alert's reference proves who this is: what they signed before counts
         done |= signing.signed_action_ids(signer.email)
     _remember_signed(response, done)
@@ -166,37 +190,21 @@ def call(slug: str):
     if (request.form.get("website") or "").strip():
         log.info("honeypot filled on %s from %s", slug, request.remote_addr)
         return redirect(url_for("public.thanks", slug=item.slug, called="1"), code=303)
-    token = request.form.get("r", "")
-    not_me = request.form.get("not_me") == "1"
-    referenced = signing.signer_for(token) if token else None
-    signer = None if not_me else referenced
-    entry = signing.Entry(
-        name=request.form.get("name", ""), email=request.form.get("email", ""),
-        postal_code=request.form.get("postal_code", ""),
-        opt_in=request.form.get("opt_in") in ("1", "y", "on", "true"),
-        language=i18n.known(request.form.get("language")),
-    )
+    who = _who_acts(src)
     report = calls.read_form(request.form)
-    typed = None if signer is not None else entry.email
-    code = clean_source(request.form.get("source"))
-    where = signing.attribution(referenced, page_source=src, email=typed, source_code=code)
     try:
-        logged = calls.report_call(item, entry, report, signer=signer, where=where, request=client_request())
+        logged = calls.report_call(item, who.entry, report, signer=who.signer, where=who.where,
+                                   request=client_request())
     except signing.ActionClosed:
         db.session.rollback()
         return _render(_action_or_404(slug), status=409)
     except signing.SignError as exc:
         db.session.rollback()
-        return _render(_action_or_404(slug), signer=referenced, token=token, not_me=not_me, src=src,
-                       entry=entry, error=exc, status=400, source_code=code, report=report)
+        return _render(_action_or_404(slug), signer=who.referenced, token=who.token, not_me=who.not_me,
+                       src=src, entry=who.entry, error=exc, status=400, source_code=who.code, report=report)
     db.session.commit()
-    args: dict[str, Any] = {"called": "1"} if logged.outcome.counted else {"called": "1", "check": "1"}
-    response = redirect(url_for("public.thanks", slug=slug, **args), code=303)
-    done = signed_here() | {item.id}
-    if signer is not None:
-        done |= signing.signed_action_ids(signer.email)
-    _remember_signed(response, done)
-    return response
+    return _acted(slug, item.id, who.signer,
+                  {"called": "1"} if logged.outcome.counted else {"called": "1", "check": "1"})
 
 
 def share_links(action: Action) -> dict[str, str]:

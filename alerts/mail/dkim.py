@@ -170,13 +170,18 @@ class DkimSigner:
         known = self._canon
         for i, name, repeats in picks:
             value = head[i][1]
-            line = known.get((name, value)) if repeats else None
+            if not repeats:  # To, Message-ID, the unsubscribe link: single-line, as a rule
+                if b"\r\n" in value or b"\t" in value or b"  " in value:
+                    canon.append(canon_header_relaxed(name, value))
+                else:  # `name` is canonical already (from SIGNED_HEADERS)
+                    canon += (name, b":", value.strip(), b"\r\n")
+                continue
+            line = known.get((name, value))
             if line is None:
                 line = canon_header_relaxed(name, value)
-                if repeats:
-                    if len(known) >= 256:  # a new alert, a new second's Date: start afresh
-                        known.clear()
-                    known[(name, value)] = line
+                if len(known) >= 256:  # a new alert, a new second's Date: start afresh
+                    known.clear()
+                known[(name, value)] = line
             canon.append(line)
         if canonical_body and body.endswith(b"\r\n") and not body.endswith(b"\r\n\r\n"):
             canonical = body

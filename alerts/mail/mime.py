@@ -160,7 +160,11 @@ def build_message(**fields: Any) -> bytes:
 
 def join_message(head: list[tuple[bytes, bytes]], body: bytes, first: bytes = b"") -> bytes:
     """The message's bytes from `message_parts`; `first` goes before the headers (a signature)."""
-    return b"".join([first, *[name + b": " + value + b"\r\n" for name, value in head], b"\r\n", body])
+    out = [first]
+    for name, value in head:  # one flat join: no bytes made per header line
+        out += (name, b": ", value, b"\r\n")
+    out += (b"\r\n", body)
+    return b"".join(out)
 
 
 def message_parts(
@@ -202,9 +206,27 @@ def message_parts(
     if html_qp is None:
         assert html is not None, "the HTML part comes as html or as html_qp"
         html_qp = _qp(html)
-    return [(name, value.encode("utf-8")) for name, value in head], b"".join(
+    return [(name, _encoded(name, value)) for name, value in head], b"".join(
         [_PART_TEXT, text_qp, _PART_HTML, html_qp, _END]
     )
+
+
+# Header values that differ per recipient; the others repeat across a blast's messages and
+# are encoded once, and being the same bytes objects each time, the signer finds their
+# canonical forms without hashing them again.
+_PER_RECIPIENT = frozenset({b"To", b"Message-ID", b"List-Unsubscribe"})
+_ENCODED: dict[str, bytes] = {}
+
+
+def _encoded(name: bytes, value: str) -> bytes:
+    if name in _PER_RECIPIENT:
+        return value.encode("utf-8")
+    encoded = _ENCODED.get(value)
+    if encoded is None:
+        if len(_ENCODED) >= 256:  # a new alert, a new second's Date: start afresh
+            _ENCODED.clear()
+        encoded = _ENCODED[value] = value.encode("utf-8")
+    return encoded
 
 
 _CONTENT_TYPE = f'multipart/alternative; boundary="{BOUNDARY}"'

@@ -408,20 +408,31 @@ class MessageFactory:
                 ref = self.reference(delivery_id)
             if self.tracker is not None:
                 token = self.tracker.tokens(delivery_id)
-        out = {}
         lang = self._lang_query
-        for slot, url, index, on in self._link_plan:
-            query = f"r={ref}" if on and ref is not None else ""
-            if on and lang:
-                query = f"{query}&{lang}" if query else lang
-            if index is not None and token is not None:
-                assert self.tracker is not None  # a token is only made by the tracker
-                out[slot] = self.tracker.url(token, index, query)
-            elif query:
-                out[slot] = f"{url}{'&' if '?' in url else '?'}{query}"
+        # What a link that carries the reference passes on: the same for each of this
+        # message's links, worked out once (the rest pass on nothing).
+        query = f"r={ref}" if ref is not None else ""
+        if lang:
+            query = f"{query}&{lang}" if query else lang
+        tracked = None
+        if token is not None:
+            assert self.tracker is not None  # a token is only made by the tracker
+            tracked = f"{self.tracker.base}{token}/"  # `tracker.url`'s start, once a message
+        out = {}
+        for slot, url, index, on, sep in self._link_plan_fast:
+            if index is not None and tracked is not None:
+                out[slot] = f"{tracked}{index}?{query}" if on and query else f"{tracked}{index}"
+            elif on and query:
+                out[slot] = f"{url}{sep}{query}"
             else:
                 out[slot] = url
         return out
+
+    @functools.cached_property
+    def _link_plan_fast(self) -> tuple[tuple[str, str, int | None, bool, str], ...]:
+        """`_link_plan` with each URL's separator before a query ("&" or "?")."""
+        return tuple((slot, url, index, on, "&" if "?" in url else "?")
+                     for slot, url, index, on in self._link_plan)
 
     def test_values(self) -> dict[str, str]:
         """The slots of a staff test send (no delivery, no subscriber): plain links, a sample

@@ -80,7 +80,7 @@ def _letter(digest: bool = False) -> Callable[[], None]:
                       comment="As a foster parent, I have seen why this matters.")
             db.session.execute(sa.update(LetterDelivery).values(due_at=utcnow()))
             db.session.commit()
-            assert letters.send_due().messages == 1
+            letters.send_due()  # (or a worker, if one runs: the test reads what reaches the relay)
         finally:
             current_app.config["LETTER_DELIVERY"] = "each"
 

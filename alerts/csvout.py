@@ -10,6 +10,7 @@ which some spreadsheet locales read as the ASCII ones.
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Iterable
 from typing import Any, TextIO
 
@@ -38,3 +39,11 @@ class Writer:
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:
             self.writerow(row)
+
+
+def drain(buf: io.StringIO) -> str:
+    """What a streamed export has written so far, handed out once and cleared from the buffer."""
+    text = buf.getvalue()
+    buf.seek(0)
+    buf.truncate()
+    return text

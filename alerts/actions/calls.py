@@ -162,7 +162,7 @@ def export_csv(action_id: int) -> Iterator[str]:
     buf = io.StringIO()
     writer = csvout.Writer(buf, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
-    yield _drain(buf)
+    yield csvout.drain(buf)
     query = (sa.select(CallLog.created_at, ActionTarget.name, CallLog.outcome, CallLog.note,
                        Signature.name, Signature.email)
              .join(ActionTarget, ActionTarget.id == CallLog.target_id)
@@ -175,13 +175,7 @@ def export_csv(action_id: int) -> Iterator[str]:
             writer.writerows((at.isoformat(timespec="seconds") if at else "", target, outcome, note or "",
                               name or "", email or "")
                              for at, target, outcome, note, name, email in partition)
-            yield _drain(buf)
+            yield csvout.drain(buf)
     finally:
         result.close()
 
-
-def _drain(buf: io.StringIO) -> str:
-    text = buf.getvalue()
-    buf.seek(0)
-    buf.truncate()
-    return text

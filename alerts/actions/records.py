@@ -128,7 +128,7 @@ def export_csv(action_id: int) -> Iterator[str]:
     buf = io.StringIO()
     writer = csvout.Writer(buf, lineterminator="\r\n")
     writer.writerow(EXPORT_COLUMNS)
-    yield _drain(buf)
+    yield csvout.drain(buf)
     result = db.session.execute(_export_query(action_id).execution_options(yield_per=EXPORT_CHUNK))
     try:
         for partition in result.partitions():
@@ -136,16 +136,10 @@ def export_csv(action_id: int) -> Iterator[str]:
                 (name, email, postal or "", comment or "", _iso(created), source, alert_id or "", code or "")
                 for name, email, postal, comment, created, source, alert_id, code in partition
             )
-            yield _drain(buf)
+            yield csvout.drain(buf)
     finally:
         result.close()
 
-
-def _drain(buf: io.StringIO) -> str:
-    text = buf.getvalue()
-    buf.seek(0)
-    buf.truncate()
-    return text
 
 
 # -- import ---------------------------------------------------------------------------------

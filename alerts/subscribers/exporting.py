@@ -36,7 +36,7 @@ def export_csv(status: str | None = None, *, chunk_size: int = EXPORT_CHUNK) -> 
     writer = csvout.Writer(buf, lineterminator="\r\n")
     custom = fields.custom()
     writer.writerow([*EXPORT_COLUMNS, *(f.key for f in custom)])
-    yield _drain(buf)
+    yield csvout.drain(buf)
     query = sa.select(
         Subscriber.id, Subscriber.email, Subscriber.status, Subscriber.first_name, Subscriber.last_name,
         Subscriber.postal_code, Subscriber.language, Subscriber.source, Subscriber.created_at,
@@ -56,17 +56,11 @@ def export_csv(status: str | None = None, *, chunk_size: int = EXPORT_CHUNK) -> 
                  *(fields.shown(f, values.get(row.id, {}).get(f.key, [])) for f in custom))
                 for row in partition
             )
-            yield _drain(buf)
+            yield csvout.drain(buf)
     finally:
         result.close()
         db.session.rollback()  # end the read transaction the export held open
 
-
-def _drain(buf: io.StringIO) -> str:
-    text = buf.getvalue()
-    buf.seek(0)
-    buf.truncate()
-    return text
 
 
 def _iso(value: datetime | None) -> str:

@@ -56,3 +56,36 @@ def test_any_uploaded_file_gives_targets_or_one_error(ctx, data):
     assert len({t.email.lower() for t in found if t.email}) == len(found)  # none twice
     for target in found:
         assert targets.parse(targets.line_of(target), "letter") == target
+
+
+FORM_KEY = st.one_of(st.sampled_from(["note", "name", "outcome-"]), st.text(max_size=12),
+                     st.builds(lambda s: f"outcome-{s}", st.one_of(st.integers(-5, 10**12).map(str),
+                                                                     st.text(max_size=12))))
+FORM_VALUE = st.one_of(st.sampled_from(["reached", "voicemail", "busy", "no-answer", ""]),
+                       st.text(max_size=30))
+
+
+@settings(max_examples=examples(300), deadline=None, suppress_health_check=FIXTURE_OK)
+@given(data=st.data())
+def test_any_posted_call_report_is_read_as_real_answers_or_refused(ctx, data):
+    import sqlalchemy as sa
+
+    from alerts.actions import calls
+    from alerts.extensions import db
+    from alerts.models import Action
+    from tests.test_calls import SLUG, make_call
+
+    action = db.session.scalar(sa.select(Action).where(Action.slug == SLUG)) or make_call()
+    every = {t.id for t in targets.targets_of(action.id)}
+    shown = {t.id for t in targets.real_targets(action.id)}  # the placeholder is not among them
+    real_key = st.sampled_from(sorted(every)).map(lambda i: f"outcome-{i}")  # the page's own fields too
+    form = data.draw(st.dictionaries(st.one_of(FORM_KEY, real_key), FORM_VALUE, max_size=6))
+    report = calls.read_form(form)
+    try:
+        answered, note = calls.validate(action.id, report)
+    except calls.CallError as exc:
+        assert str(exc) and exc.field
+        return
+    assert answered and {tid for tid, _ in answered} <= shown
+    assert all(outcome in calls.CALL_OUTCOMES for _, outcome in answered)
+    assert note is None or (0 < len(note) <= 2000)
